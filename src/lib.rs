@@ -1,0 +1,3 @@
+//! dockshim: a Kubernetes CRI v1 runtime for the Docker Engine.
+
+pub mod grpc;
