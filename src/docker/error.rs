@@ -1,0 +1,237 @@
+//! `DockerError`: everything that can go wrong talking to dockerd, and how
+//! each failure reaches the kubelet as a gRPC status.
+//!
+//! It owns the wording and the code mapping; it must not decide policy such
+//! as "a missing container is fine when removing" — callers look at
+//! [`DockerError::code`] or [`DockerError::api_status`] for that.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ApiVersion;
+use crate::grpc::{Code, Status};
+
+/// A failed Docker Engine API call.
+#[derive(Debug)]
+pub enum DockerError {
+    /// The `--docker-endpoint` value cannot be dialled.
+    Endpoint(String),
+    /// The socket could not be connected (missing, refused, no permission).
+    Connect { path: PathBuf, source: io::Error },
+    /// The connection failed while sending or receiving.
+    Io(io::Error),
+    /// No progress within the allowed time; `what` names the phase.
+    Timeout { what: &'static str, after: Duration },
+    /// dockerd's bytes are not the HTTP/1.1 (or stream framing) we accept.
+    Protocol(String),
+    /// dockerd answered with an error status; `message` is its JSON
+    /// `message`, verbatim.
+    Api { status: u16, message: String },
+    /// A body did not decode as the JSON we expect, or ours did not encode.
+    Json(serde_json::Error),
+    /// dockerd reported a failure inside a stream that had started well
+    /// (a pull error message, an error frame on a hijacked connection).
+    Stream(String),
+    /// The engine's newest API is older than the oldest we speak.
+    TooOld {
+        server: ApiVersion,
+        minimum: ApiVersion,
+    },
+    /// The request cannot be written: a method, path or header value that
+    /// would break the request line or header framing.
+    InvalidRequest(String),
+    /// Any of the above, with the call it happened in.
+    Call {
+        method: String,
+        path: String,
+        source: Box<DockerError>,
+    },
+}
+
+impl DockerError {
+    /// Wraps `self` with the call it belongs to, once: an error that already
+    /// names its call keeps the innermost name.
+    pub(crate) fn in_call(self, method: &str, path: &str) -> DockerError {
+        match self {
+            DockerError::Call { .. } => self,
+            other => DockerError::Call {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                source: Box::new(other),
+            },
+        }
+    }
+
+    /// The failure without the call wrapper.
+    pub fn root(&self) -> &DockerError {
+        match self {
+            DockerError::Call { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
+    /// dockerd's HTTP status, if dockerd answered with an error.
+    pub fn api_status(&self) -> Option<u16> {
+        match self.root() {
+            DockerError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The gRPC code this failure maps to.
+    ///
+    /// dockerd answers 409 Conflict for state conflicts ("You cannot remove a
+    /// running container", "container is paused", "image is being used by
+    /// running container") far more often than for name clashes, so 409 maps
+    /// to `FAILED_PRECONDITION`; a caller that creates by name and wants
+    /// `ALREADY_EXISTS` checks [`DockerError::api_status`] itself. A 500 is
+    /// dockerd failing for a reason we cannot classify (runc, storage,
+    /// networking): `UNKNOWN`, not `INTERNAL`, which would blame dockshim.
+    pub fn code(&self) -> Code {
+        match self {
+            DockerError::Endpoint(_) => Code::Internal,
+            DockerError::Connect { .. } | DockerError::Io(_) => Code::Unavailable,
+            DockerError::Timeout { .. } => Code::DeadlineExceeded,
+            DockerError::Protocol(_) | DockerError::Json(_) => Code::Internal,
+            DockerError::Api { status, .. } => code_for_status(*status),
+            DockerError::Stream(_) => Code::Unknown,
+            DockerError::TooOld { .. } => Code::FailedPrecondition,
+            DockerError::InvalidRequest(_) => Code::InvalidArgument,
+            DockerError::Call { source, .. } => source.code(),
+        }
+    }
+}
+
+fn code_for_status(status: u16) -> Code {
+    match status {
+        400 => Code::InvalidArgument,
+        401 | 403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        409 => Code::FailedPrecondition,
+        429 => Code::ResourceExhausted,
+        501 => Code::Unimplemented,
+        503 => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+impl fmt::Display for DockerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DockerError::Endpoint(why) => write!(f, "--docker-endpoint: {why}"),
+            DockerError::Connect { path, source } => {
+                write!(f, "cannot connect to dockerd at {}: {source}", path.display())
+            }
+            DockerError::Io(source) => write!(f, "connection to dockerd failed: {source}"),
+            DockerError::Timeout { what, after } => write!(f, "timed out after {after:?} {what}"),
+            DockerError::Protocol(why) => write!(f, "malformed answer from dockerd: {why}"),
+            DockerError::Api { status, message } => write!(f, "{status}: {message}"),
+            DockerError::Json(source) => write!(f, "JSON: {source}"),
+            DockerError::Stream(message) => write!(f, "dockerd reported: {message}"),
+            DockerError::TooOld { server, minimum } => write!(
+                f,
+                "dockerd speaks Docker Engine API {server} at most; dockshim needs {minimum} or newer \
+                 (Docker Engine 20.10)"
+            ),
+            DockerError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+            DockerError::Call { method, path, source } => write!(f, "{method} {path}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for DockerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DockerError::Connect { source, .. } | DockerError::Io(source) => Some(source),
+            DockerError::Json(source) => Some(source),
+            DockerError::Call { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<DockerError> for Status {
+    fn from(err: DockerError) -> Status {
+        Status::new(err.code(), format!("docker: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_found() -> DockerError {
+        DockerError::Api {
+            status: 404,
+            message: "No such container: x".to_owned(),
+        }
+        .in_call("GET", "/containers/x/json")
+    }
+
+    #[test]
+    fn status_keeps_call_and_dockerd_message() {
+        let status = Status::from(not_found());
+        assert_eq!(status.code, Code::NotFound);
+        assert_eq!(
+            status.message,
+            "docker: GET /containers/x/json: 404: No such container: x"
+        );
+    }
+
+    #[test]
+    fn wrapping_twice_keeps_the_innermost_call() {
+        let err = not_found().in_call("POST", "/other");
+        assert_eq!(
+            err.to_string(),
+            "GET /containers/x/json: 404: No such container: x"
+        );
+        assert_eq!(err.api_status(), Some(404));
+    }
+
+    #[test]
+    fn http_statuses_map_to_grpc_codes() {
+        let cases = [
+            (400, Code::InvalidArgument),
+            (401, Code::PermissionDenied),
+            (403, Code::PermissionDenied),
+            (404, Code::NotFound),
+            (409, Code::FailedPrecondition),
+            (500, Code::Unknown),
+            (503, Code::Unavailable),
+        ];
+        for (status, code) in cases {
+            let err = DockerError::Api {
+                status,
+                message: String::new(),
+            };
+            assert_eq!(err.code(), code, "{status}");
+        }
+    }
+
+    #[test]
+    fn unreachable_dockerd_is_unavailable_and_slow_dockerd_is_deadline_exceeded() {
+        let refused = DockerError::Connect {
+            path: "/run/x.sock".into(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(refused.code(), Code::Unavailable);
+        let slow = DockerError::Timeout {
+            what: "waiting for the answer",
+            after: Duration::from_secs(2),
+        };
+        assert_eq!(slow.in_call("GET", "/_ping").code(), Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn too_old_names_both_versions() {
+        let err = DockerError::TooOld {
+            server: ApiVersion::new(1, 40),
+            minimum: ApiVersion::new(1, 41),
+        };
+        let text = err.to_string();
+        assert!(text.contains("1.40") && text.contains("1.41"), "{text}");
+        assert_eq!(err.code(), Code::FailedPrecondition);
+    }
+}

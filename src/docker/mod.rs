@@ -1,0 +1,34 @@
+//! The Docker Engine API client: hand-rolled, synchronous HTTP/1.1 over
+//! dockerd's unix socket.
+//!
+//! Supported: API versions 1.41 (Docker Engine 20.10) to 1.44, negotiated
+//! once from `GET /_ping`; buffered calls with JSON bodies on a small pool
+//! of keep-alive connections; newline-delimited JSON streams (`/events`,
+//! pull progress); hijacked exec/attach sessions and their 8-byte stream
+//! multiplexing. Every call has a deadline; every size read off the wire is
+//! checked against a named limit before it is trusted.
+//!
+//! Not supported, on purpose: TCP or TLS endpoints, proxies, redirects,
+//! content codings (gzip), HTTP/2, request bodies that are streamed rather
+//! than buffered. This module knows HTTP and the handful of endpoints it
+//! decodes itself; what container and image calls mean belongs to `cri`.
+//! `vendor-docs/docker-engine-api.md` describes every endpoint and field used.
+
+mod api_version;
+mod client;
+mod connection;
+mod error;
+mod hijack;
+mod request;
+mod response;
+mod stream;
+mod types;
+
+pub use api_version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
+pub use client::{DockerClient, DEFAULT_REQUEST_TIMEOUT};
+pub use error::DockerError;
+pub use hijack::{demux_copy, Demux, Hijacked, Piece, StdStream, MAX_FRAME_SIZE};
+pub use request::path_with_query;
+pub use response::{Headers, Response, MAX_BUFFERED_BODY};
+pub use stream::{JsonStream, MAX_STREAM_MESSAGE};
+pub use types::{Actor, ErrorDetail, Event, Info, PullProgress, Version};

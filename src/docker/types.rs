@@ -1,0 +1,173 @@
+//! The typed subsets of dockerd's JSON answers that the client itself
+//! decodes: `/version`, `/info`, `/events` messages and pull progress.
+//!
+//! Every field has a default and unknown fields are ignored, because the
+//! Engine API only ever adds fields. Container and image structures belong
+//! to the CRI translation code, not here.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+/// `GET /version`, the fields dockshim reports or checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Version {
+    /// The engine version, e.g. `20.10.24+dfsg1`.
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// The newest API the engine serves, e.g. `1.41`.
+    #[serde(rename = "ApiVersion")]
+    pub api_version: String,
+    /// The oldest API the engine serves.
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    #[serde(rename = "Os")]
+    pub os: String,
+    #[serde(rename = "Arch")]
+    pub arch: String,
+    #[serde(rename = "KernelVersion")]
+    pub kernel_version: String,
+    #[serde(rename = "GitCommit")]
+    pub git_commit: String,
+}
+
+/// `GET /info`, the fields dockshim reports or checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Info {
+    #[serde(rename = "ServerVersion")]
+    pub server_version: String,
+    /// `cgroupfs` or `systemd`; must match the kubelet's driver.
+    #[serde(rename = "CgroupDriver")]
+    pub cgroup_driver: String,
+    /// `1` or `2`.
+    #[serde(rename = "CgroupVersion")]
+    pub cgroup_version: String,
+    #[serde(rename = "DockerRootDir")]
+    pub docker_root_dir: String,
+    /// The storage driver, e.g. `overlay2`.
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    #[serde(rename = "OperatingSystem")]
+    pub operating_system: String,
+    #[serde(rename = "NCPU")]
+    pub ncpu: i64,
+    /// Bytes of memory on the host.
+    #[serde(rename = "MemTotal")]
+    pub mem_total: i64,
+    /// The daemon's ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The host name.
+    #[serde(rename = "Name")]
+    pub name: String,
+}
+
+/// One message of `GET /events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Event {
+    /// The object kind: `container`, `image`, `network`, ...
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// What happened: `create`, `start`, `die`, `destroy`, ...
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: Actor,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    /// Nanoseconds since the Unix epoch.
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+/// The object an [`Event`] is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Actor {
+    /// The container or image ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Labels of the object plus event details such as `name`, `image`,
+    /// `exitCode`.
+    #[serde(rename = "Attributes")]
+    pub attributes: HashMap<String, String>,
+}
+
+/// One message of `POST /images/create` (pull) progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PullProgress {
+    /// e.g. `Pulling fs layer`, `Downloading`, `Extracting`,
+    /// `Status: Downloaded newer image for ...`.
+    pub status: String,
+    /// The layer ID (or tag) the status is about.
+    pub id: String,
+    /// A human-readable progress bar.
+    pub progress: String,
+    /// Set when the pull failed; the stream ends after it.
+    pub error: String,
+    #[serde(rename = "errorDetail")]
+    pub error_detail: ErrorDetail,
+}
+
+impl PullProgress {
+    /// The failure this message reports, if any.
+    pub fn error_message(&self) -> Option<&str> {
+        [self.error_detail.message.as_str(), self.error.as_str()]
+            .into_iter()
+            .find(|m| !m.is_empty())
+    }
+}
+
+/// The structured form of a stream error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ErrorDetail {
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_decodes_from_dockerd_and_ignores_legacy_fields() -> Result<(), serde_json::Error> {
+        let line = r#"{"status":"die","id":"b894","from":"busybox","Type":"container","Action":"die",
+            "Actor":{"ID":"b894","Attributes":{"exitCode":"0","name":"x"}},"scope":"local",
+            "time":1795430767,"timeNano":1795430767478831006}"#;
+        let event: Event = serde_json::from_str(line)?;
+        assert_eq!(
+            (event.kind.as_str(), event.action.as_str()),
+            ("container", "die")
+        );
+        assert_eq!(event.actor.id, "b894");
+        assert_eq!(
+            event.actor.attributes.get("exitCode").map(String::as_str),
+            Some("0")
+        );
+        assert_eq!(event.time_nano, 1_795_430_767_478_831_006);
+        Ok(())
+    }
+
+    #[test]
+    fn pull_error_prefers_the_detail() -> Result<(), serde_json::Error> {
+        let line =
+            r#"{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown: x"}"#;
+        let progress: PullProgress = serde_json::from_str(line)?;
+        assert_eq!(progress.error_message(), Some("manifest unknown"));
+        let ok: PullProgress = serde_json::from_str(r#"{"status":"Downloading","id":"a1"}"#)?;
+        assert_eq!(ok.error_message(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn missing_fields_default() -> Result<(), serde_json::Error> {
+        let info: Info = serde_json::from_str(r#"{"NCPU":2,"Unknown":{"x":1}}"#)?;
+        assert_eq!(info.ncpu, 2);
+        assert!(info.cgroup_driver.is_empty());
+        Ok(())
+    }
+}
