@@ -1,0 +1,456 @@
+//! The table of every command-line flag: name, value, default, help line,
+//! man-page paragraph and category.
+//!
+//! The parser, `--help` and the man page all read this one table, so a flag
+//! cannot exist in one of them and be missing from the others. This file holds
+//! descriptions only: it parses and validates nothing (see `values` and the
+//! parent module).
+
+/// Where a flag is listed in `--help` and in the man page, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Category {
+    Endpoints,
+    Sandboxes,
+    Networking,
+    Streaming,
+    Timeouts,
+    Logging,
+    Other,
+}
+
+impl Category {
+    pub(crate) const ALL: [Category; 7] = [
+        Category::Endpoints,
+        Category::Sandboxes,
+        Category::Networking,
+        Category::Streaming,
+        Category::Timeouts,
+        Category::Logging,
+        Category::Other,
+    ];
+
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Category::Endpoints => "Endpoints",
+            Category::Sandboxes => "Sandboxes and state",
+            Category::Networking => "Pod networking",
+            Category::Streaming => "Streaming (exec, attach, port-forward)",
+            Category::Timeouts => "Timeouts",
+            Category::Logging => "Logging and metrics",
+            Category::Other => "Other",
+        }
+    }
+}
+
+/// Which setting a flag controls; the second parsing phase matches on it
+/// exhaustively, so a flag added here cannot be silently ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlagId {
+    ContainerRuntimeEndpoint,
+    SocketGroup,
+    DockerEndpoint,
+    RootDirectory,
+    PodInfraContainerImage,
+    SandboxOomScoreAdj,
+    RuntimeCgroups,
+    NetworkPlugin,
+    CniBinDir,
+    CniConfDir,
+    CniCacheDir,
+    PodCidr,
+    HairpinMode,
+    Ipv6DualStack,
+    StreamingBindAddr,
+    StreamingConnectionIdleTimeout,
+    ImagePullProgressDeadline,
+    RuntimeRequestTimeout,
+    LogLevel,
+    MetricsAddr,
+    Help,
+    Version,
+}
+
+/// One flag's description.
+#[derive(Debug)]
+pub(crate) struct Flag {
+    pub(crate) id: FlagId,
+    /// Spelled without the leading `--`.
+    pub(crate) long: &'static str,
+    pub(crate) short: Option<char>,
+    /// `None` marks a switch, which takes no separate value argument.
+    pub(crate) value_name: Option<&'static str>,
+    /// The default as a user would write it; `None` when unset by default.
+    pub(crate) default: Option<&'static str>,
+    pub(crate) category: Category,
+    /// One line for `--help`.
+    pub(crate) help: &'static str,
+    /// A plain-text paragraph for the man page (escaped when rendered).
+    pub(crate) doc: &'static str,
+}
+
+pub(crate) const DEFAULT_RUNTIME_ENDPOINT: &str = "unix:///run/dockshim.sock";
+pub(crate) const DEFAULT_DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
+pub(crate) const DEFAULT_ROOT_DIRECTORY: &str = "/var/lib/dockshim";
+pub(crate) const DEFAULT_POD_INFRA_CONTAINER_IMAGE: &str = "registry.k8s.io/pause:3.10";
+pub(crate) const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
+pub(crate) const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+pub(crate) const DEFAULT_CNI_CACHE_DIR: &str = "/var/lib/cni/cache";
+
+/// Every flag, in the order `--help` and the man page list them.
+pub(crate) static FLAGS: &[Flag] = &[
+    Flag {
+        id: FlagId::ContainerRuntimeEndpoint,
+        long: "container-runtime-endpoint",
+        short: None,
+        value_name: Some("ENDPOINT"),
+        default: Some(DEFAULT_RUNTIME_ENDPOINT),
+        category: Category::Endpoints,
+        help: "Where to serve CRI gRPC: unix://PATH, an absolute PATH, or fd:// (systemd)",
+        doc: "Where the kubelet reaches dockshim. unix://PATH, or an absolute PATH, makes \
+              dockshim create a unix socket there with mode 0660, owned by root and by the \
+              group of --socket-group; the lock file PATH.lock keeps a second dockshim from \
+              taking over a live socket, and a stale socket left behind by a crash is \
+              replaced. fd:// serves on the socket passed by systemd socket activation \
+              (LISTEN_FDS); only the first passed socket is used, and its owner and mode are \
+              set by the socket unit.",
+    },
+    Flag {
+        id: FlagId::SocketGroup,
+        long: "socket-group",
+        short: None,
+        value_name: Some("GROUP"),
+        default: None,
+        category: Category::Endpoints,
+        help: "Group (name or number) owning the CRI socket; unset: root",
+        doc: "Name or numeric ID of the group that owns the CRI socket, so that its members \
+              may talk to dockshim. Unset, the socket belongs to root:root. The group is \
+              looked up when the socket is created.",
+    },
+    Flag {
+        id: FlagId::DockerEndpoint,
+        long: "docker-endpoint",
+        short: None,
+        value_name: Some("ENDPOINT"),
+        default: Some(DEFAULT_DOCKER_ENDPOINT),
+        category: Category::Endpoints,
+        help: "Docker Engine API socket: unix://PATH or an absolute PATH",
+        doc: "The unix socket on which dockerd serves the Docker Engine API. dockshim needs \
+              API version 1.41 (Docker 20.10) or newer. TCP endpoints are not supported.",
+    },
+    Flag {
+        id: FlagId::RootDirectory,
+        long: "root-directory",
+        short: None,
+        value_name: Some("DIR"),
+        default: Some(DEFAULT_ROOT_DIRECTORY),
+        category: Category::Sandboxes,
+        help: "Absolute path of dockshim's state directory (sandbox checkpoints)",
+        doc: "Absolute path of the directory where dockshim keeps what must survive a \
+              restart: one checkpoint per pod sandbox, recording its name, namespace, port \
+              mappings and network mode.",
+    },
+    Flag {
+        id: FlagId::PodInfraContainerImage,
+        long: "pod-infra-container-image",
+        short: None,
+        value_name: Some("IMAGE"),
+        default: Some(DEFAULT_POD_INFRA_CONTAINER_IMAGE),
+        category: Category::Sandboxes,
+        help: "Image of the sandbox (pause) container holding each pod's namespaces",
+        doc: "The image each pod's sandbox container runs. The sandbox container holds the \
+              pod's network namespace for the pod's lifetime. The image is reported as \
+              pinned, so the kubelet's image garbage collection leaves it alone.",
+    },
+    Flag {
+        id: FlagId::SandboxOomScoreAdj,
+        long: "sandbox-oom-score-adj",
+        short: None,
+        value_name: Some("SCORE"),
+        default: Some("-998"),
+        category: Category::Sandboxes,
+        help: "oom_score_adj of sandbox containers, from -1000 to 1000",
+        doc: "The oom_score_adj given to every sandbox container, so that under memory \
+              pressure the kernel kills a pod's workloads before the container that holds \
+              its namespaces. From -1000 to 1000.",
+    },
+    Flag {
+        id: FlagId::RuntimeCgroups,
+        long: "runtime-cgroups",
+        short: None,
+        value_name: Some("CGROUP"),
+        default: None,
+        category: Category::Sandboxes,
+        help: "Absolute cgroup path of the container runtime (dockerd, containerd)",
+        doc: "Absolute path, below the cgroup root, of the cgroup the container runtime \
+              (dockerd and containerd) runs in, like the kubelet's flag of the same name. \
+              Unset, dockshim leaves the runtime's cgroups alone.",
+    },
+    Flag {
+        id: FlagId::NetworkPlugin,
+        long: "network-plugin",
+        short: None,
+        value_name: Some("PLUGIN"),
+        default: Some("cni"),
+        category: Category::Networking,
+        help: "cni, or none for host-network pods only",
+        doc: "cni wires each pod's network namespace with the CNI plugins configured in \
+              --cni-conf-dir. none gives dockshim no pod networking: the runtime always \
+              reports NetworkReady, and sandboxes that do not use the host network are \
+              refused.",
+    },
+    Flag {
+        id: FlagId::CniBinDir,
+        long: "cni-bin-dir",
+        short: None,
+        value_name: Some("DIRS"),
+        default: Some(DEFAULT_CNI_BIN_DIR),
+        category: Category::Networking,
+        help: "Directories of CNI plugin binaries; several may be listed, comma-separated",
+        doc: "Absolute paths of the directories searched, in order, for CNI plugin \
+              executables; plugins receive them as CNI_PATH. Several directories may be \
+              listed, separated by commas. Debian's containernetworking-plugins package \
+              installs its plugins in /usr/lib/cni, so --cni-bin-dir=/opt/cni/bin,/usr/lib/cni \
+              finds both those and plugins installed by hand.",
+    },
+    Flag {
+        id: FlagId::CniConfDir,
+        long: "cni-conf-dir",
+        short: None,
+        value_name: Some("DIR"),
+        default: Some(DEFAULT_CNI_CONF_DIR),
+        category: Category::Networking,
+        help: "Directory holding the CNI network configuration",
+        doc: "Absolute path of the directory holding the CNI network configuration: the \
+              first .conflist or .conf file in lexical order defines the pod network.",
+    },
+    Flag {
+        id: FlagId::CniCacheDir,
+        long: "cni-cache-dir",
+        short: None,
+        value_name: Some("DIR"),
+        default: Some(DEFAULT_CNI_CACHE_DIR),
+        category: Category::Networking,
+        help: "Directory caching CNI results for later DEL and CHECK",
+        doc: "Absolute path of the directory where the result of each CNI ADD is kept, so \
+              that the matching DEL and CHECK get the same configuration and result.",
+    },
+    Flag {
+        id: FlagId::PodCidr,
+        long: "pod-cidr",
+        short: None,
+        value_name: Some("CIDRS"),
+        default: None,
+        category: Category::Networking,
+        help: "Pod CIDR as if sent by UpdateRuntimeConfig at start; IPv4,IPv6 for dual stack",
+        doc: "The pod CIDR to use until the kubelet sends one with UpdateRuntimeConfig: one \
+              CIDR, or an IPv4 and an IPv6 CIDR separated by a comma for dual stack. Meant \
+              for running without a kubelet; with CNI, pod addresses normally come from the \
+              IPAM plugin's own configuration.",
+    },
+    Flag {
+        id: FlagId::HairpinMode,
+        long: "hairpin-mode",
+        short: None,
+        value_name: Some("MODE"),
+        default: Some("hairpin-veth"),
+        category: Category::Networking,
+        help: "hairpin-veth, promiscuous-bridge or none",
+        doc: "How a pod reaches itself through a Service address. hairpin-veth turns on \
+              hairpin mode on the host end of the pod's veth \
+              (/sys/class/net/VETH/brport/hairpin_mode). promiscuous-bridge (also spelled \
+              promisc-bridge) and none leave it to the CNI bridge plugin and its hairpinMode \
+              setting.",
+    },
+    Flag {
+        id: FlagId::Ipv6DualStack,
+        long: "ipv6-dual-stack",
+        short: None,
+        value_name: None,
+        default: None,
+        category: Category::Networking,
+        help: "Report both the IPv4 and the IPv6 address of dual-stack pods",
+        doc: "Report both the IPv4 and the IPv6 address of a dual-stack pod in its sandbox \
+              status; without this switch only the first address is reported. Also \
+              accepted as --ipv6-dual-stack=true or --ipv6-dual-stack=false.",
+    },
+    Flag {
+        id: FlagId::StreamingBindAddr,
+        long: "streaming-bind-addr",
+        short: None,
+        value_name: Some("ADDR"),
+        default: Some("127.0.0.1:0"),
+        category: Category::Streaming,
+        help: "Listen address of the streaming server: IP or IP:PORT, IPv6 in brackets",
+        doc: "Address of the HTTP server that carries exec, attach and port-forward streams. \
+              An IP without a port, or port 0, picks a free port. Write IPv6 addresses in \
+              brackets, as in [::1]:10010. The server has no authentication of its own: it \
+              hands out single-use URLs that expire. It listens on loopback unless told \
+              otherwise, which suffices because the kubelet proxies streams; listen on all \
+              interfaces (0.0.0.0 or [::]) only on a trusted network.",
+    },
+    Flag {
+        id: FlagId::StreamingConnectionIdleTimeout,
+        long: "streaming-connection-idle-timeout",
+        short: None,
+        value_name: Some("DURATION"),
+        default: Some("4h"),
+        category: Category::Streaming,
+        help: "Close streaming connections idle this long; 0: never",
+        doc: "A streaming connection that carries no data for this long is closed. 0 \
+              disables the timeout.",
+    },
+    Flag {
+        id: FlagId::ImagePullProgressDeadline,
+        long: "image-pull-progress-deadline",
+        short: None,
+        value_name: Some("DURATION"),
+        default: Some("1m"),
+        category: Category::Timeouts,
+        help: "Cancel an image pull that makes no progress for this long",
+        doc: "An image pull that reports no progress for this long is cancelled. Must be \
+              greater than 0.",
+    },
+    Flag {
+        id: FlagId::RuntimeRequestTimeout,
+        long: "runtime-request-timeout",
+        short: None,
+        value_name: Some("DURATION"),
+        default: Some("2m"),
+        category: Category::Timeouts,
+        help: "Timeout of each Docker API request except streams and image pulls",
+        doc: "Upper bound on each request to dockerd, except long-lived streams (exec, \
+              attach, logs, events) and image pulls, which --image-pull-progress-deadline \
+              bounds instead. Must be greater than 0.",
+    },
+    Flag {
+        id: FlagId::LogLevel,
+        long: "log-level",
+        short: None,
+        value_name: Some("LEVEL"),
+        default: Some("info"),
+        category: Category::Logging,
+        help: "error, warn, info, debug or trace",
+        doc: "The least severe level of messages written to standard error: error, warn, \
+              info, debug or trace. Under systemd (JOURNAL_STREAM set) each line starts with \
+              its syslog priority and carries no timestamp; otherwise each line starts with \
+              an RFC 3339 UTC timestamp.",
+    },
+    Flag {
+        id: FlagId::MetricsAddr,
+        long: "metrics-addr",
+        short: None,
+        value_name: Some("ADDR"),
+        default: None,
+        category: Category::Logging,
+        help: "IP:PORT for Prometheus metrics (reserved); unset: no metrics endpoint",
+        doc: "Reserved for the Prometheus metrics endpoint: an IP:PORT, IPv6 in brackets. \
+              Any valid address is accepted, including non-loopback ones; the endpoint has \
+              no authentication, so prefer a loopback address.",
+    },
+    Flag {
+        id: FlagId::Help,
+        long: "help",
+        short: Some('h'),
+        value_name: None,
+        default: None,
+        category: Category::Other,
+        help: "Print this help and exit",
+        doc: "Print a summary of the flags and exit.",
+    },
+    Flag {
+        id: FlagId::Version,
+        long: "version",
+        short: Some('V'),
+        value_name: None,
+        default: None,
+        category: Category::Other,
+        help: "Print the version and exit",
+        doc: "Print the program name and version and exit.",
+    },
+];
+
+/// The flag spelled `--name` (without the dashes).
+pub(crate) fn by_long(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|flag| flag.long == name)
+}
+
+/// The flag spelled `-c`.
+pub(crate) fn by_short(c: char) -> Option<&'static Flag> {
+    FLAGS.iter().find(|flag| flag.short == Some(c))
+}
+
+/// The long name closest to a mistyped one, if it is within two edits.
+pub(crate) fn closest_long(name: &str) -> Option<&'static str> {
+    const MAX_SUGGESTION_DISTANCE: usize = 2;
+    FLAGS
+        .iter()
+        .map(|flag| (edit_distance(name, flag.long), flag.long))
+        .filter(|&(distance, _)| distance <= MAX_SUGGESTION_DISTANCE)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, long)| long)
+}
+
+/// Levenshtein distance over chars, keeping one row of the table.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_has_exactly_one_flag() {
+        for (i, flag) in FLAGS.iter().enumerate() {
+            let same_id = FLAGS.iter().filter(|other| other.id == flag.id).count();
+            let same_name = FLAGS.iter().filter(|other| other.long == flag.long).count();
+            assert_eq!((same_id, same_name), (1, 1), "flag #{i} --{}", flag.long);
+        }
+    }
+
+    #[test]
+    fn switches_have_no_default_and_values_have_a_name() {
+        for flag in FLAGS {
+            if flag.value_name.is_none() {
+                assert_eq!(flag.default, None, "--{}", flag.long);
+            }
+            assert!(
+                !flag.help.is_empty() && !flag.doc.is_empty(),
+                "--{}",
+                flag.long
+            );
+            assert!(
+                !flag.help.contains('\n') && !flag.doc.contains('\n'),
+                "--{}",
+                flag.long
+            );
+        }
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("log-level", "log-level"), 0);
+        assert_eq!(edit_distance("log-levl", "log-level"), 1);
+        assert_eq!(edit_distance("log-lavel", "log-level"), 1);
+        assert_eq!(edit_distance("netwrok-plugin", "network-plugin"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn close_misspellings_get_a_suggestion_and_far_ones_do_not() {
+        assert_eq!(closest_long("netwrok-plugin"), Some("network-plugin"));
+        assert_eq!(closest_long("docker-endpiont"), Some("docker-endpoint"));
+        assert_eq!(closest_long("cri-dockerd-root-directory"), None);
+    }
+}
