@@ -5,7 +5,19 @@
 //! It owns no sockets: `server` feeds it bytes and headers.
 
 mod call;
+mod framing;
+mod headers;
+mod percent;
 mod status;
+mod timeout;
 
 pub use call::{lookup, CallContext, Handler, MessageSink, Method, StreamFn, UnaryFn};
+pub use framing::{
+    message_prefix, put_message, MessageReader, UnaryRequest, MAX_MESSAGE_BYTES, PREFIX_BYTES,
+};
+pub use headers::{
+    check_request, response_headers, trailers, trailers_only, Accepted, Refusal, GRPC_CONTENT_TYPE,
+};
+pub use percent::{encode_status_message, MAX_STATUS_MESSAGE_BYTES};
 pub use status::{Code, Status};
+pub use timeout::{parse_timeout, MAX_TIMEOUT_DIGITS};
