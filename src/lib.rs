@@ -1,3 +1,10 @@
 //! dockshim: a Kubernetes CRI v1 runtime for the Docker Engine.
 
+pub mod cli;
+pub mod cri;
+pub mod docker;
 pub mod grpc;
+pub mod logger;
+pub mod network;
+pub mod server;
+pub mod store;

@@ -1,1 +1,77 @@
-fn main() {}
+//! The dockshim executable: reads the command line, connects the CRI
+//! handlers to dockerd, and serves until SIGTERM or SIGINT.
+//!
+//! Exit status: 0 after a graceful shutdown, 1 when start-up fails, 2 for a
+//! command-line error.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use dockshim::cli::{self, Command, Config};
+use dockshim::cri::gen::services::{Services, METHODS};
+use dockshim::cri::image::Images;
+use dockshim::cri::runtime::Runtime;
+use dockshim::docker::DockerClient;
+use dockshim::server::{self, Server, ServerOptions};
+use dockshim::store::Store;
+
+fn main() -> ExitCode {
+    let config = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help(text) | Command::Version(text)) => {
+            // A closed stdout (as in `dockshim --help | true`) is not an error.
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
+    if let Err(err) = dockshim::logger::init(config.log_level) {
+        eprintln!("dockshim: cannot start logging: {err}");
+        return ExitCode::FAILURE;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> Result<(), String> {
+    log::info!("dockshim {} starting", env!("CARGO_PKG_VERSION"));
+    let store = Store::open(&config.root_directory).map_err(|err| err.to_string())?;
+    let pod_cidr = match &config.pod_cidr {
+        Some(cidr) => {
+            store.save_pod_cidr(cidr).map_err(|err| err.to_string())?;
+            Some(cidr.clone())
+        }
+        None => store.load_pod_cidr().map_err(|err| err.to_string())?,
+    };
+
+    let docker = DockerClient::new(&config.docker_endpoint, config.runtime_request_timeout)
+        .map_err(|err| format!("--docker-endpoint: {err}"))?;
+    // dockerd may start after dockshim (both are started at boot); Status
+    // reports it not ready and the version is negotiated when it answers.
+    match docker.negotiate() {
+        Ok(version) => log::info!("docker API version {version} at {}", config.docker_endpoint),
+        Err(err) => log::warn!("docker is not answering yet: {err}"),
+    }
+
+    let mut options = ServerOptions::new(config.runtime_endpoint.clone());
+    options.socket_group = config.socket_group.clone();
+    let services = Services {
+        runtime: Arc::new(Runtime::new(docker, config, store, pod_cidr)),
+        image: Arc::new(Images),
+    };
+    let server =
+        Server::bind(&options, Arc::new(services), METHODS).map_err(|err| err.to_string())?;
+    // No thread has been started yet, so every later one inherits the mask
+    // that keeps SIGTERM and SIGINT for the signal thread.
+    server::spawn_signal_thread(server.shutdown_handle()).map_err(|err| err.to_string())?;
+    server.run().map_err(|err| err.to_string())
+}

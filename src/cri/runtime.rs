@@ -1,0 +1,279 @@
+//! The runtime-wide RuntimeService calls: Version, Status, RuntimeConfig and
+//! UpdateRuntimeConfig. Pod and container calls live in their own modules.
+//!
+//! Status must tell the truth *now*: it pings dockerd on every call with a
+//! short timeout instead of answering from a cache, and it re-reads the CNI
+//! configuration directory, which is cheap and may change at any time.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::cli::{Config, NetworkPlugin};
+use crate::cri::gen::services::RuntimeService;
+use crate::cri::v1;
+use crate::docker::DockerClient;
+use crate::grpc::{CallContext, Status};
+use crate::network::cni_config;
+use crate::store::Store;
+
+/// The CRI API version string runtimes report in `VersionResponse.version`.
+const KUBELET_API_VERSION: &str = "0.1.0";
+/// What the kubelet expects in `runtime_name` for a Docker runtime.
+const RUNTIME_NAME: &str = "docker";
+/// The CRI API this server speaks.
+const RUNTIME_API_VERSION: &str = "v1";
+/// How long Status waits for dockerd before calling it not ready; short so
+/// the answer reflects the daemon's state within the kubelet's 2 s budget.
+const STATUS_PING_TIMEOUT: Duration = Duration::from_millis(1000);
+/// dockerd's version changes only across a daemon restart; Version is
+/// answered from a copy at most this old.
+const VERSION_CACHE_TTL: Duration = Duration::from_secs(30);
+
+const RUNTIME_READY: &str = "RuntimeReady";
+const NETWORK_READY: &str = "NetworkReady";
+
+/// The state the runtime-wide calls share.
+#[derive(Debug)]
+pub struct Runtime {
+    docker: DockerClient,
+    config: Config,
+    store: Store,
+    /// The pod CIDR from `--pod-cidr` or the last UpdateRuntimeConfig.
+    pod_cidr: Mutex<Option<String>>,
+    docker_version: Mutex<Option<(Instant, String)>>,
+}
+
+impl Runtime {
+    pub fn new(
+        docker: DockerClient,
+        config: Config,
+        store: Store,
+        pod_cidr: Option<String>,
+    ) -> Runtime {
+        Runtime {
+            docker,
+            config,
+            store,
+            pod_cidr: Mutex::new(pod_cidr),
+            docker_version: Mutex::new(None),
+        }
+    }
+
+    /// The pod CIDR the network plugin should allocate from, if known.
+    pub fn pod_cidr(&self) -> Option<String> {
+        lock(&self.pod_cidr).clone()
+    }
+
+    fn docker_version(&self) -> Result<String, Status> {
+        if let Some((at, version)) = lock(&self.docker_version).as_ref() {
+            if at.elapsed() < VERSION_CACHE_TTL {
+                return Ok(version.clone());
+            }
+        }
+        self.ensure_negotiated()?;
+        let version = self.docker.version()?.version;
+        *lock(&self.docker_version) = Some((Instant::now(), version.clone()));
+        Ok(version)
+    }
+
+    /// dockerd may have been down when dockshim started; negotiate the API
+    /// version the first time it answers.
+    fn ensure_negotiated(&self) -> Result<(), Status> {
+        if self.docker.api_version().is_none() {
+            self.docker.negotiate()?;
+        }
+        Ok(())
+    }
+
+    fn runtime_condition(&self) -> (v1::RuntimeCondition, serde_json::Value) {
+        let result = self.docker.ping(STATUS_PING_TIMEOUT).and_then(|()| {
+            if self.docker.api_version().is_none() {
+                self.docker.negotiate().map(drop)
+            } else {
+                Ok(())
+            }
+        });
+        let api_version = self.docker.api_version().map(|v| v.to_string());
+        match result {
+            Ok(()) => (
+                condition(RUNTIME_READY, true, "", ""),
+                json!({ "ready": true, "endpoint": self.config.docker_endpoint, "apiVersion": api_version }),
+            ),
+            Err(err) => {
+                let message = format!("docker daemon is not answering: {err}");
+                let info = json!({ "ready": false, "endpoint": self.config.docker_endpoint, "error": message });
+                (
+                    condition(RUNTIME_READY, false, "DockerDaemonNotReady", &message),
+                    info,
+                )
+            }
+        }
+    }
+
+    fn network_condition(&self) -> (v1::RuntimeCondition, serde_json::Value) {
+        if self.config.network_plugin == NetworkPlugin::None {
+            return (
+                condition(NETWORK_READY, true, "", ""),
+                json!({ "plugin": "none", "note": "only host-network pods are supported" }),
+            );
+        }
+        let not_ready = |message: String| {
+            let info = json!({ "plugin": "cni", "error": message });
+            (
+                condition(NETWORK_READY, false, "NetworkPluginNotReady", &message),
+                info,
+            )
+        };
+        match cni_config::load_default(&self.config.cni_conf_dir, &self.config.cni_bin_dirs) {
+            Err(err) => not_ready(format!("network plugin is not ready: {err}")),
+            Ok(network) if network.needs_pod_cidr() && self.pod_cidr().is_none() => not_ready(
+                format!(
+                    "network plugin is not ready: {} asks for ipRanges but no pod CIDR is known yet",
+                    network.file.display()
+                ),
+            ),
+            Ok(network) => {
+                let plugins: Vec<&str> =
+                    network.plugins.iter().map(|p| p.plugin_type.as_str()).collect();
+                let info = json!({
+                    "plugin": "cni",
+                    "file": network.file,
+                    "name": network.name,
+                    "cniVersion": network.cni_version,
+                    "plugins": plugins,
+                });
+                (condition(NETWORK_READY, true, "", ""), info)
+            }
+        }
+    }
+
+    fn verbose_info(
+        &self,
+        docker: serde_json::Value,
+        cni: serde_json::Value,
+    ) -> HashMap<String, String> {
+        let config = json!({
+            "sandboxImage": self.config.pod_infra_container_image,
+            "networkPlugin": match self.config.network_plugin {
+                NetworkPlugin::Cni => "cni",
+                NetworkPlugin::None => "none",
+            },
+            "cniConfDir": self.config.cni_conf_dir,
+            "cniBinDirs": self.config.cni_bin_dirs,
+            "rootDirectory": self.config.root_directory,
+            "runtimeRequestTimeoutSeconds": self.config.runtime_request_timeout.as_secs_f64(),
+        });
+        HashMap::from([
+            ("config".to_owned(), config.to_string()),
+            ("docker".to_owned(), docker.to_string()),
+            ("cniConfig".to_owned(), cni.to_string()),
+            ("podCIDR".to_owned(), json!(self.pod_cidr()).to_string()),
+        ])
+    }
+}
+
+impl RuntimeService for Runtime {
+    fn version(
+        &self,
+        _ctx: &CallContext,
+        _request: v1::VersionRequest,
+    ) -> Result<v1::VersionResponse, Status> {
+        Ok(v1::VersionResponse {
+            version: KUBELET_API_VERSION.to_owned(),
+            runtime_name: RUNTIME_NAME.to_owned(),
+            runtime_version: self.docker_version()?,
+            runtime_api_version: RUNTIME_API_VERSION.to_owned(),
+        })
+    }
+
+    fn status(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StatusRequest,
+    ) -> Result<v1::StatusResponse, Status> {
+        let (runtime, docker_info) = self.runtime_condition();
+        let (network, cni_info) = self.network_condition();
+        let info = if request.verbose {
+            self.verbose_info(docker_info, cni_info)
+        } else {
+            HashMap::new()
+        };
+        Ok(v1::StatusResponse {
+            status: Some(v1::RuntimeStatus {
+                conditions: vec![runtime, network],
+            }),
+            info,
+            // One default handler; Docker offers neither recursive read-only
+            // mounts nor user namespaces per pod, and no supplemental groups policy.
+            runtime_handlers: vec![v1::RuntimeHandler {
+                name: String::new(),
+                features: Some(v1::RuntimeHandlerFeatures::default()),
+            }],
+            features: Some(v1::RuntimeFeatures::default()),
+        })
+    }
+
+    fn runtime_config(
+        &self,
+        _ctx: &CallContext,
+        _request: v1::RuntimeConfigRequest,
+    ) -> Result<v1::RuntimeConfigResponse, Status> {
+        self.ensure_negotiated()?;
+        let info = self.docker.info()?;
+        let cgroup_driver = if info.cgroup_driver == "systemd" {
+            v1::CgroupDriver::Systemd
+        } else {
+            v1::CgroupDriver::Cgroupfs
+        };
+        Ok(v1::RuntimeConfigResponse {
+            linux: Some(v1::LinuxRuntimeConfiguration {
+                cgroup_driver: cgroup_driver as i32,
+            }),
+        })
+    }
+
+    fn update_runtime_config(
+        &self,
+        _ctx: &CallContext,
+        request: v1::UpdateRuntimeConfigRequest,
+    ) -> Result<v1::UpdateRuntimeConfigResponse, Status> {
+        let cidr = request
+            .runtime_config
+            .and_then(|c| c.network_config)
+            .map(|n| n.pod_cidr)
+            .unwrap_or_default();
+        // An empty CIDR means "nothing to change", as the kubelet uses it.
+        if cidr.is_empty() {
+            return Ok(v1::UpdateRuntimeConfigResponse {});
+        }
+        crate::cli::validate_pod_cidrs(&cidr)
+            .map_err(|err| Status::invalid_argument(format!("pod CIDR {cidr:?}: {err}")))?;
+        let mut current = lock(&self.pod_cidr);
+        if current.as_deref() != Some(cidr.as_str()) {
+            self.store.save_pod_cidr(&cidr)?;
+            log::info!("pod CIDR is now {cidr}");
+            *current = Some(cidr);
+        }
+        Ok(v1::UpdateRuntimeConfigResponse {})
+    }
+}
+
+fn condition(kind: &str, status: bool, reason: &str, message: &str) -> v1::RuntimeCondition {
+    v1::RuntimeCondition {
+        r#type: kind.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked:
+/// every value guarded here is replaced whole, never left half-written.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,378 @@
+//! The CNI network configuration in `--cni-conf-dir`, as the CNI spec and
+//! the kubelet's convention pick it: the first file in lexical order ending
+//! in `.conflist`, `.conf` or `.json` that parses and names at least one
+//! plugin, every plugin binary present in `--cni-bin-dir`.
+//!
+//! This module reads files only; it never executes a plugin.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A network configuration file larger than this is not a configuration.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Extensions the CNI library accepts for configuration files.
+const CONFIG_EXTENSIONS: [&str; 3] = ["conf", "conflist", "json"];
+
+/// Why no usable network configuration was found.
+#[derive(Debug)]
+pub enum CniConfigError {
+    /// The configuration directory cannot be listed.
+    ReadDir { dir: PathBuf, source: io::Error },
+    /// No file in the directory is a usable configuration; `skipped`
+    /// says why each candidate was passed over.
+    NoUsableConfig {
+        dir: PathBuf,
+        skipped: Vec<(PathBuf, String)>,
+    },
+}
+
+impl fmt::Display for CniConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CniConfigError::ReadDir { dir, source } => {
+                write!(
+                    f,
+                    "cannot read CNI config directory {}: {source}",
+                    dir.display()
+                )
+            }
+            CniConfigError::NoUsableConfig { dir, skipped } if skipped.is_empty() => {
+                write!(f, "no CNI network config found in {}", dir.display())
+            }
+            CniConfigError::NoUsableConfig { dir, skipped } => {
+                write!(f, "no usable CNI network config in {}", dir.display())?;
+                for (file, why) in skipped {
+                    write!(f, "; {}: {why}", file.display())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CniConfigError {}
+
+/// One plugin of a network configuration list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniPlugin {
+    pub plugin_type: String,
+    /// Capability arguments the plugin accepts (`portMappings`, `ipRanges`, ...).
+    pub capabilities: BTreeMap<String, bool>,
+}
+
+/// The network configuration pods are wired with.
+#[derive(Debug, Clone)]
+pub struct CniNetwork {
+    pub file: PathBuf,
+    pub name: String,
+    pub cni_version: String,
+    pub plugins: Vec<CniPlugin>,
+    /// The configuration as found, handed to the plugins on stdin.
+    pub config: serde_json::Value,
+}
+
+impl CniNetwork {
+    /// True when some plugin wants the pod CIDR as `ipRanges`, so pods
+    /// cannot be wired until UpdateRuntimeConfig has given one.
+    pub fn needs_pod_cidr(&self) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p.capabilities.get("ipRanges") == Some(&true))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawPlugin {
+    #[serde(rename = "type", default)]
+    plugin_type: String,
+    #[serde(default)]
+    capabilities: BTreeMap<String, bool>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "cniVersion", default)]
+    cni_version: String,
+    /// Present in a `.conflist`.
+    plugins: Option<Vec<RawPlugin>>,
+    /// Present in a single-plugin `.conf`.
+    #[serde(rename = "type")]
+    plugin_type: Option<String>,
+    #[serde(default)]
+    capabilities: BTreeMap<String, bool>,
+}
+
+/// Finds the network configuration in `conf_dir` whose plugins are all in
+/// one of `bin_dirs`.
+pub fn load_default(conf_dir: &Path, bin_dirs: &[PathBuf]) -> Result<CniNetwork, CniConfigError> {
+    let entries = fs::read_dir(conf_dir).map_err(|source| CniConfigError::ReadDir {
+        dir: conf_dir.to_path_buf(),
+        source,
+    })?;
+    let mut candidates: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension()
+                .and_then(|ext| ext.to_str())
+                .is_some_and(|ext| CONFIG_EXTENSIONS.contains(&ext))
+        })
+        .collect();
+    candidates.sort();
+
+    let mut skipped = Vec::new();
+    for file in candidates {
+        match load_file(&file).and_then(|network| check_binaries(network, bin_dirs)) {
+            Ok(network) => return Ok(network),
+            Err(why) => skipped.push((file, why)),
+        }
+    }
+    Err(CniConfigError::NoUsableConfig {
+        dir: conf_dir.to_path_buf(),
+        skipped,
+    })
+}
+
+fn load_file(file: &Path) -> Result<CniNetwork, String> {
+    let mut text = String::new();
+    fs::File::open(file)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+        .map_err(|err| format!("cannot read: {err}"))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!("larger than {MAX_CONFIG_BYTES} bytes"));
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
+    let raw = RawConfig::deserialize(&config).map_err(|err| format!("invalid: {err}"))?;
+    let plugins = match (raw.plugins, raw.plugin_type) {
+        (Some(list), _) => list
+            .into_iter()
+            .map(|p| CniPlugin {
+                plugin_type: p.plugin_type,
+                capabilities: p.capabilities,
+            })
+            .collect(),
+        (None, Some(plugin_type)) => {
+            vec![CniPlugin {
+                plugin_type,
+                capabilities: raw.capabilities,
+            }]
+        }
+        (None, None) => return Err("neither \"plugins\" nor \"type\" is set".to_owned()),
+    };
+    if plugins.is_empty() {
+        return Err("the plugin list is empty".to_owned());
+    }
+    if let Some(p) = plugins.iter().find(|p| !is_plain_name(&p.plugin_type)) {
+        return Err(format!(
+            "plugin type {:?} is not a plain file name",
+            p.plugin_type
+        ));
+    }
+    if raw.name.is_empty() {
+        return Err("the network has no \"name\"".to_owned());
+    }
+    Ok(CniNetwork {
+        file: file.to_path_buf(),
+        name: raw.name,
+        cni_version: raw.cni_version,
+        plugins,
+        config,
+    })
+}
+
+/// A plugin type becomes a file name in a bin dir, so it must not be able
+/// to name anything outside it.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+}
+
+fn check_binaries(network: CniNetwork, bin_dirs: &[PathBuf]) -> Result<CniNetwork, String> {
+    for plugin in &network.plugins {
+        if find_plugin(&plugin.plugin_type, bin_dirs).is_none() {
+            let dirs: Vec<String> = bin_dirs.iter().map(|d| d.display().to_string()).collect();
+            return Err(format!(
+                "plugin {:?} is not an executable in {}",
+                plugin.plugin_type,
+                dirs.join(", ")
+            ));
+        }
+    }
+    Ok(network)
+}
+
+/// The first executable file named `plugin_type` in `bin_dirs`.
+pub fn find_plugin(plugin_type: &str, bin_dirs: &[PathBuf]) -> Option<PathBuf> {
+    bin_dirs
+        .iter()
+        .map(|dir| dir.join(plugin_type))
+        .find(|path| {
+            fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    struct Dirs {
+        _tmp: tempfile::TempDir,
+        conf: PathBuf,
+        bin: PathBuf,
+    }
+
+    fn dirs(plugins: &[&str]) -> Dirs {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("net.d");
+        let bin = tmp.path().join("bin");
+        fs::create_dir_all(&conf).unwrap();
+        fs::create_dir_all(&bin).unwrap();
+        for name in plugins {
+            let path = bin.join(name);
+            fs::write(&path, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Dirs {
+            _tmp: tmp,
+            conf,
+            bin,
+        }
+    }
+
+    const BRIDGE_LIST: &str = r#"{"cniVersion":"1.0.0","name":"pods","plugins":[
+        {"type":"bridge","ipam":{"type":"host-local"}},
+        {"type":"portmap","capabilities":{"portMappings":true}}]}"#;
+
+    #[test]
+    fn empty_directory_has_no_network() {
+        let d = dirs(&[]);
+        let err = load_default(&d.conf, std::slice::from_ref(&d.bin)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no CNI network config found in"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_directory_is_reported() {
+        let d = dirs(&[]);
+        let err = load_default(&d.conf.join("absent"), std::slice::from_ref(&d.bin)).unwrap_err();
+        assert!(matches!(err, CniConfigError::ReadDir { .. }), "{err}");
+    }
+
+    #[test]
+    fn conflist_with_all_plugins_present_is_used() {
+        let d = dirs(&["bridge", "portmap"]);
+        fs::write(d.conf.join("10-pods.conflist"), BRIDGE_LIST).unwrap();
+        let network = load_default(&d.conf, std::slice::from_ref(&d.bin)).unwrap();
+        assert_eq!(network.name, "pods");
+        assert_eq!(network.cni_version, "1.0.0");
+        let types: Vec<_> = network
+            .plugins
+            .iter()
+            .map(|p| p.plugin_type.as_str())
+            .collect();
+        assert_eq!(types, ["bridge", "portmap"]);
+        assert!(!network.needs_pod_cidr());
+    }
+
+    #[test]
+    fn missing_plugin_binary_skips_the_file_and_says_why() {
+        let d = dirs(&["bridge"]);
+        fs::write(d.conf.join("10-pods.conflist"), BRIDGE_LIST).unwrap();
+        let err = load_default(&d.conf, std::slice::from_ref(&d.bin))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("10-pods.conflist") && err.contains("\"portmap\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn first_usable_file_in_lexical_order_wins() {
+        let d = dirs(&["bridge", "portmap", "ptp"]);
+        fs::write(d.conf.join("00-broken.conf"), "{not json").unwrap();
+        fs::write(d.conf.join("05-notes.txt"), BRIDGE_LIST).unwrap();
+        fs::write(
+            d.conf.join("20-b.conf"),
+            r#"{"cniVersion":"0.4.0","name":"b","type":"ptp"}"#,
+        )
+        .unwrap();
+        fs::write(d.conf.join("10-a.conflist"), BRIDGE_LIST).unwrap();
+        let network = load_default(&d.conf, std::slice::from_ref(&d.bin)).unwrap();
+        assert_eq!(network.file, d.conf.join("10-a.conflist"));
+    }
+
+    #[test]
+    fn single_plugin_conf_is_a_one_plugin_list() {
+        let d = dirs(&["ptp"]);
+        fs::write(
+            d.conf.join("a.conf"),
+            r#"{"cniVersion":"0.4.0","name":"p","type":"ptp"}"#,
+        )
+        .unwrap();
+        let network = load_default(&d.conf, std::slice::from_ref(&d.bin)).unwrap();
+        assert_eq!(network.plugins.len(), 1);
+    }
+
+    #[test]
+    fn plugin_binaries_may_be_in_any_listed_dir() {
+        let first = dirs(&["bridge"]);
+        let second = dirs(&["portmap"]);
+        fs::write(first.conf.join("a.conflist"), BRIDGE_LIST).unwrap();
+        let network = load_default(&first.conf, &[first.bin.clone(), second.bin.clone()]);
+        assert!(network.is_ok());
+    }
+
+    #[test]
+    fn plugin_type_with_a_path_is_refused() {
+        let d = dirs(&[]);
+        fs::write(
+            d.conf.join("a.conf"),
+            r#"{"name":"p","type":"../../bin/sh"}"#,
+        )
+        .unwrap();
+        let err = load_default(&d.conf, std::slice::from_ref(&d.bin))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a plain file name"), "{err}");
+    }
+
+    #[test]
+    fn ip_ranges_capability_needs_a_pod_cidr() {
+        let d = dirs(&["bridge"]);
+        fs::write(
+            d.conf.join("a.conflist"),
+            r#"{"name":"p","plugins":[{"type":"bridge","capabilities":{"ipRanges":true}}]}"#,
+        )
+        .unwrap();
+        assert!(load_default(&d.conf, std::slice::from_ref(&d.bin))
+            .unwrap()
+            .needs_pod_cidr());
+    }
+
+    #[test]
+    fn empty_plugin_list_and_nameless_network_are_skipped() {
+        let d = dirs(&["bridge"]);
+        fs::write(d.conf.join("a.conflist"), r#"{"name":"p","plugins":[]}"#).unwrap();
+        fs::write(d.conf.join("b.conf"), r#"{"type":"bridge"}"#).unwrap();
+        let err = load_default(&d.conf, std::slice::from_ref(&d.bin))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("empty") && err.contains("no \"name\""),
+            "{err}"
+        );
+    }
+}
