@@ -1,0 +1,179 @@
+//! `CriClient`: CRI calls through tonic, whose HTTP/2 (hyper + h2) and gRPC
+//! framing are independent of dockshim's, over the unix socket. Like grpc-go,
+//! it sends `:authority: localhost`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut};
+use http::uri::PathAndQuery;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::client::Grpc;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+use tonic_prost::ProstCodec;
+
+use dockshim::cri::v1 as cri;
+
+pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
+pub const STATUS: &str = "/runtime.v1.RuntimeService/Status";
+pub const RUNTIME_CONFIG: &str = "/runtime.v1.RuntimeService/RuntimeConfig";
+pub const UPDATE_RUNTIME_CONFIG: &str = "/runtime.v1.RuntimeService/UpdateRuntimeConfig";
+
+/// Larger than any answer the tests expect; tonic's default is 4 MiB.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// A call that gets no answer fails here instead of hanging the test run.
+/// Enforced by tonic alone; it sends no `grpc-timeout` for it.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A tonic channel (one HTTP/2 connection) to dockshim. Clones share it.
+#[derive(Debug, Clone)]
+pub struct CriClient {
+    grpc: Grpc<Channel>,
+}
+
+impl CriClient {
+    /// Connects to the socket at `socket`; panics if that fails.
+    pub async fn connect(socket: &Path) -> CriClient {
+        let socket: PathBuf = socket.to_owned();
+        let channel = Endpoint::try_from("http://localhost")
+            .expect("a valid endpoint URI")
+            .timeout(CALL_TIMEOUT)
+            .connect_with_connector(tower::service_fn(move |_| {
+                let socket = socket.clone();
+                async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
+            }))
+            .await
+            .expect("connect tonic to the dockshim socket");
+        let grpc = Grpc::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        CriClient { grpc }
+    }
+
+    /// One unary call with prost messages.
+    pub async fn call<Req, Resp>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+    ) -> Result<Resp, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = self.grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+        grpc.unary(
+            request,
+            PathAndQuery::from_static(method),
+            ProstCodec::<Req, Resp>::default(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    /// One unary call whose request and response messages are raw bytes, to any path.
+    pub async fn raw_unary(&self, path: &str, message: Vec<u8>) -> Result<Vec<u8>, Status> {
+        let path = PathAndQuery::try_from(path)
+            .map_err(|e| Status::invalid_argument(format!("bad path {path:?}: {e}")))?;
+        let mut grpc = self.grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+        grpc.unary(Request::new(message), path, RawCodec)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn version(&self) -> Result<cri::VersionResponse, Status> {
+        let request = cri::VersionRequest {
+            version: "v1".into(),
+        };
+        self.call(VERSION, Request::new(request)).await
+    }
+
+    pub async fn status(&self, verbose: bool) -> Result<cri::StatusResponse, Status> {
+        self.call(STATUS, Request::new(cri::StatusRequest { verbose }))
+            .await
+    }
+
+    pub async fn runtime_config(&self) -> Result<cri::RuntimeConfigResponse, Status> {
+        self.call(RUNTIME_CONFIG, Request::new(cri::RuntimeConfigRequest {}))
+            .await
+    }
+
+    pub async fn update_runtime_config(
+        &self,
+        pod_cidr: &str,
+    ) -> Result<cri::UpdateRuntimeConfigResponse, Status> {
+        let request = cri::UpdateRuntimeConfigRequest {
+            runtime_config: Some(cri::RuntimeConfig {
+                network_config: Some(cri::NetworkConfig {
+                    pod_cidr: pod_cidr.into(),
+                }),
+            }),
+        };
+        self.call(UPDATE_RUNTIME_CONFIG, Request::new(request))
+            .await
+    }
+}
+
+/// The `status` of the condition named `kind` (e.g. `RuntimeReady`) in a
+/// Status answer, with its reason; panics if the condition is missing.
+pub fn condition(response: &cri::StatusResponse, kind: &str) -> (bool, String) {
+    let conditions = &response
+        .status
+        .as_ref()
+        .expect("StatusResponse.status is set")
+        .conditions;
+    let found = conditions
+        .iter()
+        .find(|c| c.r#type == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {conditions:?}"));
+    (found.status, found.reason.clone())
+}
+
+/// Passes message bytes through untouched, so tests can send what no
+/// generated type would.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.reserve(item.len());
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut message = vec![0; src.remaining()];
+        src.copy_to_slice(&mut message);
+        Ok(Some(message))
+    }
+}

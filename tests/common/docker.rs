@@ -1,0 +1,49 @@
+//! Direct, minimal queries to dockerd, so tests can compare dockshim's answers
+//! with the daemon's own. HTTP/1.0 keeps the response unchunked and the
+//! connection closed at its end, so reading to EOF is the whole parser.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// Where dockerd listens on the test machine.
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// GETs `path` from dockerd and parses the JSON body; panics on any failure.
+pub fn get_json(path: &str) -> serde_json::Value {
+    let mut stream = UnixStream::connect(DOCKER_SOCKET)
+        .unwrap_or_else(|e| panic!("connect to {DOCKER_SOCKET}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8(response).expect("dockerd answered with non-UTF-8");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in dockerd's answer: {text:?}"));
+    let status_line = head.lines().next().unwrap_or_default();
+    assert!(
+        status_line.contains(" 200 "),
+        "GET {path} from dockerd: {status_line}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: bad JSON {e}: {body}"))
+}
+
+/// dockerd's `Version` from `GET /version`, e.g. `20.10.24+dfsg1`.
+pub fn daemon_version() -> String {
+    string_field(&get_json("/version"), "Version")
+}
+
+/// dockerd's `CgroupDriver` from `GET /info`: `cgroupfs` or `systemd`.
+pub fn cgroup_driver() -> String {
+    string_field(&get_json("/info"), "CgroupDriver")
+}
+
+fn string_field(object: &serde_json::Value, name: &str) -> String {
+    object[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("dockerd's answer has no string {name}: {object}"))
+        .to_owned()
+}
