@@ -277,3 +277,123 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A runtime whose dockerd endpoint does not exist, with an empty CNI
+    /// configuration directory.
+    fn runtime(dir: &std::path::Path, network_plugin: NetworkPlugin) -> Runtime {
+        let config = Config {
+            docker_endpoint: format!("unix://{}/no-docker.sock", dir.display()),
+            cni_conf_dir: dir.join("net.d"),
+            cni_bin_dirs: vec![dir.join("bin")],
+            root_directory: dir.join("root"),
+            network_plugin,
+            ..Config::default()
+        };
+        std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
+        let docker = DockerClient::new(&config.docker_endpoint, Duration::from_secs(1)).unwrap();
+        let store = Store::open(&config.root_directory).unwrap();
+        Runtime::new(docker, config, store, None)
+    }
+
+    fn ctx() -> CallContext {
+        CallContext::new("/runtime.v1.RuntimeService/Status", None)
+    }
+
+    fn conditions(response: &v1::StatusResponse) -> Vec<(String, bool, String)> {
+        let status = response.status.as_ref().unwrap();
+        status
+            .conditions
+            .iter()
+            .map(|c| (c.r#type.clone(), c.status, c.reason.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn status_reports_a_missing_docker_and_missing_cni_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let response = runtime(dir.path(), NetworkPlugin::Cni)
+            .status(&ctx(), v1::StatusRequest { verbose: false })
+            .unwrap();
+        assert_eq!(
+            conditions(&response),
+            [
+                (
+                    RUNTIME_READY.to_owned(),
+                    false,
+                    "DockerDaemonNotReady".to_owned()
+                ),
+                (
+                    NETWORK_READY.to_owned(),
+                    false,
+                    "NetworkPluginNotReady".to_owned()
+                ),
+            ]
+        );
+        assert!(response.info.is_empty());
+    }
+
+    #[test]
+    fn host_network_only_mode_is_always_network_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let response = runtime(dir.path(), NetworkPlugin::None)
+            .status(&ctx(), v1::StatusRequest { verbose: false })
+            .unwrap();
+        assert_eq!(
+            conditions(&response)[1],
+            (NETWORK_READY.to_owned(), true, String::new())
+        );
+    }
+
+    #[test]
+    fn verbose_status_info_values_are_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let response = runtime(dir.path(), NetworkPlugin::Cni)
+            .status(&ctx(), v1::StatusRequest { verbose: true })
+            .unwrap();
+        for key in ["config", "docker", "cniConfig", "podCIDR"] {
+            let value = response.info.get(key).unwrap();
+            serde_json::from_str::<serde_json::Value>(value).unwrap();
+        }
+    }
+
+    #[test]
+    fn update_runtime_config_keeps_a_valid_cidr_and_refuses_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(dir.path(), NetworkPlugin::Cni);
+        let request = |cidr: &str| v1::UpdateRuntimeConfigRequest {
+            runtime_config: Some(v1::RuntimeConfig {
+                network_config: Some(v1::NetworkConfig {
+                    pod_cidr: cidr.to_owned(),
+                }),
+            }),
+        };
+        runtime
+            .update_runtime_config(&ctx(), request("10.88.0.0/16"))
+            .unwrap();
+        let err = runtime
+            .update_runtime_config(&ctx(), request("10.88.0.0/33"))
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::InvalidArgument);
+        runtime.update_runtime_config(&ctx(), request("")).unwrap();
+        assert_eq!(runtime.pod_cidr().as_deref(), Some("10.88.0.0/16"));
+        let store = Store::open(&dir.path().join("root")).unwrap();
+        assert_eq!(
+            store.load_pod_cidr().unwrap().as_deref(),
+            Some("10.88.0.0/16")
+        );
+    }
+
+    #[test]
+    fn version_without_docker_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = runtime(dir.path(), NetworkPlugin::Cni)
+            .version(&ctx(), v1::VersionRequest::default())
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Unavailable, "{err}");
+    }
+}
