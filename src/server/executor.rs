@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use mio::net::UnixStream;
@@ -50,6 +51,10 @@ pub(super) trait Task {
 struct ThreadWake {
     woken: AtomicBool,
     waker: mio::Waker,
+    /// The connection thread. It can only wake itself from inside a poll of
+    /// its task, and [`Executor::run`] checks the flag right after that
+    /// poll, so its own wakes need no syscall.
+    owner: ThreadId,
 }
 
 impl Wake for ThreadWake {
@@ -60,7 +65,7 @@ impl Wake for ThreadWake {
     fn wake_by_ref(self: &Arc<Self>) {
         // Only the first wake since the last poll needs the syscall; later
         // ones find the flag set and the poll already due.
-        if !self.woken.swap(true, Ordering::SeqCst) {
+        if !self.woken.swap(true, Ordering::SeqCst) && thread::current().id() != self.owner {
             if let Err(err) = self.waker.wake() {
                 log::warn!("cannot wake connection thread: {err}");
             }
@@ -77,7 +82,8 @@ pub(super) struct Executor {
 
 impl Executor {
     /// Registers `socket` for readiness on a new `mio::Poll`; the socket is
-    /// then moved into the task that [`Executor::run`] drives.
+    /// then moved into the task that [`Executor::run`] drives. Call it on
+    /// the thread that will call `run`.
     pub(super) fn new(socket: &mut UnixStream) -> io::Result<Executor> {
         let poll = mio::Poll::new()?;
         poll.registry()
@@ -88,6 +94,7 @@ impl Executor {
             wake: Arc::new(ThreadWake {
                 woken: AtomicBool::new(false),
                 waker,
+                owner: thread::current().id(),
             }),
         })
     }
