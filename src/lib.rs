@@ -1,5 +1,6 @@
 //! dockshim: a Kubernetes CRI v1 runtime for the Docker Engine.
 
+pub mod base64;
 pub mod cli;
 pub mod cri;
 pub mod docker;

@@ -64,9 +64,10 @@ fn run(config: Config) -> Result<(), String> {
 
     let mut options = ServerOptions::new(config.runtime_endpoint.clone());
     options.socket_group = config.socket_group.clone();
+    let images = Images::new(docker.clone(), &config);
     let services = Services {
         runtime: Arc::new(Runtime::new(docker, config, store, pod_cidr)),
-        image: Arc::new(Images),
+        image: Arc::new(images),
     };
     let server =
         Server::bind(&options, Arc::new(services), METHODS).map_err(|err| err.to_string())?;

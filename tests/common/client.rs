@@ -22,6 +22,12 @@ pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
 pub const STATUS: &str = "/runtime.v1.RuntimeService/Status";
 pub const RUNTIME_CONFIG: &str = "/runtime.v1.RuntimeService/RuntimeConfig";
 pub const UPDATE_RUNTIME_CONFIG: &str = "/runtime.v1.RuntimeService/UpdateRuntimeConfig";
+pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
+pub const STREAM_IMAGES: &str = "/runtime.v1.ImageService/StreamImages";
+pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
+pub const PULL_IMAGE: &str = "/runtime.v1.ImageService/PullImage";
+pub const REMOVE_IMAGE: &str = "/runtime.v1.ImageService/RemoveImage";
+pub const IMAGE_FS_INFO: &str = "/runtime.v1.ImageService/ImageFsInfo";
 
 /// Larger than any answer the tests expect; tonic's default is 4 MiB.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -118,6 +124,93 @@ impl CriClient {
         };
         self.call(UPDATE_RUNTIME_CONFIG, Request::new(request))
             .await
+    }
+
+    /// ListImages, filtered by `image` when given.
+    pub async fn list_images(
+        &self,
+        image: Option<&str>,
+    ) -> Result<cri::ListImagesResponse, Status> {
+        let request = cri::ListImagesRequest {
+            filter: image.map(|image| cri::ImageFilter {
+                image: Some(image_spec(image)),
+            }),
+        };
+        self.call(LIST_IMAGES, Request::new(request)).await
+    }
+
+    /// StreamImages, every message of the stream.
+    pub async fn stream_images(
+        &self,
+        image: Option<&str>,
+    ) -> Result<Vec<cri::StreamImagesResponse>, Status> {
+        let request = cri::StreamImagesRequest {
+            filter: image.map(|image| cri::ImageFilter {
+                image: Some(image_spec(image)),
+            }),
+        };
+        let mut grpc = self.grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+        let mut stream = grpc
+            .server_streaming(
+                Request::new(request),
+                PathAndQuery::from_static(STREAM_IMAGES),
+                ProstCodec::<cri::StreamImagesRequest, cri::StreamImagesResponse>::default(),
+            )
+            .await?
+            .into_inner();
+        let mut messages = Vec::new();
+        while let Some(message) = stream.message().await? {
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
+    pub async fn image_status(
+        &self,
+        image: &str,
+        verbose: bool,
+    ) -> Result<cri::ImageStatusResponse, Status> {
+        let request = cri::ImageStatusRequest {
+            image: Some(image_spec(image)),
+            verbose,
+        };
+        self.call(IMAGE_STATUS, Request::new(request)).await
+    }
+
+    pub async fn pull_image(
+        &self,
+        image: &str,
+        auth: Option<cri::AuthConfig>,
+    ) -> Result<cri::PullImageResponse, Status> {
+        let request = cri::PullImageRequest {
+            image: Some(image_spec(image)),
+            auth,
+            sandbox_config: None,
+        };
+        self.call(PULL_IMAGE, Request::new(request)).await
+    }
+
+    pub async fn remove_image(&self, image: &str) -> Result<cri::RemoveImageResponse, Status> {
+        let request = cri::RemoveImageRequest {
+            image: Some(image_spec(image)),
+        };
+        self.call(REMOVE_IMAGE, Request::new(request)).await
+    }
+
+    pub async fn image_fs_info(&self) -> Result<cri::ImageFsInfoResponse, Status> {
+        self.call(IMAGE_FS_INFO, Request::new(cri::ImageFsInfoRequest {}))
+            .await
+    }
+}
+
+/// An `ImageSpec` naming `image` and nothing else.
+pub fn image_spec(image: &str) -> cri::ImageSpec {
+    cri::ImageSpec {
+        image: image.to_owned(),
+        ..cri::ImageSpec::default()
     }
 }
 

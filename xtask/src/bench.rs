@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dockshim::cri::v1;
+use dockshim::docker::{path_with_query, DockerClient};
 use http::uri::PathAndQuery;
 use tonic::client::Grpc;
 use tonic::transport::{Channel, Endpoint};
@@ -32,6 +33,21 @@ const IDLE_SETTLE: Duration = Duration::from_secs(2);
 
 const VERSION: &str = "/runtime.v1.RuntimeService/Version";
 const STATUS: &str = "/runtime.v1.RuntimeService/Status";
+const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
+const IMAGE_FS_INFO: &str = "/runtime.v1.ImageService/ImageFsInfo";
+
+/// Distinct images added for the ListImages figure.
+const BENCH_IMAGES: usize = 50;
+/// Where they are tagged; all removed at the end.
+const BENCH_REPOSITORY: &str = "dockshim-bench/image";
+/// Measured calls of each image RPC, after the warm-up ones.
+const IMAGE_CALLS: usize = 500;
+const IMAGE_WARMUP_CALLS: usize = 20;
+/// The dockerd the bench images are created in.
+const DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
+/// An empty tar archive (two zero blocks): each bench image is an empty
+/// layer whose configuration differs by a label.
+const EMPTY_TAR: [u8; 1024] = [0; 1024];
 
 struct Options {
     endpoint: Option<PathBuf>,
@@ -169,6 +185,7 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         );
         Ok::<(), XtaskError>(())
     })?;
+    image_figures(&runtime, &socket)?;
 
     if let Some(started) = &started {
         println!("RSS after the run: {} KiB", rss_kib(started.child.id())?);
@@ -178,6 +195,120 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         );
     }
     Ok(())
+}
+
+/// Images created in dockerd for the run, each under its own tag in
+/// [`BENCH_REPOSITORY`]; deleted (tag and image) when dropped.
+struct BenchImages {
+    docker: DockerClient,
+    tags: Vec<String>,
+}
+
+impl BenchImages {
+    fn create(count: usize) -> Result<BenchImages, XtaskError> {
+        let docker_error = |err| XtaskError::Bench(format!("dockerd: {err}"));
+        let docker =
+            DockerClient::new(DOCKER_ENDPOINT, Duration::from_secs(60)).map_err(docker_error)?;
+        docker.negotiate().map_err(docker_error)?;
+        let mut images = BenchImages {
+            docker,
+            tags: Vec::with_capacity(count),
+        };
+        for i in 0..count {
+            let tag = i.to_string();
+            let label = format!("LABEL dockshim-bench={i}");
+            let path = path_with_query(
+                "/images/create",
+                &[
+                    ("fromSrc", "-"),
+                    ("repo", BENCH_REPOSITORY),
+                    ("tag", &tag),
+                    ("changes", &label),
+                ],
+            );
+            images
+                .docker
+                .request(
+                    "POST",
+                    &path,
+                    &[("Content-Type", "application/x-tar")],
+                    Some(&EMPTY_TAR),
+                    None,
+                )
+                .map_err(docker_error)?;
+            images.tags.push(format!("{BENCH_REPOSITORY}:{tag}"));
+        }
+        Ok(images)
+    }
+}
+
+impl Drop for BenchImages {
+    fn drop(&mut self) {
+        for tag in &self.tags {
+            // Deleting the only tag deletes the image; a failure leaves a
+            // tag under dockshim-bench/ to remove by hand.
+            if let Err(err) = self.docker.delete(&format!("/images/{tag}")) {
+                eprintln!("bench: cannot remove {tag}: {err}");
+            }
+        }
+    }
+}
+
+/// ListImages latency with [`BENCH_IMAGES`] more images than dockerd had,
+/// and ImageFsInfo latency.
+fn image_figures(runtime: &tokio::runtime::Runtime, socket: &Path) -> Result<(), XtaskError> {
+    let images = BenchImages::create(BENCH_IMAGES)?;
+    runtime.block_on(async {
+        let mut grpc = Grpc::new(connect(socket.to_path_buf()).await?);
+        let start = Instant::now();
+        let listed: v1::ListImagesResponse =
+            call(&mut grpc, LIST_IMAGES, v1::ListImagesRequest::default()).await?;
+        let first = start.elapsed();
+        for _ in 0..IMAGE_WARMUP_CALLS {
+            call::<_, v1::ListImagesResponse>(&mut grpc, LIST_IMAGES, v1::ListImagesRequest::default())
+                .await?;
+        }
+        let mut times = Vec::with_capacity(IMAGE_CALLS);
+        for _ in 0..IMAGE_CALLS {
+            let start = Instant::now();
+            call::<_, v1::ListImagesResponse>(&mut grpc, LIST_IMAGES, v1::ListImagesRequest::default())
+                .await?;
+            times.push(start.elapsed());
+        }
+        report(
+            &format!(
+                "ListImages, {} images ({} added), {IMAGE_CALLS} sequential calls (first call {:.1} ms)",
+                listed.images.len(),
+                images.tags.len(),
+                first.as_secs_f64() * 1e3
+            ),
+            &mut times,
+        );
+
+        let start = Instant::now();
+        call::<_, v1::ImageFsInfoResponse>(&mut grpc, IMAGE_FS_INFO, v1::ImageFsInfoRequest::default())
+            .await?;
+        let first = start.elapsed();
+        let mut times = Vec::with_capacity(IMAGE_CALLS);
+        for _ in 0..IMAGE_CALLS {
+            let start = Instant::now();
+            call::<_, v1::ImageFsInfoResponse>(
+                &mut grpc,
+                IMAGE_FS_INFO,
+                v1::ImageFsInfoRequest::default(),
+            )
+            .await?;
+            times.push(start.elapsed());
+        }
+        report(
+            &format!(
+                "ImageFsInfo, {IMAGE_CALLS} sequential calls (first call {:.1} ms)",
+                first.as_secs_f64() * 1e3
+            ),
+            &mut times,
+        );
+        Ok::<(), XtaskError>(())
+    })
 }
 
 fn start_dockshim(root: &Path) -> Result<Started, XtaskError> {

@@ -1,0 +1,446 @@
+//! The figures behind ImageFsInfo, measured by one background thread
+//! (`image-fs-usage`) and served from a cache.
+//!
+//! Images: the bytes of every distinct layer in dockerd's store. A layer
+//! shared by many images is stored once, so each image's layer sizes are
+//! learnt once (image configurations never change: `GET /images/{id}/json`
+//! for the layer list, `GET /images/{id}/history` for their sizes) and
+//! summed over the distinct layer chains. Inodes: the filesystem holding
+//! dockerd's root directory (`statfs`), as there is no per-store count.
+//! Containers: the writable layers' bytes (`SizeRw`), which dockerd must
+//! walk to compute, so they are refreshed less often.
+//!
+//! This module never walks a directory itself and never measures on a CRI
+//! call: calls read the last figures; a pull or removal asks for a
+//! refresh. The thread stops when its [`Refresher`] is dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use crate::docker::{
+    path_with_query, DockerClient, DockerError, HistoryItem, ImageInspect, ImageSummary,
+};
+
+/// The thread's name, as `ps -L` and panics show it.
+const THREAD_NAME: &str = "image-fs-usage";
+/// How often the figures are refreshed without being asked.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(15);
+/// How often the containers' writable-layer sizes are recomputed; each
+/// time dockerd walks every container's writable layer.
+const CONTAINER_SIZE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A failed measurement.
+#[derive(Debug)]
+pub enum FsUsageError {
+    Docker(DockerError),
+    /// `statfs` on dockerd's root directory failed.
+    Statfs {
+        path: String,
+        errno: nix::errno::Errno,
+    },
+}
+
+impl fmt::Display for FsUsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsUsageError::Docker(err) => write!(f, "docker: {err}"),
+            FsUsageError::Statfs { path, errno } => write!(f, "statfs {path}: {errno}"),
+        }
+    }
+}
+
+impl std::error::Error for FsUsageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FsUsageError::Docker(err) => Some(err),
+            FsUsageError::Statfs { errno, .. } => Some(errno),
+        }
+    }
+}
+
+impl From<DockerError> for FsUsageError {
+    fn from(err: DockerError) -> FsUsageError {
+        FsUsageError::Docker(err)
+    }
+}
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsFigures {
+    /// When it was taken, in nanoseconds since the Unix epoch.
+    pub timestamp_ns: i64,
+    /// dockerd's root directory (`DockerRootDir`).
+    pub mountpoint: String,
+    /// Bytes of the distinct image layers.
+    pub image_bytes: u64,
+    /// Inodes in use on the filesystem holding the mountpoint.
+    pub inodes_used: u64,
+    /// Bytes of all containers' writable layers.
+    pub container_bytes: u64,
+}
+
+/// The last figures, shared by the thread and the handlers.
+#[derive(Debug, Default)]
+pub struct FsUsage {
+    state: Mutex<State>,
+    measured: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    figures: Option<FsFigures>,
+    last_error: Option<String>,
+}
+
+impl FsUsage {
+    /// The last figures; before the first measurement, waits for it up to
+    /// `wait`. The error says why there are none yet.
+    pub fn latest(&self, wait: Duration) -> Result<FsFigures, String> {
+        let state = self.state();
+        let (state, _) = self
+            .measured
+            .wait_timeout_while(state, wait, |s| {
+                s.figures.is_none() && s.last_error.is_none()
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        match (&state.figures, &state.last_error) {
+            (Some(figures), _) => Ok(figures.clone()),
+            (None, Some(error)) => Err(error.clone()),
+            (None, None) => Err(format!("no measurement within {wait:?}")),
+        }
+    }
+
+    fn publish(&self, result: Result<FsFigures, String>) {
+        let mut state = self.state();
+        match result {
+            Ok(figures) => {
+                state.figures = Some(figures);
+                state.last_error = None;
+            }
+            // Older figures stay: ImageFsInfo keeps answering (with their
+            // timestamp) while dockerd is briefly away.
+            Err(error) => state.last_error = Some(error),
+        }
+        self.measured.notify_all();
+    }
+
+    /// The state holds plain values replaced whole, so a panic elsewhere
+    /// cannot leave it half-written.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Asks the thread for an early refresh; dropping it stops the thread.
+#[derive(Debug)]
+pub struct Refresher {
+    pokes: mpsc::Sender<()>,
+}
+
+impl Refresher {
+    /// Asks for a refresh soon (after a pull or a removal). Never blocks.
+    pub fn poke(&self) {
+        // The thread only goes away after the Refresher does.
+        let _ = self.pokes.send(());
+    }
+}
+
+/// Starts the measuring thread, which publishes into `usage`.
+pub fn spawn(docker: DockerClient, usage: Arc<FsUsage>) -> io::Result<Refresher> {
+    let (pokes, poked) = mpsc::channel();
+    thread::Builder::new()
+        .name(THREAD_NAME.to_owned())
+        .spawn(move || {
+            let mut measurer = Measurer::new(docker);
+            let mut last_logged_error = None;
+            loop {
+                let result = measurer.measure().map_err(|err| err.to_string());
+                if let Err(error) = &result {
+                    if last_logged_error.as_ref() != Some(error) {
+                        log::warn!("image filesystem usage: {error}");
+                        last_logged_error = Some(error.clone());
+                    }
+                } else {
+                    last_logged_error = None;
+                }
+                usage.publish(result);
+                match poked.recv_timeout(REFRESH_INTERVAL) {
+                    // Several pokes while measuring ask for one refresh.
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => while poked.try_recv().is_ok() {},
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        })?;
+    Ok(Refresher { pokes })
+}
+
+/// The thread's own state: what it learnt about each image, and when the
+/// container sizes were last computed.
+struct Measurer {
+    docker: DockerClient,
+    root_dir: Option<String>,
+    images: HashMap<String, ImageLayers>,
+    containers: Option<(Instant, u64)>,
+}
+
+impl Measurer {
+    fn new(docker: DockerClient) -> Measurer {
+        Measurer {
+            docker,
+            root_dir: None,
+            images: HashMap::new(),
+            containers: None,
+        }
+    }
+
+    fn measure(&mut self) -> Result<FsFigures, FsUsageError> {
+        let result = self.try_measure();
+        if result.is_err() {
+            // dockerd may have restarted with another root directory.
+            self.root_dir = None;
+        }
+        result
+    }
+
+    fn try_measure(&mut self) -> Result<FsFigures, FsUsageError> {
+        let root_dir = match &self.root_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let dir = self.docker.info()?.docker_root_dir;
+                self.root_dir = Some(dir.clone());
+                dir
+            }
+        };
+        let image_bytes = self.image_bytes()?;
+        let container_bytes = self.container_bytes()?;
+        let stat =
+            nix::sys::statfs::statfs(root_dir.as_str()).map_err(|errno| FsUsageError::Statfs {
+                path: root_dir.clone(),
+                errno,
+            })?;
+        // fsfilcnt_t is u64 or u32 depending on the target: widening.
+        #[allow(clippy::unnecessary_cast)]
+        let inodes_used = (stat.files() as u64).saturating_sub(stat.files_free() as u64);
+        Ok(FsFigures {
+            timestamp_ns: unix_nanos(SystemTime::now()),
+            mountpoint: root_dir,
+            image_bytes,
+            inodes_used,
+            container_bytes,
+        })
+    }
+
+    fn image_bytes(&mut self) -> Result<u64, FsUsageError> {
+        let summaries: Vec<ImageSummary> = self.docker.get_json("/images/json")?;
+        let present: HashSet<&str> = summaries.iter().map(|s| s.id.as_str()).collect();
+        self.images.retain(|id, _| present.contains(id.as_str()));
+        for summary in &summaries {
+            if self.images.contains_key(&summary.id) {
+                continue;
+            }
+            match self.learn(summary) {
+                Ok(layers) => {
+                    self.images.insert(summary.id.clone(), layers);
+                }
+                // Removed since the listing: the next refresh will not see it.
+                Err(err) if err.api_status() == Some(404) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(unique_bytes(self.images.values()))
+    }
+
+    fn learn(&self, summary: &ImageSummary) -> Result<ImageLayers, DockerError> {
+        let inspect: ImageInspect = self
+            .docker
+            .get_json(&format!("/images/{}/json", summary.id))?;
+        let history: Vec<HistoryItem> = self
+            .docker
+            .get_json(&format!("/images/{}/history", summary.id))?;
+        Ok(layer_sizes(&inspect.root_fs.layers, &history, summary.size))
+    }
+
+    fn container_bytes(&mut self) -> Result<u64, FsUsageError> {
+        if let Some((at, bytes)) = self.containers {
+            if at.elapsed() < CONTAINER_SIZE_INTERVAL {
+                return Ok(bytes);
+            }
+        }
+        #[derive(Deserialize)]
+        struct ContainerSize {
+            #[serde(rename = "SizeRw", default)]
+            size_rw: i64,
+        }
+        let path = path_with_query("/containers/json", &[("all", "1"), ("size", "1")]);
+        let containers: Vec<ContainerSize> = self.docker.get_json(&path)?;
+        let bytes = containers
+            .iter()
+            .map(|c| u64::try_from(c.size_rw).unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
+        self.containers = Some((Instant::now(), bytes));
+        Ok(bytes)
+    }
+}
+
+/// What one image adds to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ImageLayers {
+    /// Its layers bottom first: diff ID and bytes.
+    Sized(Vec<(String, u64)>),
+    /// Its history does not tell the layer sizes apart: its whole size,
+    /// counted as if it shared nothing.
+    Whole(u64),
+}
+
+/// Pairs the layers with their sizes from the history (newest first; steps
+/// that made no layer have size 0). A layer may itself be empty, so the
+/// sizes are taken from the non-zero steps when they are as many as the
+/// layers, else from every step when those are.
+fn layer_sizes(diff_ids: &[String], history: &[HistoryItem], image_size: i64) -> ImageLayers {
+    let size = |item: &HistoryItem| u64::try_from(item.size).unwrap_or(0);
+    let non_zero: Vec<u64> = history.iter().rev().map(size).filter(|&s| s > 0).collect();
+    let sizes = if non_zero.len() == diff_ids.len() {
+        non_zero
+    } else if history.len() == diff_ids.len() {
+        history.iter().rev().map(size).collect()
+    } else {
+        return ImageLayers::Whole(u64::try_from(image_size).unwrap_or(0));
+    };
+    ImageLayers::Sized(diff_ids.iter().cloned().zip(sizes).collect())
+}
+
+/// Bytes of the distinct layers. dockerd stores a layer per chain (the
+/// same diff on another base is another layer), so layers are counted once
+/// per distinct chain prefix.
+fn unique_bytes<'a>(images: impl IntoIterator<Item = &'a ImageLayers>) -> u64 {
+    // Chain nodes by (parent node, diff ID); node 0 is the empty base.
+    let mut chains: HashMap<(usize, &str), usize> = HashMap::new();
+    let mut total: u64 = 0;
+    for image in images {
+        match image {
+            ImageLayers::Whole(bytes) => total = total.saturating_add(*bytes),
+            ImageLayers::Sized(layers) => {
+                let mut parent = 0;
+                for (diff_id, bytes) in layers {
+                    let next = chains.len() + 1;
+                    parent = *chains.entry((parent, diff_id.as_str())).or_insert_with(|| {
+                        total = total.saturating_add(*bytes);
+                        next
+                    });
+                }
+            }
+        }
+    }
+    total
+}
+
+fn unix_nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn history(sizes_newest_first: &[i64]) -> Vec<HistoryItem> {
+        sizes_newest_first
+            .iter()
+            .map(|&size| HistoryItem {
+                size,
+                ..HistoryItem::default()
+            })
+            .collect()
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn sized(layers: &[(&str, u64)]) -> ImageLayers {
+        ImageLayers::Sized(layers.iter().map(|&(d, s)| (d.to_owned(), s)).collect())
+    }
+
+    #[test]
+    fn history_sizes_pair_with_layers_bottom_first() {
+        // CMD (no layer), COPY (20), ENV (no layer), base (100).
+        let layers = layer_sizes(&ids(&["base", "copy"]), &history(&[0, 20, 0, 100]), 120);
+        assert_eq!(layers, sized(&[("base", 100), ("copy", 20)]));
+    }
+
+    #[test]
+    fn an_empty_layer_is_paired_when_every_step_made_a_layer() {
+        let layers = layer_sizes(&ids(&["base", "empty"]), &history(&[0, 100]), 100);
+        assert_eq!(layers, sized(&[("base", 100), ("empty", 0)]));
+    }
+
+    #[test]
+    fn an_ambiguous_history_counts_the_whole_image() {
+        let layers = layer_sizes(&ids(&["a", "b", "c"]), &history(&[0, 5, 0, 7]), 12);
+        assert_eq!(layers, ImageLayers::Whole(12));
+    }
+
+    #[test]
+    fn shared_layers_count_once() {
+        let app1 = sized(&[("base", 100), ("app1", 10)]);
+        let app2 = sized(&[("base", 100), ("app2", 20)]);
+        let base = sized(&[("base", 100)]);
+        assert_eq!(unique_bytes([&app1, &app2, &base]), 130);
+    }
+
+    #[test]
+    fn the_same_diff_on_another_base_is_another_layer() {
+        let one = sized(&[("base1", 100), ("config", 1)]);
+        let two = sized(&[("base2", 200), ("config", 1)]);
+        assert_eq!(unique_bytes([&one, &two]), 302);
+    }
+
+    #[test]
+    fn whole_images_add_their_size() {
+        let shared = sized(&[("base", 100)]);
+        assert_eq!(unique_bytes([&shared, &ImageLayers::Whole(50)]), 150);
+        assert_eq!(unique_bytes([]), 0);
+    }
+
+    #[test]
+    fn latest_waits_for_the_first_measurement_then_keeps_old_figures() {
+        let usage = Arc::new(FsUsage::default());
+        let err = usage.latest(Duration::from_millis(10)).unwrap_err();
+        assert!(err.contains("no measurement"), "{err}");
+        let figures = FsFigures {
+            timestamp_ns: 1,
+            mountpoint: "/var/lib/docker".into(),
+            image_bytes: 2,
+            inodes_used: 3,
+            container_bytes: 4,
+        };
+        let publisher = Arc::clone(&usage);
+        let published = figures.clone();
+        let thread = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            publisher.publish(Ok(published));
+        });
+        assert_eq!(usage.latest(Duration::from_secs(10)).unwrap(), figures);
+        thread.join().unwrap();
+        usage.publish(Err("dockerd is away".into()));
+        assert_eq!(usage.latest(Duration::ZERO).unwrap(), figures);
+    }
+
+    #[test]
+    fn a_failed_first_measurement_is_reported() {
+        let usage = FsUsage::default();
+        usage.publish(Err("docker: connection refused".into()));
+        assert_eq!(
+            usage.latest(Duration::from_secs(10)).unwrap_err(),
+            "docker: connection refused"
+        );
+    }
+}

@@ -1,0 +1,597 @@
+//! The ImageService: ListImages, StreamImages, ImageStatus, PullImage,
+//! RemoveImage and ImageFsInfo on top of dockerd's image store.
+//!
+//! Handlers here decide; the pure parts live beside them: `reference`
+//! (names, IDs, normalisation and matching), `auth` (credentials, the
+//! `X-Registry-Auth` header, redaction), `translate` (Docker JSON to CRI
+//! messages), `pull` (progress deadline and error codes) and `fs_usage`
+//! (the cached ImageFsInfo figures and the one thread that refreshes
+//! them). Registry secrets never reach a log or an error message.
+//!
+//! Identity: an image's CRI `id` is Docker's image ID (`sha256:` and the
+//! configuration digest); PullImage returns the same string. Tags and
+//! digests are Docker's familiar strings. RemoveImage by ID removes the
+//! image with all its tags and digests; by tag or digest it removes that
+//! reference, and the image only with its last reference, as `docker rmi`
+//! does.
+
+mod auth;
+mod fs_usage;
+mod pull;
+mod reference;
+mod translate;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+pub use auth::{AuthError, RegistryAuth};
+pub use reference::{ImageQuery, Match, Reference, ReferenceError};
+
+use crate::cli::Config;
+use crate::cri::gen::services::{ImageService, Sink};
+use crate::cri::v1;
+use crate::docker::{path_with_query, DockerClient, DockerError, ImageInspect, ImageSummary};
+use crate::grpc::{CallContext, Code, Status};
+use fs_usage::{FsUsage, Refresher};
+use translate::{cri_image, verbose_info, ImageFacts};
+
+/// How long ImageFsInfo waits for the very first measurement (right after
+/// start) before answering that there is none yet.
+const FIRST_MEASUREMENT_WAIT: Duration = Duration::from_secs(10);
+/// Images per StreamImages message: well under the 16 MiB message limit
+/// even for images with hundreds of tags.
+const STREAM_IMAGES_BATCH: usize = 100;
+
+/// A failed image call.
+#[derive(Debug)]
+pub enum ImageError {
+    /// The request lacks a required field or asks for what Docker cannot do.
+    InvalidRequest(String),
+    InvalidReference(ReferenceError),
+    InvalidAuth(AuthError),
+    Docker(DockerError),
+    /// dockerd or the registry failed the pull; `message` is theirs,
+    /// redacted, and `code` was chosen from it.
+    PullFailed {
+        image: String,
+        code: Code,
+        message: String,
+    },
+    /// No progress message for `--image-pull-progress-deadline`.
+    PullStalled {
+        image: String,
+        after: Duration,
+        last: String,
+    },
+    /// The kubelet cancelled the call (or its deadline passed) mid-pull.
+    PullCancelled {
+        image: String,
+    },
+    /// RemoveImage of an image that containers still use.
+    InUse {
+        image: String,
+        containers: Vec<String>,
+    },
+    /// ImageFsInfo before any figures exist.
+    NotMeasured(String),
+}
+
+impl ImageError {
+    pub fn code(&self) -> Code {
+        match self {
+            ImageError::InvalidRequest(_)
+            | ImageError::InvalidReference(_)
+            | ImageError::InvalidAuth(_) => Code::InvalidArgument,
+            ImageError::Docker(err) => err.code(),
+            ImageError::PullFailed { code, .. } => *code,
+            ImageError::PullStalled { .. } => Code::DeadlineExceeded,
+            ImageError::PullCancelled { .. } => Code::Cancelled,
+            ImageError::InUse { .. } => Code::FailedPrecondition,
+            ImageError::NotMeasured(_) => Code::Unavailable,
+        }
+    }
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageError::InvalidRequest(why) => f.write_str(why),
+            ImageError::InvalidReference(err) => write!(f, "{err}"),
+            ImageError::InvalidAuth(err) => write!(f, "{err}"),
+            ImageError::Docker(err) => write!(f, "docker: {err}"),
+            ImageError::PullFailed { image, message, .. } => {
+                write!(f, "pulling image {image} failed: {message}")
+            }
+            ImageError::PullStalled { image, after, last } => write!(
+                f,
+                "pulling image {image} cancelled: no progress for {after:?} \
+                 (--image-pull-progress-deadline); last progress: {last}"
+            ),
+            ImageError::PullCancelled { image } => {
+                write!(f, "pulling image {image} abandoned: the call was cancelled")
+            }
+            ImageError::InUse { image, containers } => write!(
+                f,
+                "image {image} is in use by container(s) {}; remove them first",
+                containers.join(", ")
+            ),
+            ImageError::NotMeasured(why) => {
+                write!(f, "image filesystem usage is not known yet: {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ImageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ImageError::InvalidReference(err) => Some(err),
+            ImageError::InvalidAuth(err) => Some(err),
+            ImageError::Docker(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<DockerError> for ImageError {
+    fn from(err: DockerError) -> ImageError {
+        ImageError::Docker(err)
+    }
+}
+
+impl From<ReferenceError> for ImageError {
+    fn from(err: ReferenceError) -> ImageError {
+        ImageError::InvalidReference(err)
+    }
+}
+
+impl From<ImageError> for Status {
+    fn from(err: ImageError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// The image half of the CRI.
+#[derive(Debug)]
+pub struct Images {
+    docker: DockerClient,
+    /// `--pod-infra-container-image`, reported as pinned.
+    sandbox_image: Option<ImageQuery>,
+    /// `--image-pull-progress-deadline`.
+    pull_progress_deadline: Duration,
+    /// Image ID → the configuration's `User`. Configurations are immutable,
+    /// so an entry never goes stale; ListImages drops the IDs it no longer
+    /// sees.
+    users: Mutex<HashMap<String, String>>,
+    fs_usage: Arc<FsUsage>,
+    /// The measuring thread's handle, once the first ImageFsInfo call has
+    /// started it: threads must be started from threads that already block
+    /// the signals `main` leaves to its signal thread, which the CRI worker
+    /// threads do.
+    refresher: Mutex<Option<Refresher>>,
+}
+
+impl Images {
+    /// The ImageService for `config`, on `docker`. The thread measuring
+    /// image filesystem usage starts with the first ImageFsInfo call and
+    /// ends when this value is dropped.
+    pub fn new(docker: DockerClient, config: &Config) -> Images {
+        let sandbox_image = match ImageQuery::parse(&config.pod_infra_container_image) {
+            Ok(query) => Some(query),
+            Err(err) => {
+                log::warn!("--pod-infra-container-image: {err}; no image is reported as pinned");
+                None
+            }
+        };
+        Images {
+            docker,
+            sandbox_image,
+            pull_progress_deadline: config.image_pull_progress_deadline,
+            users: Mutex::new(HashMap::new()),
+            fs_usage: Arc::new(FsUsage::default()),
+            refresher: Mutex::new(None),
+        }
+    }
+
+    /// Starts the measuring thread unless it runs already.
+    fn ensure_measuring(&self) -> Result<(), ImageError> {
+        let mut refresher = lock(&self.refresher);
+        if refresher.is_none() {
+            let spawned = fs_usage::spawn(self.docker.clone(), Arc::clone(&self.fs_usage))
+                .map_err(|err| {
+                    ImageError::NotMeasured(format!("cannot start its thread: {err}"))
+                })?;
+            *refresher = Some(spawned);
+        }
+        Ok(())
+    }
+
+    /// Asks for fresh figures after the store changed, if anyone reads them.
+    fn store_changed(&self) {
+        if let Some(refresher) = lock(&self.refresher).as_ref() {
+            refresher.poke();
+        }
+    }
+
+    /// dockerd may have been down when dockshim started; negotiate the API
+    /// version the first time it answers.
+    fn ensure_negotiated(&self) -> Result<(), ImageError> {
+        if self.docker.api_version().is_none() {
+            self.docker.negotiate()?;
+        }
+        Ok(())
+    }
+
+    fn is_pinned(&self, id: &str, repo_tags: &[String], repo_digests: &[String]) -> bool {
+        self.sandbox_image
+            .as_ref()
+            .is_some_and(|sandbox| sandbox.resolve(id, repo_tags, repo_digests).is_some())
+    }
+
+    fn users(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        lock(&self.users)
+    }
+
+    /// The image's configured user, from the cache or dockerd. `None` if
+    /// the image went away meanwhile.
+    fn user_of(&self, id: &str) -> Result<Option<String>, ImageError> {
+        if let Some(user) = self.users().get(id) {
+            return Ok(Some(user.clone()));
+        }
+        match self.inspect(id)? {
+            Some(image) => {
+                self.users()
+                    .insert(image.id.clone(), image.config.user.clone());
+                Ok(Some(image.config.user))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// `GET /images/{name}/json`; `None` when dockerd has no such image.
+    fn inspect(&self, name: &str) -> Result<Option<ImageInspect>, ImageError> {
+        match self.docker.get_json(&format!("/images/{name}/json")) {
+            Ok(image) => Ok(Some(image)),
+            Err(err) if err.api_status() == Some(404) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The image `text` names, the query that found it and how it
+    /// matched; `None` if there is none. dockerd resolves the name; the
+    /// answer is accepted only if it really is what was asked for, because
+    /// dockerd falls back to ID-prefix search for names it does not know.
+    fn find(&self, text: &str) -> Result<Option<Found>, ImageError> {
+        let mut queries = vec![ImageQuery::parse(text)?];
+        queries.extend(ImageQuery::as_id_prefix(text));
+        for query in queries {
+            if let Some(image) = self.inspect(&query.lookup_name())? {
+                if let Some(how) = query.resolve(&image.id, &image.repo_tags, &image.repo_digests) {
+                    self.users()
+                        .insert(image.id.clone(), image.config.user.clone());
+                    return Ok(Some(Found { image, query, how }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn list(&self, filter: Option<&v1::ImageFilter>) -> Result<Vec<v1::Image>, ImageError> {
+        let filter = match filter.and_then(|f| f.image.as_ref()) {
+            Some(spec) if !spec.image.is_empty() => Some(ImageQuery::parse(&spec.image)?),
+            _ => None,
+        };
+        self.ensure_negotiated()?;
+        let summaries: Vec<ImageSummary> = self.docker.get_json("/images/json")?;
+        let mut images = Vec::with_capacity(summaries.len());
+        for summary in &summaries {
+            let wanted = filter.as_ref().is_none_or(|f| {
+                f.filter_matches(&summary.id, &summary.repo_tags, &summary.repo_digests)
+            });
+            if !wanted {
+                continue;
+            }
+            let Some(user) = self.user_of(&summary.id)? else {
+                continue;
+            };
+            images.push(cri_image(ImageFacts {
+                id: &summary.id,
+                repo_tags: &summary.repo_tags,
+                repo_digests: &summary.repo_digests,
+                size: summary.size,
+                user: &user,
+                pinned: self.is_pinned(&summary.id, &summary.repo_tags, &summary.repo_digests),
+            }));
+        }
+        let present: HashSet<&str> = summaries.iter().map(|s| s.id.as_str()).collect();
+        self.users().retain(|id, _| present.contains(id.as_str()));
+        Ok(images)
+    }
+
+    fn status(
+        &self,
+        request: &v1::ImageStatusRequest,
+    ) -> Result<v1::ImageStatusResponse, ImageError> {
+        let text = image_text(request.image.as_ref())?;
+        self.ensure_negotiated()?;
+        let Some(Found { image, .. }) = self.find(text)? else {
+            return Ok(v1::ImageStatusResponse::default());
+        };
+        let info = if request.verbose {
+            verbose_info(&image)
+        } else {
+            HashMap::new()
+        };
+        Ok(v1::ImageStatusResponse {
+            image: Some(cri_image(ImageFacts {
+                id: &image.id,
+                repo_tags: &image.repo_tags,
+                repo_digests: &image.repo_digests,
+                size: image.size,
+                user: &image.config.user,
+                pinned: self.is_pinned(&image.id, &image.repo_tags, &image.repo_digests),
+            })),
+            info,
+        })
+    }
+
+    fn pull(
+        &self,
+        ctx: &CallContext,
+        request: &v1::PullImageRequest,
+    ) -> Result<String, ImageError> {
+        let text = image_text(request.image.as_ref())?;
+        if let Some(handler) = request
+            .image
+            .as_ref()
+            .map(|spec| spec.runtime_handler.as_str())
+            .filter(|h| !h.is_empty())
+        {
+            return Err(ImageError::InvalidRequest(format!(
+                "unknown runtime handler {handler:?}: Docker has one, the default (\"\")"
+            )));
+        }
+        let reference = match ImageQuery::parse(text)? {
+            ImageQuery::Reference(reference) => reference,
+            ImageQuery::Id(_) => {
+                return Err(ImageError::InvalidRequest(format!(
+                    "cannot pull {text:?}: an image ID is not a registry reference"
+                )))
+            }
+        };
+        let auth = match &request.auth {
+            Some(auth) => RegistryAuth::from_cri(auth).map_err(ImageError::InvalidAuth)?,
+            None => RegistryAuth::default(),
+        };
+        self.ensure_negotiated()?;
+        let name = reference.to_string();
+        log::info!("pulling image {name} with {}", auth.describe());
+        let started = Instant::now();
+        let header = auth.header();
+        let mut progress = self
+            .docker
+            .pull(
+                &reference.repository(),
+                reference.tag_or_digest(),
+                header.as_deref(),
+            )
+            .map_err(|err| pull::refused(&name, &err, &auth))?;
+        progress.set_idle_timeout(Some(pull::POLL_INTERVAL));
+        let cancelled = || ctx.is_cancelled();
+        let manifest_digest = pull::follow(
+            progress,
+            &pull::Watch {
+                image: &name,
+                deadline: self.pull_progress_deadline,
+                auth: &auth,
+                cancelled: &cancelled,
+            },
+        )?;
+        self.store_changed();
+        // By digest, so a tag moved by a concurrent pull cannot answer for it.
+        let lookup = match reference.digest().or(manifest_digest.as_deref()) {
+            Some(digest) => format!("{}@{digest}", reference.repository()),
+            None => reference.canonical(),
+        };
+        let image = self
+            .inspect(&lookup)?
+            .ok_or_else(|| ImageError::PullFailed {
+                image: name.clone(),
+                code: Code::NotFound,
+                message: format!("dockerd reported success but has no image {lookup}"),
+            })?;
+        log::info!(
+            "pulled image {name} as {} in {:.1?}",
+            image.id,
+            started.elapsed()
+        );
+        Ok(image.id)
+    }
+
+    fn remove(&self, request: &v1::RemoveImageRequest) -> Result<(), ImageError> {
+        let text = image_text(request.image.as_ref())?;
+        self.ensure_negotiated()?;
+        let Some(Found { image, query, how }) = self.find(text)? else {
+            log::debug!("image {text} is already gone");
+            return Ok(());
+        };
+        match (how, &query) {
+            (Match::Tag | Match::Digest, ImageQuery::Reference(reference)) => {
+                self.delete_reference(&reference.canonical())?;
+            }
+            _ => self.remove_whole(&image)?,
+        }
+        self.users().remove(&image.id);
+        self.store_changed();
+        log::info!("removed image {text} ({})", image.id);
+        Ok(())
+    }
+
+    /// Removes every reference of `image`, then the image. Containers using
+    /// it (running or not) are checked first so nothing is untagged when
+    /// the image cannot go.
+    fn remove_whole(&self, image: &ImageInspect) -> Result<(), ImageError> {
+        let users = self.containers_using(&image.id)?;
+        if !users.is_empty() {
+            return Err(ImageError::InUse {
+                image: image.id.clone(),
+                containers: users,
+            });
+        }
+        let references = translate::real_references(&image.repo_tags)
+            .into_iter()
+            .chain(translate::real_references(&image.repo_digests));
+        for reference in references {
+            self.delete_reference(&reference)?;
+        }
+        self.delete_reference(&image.id)
+    }
+
+    /// `DELETE /images/{name}`, without force; a missing name is success.
+    fn delete_reference(&self, name: &str) -> Result<(), ImageError> {
+        match self.docker.delete(&format!("/images/{name}")) {
+            Ok(_) => Ok(()),
+            Err(err) if err.api_status() == Some(404) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Names (or short IDs) of the containers whose image is `id`.
+    fn containers_using(&self, id: &str) -> Result<Vec<String>, ImageError> {
+        #[derive(Deserialize)]
+        struct ContainerImage {
+            #[serde(rename = "Id", default)]
+            id: String,
+            #[serde(rename = "Names", default)]
+            names: Option<Vec<String>>,
+            #[serde(rename = "ImageID", default)]
+            image_id: String,
+        }
+        let filters = serde_json::json!({ "ancestor": [id] }).to_string();
+        let path = path_with_query("/containers/json", &[("all", "1"), ("filters", &filters)]);
+        let containers: Vec<ContainerImage> = self.docker.get_json(&path)?;
+        Ok(containers
+            .into_iter()
+            .filter(|c| c.image_id == id)
+            .map(|c| {
+                let name = c.names.and_then(|n| n.into_iter().next());
+                match name {
+                    Some(name) => name.trim_start_matches('/').to_owned(),
+                    None => c.id.chars().take(12).collect(),
+                }
+            })
+            .collect())
+    }
+
+    fn fs_info(&self) -> Result<v1::ImageFsInfoResponse, ImageError> {
+        self.ensure_measuring()?;
+        let figures = self
+            .fs_usage
+            .latest(FIRST_MEASUREMENT_WAIT)
+            .map_err(ImageError::NotMeasured)?;
+        let usage = |bytes: u64| v1::FilesystemUsage {
+            timestamp: figures.timestamp_ns,
+            fs_id: Some(v1::FilesystemIdentifier {
+                mountpoint: figures.mountpoint.clone(),
+            }),
+            used_bytes: Some(v1::UInt64Value { value: bytes }),
+            inodes_used: Some(v1::UInt64Value {
+                value: figures.inodes_used,
+            }),
+        };
+        Ok(v1::ImageFsInfoResponse {
+            image_filesystems: vec![usage(figures.image_bytes)],
+            container_filesystems: vec![usage(figures.container_bytes)],
+        })
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked:
+/// the values guarded here are inserted, removed or replaced whole.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An image [`Images::find`] found.
+struct Found {
+    image: ImageInspect,
+    query: ImageQuery,
+    how: Match,
+}
+
+/// The image text of a request, which must be there.
+fn image_text(spec: Option<&v1::ImageSpec>) -> Result<&str, ImageError> {
+    match spec.map(|s| s.image.as_str()) {
+        Some(text) if !text.is_empty() => Ok(text),
+        _ => Err(ImageError::InvalidRequest(
+            "ImageSpec.image is required".to_owned(),
+        )),
+    }
+}
+
+impl ImageService for Images {
+    fn list_images(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ListImagesRequest,
+    ) -> Result<v1::ListImagesResponse, Status> {
+        let images = self.list(request.filter.as_ref())?;
+        Ok(v1::ListImagesResponse { images })
+    }
+
+    fn stream_images(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StreamImagesRequest,
+        sink: &mut Sink<'_, v1::StreamImagesResponse>,
+    ) -> Result<(), Status> {
+        let mut images = self.list(request.filter.as_ref())?;
+        while !images.is_empty() {
+            let rest = images.split_off(images.len().min(STREAM_IMAGES_BATCH));
+            sink.send(&v1::StreamImagesResponse { images })?;
+            images = rest;
+        }
+        Ok(())
+    }
+
+    fn image_status(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ImageStatusRequest,
+    ) -> Result<v1::ImageStatusResponse, Status> {
+        Ok(self.status(&request)?)
+    }
+
+    fn pull_image(
+        &self,
+        ctx: &CallContext,
+        request: v1::PullImageRequest,
+    ) -> Result<v1::PullImageResponse, Status> {
+        let image_ref = self.pull(ctx, &request).map_err(|err| {
+            log::warn!("{err}");
+            err
+        })?;
+        Ok(v1::PullImageResponse { image_ref })
+    }
+
+    fn remove_image(
+        &self,
+        _ctx: &CallContext,
+        request: v1::RemoveImageRequest,
+    ) -> Result<v1::RemoveImageResponse, Status> {
+        self.remove(&request)?;
+        Ok(v1::RemoveImageResponse {})
+    }
+
+    fn image_fs_info(
+        &self,
+        _ctx: &CallContext,
+        _request: v1::ImageFsInfoRequest,
+    ) -> Result<v1::ImageFsInfoResponse, Status> {
+        Ok(self.fs_info()?)
+    }
+}

@@ -1,0 +1,187 @@
+//! The typed subsets of dockerd's image answers: `GET /images/json`,
+//! `GET /images/{name}/json` and `GET /images/{name}/history`.
+//!
+//! Like `types`, every field has a default and unknown fields are ignored.
+//! dockerd writes `null` rather than `[]` or `{}` for empty lists and maps
+//! in these answers, so those fields read `null` as empty. What the fields
+//! mean to the kubelet is decided in `cri::image`, not here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// One entry of `GET /images/json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ImageSummary {
+    /// `sha256:<hex>`, the digest of the image's configuration.
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// Familiar `name:tag` strings; `<none>:<none>` marks an untagged image
+    /// on API 1.41.
+    #[serde(rename = "RepoTags", deserialize_with = "null_as_empty")]
+    pub repo_tags: Vec<String>,
+    /// Familiar `name@digest` strings; `<none>@<none>` on API 1.41 when
+    /// there are none and no tags either.
+    #[serde(rename = "RepoDigests", deserialize_with = "null_as_empty")]
+    pub repo_digests: Vec<String>,
+    /// Bytes of all the image's layers, shared ones included.
+    #[serde(rename = "Size")]
+    pub size: i64,
+}
+
+/// `GET /images/{name}/json`, the fields dockshim reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ImageInspect {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "RepoTags", deserialize_with = "null_as_empty")]
+    pub repo_tags: Vec<String>,
+    #[serde(rename = "RepoDigests", deserialize_with = "null_as_empty")]
+    pub repo_digests: Vec<String>,
+    /// RFC 3339 creation time from the image configuration.
+    #[serde(rename = "Created")]
+    pub created: String,
+    #[serde(rename = "Author")]
+    pub author: String,
+    #[serde(rename = "Architecture")]
+    pub architecture: String,
+    #[serde(rename = "Os")]
+    pub os: String,
+    #[serde(rename = "Size")]
+    pub size: i64,
+    #[serde(rename = "Config", deserialize_with = "null_as_empty")]
+    pub config: ImageConfig,
+    #[serde(rename = "RootFS", deserialize_with = "null_as_empty")]
+    pub root_fs: RootFs,
+}
+
+/// The run-time defaults an image carries. The field names are the OCI
+/// image configuration's, which Docker shares, so the struct serialises
+/// back into the OCI form for verbose ImageStatus answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ImageConfig {
+    /// `user`, `uid`, `user:group` or `uid:gid`; empty means root.
+    #[serde(rename = "User")]
+    pub user: String,
+    /// Keys such as `80/tcp`; the values are empty objects.
+    #[serde(rename = "ExposedPorts", deserialize_with = "null_as_empty")]
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
+    #[serde(rename = "Env", deserialize_with = "null_as_empty")]
+    pub env: Vec<String>,
+    #[serde(rename = "Entrypoint", deserialize_with = "null_as_empty")]
+    pub entrypoint: Vec<String>,
+    #[serde(rename = "Cmd", deserialize_with = "null_as_empty")]
+    pub cmd: Vec<String>,
+    /// Keys are container paths; the values are empty objects.
+    #[serde(rename = "Volumes", deserialize_with = "null_as_empty")]
+    pub volumes: BTreeMap<String, serde_json::Value>,
+    #[serde(rename = "WorkingDir")]
+    pub working_dir: String,
+    #[serde(rename = "Labels", deserialize_with = "null_as_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(rename = "StopSignal")]
+    pub stop_signal: String,
+}
+
+/// The image's layers, bottom first, as uncompressed-content digests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RootFs {
+    /// Always `layers` on Linux.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Diff IDs, `sha256:<hex>`, bottom layer first.
+    #[serde(rename = "Layers", deserialize_with = "null_as_empty")]
+    pub layers: Vec<String>,
+}
+
+/// One entry of `GET /images/{name}/history`, newest first. Entries that
+/// made a layer carry that layer's size; the others (`ENV`, `CMD`, ...)
+/// have size 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct HistoryItem {
+    /// Unix seconds.
+    #[serde(rename = "Created")]
+    pub created: i64,
+    #[serde(rename = "CreatedBy")]
+    pub created_by: String,
+    /// Bytes of the layer this step made.
+    #[serde(rename = "Size")]
+    pub size: i64,
+    #[serde(rename = "Comment")]
+    pub comment: String,
+}
+
+/// Reads a JSON `null` as the type's empty value.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_reads_nulls_as_empty_lists() -> Result<(), serde_json::Error> {
+        let line = r#"{"Containers":-1,"Created":1795432708,"Id":"sha256:c81e","Labels":null,
+            "ParentId":"","RepoDigests":["r/p@sha256:2816"],"RepoTags":null,"SharedSize":-1,
+            "Size":1984241,"VirtualSize":1984241}"#;
+        let summary: ImageSummary = serde_json::from_str(line)?;
+        assert_eq!(summary.id, "sha256:c81e");
+        assert!(summary.repo_tags.is_empty());
+        assert_eq!(summary.repo_digests, ["r/p@sha256:2816"]);
+        assert_eq!(summary.size, 1_984_241);
+        Ok(())
+    }
+
+    #[test]
+    fn inspect_reads_config_and_layers() -> Result<(), serde_json::Error> {
+        let body = r#"{"Id":"sha256:f6a1","RepoTags":["busybox:latest"],"RepoDigests":null,
+            "Created":"2026-11-23T10:45:59.24734303Z","Author":"","Architecture":"amd64",
+            "Os":"linux","Size":10,"Config":{"User":"1000:1000","Env":null,"Cmd":["/bin/sh"],
+            "Entrypoint":null,"Labels":{"a":"b"},"ExposedPorts":{"80/tcp":{}},"Volumes":null,
+            "WorkingDir":"/w","StopSignal":"SIGQUIT","Hostname":""},
+            "RootFS":{"Type":"layers","Layers":["sha256:5fea"]},"GraphDriver":{"Name":"overlay2"}}"#;
+        let inspect: ImageInspect = serde_json::from_str(body)?;
+        assert_eq!(inspect.config.user, "1000:1000");
+        assert_eq!(inspect.config.cmd, ["/bin/sh"]);
+        assert!(inspect.config.env.is_empty());
+        assert_eq!(
+            inspect.config.labels.get("a").map(String::as_str),
+            Some("b")
+        );
+        assert!(inspect.config.exposed_ports.contains_key("80/tcp"));
+        assert_eq!(inspect.root_fs.layers, ["sha256:5fea"]);
+        assert!(inspect.repo_digests.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn inspect_tolerates_a_null_config() -> Result<(), serde_json::Error> {
+        let inspect: ImageInspect =
+            serde_json::from_str(r#"{"Id":"sha256:1","Config":null,"RootFS":null}"#)?;
+        assert_eq!(inspect.config, ImageConfig::default());
+        assert!(inspect.root_fs.layers.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn config_serialises_with_the_oci_field_names() -> Result<(), serde_json::Error> {
+        let config = ImageConfig {
+            user: "nobody".to_owned(),
+            ..ImageConfig::default()
+        };
+        let json = serde_json::to_value(&config)?;
+        assert_eq!(json["User"], "nobody");
+        assert!(json.get("WorkingDir").is_some());
+        Ok(())
+    }
+}
