@@ -265,8 +265,8 @@ mod tests {
         let waker = executor.waker();
         let wakes = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&wakes);
-        let thread = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
+        let thread = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
             counter.fetch_add(1, Ordering::SeqCst);
             waker.wake();
         });
@@ -304,8 +304,8 @@ mod tests {
     fn socket_readiness_polls_the_task_again() {
         let (mut ours, mut peer) = UnixStream::pair().unwrap();
         let mut executor = Executor::new(&mut ours).unwrap();
-        let writer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
+        let writer = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
             peer.write_all(b"x").unwrap();
             peer
         });
