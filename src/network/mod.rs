@@ -1,7 +1,17 @@
-//! Pod networking. For now: finding the CNI network configuration that
-//! decides whether the node's network is ready. Running the plugins comes
-//! with pod sandboxes.
+//! Pod networking: finding the CNI network configuration (which also
+//! decides whether the node's network is ready), running the CNI plugins,
+//! entering a pod's network namespace on a throwaway thread, the few
+//! netlink messages dockshim needs, and the hairpin setting of a pod's
+//! host-side veth.
 
+pub mod cni;
 pub mod cni_config;
+pub mod hairpin;
+pub mod netlink;
+pub mod netns;
 
+pub use cni::{CniError, CniRunner, PodAttachment, PodIps, RuntimeArgs};
 pub use cni_config::{CniConfigError, CniNetwork, CniPlugin};
+pub use hairpin::{Hairpin, HairpinError};
+pub use netlink::NetlinkError;
+pub use netns::{run_in_netns, NetnsError};

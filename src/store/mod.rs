@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use crate::grpc::{Code, Status};
 
+pub mod checkpoint;
+
+pub use checkpoint::{CheckpointError, CheckpointStore, PodSandboxCheckpoint};
+
 /// The file, relative to the root directory, holding the pod CIDR.
 const POD_CIDR_FILE: &str = "pod-cidr";
 

@@ -1,0 +1,213 @@
+//! Running code inside another network namespace, given by a path such as
+//! `/proc/<pid>/ns/net` or `/var/run/netns/<name>`.
+//!
+//! `setns` changes the namespace of the calling thread only, and a thread
+//! that has changed it must never run anything else: so the closure runs on
+//! a fresh thread that enters the namespace, runs it and exits. The caller's
+//! thread is never moved. Inside the closure, sockets (netlink included)
+//! belong to the pod's namespace; `/sys/class/net` and `/proc/self/net` do
+//! NOT follow it (sysfs shows the namespace it was mounted in, and
+//! `/proc/self` is the thread-group leader), so read `/proc/thread-self/net`
+//! or use netlink there.
+//!
+//! This module owns no policy about what runs inside; it must not be used to
+//! enter any other kind of namespace.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use nix::errno::Errno;
+use nix::sched::{setns, CloneFlags};
+
+use crate::grpc::{Code, Status};
+
+/// The name of the throwaway threads, as seen in `/proc/<pid>/task/*/comm`.
+const NETNS_THREAD_NAME: &str = "netns";
+
+/// Why the closure could not be run in the namespace.
+#[derive(Debug)]
+pub enum NetnsError {
+    /// The namespace path cannot be opened (gone, or not ours to open).
+    Open { path: PathBuf, source: io::Error },
+    /// `setns` refused: the path is not a network namespace, or we lack the
+    /// privilege.
+    Enter { path: PathBuf, errno: Errno },
+    /// No thread could be started.
+    Spawn(io::Error),
+}
+
+impl NetnsError {
+    /// The gRPC code this failure maps to: a namespace that is gone is the
+    /// pod's state (`NOT_FOUND`), anything else is ours (`INTERNAL`).
+    pub fn code(&self) -> Code {
+        match self {
+            NetnsError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Code::NotFound
+            }
+            _ => Code::Internal,
+        }
+    }
+}
+
+impl fmt::Display for NetnsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetnsError::Open { path, source } => {
+                write!(
+                    f,
+                    "cannot open network namespace {}: {source}",
+                    path.display()
+                )
+            }
+            NetnsError::Enter { path, errno } => write!(
+                f,
+                "cannot enter network namespace {}: {}",
+                path.display(),
+                errno.desc()
+            ),
+            NetnsError::Spawn(source) => {
+                write!(
+                    f,
+                    "cannot start a thread to enter a network namespace: {source}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for NetnsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NetnsError::Open { source, .. } | NetnsError::Spawn(source) => Some(source),
+            NetnsError::Enter { errno, .. } => Some(errno),
+        }
+    }
+}
+
+impl From<NetnsError> for Status {
+    fn from(err: NetnsError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// Runs `f` inside the network namespace at `netns` on a new thread that
+/// exits afterwards, and returns what `f` returned. A panic in `f` is
+/// re-raised in the caller.
+pub fn run_in_netns<T, F>(netns: &Path, f: F) -> Result<T, NetnsError>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    // Opened here, not on the new thread, so a missing path is reported
+    // without starting one.
+    let namespace = File::open(netns).map_err(|source| NetnsError::Open {
+        path: netns.to_path_buf(),
+        source,
+    })?;
+    let outcome = thread::scope(|scope| {
+        let thread = thread::Builder::new()
+            .name(NETNS_THREAD_NAME.to_owned())
+            .spawn_scoped(scope, move || {
+                setns(&namespace, CloneFlags::CLONE_NEWNET)?;
+                Ok(f())
+            })
+            .map_err(NetnsError::Spawn)?;
+        match thread.join() {
+            Ok(result) => Ok(result),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })?;
+    outcome.map_err(|errno| NetnsError::Enter {
+        path: netns.to_path_buf(),
+        errno,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// The identity of the calling thread's network namespace.
+    fn current_netns() -> PathBuf {
+        std::fs::read_link("/proc/thread-self/ns/net").unwrap()
+    }
+
+    /// A new network namespace held open by a parked thread, whose path
+    /// stays valid until the returned sender is dropped. Needs root, as
+    /// `tests/run.sh` runs the suite.
+    fn new_netns() -> (PathBuf, PathBuf, mpsc::Sender<()>) {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        thread::spawn(move || {
+            let entered = nix::sched::unshare(CloneFlags::CLONE_NEWNET).map(|()| {
+                let tid = nix::unistd::gettid();
+                (
+                    PathBuf::from(format!("/proc/self/task/{tid}/ns/net")),
+                    current_netns(),
+                )
+            });
+            ready_tx.send(entered).unwrap();
+            // Parked until the test is done; the thread dies with its namespace.
+            let _ = stop_rx.recv();
+        });
+        let (path, identity) = ready_rx
+            .recv()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("unshare(CLONE_NEWNET) needs root: {e}"));
+        (path, identity, stop_tx)
+    }
+
+    #[test]
+    fn closure_runs_inside_the_namespace_and_the_caller_stays_put() {
+        let before = current_netns();
+        let (path, identity, _keep) = new_netns();
+        assert_ne!(identity, before);
+        let inside = run_in_netns(&path, current_netns).unwrap();
+        assert_eq!(inside, identity);
+        assert_eq!(current_netns(), before);
+    }
+
+    #[test]
+    fn closure_may_borrow_from_the_caller() {
+        let (path, _, _keep) = new_netns();
+        let mut seen = Vec::new();
+        run_in_netns(&path, || seen.push(current_netns())).unwrap();
+        assert_eq!(seen.len(), 1);
+    }
+
+    #[test]
+    fn missing_namespace_is_not_found() {
+        let err = run_in_netns(Path::new("/proc/self/ns/absent"), || ()).unwrap_err();
+        assert!(matches!(err, NetnsError::Open { .. }), "{err}");
+        assert_eq!(err.code(), Code::NotFound);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_namespace_is_refused() {
+        let err = run_in_netns(Path::new("/proc/self/status"), || ()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NetnsError::Enter {
+                    errno: Errno::EINVAL,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_panic_inside_reaches_the_caller() {
+        let (path, _, _keep) = new_netns();
+        let caught = std::panic::catch_unwind(|| {
+            let _ = run_in_netns(&path, || panic!("inside"));
+        });
+        assert!(caught.is_err());
+    }
+}

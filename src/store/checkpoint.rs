@@ -1,0 +1,739 @@
+//! Pod sandbox checkpoints: one JSON file per sandbox under
+//! `<root-directory>/sandbox/<sandbox id>`, holding what must survive both a
+//! dockshim restart and the sandbox container's removal — the pod's name,
+//! namespace and UID, its port mappings and host-network flag, and how its
+//! network was set up (CNI network, namespace path, pod IPs).
+//!
+//! The file is the one cri-dockerd writes (`version`, `name`, `namespace`,
+//! `data.port_mappings`, `data.host_network`, `checksum`), so checkpoints
+//! survive a switch between the two in either direction; dockshim's own
+//! fields live under a top-level `dockshim` key that cri-dockerd ignores.
+//! The checksum is cri-dockerd's: FNV-32a over a go-spew rendering of
+//! `data` (see [`checksum`]); it does not cover the `dockshim` key.
+//!
+//! A file that does not parse or whose checksum does not match is logged,
+//! moved to `sandbox/.corrupt/` and reported as [`CheckpointError::Corrupt`];
+//! it never stops dockshim. This module validates keys and stores what it
+//! is given; it never asks dockerd anything.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::write_atomic;
+use crate::grpc::{Code, Status};
+
+/// The directory under the root directory that holds checkpoints.
+pub const CHECKPOINT_DIR: &str = "sandbox";
+
+/// The directory under [`CHECKPOINT_DIR`] that corrupt files are moved to.
+/// A dot-name: no valid ID can take it, and cri-dockerd's listing skips it.
+pub const QUARANTINE_DIR: &str = ".corrupt";
+
+/// The only format version there is.
+pub const CHECKPOINT_VERSION: &str = "v1";
+
+/// Longest accepted sandbox ID (cri-dockerd's limit for checkpoint keys).
+pub const MAX_ID_LEN: usize = 250;
+
+/// A checkpoint is a few hundred bytes; anything this large is not one.
+const MAX_CHECKPOINT_BYTES: u64 = 1 << 20;
+
+/// Quarantined copies of one ID kept side by side before the oldest name
+/// is reused.
+const MAX_QUARANTINED_COPIES: usize = 100;
+
+/// What went wrong with a checkpoint.
+#[derive(Debug)]
+pub enum CheckpointError {
+    /// The sandbox ID cannot be a checkpoint file name.
+    InvalidId { id: String, reason: &'static str },
+    /// No checkpoint for this sandbox.
+    NotFound { id: String },
+    /// The file was unreadable as a checkpoint and has been moved aside
+    /// (or, if `quarantine` failed, left where it was).
+    Corrupt {
+        id: String,
+        reason: String,
+        quarantined: Result<PathBuf, String>,
+    },
+    /// A filesystem operation failed.
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+    /// The checkpoint could not be encoded.
+    Encode(serde_json::Error),
+}
+
+impl CheckpointError {
+    /// The gRPC code this failure maps to.
+    pub fn code(&self) -> Code {
+        match self {
+            CheckpointError::InvalidId { .. } => Code::InvalidArgument,
+            CheckpointError::NotFound { .. } => Code::NotFound,
+            CheckpointError::Corrupt { .. } => Code::DataLoss,
+            CheckpointError::Io { .. } | CheckpointError::Encode(_) => Code::Internal,
+        }
+    }
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointError::InvalidId { id, reason } => {
+                write!(f, "invalid sandbox ID {id:?} for a checkpoint: {reason}")
+            }
+            CheckpointError::NotFound { id } => write!(f, "no checkpoint for sandbox {id}"),
+            CheckpointError::Corrupt {
+                id,
+                reason,
+                quarantined,
+            } => {
+                write!(f, "checkpoint of sandbox {id} is corrupt ({reason})")?;
+                match quarantined {
+                    Ok(path) => write!(f, "; moved to {}", path.display()),
+                    Err(why) => write!(f, "; could not be moved aside: {why}"),
+                }
+            }
+            CheckpointError::Io {
+                path,
+                action,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            CheckpointError::Encode(source) => write!(f, "cannot encode checkpoint: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CheckpointError::Io { source, .. } => Some(source),
+            CheckpointError::Encode(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<CheckpointError> for Status {
+    fn from(err: CheckpointError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// One port mapping as cri-dockerd stores it; every field may be absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// `tcp`, `udp` or `sctp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
+}
+
+/// The checksummed part of a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointData {
+    /// `None` when the file has no `port_mappings` key; cri-dockerd hashes
+    /// an absent list and an empty one differently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_mappings: Option<Vec<PortMapping>>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_network: bool,
+}
+
+impl CheckpointData {
+    /// Data as cri-dockerd would write it: no key for no port mappings.
+    pub fn new(port_mappings: Vec<PortMapping>, host_network: bool) -> CheckpointData {
+        CheckpointData {
+            port_mappings: (!port_mappings.is_empty()).then_some(port_mappings),
+            host_network,
+        }
+    }
+
+    /// The port mappings, absent or not.
+    pub fn port_mappings(&self) -> &[PortMapping] {
+        self.port_mappings.as_deref().unwrap_or_default()
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// dockshim's own fields, under the `dockshim` key. Checkpoints written by
+/// cri-dockerd have none; every field then takes its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxNetwork {
+    /// The pod's UID from the sandbox metadata.
+    #[serde(default)]
+    pub uid: String,
+    /// The CNI network the sandbox was (or is being) attached to; empty
+    /// for host-network sandboxes and before setup started.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cni_network: String,
+    /// The namespace path given to the plugins as `CNI_NETNS`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub netns: String,
+    /// The pid whose namespace `netns` names, when it is `/proc/<pid>/ns/net`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The pod's primary IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_ip: Option<IpAddr>,
+    /// The pod's other IPs (the other family on a dual-stack node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_ips: Vec<IpAddr>,
+    /// True once CNI ADD completed; false again after DEL.
+    #[serde(default)]
+    pub network_ready: bool,
+}
+
+/// A sandbox checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSandboxCheckpoint {
+    /// The pod's name.
+    pub name: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    pub data: CheckpointData,
+    /// Absent in files cri-dockerd wrote.
+    pub dockshim: Option<SandboxNetwork>,
+}
+
+/// The file's layout, key order as cri-dockerd writes it.
+#[derive(Serialize, Deserialize)]
+struct CheckpointFile {
+    version: String,
+    name: String,
+    namespace: String,
+    data: CheckpointData,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dockshim: Option<SandboxNetwork>,
+    checksum: u64,
+}
+
+/// The checksum cri-dockerd stores: FNV-32a of `data` rendered the way
+/// go-spew's `%#v` renders cri-dockerd's `CheckpointData` struct (with
+/// sorted keys and methods disabled). The Go package and type names are
+/// part of the hashed text.
+pub fn checksum(data: &CheckpointData) -> u64 {
+    u64::from(fnv32a(spew(data).as_bytes()))
+}
+
+fn spew(data: &CheckpointData) -> String {
+    let mut out = String::from("(core.CheckpointData){PortMappings:([]*config.PortMapping)");
+    match &data.port_mappings {
+        None => out.push_str("<nil>"),
+        Some(mappings) => {
+            out.push('[');
+            for (i, mapping) in mappings.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str("<*>{Protocol:(*config.Protocol)");
+                spew_optional(&mut out, mapping.protocol.as_deref());
+                out.push_str(" ContainerPort:(*int32)");
+                spew_optional(&mut out, mapping.container_port);
+                out.push_str(" HostPort:(*int32)");
+                spew_optional(&mut out, mapping.host_port);
+                out.push_str(" HostIP:(string)");
+                out.push_str(&mapping.host_ip);
+                out.push('}');
+            }
+            out.push(']');
+        }
+    }
+    out.push_str(" HostNetwork:(bool)");
+    out.push_str(if data.host_network { "true" } else { "false" });
+    out.push('}');
+    out
+}
+
+fn spew_optional(out: &mut String, value: Option<impl fmt::Display>) {
+    match value {
+        Some(value) => out.push_str(&value.to_string()),
+        None => out.push_str("<nil>"),
+    }
+}
+
+fn fnv32a(bytes: &[u8]) -> u32 {
+    const OFFSET_BASIS: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    bytes.iter().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(PRIME)
+    })
+}
+
+/// Checks that `id` can name a checkpoint file: cri-dockerd's key rule
+/// `^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`, at most [`MAX_ID_LEN`]
+/// bytes, and not the quarantine directory's name. The rule also makes it
+/// a single path component that is neither `.` nor `..`.
+pub fn validate_id(id: &str) -> Result<(), CheckpointError> {
+    let invalid = |reason| {
+        Err(CheckpointError::InvalidId {
+            id: id.chars().take(MAX_ID_LEN).collect(),
+            reason,
+        })
+    };
+    let bytes = id.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return invalid("empty");
+    };
+    if bytes.len() > MAX_ID_LEN {
+        return invalid("longer than 250 characters");
+    }
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return invalid("must start and end with a letter or digit");
+    }
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return invalid("may hold only letters, digits, '-', '_' and '.'");
+    }
+    Ok(())
+}
+
+/// The checkpoint directory.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    dir: PathBuf,
+}
+
+impl CheckpointStore {
+    /// Opens `<root>/sandbox`, creating it if needed.
+    pub fn open(root: &Path) -> Result<CheckpointStore, CheckpointError> {
+        let dir = root.join(CHECKPOINT_DIR);
+        fs::create_dir_all(&dir).map_err(|source| CheckpointError::Io {
+            path: dir.clone(),
+            action: "create",
+            source,
+        })?;
+        Ok(CheckpointStore { dir })
+    }
+
+    /// The directory checkpoints are kept in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes (or replaces) the checkpoint of sandbox `id`, atomically.
+    pub fn save(&self, id: &str, checkpoint: &PodSandboxCheckpoint) -> Result<(), CheckpointError> {
+        validate_id(id)?;
+        let file = CheckpointFile {
+            version: CHECKPOINT_VERSION.to_owned(),
+            name: checkpoint.name.clone(),
+            namespace: checkpoint.namespace.clone(),
+            data: checkpoint.data.clone(),
+            dockshim: checkpoint.dockshim.clone(),
+            checksum: checksum(&checkpoint.data),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(CheckpointError::Encode)?;
+        let path = self.dir.join(id);
+        write_atomic(&path, &bytes).map_err(|source| CheckpointError::Io {
+            path,
+            action: "write",
+            source,
+        })
+    }
+
+    /// The checkpoint of sandbox `id`. A corrupt file is moved aside and
+    /// reported as [`CheckpointError::Corrupt`].
+    pub fn get(&self, id: &str) -> Result<PodSandboxCheckpoint, CheckpointError> {
+        validate_id(id)?;
+        let path = self.dir.join(id);
+        let bytes = match read_limited(&path) {
+            Ok(bytes) => bytes,
+            Err(source) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(CheckpointError::NotFound { id: id.to_owned() })
+            }
+            Err(source) if source.kind() == io::ErrorKind::InvalidData => {
+                return Err(self.quarantine(id, source.to_string()))
+            }
+            Err(source) => {
+                return Err(CheckpointError::Io {
+                    path,
+                    action: "read",
+                    source,
+                })
+            }
+        };
+        decode(&bytes).map_err(|reason| self.quarantine(id, reason))
+    }
+
+    /// The IDs of all stored checkpoints, sorted. Dot-files (temporary
+    /// files of writes in progress) and directories are not checkpoints.
+    pub fn list(&self) -> Result<Vec<String>, CheckpointError> {
+        let entries = fs::read_dir(&self.dir).map_err(|source| CheckpointError::Io {
+            path: self.dir.clone(),
+            action: "list",
+            source,
+        })?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| CheckpointError::Io {
+                path: self.dir.clone(),
+                action: "list",
+                source,
+            })?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            if validate_id(&name).is_ok() {
+                ids.push(name);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Every readable checkpoint. Corrupt ones are quarantined, logged and
+    /// left out, so one bad file never hides the others.
+    pub fn load_all(&self) -> Result<Vec<(String, PodSandboxCheckpoint)>, CheckpointError> {
+        let mut checkpoints = Vec::new();
+        for id in self.list()? {
+            match self.get(&id) {
+                Ok(checkpoint) => checkpoints.push((id, checkpoint)),
+                Err(CheckpointError::NotFound { .. }) => {}
+                Err(err @ CheckpointError::Corrupt { .. }) => log::warn!("{err}"),
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(checkpoints)
+    }
+
+    /// Removes the checkpoint of sandbox `id`; removing one that does not
+    /// exist succeeds.
+    pub fn remove(&self, id: &str) -> Result<(), CheckpointError> {
+        validate_id(id)?;
+        let path = self.dir.join(id);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(source) if source.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CheckpointError::Io {
+                path,
+                action: "remove",
+                source,
+            }),
+        }
+    }
+
+    /// Moves the file of `id` into the quarantine directory and builds the
+    /// error that says so.
+    fn quarantine(&self, id: &str, reason: String) -> CheckpointError {
+        let quarantined = self.move_aside(id);
+        let err = CheckpointError::Corrupt {
+            id: id.to_owned(),
+            reason,
+            quarantined,
+        };
+        log::error!("{err}");
+        err
+    }
+
+    fn move_aside(&self, id: &str) -> Result<PathBuf, String> {
+        let quarantine = self.dir.join(QUARANTINE_DIR);
+        fs::create_dir_all(&quarantine)
+            .map_err(|e| format!("cannot create {}: {e}", quarantine.display()))?;
+        // Keep earlier corrupt copies of the same ID: each may be evidence.
+        let target = (0..MAX_QUARANTINED_COPIES)
+            .map(|n| match n {
+                0 => quarantine.join(id),
+                n => quarantine.join(format!("{id}.{n}")),
+            })
+            .find(|candidate| !candidate.exists())
+            .unwrap_or_else(|| quarantine.join(id));
+        fs::rename(self.dir.join(id), &target)
+            .map_err(|e| format!("cannot move to {}: {e}", target.display()))?;
+        Ok(target)
+    }
+}
+
+/// Reads a checkpoint file, refusing one too large to be one
+/// (`InvalidData`).
+fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(MAX_CHECKPOINT_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CHECKPOINT_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CHECKPOINT_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Parses and verifies a checkpoint file; the error says why it is corrupt.
+fn decode(bytes: &[u8]) -> Result<PodSandboxCheckpoint, String> {
+    let file: CheckpointFile =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a checkpoint: {e}"))?;
+    let expected = checksum(&file.data);
+    if file.checksum != expected {
+        return Err(format!(
+            "checksum {} does not match its data ({expected})",
+            file.checksum
+        ));
+    }
+    Ok(PodSandboxCheckpoint {
+        name: file.name,
+        namespace: file.namespace,
+        data: file.data,
+        dockshim: file.dockshim,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn one_port() -> CheckpointData {
+        CheckpointData::new(
+            vec![PortMapping {
+                protocol: Some("tcp".to_owned()),
+                container_port: Some(80),
+                host_port: Some(8080),
+                host_ip: "127.0.0.1".to_owned(),
+            }],
+            false,
+        )
+    }
+
+    fn checkpoint() -> PodSandboxCheckpoint {
+        PodSandboxCheckpoint {
+            name: "web".to_owned(),
+            namespace: "default".to_owned(),
+            data: one_port(),
+            dockshim: Some(SandboxNetwork {
+                uid: "0d1e2f".to_owned(),
+                cni_network: "pods".to_owned(),
+                netns: "/proc/4242/ns/net".to_owned(),
+                pid: Some(4242),
+                primary_ip: Some("10.88.0.7".parse().unwrap()),
+                additional_ips: vec!["fd00::7".parse().unwrap()],
+                network_ready: true,
+            }),
+        }
+    }
+
+    const ID: &str = "8f5a2a6a3f1e4b7e9c2d1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d";
+
+    fn store() -> (tempfile::TempDir, CheckpointStore) {
+        let root = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(root.path()).unwrap();
+        (root, store)
+    }
+
+    #[test]
+    fn checksums_match_cri_dockerd() {
+        assert_eq!(
+            checksum(&CheckpointData::new(Vec::new(), false)),
+            2305795928
+        );
+        assert_eq!(checksum(&CheckpointData::new(Vec::new(), true)), 12315789);
+        assert_eq!(checksum(&one_port()), 3406953414);
+    }
+
+    #[test]
+    fn spew_renders_absent_fields_and_several_mappings() {
+        let data = CheckpointData::new(
+            vec![
+                PortMapping {
+                    protocol: Some("udp".to_owned()),
+                    container_port: Some(53),
+                    host_port: None,
+                    host_ip: String::new(),
+                },
+                PortMapping::default(),
+            ],
+            false,
+        );
+        assert_eq!(
+            spew(&data),
+            "(core.CheckpointData){PortMappings:([]*config.PortMapping)[\
+             <*>{Protocol:(*config.Protocol)udp ContainerPort:(*int32)53 \
+             HostPort:(*int32)<nil> HostIP:(string)} \
+             <*>{Protocol:(*config.Protocol)<nil> ContainerPort:(*int32)<nil> \
+             HostPort:(*int32)<nil> HostIP:(string)}] HostNetwork:(bool)false}"
+        );
+    }
+
+    #[test]
+    fn empty_but_present_port_list_hashes_as_an_empty_slice() {
+        let data = CheckpointData {
+            port_mappings: Some(Vec::new()),
+            host_network: false,
+        };
+        assert!(spew(&data).contains("([]*config.PortMapping)[] "));
+    }
+
+    #[test]
+    fn file_written_by_cri_dockerd_is_read() {
+        let (_root, store) = store();
+        fs::write(
+            store.dir().join(ID),
+            r#"{"version":"v1","name":"web","namespace":"default","data":{"port_mappings":[{"protocol":"tcp","container_port":80,"host_port":8080,"host_ip":"127.0.0.1"}]},"checksum":3406953414}"#,
+        )
+        .unwrap();
+        let read = store.get(ID).unwrap();
+        assert_eq!(read.name, "web");
+        assert_eq!(read.data, one_port());
+        assert_eq!(read.dockshim, None);
+    }
+
+    #[test]
+    fn saved_file_has_cri_dockerds_keys_and_ours_aside() {
+        let (_root, store) = store();
+        store.save(ID, &checkpoint()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.dir().join(ID)).unwrap()).unwrap();
+        assert_eq!(json["version"], "v1");
+        assert_eq!(json["name"], "web");
+        assert_eq!(json["namespace"], "default");
+        assert_eq!(json["checksum"], 3406953414u64);
+        assert_eq!(
+            json["data"],
+            serde_json::json!({"port_mappings":[{"protocol":"tcp","container_port":80,"host_port":8080,"host_ip":"127.0.0.1"}]})
+        );
+        assert_eq!(json["dockshim"]["uid"], "0d1e2f");
+        assert_eq!(json["dockshim"]["primary_ip"], "10.88.0.7");
+        assert_eq!(json["dockshim"]["additional_ips"][0], "fd00::7");
+    }
+
+    #[test]
+    fn save_then_get_round_trips() {
+        let (_root, store) = store();
+        store.save(ID, &checkpoint()).unwrap();
+        assert_eq!(store.get(ID).unwrap(), checkpoint());
+    }
+
+    #[test]
+    fn host_network_without_ports_omits_the_list() {
+        let (_root, store) = store();
+        let mut cp = checkpoint();
+        cp.data = CheckpointData::new(Vec::new(), true);
+        store.save(ID, &cp).unwrap();
+        let text = fs::read_to_string(store.dir().join(ID)).unwrap();
+        assert!(
+            text.contains(r#""data":{"host_network":true}"#) && text.contains("12315789"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_checksum_is_quarantined_and_reported() {
+        let (_root, store) = store();
+        fs::write(
+            store.dir().join(ID),
+            r#"{"version":"v1","name":"web","namespace":"default","data":{},"checksum":1}"#,
+        )
+        .unwrap();
+        let err = store.get(ID).unwrap_err();
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+        assert_eq!(err.code(), Code::DataLoss);
+        assert!(err.to_string().contains("checksum 1"), "{err}");
+        assert!(!store.dir().join(ID).exists());
+        assert!(store.dir().join(QUARANTINE_DIR).join(ID).is_file());
+        assert!(matches!(
+            store.get(ID).unwrap_err(),
+            CheckpointError::NotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_json_is_quarantined_and_earlier_copies_are_kept() {
+        let (_root, store) = store();
+        fs::write(store.dir().join(ID), "{\"version\":").unwrap();
+        assert!(store.get(ID).is_err());
+        fs::write(store.dir().join(ID), "garbage").unwrap();
+        assert!(store.get(ID).is_err());
+        let quarantine = store.dir().join(QUARANTINE_DIR);
+        assert_eq!(
+            fs::read_to_string(quarantine.join(ID)).unwrap(),
+            "{\"version\":"
+        );
+        assert_eq!(
+            fs::read_to_string(quarantine.join(format!("{ID}.1"))).unwrap(),
+            "garbage"
+        );
+    }
+
+    #[test]
+    fn load_all_skips_corrupt_files_and_keeps_the_rest() {
+        let (_root, store) = store();
+        store.save("good", &checkpoint()).unwrap();
+        fs::write(store.dir().join("bad"), "[]").unwrap();
+        let all = store.load_all().unwrap();
+        assert_eq!(all, vec![("good".to_owned(), checkpoint())]);
+        assert_eq!(store.list().unwrap(), ["good"]);
+    }
+
+    #[test]
+    fn list_skips_dot_files_and_the_quarantine() {
+        let (_root, store) = store();
+        store.save("b", &checkpoint()).unwrap();
+        store.save("a", &checkpoint()).unwrap();
+        fs::write(store.dir().join(".a.tmp"), "partial").unwrap();
+        fs::create_dir(store.dir().join(QUARANTINE_DIR)).unwrap();
+        assert_eq!(store.list().unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn remove_is_idempotent() {
+        let (_root, store) = store();
+        store.save(ID, &checkpoint()).unwrap();
+        store.remove(ID).unwrap();
+        store.remove(ID).unwrap();
+        assert!(matches!(
+            store.get(ID).unwrap_err(),
+            CheckpointError::NotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn ids_must_be_single_safe_path_components() {
+        for id in ["a", "a.b-c_d", "0", ID] {
+            assert!(validate_id(id).is_ok(), "{id}");
+        }
+        let too_long = "a".repeat(MAX_ID_LEN + 1);
+        for id in [
+            "", ".", "..", "../x", "a/b", "-a", "a-", ".hidden", "a b", "é", &too_long,
+        ] {
+            let err = validate_id(id).unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{id}");
+        }
+        let (_root, store) = store();
+        assert!(matches!(
+            store.save("../escape", &checkpoint()),
+            Err(CheckpointError::InvalidId { .. })
+        ));
+        assert!(matches!(
+            store.remove("/etc/passwd"),
+            Err(CheckpointError::InvalidId { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_file_is_corrupt() {
+        let (_root, store) = store();
+        fs::write(store.dir().join(ID), vec![b' '; 2 << 20]).unwrap();
+        let err = store.get(ID).unwrap_err();
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    }
+}
