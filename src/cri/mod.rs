@@ -8,6 +8,9 @@
 
 pub mod gen;
 pub mod image;
+pub mod labels;
+pub mod naming;
 pub mod runtime;
+pub mod sandbox;
 
 pub use gen::v1;

@@ -17,6 +17,7 @@
 mod api_version;
 mod client;
 mod connection;
+mod create;
 mod error;
 mod hijack;
 mod images;
@@ -27,6 +28,10 @@ mod types;
 
 pub use api_version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 pub use client::{DockerClient, DEFAULT_REQUEST_TIMEOUT};
+pub use create::{
+    ContainerCreate, CreateHostConfig, DeviceMapping, HealthConfig, RestartPolicy,
+    HEALTHCHECK_NONE, RESTART_POLICY_NO,
+};
 pub use error::DockerError;
 pub use hijack::{demux_copy, Demux, Hijacked, Piece, StdStream, MAX_FRAME_SIZE};
 pub use images::{HistoryItem, ImageConfig, ImageInspect, ImageSummary, RootFs};

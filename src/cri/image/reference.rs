@@ -27,9 +27,6 @@ const MAX_TAG_LEN: usize = 128;
 const SHA256_PREFIX: &str = "sha256:";
 /// Hex digits of a sha256 digest.
 const SHA256_HEX_LEN: usize = 64;
-/// Prefixes ContainerStatus.image_ref values carry in Docker runtimes; a
-/// caller handing one back is understood.
-const IMAGE_REF_SCHEMES: [&str; 2] = ["docker-pullable://", "docker://"];
 
 /// A reference that does not follow Docker's grammar. The text is not a
 /// secret, so messages quote it.
@@ -222,10 +219,9 @@ impl ImageQuery {
     /// be a reference. `docker-pullable://` and `docker://` prefixes are
     /// dropped.
     pub fn parse(text: &str) -> Result<ImageQuery, ReferenceError> {
-        let text = IMAGE_REF_SCHEMES
-            .iter()
-            .find_map(|scheme| text.strip_prefix(scheme))
-            .unwrap_or(text);
+        // ContainerStatus.image_ref values carry these prefixes; a caller
+        // handing one back is understood.
+        let text = crate::cri::naming::strip_image_ref_prefix(text);
         if let Some(hex) = text.strip_prefix(SHA256_PREFIX) {
             if !hex.is_empty() && hex.len() <= SHA256_HEX_LEN && is_lower_hex(hex) {
                 return Ok(ImageQuery::Id(hex.to_owned()));
