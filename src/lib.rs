@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cri;
 pub mod docker;
 pub mod grpc;
+pub mod index;
 pub mod logger;
 pub mod network;
 pub mod server;

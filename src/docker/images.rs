@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+
+use super::types::null_as_empty;
 
 /// One entry of `GET /images/json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -114,15 +116,6 @@ pub struct HistoryItem {
     pub size: i64,
     #[serde(rename = "Comment")]
     pub comment: String,
-}
-
-/// Reads a JSON `null` as the type's empty value.
-fn null_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 mod api_version;
 mod client;
 mod connection;
+mod containers;
 mod create;
 mod error;
 mod hijack;
@@ -28,6 +29,10 @@ mod types;
 
 pub use api_version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 pub use client::{DockerClient, DEFAULT_REQUEST_TIMEOUT};
+pub use containers::{
+    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, HostConfig, MountPoint,
+    NetworkSettings,
+};
 pub use create::{
     ContainerCreate, CreateHostConfig, DeviceMapping, HealthConfig, RestartPolicy,
     HEALTHCHECK_NONE, RESTART_POLICY_NO,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// `GET /version`, the fields dockshim reports or checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -127,6 +127,16 @@ impl PullProgress {
 #[serde(default)]
 pub struct ErrorDetail {
     pub message: String,
+}
+
+/// Reads a JSON `null` as the type's empty value: dockerd writes `null`
+/// rather than `[]` or `{}` for many empty lists and maps.
+pub(crate) fn null_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 #[cfg(test)]

@@ -1,0 +1,133 @@
+//! The `docker-events` thread: subscribe, fill, follow, and on any loss of
+//! the stream go cold, back off, and start over.
+//!
+//! It holds the index only weakly while it waits on the stream, so the
+//! index can be dropped; the thread notices within an idle tick (or a
+//! backoff delay) and ends. It must not hold a lock while it waits.
+
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use log::{debug, info, warn};
+
+use super::source::{EventFeed, Polled};
+use super::{Caller, Index, IndexConfig, IndexError};
+
+/// Why following the stream stopped.
+enum Stop {
+    /// The index is gone; the thread ends.
+    Dropped,
+    /// The stream broke or the index fell behind it; reconnect.
+    Lost(String),
+}
+
+pub(super) fn run(index: &Weak<Index>) {
+    let mut delay = None;
+    let mut connected_before = false;
+    let mut failing = false;
+    loop {
+        if let Some(delay) = delay {
+            thread::sleep(delay);
+        }
+        let Some(strong) = index.upgrade() else {
+            return;
+        };
+        let feed = match connect(&strong) {
+            Ok(feed) => feed,
+            Err(err) => {
+                // Once per outage at warning level; every retry at debug.
+                if failing {
+                    debug!("state index: cannot follow dockerd's events: {err}");
+                } else {
+                    warn!("state index: cannot follow dockerd's events: {err}; retrying");
+                }
+                failing = true;
+                delay = Some(next_delay(&strong.config, delay));
+                continue;
+            }
+        };
+        if connected_before {
+            strong.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            info!("state index: following dockerd's events again");
+        }
+        connected_before = true;
+        failing = false;
+        drop(strong);
+        match follow(index, feed) {
+            Stop::Dropped => return,
+            Stop::Lost(why) => {
+                let Some(strong) = index.upgrade() else {
+                    return;
+                };
+                strong.set_warm(false);
+                warn!("state index: lost dockerd's event stream ({why}); the index is cold");
+                delay = Some(strong.config.backoff_initial);
+            }
+        }
+    }
+}
+
+/// Subscribes first, then reconciles, so nothing that happens in between
+/// is missed: such events are replayed and re-inspected, which changes
+/// nothing if the reconcile already saw their effect. The index is warm
+/// once this succeeds.
+fn connect(index: &Index) -> Result<Box<dyn EventFeed>, IndexError> {
+    let since = SystemTime::now();
+    let tick = index.config.idle_tick;
+    let feed = index.call(|source| source.follow_events(since, tick))?;
+    index.reconcile(Caller::Subscribed)?;
+    Ok(feed)
+}
+
+fn follow(index: &Weak<Index>, mut feed: Box<dyn EventFeed>) -> Stop {
+    loop {
+        let polled = feed.next_event();
+        let Some(index) = index.upgrade() else {
+            return Stop::Dropped;
+        };
+        match polled {
+            Ok(Polled::Event(event)) => {
+                if let Err(err) = index.on_event(&event) {
+                    return Stop::Lost(format!("re-reading container {}: {err}", event.actor.id));
+                }
+            }
+            Ok(Polled::Idle) => {}
+            Ok(Polled::Ended) => return Stop::Lost("dockerd closed it".to_owned()),
+            Err(err) => return Stop::Lost(err.to_string()),
+        }
+        if index.reconcile_due() {
+            if let Err(err) = index.reconcile(Caller::Periodic) {
+                return Stop::Lost(format!("periodic reconcile: {err}"));
+            }
+        }
+    }
+}
+
+/// The delay before the next attempt: the initial one after a first
+/// failure, doubled after each further failure, capped.
+fn next_delay(config: &IndexConfig, previous: Option<Duration>) -> Duration {
+    match previous {
+        None => config.backoff_initial,
+        Some(previous) => (previous * 2).min(config.backoff_max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_at_100_ms_and_doubles_up_to_5_s() {
+        let config = IndexConfig::default();
+        let mut delay = None;
+        let delays: Vec<u128> = (0..8)
+            .map(|_| {
+                delay = Some(next_delay(&config, delay));
+                delay.map_or(0, |d| d.as_millis())
+            })
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+}
