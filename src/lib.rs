@@ -7,6 +7,7 @@ pub mod docker;
 pub mod grpc;
 pub mod index;
 pub mod logger;
+pub mod logs;
 pub mod network;
 pub mod server;
 pub mod store;

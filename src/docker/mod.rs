@@ -22,6 +22,7 @@ mod create;
 mod error;
 mod hijack;
 mod images;
+mod logs;
 mod request;
 mod response;
 mod stream;
@@ -40,6 +41,7 @@ pub use create::{
 pub use error::DockerError;
 pub use hijack::{demux_copy, Demux, Hijacked, Piece, StdStream, MAX_FRAME_SIZE};
 pub use images::{HistoryItem, ImageConfig, ImageInspect, ImageSummary, RootFs};
+pub use logs::{LogRead, LogStream, LogsSince};
 pub use request::path_with_query;
 pub use response::{Headers, Response, MAX_BUFFERED_BODY};
 pub use stream::{JsonStream, MAX_STREAM_MESSAGE};
