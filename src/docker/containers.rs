@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::types::null_as_empty;
 
-use super::request::path_with_query;
+use super::request::{check_path_id, path_with_query};
 use super::{DockerClient, DockerError};
 
 /// One entry of `GET /containers/json`. The list lacks the timestamps,
@@ -231,23 +231,8 @@ impl DockerClient {
     /// `GET /containers/{id}/json`. `id` is an ID, a unique ID prefix or a
     /// name; a missing container is [`DockerError::Api`] with status 404.
     pub fn inspect_container(&self, id: &str) -> Result<ContainerInspect, DockerError> {
-        check_container_ref(id)?;
+        check_path_id(id, "container ID or name")?;
         self.get_json(&format!("/containers/{id}/json"))
-    }
-}
-
-/// Refuses a container reference that is not an ID or a Docker container
-/// name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`), so that a value taken from a CRI
-/// request can never change the path it is put into.
-fn check_container_ref(id: &str) -> Result<(), DockerError> {
-    let mut bytes = id.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric());
-    if first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
-        Ok(())
-    } else {
-        Err(DockerError::InvalidRequest(format!(
-            "container ID or name {id:?}"
-        )))
     }
 }
 
@@ -340,10 +325,13 @@ mod tests {
     #[test]
     fn container_references_that_could_change_the_path_are_refused() {
         for good in ["78bf", "k8s_POD_web_default_uid_0", "a.b-c"] {
-            assert!(check_container_ref(good).is_ok(), "{good}");
+            assert!(
+                check_path_id(good, "container ID or name").is_ok(),
+                "{good}"
+            );
         }
         for bad in ["", "../images/x", "a/b", "a?b", "-x", "a b", "a%2e"] {
-            let err = check_container_ref(bad).unwrap_err();
+            let err = check_path_id(bad, "container ID or name").unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
         }
     }

@@ -20,6 +20,7 @@ mod connection;
 mod containers;
 mod create;
 mod error;
+mod exec;
 mod hijack;
 mod images;
 mod logs;
@@ -39,6 +40,7 @@ pub use create::{
     HEALTHCHECK_NONE, RESTART_POLICY_NO,
 };
 pub use error::DockerError;
+pub use exec::{ExecCreate, ExecInspect, ExecStart};
 pub use hijack::{demux_copy, Demux, Hijacked, Piece, StdStream, MAX_FRAME_SIZE};
 pub use images::{HistoryItem, ImageConfig, ImageInspect, ImageSummary, RootFs};
 pub use logs::{LogRead, LogStream, LogsSince};

@@ -133,6 +133,20 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// Checks that an ID or name dockerd handed out, or a caller gave, can go
+/// into a request path as one segment: it must start with a letter or digit
+/// and hold only letters, digits, `_`, `.` and `-`, as Docker's own IDs and
+/// names do. `what` names it in the error.
+pub(crate) fn check_path_id(id: &str, what: &str) -> Result<(), DockerError> {
+    let mut bytes = id.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+        Ok(())
+    } else {
+        Err(DockerError::InvalidRequest(format!("{what} {id:?}")))
+    }
+}
+
 /// `path` followed by `?` and the percent-encoded `params`, in order.
 ///
 /// Use it for every query, in particular for JSON values such as `filters`

@@ -1,0 +1,930 @@
+//! Running a command in a container to completion (ExecSync), and killing
+//! an exec'd process tree that outlives its caller.
+//!
+//! It owns the session of one exec: create, start on a hijacked
+//! connection, demultiplex stdout and stderr into buffers capped at
+//! [`MAX_EXEC_OUTPUT_BYTES`] each, read the exit code, and enforce the
+//! caller's timeout and cancellation without a thread per call (the socket
+//! read timeout wakes the loop). It must not decode CRI messages (the
+//! handler does) nor decide which containers may be exec'd into.
+//!
+//! Docker has no API to kill an exec'd process, so on timeout or
+//! cancellation [`kill_exec`] signals it directly: dockshim runs as root in
+//! the host PID namespace, and dockerd reports the process's host PID. The
+//! whole tree under that PID is first stopped (a stopped process cannot
+//! fork), round after round until no new descendant appears, then killed,
+//! and the kill is verified. Limits: a descendant that was reparented
+//! before the scan (a double-forked daemon) is no longer under the exec'd
+//! process and survives, as it would under runc; processes are only
+//! signalled if they are in the container's PID namespace, which guards
+//! against a PID reused by a host process.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::docker::{Demux, DockerClient, DockerError, ExecCreate, Piece, StdStream};
+use crate::grpc::{CallContext, Code, Status};
+
+/// Most bytes kept of each of stdout and stderr, as cri-dockerd caps them
+/// (its gRPC message size limit). Output beyond it is read and dropped, so
+/// the process never blocks on a full pipe; the CRI reply has no field to
+/// say so, [`ExecOutput`] does.
+pub const MAX_EXEC_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+
+/// One read from the hijacked socket; dockerd writes at most 32 KiB frames.
+const READ_BUFFER_BYTES: usize = 32 * 1024;
+
+/// Longest a blocked read waits before the loop looks at the deadline and
+/// the cancellation flag again: the latency of noticing a cancelled call.
+const WAKE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Exit-code reads after the output ended while dockerd still says
+/// `Running` (it records the exit a moment after closing the stream), and
+/// PID reads while a process being killed has not started yet. The pause
+/// between reads doubles from the first to the longest interval.
+const EXIT_CODE_POLLS: u32 = 30;
+const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(1);
+const LONGEST_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Budget of each Docker call made to kill a process after the caller's
+/// own deadline has passed.
+const KILL_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Scan-and-stop rounds over the process tree; each round stops the
+/// descendants forked since the previous one, so a tree settles in a few.
+const MAX_STOP_ROUNDS: usize = 32;
+
+/// How long killed processes may take to disappear before the kill is
+/// reported as failed.
+const KILL_VERIFY_TIMEOUT: Duration = Duration::from_secs(1);
+const KILL_VERIFY_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Longest rendering of the command kept in an error message.
+const MAX_COMMAND_IN_MESSAGE: usize = 256;
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// At most [`MAX_EXEC_OUTPUT_BYTES`].
+    pub stdout: Vec<u8>,
+    /// At most [`MAX_EXEC_OUTPUT_BYTES`].
+    pub stderr: Vec<u8>,
+    /// The process's exit code, or 126/127 when dockerd could not start
+    /// the command (its error text is then in `stdout`).
+    pub exit_code: i32,
+    /// Whether stdout went beyond the cap and was cut.
+    pub stdout_truncated: bool,
+    /// Whether stderr went beyond the cap and was cut.
+    pub stderr_truncated: bool,
+}
+
+/// A failed exec.
+#[derive(Debug)]
+pub enum ExecError {
+    /// No command to run.
+    EmptyCommand,
+    /// A Docker call failed: the container is missing (404), not running
+    /// or paused (409), dockerd is unreachable, or the stream is malformed.
+    Docker {
+        container: String,
+        source: DockerError,
+    },
+    /// The hijacked connection failed while the output was read.
+    Io {
+        container: String,
+        source: io::Error,
+    },
+    /// The timeout (or the gRPC deadline, if sooner) passed; the process
+    /// tree was killed unless `cleanup` says otherwise.
+    Timeout {
+        container: String,
+        command: String,
+        after: Duration,
+        cleanup: Option<Box<ExecError>>,
+    },
+    /// The caller went away; the process tree was killed unless `cleanup`
+    /// says otherwise.
+    Cancelled {
+        container: String,
+        command: String,
+        cleanup: Option<Box<ExecError>>,
+    },
+    /// The output ended but dockerd kept reporting the exec as running.
+    NoExitCode { container: String, exec_id: String },
+    /// Signalling a process of the exec's tree failed.
+    Signal { pid: i32, source: io::Error },
+    /// The process table could not be read.
+    Proc(io::Error),
+    /// These processes were still alive after SIGKILL.
+    Survived { pids: Vec<i32> },
+}
+
+impl ExecError {
+    /// The gRPC code this failure maps to.
+    pub fn code(&self) -> Code {
+        match self {
+            ExecError::EmptyCommand => Code::InvalidArgument,
+            ExecError::Docker { source, .. } => source.code(),
+            ExecError::Io { .. } => Code::Unavailable,
+            ExecError::Timeout { .. } => Code::DeadlineExceeded,
+            ExecError::Cancelled { .. } => Code::Cancelled,
+            ExecError::NoExitCode { .. } => Code::Unknown,
+            ExecError::Signal { .. } | ExecError::Proc(_) | ExecError::Survived { .. } => {
+                Code::Internal
+            }
+        }
+    }
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::EmptyCommand => write!(f, "exec: the command is empty"),
+            ExecError::Docker { container, source } => {
+                write!(f, "exec in container {container}: docker: {source}")
+            }
+            ExecError::Io { container, source } => {
+                write!(
+                    f,
+                    "exec in container {container}: reading the output: {source}"
+                )
+            }
+            ExecError::Timeout {
+                container,
+                command,
+                after,
+                cleanup,
+            } => {
+                write!(
+                    f,
+                    "command {command} in container {container} timed out after {after:?}"
+                )?;
+                match cleanup {
+                    None => write!(f, " and was killed"),
+                    Some(err) => write!(f, "; killing it failed: {err}"),
+                }
+            }
+            ExecError::Cancelled {
+                container,
+                command,
+                cleanup,
+            } => {
+                write!(
+                    f,
+                    "command {command} in container {container} was cancelled by the caller"
+                )?;
+                match cleanup {
+                    None => write!(f, " and killed"),
+                    Some(err) => write!(f, "; killing it failed: {err}"),
+                }
+            }
+            ExecError::NoExitCode { container, exec_id } => write!(
+                f,
+                "exec {exec_id} in container {container}: output ended but dockerd still reports \
+                 the process running"
+            ),
+            ExecError::Signal { pid, source } => write!(f, "signalling process {pid}: {source}"),
+            ExecError::Proc(source) => write!(f, "reading /proc: {source}"),
+            ExecError::Survived { pids } => {
+                write!(f, "processes {pids:?} still alive after SIGKILL")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ExecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExecError::Docker { source, .. } => Some(source),
+            ExecError::Io { source, .. }
+            | ExecError::Signal { source, .. }
+            | ExecError::Proc(source) => Some(source),
+            ExecError::Timeout {
+                cleanup: Some(err), ..
+            }
+            | ExecError::Cancelled {
+                cleanup: Some(err), ..
+            } => Some(err.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<ExecError> for Status {
+    fn from(err: ExecError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// Runs `cmd` (not through a shell) in the running container
+/// `container_id` without a TTY or stdin and waits for it to end.
+///
+/// `timeout` of `None` or zero means none (the CRI's `timeout: 0`). The
+/// call also ends when `ctx` is cancelled or its deadline passes. Either
+/// way it returns by then (plus the time to kill), with
+/// [`ExecError::Timeout`] or [`ExecError::Cancelled`], after killing the
+/// exec'd process tree. A command that exits non-zero, or that dockerd
+/// cannot start (126/127, dockerd's message in stdout), is a normal result.
+/// The start request itself is bounded by the client's own timeout, not
+/// this deadline: dockerd answers it before running anything.
+pub fn exec_sync(
+    docker: &DockerClient,
+    container_id: &str,
+    cmd: &[String],
+    timeout: Option<Duration>,
+    ctx: &CallContext,
+) -> Result<ExecOutput, ExecError> {
+    if cmd.is_empty() {
+        return Err(ExecError::EmptyCommand);
+    }
+    let session = Session::new(container_id, cmd, timeout, ctx);
+    let docker_err = |source| ExecError::Docker {
+        container: container_id.to_owned(),
+        source,
+    };
+    let config = ExecCreate {
+        attach_stdout: true,
+        attach_stderr: true,
+        cmd: cmd.to_vec(),
+        ..ExecCreate::default()
+    };
+    let exec_id = docker
+        .create_exec(container_id, &config, session.call_budget())
+        .map_err(docker_err)?;
+    let hijacked = docker.start_exec(&exec_id, false).map_err(docker_err)?;
+    let (stream, early) = hijacked.into_parts();
+    let mut collector = Collector::new();
+    collector.feed(&early).map_err(docker_err)?;
+    match read_to_end(&stream, &mut collector, &session) {
+        Ok(()) => {}
+        Err(Interrupted::Abort(why)) => {
+            drop(stream);
+            return Err(session.aborted(why, docker, &exec_id));
+        }
+        Err(Interrupted::Failed(err)) => return Err(err),
+    }
+    drop(stream);
+    let exit_code = wait_exit_code(docker, &exec_id, &session)?;
+    Ok(ExecOutput {
+        exit_code,
+        stdout_truncated: collector.stdout.truncated,
+        stderr_truncated: collector.stderr.truncated,
+        stdout: collector.stdout.bytes,
+        stderr: collector.stderr.bytes,
+    })
+}
+
+/// Kills the process tree of exec `exec_id` and waits until it is gone;
+/// returns how many processes were killed (0 if the exec had already
+/// ended). See the module documentation for the approach and its limits.
+pub fn kill_exec(docker: &DockerClient, exec_id: &str) -> Result<usize, ExecError> {
+    let docker_err = |container: &str, source| ExecError::Docker {
+        container: container.to_owned(),
+        source,
+    };
+    let mut polls = 0;
+    let exec = loop {
+        let exec = docker
+            .inspect_exec(exec_id, Some(KILL_CALL_TIMEOUT))
+            .map_err(|source| docker_err("(unknown)", source))?;
+        if !exec.running {
+            return Ok(0);
+        }
+        // Running with no PID yet: the runtime is still starting it.
+        if exec.pid > 0 || polls >= EXIT_CODE_POLLS {
+            break exec;
+        }
+        thread::sleep(poll_interval(polls));
+        polls += 1;
+    };
+    if exec.pid <= 0 {
+        return Err(ExecError::NoExitCode {
+            container: exec.container_id,
+            exec_id: exec_id.to_owned(),
+        });
+    }
+    let container = docker
+        .inspect_container(&exec.container_id)
+        .map_err(|source| docker_err(&exec.container_id, source))?;
+    let Ok(init) = i32::try_from(container.state.pid) else {
+        return Ok(0);
+    };
+    if init <= 0 {
+        // The container stopped, and its processes with it.
+        return Ok(0);
+    }
+    let Some(pid_ns) = pid_namespace(init) else {
+        return Ok(0);
+    };
+    kill_tree(exec.pid, init, pid_ns)
+}
+
+/// The deadline, cancellation and wording of one exec call.
+struct Session<'a> {
+    container: &'a str,
+    cmd: &'a [String],
+    ctx: &'a CallContext,
+    deadline: Option<Instant>,
+    /// What the deadline amounts to, for the message.
+    budget: Duration,
+}
+
+enum Abort {
+    Deadline,
+    Cancelled,
+}
+
+enum Interrupted {
+    Abort(Abort),
+    Failed(ExecError),
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        container: &'a str,
+        cmd: &'a [String],
+        timeout: Option<Duration>,
+        ctx: &'a CallContext,
+    ) -> Session<'a> {
+        let start = Instant::now();
+        let own = timeout
+            .filter(|t| !t.is_zero())
+            .and_then(|t| start.checked_add(t));
+        let deadline = match (own, ctx.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let budget = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(start));
+        Session {
+            container,
+            cmd,
+            ctx,
+            deadline,
+            budget,
+        }
+    }
+
+    /// Why the call must stop now, if it must.
+    fn check(&self) -> Option<Abort> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Abort::Deadline)
+        } else if self.ctx.is_cancelled() {
+            Some(Abort::Cancelled)
+        } else {
+            None
+        }
+    }
+
+    /// The time left for a Docker call: `None` (the client's own budget)
+    /// without a deadline. Never zero, which the socket would refuse.
+    fn call_budget(&self) -> Option<Duration> {
+        self.deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        })
+    }
+
+    /// How long the next blocking read may wait.
+    fn wake_after(&self) -> Duration {
+        self.call_budget()
+            .map_or(WAKE_INTERVAL, |left| left.min(WAKE_INTERVAL))
+    }
+
+    /// Kills the exec and builds the error for `why`.
+    fn aborted(&self, why: Abort, docker: &DockerClient, exec_id: &str) -> ExecError {
+        let cleanup = match kill_exec(docker, exec_id) {
+            Ok(_) => None,
+            Err(err) => {
+                log::warn!("exec {exec_id} in container {}: {err}", self.container);
+                Some(Box::new(err))
+            }
+        };
+        let (container, command) = (self.container.to_owned(), command_text(self.cmd));
+        match why {
+            Abort::Deadline => ExecError::Timeout {
+                container,
+                command,
+                after: self.budget,
+                cleanup,
+            },
+            Abort::Cancelled => ExecError::Cancelled {
+                container,
+                command,
+                cleanup,
+            },
+        }
+    }
+}
+
+/// Reads the hijacked stream into `collector` until dockerd closes it.
+fn read_to_end(
+    mut stream: &UnixStream,
+    collector: &mut Collector,
+    session: &Session<'_>,
+) -> Result<(), Interrupted> {
+    let failed = |err| Interrupted::Failed(err);
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    let mut wait = Duration::ZERO;
+    loop {
+        if let Some(why) = session.check() {
+            return Err(Interrupted::Abort(why));
+        }
+        let next_wait = session.wake_after();
+        if next_wait != wait {
+            wait = next_wait;
+            stream.set_read_timeout(Some(wait)).map_err(|source| {
+                failed(ExecError::Io {
+                    container: session.container.to_owned(),
+                    source,
+                })
+            })?;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => collector.feed(&buf[..n]).map_err(|source| {
+                failed(ExecError::Docker {
+                    container: session.container.to_owned(),
+                    source,
+                })
+            })?,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(source) => {
+                return Err(failed(ExecError::Io {
+                    container: session.container.to_owned(),
+                    source,
+                }))
+            }
+        }
+    }
+    collector.finish().map_err(|source| {
+        failed(ExecError::Docker {
+            container: session.container.to_owned(),
+            source,
+        })
+    })
+}
+
+/// The exit code once dockerd has recorded it; the process is killed if
+/// the deadline passes first.
+fn wait_exit_code(
+    docker: &DockerClient,
+    exec_id: &str,
+    session: &Session<'_>,
+) -> Result<i32, ExecError> {
+    for poll in 0..EXIT_CODE_POLLS {
+        if let Some(why) = session.check() {
+            return Err(session.aborted(why, docker, exec_id));
+        }
+        let exec = docker
+            .inspect_exec(exec_id, session.call_budget())
+            .map_err(|source| ExecError::Docker {
+                container: session.container.to_owned(),
+                source,
+            })?;
+        if let (false, Some(code)) = (exec.running, exec.exit_code) {
+            return Ok(code);
+        }
+        thread::sleep(poll_interval(poll));
+    }
+    Err(ExecError::NoExitCode {
+        container: session.container.to_owned(),
+        exec_id: exec_id.to_owned(),
+    })
+}
+
+/// The pause after the `poll`-th read (from 0) of a state that should
+/// change soon.
+fn poll_interval(poll: u32) -> Duration {
+    FIRST_POLL_INTERVAL
+        .saturating_mul(1 << poll.min(16))
+        .min(LONGEST_POLL_INTERVAL)
+}
+
+/// The command as shown in messages: its words, quoted, cut to a bound.
+fn command_text(cmd: &[String]) -> String {
+    let mut text = format!("{cmd:?}");
+    if text.len() > MAX_COMMAND_IN_MESSAGE {
+        let mut cut = MAX_COMMAND_IN_MESSAGE;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
+}
+
+/// Bytes of one stream, kept up to [`MAX_EXEC_OUTPUT_BYTES`].
+#[derive(Debug, Default)]
+struct CappedBuffer {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+impl CappedBuffer {
+    fn push(&mut self, data: &[u8]) {
+        let room = MAX_EXEC_OUTPUT_BYTES - self.bytes.len();
+        let take = data.len().min(room);
+        if take < data.len() {
+            self.truncated = true;
+        }
+        let needed = self.bytes.len() + take;
+        if needed > self.bytes.capacity() {
+            // Grow geometrically like Vec would, but never past the cap.
+            let target = needed
+                .max(self.bytes.capacity().saturating_mul(2))
+                .min(MAX_EXEC_OUTPUT_BYTES);
+            self.bytes.reserve_exact(target - self.bytes.len());
+        }
+        self.bytes.extend_from_slice(&data[..take]);
+    }
+}
+
+/// Demultiplexes a non-TTY exec stream into the two capped buffers.
+#[derive(Debug, Default)]
+struct Collector {
+    demux: Demux,
+    stdout: CappedBuffer,
+    stderr: CappedBuffer,
+    /// An error frame dockerd writes into the stream; bounded by
+    /// `MAX_FRAME_SIZE`, since it is reported as soon as its frame ends.
+    daemon_error: Vec<u8>,
+}
+
+impl Collector {
+    fn new() -> Collector {
+        Collector::default()
+    }
+
+    fn feed(&mut self, mut input: &[u8]) -> Result<(), DockerError> {
+        while !input.is_empty() {
+            let (used, piece) = self.demux.feed(input)?;
+            input = &input[used..];
+            match piece {
+                Some(Piece {
+                    stream: StdStream::Stdout | StdStream::Stdin,
+                    data,
+                }) => self.stdout.push(data),
+                Some(Piece {
+                    stream: StdStream::Stderr,
+                    data,
+                }) => self.stderr.push(data),
+                Some(Piece {
+                    stream: StdStream::DaemonError,
+                    data,
+                }) => self.daemon_error.extend_from_slice(data),
+                None => {}
+            }
+            if !self.daemon_error.is_empty() && self.demux.at_frame_boundary() {
+                return Err(DockerError::Stream(
+                    String::from_utf8_lossy(&self.daemon_error).into_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), DockerError> {
+        if self.demux.at_frame_boundary() {
+            Ok(())
+        } else {
+            Err(DockerError::Protocol(
+                "exec output ended inside a frame".to_owned(),
+            ))
+        }
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` the tree walk needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProcStat {
+    pid: i32,
+    ppid: i32,
+    /// `R`, `S`, `D`, `T`, `Z`, ...
+    state: u8,
+    /// Clock ticks after boot; with the PID, it names one process.
+    start_time: u64,
+}
+
+impl ProcStat {
+    fn is_dead(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x')
+    }
+}
+
+/// Parses `/proc/<pid>/stat`. The command name may hold spaces and
+/// parentheses, so the fields are counted from the last `)`.
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    let (head, rest) = text.rsplit_once(')')?;
+    let pid = head.split_once(" (")?.0.trim().parse().ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    let ppid = fields.next()?.parse().ok()?;
+    // Field 22 of the file is the 20th after the name (state is the 1st).
+    let start_time = fields.nth(17)?.parse().ok()?;
+    Some(ProcStat {
+        pid,
+        ppid,
+        state,
+        start_time,
+    })
+}
+
+fn read_stat(pid: i32) -> Option<ProcStat> {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|text| parse_stat(&text))
+}
+
+/// Every process on the host. Processes that end during the scan are
+/// skipped.
+fn scan_proc() -> Result<Vec<ProcStat>, ExecError> {
+    let mut table = Vec::new();
+    for entry in fs::read_dir("/proc").map_err(ExecError::Proc)? {
+        let entry = entry.map_err(ExecError::Proc)?;
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if let Some(stat) = read_stat(pid) {
+            table.push(stat);
+        }
+    }
+    Ok(table)
+}
+
+/// `root` (if present in `table`) and all its descendants in `table`.
+fn tree_of(root: i32, table: &[ProcStat]) -> Vec<ProcStat> {
+    let mut children: HashMap<i32, Vec<&ProcStat>> = HashMap::new();
+    for stat in table {
+        children.entry(stat.ppid).or_default().push(stat);
+    }
+    let mut tree: Vec<ProcStat> = table.iter().filter(|s| s.pid == root).copied().collect();
+    let mut seen: BTreeSet<i32> = tree.iter().map(|s| s.pid).collect();
+    let mut next = 0;
+    while let Some(parent) = tree.get(next).map(|s| s.pid) {
+        next += 1;
+        for child in children.get(&parent).into_iter().flatten() {
+            if seen.insert(child.pid) {
+                tree.push(**child);
+            }
+        }
+    }
+    tree
+}
+
+/// The PID namespace `pid` is in, as (device, inode) of its nsfs file.
+fn pid_namespace(pid: i32) -> Option<(u64, u64)> {
+    fs::metadata(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+fn signal(pid: i32, sig: Signal) -> Result<(), ExecError> {
+    match kill(Pid::from_raw(pid), sig) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(ExecError::Signal {
+            pid,
+            source: io::Error::from(errno),
+        }),
+    }
+}
+
+/// Stops `root` and its descendants in the PID namespace `pid_ns` until
+/// no new one appears, kills them all, and waits until they are gone.
+/// Never signals `init` (the container's first process), host PID 1 or
+/// dockshim itself.
+fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecError> {
+    let own = i32::try_from(std::process::id()).unwrap_or(0);
+    let mut held: BTreeMap<i32, u64> = BTreeMap::new();
+    for _ in 0..MAX_STOP_ROUNDS {
+        let table = scan_proc()?;
+        let mut stopped_any = false;
+        for stat in tree_of(root, &table) {
+            if held.contains_key(&stat.pid)
+                || stat.is_dead()
+                || [init, 1, own].contains(&stat.pid)
+                || pid_namespace(stat.pid) != Some(pid_ns)
+            {
+                continue;
+            }
+            signal(stat.pid, Signal::SIGSTOP)?;
+            held.insert(stat.pid, stat.start_time);
+            stopped_any = true;
+        }
+        if !stopped_any {
+            break;
+        }
+    }
+    for &pid in held.keys() {
+        signal(pid, Signal::SIGKILL)?;
+    }
+    let until = Instant::now() + KILL_VERIFY_TIMEOUT;
+    loop {
+        let survivors: Vec<i32> = held
+            .iter()
+            .filter(|&(&pid, &start)| {
+                read_stat(pid).is_some_and(|s| s.start_time == start && !s.is_dead())
+            })
+            .map(|(&pid, _)| pid)
+            .collect();
+        if survivors.is_empty() {
+            return Ok(held.len());
+        }
+        if Instant::now() >= until {
+            return Err(ExecError::Survived { pids: survivors });
+        }
+        thread::sleep(KILL_VERIFY_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![stream, 0, 0, 0];
+        out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn collector_splits_stdout_and_stderr_fed_in_any_pieces() {
+        let mut transcript = frame(1, b"hi\n");
+        transcript.extend(frame(2, b"e\n"));
+        transcript.extend(frame(1, b"bye\n"));
+        for at in 0..=transcript.len() {
+            let mut collector = Collector::new();
+            let (a, b) = transcript.split_at(at);
+            collector.feed(a).unwrap();
+            collector.feed(b).unwrap();
+            collector.finish().unwrap();
+            assert_eq!(collector.stdout.bytes, b"hi\nbye\n", "split at {at}");
+            assert_eq!(collector.stderr.bytes, b"e\n", "split at {at}");
+        }
+    }
+
+    #[test]
+    fn output_beyond_the_cap_is_dropped_and_flagged() {
+        let mut collector = Collector::new();
+        let chunk = vec![b'x'; 1024 * 1024];
+        for _ in 0..17 {
+            collector.feed(&frame(1, &chunk)).unwrap();
+        }
+        collector.feed(&frame(2, b"small")).unwrap();
+        assert_eq!(collector.stdout.bytes.len(), MAX_EXEC_OUTPUT_BYTES);
+        assert!(collector.stdout.bytes.capacity() <= MAX_EXEC_OUTPUT_BYTES);
+        assert!(collector.stdout.truncated);
+        assert_eq!(collector.stderr.bytes, b"small");
+        assert!(!collector.stderr.truncated);
+    }
+
+    #[test]
+    fn a_daemon_error_frame_fails_with_its_text() {
+        let mut collector = Collector::new();
+        let err = collector.feed(&frame(3, b"boom")).unwrap_err();
+        assert!(matches!(err, DockerError::Stream(m) if m == "boom"));
+    }
+
+    #[test]
+    fn output_ending_inside_a_frame_is_malformed() {
+        let mut collector = Collector::new();
+        collector.feed(&frame(1, b"hello")[..10]).unwrap();
+        assert!(matches!(collector.finish(), Err(DockerError::Protocol(_))));
+    }
+
+    #[test]
+    fn stat_lines_parse_even_with_odd_command_names() {
+        let line = "4242 (my (odd) cmd) S 4200 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 1000000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(
+            parse_stat(line),
+            Some(ProcStat {
+                pid: 4242,
+                ppid: 4200,
+                state: b'S',
+                start_time: 987654,
+            })
+        );
+        assert_eq!(parse_stat("4242 (truncated"), None);
+        assert_eq!(parse_stat("4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn our_own_stat_line_parses() {
+        let own = read_stat(i32::try_from(std::process::id()).unwrap()).unwrap();
+        assert_eq!(own.pid, i32::try_from(std::process::id()).unwrap());
+        assert!(!own.is_dead());
+    }
+
+    #[test]
+    fn the_tree_holds_the_root_and_every_descendant_only() {
+        let p = |pid, ppid| ProcStat {
+            pid,
+            ppid,
+            state: b'S',
+            start_time: 0,
+        };
+        let table = [
+            p(1, 0),
+            p(10, 1),
+            p(11, 10),
+            p(12, 11),
+            p(13, 10),
+            p(20, 1),
+            p(21, 20),
+        ];
+        let pids: Vec<i32> = tree_of(10, &table).iter().map(|s| s.pid).collect();
+        assert_eq!(pids, [10, 11, 13, 12]);
+        assert!(tree_of(99, &table).is_empty());
+    }
+
+    #[test]
+    fn errors_map_to_grpc_codes() {
+        let docker = |status| ExecError::Docker {
+            container: "c".to_owned(),
+            source: DockerError::Api {
+                status,
+                message: "m".to_owned(),
+            },
+        };
+        assert_eq!(docker(404).code(), Code::NotFound);
+        assert_eq!(docker(409).code(), Code::FailedPrecondition);
+        assert_eq!(ExecError::EmptyCommand.code(), Code::InvalidArgument);
+        let timeout = ExecError::Timeout {
+            container: "c".to_owned(),
+            command: command_text(&["sleep".to_owned(), "30".to_owned()]),
+            after: Duration::from_secs(1),
+            cleanup: None,
+        };
+        let status = Status::from(timeout);
+        assert_eq!(status.code, Code::DeadlineExceeded);
+        assert_eq!(
+            status.message,
+            r#"command ["sleep", "30"] in container c timed out after 1s and was killed"#
+        );
+    }
+
+    #[test]
+    fn a_failed_kill_is_in_the_timeout_message_and_its_source() {
+        let err = ExecError::Timeout {
+            container: "c".to_owned(),
+            command: "[\"x\"]".to_owned(),
+            after: Duration::from_secs(2),
+            cleanup: Some(Box::new(ExecError::Survived { pids: vec![7] })),
+        };
+        assert!(err
+            .to_string()
+            .ends_with("killing it failed: processes [7] still alive after SIGKILL"));
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn polls_back_off_from_one_millisecond_to_fifty() {
+        assert_eq!(poll_interval(0), Duration::from_millis(1));
+        assert_eq!(poll_interval(3), Duration::from_millis(8));
+        assert_eq!(poll_interval(6), LONGEST_POLL_INTERVAL);
+        assert_eq!(poll_interval(u32::MAX), LONGEST_POLL_INTERVAL);
+        let total: Duration = (0..EXIT_CODE_POLLS).map(poll_interval).sum();
+        assert!(total > Duration::from_secs(1) && total < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn long_commands_are_cut_in_messages() {
+        let text = command_text(&["é".repeat(400)]);
+        assert!(text.len() <= MAX_COMMAND_IN_MESSAGE + 3);
+        assert!(text.ends_with("..."));
+    }
+
+    #[test]
+    fn the_deadline_is_the_sooner_of_timeout_and_grpc_deadline() {
+        let cmd = ["true".to_owned()];
+        let soon = Instant::now() + Duration::from_millis(200);
+        let ctx = CallContext::new("/t", Some(soon));
+        let session = Session::new("c", &cmd, Some(Duration::from_secs(10)), &ctx);
+        assert_eq!(session.deadline, Some(soon));
+        let ctx = CallContext::new("/t", None);
+        let session = Session::new("c", &cmd, Some(Duration::ZERO), &ctx);
+        assert_eq!(session.deadline, None);
+        assert!(session.check().is_none());
+        ctx.cancel();
+        assert!(matches!(session.check(), Some(Abort::Cancelled)));
+    }
+}
