@@ -12,7 +12,9 @@ use dockshim::cli::{self, Command, Config};
 use dockshim::cri::gen::services::{Services, METHODS};
 use dockshim::cri::image::Images;
 use dockshim::cri::runtime::Runtime;
+use dockshim::cri::sandbox::SandboxService;
 use dockshim::docker::DockerClient;
+use dockshim::index::Index;
 use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
 
@@ -43,6 +45,9 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> Result<(), String> {
+    // Before any thread exists, so that every thread inherits the mask that
+    // keeps SIGTERM and SIGINT for the signal thread.
+    server::block_shutdown_signals().map_err(|err| err.to_string())?;
     log::info!("dockshim {} starting", env!("CARGO_PKG_VERSION"));
     let store = Store::open(&config.root_directory).map_err(|err| err.to_string())?;
     let pod_cidr = match &config.pod_cidr {
@@ -64,15 +69,16 @@ fn run(config: Config) -> Result<(), String> {
 
     let mut options = ServerOptions::new(config.runtime_endpoint.clone());
     options.socket_group = config.socket_group.clone();
-    let images = Images::new(docker.clone(), &config);
+    let images = Arc::new(Images::new(docker.clone(), &config));
+    let index = Index::start(docker.clone()).map_err(|err| err.to_string())?;
+    let sandboxes = SandboxService::new(docker.clone(), index, images.clone(), &config)
+        .map_err(|err| format!("--root-directory: {err}"))?;
     let services = Services {
-        runtime: Arc::new(Runtime::new(docker, config, store, pod_cidr)),
-        image: Arc::new(images),
+        runtime: Arc::new(Runtime::new(docker, config, store, pod_cidr, sandboxes)),
+        image: images,
     };
     let server =
         Server::bind(&options, Arc::new(services), METHODS).map_err(|err| err.to_string())?;
-    // No thread has been started yet, so every later one inherits the mask
-    // that keeps SIGTERM and SIGINT for the signal thread.
     server::spawn_signal_thread(server.shutdown_handle()).map_err(|err| err.to_string())?;
     server.run().map_err(|err| err.to_string())
 }

@@ -1,5 +1,7 @@
-//! The runtime-wide RuntimeService calls: Version, Status, RuntimeConfig and
-//! UpdateRuntimeConfig. Pod and container calls live in their own modules.
+//! The RuntimeService: the runtime-wide calls Version, Status, RuntimeConfig
+//! and UpdateRuntimeConfig here, and the pod sandbox calls delegated to
+//! `sandbox::SandboxService`. Other pod and container calls live in their
+//! own modules.
 //!
 //! Status must tell the truth *now*: it pings dockerd on every call with a
 //! short timeout instead of answering from a cache, and it re-reads the CNI
@@ -13,6 +15,7 @@ use serde_json::json;
 
 use crate::cli::{Config, NetworkPlugin};
 use crate::cri::gen::services::RuntimeService;
+use crate::cri::sandbox::SandboxService;
 use crate::cri::v1;
 use crate::docker::DockerClient;
 use crate::grpc::{CallContext, Status};
@@ -44,6 +47,7 @@ pub struct Runtime {
     /// The pod CIDR from `--pod-cidr` or the last UpdateRuntimeConfig.
     pod_cidr: Mutex<Option<String>>,
     docker_version: Mutex<Option<(Instant, String)>>,
+    sandboxes: SandboxService,
 }
 
 impl Runtime {
@@ -52,6 +56,7 @@ impl Runtime {
         config: Config,
         store: Store,
         pod_cidr: Option<String>,
+        sandboxes: SandboxService,
     ) -> Runtime {
         Runtime {
             docker,
@@ -59,6 +64,7 @@ impl Runtime {
             store,
             pod_cidr: Mutex::new(pod_cidr),
             docker_version: Mutex::new(None),
+            sandboxes,
         }
     }
 
@@ -216,6 +222,55 @@ impl RuntimeService for Runtime {
         })
     }
 
+    fn run_pod_sandbox(
+        &self,
+        ctx: &CallContext,
+        request: v1::RunPodSandboxRequest,
+    ) -> Result<v1::RunPodSandboxResponse, Status> {
+        let pod_cidr = self.pod_cidr();
+        let pod_sandbox_id = self
+            .sandboxes
+            .run_pod_sandbox(ctx, &request, pod_cidr.as_deref())?;
+        Ok(v1::RunPodSandboxResponse { pod_sandbox_id })
+    }
+
+    fn stop_pod_sandbox(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StopPodSandboxRequest,
+    ) -> Result<v1::StopPodSandboxResponse, Status> {
+        self.sandboxes.stop_pod_sandbox(&request.pod_sandbox_id)?;
+        Ok(v1::StopPodSandboxResponse {})
+    }
+
+    fn remove_pod_sandbox(
+        &self,
+        _ctx: &CallContext,
+        request: v1::RemovePodSandboxRequest,
+    ) -> Result<v1::RemovePodSandboxResponse, Status> {
+        self.sandboxes.remove_pod_sandbox(&request.pod_sandbox_id)?;
+        Ok(v1::RemovePodSandboxResponse {})
+    }
+
+    fn pod_sandbox_status(
+        &self,
+        _ctx: &CallContext,
+        request: v1::PodSandboxStatusRequest,
+    ) -> Result<v1::PodSandboxStatusResponse, Status> {
+        Ok(self
+            .sandboxes
+            .pod_sandbox_status(&request.pod_sandbox_id, request.verbose)?)
+    }
+
+    fn list_pod_sandbox(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ListPodSandboxRequest,
+    ) -> Result<v1::ListPodSandboxResponse, Status> {
+        let items = self.sandboxes.list_pod_sandbox(request.filter.as_ref())?;
+        Ok(v1::ListPodSandboxResponse { items })
+    }
+
     fn runtime_config(
         &self,
         _ctx: &CallContext,
@@ -297,7 +352,10 @@ mod tests {
         std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
         let docker = DockerClient::new(&config.docker_endpoint, Duration::from_secs(1)).unwrap();
         let store = Store::open(&config.root_directory).unwrap();
-        Runtime::new(docker, config, store, None)
+        let index = crate::index::Index::start(docker.clone()).unwrap();
+        let images = std::sync::Arc::new(crate::cri::image::Images::new(docker.clone(), &config));
+        let sandboxes = SandboxService::new(docker.clone(), index, images, &config).unwrap();
+        Runtime::new(docker, config, store, None, sandboxes)
     }
 
     fn ctx() -> CallContext {

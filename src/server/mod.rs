@@ -305,6 +305,23 @@ fn serve_connection<S: Send + Sync + 'static>(
     }
 }
 
+/// Blocks SIGTERM and SIGINT in the calling thread. Call it first thing in
+/// `main`, before any thread is started (the state index, the server):
+/// threads inherit the mask, so the signals then reach only the thread
+/// that waits for them.
+pub fn block_shutdown_signals() -> Result<(), ServerError> {
+    shutdown_signals()
+        .thread_block()
+        .map_err(|errno| ServerError::setup("block SIGTERM and SIGINT", errno.into()))
+}
+
+fn shutdown_signals() -> SigSet {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals
+}
+
 /// Blocks SIGTERM and SIGINT in the calling thread, then starts a thread
 /// that waits for them: the first starts a graceful shutdown through
 /// `handle`, a second one exits the process at once.
@@ -312,12 +329,8 @@ fn serve_connection<S: Send + Sync + 'static>(
 /// Call it before any other thread is started, so that every thread
 /// inherits the blocked mask and the signals reach only the waiting thread.
 pub fn spawn_signal_thread(handle: ShutdownHandle) -> Result<(), ServerError> {
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
-    signals
-        .thread_block()
-        .map_err(|errno| ServerError::setup("block SIGTERM and SIGINT", errno.into()))?;
+    block_shutdown_signals()?;
+    let signals = shutdown_signals();
     thread::Builder::new()
         .name("signals".to_owned())
         .spawn(move || {

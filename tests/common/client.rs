@@ -22,6 +22,11 @@ pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
 pub const STATUS: &str = "/runtime.v1.RuntimeService/Status";
 pub const RUNTIME_CONFIG: &str = "/runtime.v1.RuntimeService/RuntimeConfig";
 pub const UPDATE_RUNTIME_CONFIG: &str = "/runtime.v1.RuntimeService/UpdateRuntimeConfig";
+pub const RUN_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/RunPodSandbox";
+pub const STOP_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/StopPodSandbox";
+pub const REMOVE_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/RemovePodSandbox";
+pub const POD_SANDBOX_STATUS: &str = "/runtime.v1.RuntimeService/PodSandboxStatus";
+pub const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
 pub const STREAM_IMAGES: &str = "/runtime.v1.ImageService/StreamImages";
 pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
@@ -124,6 +129,60 @@ impl CriClient {
         };
         self.call(UPDATE_RUNTIME_CONFIG, Request::new(request))
             .await
+    }
+
+    /// RunPodSandbox with the default runtime handler; returns the ID.
+    pub async fn run_pod_sandbox(&self, config: cri::PodSandboxConfig) -> Result<String, Status> {
+        let request = cri::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        };
+        let response: cri::RunPodSandboxResponse =
+            self.call(RUN_POD_SANDBOX, Request::new(request)).await?;
+        Ok(response.pod_sandbox_id)
+    }
+
+    pub async fn stop_pod_sandbox(&self, id: &str) -> Result<cri::StopPodSandboxResponse, Status> {
+        let request = cri::StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
+        self.call(STOP_POD_SANDBOX, Request::new(request)).await
+    }
+
+    pub async fn remove_pod_sandbox(
+        &self,
+        id: &str,
+    ) -> Result<cri::RemovePodSandboxResponse, Status> {
+        let request = cri::RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
+        self.call(REMOVE_POD_SANDBOX, Request::new(request)).await
+    }
+
+    pub async fn pod_sandbox_status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<cri::PodSandboxStatusResponse, Status> {
+        let request = cri::PodSandboxStatusRequest {
+            pod_sandbox_id: id.into(),
+            verbose,
+        };
+        self.call(POD_SANDBOX_STATUS, Request::new(request)).await
+    }
+
+    /// ListPodSandbox; returns the items.
+    pub async fn list_pod_sandbox(
+        &self,
+        filter: Option<cri::PodSandboxFilter>,
+    ) -> Result<Vec<cri::PodSandbox>, Status> {
+        let response: cri::ListPodSandboxResponse = self
+            .call(
+                LIST_POD_SANDBOX,
+                Request::new(cri::ListPodSandboxRequest { filter }),
+            )
+            .await?;
+        Ok(response.items)
     }
 
     /// ListImages, filtered by `image` when given.

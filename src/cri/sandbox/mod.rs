@@ -4,19 +4,29 @@
 //! (`sysctl`) and the security options shared with containers
 //! (`security`).
 //!
-//! Nothing here performs I/O or keeps state: handlers call these functions,
-//! then talk to dockerd, CNI and the checkpoint store themselves. Every
-//! refusal is a [`SandboxConfigError`] that names the offending field and
-//! maps itself to a gRPC code.
+//! Those translation modules perform no I/O and keep no state. The calls
+//! that do — RunPodSandbox (`run`), StopPodSandbox (`stop`),
+//! RemovePodSandbox (`remove`), PodSandboxStatus (`status`) and
+//! ListPodSandbox (`list`) — are methods of [`SandboxService`] (`service`),
+//! which talks to dockerd, the state index, CNI and the checkpoint store.
+//! Every refusal of a configuration is a [`SandboxConfigError`] that names
+//! the offending field and maps itself to a gRPC code.
 
 pub mod dns;
 mod error;
+mod list;
+mod remove;
+mod run;
 pub mod security;
+mod service;
+mod status;
+mod stop;
 pub mod sysctl;
 pub mod translate;
 
 pub use error::SandboxConfigError;
 pub use security::SeccompProfiles;
+pub use service::{SandboxError, SandboxService, SandboxSettings, SANDBOX_STOP_GRACE_SECS};
 pub use translate::{
     sandbox_create_body, sandbox_namespace_options, sandbox_namespaces, SandboxNamespaces,
     SandboxOptions,

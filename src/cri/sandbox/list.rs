@@ -1,0 +1,126 @@
+//! ListPodSandbox, from the state index, plus the sandboxes only a
+//! checkpoint remembers (their container was removed behind dockshim's
+//! back, or dockshim died before removing the checkpoint): those are
+//! listed NOTREADY with the name and namespace the checkpoint holds, so
+//! the kubelet stops and removes them, which tears their network down.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::service::{SandboxError, SandboxService};
+use super::status::{annotations_of, labels_of, metadata_of, sandbox_state};
+use crate::cri::v1;
+use crate::index::SandboxFilter;
+use crate::store::checkpoint::SandboxNetwork;
+
+impl SandboxService {
+    /// ListPodSandbox with the CRI `filter`.
+    pub fn list_pod_sandbox(
+        &self,
+        filter: Option<&v1::PodSandboxFilter>,
+    ) -> Result<Vec<v1::PodSandbox>, SandboxError> {
+        let filter = sandbox_filter(filter);
+        let mut items: Vec<v1::PodSandbox> = self
+            .index
+            .sandboxes(&filter)?
+            .iter()
+            .filter_map(|entry| {
+                Some(v1::PodSandbox {
+                    id: entry.id.clone(),
+                    metadata: Some(metadata_of(entry)?),
+                    state: sandbox_state(entry) as i32,
+                    created_at: entry.created_ns,
+                    labels: labels_of(entry),
+                    annotations: annotations_of(entry),
+                    runtime_handler: String::new(),
+                })
+            })
+            .collect();
+        // A checkpoint-only sandbox has no labels and is never ready.
+        if filter.ready != Some(true) && filter.labels.is_empty() {
+            items.extend(self.checkpoint_only(filter.id_prefix.as_deref())?);
+        }
+        Ok(items)
+    }
+
+    fn checkpoint_only(
+        &self,
+        id_prefix: Option<&str>,
+    ) -> Result<Vec<v1::PodSandbox>, SandboxError> {
+        let known: HashSet<String> = self
+            .index
+            .sandboxes(&SandboxFilter::default())?
+            .iter()
+            .map(|entry| entry.id.clone())
+            .collect();
+        let mut items = Vec::new();
+        for id in self.checkpoints.list()? {
+            if known.contains(&id) || !id.starts_with(id_prefix.unwrap_or_default()) {
+                continue;
+            }
+            let Some(checkpoint) = self.checkpoint_of(&id) else {
+                continue;
+            };
+            let uid = checkpoint
+                .dockshim
+                .as_ref()
+                .map(|record: &SandboxNetwork| record.uid.clone())
+                .unwrap_or_default();
+            items.push(v1::PodSandbox {
+                id,
+                metadata: Some(v1::PodSandboxMetadata {
+                    name: checkpoint.name,
+                    namespace: checkpoint.namespace,
+                    uid,
+                    attempt: 0,
+                }),
+                state: v1::PodSandboxState::SandboxNotready as i32,
+                ..v1::PodSandbox::default()
+            });
+        }
+        Ok(items)
+    }
+}
+
+/// The index filter for a CRI filter; empty fields filter nothing.
+fn sandbox_filter(filter: Option<&v1::PodSandboxFilter>) -> SandboxFilter {
+    let Some(filter) = filter else {
+        return SandboxFilter::default();
+    };
+    SandboxFilter {
+        id_prefix: (!filter.id.is_empty()).then(|| filter.id.clone()),
+        ready: filter
+            .state
+            .as_ref()
+            .map(|state| state.state == v1::PodSandboxState::SandboxReady as i32),
+        labels: filter
+            .label_selector
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_cri_filter_fields_filter_nothing() {
+        let filter = sandbox_filter(Some(&v1::PodSandboxFilter::default()));
+        assert_eq!(filter, SandboxFilter::default());
+    }
+
+    #[test]
+    fn cri_filter_fields_become_index_filters() {
+        let filter = sandbox_filter(Some(&v1::PodSandboxFilter {
+            id: "abc".to_owned(),
+            state: Some(v1::PodSandboxStateValue {
+                state: v1::PodSandboxState::SandboxNotready as i32,
+            }),
+            label_selector: [("app".to_owned(), "web".to_owned())].into(),
+        }));
+        assert_eq!(filter.id_prefix.as_deref(), Some("abc"));
+        assert_eq!(filter.ready, Some(false));
+        assert_eq!(filter.labels.get("app").map(String::as_str), Some("web"));
+    }
+}

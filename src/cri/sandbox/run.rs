@@ -1,0 +1,498 @@
+//! RunPodSandbox: check the whole request first, then bring the sandbox up
+//! step by step — sandbox image, container, checkpoint, start, resolv.conf,
+//! CNI ADD, hairpin, pod IPs — and undo every step already taken when a
+//! later one fails.
+//!
+//! The checkpoint is written before the start and says that a CNI DEL is
+//! owed before the ADD runs, so that a dockshim killed at any point leaves
+//! enough on disk for StopPodSandbox to tear the network down later.
+//! A call repeated while the first is under way (same Docker name, so same
+//! pod name, namespace, UID and attempt) waits for it and answers the same.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::service::{lock, Flight, NodeSeccompProfiles, SandboxError, SandboxService};
+use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
+use crate::cri::naming;
+use crate::cri::v1;
+use crate::docker::{path_with_query, ContainerCreate};
+use crate::grpc::{CallContext, Code, Status};
+use crate::network::cni::{self, Bandwidth, POD_IFNAME};
+use crate::network::{cni_config, CniNetwork, PodAttachment, RuntimeArgs};
+use crate::store::checkpoint::{self, CheckpointData, SandboxNetwork};
+use crate::store::{CheckpointError, PodSandboxCheckpoint};
+
+/// Everything RunPodSandbox will do, worked out before anything exists.
+struct Plan {
+    name: String,
+    metadata: v1::PodSandboxMetadata,
+    body: ContainerCreate,
+    resolv_conf: Option<String>,
+    /// The CNI network to attach to; `None` for host networking.
+    network: Option<CniNetwork>,
+    args: RuntimeArgs,
+    checkpoint: PodSandboxCheckpoint,
+}
+
+/// `POST /containers/create`'s answer.
+#[derive(Debug, Deserialize)]
+struct Created {
+    #[serde(rename = "Id")]
+    id: String,
+}
+
+/// What has been done so far, for the rollback.
+struct Progress {
+    id: String,
+    /// The pod attached by a successful ADD, to DEL on rollback.
+    attached: Option<PodAttachment>,
+}
+
+/// Ends a flight however the leader leaves, panics included.
+struct FlightGuard<'a> {
+    service: &'a SandboxService,
+    name: &'a str,
+    flight: Arc<Flight>,
+    outcome: Option<Result<String, Status>>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.service.in_flight).remove(self.name);
+        let outcome = self.outcome.take().unwrap_or_else(|| {
+            Err(Status::new(
+                Code::Internal,
+                "the RunPodSandbox call this one waited for ended without an answer",
+            ))
+        });
+        self.flight.finish(outcome);
+    }
+}
+
+impl SandboxService {
+    /// RunPodSandbox; `pod_cidr` is the node's pod CIDR, if known.
+    pub fn run_pod_sandbox(
+        &self,
+        ctx: &CallContext,
+        request: &v1::RunPodSandboxRequest,
+        pod_cidr: Option<&str>,
+    ) -> Result<String, Status> {
+        let config = request
+            .config
+            .as_ref()
+            .ok_or(SandboxError::Missing("config"))?;
+        let plan = self.plan(config, &request.runtime_handler, pod_cidr)?;
+
+        let (flight, leader) = {
+            let mut in_flight = lock(&self.in_flight);
+            match in_flight.get(&plan.name) {
+                Some(flight) => (Arc::clone(flight), false),
+                None => {
+                    let flight = Arc::new(Flight::default());
+                    in_flight.insert(plan.name.clone(), Arc::clone(&flight));
+                    (flight, true)
+                }
+            }
+        };
+        if !leader {
+            log::info!("RunPodSandbox for {} already under way; waiting", plan.name);
+            return flight.wait();
+        }
+        let mut guard = FlightGuard {
+            service: self,
+            name: &plan.name,
+            flight,
+            outcome: None,
+        };
+        let outcome = self.run_planned(ctx, &plan).map_err(|err| {
+            log::warn!("{err}");
+            Status::from(err)
+        });
+        guard.outcome = Some(outcome.clone());
+        outcome
+    }
+
+    /// Checks the request and works out every input of the later steps.
+    fn plan(
+        &self,
+        config: &v1::PodSandboxConfig,
+        runtime_handler: &str,
+        pod_cidr: Option<&str>,
+    ) -> Result<Plan, SandboxError> {
+        let body = sandbox_create_body(
+            config,
+            &SandboxOptions {
+                image: &self.settings.image,
+                oom_score_adj: self.settings.oom_score_adj,
+                network_plugin: self.settings.network_plugin,
+                cgroup_driver: self.cgroup_driver()?,
+                runtime_handler,
+                seccomp_profiles: &NodeSeccompProfiles,
+            },
+        )?;
+        let metadata = config
+            .metadata
+            .clone()
+            .ok_or(SandboxError::Missing("config.metadata"))?;
+        let name = naming::sandbox_name(&metadata).map_err(super::SandboxConfigError::from)?;
+        let resolv_conf = match &config.dns_config {
+            Some(dns) => dns::resolv_conf(dns)?,
+            None => None,
+        };
+        let host_network = sandbox_namespaces(config)?.host_network;
+        let data = CheckpointData::new(
+            config.port_mappings.iter().map(checkpoint_port).collect(),
+            host_network,
+        );
+        let (network, bandwidth) = if host_network {
+            (None, None)
+        } else {
+            let network =
+                cni_config::load_default(&self.settings.cni_conf_dir, &self.settings.cni_bin_dirs)
+                    .map_err(SandboxError::CniConfig)?;
+            (
+                Some(network),
+                Bandwidth::from_annotations(&config.annotations)?,
+            )
+        };
+        let args = runtime_args(&data, bandwidth, pod_cidr);
+        let checkpoint = PodSandboxCheckpoint {
+            name: metadata.name.clone(),
+            namespace: metadata.namespace.clone(),
+            data,
+            dockshim: Some(SandboxNetwork {
+                uid: metadata.uid.clone(),
+                ..SandboxNetwork::default()
+            }),
+        };
+        Ok(Plan {
+            name,
+            metadata,
+            body,
+            resolv_conf,
+            network,
+            args,
+            checkpoint,
+        })
+    }
+
+    fn run_planned(&self, ctx: &CallContext, plan: &Plan) -> Result<String, SandboxError> {
+        self.ensure_sandbox_image(ctx)?;
+        let id = match self.create(plan)? {
+            Creation::Reused(id) => return Ok(id),
+            Creation::New(id) => id,
+        };
+        let mut progress = Progress {
+            id: id.clone(),
+            attached: None,
+        };
+        match self.bring_up(plan, &mut progress) {
+            Ok(()) => {
+                log::info!("pod sandbox {} is {id}", plan.name);
+                Ok(id)
+            }
+            Err((step, cause)) => Err(self.roll_back(plan, progress, step, cause)),
+        }
+    }
+
+    /// Makes sure the sandbox image is present, pulling it if needed.
+    fn ensure_sandbox_image(&self, ctx: &CallContext) -> Result<(), SandboxError> {
+        let spec = v1::ImageSpec {
+            image: self.settings.image.clone(),
+            ..v1::ImageSpec::default()
+        };
+        let failed = |source: Status| SandboxError::Image {
+            image: self.settings.image.clone(),
+            source,
+        };
+        let status = self
+            .images
+            .image_status(
+                ctx,
+                v1::ImageStatusRequest {
+                    image: Some(spec.clone()),
+                    verbose: false,
+                },
+            )
+            .map_err(failed)?;
+        if status.image.is_some() {
+            return Ok(());
+        }
+        log::info!("pulling the sandbox image {}", self.settings.image);
+        self.images
+            .pull_image(
+                ctx,
+                v1::PullImageRequest {
+                    image: Some(spec),
+                    auth: None,
+                    sandbox_config: None,
+                },
+            )
+            .map(drop)
+            .map_err(failed)
+    }
+
+    /// Creates the sandbox container. A container left with the same name
+    /// is this very sandbox when it runs with the same checkpoint (a retry
+    /// after a lost answer); otherwise it is removed, once, and the create
+    /// retried.
+    fn create(&self, plan: &Plan) -> Result<Creation, SandboxError> {
+        let path = path_with_query("/containers/create", &[("name", &plan.name)]);
+        let first = self.docker.post_json::<_, Created>(&path, &plan.body);
+        let err = match first {
+            Ok(created) => return Ok(Creation::New(created.id)),
+            Err(err) if err.api_status() == Some(409) => err,
+            Err(err) => return Err(SandboxError::docker("create the sandbox container", err)),
+        };
+        let existing = match self.docker.inspect_container(&plan.name) {
+            Ok(existing) => existing,
+            Err(_) => return Err(SandboxError::docker("create the sandbox container", err)),
+        };
+        if existing.state.running && self.is_same_sandbox(&existing.id, plan) {
+            log::info!(
+                "pod sandbox {} exists already as {}",
+                plan.name,
+                existing.id
+            );
+            return Ok(Creation::Reused(existing.id));
+        }
+        log::warn!(
+            "removing the stale container {} that holds the name {}",
+            existing.id,
+            plan.name
+        );
+        self.remove_pod_sandbox(&existing.id)?;
+        self.docker
+            .post_json::<_, Created>(&path, &plan.body)
+            .map(|created| Creation::New(created.id))
+            .map_err(|err| SandboxError::docker("create the sandbox container", err))
+    }
+
+    /// Whether the running sandbox `id` was set up completely from a
+    /// configuration with the same checkpointed data as `plan`.
+    fn is_same_sandbox(&self, id: &str, plan: &Plan) -> bool {
+        let Ok(checkpoint) = self.checkpoints.get(id) else {
+            return false;
+        };
+        let network_done = checkpoint.data.host_network
+            || checkpoint
+                .dockshim
+                .as_ref()
+                .is_some_and(|network| network.network_ready);
+        checkpoint.data == plan.checkpoint.data && network_done
+    }
+
+    fn bring_up(
+        &self,
+        plan: &Plan,
+        progress: &mut Progress,
+    ) -> Result<(), (&'static str, SandboxError)> {
+        let id = progress.id.clone();
+        // Known to the index before its checkpoint exists, so ListPodSandbox
+        // never shows the checkpoint alone as a vanished sandbox.
+        self.index
+            .refresh(&id)
+            .map_err(|err| ("record the new container", err.into()))?;
+        let mut checkpoint = plan.checkpoint.clone();
+        self.checkpoints
+            .save(&id, &checkpoint)
+            .map_err(|err| ("write the checkpoint", err.into()))?;
+        self.docker
+            .post(&format!("/containers/{id}/start"), None)
+            .map_err(|err| {
+                (
+                    "start the sandbox container",
+                    SandboxError::docker("start the sandbox container", err),
+                )
+            })?;
+        let inspect = self.docker.inspect_container(&id).map_err(|err| {
+            (
+                "inspect the sandbox container",
+                SandboxError::docker("inspect the started sandbox container", err),
+            )
+        })?;
+        if let Some(text) = &plan.resolv_conf {
+            fs::write(&inspect.resolv_conf_path, text).map_err(|source| {
+                (
+                    "write resolv.conf",
+                    SandboxError::ResolvConf {
+                        path: inspect.resolv_conf_path.clone(),
+                        source,
+                    },
+                )
+            })?;
+        }
+        if let Some(network) = &plan.network {
+            let pid = u32::try_from(inspect.state.pid)
+                .ok()
+                .filter(|pid| *pid > 0)
+                .ok_or_else(|| {
+                    (
+                        "find the sandbox's network namespace",
+                        SandboxError::NoProcess { id: id.clone() },
+                    )
+                })?;
+            let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            let mut record = checkpoint.dockshim.take().unwrap_or_default();
+            record.cni_network = network.name.clone();
+            record.netns = netns.display().to_string();
+            record.pid = Some(pid);
+            checkpoint.dockshim = Some(record.clone());
+            self.checkpoints
+                .save(&id, &checkpoint)
+                .map_err(|err| ("record the network setup", err.into()))?;
+            let pod = PodAttachment {
+                sandbox_id: id.clone(),
+                namespace: plan.metadata.namespace.clone(),
+                name: plan.metadata.name.clone(),
+                uid: plan.metadata.uid.clone(),
+                netns: Some(netns.clone()),
+            };
+            let ips = self
+                .cni
+                .add(network, &pod, &plan.args)
+                .map_err(|err| ("set up the pod network", err.into()))?;
+            progress.attached = Some(pod);
+            self.hairpin
+                .configure(self.settings.hairpin_mode, &netns, POD_IFNAME)
+                .map_err(|err| ("set hairpin mode", SandboxError::Hairpin(err)))?;
+            record.primary_ip = ips.primary;
+            record.additional_ips = ips.additional;
+            record.network_ready = true;
+            checkpoint.dockshim = Some(record);
+            self.checkpoints
+                .save(&id, &checkpoint)
+                .map_err(|err| ("record the pod IPs", err.into()))?;
+        }
+        self.index
+            .refresh(&id)
+            .map_err(|err| ("record the started container", err.into()))?;
+        Ok(())
+    }
+
+    /// Undoes `progress` after `step` failed with `cause`.
+    fn roll_back(
+        &self,
+        plan: &Plan,
+        progress: Progress,
+        step: &'static str,
+        cause: SandboxError,
+    ) -> SandboxError {
+        let mut cleanup = Vec::new();
+        if let (Some(pod), Some(network)) = (&progress.attached, &plan.network) {
+            if let Err(err) = self.cni.del(network, pod, &plan.args) {
+                cleanup.push(err.into());
+            }
+        }
+        if let Err(err) = self.remove_container(&progress.id) {
+            cleanup.push(err);
+        }
+        match self.checkpoints.remove(&progress.id) {
+            Ok(()) | Err(CheckpointError::NotFound { .. }) => {}
+            Err(err) => cleanup.push(err.into()),
+        }
+        SandboxError::RunFailed {
+            step,
+            cause: Box::new(cause),
+            cleanup,
+        }
+    }
+}
+
+enum Creation {
+    New(String),
+    /// The sandbox exists and is up already.
+    Reused(String),
+}
+
+/// A CRI port mapping as the checkpoint stores it.
+fn checkpoint_port(mapping: &v1::PortMapping) -> checkpoint::PortMapping {
+    let protocol = v1::Protocol::try_from(mapping.protocol)
+        .unwrap_or(v1::Protocol::Tcp)
+        .as_str_name()
+        .to_ascii_lowercase();
+    checkpoint::PortMapping {
+        protocol: Some(protocol),
+        container_port: Some(mapping.container_port),
+        host_port: Some(mapping.host_port),
+        host_ip: mapping.host_ip.clone(),
+    }
+}
+
+/// The CNI capability arguments for a sandbox: port mappings from its
+/// checkpoint, so that ADD and every later DEL get the same ones.
+pub(super) fn runtime_args(
+    data: &CheckpointData,
+    bandwidth: Option<Bandwidth>,
+    pod_cidr: Option<&str>,
+) -> RuntimeArgs {
+    RuntimeArgs {
+        port_mappings: data
+            .port_mappings()
+            .iter()
+            .map(|mapping| cni::PortMapping {
+                host_port: mapping.host_port.unwrap_or(0),
+                container_port: mapping.container_port.unwrap_or(0),
+                protocol: mapping.protocol.clone().unwrap_or_default(),
+                host_ip: mapping.host_ip.clone(),
+            })
+            .collect(),
+        bandwidth,
+        pod_cidrs: pod_cidr
+            .into_iter()
+            .flat_map(|cidrs| cidrs.split(','))
+            .map(str::trim)
+            .filter(|cidr| !cidr.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+/// The CRI annotations of a sandbox entry, for the bandwidth capability.
+pub(super) fn annotation_map<'a>(
+    annotations: impl Iterator<Item = (&'a str, &'a str)>,
+) -> HashMap<String, String> {
+    annotations
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpointed_ports_become_the_same_cni_mappings() {
+        let mapping = v1::PortMapping {
+            protocol: v1::Protocol::Udp as i32,
+            container_port: 53,
+            host_port: 5353,
+            host_ip: "127.0.0.1".to_owned(),
+        };
+        let data = CheckpointData::new(vec![checkpoint_port(&mapping)], false);
+        let args = runtime_args(&data, None, Some("10.1.0.0/16, fd00::/64"));
+        assert_eq!(
+            args.port_mappings,
+            [cni::PortMapping {
+                host_port: 5353,
+                container_port: 53,
+                protocol: "udp".to_owned(),
+                host_ip: "127.0.0.1".to_owned(),
+            }]
+        );
+        assert_eq!(args.pod_cidrs, ["10.1.0.0/16", "fd00::/64"]);
+    }
+
+    #[test]
+    fn no_pod_cidr_sends_no_ranges() {
+        let args = runtime_args(&CheckpointData::default(), None, None);
+        assert!(args.pod_cidrs.is_empty());
+        assert!(args.port_mappings.is_empty());
+    }
+}

@@ -1,0 +1,118 @@
+//! StopPodSandbox: stop the pod's containers, tear its network down once,
+//! stop the sandbox container. Idempotent: a sandbox that is stopped
+//! already, or unknown altogether, is success.
+//!
+//! Whether a CNI DEL is owed comes from the checkpoint, never from the
+//! container, so it is run also after the container is gone or dockshim
+//! restarted: dockshim's checkpoint names the network while an attachment
+//! may exist; a checkpoint cri-dockerd wrote cannot say, and gets one DEL.
+
+use std::path::PathBuf;
+
+use super::run::{annotation_map, runtime_args};
+use super::service::{lock, SandboxError, SandboxService, SANDBOX_STOP_GRACE_SECS};
+use crate::cli::NetworkPlugin;
+use crate::docker::path_with_query;
+use crate::index::Entry;
+use crate::network::cni::Bandwidth;
+use crate::network::{cni_config, PodAttachment};
+use crate::store::checkpoint::SandboxNetwork;
+use crate::store::CheckpointError;
+
+impl SandboxService {
+    /// StopPodSandbox for the sandbox `id` (or a unique prefix of it).
+    pub fn stop_pod_sandbox(&self, id: &str) -> Result<(), SandboxError> {
+        let entry = self.index.sandbox(id)?;
+        let id = entry.as_ref().map_or(id, |entry| entry.id.as_str());
+        if entry.is_some() {
+            for container in self.index.containers_of(id)? {
+                if container.is_running() {
+                    self.stop_container(&container.id)?;
+                }
+            }
+        }
+        self.tear_down_network(id, entry.as_deref())?;
+        if let Some(entry) = entry.as_deref().filter(|entry| entry.is_running()) {
+            self.stop_container(&entry.id)?;
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/stop` with the sandbox grace period; a
+    /// container that is gone or stopped already is fine.
+    fn stop_container(&self, id: &str) -> Result<(), SandboxError> {
+        let grace = SANDBOX_STOP_GRACE_SECS.to_string();
+        let path = path_with_query(&format!("/containers/{id}/stop"), &[("t", &grace)]);
+        match self.docker.post(&path, None) {
+            Ok(_) => {}
+            Err(err) if err.api_status() == Some(404) => {}
+            Err(err) => return Err(SandboxError::docker("stop a container of the pod", err)),
+        }
+        self.index.refresh(id)?;
+        Ok(())
+    }
+
+    /// Runs the CNI DEL the checkpoint of `id` says is owed, then records
+    /// that it is not any more.
+    pub(super) fn tear_down_network(
+        &self,
+        id: &str,
+        entry: Option<&Entry>,
+    ) -> Result<(), SandboxError> {
+        if self.settings.network_plugin == NetworkPlugin::None {
+            return Ok(());
+        }
+        let _serialised = lock(&self.teardown);
+        let mut checkpoint = match self.checkpoints.get(id) {
+            Ok(checkpoint) => checkpoint,
+            Err(CheckpointError::NotFound { .. } | CheckpointError::InvalidId { .. }) => {
+                return Ok(())
+            }
+            Err(err @ CheckpointError::Corrupt { .. }) => {
+                log::warn!("{err}; its network cannot be torn down");
+                return Ok(());
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let owed = match &checkpoint.dockshim {
+            Some(record) => !record.cni_network.is_empty(),
+            None => true,
+        };
+        if checkpoint.data.host_network || !owed {
+            return Ok(());
+        }
+        let network =
+            cni_config::load_default(&self.settings.cni_conf_dir, &self.settings.cni_bin_dirs)
+                .map_err(SandboxError::CniConfig)?;
+        let uid = checkpoint
+            .dockshim
+            .as_ref()
+            .map(|record| record.uid.clone())
+            .unwrap_or_default();
+        let running = entry.filter(|entry| entry.is_running() && entry.pid > 0);
+        let bandwidth = match running {
+            Some(entry) => Bandwidth::from_annotations(&annotation_map(entry.annotations()))
+                .unwrap_or_default(),
+            None => None,
+        };
+        let pod = PodAttachment {
+            sandbox_id: id.to_owned(),
+            namespace: checkpoint.namespace.clone(),
+            name: checkpoint.name.clone(),
+            uid: uid.clone(),
+            netns: running.map(|entry| PathBuf::from(format!("/proc/{}/ns/net", entry.pid))),
+        };
+        self.cni.del(
+            &network,
+            &pod,
+            &runtime_args(&checkpoint.data, bandwidth, None),
+        )?;
+        log::info!("pod network of sandbox {id} torn down");
+        checkpoint.dockshim = Some(SandboxNetwork {
+            uid,
+            ..SandboxNetwork::default()
+        });
+        self.checkpoints.save(id, &checkpoint)?;
+        Ok(())
+    }
+}
