@@ -6,6 +6,7 @@
 //! on first use, never at construction, so every thread is started after
 //! `main` has reserved SIGTERM and SIGINT for the signal thread.
 
+pub mod container;
 pub mod exec;
 pub mod gen;
 pub mod image;

@@ -1,0 +1,652 @@
+//! CRI `LinuxContainerResources` → Docker's resource fields, for create
+//! and for `POST /containers/{id}/update`. Pure: no I/O.
+//!
+//! - cpu shares/quota/period, memory limit, cpuset cpus/mems: Docker's
+//!   fields of the same meaning; 0 (or empty) means unset.
+//! - swap: Docker's `MemorySwap` is memory plus swap. It comes from
+//!   `memory_swap_limit_in_bytes` (cgroup v1 style, already a total) or
+//!   from `unified["memory.swap.max"]` (cgroup v2 style, swap only; `max`
+//!   is unlimited) — the kubelet sets one or the other for every container
+//!   on a node with a swap controller. With neither, a memory-limited
+//!   container gets no swap (`MemorySwap` = `Memory`), as under
+//!   cri-dockerd. Docker cannot cap the swap of a container without a
+//!   memory limit: that is accepted only when the node has no swap at all
+//!   (so the cap holds anyway), and refused otherwise.
+//! - hugepage limits: Docker has no hugetlb setting. The kubelet sends one
+//!   entry per page size the node supports, with limit 0 unless the
+//!   container asks for hugepages; a 0 limit is what the pod's cgroup (the
+//!   container's cgroup parent, set by the kubelet) already enforces, so
+//!   it is accepted. A non-zero per-container limit is UNIMPLEMENTED.
+//! - `unified`: only `memory.swap.max` is understood; any other cgroup v2
+//!   file is UNIMPLEMENTED naming the key (Docker 20.10 sets no cgroup
+//!   file by name).
+//! - `oom_score_adj`: `OomScoreAdj` on create. Docker's update cannot
+//!   change it, so an update must repeat the container's current value.
+//!
+//! Docker's update treats an absent or zero field as "keep the current
+//! value", so an update that would remove a memory limit, a CPU quota or a
+//! cpuset is refused rather than silently keeping the old limit.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::ContainerConfigError;
+use crate::cri::v1;
+use crate::index;
+
+/// The cgroup v2 file the kubelet uses for a container's swap limit.
+pub const SWAP_MAX_FILE: &str = "memory.swap.max";
+/// `memory.swap.max` value for no limit.
+const SWAP_UNLIMITED: &str = "max";
+/// Docker's `MemorySwap` for unlimited swap.
+const DOCKER_UNLIMITED_SWAP: i64 = -1;
+/// Bounds of Linux's `oom_score_adj`.
+const OOM_SCORE_ADJ_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
+
+/// Docker's resource fields for one container; `None`/empty is unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerResources {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+}
+
+/// The JSON body of `POST /containers/{id}/update`: the resource fields
+/// Docker can change on a live container, each left out when unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContainerUpdate {
+    #[serde(rename = "Memory", skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    #[serde(rename = "MemorySwap", skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    #[serde(rename = "CpuShares", skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    #[serde(rename = "CpuQuota", skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    #[serde(rename = "CpuPeriod", skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    #[serde(rename = "CpusetCpus", skip_serializing_if = "String::is_empty")]
+    pub cpuset_cpus: String,
+    #[serde(rename = "CpusetMems", skip_serializing_if = "String::is_empty")]
+    pub cpuset_mems: String,
+}
+
+/// A swap limit as `memory.swap.max` states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SwapMax {
+    Bytes(i64),
+    Unlimited,
+}
+
+/// Docker's resource fields for `resources`; `node_has_swap` says whether
+/// the node has any swap space (see the module notes on swap).
+pub fn docker_resources(
+    resources: &v1::LinuxContainerResources,
+    node_has_swap: bool,
+) -> Result<DockerResources, ContainerConfigError> {
+    check_hugepage_limits(&resources.hugepage_limits)?;
+    let swap_max = unified_swap_max(&resources.unified)?;
+    let memory = positive("memory_limit_in_bytes", resources.memory_limit_in_bytes)?;
+    let swap_total = positive(
+        "memory_swap_limit_in_bytes",
+        resources.memory_swap_limit_in_bytes,
+    )?;
+    Ok(DockerResources {
+        memory,
+        memory_swap: memory_swap(memory, swap_total, swap_max, node_has_swap)?,
+        cpu_shares: positive("cpu_shares", resources.cpu_shares)?,
+        cpu_quota: positive("cpu_quota", resources.cpu_quota)?,
+        cpu_period: positive("cpu_period", resources.cpu_period)?,
+        cpuset_cpus: cpuset("cpuset_cpus", &resources.cpuset_cpus)?,
+        cpuset_mems: cpuset("cpuset_mems", &resources.cpuset_mems)?,
+    })
+}
+
+/// `OomScoreAdj` for the CRI value, checked against the kernel's range.
+pub fn oom_score_adj(value: i64) -> Result<i32, ContainerConfigError> {
+    if !OOM_SCORE_ADJ_RANGE.contains(&value) {
+        return Err(ContainerConfigError::invalid(
+            "oom_score_adj",
+            format!("{value} is outside -1000..=1000"),
+        ));
+    }
+    i32::try_from(value)
+        .map_err(|_| ContainerConfigError::invalid("oom_score_adj", format!("{value}")))
+}
+
+/// The update body for `resources` on a container whose resources are now
+/// `current`.
+pub fn update_resources_body(
+    resources: &v1::LinuxContainerResources,
+    current: &index::Resources,
+    node_has_swap: bool,
+) -> Result<ContainerUpdate, ContainerConfigError> {
+    if resources.oom_score_adj != current.oom_score_adj {
+        return Err(ContainerConfigError::unsupported(
+            "oom_score_adj",
+            format!(
+                "Docker cannot change the OOM score adjustment of an existing container \
+                 (it is {}, {} was asked)",
+                current.oom_score_adj, resources.oom_score_adj
+            ),
+        ));
+    }
+    let docker = docker_resources(resources, node_has_swap)?;
+    let removed = [
+        (
+            "memory_limit_in_bytes",
+            docker.memory.is_none() && current.memory_limit > 0,
+        ),
+        (
+            "cpu_quota",
+            docker.cpu_quota.is_none() && current.cpu_quota > 0,
+        ),
+        (
+            "cpuset_cpus",
+            docker.cpuset_cpus.is_empty() && !current.cpuset_cpus.is_empty(),
+        ),
+        (
+            "cpuset_mems",
+            docker.cpuset_mems.is_empty() && !current.cpuset_mems.is_empty(),
+        ),
+    ];
+    if let Some((field, _)) = removed.iter().find(|(_, removed)| *removed) {
+        return Err(ContainerConfigError::unsupported(
+            *field,
+            "Docker's update cannot remove a limit from an existing container, only change it",
+        ));
+    }
+    Ok(ContainerUpdate {
+        memory: docker.memory,
+        memory_swap: docker.memory_swap,
+        cpu_shares: docker.cpu_shares,
+        cpu_quota: docker.cpu_quota,
+        cpu_period: docker.cpu_period,
+        cpuset_cpus: docker.cpuset_cpus,
+        cpuset_mems: docker.cpuset_mems,
+    })
+}
+
+/// The CRI view of the resources Docker applied, for ContainerStatus.
+pub fn cri_resources(current: &index::Resources) -> v1::LinuxContainerResources {
+    v1::LinuxContainerResources {
+        cpu_period: current.cpu_period,
+        cpu_quota: current.cpu_quota,
+        cpu_shares: current.cpu_shares,
+        memory_limit_in_bytes: current.memory_limit,
+        oom_score_adj: current.oom_score_adj,
+        cpuset_cpus: current.cpuset_cpus.clone(),
+        cpuset_mems: current.cpuset_mems.clone(),
+        memory_swap_limit_in_bytes: current.memory_swap.max(0),
+        ..v1::LinuxContainerResources::default()
+    }
+}
+
+fn memory_swap(
+    memory: Option<i64>,
+    swap_total: Option<i64>,
+    swap_max: Option<SwapMax>,
+    node_has_swap: bool,
+) -> Result<Option<i64>, ContainerConfigError> {
+    let Some(memory) = memory else {
+        if swap_total.is_some() {
+            return Err(ContainerConfigError::invalid(
+                "memory_swap_limit_in_bytes",
+                "a swap limit needs memory_limit_in_bytes",
+            ));
+        }
+        return match swap_max {
+            Some(SwapMax::Bytes(_)) if node_has_swap => Err(ContainerConfigError::unsupported(
+                format!("unified[{SWAP_MAX_FILE:?}]"),
+                "Docker cannot limit the swap of a container without a memory limit, \
+                 and this node has swap",
+            )),
+            _ => Ok(None),
+        };
+    };
+    let from_unified = match swap_max {
+        None => None,
+        Some(SwapMax::Unlimited) => Some(DOCKER_UNLIMITED_SWAP),
+        Some(SwapMax::Bytes(swap)) => Some(memory.checked_add(swap).ok_or_else(|| {
+            ContainerConfigError::invalid(
+                format!("unified[{SWAP_MAX_FILE:?}]"),
+                format!("{swap} plus the memory limit overflows"),
+            )
+        })?),
+    };
+    if let Some(total) = swap_total {
+        if total < memory {
+            return Err(ContainerConfigError::invalid(
+                "memory_swap_limit_in_bytes",
+                format!("{total} is below memory_limit_in_bytes {memory}"),
+            ));
+        }
+        if from_unified.is_some_and(|unified| unified != total) {
+            return Err(ContainerConfigError::invalid(
+                "memory_swap_limit_in_bytes",
+                format!("{total} disagrees with unified[{SWAP_MAX_FILE:?}]"),
+            ));
+        }
+    }
+    Ok(Some(swap_total.or(from_unified).unwrap_or(memory)))
+}
+
+fn check_hugepage_limits(limits: &[v1::HugepageLimit]) -> Result<(), ContainerConfigError> {
+    match limits.iter().find(|limit| limit.limit != 0) {
+        None => Ok(()),
+        Some(limit) => Err(ContainerConfigError::unsupported(
+            format!("hugepage_limits[{:?}]", limit.page_size),
+            format!(
+                "Docker has no per-container hugetlb limit ({} bytes asked); only the pod's \
+                 cgroup limits hugepages",
+                limit.limit
+            ),
+        )),
+    }
+}
+
+fn unified_swap_max(
+    unified: &HashMap<String, String>,
+) -> Result<Option<SwapMax>, ContainerConfigError> {
+    let mut keys: Vec<&String> = unified.keys().collect();
+    keys.sort();
+    if let Some(key) = keys.into_iter().find(|key| *key != SWAP_MAX_FILE) {
+        return Err(ContainerConfigError::unsupported(
+            format!("unified[{key:?}]"),
+            format!("Docker sets no cgroup v2 file by name; only {SWAP_MAX_FILE:?} is mapped"),
+        ));
+    }
+    let Some(value) = unified.get(SWAP_MAX_FILE) else {
+        return Ok(None);
+    };
+    if value == SWAP_UNLIMITED {
+        return Ok(Some(SwapMax::Unlimited));
+    }
+    match value.parse::<i64>() {
+        Ok(bytes) if bytes >= 0 => Ok(Some(SwapMax::Bytes(bytes))),
+        _ => Err(ContainerConfigError::invalid(
+            format!("unified[{SWAP_MAX_FILE:?}]"),
+            format!("{value:?} is neither a byte count nor {SWAP_UNLIMITED:?}"),
+        )),
+    }
+}
+
+/// `Some(value)` for a positive value, `None` for 0 (unset).
+fn positive(field: &str, value: i64) -> Result<Option<i64>, ContainerConfigError> {
+    match value {
+        0 => Ok(None),
+        1.. => Ok(Some(value)),
+        _ => Err(ContainerConfigError::invalid(
+            field,
+            format!("{value} is negative"),
+        )),
+    }
+}
+
+/// A cpuset list such as `0-3,8`; the kernel checks the numbers.
+fn cpuset(field: &str, value: &str) -> Result<String, ContainerConfigError> {
+    if value
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
+    {
+        return Ok(value.to_owned());
+    }
+    Err(ContainerConfigError::invalid(
+        field,
+        format!("{value:?} is not a list of numbers and ranges"),
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::grpc::Code;
+
+    const MIB: i64 = 1024 * 1024;
+
+    fn with_memory(memory: i64) -> v1::LinuxContainerResources {
+        v1::LinuxContainerResources {
+            memory_limit_in_bytes: memory,
+            ..v1::LinuxContainerResources::default()
+        }
+    }
+
+    fn swap_max(value: &str) -> HashMap<String, String> {
+        HashMap::from([(SWAP_MAX_FILE.to_owned(), value.to_owned())])
+    }
+
+    #[test]
+    fn each_resource_field_reaches_its_docker_field() {
+        type Edit = fn(&mut v1::LinuxContainerResources);
+        let cases: [(Edit, DockerResources); 7] = [
+            (|_| {}, DockerResources::default()),
+            (
+                |r| r.cpu_shares = 512,
+                DockerResources {
+                    cpu_shares: Some(512),
+                    ..DockerResources::default()
+                },
+            ),
+            (
+                |r| r.cpu_quota = 50_000,
+                DockerResources {
+                    cpu_quota: Some(50_000),
+                    ..DockerResources::default()
+                },
+            ),
+            (
+                |r| r.cpu_period = 100_000,
+                DockerResources {
+                    cpu_period: Some(100_000),
+                    ..DockerResources::default()
+                },
+            ),
+            (
+                |r| r.cpuset_cpus = "0-1,3".to_owned(),
+                DockerResources {
+                    cpuset_cpus: "0-1,3".to_owned(),
+                    ..DockerResources::default()
+                },
+            ),
+            (
+                |r| r.cpuset_mems = "0".to_owned(),
+                DockerResources {
+                    cpuset_mems: "0".to_owned(),
+                    ..DockerResources::default()
+                },
+            ),
+            (
+                |r| r.memory_limit_in_bytes = 64 * MIB,
+                DockerResources {
+                    memory: Some(64 * MIB),
+                    memory_swap: Some(64 * MIB),
+                    ..DockerResources::default()
+                },
+            ),
+        ];
+        for (edit, expected) in cases {
+            let mut resources = v1::LinuxContainerResources::default();
+            edit(&mut resources);
+            assert_eq!(
+                docker_resources(&resources, true).unwrap(),
+                expected,
+                "{resources:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn swap_comes_from_either_swap_field_as_a_total() {
+        let cases = [
+            (with_memory(64 * MIB), Some(64 * MIB)),
+            (
+                v1::LinuxContainerResources {
+                    memory_swap_limit_in_bytes: 96 * MIB,
+                    ..with_memory(64 * MIB)
+                },
+                Some(96 * MIB),
+            ),
+            (
+                v1::LinuxContainerResources {
+                    unified: swap_max("0"),
+                    ..with_memory(64 * MIB)
+                },
+                Some(64 * MIB),
+            ),
+            (
+                v1::LinuxContainerResources {
+                    unified: swap_max("1048576"),
+                    ..with_memory(64 * MIB)
+                },
+                Some(65 * MIB),
+            ),
+            (
+                v1::LinuxContainerResources {
+                    unified: swap_max("max"),
+                    ..with_memory(64 * MIB)
+                },
+                Some(-1),
+            ),
+            (
+                v1::LinuxContainerResources {
+                    memory_swap_limit_in_bytes: 64 * MIB,
+                    unified: swap_max("0"),
+                    ..with_memory(64 * MIB)
+                },
+                Some(64 * MIB),
+            ),
+        ];
+        for (resources, expected) in cases {
+            let docker = docker_resources(&resources, true).unwrap();
+            assert_eq!(docker.memory_swap, expected, "{resources:?}");
+        }
+    }
+
+    #[test]
+    fn a_swap_cap_without_a_memory_limit_holds_only_on_a_node_without_swap() {
+        let resources = v1::LinuxContainerResources {
+            unified: swap_max("0"),
+            ..v1::LinuxContainerResources::default()
+        };
+        let docker = docker_resources(&resources, false).unwrap();
+        assert_eq!((docker.memory, docker.memory_swap), (None, None));
+        let err = docker_resources(&resources, true).unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
+        assert!(
+            err.to_string()
+                .starts_with("unified[\"memory.swap.max\"]: not supported with Docker"),
+            "{err}"
+        );
+        let unlimited = v1::LinuxContainerResources {
+            unified: swap_max("max"),
+            ..v1::LinuxContainerResources::default()
+        };
+        assert_eq!(
+            docker_resources(&unlimited, true).unwrap().memory_swap,
+            None
+        );
+    }
+
+    #[test]
+    fn zero_hugepage_limits_are_accepted_and_others_refused() {
+        let limit = |page_size: &str, limit: u64| v1::HugepageLimit {
+            page_size: page_size.to_owned(),
+            limit,
+        };
+        let zeroes = v1::LinuxContainerResources {
+            hugepage_limits: vec![limit("2MB", 0), limit("1GB", 0)],
+            ..v1::LinuxContainerResources::default()
+        };
+        assert!(docker_resources(&zeroes, false).is_ok());
+        let asked = v1::LinuxContainerResources {
+            hugepage_limits: vec![limit("2MB", 0), limit("1GB", 1 << 30)],
+            ..v1::LinuxContainerResources::default()
+        };
+        let err = docker_resources(&asked, false).unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
+        assert!(
+            err.to_string().starts_with("hugepage_limits[\"1GB\"]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn impossible_resources_are_refused_naming_the_field() {
+        type Edit = fn(&mut v1::LinuxContainerResources);
+        let cases: [(Edit, Code, &str); 8] = [
+            (
+                |r| r.cpu_shares = -2,
+                Code::InvalidArgument,
+                "cpu_shares: -2 is negative",
+            ),
+            (
+                |r| r.memory_limit_in_bytes = -1,
+                Code::InvalidArgument,
+                "memory_limit_in_bytes: -1",
+            ),
+            (
+                |r| r.cpuset_cpus = "all".to_owned(),
+                Code::InvalidArgument,
+                "cpuset_cpus: \"all\"",
+            ),
+            (
+                |r| r.memory_swap_limit_in_bytes = MIB,
+                Code::InvalidArgument,
+                "memory_swap_limit_in_bytes: a swap limit needs",
+            ),
+            (
+                |r| {
+                    r.memory_limit_in_bytes = 2 * MIB;
+                    r.memory_swap_limit_in_bytes = MIB;
+                },
+                Code::InvalidArgument,
+                "memory_swap_limit_in_bytes: 1048576 is below",
+            ),
+            (
+                |r| {
+                    r.memory_limit_in_bytes = MIB;
+                    r.memory_swap_limit_in_bytes = 2 * MIB;
+                    r.unified = swap_max("0");
+                },
+                Code::InvalidArgument,
+                "memory_swap_limit_in_bytes: 2097152 disagrees",
+            ),
+            (
+                |r| r.unified = swap_max("lots"),
+                Code::InvalidArgument,
+                "unified[\"memory.swap.max\"]: \"lots\"",
+            ),
+            (
+                |r| {
+                    r.unified = HashMap::from([("memory.high".to_owned(), "1000".to_owned())]);
+                },
+                Code::Unimplemented,
+                "unified[\"memory.high\"]: not supported with Docker",
+            ),
+        ];
+        for (edit, code, message) in cases {
+            let mut resources = v1::LinuxContainerResources::default();
+            edit(&mut resources);
+            let err = docker_resources(&resources, false).unwrap_err();
+            assert_eq!(err.code(), code, "{err}");
+            assert!(err.to_string().starts_with(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn oom_score_adj_is_checked_against_the_kernel_range() {
+        assert_eq!(oom_score_adj(-998).unwrap(), -998);
+        assert_eq!(oom_score_adj(1000).unwrap(), 1000);
+        assert!(oom_score_adj(1001).is_err());
+        assert!(oom_score_adj(-1001).is_err());
+    }
+
+    #[test]
+    fn an_update_body_carries_every_changeable_field() {
+        let resources = v1::LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 20_000,
+            cpu_shares: 204,
+            memory_limit_in_bytes: 128 * MIB,
+            oom_score_adj: 999,
+            cpuset_cpus: "0".to_owned(),
+            cpuset_mems: "0".to_owned(),
+            unified: swap_max("0"),
+            hugepage_limits: vec![v1::HugepageLimit {
+                page_size: "2MB".to_owned(),
+                limit: 0,
+            }],
+            ..v1::LinuxContainerResources::default()
+        };
+        let current = index::Resources {
+            oom_score_adj: 999,
+            memory_limit: 64 * MIB,
+            ..index::Resources::default()
+        };
+        let body = update_resources_body(&resources, &current, true).unwrap();
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            json!({
+                "Memory": 128 * MIB,
+                "MemorySwap": 128 * MIB,
+                "CpuShares": 204,
+                "CpuQuota": 20_000,
+                "CpuPeriod": 100_000,
+                "CpusetCpus": "0",
+                "CpusetMems": "0"
+            })
+        );
+    }
+
+    #[test]
+    fn an_update_docker_cannot_apply_is_refused() {
+        let current = index::Resources {
+            oom_score_adj: 999,
+            memory_limit: 64 * MIB,
+            cpu_quota: 50_000,
+            cpuset_cpus: "0".to_owned(),
+            ..index::Resources::default()
+        };
+        let same = v1::LinuxContainerResources {
+            oom_score_adj: 999,
+            memory_limit_in_bytes: 64 * MIB,
+            cpu_quota: 50_000,
+            cpuset_cpus: "0".to_owned(),
+            ..v1::LinuxContainerResources::default()
+        };
+        assert!(update_resources_body(&same, &current, false).is_ok());
+        type Edit = fn(&mut v1::LinuxContainerResources);
+        let cases: [(Edit, &str); 4] = [
+            (|r| r.oom_score_adj = 1000, "oom_score_adj"),
+            (|r| r.memory_limit_in_bytes = 0, "memory_limit_in_bytes"),
+            (|r| r.cpu_quota = 0, "cpu_quota"),
+            (|r| r.cpuset_cpus = String::new(), "cpuset_cpus"),
+        ];
+        for (edit, field) in cases {
+            let mut resources = same.clone();
+            edit(&mut resources);
+            let err = update_resources_body(&resources, &current, false).unwrap_err();
+            assert_eq!(err.code(), Code::Unimplemented, "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{field}: not supported with Docker")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_resources_mirror_what_docker_applied() {
+        let current = index::Resources {
+            cpu_shares: 2,
+            cpu_period: 100_000,
+            cpu_quota: 50_000,
+            memory_limit: 64 * MIB,
+            memory_swap: -1,
+            cpuset_cpus: "0".to_owned(),
+            cpuset_mems: String::new(),
+            oom_score_adj: 1000,
+        };
+        let cri = cri_resources(&current);
+        assert_eq!(
+            (
+                cri.cpu_shares,
+                cri.cpu_period,
+                cri.cpu_quota,
+                cri.memory_limit_in_bytes,
+                cri.memory_swap_limit_in_bytes,
+                cri.oom_score_adj,
+                cri.cpuset_cpus.as_str()
+            ),
+            (2, 100_000, 50_000, 64 * MIB, 0, 1000, "0")
+        );
+    }
+}
