@@ -1,4 +1,35 @@
 //! dockshim: a Kubernetes CRI v1 runtime for the Docker Engine.
+//!
+//! The kubelet speaks CRI gRPC (`runtime.v1`, cri-api v0.36.3, see
+//! `proto/`) to dockshim over a unix socket; dockshim drives dockerd through
+//! the Docker Engine HTTP API over another unix socket.
+//!
+//! # Scope
+//!
+//! - **Served:** Version, Status, RuntimeConfig, UpdateRuntimeConfig; the pod
+//!   sandbox calls (RunPodSandbox, StopPodSandbox, RemovePodSandbox,
+//!   PodSandboxStatus, ListPodSandbox); the whole ImageService. Every other
+//!   method answers `UNIMPLEMENTED` with a message naming it (the README
+//!   keeps the per-method table).
+//! - **Docker Engine API:** 1.41 (Docker 20.10) and newer; the version is
+//!   negotiated, up to 1.44.
+//! - **Limits:** gRPC messages of at most 16 MiB each way (the kubelet's own
+//!   limit), checked from the length prefix before anything is allocated;
+//!   every Docker call bounded by `--runtime-request-timeout`; the limits of
+//!   each protocol are named constants at the top of its module.
+//! - **Model:** synchronous. One thread per gRPC connection drives `h2` on a
+//!   small `mio` executor; handlers run on a bounded worker pool; a few
+//!   named background threads (signals, dockerd's event stream, container
+//!   logs, image filesystem figures) do the rest. There is no async runtime.
+//! - **Not goals:** TCP listeners (CRI and Docker are unix sockets only),
+//!   gRPC compression, the `v1alpha2` CRI, Windows, runtimes other than
+//!   dockerd.
+//!
+//! Module map: `server` and `grpc` carry calls; `cri` holds the handlers and
+//! the pure CRI ⇄ Docker translation; `docker` is the Engine API client;
+//! `index` mirrors dockerd's containers; `network` runs CNI; `store` keeps
+//! checkpoints; `logs` writes CRI-format log files; `cli` and `logger`
+//! start the process.
 
 pub mod base64;
 pub mod cli;
