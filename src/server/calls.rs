@@ -38,6 +38,17 @@ const MAX_DATA_FRAME_BYTES: usize = 16 * 1024;
 /// How long an ended stream may take to finish its partly sent message.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A streamed reply holding fewer bytes than this waits up to
+/// [`COALESCE_LINGER`] for more before it goes out, so a handler sending
+/// many tiny messages one by one still produces frames well above the
+/// 256-byte size below which h2 clients count a frame against their
+/// small-frame budget.
+const MIN_COALESCED_FRAME_BYTES: usize = 1024;
+
+/// The longest a small streamed reply is held back for company: short next
+/// to the kubelet's event handling, long next to a handler's send loop.
+const COALESCE_LINGER: Duration = Duration::from_millis(1);
+
 /// What every call on a connection shares.
 #[derive(Debug)]
 pub(super) struct CallEnv<S> {
@@ -92,6 +103,9 @@ pub(super) struct Call<S: 'static> {
     respond: Option<Respond>,
     phase: Phase,
     closing: Option<Closing>,
+    /// When small streamed bytes stop waiting for more (see
+    /// [`MIN_COALESCED_FRAME_BYTES`]).
+    linger_until: Option<Instant>,
 }
 
 impl<S> std::fmt::Debug for Call<S> {
@@ -121,14 +135,19 @@ impl<S: Send + Sync + 'static> Call<S> {
                 request: UnaryRequest::new(),
             },
             closing: None,
+            linger_until: None,
         }
     }
 
     /// When the call next needs attention without any event.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        match &self.closing {
+        let own = match &self.closing {
             Some(closing) => Some(closing.give_up_at),
             None => self.context.deadline,
+        };
+        match (own, self.linger_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -328,6 +347,15 @@ impl<S: Send + Sync + 'static> Call<S> {
                     None => Step::Open,
                 };
             }
+            if pending < MIN_COALESCED_FRAME_BYTES && self.closing.is_none() && !outbox.is_ending()
+            {
+                let now = Instant::now();
+                let until = *self.linger_until.get_or_insert(now + COALESCE_LINGER);
+                if now < until {
+                    return Step::Open;
+                }
+            }
+            self.linger_until = None;
             let Some(stream) = self.body_stream() else {
                 return Step::Over;
             };

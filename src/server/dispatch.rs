@@ -208,6 +208,13 @@ impl Outbox {
     }
 
     /// How the handler ended, once everything it sent has been taken.
+    /// True once no more messages will come: the handler has ended or the
+    /// call was closed.
+    pub(super) fn is_ending(&self) -> bool {
+        let state = self.lock();
+        state.end.is_some() || state.closed.is_some()
+    }
+
     pub(super) fn take_end(&self) -> Option<Result<(), Status>> {
         let mut state = self.lock();
         if state.pending.is_empty() {
