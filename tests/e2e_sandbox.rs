@@ -268,6 +268,24 @@ impl World {
             .unwrap_or_else(|status| panic!("RunPodSandbox: {status:?}"))
     }
 
+    /// RunPodSandbox naming Docker's runtime handler explicitly, as a
+    /// RuntimeClass with `handler: docker` makes the kubelet do.
+    async fn run_with_docker_handler(&self, config: cri::PodSandboxConfig) -> String {
+        let request = cri::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: "docker".to_owned(),
+        };
+        let response: cri::RunPodSandboxResponse = self
+            .client
+            .call(
+                common::client::RUN_POD_SANDBOX,
+                tonic::Request::new(request),
+            )
+            .await
+            .unwrap_or_else(|status| panic!("RunPodSandbox: {status:?}"));
+        response.pod_sandbox_id
+    }
+
     async fn status(&self, id: &str) -> cri::PodSandboxStatus {
         self.client
             .pod_sandbox_status(id, false)
@@ -427,11 +445,19 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_network_sandbox_lifecycle() {
     let world = World::start().await;
-    let id = world.run(world.config("web")).await;
+    let id = world.run_with_docker_handler(world.config("web")).await;
 
     let status = world.status(&id).await;
     assert_eq!(status.id, id);
     assert_eq!(status.state, cri::PodSandboxState::SandboxReady as i32);
+    assert_eq!(status.runtime_handler, "docker");
+    let listed = world
+        .client
+        .list_pod_sandbox(filter(&id, None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].runtime_handler, "docker");
     let metadata = status.metadata.unwrap();
     assert_eq!(
         (metadata.name.as_str(), metadata.namespace.as_str()),
@@ -464,6 +490,10 @@ async fn pod_network_sandbox_lifecycle() {
     let status = world.status(&id).await;
     assert_eq!(status.state, cri::PodSandboxState::SandboxNotready as i32);
     assert_eq!(status.network.unwrap().ip, "");
+    assert_eq!(
+        status.runtime_handler, "docker",
+        "the network teardown keeps the recorded handler"
+    );
     assert!(
         world.reservations().is_empty(),
         "stop must release the pod IP"
@@ -478,6 +508,86 @@ async fn pod_network_sandbox_lifecycle() {
     assert_eq!(err.code(), Code::NotFound);
     assert!(world.containers().is_empty());
     assert!(world.checkpoints().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_whose_container_was_removed_is_notready_until_stopped_and_removed() {
+    let world = World::start().await;
+    let config = world.config("vanished");
+    let uid = config.metadata.as_ref().unwrap().uid.clone();
+    let id = world.run_with_docker_handler(config).await;
+    let ip = world.ip(&id).await;
+
+    run_ok("docker", &["rm", "-f", &id]);
+    // The index drops the container when dockerd's destroy event arrives;
+    // from then on only the checkpoint remembers the sandbox, and its
+    // status carries no labels.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = world.status(&id).await;
+        if status.labels.is_empty() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index still knows the removed container: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    assert_eq!(status.id, id);
+    assert_eq!(status.state, cri::PodSandboxState::SandboxNotready as i32);
+    let metadata = status.metadata.unwrap();
+    assert_eq!(
+        (
+            metadata.name.as_str(),
+            metadata.namespace.as_str(),
+            metadata.uid.as_str(),
+            metadata.attempt
+        ),
+        ("vanished", "e2e", uid.as_str(), 0)
+    );
+    assert_eq!(status.created_at, 0);
+    assert_eq!(status.network.unwrap().ip, ip.to_string());
+    assert_eq!(status.runtime_handler, "docker");
+    let listed = world
+        .client
+        .list_pod_sandbox(filter(&id, None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        listed[0].state,
+        cri::PodSandboxState::SandboxNotready as i32
+    );
+    assert_eq!(listed[0].metadata.as_ref().unwrap().name, "vanished");
+    assert_eq!(listed[0].runtime_handler, "docker");
+    assert_eq!(world.reservations().len(), 1, "CNI DEL is still owed");
+
+    world.client.stop_pod_sandbox(&id).await.unwrap();
+    assert!(
+        world.reservations().is_empty(),
+        "stop must run CNI DEL for the removed container"
+    );
+    let status = world.status(&id).await;
+    assert_eq!(status.state, cri::PodSandboxState::SandboxNotready as i32);
+    assert_eq!(status.network.unwrap().ip, "");
+    world.client.remove_pod_sandbox(&id).await.unwrap();
+
+    assert!(world.checkpoints().is_empty());
+    assert!(world.containers().is_empty());
+    let err = world
+        .client
+        .pod_sandbox_status(&id, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let listed = world
+        .client
+        .list_pod_sandbox(filter(&id, None, &[]))
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,9 @@
 //! Pod sandbox checkpoints: one JSON file per sandbox under
 //! `<root-directory>/sandbox/<sandbox id>`, holding what must survive both a
 //! dockshim restart and the sandbox container's removal — the pod's name,
-//! namespace and UID, its port mappings and host-network flag, and how its
-//! network was set up (CNI network, namespace path, pod IPs).
+//! namespace and UID, its port mappings and host-network flag, the runtime
+//! handler it was run with, and how its network was set up (CNI network,
+//! namespace path, pod IPs).
 //!
 //! The file is the one cri-dockerd writes (`version`, `name`, `namespace`,
 //! `data.port_mappings`, `data.host_network`, `checksum`), so checkpoints
@@ -178,6 +179,10 @@ pub struct SandboxNetwork {
     /// The pod's UID from the sandbox metadata.
     #[serde(default)]
     pub uid: String,
+    /// `RunPodSandboxRequest.runtime_handler` as given; files written
+    /// before it was recorded read as the default handler, `""`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime_handler: String,
     /// The CNI network the sandbox was (or is being) attached to; empty
     /// for host-network sandboxes and before setup started.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -522,6 +527,7 @@ mod tests {
             data: one_port(),
             dockshim: Some(SandboxNetwork {
                 uid: "0d1e2f".to_owned(),
+                runtime_handler: "docker".to_owned(),
                 cni_network: "pods".to_owned(),
                 netns: "/proc/4242/ns/net".to_owned(),
                 pid: Some(4242),
@@ -612,6 +618,7 @@ mod tests {
             serde_json::json!({"port_mappings":[{"protocol":"tcp","container_port":80,"host_port":8080,"host_ip":"127.0.0.1"}]})
         );
         assert_eq!(json["dockshim"]["uid"], "0d1e2f");
+        assert_eq!(json["dockshim"]["runtime_handler"], "docker");
         assert_eq!(json["dockshim"]["primary_ip"], "10.88.0.7");
         assert_eq!(json["dockshim"]["additional_ips"][0], "fd00::7");
     }
@@ -621,6 +628,33 @@ mod tests {
         let (_root, store) = store();
         store.save(ID, &checkpoint()).unwrap();
         assert_eq!(store.get(ID).unwrap(), checkpoint());
+    }
+
+    #[test]
+    fn runtime_handler_round_trips_and_the_default_one_is_not_written() {
+        let (_root, store) = store();
+        let mut cp = checkpoint();
+        for handler in ["docker", ""] {
+            cp.dockshim.as_mut().unwrap().runtime_handler = handler.to_owned();
+            store.save(ID, &cp).unwrap();
+            assert_eq!(store.get(ID).unwrap(), cp);
+        }
+        let text = fs::read_to_string(store.dir().join(ID)).unwrap();
+        assert!(!text.contains("runtime_handler"), "{text}");
+    }
+
+    #[test]
+    fn file_without_a_runtime_handler_reads_as_the_default_one() {
+        let (_root, store) = store();
+        fs::write(
+            store.dir().join(ID),
+            r#"{"version":"v1","name":"web","namespace":"default","data":{"port_mappings":[{"protocol":"tcp","container_port":80,"host_port":8080,"host_ip":"127.0.0.1"}]},"dockshim":{"uid":"0d1e2f","cni_network":"pods","primary_ip":"10.88.0.7","network_ready":true},"checksum":3406953414}"#,
+        )
+        .unwrap();
+        let record = store.get(ID).unwrap().dockshim.unwrap();
+        assert_eq!(record.uid, "0d1e2f");
+        assert_eq!(record.runtime_handler, "");
+        assert_eq!(record.primary_ip, Some("10.88.0.7".parse().unwrap()));
     }
 
     #[test]

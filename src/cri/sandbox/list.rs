@@ -1,16 +1,19 @@
-//! ListPodSandbox, from the state index, plus the sandboxes only a
-//! checkpoint remembers (their container was removed behind dockshim's
-//! back, or dockshim died before removing the checkpoint): those are
-//! listed NOTREADY with the name and namespace the checkpoint holds, so
-//! the kubelet stops and removes them, which tears their network down.
+//! ListPodSandbox, from the state index and the checkpoints (for the
+//! runtime handler), plus the sandboxes only a checkpoint remembers (their
+//! container was removed behind dockshim's back, or dockshim died before
+//! removing the checkpoint): those are listed NOTREADY with the name,
+//! namespace and UID the checkpoint holds, as PodSandboxStatus reports
+//! them, so the kubelet stops and removes them, which tears their network
+//! down.
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::service::{SandboxError, SandboxService};
-use super::status::{annotations_of, labels_of, metadata_of, sandbox_state};
+use super::status::{
+    annotations_of, checkpoint_metadata, labels_of, metadata_of, runtime_handler_of, sandbox_state,
+};
 use crate::cri::v1;
 use crate::index::SandboxFilter;
-use crate::store::checkpoint::SandboxNetwork;
 
 impl SandboxService {
     /// ListPodSandbox with the CRI `filter`.
@@ -31,7 +34,7 @@ impl SandboxService {
                     created_at: entry.created_ns,
                     labels: labels_of(entry),
                     annotations: annotations_of(entry),
-                    runtime_handler: String::new(),
+                    runtime_handler: runtime_handler_of(self.checkpoint_of(&entry.id).as_ref()),
                 })
             })
             .collect();
@@ -60,20 +63,11 @@ impl SandboxService {
             let Some(checkpoint) = self.checkpoint_of(&id) else {
                 continue;
             };
-            let uid = checkpoint
-                .dockshim
-                .as_ref()
-                .map(|record: &SandboxNetwork| record.uid.clone())
-                .unwrap_or_default();
             items.push(v1::PodSandbox {
                 id,
-                metadata: Some(v1::PodSandboxMetadata {
-                    name: checkpoint.name,
-                    namespace: checkpoint.namespace,
-                    uid,
-                    attempt: 0,
-                }),
+                metadata: Some(checkpoint_metadata(&checkpoint)),
                 state: v1::PodSandboxState::SandboxNotready as i32,
+                runtime_handler: runtime_handler_of(Some(&checkpoint)),
                 ..v1::PodSandbox::default()
             });
         }

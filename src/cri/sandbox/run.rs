@@ -167,6 +167,7 @@ impl SandboxService {
             data,
             dockshim: Some(SandboxNetwork {
                 uid: metadata.uid.clone(),
+                runtime_handler: runtime_handler.to_owned(),
                 ..SandboxNetwork::default()
             }),
         };

@@ -1,6 +1,9 @@
 //! PodSandboxStatus, from the state index and the checkpoint only: no
 //! Docker call when the index is warm, and never an entry into the pod's
-//! network namespace — the pod IPs are the ones CNI ADD reported.
+//! network namespace — the pod IPs are the ones CNI ADD reported. A
+//! sandbox whose container is gone but whose checkpoint is not is NOTREADY
+//! with what the checkpoint holds, as ListPodSandbox lists it; NOT_FOUND
+//! means that neither knows the ID.
 
 use std::collections::HashMap;
 
@@ -24,69 +27,16 @@ const HOST_NETWORK_MODE: &str = "host";
 
 impl SandboxService {
     /// PodSandboxStatus for the sandbox `id` (or a unique prefix of it).
+    /// A sandbox only its checkpoint remembers — ListPodSandbox lists those
+    /// too — is NOTREADY; `id` must then be its full ID.
     pub fn pod_sandbox_status(
         &self,
         id: &str,
         verbose: bool,
     ) -> Result<v1::PodSandboxStatusResponse, SandboxError> {
-        let entry = self
-            .index
-            .sandbox(id)?
-            .ok_or_else(|| SandboxError::NotFound { id: id.to_owned() })?;
-        let checkpoint = self.checkpoint_of(&entry.id);
-        let host_network = entry.network_mode == HOST_NETWORK_MODE;
-        let record = checkpoint.as_ref().and_then(|c| c.dockshim.as_ref());
-        let network = match record {
-            Some(record) if !host_network && record.network_ready => v1::PodSandboxNetworkStatus {
-                ip: record
-                    .primary_ip
-                    .map(|ip| ip.to_string())
-                    .unwrap_or_default(),
-                additional_ips: record
-                    .additional_ips
-                    .iter()
-                    .map(|ip| v1::PodIp { ip: ip.to_string() })
-                    .collect(),
-            },
-            _ => v1::PodSandboxNetworkStatus::default(),
-        };
-        let status = v1::PodSandboxStatus {
-            id: entry.id.clone(),
-            metadata: metadata_of(&entry),
-            state: sandbox_state(&entry) as i32,
-            created_at: entry.created_ns,
-            network: Some(network),
-            linux: Some(v1::LinuxPodSandboxStatus {
-                namespaces: Some(v1::Namespace {
-                    options: Some(sandbox_namespace_options(
-                        &entry.network_mode,
-                        &entry.pid_mode,
-                        &entry.ipc_mode,
-                    )),
-                }),
-            }),
-            labels: labels_of(&entry),
-            annotations: annotations_of(&entry),
-            runtime_handler: String::new(),
-        };
-        let info = if verbose {
-            let info = json!({
-                "id": entry.id,
-                "name": entry.name,
-                "pid": entry.pid,
-                "image": entry.image,
-                "imageId": entry.image_id,
-                "networkMode": entry.network_mode,
-                "checkpoint": checkpoint.as_ref().map(|c| json!({
-                    "name": c.name,
-                    "namespace": c.namespace,
-                    "data": c.data,
-                    "network": c.dockshim,
-                })),
-            });
-            HashMap::from([("info".to_owned(), info.to_string())])
-        } else {
-            HashMap::new()
+        let (status, info) = match self.index.sandbox(id)? {
+            Some(entry) => self.entry_status(&entry, verbose),
+            None => self.checkpoint_only_status(id, verbose)?,
         };
         Ok(v1::PodSandboxStatusResponse {
             status: Some(status),
@@ -94,6 +44,87 @@ impl SandboxService {
             containers_statuses: Vec::new(),
             timestamp: 0,
         })
+    }
+
+    /// The status of a sandbox the index knows.
+    fn entry_status(&self, entry: &Entry, verbose: bool) -> (v1::PodSandboxStatus, Info) {
+        let checkpoint = self.checkpoint_of(&entry.id);
+        let host_network = entry.network_mode == HOST_NETWORK_MODE;
+        let status = v1::PodSandboxStatus {
+            id: entry.id.clone(),
+            metadata: metadata_of(entry),
+            state: sandbox_state(entry) as i32,
+            created_at: entry.created_ns,
+            network: Some(network_of(checkpoint.as_ref(), host_network)),
+            linux: Some(linux_status(
+                &entry.network_mode,
+                &entry.pid_mode,
+                &entry.ipc_mode,
+            )),
+            labels: labels_of(entry),
+            annotations: annotations_of(entry),
+            runtime_handler: runtime_handler_of(checkpoint.as_ref()),
+        };
+        let info = if verbose {
+            verbose_info(json!({
+                "id": entry.id,
+                "name": entry.name,
+                "pid": entry.pid,
+                "image": entry.image,
+                "imageId": entry.image_id,
+                "networkMode": entry.network_mode,
+                "checkpoint": checkpoint.as_ref().map(checkpoint_json),
+            }))
+        } else {
+            Info::new()
+        };
+        (status, info)
+    }
+
+    /// The status of a sandbox whose container is gone but whose checkpoint
+    /// is not: NOTREADY, with what the checkpoint holds; NOT_FOUND without
+    /// one.
+    fn checkpoint_only_status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<(v1::PodSandboxStatus, Info), SandboxError> {
+        let checkpoint = match self.checkpoints.get(id) {
+            Ok(checkpoint) => checkpoint,
+            Err(CheckpointError::NotFound { .. } | CheckpointError::InvalidId { .. }) => {
+                return Err(SandboxError::NotFound { id: id.to_owned() })
+            }
+            Err(err @ CheckpointError::Corrupt { .. }) => {
+                log::warn!("{err}");
+                return Err(SandboxError::NotFound { id: id.to_owned() });
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let host_network = checkpoint.data.host_network;
+        // Only the network mode is known: the other namespaces read as the
+        // pod's own, their default.
+        let network_mode = if host_network { HOST_NETWORK_MODE } else { "" };
+        let status = v1::PodSandboxStatus {
+            id: id.to_owned(),
+            metadata: Some(checkpoint_metadata(&checkpoint)),
+            state: v1::PodSandboxState::SandboxNotready as i32,
+            // The creation time lived only on the removed container.
+            created_at: 0,
+            network: Some(network_of(Some(&checkpoint), host_network)),
+            linux: Some(linux_status(network_mode, "", "")),
+            labels: HashMap::new(),
+            annotations: HashMap::new(),
+            runtime_handler: runtime_handler_of(Some(&checkpoint)),
+        };
+        let info = if verbose {
+            verbose_info(json!({
+                "id": id,
+                "checkpoint": checkpoint_json(&checkpoint),
+            }))
+        } else {
+            Info::new()
+        };
+        Ok((status, info))
     }
 
     /// The checkpoint of `id`, if one can be read; a corrupt one is logged
@@ -107,6 +138,76 @@ impl SandboxService {
                 None
             }
         }
+    }
+}
+
+/// PodSandboxStatusResponse's `info` map.
+type Info = HashMap<String, String>;
+
+fn verbose_info(info: serde_json::Value) -> Info {
+    HashMap::from([("info".to_owned(), info.to_string())])
+}
+
+fn checkpoint_json(checkpoint: &PodSandboxCheckpoint) -> serde_json::Value {
+    json!({
+        "name": checkpoint.name,
+        "namespace": checkpoint.namespace,
+        "data": checkpoint.data,
+        "network": checkpoint.dockshim,
+    })
+}
+
+/// The pod IPs CNI ADD reported, while the checkpoint says the network is
+/// set up; none for host-network sandboxes.
+fn network_of(
+    checkpoint: Option<&PodSandboxCheckpoint>,
+    host_network: bool,
+) -> v1::PodSandboxNetworkStatus {
+    match checkpoint.and_then(|c| c.dockshim.as_ref()) {
+        Some(record) if !host_network && record.network_ready => v1::PodSandboxNetworkStatus {
+            ip: record
+                .primary_ip
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            additional_ips: record
+                .additional_ips
+                .iter()
+                .map(|ip| v1::PodIp { ip: ip.to_string() })
+                .collect(),
+        },
+        _ => v1::PodSandboxNetworkStatus::default(),
+    }
+}
+
+fn linux_status(network_mode: &str, pid_mode: &str, ipc_mode: &str) -> v1::LinuxPodSandboxStatus {
+    v1::LinuxPodSandboxStatus {
+        namespaces: Some(v1::Namespace {
+            options: Some(sandbox_namespace_options(network_mode, pid_mode, ipc_mode)),
+        }),
+    }
+}
+
+/// The runtime handler RunPodSandbox was given; `""`, the default one, when
+/// the checkpoint does not say (cri-dockerd wrote it, or it is gone).
+pub(super) fn runtime_handler_of(checkpoint: Option<&PodSandboxCheckpoint>) -> String {
+    checkpoint
+        .and_then(|c| c.dockshim.as_ref())
+        .map(|record| record.runtime_handler.clone())
+        .unwrap_or_default()
+}
+
+/// The metadata of a sandbox only its checkpoint remembers.
+pub(super) fn checkpoint_metadata(checkpoint: &PodSandboxCheckpoint) -> v1::PodSandboxMetadata {
+    v1::PodSandboxMetadata {
+        name: checkpoint.name.clone(),
+        namespace: checkpoint.namespace.clone(),
+        uid: checkpoint
+            .dockshim
+            .as_ref()
+            .map(|record| record.uid.clone())
+            .unwrap_or_default(),
+        // The attempt was recorded only in the removed container's name.
+        attempt: 0,
     }
 }
 

@@ -84,11 +84,8 @@ impl SandboxService {
         let network =
             cni_config::load_default(&self.settings.cni_conf_dir, &self.settings.cni_bin_dirs)
                 .map_err(SandboxError::CniConfig)?;
-        let uid = checkpoint
-            .dockshim
-            .as_ref()
-            .map(|record| record.uid.clone())
-            .unwrap_or_default();
+        let record = checkpoint.dockshim.take().unwrap_or_default();
+        let uid = record.uid;
         let running = entry.filter(|entry| entry.is_running() && entry.pid > 0);
         let bandwidth = match running {
             Some(entry) => Bandwidth::from_annotations(&annotation_map(entry.annotations()))
@@ -108,8 +105,11 @@ impl SandboxService {
             &runtime_args(&checkpoint.data, bandwidth, None),
         )?;
         log::info!("pod network of sandbox {id} torn down");
+        // Only the network part is reset: the pod's identity and runtime
+        // handler still describe the sandbox.
         checkpoint.dockshim = Some(SandboxNetwork {
             uid,
+            runtime_handler: record.runtime_handler,
             ..SandboxNetwork::default()
         });
         self.checkpoints.save(id, &checkpoint)?;
