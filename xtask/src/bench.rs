@@ -6,15 +6,33 @@
 //! stripped binary size, idle RSS and the runtime crate count. With
 //! `--endpoint unix:///path` it measures any CRI runtime already running
 //! there, so dockshim and another runtime can be compared in one sitting.
+//!
+//! The pod sandbox figures (latency of ListPodSandbox and PodSandboxStatus
+//! with [`BENCH_SANDBOXES`] sandboxes, Docker calls per warm call, and
+//! RunPodSandbox against a raw docker create+start) run on a second
+//! dockshim whose `--docker-endpoint` is a counting proxy in front of
+//! dockerd, so the Docker calls are counted from outside dockshim. With
+//! `--endpoint` they run only when `--sandboxes` is given, without the
+//! Docker call count. Host-network sandboxes need no CNI configuration.
+//! Every sandbox and container the bench creates is removed, also after a
+//! failure, and the bench fails if one is left behind.
 //! It prints figures; it asserts nothing.
 
+use std::collections::HashMap;
 use std::fs;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dockshim::cri::v1;
-use dockshim::docker::{path_with_query, DockerClient};
+use dockshim::docker::{
+    path_with_query, ContainerCreate, ContainerSummary, CreateHostConfig, DockerClient, DockerError,
+};
 use http::uri::PathAndQuery;
 use tonic::client::Grpc;
 use tonic::transport::{Channel, Endpoint};
@@ -45,19 +63,52 @@ const IMAGE_CALLS: usize = 500;
 const IMAGE_WARMUP_CALLS: usize = 20;
 /// The dockerd the bench images are created in.
 const DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// An empty tar archive (two zero blocks): each bench image is an empty
 /// layer whose configuration differs by a label.
 const EMPTY_TAR: [u8; 1024] = [0; 1024];
 
+const RUN_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/RunPodSandbox";
+const STOP_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/StopPodSandbox";
+const REMOVE_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/RemovePodSandbox";
+const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
+const POD_SANDBOX_STATUS: &str = "/runtime.v1.RuntimeService/PodSandboxStatus";
+
+/// Sandboxes present while ListPodSandbox and PodSandboxStatus are timed;
+/// also the number of RunPodSandbox and raw create+start samples.
+const BENCH_SANDBOXES: usize = 30;
+/// Calls of each sandbox RPC before timing starts.
+const SANDBOX_WARMUP_CALLS: usize = 20;
+/// How long the index gets to take in the events of the new sandboxes
+/// before list calls count as warm.
+const SANDBOX_SETTLE: Duration = Duration::from_secs(1);
+/// Sandbox image unless `DOCKSHIM_TEST_PAUSE_IMAGE` names another.
+const DEFAULT_PAUSE_IMAGE: &str = "127.0.0.1:5000/dockshim-test/pause:3.10";
+const PAUSE_IMAGE_VARIABLE: &str = "DOCKSHIM_TEST_PAUSE_IMAGE";
+/// Label on every sandbox and raw container of one run (value: the bench's
+/// process ID), so cleanup and the leftover check see only the bench's own.
+const RUN_LABEL: &str = "dockshim-bench";
+/// Namespace of the bench's sandboxes.
+const SANDBOX_NAMESPACE: &str = "dockshim-bench";
+/// Label dockshim puts on every container it creates.
+const CONTAINER_TYPE_LABEL: &str = "io.kubernetes.docker.type";
+/// Longest request head the counting proxy parses; past it the connection
+/// is no longer counted (dockshim never sends one that long).
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// Read size of the counting proxy.
+const PROXY_BUFFER: usize = 64 * 1024;
+
 struct Options {
     endpoint: Option<PathBuf>,
     calls: usize,
+    sandboxes: bool,
 }
 
 fn parse(flags: &[String]) -> Result<Options, XtaskError> {
     let mut options = Options {
         endpoint: None,
         calls: DEFAULT_CALLS,
+        sandboxes: false,
     };
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {
@@ -78,6 +129,7 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
                     .parse()
                     .map_err(|_| XtaskError::Usage(format!("--calls {calls}: not a count")))?;
             }
+            "--sandboxes" => options.sandboxes = true,
             other => return Err(XtaskError::Usage(format!("unknown bench flag `{other}`"))),
         }
     }
@@ -110,7 +162,9 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
     let (socket, started) = match &options.endpoint {
         Some(path) => (path.clone(), None),
         None => {
-            let started = start_dockshim(root)?;
+            build_release(root)?;
+            let dir = tempdir()?;
+            let started = start_dockshim(root, dir, &[])?;
             (started.dir.path().join("dockshim.sock"), Some(started))
         }
     };
@@ -186,6 +240,49 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         Ok::<(), XtaskError>(())
     })?;
     image_figures(&runtime, &socket)?;
+
+    let image =
+        std::env::var(PAUSE_IMAGE_VARIABLE).unwrap_or_else(|_| DEFAULT_PAUSE_IMAGE.to_owned());
+    if started.is_some() {
+        // A second instance, so the proxy's small cost is not in the
+        // figures above.
+        let dir = tempdir()?;
+        let proxy_socket = dir.path().join("docker.sock");
+        let proxy = CountingProxy::start(&proxy_socket, Path::new(DOCKER_SOCKET))?;
+        let proxy_endpoint = format!("unix://{}", proxy_socket.display());
+        let sandboxed = start_dockshim(
+            root,
+            dir,
+            &[
+                "--docker-endpoint",
+                &proxy_endpoint,
+                "--pod-infra-container-image",
+                &image,
+                "--sandbox-oom-score-adj",
+                "0",
+            ],
+        )?;
+        let socket = sandboxed.dir.path().join("dockshim.sock");
+        // The raw baseline goes through the proxy as well, so both sides
+        // of the difference pay for it.
+        sandbox_figures(
+            &runtime,
+            &socket,
+            &proxy_endpoint,
+            &image,
+            Some(&proxy),
+            options.calls,
+        )?;
+    } else if options.sandboxes {
+        sandbox_figures(
+            &runtime,
+            &socket,
+            DOCKER_ENDPOINT,
+            &image,
+            None,
+            options.calls,
+        )?;
+    }
 
     if let Some(started) = &started {
         println!("RSS after the run: {} KiB", rss_kib(started.child.id())?);
@@ -311,7 +408,430 @@ fn image_figures(runtime: &tokio::runtime::Runtime, socket: &Path) -> Result<(),
     })
 }
 
-fn start_dockshim(root: &Path) -> Result<Started, XtaskError> {
+/// Sandbox figures: RunPodSandbox against raw create+start, then
+/// ListPodSandbox and PodSandboxStatus with [`BENCH_SANDBOXES`] present.
+/// `docker_endpoint` is where the raw baseline goes; `proxy`, when there is
+/// one, counts the Docker calls dockshim makes during the timed calls.
+fn sandbox_figures(
+    runtime: &tokio::runtime::Runtime,
+    socket: &Path,
+    docker_endpoint: &str,
+    image: &str,
+    proxy: Option<&CountingProxy>,
+    calls: usize,
+) -> Result<(), XtaskError> {
+    let docker =
+        DockerClient::new(docker_endpoint, Duration::from_secs(60)).map_err(docker_error)?;
+    docker.negotiate().map_err(docker_error)?;
+    let run = std::process::id().to_string();
+    let mut created = Created::default();
+    let measured = runtime.block_on(measure_sandboxes(
+        socket,
+        &docker,
+        image,
+        &run,
+        proxy,
+        calls,
+        &mut created,
+    ));
+    let removed = runtime.block_on(remove_sandboxes(socket, &created.sandboxes));
+    let raw_removed = remove_raw(&docker, &created.raw);
+    let leftovers = check_no_leftovers(&docker, &run);
+    let mut outcome = Ok(());
+    for result in [measured, removed, raw_removed, leftovers] {
+        match (result, &outcome) {
+            (Err(err), Ok(())) => outcome = Err(err),
+            (Err(err), Err(_)) => eprintln!("bench: also: {err}"),
+            (Ok(()), _) => {}
+        }
+    }
+    outcome
+}
+
+/// What a sandbox run created and must remove: sandbox IDs and raw
+/// container IDs.
+#[derive(Default)]
+struct Created {
+    sandboxes: Vec<String>,
+    raw: Vec<String>,
+}
+
+fn docker_error(err: DockerError) -> XtaskError {
+    XtaskError::Bench(format!("dockerd: {err}"))
+}
+
+async fn measure_sandboxes(
+    socket: &Path,
+    docker: &DockerClient,
+    image: &str,
+    run: &str,
+    proxy: Option<&CountingProxy>,
+    calls: usize,
+    created: &mut Created,
+) -> Result<(), XtaskError> {
+    let mut grpc = Grpc::new(connect(socket.to_path_buf()).await?);
+    let mut raw_times = Vec::with_capacity(BENCH_SANDBOXES);
+    let mut run_times = Vec::with_capacity(BENCH_SANDBOXES);
+    let before = proxy.map(CountingProxy::requests);
+    // Interleaved, so a drift in dockerd's speed hits both sides alike.
+    for i in 0..BENCH_SANDBOXES {
+        let start = Instant::now();
+        let container: ContainerSummary = docker
+            .post_json("/containers/create", &raw_container(image, run))
+            .map_err(docker_error)?;
+        created.raw.push(container.id.clone());
+        docker
+            .post(&format!("/containers/{}/start", container.id), None)
+            .map_err(docker_error)?;
+        raw_times.push(start.elapsed());
+
+        let request = v1::RunPodSandboxRequest {
+            config: Some(sandbox_config(i, run)),
+            runtime_handler: String::new(),
+        };
+        let start = Instant::now();
+        let response: v1::RunPodSandboxResponse = call(&mut grpc, RUN_POD_SANDBOX, request).await?;
+        run_times.push(start.elapsed());
+        created.sandboxes.push(response.pod_sandbox_id);
+    }
+    // The raw side made exactly two calls (create, start) per sandbox.
+    let run_calls =
+        docker_calls(proxy, before).map(|count| count.saturating_sub(2 * BENCH_SANDBOXES as u64));
+    let raw_p50 = median(&mut raw_times);
+    let run_p50 = median(&mut run_times);
+    println!(
+        "RunPodSandbox (host network), {BENCH_SANDBOXES} calls: p50 {:.1} ms; raw docker create+start p50 {:.1} ms; overhead {:+.1} ms",
+        run_p50.as_secs_f64() * 1e3,
+        raw_p50.as_secs_f64() * 1e3,
+        (run_p50.as_secs_f64() - raw_p50.as_secs_f64()) * 1e3,
+    );
+    if let Some(count) = run_calls {
+        println!(
+            "RunPodSandbox, Docker API calls: {count} in {BENCH_SANDBOXES} calls ({:.1} per call)",
+            count as f64 / BENCH_SANDBOXES as f64
+        );
+    }
+
+    // The index learns of the new sandboxes from dockerd's event stream.
+    std::thread::sleep(SANDBOX_SETTLE);
+    let listed: v1::ListPodSandboxResponse = call(
+        &mut grpc,
+        LIST_POD_SANDBOX,
+        v1::ListPodSandboxRequest::default(),
+    )
+    .await?;
+    let ours = listed
+        .items
+        .iter()
+        .filter(|item| item.labels.get(RUN_LABEL).map(String::as_str) == Some(run))
+        .count();
+    if ours != BENCH_SANDBOXES {
+        return Err(XtaskError::Bench(format!(
+            "ListPodSandbox shows {ours} of the {BENCH_SANDBOXES} bench sandboxes"
+        )));
+    }
+    for _ in 0..SANDBOX_WARMUP_CALLS {
+        call::<_, v1::ListPodSandboxResponse>(
+            &mut grpc,
+            LIST_POD_SANDBOX,
+            v1::ListPodSandboxRequest::default(),
+        )
+        .await?;
+    }
+    let before = proxy.map(CountingProxy::requests);
+    let mut times = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let start = Instant::now();
+        call::<_, v1::ListPodSandboxResponse>(
+            &mut grpc,
+            LIST_POD_SANDBOX,
+            v1::ListPodSandboxRequest::default(),
+        )
+        .await?;
+        times.push(start.elapsed());
+    }
+    let list_calls = docker_calls(proxy, before);
+    report(
+        &format!(
+            "ListPodSandbox, {} sandboxes, {calls} sequential calls",
+            listed.items.len()
+        ),
+        &mut times,
+    );
+    report_docker_calls("ListPodSandbox", list_calls, calls);
+
+    let status_request = |i: usize| v1::PodSandboxStatusRequest {
+        pod_sandbox_id: created.sandboxes[i % created.sandboxes.len()].clone(),
+        verbose: false,
+    };
+    for i in 0..SANDBOX_WARMUP_CALLS {
+        call::<_, v1::PodSandboxStatusResponse>(&mut grpc, POD_SANDBOX_STATUS, status_request(i))
+            .await?;
+    }
+    let before = proxy.map(CountingProxy::requests);
+    let mut times = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let request = status_request(i);
+        let start = Instant::now();
+        call::<_, v1::PodSandboxStatusResponse>(&mut grpc, POD_SANDBOX_STATUS, request).await?;
+        times.push(start.elapsed());
+    }
+    let status_calls = docker_calls(proxy, before);
+    report(
+        &format!("PodSandboxStatus, {BENCH_SANDBOXES} sandboxes in turn, {calls} sequential calls"),
+        &mut times,
+    );
+    report_docker_calls("PodSandboxStatus", status_calls, calls);
+    Ok(())
+}
+
+/// Requests the proxy forwarded since `before`; `None` without a proxy.
+fn docker_calls(proxy: Option<&CountingProxy>, before: Option<u64>) -> Option<u64> {
+    Some(proxy?.requests() - before?)
+}
+
+fn report_docker_calls(what: &str, docker_calls: Option<u64>, calls: usize) {
+    match docker_calls {
+        Some(count) => println!(
+            "{what}, Docker API calls when warm: {count} in {calls} calls ({:.3} per call)",
+            count as f64 / calls.max(1) as f64
+        ),
+        None => println!("{what}, Docker API calls: not counted (no proxy with --endpoint)"),
+    }
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort_unstable();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+/// A plain container of the sandbox image, as a raw docker user would
+/// create it for the same job: host network, nothing else.
+fn raw_container(image: &str, run: &str) -> ContainerCreate {
+    ContainerCreate {
+        image: image.to_owned(),
+        labels: [(RUN_LABEL.to_owned(), run.to_owned())].into(),
+        host_config: CreateHostConfig {
+            network_mode: "host".to_owned(),
+            ..CreateHostConfig::default()
+        },
+        ..ContainerCreate::default()
+    }
+}
+
+fn sandbox_config(i: usize, run: &str) -> v1::PodSandboxConfig {
+    v1::PodSandboxConfig {
+        metadata: Some(v1::PodSandboxMetadata {
+            name: format!("bench-{i}"),
+            uid: format!("dockshim-bench-{run}-{i}"),
+            namespace: SANDBOX_NAMESPACE.to_owned(),
+            attempt: 0,
+        }),
+        labels: HashMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
+        linux: Some(v1::LinuxPodSandboxConfig {
+            security_context: Some(v1::LinuxSandboxSecurityContext {
+                namespace_options: Some(v1::NamespaceOption {
+                    network: v1::NamespaceMode::Node as i32,
+                    ..v1::NamespaceOption::default()
+                }),
+                ..v1::LinuxSandboxSecurityContext::default()
+            }),
+            ..v1::LinuxPodSandboxConfig::default()
+        }),
+        ..v1::PodSandboxConfig::default()
+    }
+}
+
+/// Stops and removes every sandbox in `ids`, going on past failures; the
+/// first failure is returned, the others printed.
+async fn remove_sandboxes(socket: &Path, ids: &[String]) -> Result<(), XtaskError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut grpc = Grpc::new(connect(socket.to_path_buf()).await?);
+    let mut first = Ok(());
+    for id in ids {
+        let stop = v1::StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        };
+        let remove = v1::RemovePodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        };
+        let result = match call::<_, v1::StopPodSandboxResponse>(&mut grpc, STOP_POD_SANDBOX, stop)
+            .await
+        {
+            Ok(_) => call::<_, v1::RemovePodSandboxResponse>(&mut grpc, REMOVE_POD_SANDBOX, remove)
+                .await
+                .map(drop),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            if first.is_ok() {
+                first = Err(err);
+            } else {
+                eprintln!("bench: sandbox {id}: {err}");
+            }
+        }
+    }
+    first
+}
+
+fn remove_raw(docker: &DockerClient, ids: &[String]) -> Result<(), XtaskError> {
+    let mut first = Ok(());
+    for id in ids {
+        if let Err(err) = docker.delete(&format!("/containers/{id}?force=1")) {
+            if first.is_ok() {
+                first = Err(docker_error(err));
+            } else {
+                eprintln!("bench: container {id}: {err}");
+            }
+        }
+    }
+    first
+}
+
+/// Fails, after force-removing them, if containers of this run are left:
+/// sandboxes (`io.kubernetes.docker.type`) or raw ones.
+fn check_no_leftovers(docker: &DockerClient, run: &str) -> Result<(), XtaskError> {
+    let filters = format!(r#"{{"label":["{RUN_LABEL}={run}"]}}"#);
+    let left = docker
+        .list_containers(true, Some(&filters))
+        .map_err(docker_error)?;
+    if left.is_empty() {
+        return Ok(());
+    }
+    let sandboxes = left
+        .iter()
+        .filter(|container| container.labels.contains_key(CONTAINER_TYPE_LABEL))
+        .count();
+    for container in &left {
+        if let Err(err) = docker.delete(&format!("/containers/{}?force=1", container.id)) {
+            eprintln!("bench: cannot remove leftover {}: {err}", container.id);
+        }
+    }
+    Err(XtaskError::Bench(format!(
+        "{} containers left behind ({sandboxes} of them sandboxes); force-removed",
+        left.len()
+    )))
+}
+
+/// A unix socket in front of dockerd that forwards bytes both ways, one
+/// thread per direction, and counts the HTTP requests clients send.
+/// Its threads live until the bench process exits.
+struct CountingProxy {
+    requests: Arc<AtomicU64>,
+}
+
+impl CountingProxy {
+    fn start(socket: &Path, upstream: &Path) -> Result<CountingProxy, XtaskError> {
+        let listener = UnixListener::bind(socket).map_err(|err| XtaskError::io(socket, err))?;
+        let requests = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&requests);
+        let upstream = upstream.to_path_buf();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let client = match client {
+                    Ok(client) => client,
+                    Err(err) => {
+                        eprintln!("bench: proxy accept: {err}");
+                        return;
+                    }
+                };
+                let upstream = upstream.clone();
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    if let Err(err) = forward(client, &upstream, &counter) {
+                        // A peer closing mid-request is expected when
+                        // dockshim drops a pooled connection.
+                        if err.kind() != io::ErrorKind::BrokenPipe
+                            && err.kind() != io::ErrorKind::ConnectionReset
+                        {
+                            eprintln!("bench: proxy: {err}");
+                        }
+                    }
+                });
+            }
+        });
+        Ok(CountingProxy { requests })
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Copies `client` to a new connection to `upstream` and back, counting
+/// each request head before forwarding it, so a caller that has its answer
+/// sees the count already raised.
+fn forward(mut client: UnixStream, upstream: &Path, requests: &AtomicU64) -> io::Result<()> {
+    let mut server = UnixStream::connect(upstream)?;
+    let mut from_server = server.try_clone()?;
+    let mut to_client = client.try_clone()?;
+    std::thread::spawn(move || {
+        // Either side closing ends the copy; the client then sees EOF.
+        let _ = io::copy(&mut from_server, &mut to_client);
+        let _ = to_client.shutdown(Shutdown::Write);
+    });
+    let mut heads = RequestHeads::default();
+    let mut buffer = vec![0; PROXY_BUFFER];
+    loop {
+        let read = client.read(&mut buffer)?;
+        if read == 0 {
+            return server.shutdown(Shutdown::Write);
+        }
+        requests.fetch_add(heads.feed(&buffer[..read]), Ordering::SeqCst);
+        server.write_all(&buffer[..read])?;
+    }
+}
+
+/// Finds request heads in the client side of an HTTP/1.1 connection,
+/// skipping `Content-Length` bodies. An upgraded (hijacked) connection or
+/// an overlong head stops the counting on that connection.
+#[derive(Default)]
+struct RequestHeads {
+    head: Vec<u8>,
+    body_left: usize,
+    stopped: bool,
+}
+
+impl RequestHeads {
+    /// Number of request heads completed by `bytes`.
+    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut count = 0;
+        while !bytes.is_empty() && !self.stopped {
+            if self.body_left > 0 {
+                let skip = self.body_left.min(bytes.len());
+                self.body_left -= skip;
+                bytes = &bytes[skip..];
+                continue;
+            }
+            let (&byte, rest) = match bytes.split_first() {
+                Some(split) => split,
+                None => break,
+            };
+            bytes = rest;
+            self.head.push(byte);
+            if self.head.len() > MAX_REQUEST_HEAD {
+                self.stopped = true;
+            } else if self.head.ends_with(b"\r\n\r\n") {
+                count += 1;
+                let head = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
+                for line in head.lines() {
+                    if let Some(length) = line.strip_prefix("content-length:") {
+                        self.body_left = length.trim().parse().unwrap_or(0);
+                    }
+                    if line.starts_with("upgrade:") {
+                        self.stopped = true;
+                    }
+                }
+                self.head.clear();
+            }
+        }
+        count
+    }
+}
+
+fn build_release(root: &Path) -> Result<(), XtaskError> {
     let status = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -328,7 +848,20 @@ fn start_dockshim(root: &Path) -> Result<Started, XtaskError> {
     if !status.success() {
         return Err(XtaskError::Bench("cargo build --release failed".to_owned()));
     }
-    let dir = tempfile::tempdir().map_err(|err| XtaskError::Bench(format!("tempdir: {err}")))?;
+    Ok(())
+}
+
+fn tempdir() -> Result<tempfile::TempDir, XtaskError> {
+    tempfile::tempdir().map_err(|err| XtaskError::Bench(format!("tempdir: {err}")))
+}
+
+/// Starts the release binary on `dir/dockshim.sock` with `extra` flags and
+/// waits for its socket.
+fn start_dockshim(
+    root: &Path,
+    dir: tempfile::TempDir,
+    extra: &[&str],
+) -> Result<Started, XtaskError> {
     let socket = dir.path().join("dockshim.sock");
     let child = Command::new(root.join("target/release/dockshim"))
         .arg("--container-runtime-endpoint")
@@ -336,6 +869,7 @@ fn start_dockshim(root: &Path) -> Result<Started, XtaskError> {
         .arg("--root-directory")
         .arg(dir.path().join("root"))
         .args(["--network-plugin", "none", "--log-level", "warn"])
+        .args(extra)
         .stdin(Stdio::null())
         .spawn()
         .map_err(|err| XtaskError::Bench(format!("cannot start dockshim: {err}")))?;
@@ -490,4 +1024,29 @@ fn machine_summary() -> String {
         .unwrap_or(1);
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestHeads;
+
+    #[test]
+    fn request_heads_are_counted_across_reads_and_bodies_are_skipped() {
+        let mut heads = RequestHeads::default();
+        let first = b"POST /v1.41/containers/create HTTP/1.1\r\nContent-Length: 26\r\n\r\n";
+        let body = b"{\"Image\":\"GET / HTTP/1.1\"}";
+        let second = b"GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\n\r\n";
+        assert_eq!(heads.feed(&first[..10]), 0);
+        assert_eq!(heads.feed(&first[10..]), 1);
+        assert_eq!(heads.feed(body), 0);
+        assert_eq!(heads.feed(second), 1);
+    }
+
+    #[test]
+    fn an_upgraded_connection_is_no_longer_counted() {
+        let mut heads = RequestHeads::default();
+        let upgrade = b"POST /v1.41/exec/x/start HTTP/1.1\r\nUpgrade: tcp\r\n\r\n";
+        assert_eq!(heads.feed(upgrade), 1);
+        assert_eq!(heads.feed(b"GET / HTTP/1.1\r\n\r\n"), 0);
+    }
 }
