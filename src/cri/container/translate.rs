@@ -379,21 +379,7 @@ fn apply_security_context(
     profiles: &dyn SeccompProfiles,
     host_config: &mut CreateHostConfig,
 ) -> Result<(), ContainerConfigError> {
-    match v1::SupplementalGroupsPolicy::try_from(security.supplemental_groups_policy) {
-        Ok(v1::SupplementalGroupsPolicy::Merge) => {}
-        Ok(v1::SupplementalGroupsPolicy::Strict) => {
-            return Err(ContainerConfigError::unsupported(
-                "supplemental_groups_policy",
-                "Docker always adds the groups the image's /etc/group gives the user (Strict)",
-            ))
-        }
-        Err(_) => {
-            return Err(ContainerConfigError::invalid(
-                "supplemental_groups_policy",
-                format!("unknown policy {}", security.supplemental_groups_policy),
-            ))
-        }
-    }
+    security::supplemental_groups_policy(security.supplemental_groups_policy)?;
     host_config.group_add = security::group_add(&security.supplemental_groups)?;
     host_config.privileged = security.privileged;
     host_config.readonly_rootfs = security.readonly_rootfs;

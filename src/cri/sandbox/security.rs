@@ -79,6 +79,22 @@ pub fn user(
     }
 }
 
+/// Checks the supplemental groups policy: only `Merge`, Docker's only
+/// behaviour, can be honoured.
+pub fn supplemental_groups_policy(policy: i32) -> Result<(), SandboxConfigError> {
+    match v1::SupplementalGroupsPolicy::try_from(policy) {
+        Ok(v1::SupplementalGroupsPolicy::Merge) => Ok(()),
+        Ok(v1::SupplementalGroupsPolicy::Strict) => Err(SandboxConfigError::unsupported(
+            "supplemental_groups_policy",
+            "Docker always adds the groups the image's /etc/group gives the user (Strict)",
+        )),
+        Err(_) => Err(SandboxConfigError::invalid(
+            "supplemental_groups_policy",
+            format!("unknown policy {policy}"),
+        )),
+    }
+}
+
 /// Docker's `GroupAdd` for the CRI supplemental groups.
 pub fn group_add(groups: &[i64]) -> Result<Vec<String>, SandboxConfigError> {
     groups
