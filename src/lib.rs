@@ -8,9 +8,11 @@
 //!
 //! - **Served:** Version, Status, RuntimeConfig, UpdateRuntimeConfig; the pod
 //!   sandbox calls (RunPodSandbox, StopPodSandbox, RemovePodSandbox,
-//!   PodSandboxStatus, ListPodSandbox); the whole ImageService. Every other
-//!   method answers `UNIMPLEMENTED` with a message naming it (the README
-//!   keeps the per-method table).
+//!   PodSandboxStatus, ListPodSandbox); the container calls CreateContainer,
+//!   StartContainer, StopContainer, RemoveContainer, ListContainers,
+//!   ContainerStatus, ExecSync and ReopenContainerLog; the whole
+//!   ImageService. Every other method answers `UNIMPLEMENTED` with a message
+//!   naming it (the README keeps the per-method table).
 //! - **Docker Engine API:** 1.41 (Docker 20.10) and newer; the version is
 //!   negotiated, up to 1.44.
 //! - **Limits:** gRPC messages of at most 16 MiB each way (the kubelet's own

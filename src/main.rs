@@ -9,12 +9,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use dockshim::cli::{self, Command, Config};
+use dockshim::cri::container::ContainerService;
 use dockshim::cri::gen::services::{Services, METHODS};
 use dockshim::cri::image::Images;
 use dockshim::cri::runtime::Runtime;
 use dockshim::cri::sandbox::SandboxService;
 use dockshim::docker::DockerClient;
 use dockshim::index::Index;
+use dockshim::logs::LogManager;
 use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
 
@@ -71,10 +73,15 @@ fn run(config: Config) -> Result<(), String> {
     options.socket_group = config.socket_group.clone();
     let images = Arc::new(Images::new(docker.clone(), &config));
     let index = Index::start(docker.clone()).map_err(|err| err.to_string())?;
-    let sandboxes = SandboxService::new(docker.clone(), index, images.clone(), &config)
+    let sandboxes = SandboxService::new(docker.clone(), index.clone(), images.clone(), &config)
         .map_err(|err| format!("--root-directory: {err}"))?;
+    let logs = LogManager::start(docker.clone());
+    let containers =
+        ContainerService::new(docker.clone(), index, logs, config.runtime_request_timeout);
     let services = Services {
-        runtime: Arc::new(Runtime::new(docker, config, store, pod_cidr, sandboxes)),
+        runtime: Arc::new(Runtime::new(
+            docker, config, store, pod_cidr, sandboxes, containers,
+        )),
         image: images,
     };
     let server =

@@ -1,7 +1,7 @@
 //! The RuntimeService: the runtime-wide calls Version, Status, RuntimeConfig
-//! and UpdateRuntimeConfig here, and the pod sandbox calls delegated to
-//! `sandbox::SandboxService`. Other pod and container calls live in their
-//! own modules.
+//! and UpdateRuntimeConfig here, the pod sandbox calls delegated to
+//! `sandbox::SandboxService` and the container calls delegated to
+//! `container::ContainerService`.
 //!
 //! Status must tell the truth *now*: it pings dockerd on every call with a
 //! short timeout instead of answering from a cache, and it re-reads the CNI
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::cli::{Config, NetworkPlugin};
+use crate::cri::container::ContainerService;
 use crate::cri::gen::services::RuntimeService;
 use crate::cri::sandbox::SandboxService;
 use crate::cri::v1;
@@ -48,6 +49,7 @@ pub struct Runtime {
     pod_cidr: Mutex<Option<String>>,
     docker_version: Mutex<Option<(Instant, String)>>,
     sandboxes: SandboxService,
+    containers: ContainerService,
 }
 
 impl Runtime {
@@ -57,6 +59,7 @@ impl Runtime {
         store: Store,
         pod_cidr: Option<String>,
         sandboxes: SandboxService,
+        containers: ContainerService,
     ) -> Runtime {
         Runtime {
             docker,
@@ -65,6 +68,7 @@ impl Runtime {
             pod_cidr: Mutex::new(pod_cidr),
             docker_version: Mutex::new(None),
             sandboxes,
+            containers,
         }
     }
 
@@ -271,6 +275,87 @@ impl RuntimeService for Runtime {
         Ok(v1::ListPodSandboxResponse { items })
     }
 
+    fn create_container(
+        &self,
+        _ctx: &CallContext,
+        request: v1::CreateContainerRequest,
+    ) -> Result<v1::CreateContainerResponse, Status> {
+        let container_id = self.containers.create_container(&request)?;
+        Ok(v1::CreateContainerResponse { container_id })
+    }
+
+    fn start_container(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StartContainerRequest,
+    ) -> Result<v1::StartContainerResponse, Status> {
+        self.containers.start_container(&request.container_id)?;
+        Ok(v1::StartContainerResponse {})
+    }
+
+    fn stop_container(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StopContainerRequest,
+    ) -> Result<v1::StopContainerResponse, Status> {
+        self.containers
+            .stop_container(&request.container_id, request.timeout)?;
+        Ok(v1::StopContainerResponse {})
+    }
+
+    fn remove_container(
+        &self,
+        _ctx: &CallContext,
+        request: v1::RemoveContainerRequest,
+    ) -> Result<v1::RemoveContainerResponse, Status> {
+        self.containers.remove_container(&request.container_id)?;
+        Ok(v1::RemoveContainerResponse {})
+    }
+
+    fn list_containers(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ListContainersRequest,
+    ) -> Result<v1::ListContainersResponse, Status> {
+        let containers = self.containers.list_containers(request.filter.as_ref())?;
+        Ok(v1::ListContainersResponse { containers })
+    }
+
+    fn container_status(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ContainerStatusRequest,
+    ) -> Result<v1::ContainerStatusResponse, Status> {
+        Ok(self
+            .containers
+            .container_status(&request.container_id, request.verbose)?)
+    }
+
+    fn reopen_container_log(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ReopenContainerLogRequest,
+    ) -> Result<v1::ReopenContainerLogResponse, Status> {
+        self.containers
+            .reopen_container_log(&request.container_id)?;
+        Ok(v1::ReopenContainerLogResponse {})
+    }
+
+    fn exec_sync(
+        &self,
+        ctx: &CallContext,
+        request: v1::ExecSyncRequest,
+    ) -> Result<v1::ExecSyncResponse, Status> {
+        let output =
+            self.containers
+                .exec_sync(ctx, &request.container_id, &request.cmd, request.timeout)?;
+        Ok(v1::ExecSyncResponse {
+            stdout: output.stdout,
+            stderr: output.stderr,
+            exit_code: output.exit_code,
+        })
+    }
+
     fn runtime_config(
         &self,
         _ctx: &CallContext,
@@ -354,8 +439,12 @@ mod tests {
         let store = Store::open(&config.root_directory).unwrap();
         let index = crate::index::Index::start(docker.clone()).unwrap();
         let images = std::sync::Arc::new(crate::cri::image::Images::new(docker.clone(), &config));
-        let sandboxes = SandboxService::new(docker.clone(), index, images, &config).unwrap();
-        Runtime::new(docker, config, store, None, sandboxes)
+        let sandboxes =
+            SandboxService::new(docker.clone(), index.clone(), images, &config).unwrap();
+        let logs = crate::logs::LogManager::start(docker.clone());
+        let containers =
+            ContainerService::new(docker.clone(), index, logs, config.runtime_request_timeout);
+        Runtime::new(docker, config, store, None, sandboxes, containers)
     }
 
     fn ctx() -> CallContext {

@@ -27,6 +27,13 @@ pub const STOP_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/StopPodSandbox";
 pub const REMOVE_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/RemovePodSandbox";
 pub const POD_SANDBOX_STATUS: &str = "/runtime.v1.RuntimeService/PodSandboxStatus";
 pub const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
+pub const CREATE_CONTAINER: &str = "/runtime.v1.RuntimeService/CreateContainer";
+pub const START_CONTAINER: &str = "/runtime.v1.RuntimeService/StartContainer";
+pub const STOP_CONTAINER: &str = "/runtime.v1.RuntimeService/StopContainer";
+pub const REMOVE_CONTAINER: &str = "/runtime.v1.RuntimeService/RemoveContainer";
+pub const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
+pub const CONTAINER_STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
+pub const EXEC_SYNC: &str = "/runtime.v1.RuntimeService/ExecSync";
 pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
 pub const STREAM_IMAGES: &str = "/runtime.v1.ImageService/StreamImages";
 pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
@@ -183,6 +190,89 @@ impl CriClient {
             )
             .await?;
         Ok(response.items)
+    }
+
+    /// CreateContainer in sandbox `sandbox_id`; returns the ID.
+    pub async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: cri::ContainerConfig,
+        sandbox_config: cri::PodSandboxConfig,
+    ) -> Result<String, Status> {
+        let request = cri::CreateContainerRequest {
+            pod_sandbox_id: sandbox_id.into(),
+            config: Some(config),
+            sandbox_config: Some(sandbox_config),
+        };
+        let response: cri::CreateContainerResponse =
+            self.call(CREATE_CONTAINER, Request::new(request)).await?;
+        Ok(response.container_id)
+    }
+
+    pub async fn start_container(&self, id: &str) -> Result<cri::StartContainerResponse, Status> {
+        let request = cri::StartContainerRequest {
+            container_id: id.into(),
+        };
+        self.call(START_CONTAINER, Request::new(request)).await
+    }
+
+    pub async fn stop_container(
+        &self,
+        id: &str,
+        timeout: i64,
+    ) -> Result<cri::StopContainerResponse, Status> {
+        let request = cri::StopContainerRequest {
+            container_id: id.into(),
+            timeout,
+        };
+        self.call(STOP_CONTAINER, Request::new(request)).await
+    }
+
+    pub async fn remove_container(&self, id: &str) -> Result<cri::RemoveContainerResponse, Status> {
+        let request = cri::RemoveContainerRequest {
+            container_id: id.into(),
+        };
+        self.call(REMOVE_CONTAINER, Request::new(request)).await
+    }
+
+    /// ListContainers; returns the containers.
+    pub async fn list_containers(
+        &self,
+        filter: Option<cri::ContainerFilter>,
+    ) -> Result<Vec<cri::Container>, Status> {
+        let response: cri::ListContainersResponse = self
+            .call(
+                LIST_CONTAINERS,
+                Request::new(cri::ListContainersRequest { filter }),
+            )
+            .await?;
+        Ok(response.containers)
+    }
+
+    pub async fn container_status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<cri::ContainerStatusResponse, Status> {
+        let request = cri::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose,
+        };
+        self.call(CONTAINER_STATUS, Request::new(request)).await
+    }
+
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[&str],
+        timeout: i64,
+    ) -> Result<cri::ExecSyncResponse, Status> {
+        let request = cri::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|arg| (*arg).to_owned()).collect(),
+            timeout,
+        };
+        self.call(EXEC_SYNC, Request::new(request)).await
     }
 
     /// ListImages, filtered by `image` when given.

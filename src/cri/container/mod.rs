@@ -1,23 +1,28 @@
 //! Application containers: the pure translation between CRI container
 //! messages and Docker — the create body (`translate`), resources and the
 //! update body (`resources`), mounts and devices (`mounts`) and the CRI
-//! status of an indexed container (`status`).
+//! status of an indexed container (`status`) — and the handlers that use
+//! it (`service`, `create`, `lifecycle`, `list`).
 //!
-//! Nothing here performs I/O or keeps state; the handlers that talk to
-//! dockerd and the state index call these functions and hand in what they
-//! learned from the node through small traits. Every refusal of a setting
-//! is a [`ContainerConfigError`] that names the offending field and maps
-//! itself to a gRPC code, so no setting the kubelet sends is dropped
-//! unnoticed.
+//! Only the handlers perform I/O or keep state; the pure modules are handed
+//! what the handlers learned from dockerd, the state index and the node
+//! through small traits. Every refusal of a setting is a
+//! [`ContainerConfigError`] that names the offending field and maps itself
+//! to a gRPC code, so no setting the kubelet sends is dropped unnoticed.
 
+mod create;
 mod error;
+mod lifecycle;
+mod list;
 pub mod mounts;
 pub mod resources;
+mod service;
 pub mod status;
 pub mod translate;
 
 pub use error::ContainerConfigError;
 pub use mounts::{HostMounts, HostPropagation};
 pub use resources::{update_resources_body, ContainerUpdate};
+pub use service::{ContainerError, ContainerService};
 pub use status::{container_status, StatusImage};
 pub use translate::{container_create_body, ContainerOptions};

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::service::{lock, Flight, NodeSeccompProfiles, SandboxError, SandboxService};
+use super::security::NodeSeccompProfiles;
+use super::service::{lock, Flight, SandboxError, SandboxService};
 use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
 use crate::cri::naming;
 use crate::cri::v1;

@@ -9,15 +9,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::SandboxConfigError;
 use crate::cli::{Config, HairpinMode, NetworkPlugin};
 use crate::cri::gen::services::ImageService;
-use crate::cri::sandbox::SeccompProfiles;
 use crate::cri::v1;
 use crate::docker::{DockerClient, DockerError};
 use crate::grpc::{Code, Status};
@@ -155,20 +153,6 @@ impl Flight {
                 .wait(outcome)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-    }
-}
-
-/// Reads Localhost seccomp profiles from the node's filesystem.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct NodeSeccompProfiles;
-
-impl SeccompProfiles for NodeSeccompProfiles {
-    fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        File::open(path)?
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut bytes)?;
-        Ok(bytes)
     }
 }
 

@@ -1,0 +1,132 @@
+//! ListContainers and ContainerStatus, answered from the state index; only
+//! ContainerStatus asks dockerd, once, for the names of the image.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::service::{ContainerError, ContainerService};
+use super::{container_status, StatusImage};
+use crate::cri::v1;
+use crate::docker::ImageInspect;
+use crate::index::{ContainerFilter, CriState};
+
+impl ContainerService {
+    /// ListContainers.
+    pub fn list_containers(
+        &self,
+        filter: Option<&v1::ContainerFilter>,
+    ) -> Result<Vec<v1::Container>, ContainerError> {
+        let filter = filter.map(index_filter).unwrap_or_default();
+        let entries = self.index.containers(&filter)?;
+        // Containers whose Docker name is not a Kubernetes one were not
+        // made through the CRI and are left out.
+        let containers = entries
+            .iter()
+            .filter_map(|entry| {
+                let status = container_status(entry, &StatusImage::default()).ok()?;
+                Some(v1::Container {
+                    id: status.id,
+                    pod_sandbox_id: entry.sandbox_id.clone(),
+                    metadata: status.metadata,
+                    image: status.image,
+                    image_ref: status.image_ref,
+                    state: status.state,
+                    created_at: status.created_at,
+                    labels: status.labels,
+                    annotations: status.annotations,
+                    image_id: status.image_id,
+                })
+            })
+            .collect();
+        Ok(containers)
+    }
+
+    /// ContainerStatus; `verbose` adds the `info` map with the container's
+    /// PID.
+    pub fn container_status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<v1::ContainerStatusResponse, ContainerError> {
+        let entry = self
+            .index
+            .container(id)?
+            .ok_or_else(|| ContainerError::NotFound { id: id.to_owned() })?;
+        // The image's names are decoration: a failed look-up leaves them out.
+        let inspect = self
+            .docker
+            .get_json::<ImageInspect>(&format!("/images/{}/json", entry.image_id))
+            .unwrap_or_default();
+        let image = StatusImage {
+            tag: inspect.repo_tags.first().map_or("", String::as_str),
+            repo_digest: inspect.repo_digests.first().map_or("", String::as_str),
+        };
+        let status = container_status(&entry, &image)?;
+        let info = if verbose {
+            let info = json!({
+                "pid": entry.pid,
+                "sandboxID": entry.sandbox_id,
+                "image": entry.image,
+            });
+            HashMap::from([("info".to_owned(), info.to_string())])
+        } else {
+            HashMap::new()
+        };
+        Ok(v1::ContainerStatusResponse {
+            status: Some(status),
+            info,
+        })
+    }
+}
+
+/// The index filter for a CRI `ContainerFilter`; empty fields filter
+/// nothing.
+fn index_filter(filter: &v1::ContainerFilter) -> ContainerFilter {
+    let non_empty = |text: &str| Some(text.to_owned()).filter(|text| !text.is_empty());
+    ContainerFilter {
+        id_prefix: non_empty(&filter.id),
+        state: filter.state.as_ref().map(|state| cri_state(state.state)),
+        sandbox_id: non_empty(&filter.pod_sandbox_id),
+        labels: filter
+            .label_selector
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    }
+}
+
+fn cri_state(state: i32) -> CriState {
+    match v1::ContainerState::try_from(state) {
+        Ok(v1::ContainerState::ContainerCreated) => CriState::Created,
+        Ok(v1::ContainerState::ContainerRunning) => CriState::Running,
+        Ok(v1::ContainerState::ContainerExited) => CriState::Exited,
+        _ => CriState::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_cri_filter_fields_filter_nothing_and_states_map() {
+        let filter = index_filter(&v1::ContainerFilter {
+            id: String::new(),
+            state: Some(v1::ContainerStateValue {
+                state: v1::ContainerState::ContainerRunning as i32,
+            }),
+            pod_sandbox_id: "abc".to_owned(),
+            label_selector: HashMap::from([("app".to_owned(), "web".to_owned())]),
+        });
+        assert_eq!(filter.id_prefix, None);
+        assert_eq!(filter.state, Some(CriState::Running));
+        assert_eq!(filter.sandbox_id.as_deref(), Some("abc"));
+        assert_eq!(filter.labels.get("app").map(String::as_str), Some("web"));
+        assert_eq!(
+            cri_state(v1::ContainerState::ContainerExited as i32),
+            CriState::Exited
+        );
+        assert_eq!(cri_state(99), CriState::Unknown);
+    }
+}

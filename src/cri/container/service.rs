@@ -1,0 +1,364 @@
+//! `ContainerService`: the state the container calls share — dockerd, the
+//! state index and the log manager — the node facts the create body needs
+//! (mount propagation, seccomp profiles, swap, the cgroup driver), and
+//! `ContainerError`, why one of those calls failed.
+//!
+//! The calls themselves live in `create`, `lifecycle` and `list`. This
+//! module starts no threads: the index and the log manager it is given
+//! run their own.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::{ContainerConfigError, HostMounts, HostPropagation};
+use crate::cri::exec::ExecError;
+use crate::cri::naming::NamingError;
+use crate::cri::v1;
+use crate::docker::{DockerClient, DockerError, DEFAULT_REQUEST_TIMEOUT};
+use crate::grpc::{Code, Status};
+use crate::index::{Index, IndexError};
+use crate::logs::{LogError, LogManager};
+
+/// The node's mount table.
+const MOUNTINFO_PATH: &str = "/proc/self/mountinfo";
+/// The node's swap areas, one line of headings first.
+const SWAPS_PATH: &str = "/proc/swaps";
+/// Upper bound on the mount table read; far beyond any real node's.
+const MAX_MOUNTINFO_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What the container calls work with.
+pub struct ContainerService {
+    pub(super) docker: DockerClient,
+    pub(super) index: Arc<Index>,
+    pub(super) logs: Arc<LogManager>,
+    /// Budget of one dockerd call (`--runtime-request-timeout`).
+    pub(super) request_timeout: Duration,
+    /// dockerd's cgroup driver, read once: it changes only with a daemon
+    /// restart that also ends every container.
+    cgroup_driver: Mutex<Option<v1::CgroupDriver>>,
+}
+
+impl fmt::Debug for ContainerService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerService")
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContainerService {
+    /// The container calls over a running index and log manager;
+    /// `request_timeout` of zero means dockerd's default budget.
+    pub fn new(
+        docker: DockerClient,
+        index: Arc<Index>,
+        logs: Arc<LogManager>,
+        request_timeout: Duration,
+    ) -> ContainerService {
+        let request_timeout = if request_timeout.is_zero() {
+            DEFAULT_REQUEST_TIMEOUT
+        } else {
+            request_timeout
+        };
+        ContainerService {
+            docker,
+            index,
+            logs,
+            request_timeout,
+            cgroup_driver: Mutex::new(None),
+        }
+    }
+
+    /// dockerd's cgroup driver, asked once.
+    pub(super) fn cgroup_driver(&self) -> Result<v1::CgroupDriver, ContainerError> {
+        let mut cached = self
+            .cgroup_driver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(driver) = *cached {
+            return Ok(driver);
+        }
+        if self.docker.api_version().is_none() {
+            self.docker
+                .negotiate()
+                .map_err(|err| ContainerError::docker("negotiate the API version", err))?;
+        }
+        let info = self
+            .docker
+            .info()
+            .map_err(|err| ContainerError::docker("read the cgroup driver", err))?;
+        let driver = if info.cgroup_driver == "systemd" {
+            v1::CgroupDriver::Systemd
+        } else {
+            v1::CgroupDriver::Cgroupfs
+        };
+        *cached = Some(driver);
+        Ok(driver)
+    }
+}
+
+/// Whether the node has a swap area; an unreadable table reads as none.
+pub(super) fn node_has_swap() -> bool {
+    std::fs::read_to_string(SWAPS_PATH)
+        .map(|text| text.lines().skip(1).any(|line| !line.trim().is_empty()))
+        .unwrap_or(false)
+}
+
+/// The node's mount table as `/proc/self/mountinfo` gives it, read on each
+/// question: mounts come and go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NodeMounts;
+
+impl HostMounts for NodeMounts {
+    fn propagation(&self, path: &Path) -> io::Result<HostPropagation> {
+        let mut text = String::new();
+        File::open(MOUNTINFO_PATH)?
+            .take(MAX_MOUNTINFO_BYTES)
+            .read_to_string(&mut text)?;
+        propagation_in(&text, path).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no mount in {MOUNTINFO_PATH} holds it"),
+            )
+        })
+    }
+}
+
+/// The propagation of the mount holding `path` in the mountinfo `table`:
+/// the mount with the longest mount point that is `path` or one of its
+/// ancestors; the last one listed wins a tie, as it is mounted on top.
+pub(super) fn propagation_in(table: &str, path: &Path) -> Option<HostPropagation> {
+    let mut best: Option<(usize, HostPropagation)> = None;
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(mount_point) = fields.get(4).map(|field| unescape(field)) else {
+            continue;
+        };
+        if !path.starts_with(&mount_point) {
+            continue;
+        }
+        let optional = fields.iter().skip(6).take_while(|field| **field != "-");
+        let mut propagation = HostPropagation::Private;
+        for field in optional {
+            if field.starts_with("shared:") {
+                propagation = HostPropagation::Shared;
+            } else if field.starts_with("master:") && propagation == HostPropagation::Private {
+                propagation = HostPropagation::Slave;
+            }
+        }
+        let depth = mount_point.components().count();
+        if best.is_none_or(|(best_depth, _)| depth >= best_depth) {
+            best = Some((depth, propagation));
+        }
+    }
+    best.map(|(_, propagation)| propagation)
+}
+
+/// A mountinfo path with its `\NNN` octal escapes (space, tab, newline,
+/// backslash) decoded.
+fn unescape(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes.get(i + 1..i + 4).and_then(|digits| {
+            let text = std::str::from_utf8(digits).ok()?;
+            u8::from_str_radix(text, 8).ok()
+        });
+        match (bytes[i], escaped) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Why a container call failed.
+#[derive(Debug)]
+pub enum ContainerError {
+    /// The configuration is refused before anything is created.
+    Config(ContainerConfigError),
+    /// The request lacks a part it needs.
+    Missing(&'static str),
+    /// No sandbox with this ID.
+    SandboxNotFound {
+        id: String,
+    },
+    /// The image is not in dockerd's image store.
+    ImageNotFound {
+        image: String,
+    },
+    /// No container with this ID.
+    NotFound {
+        id: String,
+    },
+    /// The call needs a running container.
+    NotRunning {
+        id: String,
+    },
+    /// A Docker call failed; `action` says what it was for.
+    Docker {
+        action: &'static str,
+        source: DockerError,
+    },
+    Index(IndexError),
+    Logs(LogError),
+    Exec(ExecError),
+    Naming(NamingError),
+}
+
+impl ContainerError {
+    pub(super) fn docker(action: &'static str, source: DockerError) -> ContainerError {
+        ContainerError::Docker { action, source }
+    }
+
+    /// The gRPC code this failure maps to.
+    pub fn code(&self) -> Code {
+        match self {
+            ContainerError::Config(err) => err.code(),
+            ContainerError::Missing(_) => Code::InvalidArgument,
+            ContainerError::SandboxNotFound { .. }
+            | ContainerError::ImageNotFound { .. }
+            | ContainerError::NotFound { .. } => Code::NotFound,
+            ContainerError::NotRunning { .. } => Code::FailedPrecondition,
+            ContainerError::Docker { source, .. } => source.code(),
+            ContainerError::Index(err) => err.code(),
+            ContainerError::Logs(err) => err.code(),
+            ContainerError::Exec(err) => err.code(),
+            ContainerError::Naming(err) => err.code(),
+        }
+    }
+}
+
+impl fmt::Display for ContainerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContainerError::Config(err) => err.fmt(f),
+            ContainerError::Missing(what) => write!(f, "the request has no {what}"),
+            ContainerError::SandboxNotFound { id } => write!(f, "pod sandbox {id} not found"),
+            ContainerError::ImageNotFound { image } => {
+                write!(f, "image {image:?} is not present on the node")
+            }
+            ContainerError::NotFound { id } => write!(f, "container {id} not found"),
+            ContainerError::NotRunning { id } => write!(f, "container {id} is not running"),
+            ContainerError::Docker { action, source } => write!(f, "cannot {action}: {source}"),
+            ContainerError::Index(err) => err.fmt(f),
+            ContainerError::Logs(err) => err.fmt(f),
+            ContainerError::Exec(err) => err.fmt(f),
+            ContainerError::Naming(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ContainerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ContainerError::Config(err) => Some(err),
+            ContainerError::Docker { source, .. } => Some(source),
+            ContainerError::Index(err) => Some(err),
+            ContainerError::Logs(err) => Some(err),
+            ContainerError::Exec(err) => Some(err),
+            ContainerError::Naming(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<ContainerConfigError> for ContainerError {
+    fn from(err: ContainerConfigError) -> ContainerError {
+        ContainerError::Config(err)
+    }
+}
+
+impl From<IndexError> for ContainerError {
+    fn from(err: IndexError) -> ContainerError {
+        ContainerError::Index(err)
+    }
+}
+
+impl From<LogError> for ContainerError {
+    fn from(err: LogError) -> ContainerError {
+        ContainerError::Logs(err)
+    }
+}
+
+impl From<ExecError> for ContainerError {
+    fn from(err: ExecError) -> ContainerError {
+        ContainerError::Exec(err)
+    }
+}
+
+impl From<NamingError> for ContainerError {
+    fn from(err: NamingError) -> ContainerError {
+        ContainerError::Naming(err)
+    }
+}
+
+impl From<ContainerError> for Status {
+    fn from(err: ContainerError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 22 0:26 / /mnt/data rw,relatime master:7 - tmpfs tmpfs rw
+31 30 0:27 / /mnt/data/private rw,relatime - tmpfs tmpfs rw
+32 22 0:28 / /mnt/with\\040space rw shared:9 master:3 - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn the_deepest_mount_holding_a_path_gives_its_propagation() {
+        let cases = [
+            ("/var/lib/x", Some(HostPropagation::Shared)),
+            ("/mnt/data", Some(HostPropagation::Slave)),
+            ("/mnt/data/sub", Some(HostPropagation::Slave)),
+            ("/mnt/data/private/a", Some(HostPropagation::Private)),
+            ("/mnt/database", Some(HostPropagation::Shared)),
+            ("/mnt/with space/f", Some(HostPropagation::Shared)),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(propagation_in(TABLE, Path::new(path)), expected, "{path}");
+        }
+        assert_eq!(propagation_in("", Path::new("/x")), None);
+    }
+
+    #[test]
+    fn errors_map_to_grpc_codes() {
+        let cases = [
+            (
+                ContainerError::ImageNotFound {
+                    image: "busybox:1".to_owned(),
+                },
+                Code::NotFound,
+            ),
+            (
+                ContainerError::SandboxNotFound { id: "s".to_owned() },
+                Code::NotFound,
+            ),
+            (
+                ContainerError::NotRunning { id: "c".to_owned() },
+                Code::FailedPrecondition,
+            ),
+            (ContainerError::Missing("config"), Code::InvalidArgument),
+        ];
+        for (err, code) in cases {
+            assert_eq!(Status::from(err).code, code);
+        }
+    }
+}
