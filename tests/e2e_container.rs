@@ -12,11 +12,11 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::client::CriClient;
 use common::fixture::{Dockshim, Options};
+use common::{busybox_image, pause_image, unique};
 use dockshim::cri::v1 as cri;
 use tempfile::TempDir;
 use tonic::Code;
@@ -25,27 +25,6 @@ use tonic::Code;
 const RUN_LABEL: &str = "dockshim-e2e";
 /// How long the log file gets to show the container's first line.
 const LOG_WAIT: Duration = Duration::from_secs(10);
-
-fn pause_image() -> String {
-    std::env::var("DOCKSHIM_TEST_PAUSE_IMAGE")
-        .unwrap_or_else(|_| "127.0.0.1:5000/dockshim-test/pause:3.10".to_owned())
-}
-
-fn busybox_image() -> String {
-    std::env::var("DOCKSHIM_TEST_BUSYBOX_IMAGE")
-        .unwrap_or_else(|_| "127.0.0.1:5000/dockshim-test/busybox:latest".to_owned())
-}
-
-fn unique() -> u32 {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    (std::process::id().wrapping_mul(2_654_435_761) ^ nanos)
-        .wrapping_add(n.wrapping_mul(0x9e37_79b9))
-}
 
 /// Force-removes the containers labelled with a test's run ID.
 struct Guard {

@@ -19,39 +19,17 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::client::CriClient;
 use common::fixture::{Dockshim, Options};
+use common::{busybox_image, pause_image, unique};
 use dockshim::cri::v1 as cri;
 use tempfile::TempDir;
 use tonic::Code;
 
 /// The label every sandbox of a test carries, with the test's own value.
 const RUN_LABEL: &str = "dockshim-e2e";
-
-fn pause_image() -> String {
-    std::env::var("DOCKSHIM_TEST_PAUSE_IMAGE")
-        .unwrap_or_else(|_| "127.0.0.1:5000/dockshim-test/pause:3.10".to_owned())
-}
-
-fn busybox_image() -> String {
-    std::env::var("DOCKSHIM_TEST_BUSYBOX_IMAGE")
-        .unwrap_or_else(|_| "127.0.0.1:5000/dockshim-test/busybox:latest".to_owned())
-}
-
-/// Bridge names, subnets, pod names and ports differ per test and per run.
-fn unique() -> u32 {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    (std::process::id().wrapping_mul(2_654_435_761) ^ nanos)
-        .wrapping_add(n.wrapping_mul(0x9e37_79b9))
-}
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)

@@ -17,7 +17,33 @@ pub mod h2raw;
 pub mod proxy;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The sandbox image tests/run.sh builds and pushes.
+pub fn pause_image() -> String {
+    std::env::var("DOCKSHIM_TEST_PAUSE_IMAGE")
+        .unwrap_or_else(|_| "127.0.0.1:5000/dockshim-test/pause:3.10".to_owned())
+}
+
+/// The busybox image tests/run.sh builds and pushes.
+pub fn busybox_image() -> String {
+    std::env::var("DOCKSHIM_TEST_BUSYBOX_IMAGE")
+        .unwrap_or_else(|_| "127.0.0.1:5000/dockshim-test/busybox:latest".to_owned())
+}
+
+/// A number that differs per call and per run, for names, subnets and
+/// ports that tests running side by side must not share.
+pub fn unique() -> u32 {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    (std::process::id().wrapping_mul(2_654_435_761) ^ nanos)
+        .wrapping_add(n.wrapping_mul(0x9e37_79b9))
+}
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns
 /// whether it held.
