@@ -244,7 +244,7 @@ fn apply_namespaces(
     let default_options = v1::NamespaceOption::default();
     let options = options.unwrap_or(&default_options);
     if let Some(userns) = &options.userns_options {
-        check_user_namespace(userns)?;
+        crate::cri::sandbox::translate::check_user_namespace(userns)?;
     }
     let join_sandbox = format!("{CONTAINER_MODE_PREFIX}{sandbox_id}");
     let network = mode("namespace_options.network", options.network)?;
@@ -330,31 +330,6 @@ fn check_matches_sandbox(
             }
         ),
     ))
-}
-
-/// Accepts the host's user namespace (NODE, or POD without ID mappings).
-fn check_user_namespace(userns: &v1::UserNamespace) -> Result<(), ContainerConfigError> {
-    const FIELD: &str = "namespace_options.userns_options";
-    match v1::NamespaceMode::try_from(userns.mode) {
-        Ok(v1::NamespaceMode::Node) => Ok(()),
-        Ok(v1::NamespaceMode::Pod) if userns.uids.is_empty() && userns.gids.is_empty() => Ok(()),
-        Ok(v1::NamespaceMode::Pod) => Err(ContainerConfigError::unsupported(
-            FIELD,
-            "Docker cannot give a pod its own user namespace (hostUsers: false); \
-             it only remaps users for the whole daemon",
-        )),
-        Ok(other) => Err(ContainerConfigError::invalid(
-            FIELD,
-            format!(
-                "mode {} is not valid for a user namespace",
-                other.as_str_name()
-            ),
-        )),
-        Err(_) => Err(ContainerConfigError::invalid(
-            FIELD,
-            format!("unknown namespace mode {}", userns.mode),
-        )),
-    }
 }
 
 fn apply_resources(

@@ -336,8 +336,8 @@ fn is_host(field: &str, mode: i32) -> Result<bool, SandboxConfigError> {
 }
 
 /// Accepts the host's user namespace (NODE, or POD without ID mappings);
-/// a per-pod user namespace is beyond Docker.
-fn check_user_namespace(userns: &v1::UserNamespace) -> Result<(), SandboxConfigError> {
+/// a per-pod user namespace is beyond Docker. Containers share the check.
+pub(crate) fn check_user_namespace(userns: &v1::UserNamespace) -> Result<(), SandboxConfigError> {
     const FIELD: &str = "namespace_options.userns_options";
     match v1::NamespaceMode::try_from(userns.mode) {
         Ok(v1::NamespaceMode::Node) => Ok(()),
