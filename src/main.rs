@@ -78,6 +78,10 @@ fn run(config: Config) -> Result<(), String> {
     let logs = LogManager::start(docker.clone());
     let containers =
         ContainerService::new(docker.clone(), index, logs, config.runtime_request_timeout);
+    containers
+        .log_keeper()
+        .spawn()
+        .map_err(|err| format!("cannot start the log keeper: {err}"))?;
     let services = Services {
         runtime: Arc::new(Runtime::new(
             docker, config, store, pod_cidr, sandboxes, containers,

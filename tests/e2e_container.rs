@@ -1,188 +1,19 @@
 //! Containers end to end: the real binary and the real dockerd, in
-//! host-network sandboxes so that no CNI plugin is involved. Needs root, as
-//! `tests/run.sh` runs the suite.
-//!
-//! Every sandbox and container carries the CRI label
-//! `dockshim-e2e=<test run>`; a drop guard force-removes whatever still
-//! carries it, so a failing test leaves no container behind.
+//! host-network sandboxes (`common::pod`) so that no CNI plugin is
+//! involved. Needs root, as `tests/run.sh` runs the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::client::CriClient;
-use common::fixture::{Dockshim, Options};
-use common::{busybox_image, pause_image, unique};
+use common::busybox_image;
+use common::fixture::Options;
+use common::pod::{wait_for_log_line, World, LOG_WAIT};
+use common::proxy::DockerProxy;
 use dockshim::cri::v1 as cri;
-use tempfile::TempDir;
 use tonic::Code;
-
-/// The label every sandbox and container of a test carries.
-const RUN_LABEL: &str = "dockshim-e2e";
-/// How long the log file gets to show the container's first line.
-const LOG_WAIT: Duration = Duration::from_secs(10);
-
-/// Force-removes the containers labelled with a test's run ID.
-struct Guard {
-    run_id: String,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let filter = format!("label={RUN_LABEL}={}", self.run_id);
-        let Ok(ids) = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        else {
-            return;
-        };
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = Command::new("docker").args(["rm", "-f", "-v", id]).output();
-        }
-    }
-}
-
-/// One test's dockshim, client and host-network sandbox.
-struct World {
-    /// Declared first: dropped (containers removed) before dockshim stops.
-    _guard: Guard,
-    _dockshim: Dockshim,
-    client: CriClient,
-    logs: TempDir,
-    run_id: String,
-    sandbox_id: String,
-    sandbox_config: cri::PodSandboxConfig,
-}
-
-impl World {
-    async fn start() -> World {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the container tests create containers: run them as root (tests/run.sh)"
-        );
-        let run_id = format!("{:08x}", unique());
-        let guard = Guard {
-            run_id: run_id.clone(),
-        };
-        let dockshim = Dockshim::start_with(Options {
-            extra_args: vec![
-                "--pod-infra-container-image".into(),
-                pause_image(),
-                "--sandbox-oom-score-adj".into(),
-                "0".into(),
-            ],
-            ..Options::default()
-        });
-        let client = dockshim.client().await;
-        let logs = tempfile::Builder::new()
-            .prefix("dockshim-container")
-            .tempdir()
-            .unwrap();
-        let sandbox_config = cri::PodSandboxConfig {
-            metadata: Some(cri::PodSandboxMetadata {
-                name: "pod".to_owned(),
-                namespace: "e2e".to_owned(),
-                uid: format!("uid-{run_id}"),
-                attempt: 0,
-            }),
-            labels: HashMap::from([(RUN_LABEL.to_owned(), run_id.clone())]),
-            log_directory: logs.path().display().to_string(),
-            linux: Some(cri::LinuxPodSandboxConfig {
-                security_context: Some(cri::LinuxSandboxSecurityContext {
-                    namespace_options: Some(cri::NamespaceOption {
-                        network: cri::NamespaceMode::Node as i32,
-                        ..cri::NamespaceOption::default()
-                    }),
-                    ..cri::LinuxSandboxSecurityContext::default()
-                }),
-                ..cri::LinuxPodSandboxConfig::default()
-            }),
-            ..cri::PodSandboxConfig::default()
-        };
-        let sandbox_id = client
-            .run_pod_sandbox(sandbox_config.clone())
-            .await
-            .unwrap_or_else(|status| panic!("RunPodSandbox: {status:?}"));
-        World {
-            _guard: guard,
-            _dockshim: dockshim,
-            client,
-            logs,
-            run_id,
-            sandbox_id,
-            sandbox_config,
-        }
-    }
-
-    /// A busybox container `name` running `script`, logging to
-    /// `<name>.log` in the sandbox's log directory.
-    fn config(&self, name: &str, image: &str, script: &str) -> cri::ContainerConfig {
-        cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata {
-                name: name.to_owned(),
-                attempt: 0,
-            }),
-            image: Some(common::client::image_spec(image)),
-            command: vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()],
-            labels: HashMap::from([(RUN_LABEL.to_owned(), self.run_id.clone())]),
-            log_path: format!("{name}.log"),
-            // The kubelet repeats the pod's namespaces for each container.
-            linux: Some(cri::LinuxContainerConfig {
-                security_context: Some(cri::LinuxContainerSecurityContext {
-                    namespace_options: Some(cri::NamespaceOption {
-                        network: cri::NamespaceMode::Node as i32,
-                        ..cri::NamespaceOption::default()
-                    }),
-                    ..cri::LinuxContainerSecurityContext::default()
-                }),
-                ..cri::LinuxContainerConfig::default()
-            }),
-            ..cri::ContainerConfig::default()
-        }
-    }
-
-    async fn create(&self, config: cri::ContainerConfig) -> Result<String, tonic::Status> {
-        self.client
-            .create_container(&self.sandbox_id, config, self.sandbox_config.clone())
-            .await
-    }
-
-    async fn status(&self, id: &str) -> cri::ContainerStatus {
-        self.client
-            .container_status(id, false)
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-    }
-
-    async fn clean_up(&self) {
-        self.client
-            .stop_pod_sandbox(&self.sandbox_id)
-            .await
-            .unwrap();
-        self.client
-            .remove_pod_sandbox(&self.sandbox_id)
-            .await
-            .unwrap();
-    }
-}
-
-/// The CRI log file's content once it has a line ending with `suffix`.
-fn wait_for_log_line(path: &Path, suffix: &str) -> String {
-    let deadline = Instant::now() + LOG_WAIT;
-    loop {
-        let content = std::fs::read_to_string(path).unwrap_or_default();
-        if content.lines().any(|line| line.ends_with(suffix)) || Instant::now() >= deadline {
-            return content;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_runs_logs_execs_stops_and_is_removed() {
@@ -290,5 +121,255 @@ async fn missing_containers_images_and_sandboxes_are_handled() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    world.clean_up().await;
+}
+
+const GET_CONTAINER_EVENTS: &str = "/runtime.v1.RuntimeService/GetContainerEvents";
+
+/// The numbers of the `line-<n>` lines in a CRI log file, in file order.
+fn counter_lines(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|line| line.split_once(" stdout F line-"))
+        .map(|(_, n)| n.parse().unwrap())
+        .collect()
+}
+
+/// Asserts that `numbers` is 0, 1, 2, … without a gap or a repeat.
+fn assert_consecutive(numbers: &[u64], log: &str) {
+    let expected: Vec<u64> = (0..numbers.len() as u64).collect();
+    assert_eq!(numbers, expected.as_slice(), "log file:\n{log}");
+}
+
+/// Waits until the log at `path` has a `line-<n>` line with n ≥ `at_least`.
+fn wait_for_counter(path: &Path, at_least: u64) -> String {
+    let deadline = Instant::now() + LOG_WAIT;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        let done = counter_lines(&log).last().is_some_and(|n| *n >= at_least);
+        if done || Instant::now() >= deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A container printing `line-0`, `line-1`, … every 50 ms.
+const COUNTER: &str = "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.05; done";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_events_come_in_lifecycle_order_with_the_pod_status() {
+    let world = World::start().await;
+    let mut events = world
+        .client
+        .server_stream::<_, cri::ContainerEventResponse>(
+            GET_CONTAINER_EVENTS,
+            cri::GetEventsRequest {},
+        )
+        .await
+        .unwrap();
+    let id = world
+        .create(world.config("evented", &busybox_image(), "sleep 300"))
+        .await
+        .unwrap();
+    world.client.start_container(&id).await.unwrap();
+    world.client.stop_container(&id, 0).await.unwrap();
+    world.client.remove_container(&id).await.unwrap();
+
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 4 && Instant::now() < deadline {
+        let next = tokio::time::timeout(Duration::from_secs(10), events.message()).await;
+        let event = next.unwrap().unwrap().unwrap();
+        if event.container_id == id {
+            seen.push(event);
+        }
+    }
+    let kinds: Vec<i32> = seen.iter().map(|e| e.container_event_type).collect();
+    assert_eq!(
+        kinds,
+        [
+            cri::ContainerEventType::ContainerCreatedEvent as i32,
+            cri::ContainerEventType::ContainerStartedEvent as i32,
+            cri::ContainerEventType::ContainerStoppedEvent as i32,
+            cri::ContainerEventType::ContainerDeletedEvent as i32,
+        ]
+    );
+    assert!(seen.windows(2).all(|w| w[0].created_at <= w[1].created_at));
+    let uid = world.sandbox_config.metadata.as_ref().unwrap().uid.clone();
+    for event in &seen {
+        let pod = event.pod_sandbox_status.as_ref().unwrap();
+        assert_eq!(pod.id, world.sandbox_id);
+        assert_eq!(pod.metadata.as_ref().unwrap().uid, uid);
+    }
+    let stopped = &seen[2];
+    let status = stopped
+        .containers_statuses
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap();
+    assert_eq!(status.state, cri::ContainerState::ContainerExited as i32);
+    assert!(seen[3].containers_statuses.iter().all(|s| s.id != id));
+    world.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_lists_match_the_lists_and_unsupported_calls_say_why() {
+    let world = World::start().await;
+    let id = world
+        .create(world.config("listed", &busybox_image(), "sleep 300"))
+        .await
+        .unwrap();
+    let filter = cri::ContainerFilter {
+        pod_sandbox_id: world.sandbox_id.clone(),
+        ..cri::ContainerFilter::default()
+    };
+    let mut stream = world
+        .client
+        .server_stream::<_, cri::StreamContainersResponse>(
+            "/runtime.v1.RuntimeService/StreamContainers",
+            cri::StreamContainersRequest {
+                filter: Some(filter),
+            },
+        )
+        .await
+        .unwrap();
+    let mut streamed = Vec::new();
+    while let Some(batch) = stream.message().await.unwrap() {
+        streamed.extend(batch.containers.into_iter().map(|c| c.id));
+    }
+    assert_eq!(streamed, std::slice::from_ref(&id));
+
+    let mut sandboxes = world
+        .client
+        .server_stream::<_, cri::StreamPodSandboxesResponse>(
+            "/runtime.v1.RuntimeService/StreamPodSandboxes",
+            cri::StreamPodSandboxesRequest {
+                filter: Some(cri::PodSandboxFilter {
+                    id: world.sandbox_id.clone(),
+                    ..cri::PodSandboxFilter::default()
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    let batch = sandboxes.message().await.unwrap().unwrap();
+    assert_eq!(batch.pod_sandboxes.len(), 1);
+    assert_eq!(batch.pod_sandboxes[0].id, world.sandbox_id);
+
+    let err = world
+        .client
+        .call::<_, cri::CheckpointContainerResponse>(
+            "/runtime.v1.RuntimeService/CheckpointContainer",
+            tonic::Request::new(cri::CheckpointContainerRequest {
+                container_id: id.clone(),
+                location: "/tmp/checkpoint.tar".to_owned(),
+                timeout: 10,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+    assert!(err.message().contains("dockerd"), "{err:?}");
+
+    let update = |sandbox: String| cri::UpdatePodSandboxResourcesRequest {
+        pod_sandbox_id: sandbox,
+        ..cri::UpdatePodSandboxResourcesRequest::default()
+    };
+    let path = "/runtime.v1.RuntimeService/UpdatePodSandboxResources";
+    world
+        .client
+        .call::<_, cri::UpdatePodSandboxResourcesResponse>(
+            path,
+            tonic::Request::new(update(world.sandbox_id.clone())),
+        )
+        .await
+        .unwrap();
+    let err = world
+        .client
+        .call::<_, cri::UpdatePodSandboxResourcesResponse>(
+            path,
+            tonic::Request::new(update("f".repeat(64))),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    world.clean_up().await;
+}
+
+/// A second dockshim process on the first one's flags, killed on drop.
+struct Restarted {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- restarted dockshim ----\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_resume_after_a_dockshim_crash_without_gaps_or_repeats() {
+    let world = World::start().await;
+    let id = world
+        .create(world.config("counter", &busybox_image(), COUNTER))
+        .await
+        .unwrap();
+    world.client.start_container(&id).await.unwrap();
+    let log_file = world.logs.path().join("counter.log");
+    let before = wait_for_counter(&log_file, 5);
+    assert!(counter_lines(&before).len() >= 6, "{before}");
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(world.dockshim.pid()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let crashed_at = counter_lines(&std::fs::read_to_string(&log_file).unwrap()).len() as u64;
+    // The container goes on printing while nobody follows it.
+    std::thread::sleep(Duration::from_millis(500));
+    let restarted_log = world.logs.path().join("restarted.stderr");
+    let restarted = Restarted {
+        child: common::fixture::spawn(&world.dockshim.same_args(), &restarted_log),
+        log: restarted_log,
+    };
+
+    let after = wait_for_counter(&log_file, crashed_at + 20);
+    assert_consecutive(&counter_lines(&after), &after);
+    assert!(
+        counter_lines(&after).len() as u64 > crashed_at + 20,
+        "{after}"
+    );
+    drop(restarted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_followed_again_once_dockerd_is_back() {
+    let proxy = DockerProxy::start();
+    let world = World::start_with_options(Options {
+        docker_socket: proxy.socket().to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let id = world
+        .create(world.config("outage", &busybox_image(), COUNTER))
+        .await
+        .unwrap();
+    world.client.start_container(&id).await.unwrap();
+    let log_file = world.logs.path().join("outage.log");
+    wait_for_counter(&log_file, 5);
+
+    proxy.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let cut_at = counter_lines(&std::fs::read_to_string(&log_file).unwrap()).len() as u64;
+    proxy.revive();
+
+    let after = wait_for_counter(&log_file, cut_at + 20);
+    assert_consecutive(&counter_lines(&after), &after);
+    assert!(counter_lines(&after).len() as u64 > cut_at + 20, "{after}");
     world.clean_up().await;
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use common::client::CriClient;
 use common::fixture::{Dockshim, Options};
-use common::{busybox_image, pause_image, unique};
+use common::{busybox_image, eventually, pause_image, unique};
 use dockshim::cri::v1 as cri;
 use tempfile::TempDir;
 use tonic::Code;
@@ -872,11 +872,20 @@ async fn sandbox_made_with_cri_dockerd_names_and_labels_is_recognised() {
     args.push(&image);
     let id = run_ok("docker", &args).trim().to_owned();
 
-    let listed = world
-        .client
-        .list_pod_sandbox(filter("", None, &[(RUN_LABEL, &world.run_id)]))
-        .await
-        .unwrap();
+    // dockerd reports the new container on its event stream a moment
+    // after `docker run` returns.
+    let listing = || async {
+        world
+            .client
+            .list_pod_sandbox(filter("", None, &[(RUN_LABEL, &world.run_id)]))
+            .await
+            .unwrap()
+    };
+    eventually(Duration::from_secs(5), || async {
+        !listing().await.is_empty()
+    })
+    .await;
+    let listed = listing().await;
 
     assert_eq!(listed.len(), 1, "{listed:?}");
     let sandbox = &listed[0];

@@ -7,6 +7,7 @@
 //! `main` has reserved SIGTERM and SIGINT for the signal thread.
 
 pub mod container;
+pub mod events;
 pub mod exec;
 pub mod gen;
 pub mod image;

@@ -15,13 +15,18 @@ use serde_json::json;
 
 use crate::cli::{Config, NetworkPlugin};
 use crate::cri::container::ContainerService;
-use crate::cri::gen::services::RuntimeService;
+use crate::cri::events::EventStreams;
+use crate::cri::gen::services::{RuntimeService, Sink};
 use crate::cri::sandbox::SandboxService;
 use crate::cri::v1;
 use crate::docker::DockerClient;
 use crate::grpc::{CallContext, Status};
 use crate::network::cni_config;
 use crate::store::Store;
+
+/// Sandboxes or containers per message of StreamPodSandboxes and
+/// StreamContainers.
+const STREAM_BATCH: usize = 100;
 
 /// The CRI API version string runtimes report in `VersionResponse.version`.
 const KUBELET_API_VERSION: &str = "0.1.0";
@@ -50,6 +55,7 @@ pub struct Runtime {
     docker_version: Mutex<Option<(Instant, String)>>,
     sandboxes: SandboxService,
     containers: ContainerService,
+    events: EventStreams,
 }
 
 impl Runtime {
@@ -69,6 +75,7 @@ impl Runtime {
             docker_version: Mutex::new(None),
             sandboxes,
             containers,
+            events: EventStreams::default(),
         }
     }
 
@@ -275,6 +282,34 @@ impl RuntimeService for Runtime {
         Ok(v1::ListPodSandboxResponse { items })
     }
 
+    fn stream_pod_sandboxes(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StreamPodSandboxesRequest,
+        sink: &mut Sink<'_, v1::StreamPodSandboxesResponse>,
+    ) -> Result<(), Status> {
+        let sandboxes = self.sandboxes.list_pod_sandbox(request.filter.as_ref())?;
+        for batch in sandboxes.chunks(STREAM_BATCH) {
+            sink.send(&v1::StreamPodSandboxesResponse {
+                pod_sandboxes: batch.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn update_pod_sandbox_resources(
+        &self,
+        _ctx: &CallContext,
+        request: v1::UpdatePodSandboxResourcesRequest,
+    ) -> Result<v1::UpdatePodSandboxResourcesResponse, Status> {
+        // The kubelet has resized the pod cgroup itself before this call;
+        // the sandbox container sets no limits of its own, so a Docker
+        // runtime has nothing to apply. An unknown sandbox is still refused.
+        self.sandboxes
+            .pod_sandbox_status(&request.pod_sandbox_id, false)?;
+        Ok(v1::UpdatePodSandboxResourcesResponse {})
+    }
+
     fn create_container(
         &self,
         _ctx: &CallContext,
@@ -321,6 +356,21 @@ impl RuntimeService for Runtime {
         Ok(v1::ListContainersResponse { containers })
     }
 
+    fn stream_containers(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StreamContainersRequest,
+        sink: &mut Sink<'_, v1::StreamContainersResponse>,
+    ) -> Result<(), Status> {
+        let containers = self.containers.list_containers(request.filter.as_ref())?;
+        for batch in containers.chunks(STREAM_BATCH) {
+            sink.send(&v1::StreamContainersResponse {
+                containers: batch.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
     fn container_status(
         &self,
         _ctx: &CallContext,
@@ -354,6 +404,32 @@ impl RuntimeService for Runtime {
             stderr: output.stderr,
             exit_code: output.exit_code,
         })
+    }
+
+    fn checkpoint_container(
+        &self,
+        _ctx: &CallContext,
+        _request: v1::CheckpointContainerRequest,
+    ) -> Result<v1::CheckpointContainerResponse, Status> {
+        Err(Status::unimplemented(
+            "CheckpointContainer: dockerd offers checkpoints only as an experimental \
+             feature, in its own format, not the archive the kubelet asks for",
+        ))
+    }
+
+    fn get_container_events(
+        &self,
+        ctx: &CallContext,
+        _request: v1::GetEventsRequest,
+        sink: &mut Sink<'_, v1::ContainerEventResponse>,
+    ) -> Result<(), Status> {
+        self.events.serve(
+            ctx,
+            self.containers.index(),
+            &self.sandboxes,
+            &self.containers,
+            sink,
+        )
     }
 
     fn runtime_config(

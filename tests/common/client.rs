@@ -34,6 +34,8 @@ pub const REMOVE_CONTAINER: &str = "/runtime.v1.RuntimeService/RemoveContainer";
 pub const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
 pub const CONTAINER_STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
 pub const EXEC_SYNC: &str = "/runtime.v1.RuntimeService/ExecSync";
+pub const UPDATE_CONTAINER_RESOURCES: &str = "/runtime.v1.RuntimeService/UpdateContainerResources";
+pub const REOPEN_CONTAINER_LOG: &str = "/runtime.v1.RuntimeService/ReopenContainerLog";
 pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
 pub const STREAM_IMAGES: &str = "/runtime.v1.ImageService/StreamImages";
 pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
@@ -275,6 +277,24 @@ impl CriClient {
         self.call(EXEC_SYNC, Request::new(request)).await
     }
 
+    pub async fn reopen_container_log(
+        &self,
+        id: &str,
+    ) -> Result<cri::ReopenContainerLogResponse, Status> {
+        let request = cri::ReopenContainerLogRequest {
+            container_id: id.into(),
+        };
+        self.call(REOPEN_CONTAINER_LOG, Request::new(request)).await
+    }
+
+    pub async fn update_container_resources(
+        &self,
+        request: cri::UpdateContainerResourcesRequest,
+    ) -> Result<cri::UpdateContainerResourcesResponse, Status> {
+        self.call(UPDATE_CONTAINER_RESOURCES, Request::new(request))
+            .await
+    }
+
     /// ListImages, filtered by `image` when given.
     pub async fn list_images(
         &self,
@@ -315,6 +335,29 @@ impl CriClient {
             messages.push(message);
         }
         Ok(messages)
+    }
+
+    /// Opens a server-streaming call; the caller reads its messages.
+    pub async fn server_stream<Req, Resp>(
+        &self,
+        method: &'static str,
+        request: Req,
+    ) -> Result<tonic::Streaming<Resp>, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = self.grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+        grpc.server_streaming(
+            Request::new(request),
+            PathAndQuery::from_static(method),
+            ProstCodec::<Req, Resp>::default(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
     }
 
     pub async fn image_status(

@@ -14,6 +14,7 @@ pub mod client;
 pub mod docker;
 pub mod fixture;
 pub mod h2raw;
+pub mod pod;
 pub mod proxy;
 
 use std::future::Future;

@@ -4,12 +4,14 @@
 //! also after a failed start, for which dockerd sends no event.
 
 use std::path::Path;
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use super::service::{ContainerError, ContainerService};
 use crate::cri::exec::{exec_sync, ExecOutput};
 use crate::docker::path_with_query;
 use crate::grpc::CallContext;
+use crate::logs::LogError;
 
 impl ContainerService {
     /// StartContainer; starts following the output into the CRI log file
@@ -26,8 +28,11 @@ impl ContainerService {
         started.map_err(|err| ContainerError::docker("start the container", err))?;
         if !entry.log_path.is_empty() {
             let tty = refreshed.as_ref().map_or(entry.tty, |entry| entry.tty);
-            self.logs
-                .follow(&entry.id, Path::new(&entry.log_path), tty)?;
+            // The log keeper may have seen the container run first.
+            match self.logs.follow(&entry.id, Path::new(&entry.log_path), tty) {
+                Ok(()) | Err(LogError::AlreadyFollowed(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
         }
         log::info!("started container {}", entry.id);
         Ok(())
@@ -61,6 +66,7 @@ impl ContainerService {
         let Some(entry) = self.index.container(id)? else {
             return Ok(());
         };
+        let _removal = self.log_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let path = path_with_query(
             &format!("/containers/{}", entry.id),
             &[("force", "1"), ("v", "1")],

@@ -1,5 +1,6 @@
-//! ListContainers and ContainerStatus, answered from the state index; only
-//! ContainerStatus asks dockerd, once, for the names of the image.
+//! ListContainers and ContainerStatus, answered from the state index; the
+//! names of a container's image come from a short-lived cache
+//! (`image_names`), so a warm call makes no Docker call.
 
 use std::collections::HashMap;
 
@@ -7,9 +8,9 @@ use serde_json::json;
 
 use super::service::{ContainerError, ContainerService};
 use super::{container_status, StatusImage};
+use crate::cri::naming::NamingError;
 use crate::cri::v1;
-use crate::docker::ImageInspect;
-use crate::index::{ContainerFilter, CriState};
+use crate::index::{ContainerFilter, CriState, Entry};
 
 impl ContainerService {
     /// ListContainers.
@@ -53,16 +54,7 @@ impl ContainerService {
             .index
             .container(id)?
             .ok_or_else(|| ContainerError::NotFound { id: id.to_owned() })?;
-        // The image's names are decoration: a failed look-up leaves them out.
-        let inspect = self
-            .docker
-            .get_json::<ImageInspect>(&format!("/images/{}/json", entry.image_id))
-            .unwrap_or_default();
-        let image = StatusImage {
-            tag: inspect.repo_tags.first().map_or("", String::as_str),
-            repo_digest: inspect.repo_digests.first().map_or("", String::as_str),
-        };
-        let status = container_status(&entry, &image)?;
+        let status = self.status_of(&entry)?;
         let info = if verbose {
             let info = json!({
                 "pid": entry.pid,
@@ -77,6 +69,18 @@ impl ContainerService {
             status: Some(status),
             info,
         })
+    }
+}
+
+impl ContainerService {
+    /// The CRI status of an indexed container, with its image's names.
+    pub(crate) fn status_of(&self, entry: &Entry) -> Result<v1::ContainerStatus, NamingError> {
+        let names = self.image_names.get(&self.docker, &entry.image_id);
+        let image = StatusImage {
+            tag: &names.tag,
+            repo_digest: &names.repo_digest,
+        };
+        container_status(entry, &image)
     }
 }
 

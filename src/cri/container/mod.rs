@@ -12,6 +12,8 @@
 
 mod create;
 mod error;
+mod image_names;
+mod keeper;
 mod lifecycle;
 mod list;
 pub mod mounts;
@@ -21,6 +23,7 @@ pub mod status;
 pub mod translate;
 
 pub use error::ContainerConfigError;
+pub use keeper::{LogKeeper, KEEPER_THREAD_NAME};
 pub use mounts::{HostMounts, HostPropagation};
 pub use resources::{update_resources_body, ContainerUpdate};
 pub use service::{ContainerError, ContainerService};

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::image_names::ImageNamesCache;
+use super::keeper::LogKeeper;
 use super::{ContainerConfigError, HostMounts, HostPropagation};
 use crate::cri::exec::ExecError;
 use crate::cri::naming::NamingError;
@@ -37,6 +39,11 @@ pub struct ContainerService {
     pub(super) logs: Arc<LogManager>,
     /// Budget of one dockerd call (`--runtime-request-timeout`).
     pub(super) request_timeout: Duration,
+    /// The tags and digests ContainerStatus reports, per image ID.
+    pub(super) image_names: ImageNamesCache,
+    /// Held by RemoveContainer and by the log keeper while it resumes a
+    /// log, so a container being removed is never followed again.
+    pub(super) log_lock: Arc<Mutex<()>>,
     /// dockerd's cgroup driver, read once: it changes only with a daemon
     /// restart that also ends every container.
     cgroup_driver: Mutex<Option<v1::CgroupDriver>>,
@@ -69,8 +76,25 @@ impl ContainerService {
             index,
             logs,
             request_timeout,
+            image_names: ImageNamesCache::default(),
+            log_lock: Arc::new(Mutex::new(())),
             cgroup_driver: Mutex::new(None),
         }
+    }
+
+    /// The keeper that follows running containers' output whenever
+    /// StartContainer did not (see `keeper`); the caller spawns it.
+    pub fn log_keeper(&self) -> LogKeeper {
+        LogKeeper {
+            index: Arc::downgrade(&self.index),
+            logs: Arc::clone(&self.logs),
+            log_lock: Arc::clone(&self.log_lock),
+        }
+    }
+
+    /// The state index the container calls answer from.
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
     }
 
     /// dockerd's cgroup driver, asked once.

@@ -46,6 +46,31 @@ impl SandboxService {
         })
     }
 
+    /// The status of sandbox `id` for a change event about `member` (the
+    /// sandbox itself or one of its containers): from `known`, the
+    /// sandbox's index entry, when there is one; else from its checkpoint;
+    /// else NOTREADY with the pod named by `member`'s kubelet labels, so an
+    /// event always says which pod it is about.
+    pub(crate) fn status_for_event(
+        &self,
+        id: &str,
+        known: Option<&Entry>,
+        member: &Entry,
+    ) -> v1::PodSandboxStatus {
+        if let Some(entry) = known {
+            return self.entry_status(entry, false).0;
+        }
+        if let Ok((status, _)) = self.checkpoint_only_status(id, false) {
+            return status;
+        }
+        v1::PodSandboxStatus {
+            id: id.to_owned(),
+            metadata: metadata_of(member),
+            state: v1::PodSandboxState::SandboxNotready as i32,
+            ..v1::PodSandboxStatus::default()
+        }
+    }
+
     /// The status of a sandbox the index knows.
     fn entry_status(&self, entry: &Entry, verbose: bool) -> (v1::PodSandboxStatus, Info) {
         let checkpoint = self.checkpoint_of(&entry.id);

@@ -1,0 +1,120 @@
+//! The `log-keeper` thread: every running container that has a CRI log
+//! file is followed, also when StartContainer is not what started the
+//! following — after a dockshim restart, and after dockerd's log streams
+//! broke (dockerd restarted with live-restore, or was briefly away).
+//!
+//! It compares the state index with the log manager once the index is
+//! warm and then every [`SWEEP_EVERY`]; a container that runs but is not
+//! followed is resumed from the last line its file holds, so nothing is
+//! written twice and nothing is lost.
+//! The comparison reads only the index and the log manager: a warm node
+//! with every log followed costs no Docker call. It must not follow a
+//! container that RemoveContainer is removing, so each resume holds the
+//! lock RemoveContainer holds (`ContainerService::log_lock`).
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::index::{ContainerFilter, CriState, Index};
+use crate::logs::{LogError, LogManager};
+
+/// The thread's name, as `/proc/self/task/*/comm` shows it.
+pub const KEEPER_THREAD_NAME: &str = "log-keeper";
+/// How often the index and the log manager are compared without a reason.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// How long a container whose log could not be resumed is left alone, so
+/// a persistent failure costs one Docker call a minute, not one a sweep.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// How often the keeper looks whether the index is warm yet.
+const WARM_CHECK: Duration = Duration::from_millis(100);
+
+/// What the keeper thread works with.
+#[derive(Debug)]
+pub struct LogKeeper {
+    pub(super) index: Weak<Index>,
+    pub(super) logs: Arc<LogManager>,
+    pub(super) log_lock: Arc<Mutex<()>>,
+}
+
+impl LogKeeper {
+    /// Starts the thread. It runs until the index is dropped.
+    pub fn spawn(self) -> io::Result<()> {
+        thread::Builder::new()
+            .name(KEEPER_THREAD_NAME.to_owned())
+            .spawn(move || self.run())
+            .map(drop)
+    }
+
+    fn run(self) {
+        let mut failed: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let Some(index) = self.index.upgrade() else {
+                return;
+            };
+            // A cold index would answer with Docker calls, from stale
+            // state; the keeper waits until it is warm again.
+            let pause = if index.is_warm() {
+                self.sweep(&index, &mut failed);
+                SWEEP_EVERY
+            } else {
+                WARM_CHECK
+            };
+            drop(index);
+            thread::sleep(pause);
+        }
+    }
+
+    /// Resumes every running container with a log file that is not
+    /// followed.
+    fn sweep(&self, index: &Index, failed: &mut HashMap<String, Instant>) {
+        let running = ContainerFilter {
+            state: Some(CriState::Running),
+            ..ContainerFilter::default()
+        };
+        let Ok(containers) = index.containers(&running) else {
+            return;
+        };
+        let now = Instant::now();
+        failed.retain(|id, at| {
+            now.saturating_duration_since(*at) < RETRY_AFTER
+                && containers.iter().any(|entry| entry.id == *id)
+        });
+        for entry in containers {
+            if entry.log_path.is_empty()
+                || failed.contains_key(&entry.id)
+                || self.logs.is_following(&entry.id)
+            {
+                continue;
+            }
+            let _removal = self.log_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            // RemoveContainer may have run while the lock was awaited.
+            let still_running = index
+                .container(&entry.id)
+                .ok()
+                .flatten()
+                .is_some_and(|now| now.is_running());
+            if !still_running {
+                continue;
+            }
+            match self
+                .logs
+                .resume(&entry.id, Path::new(&entry.log_path), entry.tty)
+            {
+                Ok(()) => log::info!("following the output of container {} again", entry.id),
+                Err(LogError::AlreadyFollowed(_)) => {}
+                Err(err) => {
+                    log::warn!(
+                        "cannot follow the output of container {} into {}: {err}",
+                        entry.id,
+                        entry.log_path
+                    );
+                    failed.insert(entry.id.clone(), now);
+                }
+            }
+        }
+    }
+}
