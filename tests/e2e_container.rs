@@ -51,6 +51,10 @@ async fn a_container_runs_logs_execs_stops_and_is_removed() {
     let verbose = world.client.container_status(&id, true).await.unwrap();
     let info: serde_json::Value = serde_json::from_str(&verbose.info["info"]).unwrap();
     assert!(info["pid"].as_i64().unwrap() > 0, "{info}");
+    assert_eq!(info["sandboxID"], world.sandbox_id.as_str());
+    assert_eq!(info["config"]["Entrypoint"][0], "sh", "{info}");
+    let pod_network = format!("container:{}", world.sandbox_id);
+    assert_eq!(info["hostConfig"]["NetworkMode"], pod_network.as_str());
 
     let log_file = world.logs.path().join("app.log");
     let log = wait_for_log_line(&log_file, " stdout F hello");

@@ -43,8 +43,10 @@ impl ContainerService {
         Ok(containers)
     }
 
-    /// ContainerStatus; `verbose` adds the `info` map with the container's
-    /// PID.
+    /// ContainerStatus. `verbose` adds the `info` map: the PID, the
+    /// sandbox and image, and the container's configuration as dockerd
+    /// holds it (`Config` and `HostConfig` of its inspect answer) — the
+    /// one case where ContainerStatus asks dockerd.
     pub fn container_status(
         &self,
         id: &str,
@@ -56,10 +58,16 @@ impl ContainerService {
             .ok_or_else(|| ContainerError::NotFound { id: id.to_owned() })?;
         let status = self.status_of(&entry)?;
         let info = if verbose {
+            let inspect = self
+                .docker
+                .get_json::<serde_json::Value>(&format!("/containers/{}/json", entry.id))
+                .map_err(|err| ContainerError::docker("inspect the container", err))?;
             let info = json!({
                 "pid": entry.pid,
                 "sandboxID": entry.sandbox_id,
                 "image": entry.image,
+                "config": inspect.get("Config"),
+                "hostConfig": inspect.get("HostConfig"),
             });
             HashMap::from([("info".to_owned(), info.to_string())])
         } else {
@@ -70,9 +78,7 @@ impl ContainerService {
             info,
         })
     }
-}
 
-impl ContainerService {
     /// The CRI status of an indexed container, with its image's names.
     pub(crate) fn status_of(&self, entry: &Entry) -> Result<v1::ContainerStatus, NamingError> {
         let names = self.image_names.get(&self.docker, &entry.image_id);
