@@ -377,3 +377,42 @@ async fn logs_are_followed_again_once_dockerd_is_back() {
     assert!(counter_lines(&after).len() as u64 > cut_at + 20, "{after}");
     world.clean_up().await;
 }
+
+/// Opens a GetContainerEvents stream and waits `quiet` for its first
+/// answer: the stream if it stays open and silent, else the error status.
+async fn open_events(
+    world: &World,
+    quiet: Duration,
+) -> Result<tonic::Streaming<cri::ContainerEventResponse>, tonic::Status> {
+    let mut stream = world
+        .client
+        .server_stream::<_, cri::ContainerEventResponse>(
+            GET_CONTAINER_EVENTS,
+            cri::GetEventsRequest {},
+        )
+        .await?;
+    match tokio::time::timeout(quiet, stream.message()).await {
+        Ok(Err(status)) => Err(status),
+        Err(_) | Ok(Ok(_)) => Ok(stream),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_capped_and_a_vanished_client_frees_its_place() {
+    let world = World::start().await;
+    let quiet = Duration::from_millis(300);
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(open_events(&world, quiet).await.unwrap());
+    }
+    let refused = open_events(&world, quiet).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+
+    drop(open);
+    let freed = common::eventually(Duration::from_secs(3), || async {
+        open_events(&world, quiet).await.is_ok()
+    })
+    .await;
+    assert!(freed, "closed event streams must give their places back");
+    world.clean_up().await;
+}

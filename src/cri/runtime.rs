@@ -381,6 +381,15 @@ impl RuntimeService for Runtime {
             .container_status(&request.container_id, request.verbose)?)
     }
 
+    fn update_container_resources(
+        &self,
+        _ctx: &CallContext,
+        request: v1::UpdateContainerResourcesRequest,
+    ) -> Result<v1::UpdateContainerResourcesResponse, Status> {
+        self.containers.update_container_resources(&request)?;
+        Ok(v1::UpdateContainerResourcesResponse {})
+    }
+
     fn reopen_container_log(
         &self,
         _ctx: &CallContext,

@@ -2,7 +2,8 @@
 //! messages and Docker — the create body (`translate`), resources and the
 //! update body (`resources`), mounts and devices (`mounts`) and the CRI
 //! status of an indexed container (`status`) — and the handlers that use
-//! it (`service`, `create`, `lifecycle`, `list`).
+//! it (`service`, `create`, `lifecycle`, `list`, `update`, and the
+//! `keeper` thread that keeps log files followed).
 //!
 //! Only the handlers perform I/O or keep state; the pure modules are handed
 //! what the handlers learned from dockerd, the state index and the node
@@ -21,6 +22,7 @@ pub mod resources;
 mod service;
 pub mod status;
 pub mod translate;
+mod update;
 
 pub use error::ContainerConfigError;
 pub use keeper::{LogKeeper, KEEPER_THREAD_NAME};

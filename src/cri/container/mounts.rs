@@ -8,7 +8,9 @@
 //! because cri-dockerd writes them the same way, so containers made by
 //! either read back alike. The price is that `Binds` cannot hold a `:` in
 //! either path; such a mount is INVALID_ARGUMENT. A relative host path
-//! would name a Docker volume, so it is refused too. Options: `ro`, `Z` for
+//! would name a Docker volume, so it is refused too. A host path that does
+//! not exist is created by dockerd as an empty root-owned directory when
+//! the container starts, as `Binds` always do. Options: `ro`, `Z` for
 //! `selinux_relabel`, and the propagation always spelled out (`rprivate`,
 //! `rslave`, `rshared`) so Docker's own default (`rslave` under its data
 //! root) never decides. `rslave` needs the host mount to be shared or a

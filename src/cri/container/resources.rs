@@ -24,8 +24,9 @@
 //!   change it, so an update must repeat the container's current value.
 //!
 //! Docker's update treats an absent or zero field as "keep the current
-//! value", so an update that would remove a memory limit, a CPU quota or a
-//! cpuset is refused rather than silently keeping the old limit.
+//! value", so an update that would remove a memory limit, CPU shares, a
+//! CPU quota or period, or a cpuset is refused rather than silently
+//! keeping the old setting.
 
 use std::collections::HashMap;
 
@@ -143,8 +144,16 @@ pub fn update_resources_body(
             docker.memory.is_none() && current.memory_limit > 0,
         ),
         (
+            "cpu_shares",
+            docker.cpu_shares.is_none() && current.cpu_shares > 0,
+        ),
+        (
             "cpu_quota",
             docker.cpu_quota.is_none() && current.cpu_quota > 0,
+        ),
+        (
+            "cpu_period",
+            docker.cpu_period.is_none() && current.cpu_period > 0,
         ),
         (
             "cpuset_cpus",
@@ -591,24 +600,46 @@ mod tests {
         let current = index::Resources {
             oom_score_adj: 999,
             memory_limit: 64 * MIB,
+            cpu_shares: 512,
             cpu_quota: 50_000,
+            cpu_period: 100_000,
             cpuset_cpus: "0".to_owned(),
+            cpuset_mems: "0".to_owned(),
             ..index::Resources::default()
         };
         let same = v1::LinuxContainerResources {
             oom_score_adj: 999,
             memory_limit_in_bytes: 64 * MIB,
+            cpu_shares: 512,
             cpu_quota: 50_000,
+            cpu_period: 100_000,
             cpuset_cpus: "0".to_owned(),
+            cpuset_mems: "0".to_owned(),
             ..v1::LinuxContainerResources::default()
         };
         assert!(update_resources_body(&same, &current, false).is_ok());
         type Edit = fn(&mut v1::LinuxContainerResources);
-        let cases: [(Edit, &str); 4] = [
+        let cases: [(Edit, &str); 9] = [
             (|r| r.oom_score_adj = 1000, "oom_score_adj"),
             (|r| r.memory_limit_in_bytes = 0, "memory_limit_in_bytes"),
+            (|r| r.cpu_shares = 0, "cpu_shares"),
             (|r| r.cpu_quota = 0, "cpu_quota"),
+            (|r| r.cpu_period = 0, "cpu_period"),
             (|r| r.cpuset_cpus = String::new(), "cpuset_cpus"),
+            (|r| r.cpuset_mems = String::new(), "cpuset_mems"),
+            (
+                |r| {
+                    r.hugepage_limits = vec![v1::HugepageLimit {
+                        page_size: "2MB".to_owned(),
+                        limit: 2 << 20,
+                    }]
+                },
+                "hugepage_limits[\"2MB\"]",
+            ),
+            (
+                |r| r.unified = HashMap::from([("pids.max".to_owned(), "100".to_owned())]),
+                "unified[\"pids.max\"]",
+            ),
         ];
         for (edit, field) in cases {
             let mut resources = same.clone();

@@ -3,9 +3,10 @@
 //! (mount propagation, seccomp profiles, swap, the cgroup driver), and
 //! `ContainerError`, why one of those calls failed.
 //!
-//! The calls themselves live in `create`, `lifecycle` and `list`. This
-//! module starts no threads: the index and the log manager it is given
-//! run their own.
+//! The calls themselves live in `create`, `lifecycle`, `list` and
+//! `update`. This module starts no threads: the index and the log manager
+//! it is given run their own, and the log keeper it hands out is spawned
+//! by the caller.
 
 use std::fmt;
 use std::fs::File;
