@@ -8,11 +8,13 @@
 //!
 //! - **Served:** Version, Status, RuntimeConfig, UpdateRuntimeConfig; the pod
 //!   sandbox calls (RunPodSandbox, StopPodSandbox, RemovePodSandbox,
-//!   PodSandboxStatus, ListPodSandbox); the container calls CreateContainer,
+//!   PodSandboxStatus, ListPodSandbox, StreamPodSandboxes,
+//!   UpdatePodSandboxResources); the container calls CreateContainer,
 //!   StartContainer, StopContainer, RemoveContainer, ListContainers,
-//!   ContainerStatus, ExecSync and ReopenContainerLog; the whole
-//!   ImageService. Every other method answers `UNIMPLEMENTED` with a message
-//!   naming it (the README keeps the per-method table).
+//!   StreamContainers, ContainerStatus, UpdateContainerResources, ExecSync,
+//!   ReopenContainerLog and GetContainerEvents; the whole ImageService.
+//!   Every other method answers `UNIMPLEMENTED` with a message saying why
+//!   (the README keeps the per-method table).
 //! - **Docker Engine API:** 1.41 (Docker 20.10) and newer; the version is
 //!   negotiated, up to 1.44.
 //! - **Limits:** gRPC messages of at most 16 MiB each way (the kubelet's own
@@ -22,7 +24,8 @@
 //! - **Model:** synchronous. One thread per gRPC connection drives `h2` on a
 //!   small `mio` executor; handlers run on a bounded worker pool; a few
 //!   named background threads (signals, dockerd's event stream, container
-//!   logs, image filesystem figures) do the rest. There is no async runtime.
+//!   logs and their keeper, image filesystem figures) do the rest. There is
+//!   no async runtime.
 //! - **Not goals:** TCP listeners (CRI and Docker are unix sockets only),
 //!   gRPC compression, the `v1alpha2` CRI, Windows, runtimes other than
 //!   dockerd.
