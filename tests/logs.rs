@@ -167,6 +167,34 @@ fn stdout_and_stderr_become_exact_cri_lines() {
 }
 
 #[test]
+fn output_left_without_a_newline_at_exit_is_written_as_a_partial_line() {
+    let Some(manager) = manager() else { return };
+    let dir = log_dir();
+    // dockerd logs the unterminated "tail" only once the process is gone,
+    // and usually ends the follow before sending it: several containers
+    // make it near certain that some stream ends first.
+    let containers: Vec<Container> = (0..3)
+        .map(|_| Container::run(false, "printf abc; sleep 1; echo def; printf tail"))
+        .collect();
+    for (i, container) in containers.iter().enumerate() {
+        let path = validate_log_path(dir.path(), Path::new(&format!("app/{i}.log"))).unwrap();
+        manager.follow(&container.0, &path, false).unwrap();
+    }
+    for (i, container) in containers.iter().enumerate() {
+        wait_for_end(&manager, &container.0);
+        let path = dir.path().join(format!("app/{i}.log"));
+        assert_eq!(
+            cri_lines(&path),
+            vec![
+                (CriStream::Stdout, Tag::Full, "abcdef".to_owned()),
+                (CriStream::Stdout, Tag::Partial, "tail".to_owned()),
+            ],
+            "container {i}"
+        );
+    }
+}
+
+#[test]
 fn a_100_kib_line_is_split_into_partial_chunks_ending_full() {
     let Some(manager) = manager() else { return };
     let dir = log_dir();

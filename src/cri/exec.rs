@@ -2,8 +2,8 @@
 //! an exec'd process tree that outlives its caller.
 //!
 //! It owns the session of one exec: create, start on a hijacked
-//! connection, demultiplex stdout and stderr into buffers capped at
-//! [`MAX_EXEC_OUTPUT_BYTES`] each, read the exit code, and enforce the
+//! connection, demultiplex stdout and stderr into buffers that together
+//! keep at most [`MAX_EXEC_OUTPUT_BYTES`], read the exit code, and enforce the
 //! caller's timeout and cancellation without a thread per call (the socket
 //! read timeout wakes the loop). It must not decode CRI messages (the
 //! handler does) nor decide which containers may be exec'd into.
@@ -33,13 +33,19 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::docker::{Demux, DockerClient, DockerError, ExecCreate, Piece, StdStream};
-use crate::grpc::{CallContext, Code, Status};
+use crate::grpc::{CallContext, Code, Status, MAX_MESSAGE_BYTES};
 
-/// Most bytes kept of each of stdout and stderr, as cri-dockerd caps them
-/// (its gRPC message size limit). Output beyond it is read and dropped, so
-/// the process never blocks on a full pipe; the CRI reply has no field to
-/// say so, [`ExecOutput`] does.
-pub const MAX_EXEC_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+/// What an `ExecSyncResponse` adds to its output bytes: for each of stdout
+/// and stderr a tag byte and a length of at most 4 bytes (below 2^28), and
+/// for the exit code a tag byte and at most 10 bytes (a negative `int32`).
+const EXEC_REPLY_FRAMING_BYTES: usize = 2 * (1 + 4) + (1 + 10);
+
+/// Most bytes kept of stdout and stderr together, so that the reply fits
+/// in one gRPC message: the kubelet, like dockshim, refuses messages over
+/// 16 MiB, and a reply it cannot receive would lose the exit code too.
+/// Output beyond it is read and dropped, so the process never blocks on a
+/// full pipe; the CRI reply has no field to say so, [`ExecOutput`] does.
+pub const MAX_EXEC_OUTPUT_BYTES: usize = MAX_MESSAGE_BYTES - EXEC_REPLY_FRAMING_BYTES;
 
 /// One read from the hijacked socket; dockerd writes at most 32 KiB frames.
 const READ_BUFFER_BYTES: usize = 32 * 1024;
@@ -75,9 +81,10 @@ const MAX_COMMAND_IN_MESSAGE: usize = 256;
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {
-    /// At most [`MAX_EXEC_OUTPUT_BYTES`].
+    /// With `stderr`, at most [`MAX_EXEC_OUTPUT_BYTES`]: whichever stream
+    /// wrote first keeps its bytes.
     pub stdout: Vec<u8>,
-    /// At most [`MAX_EXEC_OUTPUT_BYTES`].
+    /// See `stdout`.
     pub stderr: Vec<u8>,
     /// The process's exit code, or 126/127 when dockerd could not start
     /// the command (its error text is then in `stdout`).
@@ -530,7 +537,7 @@ fn command_text(cmd: &[String]) -> String {
     text
 }
 
-/// Bytes of one stream, kept up to [`MAX_EXEC_OUTPUT_BYTES`].
+/// Bytes of one stream, kept while the output budget lasts.
 #[derive(Debug, Default)]
 struct CappedBuffer {
     bytes: Vec<u8>,
@@ -538,8 +545,8 @@ struct CappedBuffer {
 }
 
 impl CappedBuffer {
-    fn push(&mut self, data: &[u8]) {
-        let room = MAX_EXEC_OUTPUT_BYTES - self.bytes.len();
+    /// Keeps at most `room` bytes of `data`.
+    fn push(&mut self, data: &[u8], room: usize) {
         let take = data.len().min(room);
         if take < data.len() {
             self.truncated = true;
@@ -556,7 +563,8 @@ impl CappedBuffer {
     }
 }
 
-/// Demultiplexes a non-TTY exec stream into the two capped buffers.
+/// Demultiplexes a non-TTY exec stream into two buffers that share
+/// [`MAX_EXEC_OUTPUT_BYTES`].
 #[derive(Debug, Default)]
 struct Collector {
     demux: Demux,
@@ -576,15 +584,17 @@ impl Collector {
         while !input.is_empty() {
             let (used, piece) = self.demux.feed(input)?;
             input = &input[used..];
+            // No underflow: together the buffers never exceed the budget.
+            let room = MAX_EXEC_OUTPUT_BYTES - self.stdout.bytes.len() - self.stderr.bytes.len();
             match piece {
                 Some(Piece {
                     stream: StdStream::Stdout | StdStream::Stdin,
                     data,
-                }) => self.stdout.push(data),
+                }) => self.stdout.push(data, room),
                 Some(Piece {
                     stream: StdStream::Stderr,
                     data,
-                }) => self.stderr.push(data),
+                }) => self.stderr.push(data, room),
                 Some(Piece {
                     stream: StdStream::DaemonError,
                     data,
@@ -782,18 +792,34 @@ mod tests {
     }
 
     #[test]
-    fn output_beyond_the_cap_is_dropped_and_flagged() {
+    fn output_beyond_the_shared_cap_is_dropped_and_flagged_per_stream() {
         let mut collector = Collector::new();
+        collector.feed(&frame(2, b"early")).unwrap();
         let chunk = vec![b'x'; 1024 * 1024];
         for _ in 0..17 {
             collector.feed(&frame(1, &chunk)).unwrap();
         }
-        collector.feed(&frame(2, b"small")).unwrap();
-        assert_eq!(collector.stdout.bytes.len(), MAX_EXEC_OUTPUT_BYTES);
+        collector.feed(&frame(2, b"late")).unwrap();
+        assert_eq!(collector.stderr.bytes, b"early");
+        assert!(collector.stderr.truncated);
+        assert_eq!(
+            collector.stdout.bytes.len(),
+            MAX_EXEC_OUTPUT_BYTES - b"early".len()
+        );
         assert!(collector.stdout.bytes.capacity() <= MAX_EXEC_OUTPUT_BYTES);
         assert!(collector.stdout.truncated);
-        assert_eq!(collector.stderr.bytes, b"small");
-        assert!(!collector.stderr.truncated);
+    }
+
+    #[test]
+    fn a_reply_with_all_the_output_kept_fits_in_one_grpc_message() {
+        // Both lengths need 4 varint bytes from 2 MiB on: the worst case.
+        let two_mib = 2 * 1024 * 1024;
+        let reply = crate::cri::v1::ExecSyncResponse {
+            stdout: vec![b'o'; MAX_EXEC_OUTPUT_BYTES - two_mib],
+            stderr: vec![b'e'; two_mib],
+            exit_code: i32::MIN,
+        };
+        assert_eq!(prost::Message::encoded_len(&reply), MAX_MESSAGE_BYTES);
     }
 
     #[test]

@@ -7,7 +7,17 @@
 //! non-blocking socket with one `mio::Poll` and writes what arrives. There
 //! is no thread per container. Stop and reopen are commands to that thread,
 //! answered over a channel, so that once they return the old file gets no
-//! more writes.
+//! more writes. Each file is locked while followed (see [`super::path`]):
+//! a container whose file another writer holds counts as followed.
+//!
+//! dockerd may end a follow before it sent the container's last output:
+//! a line the container left without a newline is only logged once the
+//! process is gone, and races the end of the stream. So when a stream
+//! ends, the thread named [`CATCH_UP_THREAD_NAME`] opens one more, from
+//! where the file left off (see [`super::resume`]); for a stopped
+//! container it holds just what was missed and ends at once. That
+//! second stream's end is final. The catch-up thread makes the blocking
+//! Docker call, so the I/O thread never waits for dockerd.
 //!
 //! The thread starts with the first follow, never in [`LogManager::start`]:
 //! threads inherit the creating thread's signal mask, and the process
@@ -15,9 +25,10 @@
 //! any CRI call runs, so a thread started later inherits the blocked mask.
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,13 +39,17 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::format::{CriEncoder, ResumePoint};
-use super::path::open_log_file;
+use super::path::{open_log_file, LogFile};
 use super::resume::find_resume_point;
 use super::LogError;
 use crate::docker::{DockerClient, LogRead, LogStream, LogsSince};
 
 /// The I/O thread's name, as `/proc/self/task/*/comm` shows it.
 pub const LOG_THREAD_NAME: &str = "log-writer";
+
+/// The name of the thread that reopens ended streams once (see the module
+/// notes); it starts with the first stream that ends.
+pub const CATCH_UP_THREAD_NAME: &str = "log-catch-up";
 
 /// How long a caller waits for the I/O thread to carry out a stop or a
 /// reopen; it only waits behind file writes of other containers.
@@ -58,7 +73,7 @@ enum Command {
     },
     Reopen {
         id: String,
-        file: File,
+        file: LogFile,
         done: Sender<bool>,
     },
 }
@@ -107,15 +122,19 @@ impl LogManager {
     /// from [`super::validate_log_path`]. Following ends by itself when
     /// the container stops.
     pub fn follow(&self, id: &str, log_path: &Path, tty: bool) -> Result<(), LogError> {
-        self.start_following(id, log_path, tty, None)
+        let file = self.claim(id, log_path)?;
+        self.start_following(id, log_path, file, tty, None)
     }
 
     /// Follows a container again after a dockshim restart: output already
     /// in `log_path` is not written twice, and output written while nobody
     /// followed is not lost (see [`super::resume`]).
     pub fn resume(&self, id: &str, log_path: &Path, tty: bool) -> Result<(), LogError> {
+        // Locked first: only the file's writer may read where it left off
+        // and cut a torn last line.
+        let file = self.claim(id, log_path)?;
         let point = find_resume_point(log_path)?;
-        self.start_following(id, log_path, tty, point)
+        self.start_following(id, log_path, file, tty, point)
     }
 
     /// Stops following `id`, leaving its file as it is. Stopping a
@@ -187,7 +206,7 @@ impl LogManager {
     /// Stops following `id` and deletes its log file, if any.
     pub fn remove(&self, id: &str, log_path: &Path) -> Result<(), LogError> {
         self.stop(id)?;
-        match std::fs::remove_file(log_path) {
+        match fs::remove_file(log_path) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(LogError::File {
@@ -202,20 +221,32 @@ impl LogManager {
         self.lock().followed.contains_key(id)
     }
 
+    /// Opens and locks `id`'s log file; [`LogError::AlreadyFollowed`] if
+    /// its output is followed already, here or by whoever holds the lock.
+    fn claim(&self, id: &str, log_path: &Path) -> Result<LogFile, LogError> {
+        if self.is_following(id) {
+            return Err(LogError::AlreadyFollowed(id.to_owned()));
+        }
+        open_log_file(log_path).map_err(|err| match err {
+            LogError::Locked { .. } => {
+                log::debug!("container {id}: {err}");
+                LogError::AlreadyFollowed(id.to_owned())
+            }
+            err => err,
+        })
+    }
+
     fn start_following(
         &self,
         id: &str,
         log_path: &Path,
+        file: LogFile,
         tty: bool,
         resume: Option<ResumePoint>,
     ) -> Result<(), LogError> {
-        if self.is_following(id) {
-            return Err(LogError::AlreadyFollowed(id.to_owned()));
-        }
         let since = resume.as_ref().map_or(LogsSince::Beginning, |point| {
             LogsSince::UnixNanos(point.since())
         });
-        let file = open_log_file(log_path)?;
         let stream = self
             .docker
             .follow_logs(id, since)
@@ -227,7 +258,7 @@ impl LogManager {
         let (commands, waker) = match &state.io {
             Some(io) => (io.commands.clone(), Arc::clone(&io.waker)),
             None => {
-                let io = spawn_io_thread(Arc::clone(&self.state))?;
+                let io = spawn_io_thread(Arc::clone(&self.state), self.docker.clone())?;
                 let pair = (io.commands.clone(), Arc::clone(&io.waker));
                 state.io = Some(io);
                 pair
@@ -249,7 +280,9 @@ impl LogManager {
             stream,
             file,
             path: log_path.to_owned(),
+            tty,
             encoder: CriEncoder::new(tty, resume),
+            caught_up: false,
         }));
         send(&commands, &waker, command).inspect_err(|_| {
             self.lock().followed.remove(id);
@@ -281,7 +314,7 @@ fn await_reply<T>(wait: &Receiver<T>) -> Result<T, LogError> {
         .map_err(|_| LogError::IoThread(format!("no answer within {}s", COMMAND_TIMEOUT.as_secs())))
 }
 
-fn spawn_io_thread(state: Arc<Mutex<State>>) -> Result<IoThread, LogError> {
+fn spawn_io_thread(state: Arc<Mutex<State>>, docker: DockerClient) -> Result<IoThread, LogError> {
     let thread_error = |err: io::Error| LogError::IoThread(format!("cannot start it: {err}"));
     let poll = Poll::new().map_err(thread_error)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN).map_err(thread_error)?);
@@ -290,6 +323,8 @@ fn spawn_io_thread(state: Arc<Mutex<State>>) -> Result<IoThread, LogError> {
         poll,
         commands: receiver,
         state,
+        docker,
+        catch_up: None,
         followers: HashMap::new(),
         by_id: HashMap::new(),
         next_token: 1,
@@ -303,14 +338,18 @@ fn spawn_io_thread(state: Arc<Mutex<State>>) -> Result<IoThread, LogError> {
     Ok(IoThread { commands, waker })
 }
 
-/// A followed container, owned by the I/O thread.
+/// A followed container, owned by the I/O thread (or, between its two
+/// streams, by the catch-up thread).
 struct Follower {
     id: String,
     generation: u64,
     stream: LogStream,
-    file: File,
+    file: LogFile,
     path: PathBuf,
+    tty: bool,
     encoder: CriEncoder,
+    /// The stream is the catch-up one: its end is final.
+    caught_up: bool,
 }
 
 /// What became of a follower after reading from it.
@@ -319,7 +358,7 @@ enum Turn {
     Idle,
     /// It has more to read: come back after the others.
     Busy,
-    /// Its stream ended or failed: it is gone.
+    /// Its stream ended or failed: it is gone from the I/O thread.
     Finished,
 }
 
@@ -328,6 +367,9 @@ struct Writer {
     poll: Poll,
     commands: Receiver<Command>,
     state: Arc<Mutex<State>>,
+    docker: DockerClient,
+    /// Followers whose first stream ended, for the catch-up thread.
+    catch_up: Option<Sender<Follower>>,
     followers: HashMap<Token, Follower>,
     by_id: HashMap<String, Token>,
     next_token: usize,
@@ -372,6 +414,10 @@ impl Writer {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Follow(follower)) => {
+                    if !is_current(&self.state, &follower.id, follower.generation) {
+                        // Stopped while its stream was being opened.
+                        continue;
+                    }
                     let token = Token(self.next_token);
                     self.next_token += 1;
                     let fd = follower.stream.as_raw_fd();
@@ -384,7 +430,7 @@ impl Writer {
                             "{LOG_THREAD_NAME}: cannot watch container {}: {err}",
                             follower.id
                         );
-                        self.forget(&follower.id, follower.generation);
+                        forget(&self.state, *follower);
                         continue;
                     }
                     self.by_id.insert(follower.id.clone(), token);
@@ -442,7 +488,7 @@ impl Writer {
                 Ok(LogRead::Progress) => {}
                 Ok(LogRead::WouldBlock) => return Turn::Idle,
                 Ok(LogRead::Ended) => {
-                    self.finish(token);
+                    self.stream_ended(token);
                     return Turn::Finished;
                 }
                 Err(err) => {
@@ -461,9 +507,51 @@ impl Writer {
 
     /// Writes what the follower still holds and drops it.
     fn finish(&mut self, token: Token) {
-        let Some(mut follower) = self.followers.remove(&token) else {
+        if let Some(follower) = self.take_follower(token) {
+            forget(&self.state, follower);
+        }
+    }
+
+    /// The follower's stream ended: it goes to the catch-up thread, unless
+    /// this was its catch-up stream.
+    fn stream_ended(&mut self, token: Token) {
+        let Some(follower) = self.take_follower(token) else {
             return;
         };
+        if follower.caught_up {
+            forget(&self.state, follower);
+            return;
+        }
+        let queue = match &self.catch_up {
+            Some(queue) => queue,
+            None => match spawn_catch_up_thread(Arc::clone(&self.state), self.docker.clone()) {
+                Ok(queue) => self.catch_up.insert(queue),
+                Err(err) => {
+                    log::warn!(
+                        "{LOG_THREAD_NAME}: container {}: cannot start {CATCH_UP_THREAD_NAME}, \
+                         output written last may be missing: {err}",
+                        follower.id
+                    );
+                    forget(&self.state, follower);
+                    return;
+                }
+            },
+        };
+        if let Err(mpsc::SendError(follower)) = queue.send(follower) {
+            log::warn!(
+                "{LOG_THREAD_NAME}: container {}: {CATCH_UP_THREAD_NAME} has exited, \
+                 output written last may be missing",
+                follower.id
+            );
+            self.catch_up = None;
+            forget(&self.state, follower);
+        }
+    }
+
+    /// Removes the follower from the poll and writes what its encoder
+    /// still holds.
+    fn take_follower(&mut self, token: Token) -> Option<Follower> {
+        let mut follower = self.followers.remove(&token)?;
         self.by_id.remove(&follower.id);
         let fd = follower.stream.as_raw_fd();
         if let Err(err) = self.poll.registry().deregister(&mut SourceFd(&fd)) {
@@ -478,18 +566,121 @@ impl Writer {
                 follower.path.display()
             );
         }
-        self.forget(&follower.id, follower.generation);
+        Some(follower)
     }
+}
 
-    /// Drops the shared entry of `id`, unless it belongs to a later follow.
-    fn forget(&self, id: &str, generation: u64) {
-        let mut state = lock(&self.state);
-        if state
-            .followed
-            .get(id)
-            .is_some_and(|followed| followed.generation == generation)
-        {
-            state.followed.remove(id);
-        }
+/// Whether `generation` is still the follow of `id` (not stopped since).
+fn is_current(state: &Mutex<State>, id: &str, generation: u64) -> bool {
+    lock(state)
+        .followed
+        .get(id)
+        .is_some_and(|followed| followed.generation == generation)
+}
+
+/// Closes the follower's file, then drops its shared entry unless that
+/// belongs to a later follow. In this order, a follow that sees the entry
+/// gone also finds the file's lock free.
+fn forget(state: &Mutex<State>, follower: Follower) {
+    let (id, generation) = (follower.id.clone(), follower.generation);
+    drop(follower);
+    forget_entry(state, &id, generation);
+}
+
+/// Drops the shared entry of `id`, unless it belongs to a later follow.
+fn forget_entry(state: &Mutex<State>, id: &str, generation: u64) {
+    let mut state = lock(state);
+    if state
+        .followed
+        .get(id)
+        .is_some_and(|followed| followed.generation == generation)
+    {
+        state.followed.remove(id);
     }
+}
+
+fn spawn_catch_up_thread(
+    state: Arc<Mutex<State>>,
+    docker: DockerClient,
+) -> io::Result<Sender<Follower>> {
+    let (queue, followers) = mpsc::channel::<Follower>();
+    thread::Builder::new()
+        .name(CATCH_UP_THREAD_NAME.to_owned())
+        .spawn(move || {
+            // Ends when the I/O thread, the only sender, is gone.
+            for follower in followers {
+                catch_up(&state, &docker, follower);
+            }
+        })?;
+    Ok(queue)
+}
+
+/// Gives `follower` its catch-up stream and hands it back to the I/O
+/// thread; forgets it if there is nothing to catch up with.
+fn catch_up(state: &Mutex<State>, docker: &DockerClient, mut follower: Follower) {
+    let (id, generation) = (follower.id.clone(), follower.generation);
+    if !is_current(state, &id, generation) {
+        // Stopped (or removed) meanwhile: nothing more is wanted.
+        return;
+    }
+    match catch_up_stream(docker, &follower) {
+        Ok(Some((stream, point))) => {
+            follower.stream = stream;
+            follower.encoder = CriEncoder::new(follower.tty, point);
+            follower.caught_up = true;
+            let io = lock(state)
+                .io
+                .as_ref()
+                .map(|io| (io.commands.clone(), Arc::clone(&io.waker)));
+            let handed_back = match io {
+                Some((commands, waker)) => {
+                    send(&commands, &waker, Command::Follow(Box::new(follower)))
+                }
+                None => Err(LogError::IoThread("it never started".to_owned())),
+            };
+            if let Err(err) = handed_back {
+                log::warn!("{CATCH_UP_THREAD_NAME}: container {id}: {err}");
+                // The follower, and so its file, went with the command.
+                forget_entry(state, &id, generation);
+            }
+            return;
+        }
+        // The kubelet renamed the file and has not asked for a reopen:
+        // where the new one should start is unknown.
+        Ok(None) => {}
+        Err(LogError::Docker(err)) if err.api_status() == Some(404) => {}
+        Err(err) => log::warn!(
+            "{CATCH_UP_THREAD_NAME}: container {id}: output written last may be missing from {}: \
+             {err}",
+            follower.path.display()
+        ),
+    }
+    forget(state, follower);
+}
+
+/// A stream of the container's output from where the follower's file left
+/// off, with that point; `None` if the log path no longer names that file.
+fn catch_up_stream(
+    docker: &DockerClient,
+    follower: &Follower,
+) -> Result<Option<(LogStream, Option<ResumePoint>)>, LogError> {
+    let file_error = |source| LogError::File {
+        path: follower.path.clone(),
+        source,
+    };
+    let ours = follower.file.metadata().map_err(file_error)?;
+    match fs::symlink_metadata(&follower.path) {
+        Ok(at_path) if (at_path.dev(), at_path.ino()) == (ours.dev(), ours.ino()) => {}
+        Ok(_) => return Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(file_error(err)),
+    }
+    let point = find_resume_point(&follower.path)?;
+    let since = point.as_ref().map_or(LogsSince::Beginning, |point| {
+        LogsSince::UnixNanos(point.since())
+    });
+    let stream = docker
+        .follow_logs(&follower.id, since)
+        .map_err(LogError::Docker)?;
+    Ok(Some((stream, point)))
 }

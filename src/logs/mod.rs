@@ -27,8 +27,8 @@ use crate::docker::DockerError;
 use crate::grpc::{Code, Status};
 
 pub use format::{CriEncoder, CriStream, ResumePoint, StreamResume, Tag, Timestamp, MAX_LINE_SIZE};
-pub use manager::{LogManager, LOG_THREAD_NAME};
-pub use path::{open_log_file, validate_log_path};
+pub use manager::{LogManager, CATCH_UP_THREAD_NAME, LOG_THREAD_NAME};
+pub use path::{open_log_file, validate_log_path, LogFile};
 pub use resume::{find_resume_point, MAX_RESUME_SCAN};
 
 /// A failure to validate, open, write or follow a container log.
@@ -38,6 +38,8 @@ pub enum LogError {
     InvalidPath(String),
     /// A log file could not be opened, created, read or removed.
     File { path: PathBuf, source: io::Error },
+    /// Another open file holds the log file's lock: someone else writes it.
+    Locked { path: PathBuf },
     /// Writing CRI lines to the file failed.
     Write { path: PathBuf, source: io::Error },
     /// An existing log file's tail is not CRI log lines, so where to resume
@@ -63,6 +65,7 @@ impl LogError {
         match self {
             LogError::InvalidPath(_) => Code::InvalidArgument,
             LogError::File { .. } | LogError::Write { .. } => Code::Internal,
+            LogError::Locked { .. } => Code::AlreadyExists,
             LogError::Corrupt { .. } => Code::DataLoss,
             LogError::Format(_) | LogError::IoThread(_) => Code::Internal,
             LogError::Docker(err) => err.code(),
@@ -77,6 +80,11 @@ impl fmt::Display for LogError {
         match self {
             LogError::InvalidPath(reason) => write!(f, "invalid log path: {reason}"),
             LogError::File { path, source } => write!(f, "{}: {source}", path.display()),
+            LogError::Locked { path } => write!(
+                f,
+                "{} is locked by another writer (a second dockshim on this dockerd?)",
+                path.display()
+            ),
             LogError::Write { path, source } => {
                 write!(f, "writing {}: {source}", path.display())
             }

@@ -7,6 +7,11 @@
 //! have been shaped by a container that mounts part of it, so no symlink
 //! is followed there. It does not create directories: the kubelet creates
 //! the container's log directory before CreateContainer.
+//!
+//! A log file has one writer: opening it takes an exclusive `flock`, so a
+//! second dockshim pointed at the same dockerd (or one still shutting
+//! down) cannot write a container's lines into it a second time, nor cut
+//! what it takes for a torn last line while the writer is mid-line.
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
@@ -14,7 +19,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use nix::fcntl::OFlag;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
 
 use super::LogError;
 
@@ -82,11 +88,15 @@ fn has_nul(text: &OsStr) -> bool {
     text.as_bytes().contains(&0)
 }
 
-/// Opens (creating it with [`LOG_FILE_MODE`]) a log file for appending.
-/// The last component is opened with `O_NOFOLLOW`, so a symlink put there
-/// after [`validate_log_path`] is refused, not followed.
-pub fn open_log_file(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
+/// An open log file, locked for its one writer until dropped.
+pub type LogFile = Flock<File>;
+
+/// Opens (creating it with [`LOG_FILE_MODE`]) a log file for appending and
+/// locks it without waiting: [`LogError::Locked`] if another open file
+/// holds the lock. The last component is opened with `O_NOFOLLOW`, so a
+/// symlink put there after [`validate_log_path`] is refused, not followed.
+pub fn open_log_file(path: &Path) -> Result<LogFile, LogError> {
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(LOG_FILE_MODE)
@@ -95,7 +105,16 @@ pub fn open_log_file(path: &Path) -> Result<File, LogError> {
         .map_err(|source| LogError::File {
             path: path.to_owned(),
             source,
-        })
+        })?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
+        Errno::EWOULDBLOCK => LogError::Locked {
+            path: path.to_owned(),
+        },
+        errno => LogError::File {
+            path: path.to_owned(),
+            source: errno.into(),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -171,6 +190,19 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\n");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & !0o640, 0, "mode {mode:o}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_file_has_one_writer_at_a_time() {
+        let dir = temp_dir();
+        let path = dir.join("app/0.log");
+        let writer = open_log_file(&path).unwrap();
+        let err = open_log_file(&path).unwrap_err();
+        assert!(matches!(err, LogError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("another writer"), "{err}");
+        drop(writer);
+        open_log_file(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

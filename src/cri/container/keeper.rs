@@ -4,9 +4,9 @@
 //! broke (dockerd restarted with live-restore, or was briefly away).
 //!
 //! It compares the state index with the log manager once the index is
-//! warm and then every [`SWEEP_EVERY`]; a container that runs but is not
-//! followed is resumed from the last line its file holds, so nothing is
-//! written twice and nothing is lost.
+//! warm and then every [`SWEEP_EVERY`]; a container that has run for
+//! [`ADOPT_AFTER`] but is not followed is resumed from the last line its
+//! file holds, so nothing is written twice and nothing is lost.
 //! The comparison reads only the index and the log manager: a warm node
 //! with every log followed costs no Docker call. It must not follow a
 //! container that RemoveContainer is removing, so each resume holds the
@@ -17,7 +17,7 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::index::{ContainerFilter, CriState, Index};
 use crate::logs::{LogError, LogManager};
@@ -26,6 +26,11 @@ use crate::logs::{LogError, LogManager};
 pub const KEEPER_THREAD_NAME: &str = "log-keeper";
 /// How often the index and the log manager are compared without a reason.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// How long a container must have run before the keeper adopts it:
+/// StartContainer follows a container it starts within milliseconds, and
+/// must not find the keeper (of this dockshim or of a second one on the
+/// same dockerd, as in tests) there first.
+pub const ADOPT_AFTER: Duration = Duration::from_secs(5);
 /// How long a container whose log could not be resumed is left alone, so
 /// a persistent failure costs one Docker call a minute, not one a sweep.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -83,8 +88,10 @@ impl LogKeeper {
             now.saturating_duration_since(*at) < RETRY_AFTER
                 && containers.iter().any(|entry| entry.id == *id)
         });
+        let adopt_before = now_ns().saturating_sub(duration_ns(ADOPT_AFTER));
         for entry in containers {
             if entry.log_path.is_empty()
+                || entry.started_ns > adopt_before
                 || failed.contains_key(&entry.id)
                 || self.logs.is_following(&entry.id)
             {
@@ -117,4 +124,14 @@ impl LogKeeper {
             }
         }
     }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, duration_ns)
+}
+
+fn duration_ns(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
