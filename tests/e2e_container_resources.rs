@@ -88,6 +88,13 @@ impl Cgroup {
         }
     }
 
+    fn pids_max(self) -> &'static str {
+        match self {
+            Cgroup::V1 => "/sys/fs/cgroup/pids/pids.max",
+            Cgroup::V2 => "/sys/fs/cgroup/pids.max",
+        }
+    }
+
     /// The CPU quota and period as one line, `quota period` as v2's
     /// `cpu.max` has them.
     async fn cpu_max(self, world: &World, id: &str) -> String {
@@ -298,7 +305,7 @@ async fn resources_reach_the_cgroup_and_status_and_refused_ones_create_nothing()
             page_size: "2MB".to_owned(),
             limit: 0,
         }],
-        ..cri::LinuxContainerResources::default()
+        unified: HashMap::from([("pids.max".to_owned(), "64".to_owned())]),
     };
     let id = create_and_start(
         &world,
@@ -316,6 +323,7 @@ async fn resources_reach_the_cgroup_and_status_and_refused_ones_create_nothing()
             cgroup.memory_limit(),
             cgroup.swap_limit(),
             "/tmp/oom_score_adj",
+            cgroup.pids_max(),
         ],
     )
     .await;
@@ -338,6 +346,7 @@ async fn resources_reach_the_cgroup_and_status_and_refused_ones_create_nothing()
         );
     }
     assert_eq!(files[5], "500", "the main process's oom_score_adj");
+    assert_eq!(files[6], "64", "{}", cgroup.pids_max());
     assert_eq!(cgroup.cpu_max(&world, &id).await, "50000 100000");
     let exec_oom = read_files(&world, &id, &["/proc/self/oom_score_adj"]).await;
     assert_eq!(exec_oom, ["500"], "an exec'd process's oom_score_adj");
@@ -355,6 +364,10 @@ async fn resources_reach_the_cgroup_and_status_and_refused_ones_create_nothing()
             status.oom_score_adj
         ),
         (512, 50_000, 100_000, "0", "0", 64 * MIB, 96 * MIB, 500)
+    );
+    assert_eq!(
+        status.unified,
+        HashMap::from([("pids.max".to_owned(), "64".to_owned())])
     );
 
     let cpus = std::thread::available_parallelism().unwrap().get();
@@ -400,9 +413,21 @@ async fn resources_reach_the_cgroup_and_status_and_refused_ones_create_nothing()
             "hugepage_limits[\"2MB\"]: not supported with Docker",
         ),
         (
-            Box::new(|r| r.unified = HashMap::from([("pids.max".to_owned(), "100".to_owned())])),
+            Box::new(|r| r.unified = HashMap::from([("pids.max".to_owned(), "-1".to_owned())])),
+            Code::InvalidArgument,
+            "unified[\"pids.max\"]: \"-1\" is neither",
+        ),
+        (
+            Box::new(|r| r.unified = HashMap::from([("pids.max".to_owned(), "0".to_owned())])),
             Code::Unimplemented,
             "unified[\"pids.max\"]: not supported with Docker",
+        ),
+        (
+            Box::new(|r| {
+                r.unified = HashMap::from([("memory.high".to_owned(), "1000".to_owned())])
+            }),
+            Code::Unimplemented,
+            "unified[\"memory.high\"]: not supported with Docker",
         ),
         (
             Box::new(move |r| r.cpuset_cpus = absent_cpu.clone()),
@@ -439,14 +464,16 @@ async fn update_container_resources_changes_a_running_container_or_nothing() {
         cpu_quota: 50_000,
         cpu_period: 100_000,
         memory_limit_in_bytes: 64 * MIB,
-        oom_score_adj: 500,
+        oom_score_adj: 0,
+        unified: HashMap::from([("pids.max".to_owned(), "64".to_owned())]),
         ..cri::LinuxContainerResources::default()
     };
-    let id = create_and_start(
-        &world,
-        with_resources(&world, "resized", RUN_UNTIL_STOPPED, created.clone()),
-    )
-    .await;
+    let mut config = with_resources(&world, "resized", RUN_UNTIL_STOPPED, created.clone());
+    // A PID namespace of its own, so that its main process is PID 1.
+    let security = config.linux.as_mut().unwrap().security_context.as_mut();
+    security.unwrap().namespace_options.as_mut().unwrap().pid =
+        cri::NamespaceMode::Container as i32;
+    let id = create_and_start(&world, config).await;
     let update = |linux: cri::LinuxContainerResources| cri::UpdateContainerResourcesRequest {
         container_id: id.clone(),
         linux: Some(linux),
@@ -457,6 +484,8 @@ async fn update_container_resources_changes_a_running_container_or_nothing() {
         cpu_quota: 25_000,
         memory_limit_in_bytes: 128 * MIB,
         cpuset_cpus: "0".to_owned(),
+        oom_score_adj: 500,
+        unified: HashMap::from([("pids.max".to_owned(), "128".to_owned())]),
         ..created.clone()
     };
     world
@@ -469,12 +498,25 @@ async fn update_container_resources_changes_a_running_container_or_nothing() {
         cgroup.memory_limit(),
         cgroup.cpu_weight(),
         cgroup.cpuset_cpus(),
+        cgroup.pids_max(),
+        "/proc/1/oom_score_adj",
     ];
     let applied = read_files(&world, &id, &paths).await;
     assert_eq!(applied[0], (128 * MIB).to_string());
     assert!(cgroup.weight_matches(&applied[1], 256), "{applied:?}");
-    assert_eq!(applied[2], "0");
+    assert_eq!(&applied[2..], ["0", "128", "500"]);
     assert_eq!(cgroup.cpu_max(&world, &id).await, "25000 100000");
+    let (code, stderr) = sh(
+        &world,
+        &id,
+        "for p in /proc/[0-9]*; do [ \"$(cat $p/comm)\" = sleep ] && \
+         [ \"$(cat $p/oom_score_adj)\" != 500 ] && exit 1; done; exit 0",
+    )
+    .await;
+    assert_eq!(
+        code, 0,
+        "a sleep child kept its old oom_score_adj: {stderr}"
+    );
     let status = linux_resources(&world.status(&id).await);
     assert_eq!(
         (
@@ -483,25 +525,55 @@ async fn update_container_resources_changes_a_running_container_or_nothing() {
             status.cpu_quota,
             status.cpu_period,
             status.cpuset_cpus.as_str(),
-            status.oom_score_adj
+            status.unified.get("pids.max").map(String::as_str),
         ),
-        (128 * MIB, 256, 25_000, 100_000, "0", 500)
+        (128 * MIB, 256, 25_000, 100_000, "0", Some("128"))
     );
+    // Docker keeps the value the container was created with, and reports it.
+    assert_eq!(status.oom_score_adj, 0);
+
+    // Lifting the process limit, and a negative score, which only a host
+    // granting CAP_SYS_RESOURCE allows.
+    let lowered = world
+        .client
+        .update_container_resources(update(cri::LinuxContainerResources {
+            oom_score_adj: -5,
+            unified: HashMap::from([("pids.max".to_owned(), "max".to_owned())]),
+            ..resized.clone()
+        }))
+        .await;
+    let now = read_files(&world, &id, &[cgroup.pids_max(), "/proc/1/oom_score_adj"]).await;
+    assert_eq!(now[0], "max");
+    match lowered {
+        Ok(_) => assert_eq!(now[1], "-5"),
+        Err(err) => {
+            eprintln!(
+                "skipping a negative oom_score_adj's effect: {}",
+                err.message()
+            );
+            assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+            assert!(
+                err.message()
+                    .starts_with("oom_score_adj: cannot give -5 to process")
+                    && err.message().contains("CAP_SYS_RESOURCE"),
+                "{err:?}"
+            );
+            assert_eq!(now[1], "500");
+        }
+    }
+    world
+        .client
+        .update_container_resources(update(resized.clone()))
+        .await
+        .unwrap();
 
     let bigger = cri::LinuxContainerResources {
         memory_limit_in_bytes: 256 * MIB,
         cpu_quota: 75_000,
+        oom_score_adj: 600,
         ..resized.clone()
     };
     let refused = [
-        (
-            update(cri::LinuxContainerResources {
-                oom_score_adj: 600,
-                ..bigger.clone()
-            }),
-            Code::Unimplemented,
-            "oom_score_adj: not supported with Docker",
-        ),
         (
             update(cri::LinuxContainerResources {
                 hugepage_limits: vec![cri::HugepageLimit {
@@ -515,11 +587,19 @@ async fn update_container_resources_changes_a_running_container_or_nothing() {
         ),
         (
             update(cri::LinuxContainerResources {
-                unified: HashMap::from([("pids.max".to_owned(), "100".to_owned())]),
+                unified: HashMap::from([("pids.max".to_owned(), "lots".to_owned())]),
                 ..bigger.clone()
             }),
-            Code::Unimplemented,
-            "unified[\"pids.max\"]: not supported with Docker",
+            Code::InvalidArgument,
+            "unified[\"pids.max\"]: \"lots\"",
+        ),
+        (
+            update(cri::LinuxContainerResources {
+                oom_score_adj: 1001,
+                ..bigger.clone()
+            }),
+            Code::InvalidArgument,
+            "oom_score_adj: 1001",
         ),
         (
             update(cri::LinuxContainerResources {
@@ -611,6 +691,10 @@ async fn mounts_and_devices_behave_inside_the_container_as_asked() {
     let bidirectional = BindMount::new("--make-rshared");
     std::fs::create_dir(bidirectional.path().join("inner")).unwrap();
     let private = BindMount::new("--make-rprivate");
+    // A link on the node's root mount to the shared mount: the mount that
+    // counts is the one the link leads to.
+    let link = writable.path().join("link-to-shared");
+    std::os::unix::fs::symlink(bidirectional.path(), &link).unwrap();
 
     let mut config = world.config("mounts", &busybox_image(), RUN_UNTIL_STOPPED);
     config.mounts = vec![
@@ -645,6 +729,11 @@ async fn mounts_and_devices_behave_inside_the_container_as_asked() {
         bind(
             &bidirectional.host_path(),
             "/bidi",
+            MountPropagation::PropagationBidirectional,
+        ),
+        bind(
+            link.to_str().unwrap(),
+            "/bidi-link",
             MountPropagation::PropagationBidirectional,
         ),
     ];
@@ -748,6 +837,10 @@ async fn mounts_and_devices_behave_inside_the_container_as_asked() {
     );
     assert_eq!(
         mounted["/bidi"],
+        (false, MountPropagation::PropagationBidirectional as i32)
+    );
+    assert_eq!(
+        mounted["/bidi-link"],
         (false, MountPropagation::PropagationBidirectional as i32)
     );
 

@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 
 use common::busybox_image;
-use common::pod::World;
+use common::pod::{World, RUN_LABEL};
 use dockshim::cri::v1 as cri;
 use dockshim::cri::v1::security_profile::ProfileType;
 use dockshim::cri::v1::NamespaceMode;
@@ -229,6 +229,22 @@ fn apparmor_missing() -> Option<&'static str> {
         .as_array()
         .is_some_and(|options| options.iter().any(|o| o == "name=apparmor"));
     (!listed).then_some("dockerd does not list apparmor among its security options")
+}
+
+/// The Docker names of the run's containers whose name holds `part`.
+fn docker_names_with(world: &World, part: &str) -> Vec<String> {
+    let filter = format!("label={RUN_LABEL}={}", world.run_id);
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker ps: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|name| name.contains(part))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The namespace link `/proc/<pid>/ns/<kind>` of a host process; `self`
@@ -606,11 +622,18 @@ async fn labels_and_privilege_follow_what_the_host_offers() {
             );
         }
         Some(reason) => {
-            // Docker drops AppArmor options when the host has none; on
-            // such a node the kubelet refuses, at admission, pods that ask
-            // for any profile but unconfined.
+            // Docker would drop the profile and run the container
+            // unconfined, so dockshim refuses it; RuntimeDefault and
+            // Unconfined mean unconfined here and are accepted.
             eprintln!("skipping AppArmor's effect: {reason}");
-            localhost.unwrap();
+            assert_refused(
+                localhost,
+                Code::FailedPrecondition,
+                "AppArmor profile \"dockshim-no-such-profile\": AppArmor is not enabled on this \
+                 node",
+            );
+            let left = docker_names_with(&world, "apparmor-missing");
+            assert!(left.is_empty(), "left behind: {left:?}");
         }
     }
     let refused = try_run(&world, "apparmor-bad", |s| {

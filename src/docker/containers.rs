@@ -169,6 +169,10 @@ pub struct HostConfig {
     pub cpuset_mems: String,
     #[serde(rename = "OomScoreAdj")]
     pub oom_score_adj: i64,
+    /// The most processes the container may have; `null` (or 0, or -1)
+    /// is unlimited.
+    #[serde(rename = "PidsLimit")]
+    pub pids_limit: Option<i64>,
 }
 
 /// One entry of an inspected container's `Mounts`.
@@ -259,7 +263,7 @@ mod tests {
         "ExecIDs": null,
         "HostConfig": {"Binds": null, "NetworkMode": "default", "IpcMode": "private",
             "PidMode": "", "CpuShares": 0, "Memory": 0, "MemorySwap": 0, "CpusetCpus": "",
-            "OomScoreAdj": 0, "CapAdd": null},
+            "OomScoreAdj": 0, "PidsLimit": null, "CapAdd": null},
         "Mounts": [{"Type": "bind", "Source": "/tmp", "Destination": "/host", "Mode": "ro",
             "RW": false, "Propagation": "rprivate"}],
         "Config": {"Hostname": "78bff5f340a1", "Tty": false, "OpenStdin": false, "Env": null,
@@ -286,6 +290,7 @@ mod tests {
             Some(&"abc".to_owned())
         );
         assert_eq!(inspect.host_config.ipc_mode, "private");
+        assert_eq!(inspect.host_config.pids_limit, None);
         assert_eq!(inspect.mounts.len(), 1);
         assert!(!inspect.mounts[0].rw);
         Ok(())

@@ -123,6 +123,9 @@ pub struct CreateHostConfig {
     pub cpuset_cpus: String,
     #[serde(rename = "CpusetMems", skip_serializing_if = "String::is_empty")]
     pub cpuset_mems: String,
+    /// The most processes the container may have; -1 is unlimited.
+    #[serde(rename = "PidsLimit", skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
     #[serde(rename = "Devices", skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceMapping>,
     /// `None` keeps dockerd's default list; `Some(vec![])` masks nothing.
@@ -241,6 +244,7 @@ mod tests {
                 cpu_period: Some(5),
                 cpuset_cpus: "0-1".to_owned(),
                 cpuset_mems: "0".to_owned(),
+                pids_limit: Some(6),
                 devices: vec![DeviceMapping {
                     path_on_host: "/dev/a".to_owned(),
                     path_in_container: "/dev/b".to_owned(),
@@ -274,6 +278,7 @@ mod tests {
             "CpuPeriod": 5,
             "CpusetCpus": "0-1",
             "CpusetMems": "0",
+            "PidsLimit": 6,
             "Devices": [{
                 "PathOnHost": "/dev/a",
                 "PathInContainer": "/dev/b",

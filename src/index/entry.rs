@@ -101,7 +101,12 @@ pub struct Resources {
     pub memory_swap: i64,
     pub cpuset_cpus: String,
     pub cpuset_mems: String,
+    /// The OOM score adjustment the container was created with; an update
+    /// may since have given its processes another (see
+    /// `cri::container::update`).
     pub oom_score_adj: i64,
+    /// The most processes the container may have; 0 is unlimited.
+    pub pids_limit: i64,
 }
 
 /// What the index knows of one sandbox or container: enough to answer
@@ -226,6 +231,7 @@ impl Entry {
                 cpuset_cpus: host.cpuset_cpus.clone(),
                 cpuset_mems: host.cpuset_mems.clone(),
                 oom_score_adj: host.oom_score_adj,
+                pids_limit: host.pids_limit.filter(|limit| *limit > 0).unwrap_or(0),
             },
             hostname: inspect.config.hostname.clone(),
             tty: inspect.config.tty,
@@ -312,7 +318,7 @@ mod tests {
         "HostConfig": {"NetworkMode": "container:5d1b", "IpcMode": "container:5d1b",
             "PidMode": "", "CpuShares": 2, "CpuPeriod": 100000, "CpuQuota": 50000,
             "Memory": 67108864, "MemorySwap": 67108864, "CpusetCpus": "0",
-            "CpusetMems": "", "OomScoreAdj": 1000},
+            "CpusetMems": "", "OomScoreAdj": 1000, "PidsLimit": 100},
         "Mounts": [{"Type": "bind", "Source": "/var/lib/kubelet/pods/7e5a/etc-hosts",
             "Destination": "/etc/hosts", "Mode": "", "RW": true, "Propagation": "rprivate"},
             {"Type": "bind", "Source": "/tmp", "Destination": "/host", "Mode": "ro",
@@ -403,8 +409,19 @@ mod tests {
                 cpuset_cpus: "0".to_owned(),
                 cpuset_mems: String::new(),
                 oom_score_adj: 1000,
+                pids_limit: 100,
             }
         );
+    }
+
+    #[test]
+    fn every_unlimited_pids_limit_reads_as_zero() {
+        let mut inspect: ContainerInspect = serde_json::from_str(KILLED_CONTAINER).unwrap();
+        for unlimited in [None, Some(0), Some(-1)] {
+            inspect.host_config.pids_limit = unlimited;
+            let e = Entry::from_inspect(&inspect).unwrap();
+            assert_eq!(e.resources.pids_limit, 0, "{unlimited:?}");
+        }
     }
 
     #[test]

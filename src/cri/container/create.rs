@@ -1,6 +1,13 @@
 //! CreateContainer: check that the sandbox and the image exist, turn the
 //! configuration into a Docker create body, create the container under its
 //! Kubernetes name and tell the index. Nothing is started here.
+//!
+//! dockerd answers a create with warnings as well as the ID. Each is
+//! logged; and since dockerd drops a limit the kernel cannot enforce (no
+//! pids cgroup, no swap accounting, ...) and says so only there, a
+//! warning that a limit was dropped ([`drops_a_limit`]) removes the new
+//! container again and fails the call with FAILED_PRECONDITION quoting
+//! dockerd.
 
 use std::path::Path;
 
@@ -14,11 +21,30 @@ use crate::cri::v1;
 use crate::docker::{path_with_query, ImageInspect};
 use crate::logs::validate_log_path;
 
+/// The word dockerd ends each warning about a setting it dropped with
+/// ("... PIDs limit discarded.").
+const DISCARDED: &str = "discarded";
+/// The one such warning worded otherwise: without swap accounting dockerd
+/// gives a memory-limited container unlimited swap and says "Your kernel
+/// does not support swap limit capabilities ... Memory limited without
+/// swap."
+const SWAP_LIMIT_UNSUPPORTED: &str = "swap limit capabilities";
+
 /// `POST /containers/create`'s answer.
 #[derive(Debug, Deserialize)]
 struct Created {
     #[serde(rename = "Id")]
     id: String,
+    #[serde(rename = "Warnings", default)]
+    warnings: Option<Vec<String>>,
+}
+
+/// Whether a warning of dockerd's (create or update) says that it dropped
+/// a limit it was asked for. Dropped swap limits matter only on a node
+/// with swap: without any, the container cannot swap anyway.
+pub(super) fn drops_a_limit(warning: &str, node_has_swap: bool) -> bool {
+    let warning = warning.to_ascii_lowercase();
+    warning.contains(DISCARDED) || (node_has_swap && warning.contains(SWAP_LIMIT_UNSUPPORTED))
 }
 
 impl ContainerService {
@@ -67,14 +93,17 @@ impl ContainerService {
             .to_string_lossy()
             .into_owned()
         };
+        let daemon = self.daemon_facts()?;
+        let node_has_swap = node_has_swap();
         let options = ContainerOptions {
             sandbox_id: &sandbox.id,
             image,
             log_path: &log_path,
-            cgroup_driver: self.cgroup_driver()?,
+            cgroup_driver: daemon.cgroup_driver,
             seccomp_profiles: &NodeSeccompProfiles,
             host_mounts: &NodeMounts,
-            node_has_swap: node_has_swap(),
+            node_has_swap,
+            node_has_apparmor: daemon.apparmor,
         };
         let body = container_create_body(config, sandbox_config, &options)?;
         let path = path_with_query("/containers/create", &[("name", &name)]);
@@ -82,9 +111,38 @@ impl ContainerService {
             .docker
             .post_json(&path, &body)
             .map_err(|err| ContainerError::docker("create the container", err))?;
+        let warnings = created.warnings.unwrap_or_default();
+        for warning in &warnings {
+            log::warn!("container {}: dockerd: {warning}", created.id);
+        }
+        if let Some(warning) = warnings
+            .iter()
+            .find(|warning| drops_a_limit(warning, node_has_swap))
+        {
+            return Err(self.remove_after_dropped_limit(&created.id, warning));
+        }
         self.index.refresh(&created.id)?;
         log::info!("created container {} ({name})", created.id);
         Ok(created.id)
+    }
+
+    /// Removes the container `id` dockerd just created without a limit it
+    /// was asked for, and says so.
+    fn remove_after_dropped_limit(&self, id: &str, warning: &str) -> ContainerError {
+        let path = path_with_query(&format!("/containers/{id}"), &[("force", "1"), ("v", "1")]);
+        let cleanup = match self.docker.delete(&path) {
+            Ok(_) => None,
+            Err(err) if err.api_status() == Some(404) => None,
+            Err(err) => Some(err),
+        };
+        if cleanup.is_none() {
+            self.index.forget(id);
+        }
+        ContainerError::LimitDroppedAtCreate {
+            id: id.to_owned(),
+            warning: warning.to_owned(),
+            cleanup,
+        }
     }
 
     /// NOT_FOUND naming `image` unless dockerd has it.
@@ -99,5 +157,48 @@ impl ContainerService {
             }),
             Err(err) => Err(ContainerError::docker("inspect the container's image", err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Warnings dockerd 20.10 gives on create and update (API 1.41).
+    const DROPPED_LIMITS: [&str; 6] = [
+        "Your kernel does not support memory limit capabilities or the cgroup is not mounted. \
+         Limitation discarded.",
+        "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. \
+         PIDs limit discarded.",
+        "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
+        "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
+        "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+        "Your kernel does not support memory swappiness capabilities or the cgroup is not \
+         mounted. Memory swappiness discarded.",
+    ];
+    const SWAP_DROPPED: &str = "Your kernel does not support swap limit capabilities or the \
+                                cgroup is not mounted. Memory limited without swap.";
+    const HARMLESS: [&str; 2] = [
+        "OOM killer is disabled for the container, but no memory limit is set, this can result \
+         in the system running out of resources.",
+        "IPv4 forwarding is disabled. Networking will not work.",
+    ];
+
+    #[test]
+    fn warnings_of_a_dropped_limit_are_told_from_harmless_ones() {
+        for node_has_swap in [false, true] {
+            for warning in DROPPED_LIMITS {
+                assert!(drops_a_limit(warning, node_has_swap), "{warning}");
+            }
+            for warning in HARMLESS {
+                assert!(!drops_a_limit(warning, node_has_swap), "{warning}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_dropped_swap_limit_counts_only_on_a_node_with_swap() {
+        assert!(drops_a_limit(SWAP_DROPPED, true));
+        assert!(!drops_a_limit(SWAP_DROPPED, false));
     }
 }

@@ -17,16 +17,27 @@
 //!   container asks for hugepages; a 0 limit is what the pod's cgroup (the
 //!   container's cgroup parent, set by the kubelet) already enforces, so
 //!   it is accepted. A non-zero per-container limit is UNIMPLEMENTED.
-//! - `unified`: only `memory.swap.max` is understood; any other cgroup v2
-//!   file is UNIMPLEMENTED naming the key (Docker 20.10 sets no cgroup
-//!   file by name).
+//! - `unified["pids.max"]`: Docker's `PidsLimit` (`max` is unlimited,
+//!   sent as -1). A limit of 0 is UNIMPLEMENTED, since Docker reads a
+//!   `PidsLimit` of 0 as no limit at all. ContainerStatus reports a limit
+//!   back as `unified["pids.max"]`.
+//! - `unified`: besides those two files, any cgroup v2 file is
+//!   UNIMPLEMENTED naming the key (Docker 20.10 sets no cgroup file by
+//!   name).
 //! - `oom_score_adj`: `OomScoreAdj` on create. Docker's update cannot
-//!   change it, so an update must repeat the container's current value.
+//!   change it, so the update handler writes it to the processes of a
+//!   running container itself ([`oom_score_update`] decides, `update`
+//!   writes); a container that is not running keeps its creation value,
+//!   so a new one is refused there. ContainerStatus reports the value
+//!   the container was created with, the one Docker keeps, also after an
+//!   update gave its processes another.
 //!
 //! Docker's update treats an absent or zero field as "keep the current
 //! value", so an update that would remove a memory limit, CPU shares, a
 //! CPU quota or period, or a cpuset is refused rather than silently
-//! keeping the old setting.
+//! keeping the old setting. A process limit can be lifted (`PidsLimit`
+//! -1); an update without `pids.max` keeps the current one, as a runtime
+//! that writes `unified` files leaves those an update does not name.
 
 use std::collections::HashMap;
 
@@ -38,10 +49,17 @@ use crate::index;
 
 /// The cgroup v2 file the kubelet uses for a container's swap limit.
 pub const SWAP_MAX_FILE: &str = "memory.swap.max";
-/// `memory.swap.max` value for no limit.
-const SWAP_UNLIMITED: &str = "max";
+/// The cgroup v2 file of a container's process limit.
+pub const PIDS_MAX_FILE: &str = "pids.max";
+/// The `unified` files Docker has a field for.
+const MAPPED_FILES: [&str; 2] = [SWAP_MAX_FILE, PIDS_MAX_FILE];
+/// The value of a cgroup v2 `*.max` file for no limit.
+const UNLIMITED: &str = "max";
 /// Docker's `MemorySwap` for unlimited swap.
 const DOCKER_UNLIMITED_SWAP: i64 = -1;
+/// Docker's `PidsLimit` for no limit. Docker reads 0 the same, but -1 is
+/// the value runc itself takes for no limit.
+const DOCKER_UNLIMITED_PIDS: i64 = -1;
 /// Bounds of Linux's `oom_score_adj`.
 const OOM_SCORE_ADJ_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
 
@@ -55,6 +73,7 @@ pub struct DockerResources {
     pub cpu_period: Option<i64>,
     pub cpuset_cpus: String,
     pub cpuset_mems: String,
+    pub pids_limit: Option<i64>,
 }
 
 /// The JSON body of `POST /containers/{id}/update`: the resource fields
@@ -75,13 +94,34 @@ pub struct ContainerUpdate {
     pub cpuset_cpus: String,
     #[serde(rename = "CpusetMems", skip_serializing_if = "String::is_empty")]
     pub cpuset_mems: String,
+    /// Absent keeps the current limit; -1 lifts it.
+    #[serde(rename = "PidsLimit", skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
 }
 
-/// A swap limit as `memory.swap.max` states it.
+/// What an update does to the OOM score adjustment of the container's
+/// processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SwapMax {
-    Bytes(i64),
+pub enum OomScoreUpdate {
+    /// Write this value to every process of the running container.
+    Write(i32),
+    /// Nothing: the container runs no process, and asks for the value it
+    /// was created with.
+    Keep,
+}
+
+/// A limit as a cgroup v2 `*.max` file states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CgroupMax {
+    Limit(i64),
     Unlimited,
+}
+
+/// The `unified` entries Docker has a field for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Unified {
+    swap_max: Option<CgroupMax>,
+    pids_max: Option<CgroupMax>,
 }
 
 /// Docker's resource fields for `resources`; `node_has_swap` says whether
@@ -91,7 +131,7 @@ pub fn docker_resources(
     node_has_swap: bool,
 ) -> Result<DockerResources, ContainerConfigError> {
     check_hugepage_limits(&resources.hugepage_limits)?;
-    let swap_max = unified_swap_max(&resources.unified)?;
+    let unified = unified(&resources.unified)?;
     let memory = positive("memory_limit_in_bytes", resources.memory_limit_in_bytes)?;
     let swap_total = positive(
         "memory_swap_limit_in_bytes",
@@ -99,12 +139,16 @@ pub fn docker_resources(
     )?;
     Ok(DockerResources {
         memory,
-        memory_swap: memory_swap(memory, swap_total, swap_max, node_has_swap)?,
+        memory_swap: memory_swap(memory, swap_total, unified.swap_max, node_has_swap)?,
         cpu_shares: positive("cpu_shares", resources.cpu_shares)?,
         cpu_quota: positive("cpu_quota", resources.cpu_quota)?,
         cpu_period: positive("cpu_period", resources.cpu_period)?,
         cpuset_cpus: cpuset("cpuset_cpus", &resources.cpuset_cpus)?,
         cpuset_mems: cpuset("cpuset_mems", &resources.cpuset_mems)?,
+        pids_limit: unified.pids_max.map(|max| match max {
+            CgroupMax::Limit(limit) => limit,
+            CgroupMax::Unlimited => DOCKER_UNLIMITED_PIDS,
+        }),
     })
 }
 
@@ -121,22 +165,14 @@ pub fn oom_score_adj(value: i64) -> Result<i32, ContainerConfigError> {
 }
 
 /// The update body for `resources` on a container whose resources are now
-/// `current`.
+/// `current`. The OOM score adjustment is only checked here; see
+/// [`oom_score_update`].
 pub fn update_resources_body(
     resources: &v1::LinuxContainerResources,
     current: &index::Resources,
     node_has_swap: bool,
 ) -> Result<ContainerUpdate, ContainerConfigError> {
-    if resources.oom_score_adj != current.oom_score_adj {
-        return Err(ContainerConfigError::unsupported(
-            "oom_score_adj",
-            format!(
-                "Docker cannot change the OOM score adjustment of an existing container \
-                 (it is {}, {} was asked)",
-                current.oom_score_adj, resources.oom_score_adj
-            ),
-        ));
-    }
+    oom_score_adj(resources.oom_score_adj)?;
     let docker = docker_resources(resources, node_has_swap)?;
     let removed = [
         (
@@ -170,6 +206,11 @@ pub fn update_resources_body(
             "Docker's update cannot remove a limit from an existing container, only change it",
         ));
     }
+    // An unchanged process limit is left out, so an update that does not
+    // change it never touches the pids cgroup.
+    let pids_limit = docker
+        .pids_limit
+        .filter(|limit| (*limit).max(0) != current.pids_limit);
     Ok(ContainerUpdate {
         memory: docker.memory,
         memory_swap: docker.memory_swap,
@@ -178,11 +219,45 @@ pub fn update_resources_body(
         cpu_period: docker.cpu_period,
         cpuset_cpus: docker.cpuset_cpus,
         cpuset_mems: docker.cpuset_mems,
+        pids_limit,
     })
+}
+
+/// What an update does to the OOM score adjustment of a container created
+/// with `current` that is `running` or not: the value asked for is
+/// written to the processes of a running container (even when it equals
+/// the creation value: an earlier update may have changed them). A
+/// container that runs no process would get its creation value again when
+/// started, so another value is refused for it.
+pub fn oom_score_update(
+    resources: &v1::LinuxContainerResources,
+    current: &index::Resources,
+    running: bool,
+) -> Result<OomScoreUpdate, ContainerConfigError> {
+    let asked = oom_score_adj(resources.oom_score_adj)?;
+    if running {
+        return Ok(OomScoreUpdate::Write(asked));
+    }
+    if i64::from(asked) == current.oom_score_adj {
+        return Ok(OomScoreUpdate::Keep);
+    }
+    Err(ContainerConfigError::unsupported(
+        "oom_score_adj",
+        format!(
+            "the container is not running, and Docker would start it again with the value it \
+             was created with ({}, {asked} was asked)",
+            current.oom_score_adj
+        ),
+    ))
 }
 
 /// The CRI view of the resources Docker applied, for ContainerStatus.
 pub fn cri_resources(current: &index::Resources) -> v1::LinuxContainerResources {
+    let unified = if current.pids_limit > 0 {
+        HashMap::from([(PIDS_MAX_FILE.to_owned(), current.pids_limit.to_string())])
+    } else {
+        HashMap::new()
+    };
     v1::LinuxContainerResources {
         cpu_period: current.cpu_period,
         cpu_quota: current.cpu_quota,
@@ -192,6 +267,7 @@ pub fn cri_resources(current: &index::Resources) -> v1::LinuxContainerResources 
         cpuset_cpus: current.cpuset_cpus.clone(),
         cpuset_mems: current.cpuset_mems.clone(),
         memory_swap_limit_in_bytes: current.memory_swap.max(0),
+        unified,
         ..v1::LinuxContainerResources::default()
     }
 }
@@ -199,7 +275,7 @@ pub fn cri_resources(current: &index::Resources) -> v1::LinuxContainerResources 
 fn memory_swap(
     memory: Option<i64>,
     swap_total: Option<i64>,
-    swap_max: Option<SwapMax>,
+    swap_max: Option<CgroupMax>,
     node_has_swap: bool,
 ) -> Result<Option<i64>, ContainerConfigError> {
     let Some(memory) = memory else {
@@ -210,7 +286,7 @@ fn memory_swap(
             ));
         }
         return match swap_max {
-            Some(SwapMax::Bytes(_)) if node_has_swap => Err(ContainerConfigError::unsupported(
+            Some(CgroupMax::Limit(_)) if node_has_swap => Err(ContainerConfigError::unsupported(
                 format!("unified[{SWAP_MAX_FILE:?}]"),
                 "Docker cannot limit the swap of a container without a memory limit, \
                  and this node has swap",
@@ -220,8 +296,8 @@ fn memory_swap(
     };
     let from_unified = match swap_max {
         None => None,
-        Some(SwapMax::Unlimited) => Some(DOCKER_UNLIMITED_SWAP),
-        Some(SwapMax::Bytes(swap)) => Some(memory.checked_add(swap).ok_or_else(|| {
+        Some(CgroupMax::Unlimited) => Some(DOCKER_UNLIMITED_SWAP),
+        Some(CgroupMax::Limit(swap)) => Some(memory.checked_add(swap).ok_or_else(|| {
             ContainerConfigError::invalid(
                 format!("unified[{SWAP_MAX_FILE:?}]"),
                 format!("{swap} plus the memory limit overflows"),
@@ -259,28 +335,47 @@ fn check_hugepage_limits(limits: &[v1::HugepageLimit]) -> Result<(), ContainerCo
     }
 }
 
-fn unified_swap_max(
-    unified: &HashMap<String, String>,
-) -> Result<Option<SwapMax>, ContainerConfigError> {
+fn unified(unified: &HashMap<String, String>) -> Result<Unified, ContainerConfigError> {
     let mut keys: Vec<&String> = unified.keys().collect();
     keys.sort();
-    if let Some(key) = keys.into_iter().find(|key| *key != SWAP_MAX_FILE) {
+    if let Some(key) = keys
+        .into_iter()
+        .find(|key| !MAPPED_FILES.contains(&key.as_str()))
+    {
         return Err(ContainerConfigError::unsupported(
             format!("unified[{key:?}]"),
-            format!("Docker sets no cgroup v2 file by name; only {SWAP_MAX_FILE:?} is mapped"),
+            format!("Docker sets no cgroup v2 file by name; only {MAPPED_FILES:?} are mapped"),
         ));
     }
-    let Some(value) = unified.get(SWAP_MAX_FILE) else {
-        return Ok(None);
-    };
-    if value == SWAP_UNLIMITED {
-        return Ok(Some(SwapMax::Unlimited));
+    let swap_max = unified
+        .get(SWAP_MAX_FILE)
+        .map(|value| cgroup_max(SWAP_MAX_FILE, value, "a byte count"))
+        .transpose()?;
+    let pids_max = unified
+        .get(PIDS_MAX_FILE)
+        .map(|value| cgroup_max(PIDS_MAX_FILE, value, "a number of processes"))
+        .transpose()?;
+    if pids_max == Some(CgroupMax::Limit(0)) {
+        return Err(ContainerConfigError::unsupported(
+            format!("unified[{PIDS_MAX_FILE:?}]"),
+            "Docker reads a process limit of 0 as no limit at all",
+        ));
     }
+    Ok(Unified { swap_max, pids_max })
+}
+
+/// The limit a cgroup v2 `*.max` file `value` states: `max`, or a count
+/// in plain decimal digits.
+fn cgroup_max(file: &str, value: &str, count: &str) -> Result<CgroupMax, ContainerConfigError> {
+    if value == UNLIMITED {
+        return Ok(CgroupMax::Unlimited);
+    }
+    let digits = !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit());
     match value.parse::<i64>() {
-        Ok(bytes) if bytes >= 0 => Ok(Some(SwapMax::Bytes(bytes))),
+        Ok(limit) if digits => Ok(CgroupMax::Limit(limit)),
         _ => Err(ContainerConfigError::invalid(
-            format!("unified[{SWAP_MAX_FILE:?}]"),
-            format!("{value:?} is neither a byte count nor {SWAP_UNLIMITED:?}"),
+            format!("unified[{file:?}]"),
+            format!("{value:?} is neither {count} nor {UNLIMITED:?}"),
         )),
     }
 }
@@ -329,14 +424,32 @@ mod tests {
     }
 
     fn swap_max(value: &str) -> HashMap<String, String> {
-        HashMap::from([(SWAP_MAX_FILE.to_owned(), value.to_owned())])
+        unified_file(SWAP_MAX_FILE, value)
+    }
+
+    fn unified_file(file: &str, value: &str) -> HashMap<String, String> {
+        HashMap::from([(file.to_owned(), value.to_owned())])
     }
 
     #[test]
     fn each_resource_field_reaches_its_docker_field() {
         type Edit = fn(&mut v1::LinuxContainerResources);
-        let cases: [(Edit, DockerResources); 7] = [
+        let cases: [(Edit, DockerResources); 9] = [
             (|_| {}, DockerResources::default()),
+            (
+                |r| r.unified = unified_file(PIDS_MAX_FILE, "100"),
+                DockerResources {
+                    pids_limit: Some(100),
+                    ..DockerResources::default()
+                },
+            ),
+            (
+                |r| r.unified = unified_file(PIDS_MAX_FILE, "max"),
+                DockerResources {
+                    pids_limit: Some(-1),
+                    ..DockerResources::default()
+                },
+            ),
             (
                 |r| r.cpu_shares = 512,
                 DockerResources {
@@ -490,7 +603,7 @@ mod tests {
     #[test]
     fn impossible_resources_are_refused_naming_the_field() {
         type Edit = fn(&mut v1::LinuxContainerResources);
-        let cases: [(Edit, Code, &str); 8] = [
+        let cases: [(Edit, Code, &str); 13] = [
             (
                 |r| r.cpu_shares = -2,
                 Code::InvalidArgument,
@@ -534,9 +647,33 @@ mod tests {
                 "unified[\"memory.swap.max\"]: \"lots\"",
             ),
             (
-                |r| {
-                    r.unified = HashMap::from([("memory.high".to_owned(), "1000".to_owned())]);
-                },
+                |r| r.unified = unified_file(PIDS_MAX_FILE, "-1"),
+                Code::InvalidArgument,
+                "unified[\"pids.max\"]: \"-1\" is neither a number of processes nor \"max\"",
+            ),
+            (
+                |r| r.unified = unified_file(PIDS_MAX_FILE, "+5"),
+                Code::InvalidArgument,
+                "unified[\"pids.max\"]: \"+5\"",
+            ),
+            (
+                |r| r.unified = unified_file(PIDS_MAX_FILE, ""),
+                Code::InvalidArgument,
+                "unified[\"pids.max\"]: \"\"",
+            ),
+            (
+                |r| r.unified = unified_file(PIDS_MAX_FILE, "99999999999999999999"),
+                Code::InvalidArgument,
+                "unified[\"pids.max\"]: \"99999999999999999999\"",
+            ),
+            (
+                |r| r.unified = unified_file(PIDS_MAX_FILE, "0"),
+                Code::Unimplemented,
+                "unified[\"pids.max\"]: not supported with Docker: Docker reads a process limit \
+                 of 0",
+            ),
+            (
+                |r| r.unified = unified_file("memory.high", "1000"),
                 Code::Unimplemented,
                 "unified[\"memory.high\"]: not supported with Docker",
             ),
@@ -568,7 +705,10 @@ mod tests {
             oom_score_adj: 999,
             cpuset_cpus: "0".to_owned(),
             cpuset_mems: "0".to_owned(),
-            unified: swap_max("0"),
+            unified: HashMap::from([
+                (SWAP_MAX_FILE.to_owned(), "0".to_owned()),
+                (PIDS_MAX_FILE.to_owned(), "200".to_owned()),
+            ]),
             hugepage_limits: vec![v1::HugepageLimit {
                 page_size: "2MB".to_owned(),
                 limit: 0,
@@ -576,8 +716,9 @@ mod tests {
             ..v1::LinuxContainerResources::default()
         };
         let current = index::Resources {
-            oom_score_adj: 999,
+            oom_score_adj: 0,
             memory_limit: 64 * MIB,
+            pids_limit: 100,
             ..index::Resources::default()
         };
         let body = update_resources_body(&resources, &current, true).unwrap();
@@ -590,9 +731,73 @@ mod tests {
                 "CpuQuota": 20_000,
                 "CpuPeriod": 100_000,
                 "CpusetCpus": "0",
-                "CpusetMems": "0"
+                "CpusetMems": "0",
+                "PidsLimit": 200
             })
         );
+    }
+
+    #[test]
+    fn an_update_sends_the_process_limit_only_when_it_changes() {
+        let limited = index::Resources {
+            pids_limit: 100,
+            ..index::Resources::default()
+        };
+        let unlimited = index::Resources::default();
+        let cases = [
+            (&limited, Some("100"), None),
+            (&limited, Some("200"), Some(200)),
+            (&limited, Some("max"), Some(-1)),
+            (&limited, None, None),
+            (&unlimited, Some("max"), None),
+            (&unlimited, Some("100"), Some(100)),
+        ];
+        for (current, asked, expected) in cases {
+            let resources = v1::LinuxContainerResources {
+                unified: asked
+                    .map_or_else(HashMap::new, |value| unified_file(PIDS_MAX_FILE, value)),
+                ..v1::LinuxContainerResources::default()
+            };
+            let body = update_resources_body(&resources, current, false).unwrap();
+            assert_eq!(body.pids_limit, expected, "{asked:?} on {current:?}");
+        }
+    }
+
+    #[test]
+    fn a_running_container_gets_any_oom_score_adj_and_a_stopped_one_keeps_its_own() {
+        let current = index::Resources {
+            oom_score_adj: 500,
+            ..index::Resources::default()
+        };
+        let asking = |value: i64| v1::LinuxContainerResources {
+            oom_score_adj: value,
+            ..v1::LinuxContainerResources::default()
+        };
+        let cases = [
+            (500, true, OomScoreUpdate::Write(500)),
+            (0, true, OomScoreUpdate::Write(0)),
+            (-998, true, OomScoreUpdate::Write(-998)),
+            (500, false, OomScoreUpdate::Keep),
+        ];
+        for (asked, running, expected) in cases {
+            assert_eq!(
+                oom_score_update(&asking(asked), &current, running).unwrap(),
+                expected,
+                "{asked} running={running}"
+            );
+        }
+        let err = oom_score_update(&asking(0), &current, false).unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
+        assert!(
+            err.to_string().starts_with(
+                "oom_score_adj: not supported with Docker: the container is not running"
+            ),
+            "{err}"
+        );
+        let err = oom_score_update(&asking(1001), &current, true).unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let err = update_resources_body(&asking(-1001), &current, false).unwrap_err();
+        assert!(err.to_string().starts_with("oom_score_adj: -1001"), "{err}");
     }
 
     #[test]
@@ -619,8 +824,7 @@ mod tests {
         };
         assert!(update_resources_body(&same, &current, false).is_ok());
         type Edit = fn(&mut v1::LinuxContainerResources);
-        let cases: [(Edit, &str); 9] = [
-            (|r| r.oom_score_adj = 1000, "oom_score_adj"),
+        let cases: [(Edit, &str); 8] = [
             (|r| r.memory_limit_in_bytes = 0, "memory_limit_in_bytes"),
             (|r| r.cpu_shares = 0, "cpu_shares"),
             (|r| r.cpu_quota = 0, "cpu_quota"),
@@ -637,8 +841,8 @@ mod tests {
                 "hugepage_limits[\"2MB\"]",
             ),
             (
-                |r| r.unified = HashMap::from([("pids.max".to_owned(), "100".to_owned())]),
-                "unified[\"pids.max\"]",
+                |r| r.unified = unified_file("memory.high", "1000"),
+                "unified[\"memory.high\"]",
             ),
         ];
         for (edit, field) in cases {
@@ -665,6 +869,7 @@ mod tests {
             cpuset_cpus: "0".to_owned(),
             cpuset_mems: String::new(),
             oom_score_adj: 1000,
+            pids_limit: 100,
         };
         let cri = cri_resources(&current);
         assert_eq!(
@@ -679,5 +884,11 @@ mod tests {
             ),
             (2, 100_000, 50_000, 64 * MIB, 0, 1000, "0")
         );
+        assert_eq!(cri.unified, unified_file(PIDS_MAX_FILE, "100"));
+        let unlimited = index::Resources {
+            pids_limit: 0,
+            ..current
+        };
+        assert!(cri_resources(&unlimited).unified.is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! `ContainerService`: the state the container calls share — dockerd, the
 //! state index and the log manager — the node facts the create body needs
-//! (mount propagation, seccomp profiles, swap, the cgroup driver), and
-//! `ContainerError`, why one of those calls failed.
+//! (mount propagation, seccomp profiles, swap, and from dockerd the cgroup
+//! driver and whether it has AppArmor), and `ContainerError`, why one of
+//! those calls failed.
 //!
 //! The calls themselves live in `create`, `lifecycle`, `list` and
 //! `update`. This module starts no threads: the index and the log manager
@@ -14,6 +15,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use serde::Deserialize;
 
 use super::image_names::ImageNamesCache;
 use super::keeper::LogKeeper;
@@ -32,6 +35,52 @@ const MOUNTINFO_PATH: &str = "/proc/self/mountinfo";
 const SWAPS_PATH: &str = "/proc/swaps";
 /// Upper bound on the mount table read; far beyond any real node's.
 const MAX_MOUNTINFO_BYTES: u64 = 16 * 1024 * 1024;
+/// dockerd's cgroup driver value for systemd; anything else is cgroupfs.
+const SYSTEMD_CGROUP_DRIVER: &str = "systemd";
+/// The `GET /info` security option naming AppArmor; dockerd lists it only
+/// when it confines containers with AppArmor.
+const APPARMOR_SECURITY_OPTION: &str = "name=apparmor";
+
+/// The part of `GET /info` the create body depends on.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DaemonInfo {
+    #[serde(rename = "CgroupDriver")]
+    cgroup_driver: String,
+    /// `name=<option>` entries, each optionally followed by
+    /// `,key=value` parts, e.g. `name=seccomp,profile=default`; dockerd
+    /// may write `null` for none.
+    #[serde(rename = "SecurityOptions")]
+    security_options: Option<Vec<String>>,
+}
+
+/// What dockerd told of itself, read once: it changes only with a daemon
+/// restart that also ends every container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DaemonFacts {
+    pub cgroup_driver: v1::CgroupDriver,
+    /// Whether dockerd confines containers with AppArmor.
+    pub apparmor: bool,
+}
+
+impl DaemonFacts {
+    fn from_info(info: &DaemonInfo) -> DaemonFacts {
+        let cgroup_driver = if info.cgroup_driver == SYSTEMD_CGROUP_DRIVER {
+            v1::CgroupDriver::Systemd
+        } else {
+            v1::CgroupDriver::Cgroupfs
+        };
+        let apparmor = info.security_options.iter().flatten().any(|option| {
+            option
+                .split(',')
+                .any(|part| part == APPARMOR_SECURITY_OPTION)
+        });
+        DaemonFacts {
+            cgroup_driver,
+            apparmor,
+        }
+    }
+}
 
 /// What the container calls work with.
 pub struct ContainerService {
@@ -45,9 +94,8 @@ pub struct ContainerService {
     /// Held by RemoveContainer and by the log keeper while it resumes a
     /// log, so a container being removed is never followed again.
     pub(super) log_lock: Arc<Mutex<()>>,
-    /// dockerd's cgroup driver, read once: it changes only with a daemon
-    /// restart that also ends every container.
-    cgroup_driver: Mutex<Option<v1::CgroupDriver>>,
+    /// See [`DaemonFacts`]; `None` until first asked.
+    daemon_facts: Mutex<Option<DaemonFacts>>,
 }
 
 impl fmt::Debug for ContainerService {
@@ -79,7 +127,7 @@ impl ContainerService {
             request_timeout,
             image_names: ImageNamesCache::default(),
             log_lock: Arc::new(Mutex::new(())),
-            cgroup_driver: Mutex::new(None),
+            daemon_facts: Mutex::new(None),
         }
     }
 
@@ -98,31 +146,26 @@ impl ContainerService {
         &self.index
     }
 
-    /// dockerd's cgroup driver, asked once.
-    pub(super) fn cgroup_driver(&self) -> Result<v1::CgroupDriver, ContainerError> {
+    /// What dockerd tells of itself (`GET /info`), asked once.
+    pub(super) fn daemon_facts(&self) -> Result<DaemonFacts, ContainerError> {
         let mut cached = self
-            .cgroup_driver
+            .daemon_facts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(driver) = *cached {
-            return Ok(driver);
+        if let Some(facts) = *cached {
+            return Ok(facts);
         }
         if self.docker.api_version().is_none() {
             self.docker
                 .negotiate()
                 .map_err(|err| ContainerError::docker("negotiate the API version", err))?;
         }
-        let info = self
-            .docker
-            .info()
-            .map_err(|err| ContainerError::docker("read the cgroup driver", err))?;
-        let driver = if info.cgroup_driver == "systemd" {
-            v1::CgroupDriver::Systemd
-        } else {
-            v1::CgroupDriver::Cgroupfs
-        };
-        *cached = Some(driver);
-        Ok(driver)
+        let info = self.docker.get_json::<DaemonInfo>("/info").map_err(|err| {
+            ContainerError::docker("read dockerd's cgroup driver and security options", err)
+        })?;
+        let facts = DaemonFacts::from_info(&info);
+        *cached = Some(facts);
+        Ok(facts)
     }
 }
 
@@ -139,17 +182,45 @@ pub(super) fn node_has_swap() -> bool {
 pub(super) struct NodeMounts;
 
 impl HostMounts for NodeMounts {
+    /// The mount table lists real paths, so `path` is resolved first: a
+    /// symbolic link on the way (`/var/run` → `/run`) may lead onto
+    /// another mount than the one its spelling suggests.
     fn propagation(&self, path: &Path) -> io::Result<HostPropagation> {
+        let resolved = resolve_existing_part(path)?;
         let mut text = String::new();
         File::open(MOUNTINFO_PATH)?
             .take(MAX_MOUNTINFO_BYTES)
             .read_to_string(&mut text)?;
-        propagation_in(&text, path).ok_or_else(|| {
+        propagation_in(&text, &resolved).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("no mount in {MOUNTINFO_PATH} holds it"),
+                format!("no mount in {MOUNTINFO_PATH} holds {resolved:?}"),
             )
         })
+    }
+}
+
+/// `path` with its deepest existing ancestor (or itself) resolved to its
+/// real path and the rest, which dockerd creates at the start, appended
+/// as spelled.
+pub(super) fn resolve_existing_part(path: &Path) -> io::Result<PathBuf> {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        match std::fs::canonicalize(existing) {
+            Ok(mut real) => {
+                real.extend(missing.iter().rev());
+                return Ok(real);
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(err);
+                };
+                missing.push(name);
+                existing = parent;
+            }
+            Err(err) => return Err(err),
+        }
     }
 }
 
@@ -237,6 +308,28 @@ pub enum ContainerError {
         action: &'static str,
         source: DockerError,
     },
+    /// dockerd created the container but dropped a limit it was asked
+    /// for, saying so only in `warning`; the container was removed again,
+    /// unless `cleanup` says why it could not be.
+    LimitDroppedAtCreate {
+        id: String,
+        warning: String,
+        cleanup: Option<DockerError>,
+    },
+    /// dockerd applied an update but dropped a limit in it, saying so only
+    /// in `warning`; the rest of the update stays applied.
+    LimitDroppedAtUpdate {
+        id: String,
+        warning: String,
+    },
+    /// The new OOM score adjustment could not be given to `process` of
+    /// the container, or (`None`) its processes could not be listed.
+    OomScoreAdj {
+        id: String,
+        value: i32,
+        process: Option<u32>,
+        source: io::Error,
+    },
     Index(IndexError),
     Logs(LogError),
     Exec(ExecError),
@@ -256,7 +349,10 @@ impl ContainerError {
             ContainerError::SandboxNotFound { .. }
             | ContainerError::ImageNotFound { .. }
             | ContainerError::NotFound { .. } => Code::NotFound,
-            ContainerError::NotRunning { .. } => Code::FailedPrecondition,
+            ContainerError::NotRunning { .. }
+            | ContainerError::LimitDroppedAtCreate { .. }
+            | ContainerError::LimitDroppedAtUpdate { .. }
+            | ContainerError::OomScoreAdj { .. } => Code::FailedPrecondition,
             ContainerError::Docker { source, .. } => source.code(),
             ContainerError::Index(err) => err.code(),
             ContainerError::Logs(err) => err.code(),
@@ -278,6 +374,48 @@ impl fmt::Display for ContainerError {
             ContainerError::NotFound { id } => write!(f, "container {id} not found"),
             ContainerError::NotRunning { id } => write!(f, "container {id} is not running"),
             ContainerError::Docker { action, source } => write!(f, "cannot {action}: {source}"),
+            ContainerError::LimitDroppedAtCreate {
+                id,
+                warning,
+                cleanup,
+            } => {
+                write!(
+                    f,
+                    "dockerd dropped a limit from the new container {id}: {warning:?}; "
+                )?;
+                match cleanup {
+                    None => f.write_str("the container was removed"),
+                    Some(err) => write!(f, "removing the container failed too: {err}"),
+                }
+            }
+            ContainerError::LimitDroppedAtUpdate { id, warning } => write!(
+                f,
+                "dockerd dropped a limit from the update of container {id}, whose other \
+                 settings were applied: {warning:?}"
+            ),
+            ContainerError::OomScoreAdj {
+                id,
+                value,
+                process,
+                source,
+            } => {
+                match process {
+                    Some(pid) => write!(
+                        f,
+                        "oom_score_adj: cannot give {value} to process {pid} of container {id}: \
+                         {source}"
+                    )?,
+                    None => write!(
+                        f,
+                        "oom_score_adj: cannot list the processes of container {id} to give them \
+                         {value}: {source}"
+                    )?,
+                }
+                if source.kind() == io::ErrorKind::PermissionDenied {
+                    f.write_str(" (lowering it needs CAP_SYS_RESOURCE)")?;
+                }
+                Ok(())
+            }
             ContainerError::Index(err) => err.fmt(f),
             ContainerError::Logs(err) => err.fmt(f),
             ContainerError::Exec(err) => err.fmt(f),
@@ -291,6 +429,10 @@ impl std::error::Error for ContainerError {
         match self {
             ContainerError::Config(err) => Some(err),
             ContainerError::Docker { source, .. } => Some(source),
+            ContainerError::LimitDroppedAtCreate {
+                cleanup: Some(err), ..
+            } => Some(err),
+            ContainerError::OomScoreAdj { source, .. } => Some(source),
             ContainerError::Index(err) => Some(err),
             ContainerError::Logs(err) => Some(err),
             ContainerError::Exec(err) => Some(err),
@@ -364,6 +506,74 @@ mod tests {
     }
 
     #[test]
+    fn a_symlinked_host_path_is_looked_up_where_it_leads() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let real = dir.path().canonicalize()?.join("real");
+        std::fs::create_dir(&real)?;
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link)?;
+        let cases = [
+            (link.clone(), real.clone()),
+            (link.join("missing/deeper"), real.join("missing/deeper")),
+            (real.join("missing"), real.join("missing")),
+        ];
+        for (given, expected) in &cases {
+            assert_eq!(&resolve_existing_part(given)?, expected, "{given:?}");
+        }
+        let table = format!(
+            "22 1 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n\
+             40 22 0:30 / {} rw - tmpfs tmpfs rw\n",
+            real.display()
+        );
+        let given = link.join("missing/deeper");
+        assert_eq!(
+            propagation_in(&table, &resolve_existing_part(&given)?),
+            Some(HostPropagation::Private)
+        );
+        assert_eq!(
+            propagation_in(&table, &given),
+            Some(HostPropagation::Shared),
+            "the unresolved spelling finds the wrong mount"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn dockerd_facts_come_from_its_info() -> Result<(), serde_json::Error> {
+        let cases = [
+            (
+                r#"{"CgroupDriver":"systemd","SecurityOptions":
+                    ["name=apparmor","name=seccomp,profile=default"]}"#,
+                v1::CgroupDriver::Systemd,
+                true,
+            ),
+            (
+                r#"{"CgroupDriver":"cgroupfs","SecurityOptions":["name=seccomp,profile=default"]}"#,
+                v1::CgroupDriver::Cgroupfs,
+                false,
+            ),
+            (
+                r#"{"CgroupDriver":"cgroupfs","SecurityOptions":null}"#,
+                v1::CgroupDriver::Cgroupfs,
+                false,
+            ),
+            ("{}", v1::CgroupDriver::Cgroupfs, false),
+        ];
+        for (json, cgroup_driver, apparmor) in cases {
+            let info: DaemonInfo = serde_json::from_str(json)?;
+            assert_eq!(
+                DaemonFacts::from_info(&info),
+                DaemonFacts {
+                    cgroup_driver,
+                    apparmor
+                },
+                "{json}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
     fn errors_map_to_grpc_codes() {
         let cases = [
             (
@@ -384,6 +594,46 @@ mod tests {
         ];
         for (err, code) in cases {
             assert_eq!(Status::from(err).code, code);
+        }
+    }
+
+    #[test]
+    fn failures_after_dockerd_answered_say_what_was_left_behind() {
+        let cases = [
+            (
+                ContainerError::LimitDroppedAtCreate {
+                    id: "c1".to_owned(),
+                    warning: "PIDs limit discarded.".to_owned(),
+                    cleanup: None,
+                },
+                "dockerd dropped a limit from the new container c1: \"PIDs limit discarded.\"; \
+                 the container was removed",
+            ),
+            (
+                ContainerError::LimitDroppedAtUpdate {
+                    id: "c1".to_owned(),
+                    warning: "Shares discarded.".to_owned(),
+                },
+                "dockerd dropped a limit from the update of container c1, whose other settings \
+                 were applied: \"Shares discarded.\"",
+            ),
+            (
+                ContainerError::OomScoreAdj {
+                    id: "c1".to_owned(),
+                    value: -5,
+                    process: Some(42),
+                    source: io::Error::from(io::ErrorKind::PermissionDenied),
+                },
+                "oom_score_adj: cannot give -5 to process 42 of container c1: permission denied \
+                 (lowering it needs CAP_SYS_RESOURCE)",
+            ),
+        ];
+        for (err, message) in cases {
+            let status = Status::from(err);
+            assert_eq!(
+                (status.code, status.message.as_str()),
+                (Code::FailedPrecondition, message)
+            );
         }
     }
 }

@@ -15,7 +15,10 @@
 //!   `docker://<image ID>`; image_id: the image ID.
 //! - metadata from the Docker name; labels and annotations split from the
 //!   Docker labels; mounts with read-only and propagation; log path;
-//!   resources as Docker applied them.
+//!   resources as Docker holds them (`resources::cri_resources`), a
+//!   process limit as `unified["pids.max"]`. The OOM score adjustment is
+//!   the one the container was created with: an update gives the running
+//!   processes a new one, which Docker does not record.
 //! - not known to dockerd's inspect answer, so left unset: the stop signal
 //!   (RUNTIME_DEFAULT) and the user of the first process.
 

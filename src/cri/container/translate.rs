@@ -1,7 +1,7 @@
 //! `ContainerConfig` → the `POST /containers/create` body of an
 //! application container. Pure: what comes from the node (seccomp
-//! profiles, the mount table, whether there is swap) is handed in through
-//! [`ContainerOptions`].
+//! profiles, the mount table, whether there is swap, whether dockerd has
+//! AppArmor) is handed in through [`ContainerOptions`].
 //!
 //! Every field of a container configuration is applied, checked, or
 //! refused; none is dropped unnoticed:
@@ -30,14 +30,17 @@
 //!   `container:<target_id>`. A network or IPC mode that disagrees with
 //!   the sandbox's is INVALID_ARGUMENT. User namespaces with ID mappings
 //!   are UNIMPLEMENTED, as for sandboxes.
-//! - resources: see `resources`; `OomScoreAdj` from `oom_score_adj`.
+//! - resources: see `resources`; `OomScoreAdj` from `oom_score_adj`,
+//!   `PidsLimit` from `unified["pids.max"]`.
 //! - security context: user and group, supplemental groups (policy Strict
 //!   UNIMPLEMENTED), privileged, read-only root, capabilities (names
 //!   upper-cased and given the `CAP_` prefix, `ALL` kept; ambient
 //!   capabilities UNIMPLEMENTED: Docker has none), SELinux, seccomp (or the
 //!   deprecated `seccomp_profile_path`; neither means unconfined, the CRI's
 //!   default for containers), AppArmor (or the deprecated
-//!   `apparmor_profile`; neither means the runtime default),
+//!   `apparmor_profile`; neither means the runtime default; a Localhost
+//!   profile on a node without AppArmor is FAILED_PRECONDITION, since
+//!   Docker would drop it),
 //!   `no-new-privileges` when asked, masked and read-only paths. A
 //!   privileged container gets no seccomp, AppArmor or path masking: Docker
 //!   ignores them there. An empty path list cannot be told apart from an
@@ -90,6 +93,9 @@ pub struct ContainerOptions<'a> {
     pub host_mounts: &'a dyn HostMounts,
     /// Whether the node has any swap space (`/proc/swaps`).
     pub node_has_swap: bool,
+    /// Whether dockerd confines containers with AppArmor (`GET /info`
+    /// `SecurityOptions` holds `name=apparmor`).
+    pub node_has_apparmor: bool,
 }
 
 /// The create body of the container `config` of the sandbox `sandbox`,
@@ -150,7 +156,7 @@ pub fn container_create_body(
     if let Some(resources) = &linux.resources {
         apply_resources(resources, options.node_has_swap, &mut host_config)?;
     }
-    apply_security_context(security, options.seccomp_profiles, &mut host_config)?;
+    apply_security_context(security, options, &mut host_config)?;
 
     Ok(ContainerCreate {
         user: security::user(
@@ -345,13 +351,14 @@ fn apply_resources(
     host_config.cpu_period = docker.cpu_period;
     host_config.cpuset_cpus = docker.cpuset_cpus;
     host_config.cpuset_mems = docker.cpuset_mems;
+    host_config.pids_limit = docker.pids_limit;
     host_config.oom_score_adj = Some(resources::oom_score_adj(resources.oom_score_adj)?);
     Ok(())
 }
 
 fn apply_security_context(
     security: &v1::LinuxContainerSecurityContext,
-    profiles: &dyn SeccompProfiles,
+    options: &ContainerOptions<'_>,
     host_config: &mut CreateHostConfig,
 ) -> Result<(), ContainerConfigError> {
     security::supplemental_groups_policy(security.supplemental_groups_policy)?;
@@ -379,16 +386,16 @@ fn apply_security_context(
     if !security.privileged {
         opts.extend(security::seccomp_option(
             Some(&seccomp_profile(security)?),
-            profiles,
+            options.seccomp_profiles,
         )?);
         #[allow(deprecated)]
         let legacy = match &security.apparmor {
             Some(_) => None,
             None => deprecated_apparmor_profile(&security.apparmor_profile)?,
         };
-        opts.extend(security::apparmor_option(
-            security.apparmor.as_ref().or(legacy.as_ref()),
-        )?);
+        let apparmor = security.apparmor.as_ref().or(legacy.as_ref());
+        opts.extend(security::apparmor_option(apparmor)?);
+        security::check_apparmor_on_node(apparmor, options.node_has_apparmor)?;
         host_config.masked_paths = paths("masked_paths", &security.masked_paths)?;
         host_config.readonly_paths = paths("readonly_paths", &security.readonly_paths)?;
     }
@@ -532,6 +539,7 @@ mod tests {
                 seccomp_profiles: &self.profiles,
                 host_mounts: &self.mounts,
                 node_has_swap: false,
+                node_has_apparmor: true,
             }
         }
     }
@@ -1113,6 +1121,60 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)]
+    fn a_localhost_apparmor_profile_is_refused_on_a_node_without_apparmor() {
+        let node = Node::new();
+        let options = ContainerOptions {
+            node_has_apparmor: false,
+            ..node.options()
+        };
+        let create = |edit: EditSecurity| {
+            let mut config = config();
+            edit(security(&mut config));
+            container_create_body(&config, &sandbox(false), &options)
+        };
+        let refused: [EditSecurity; 2] = [
+            |s| {
+                s.apparmor = Some(v1::SecurityProfile {
+                    profile_type: ProfileType::Localhost as i32,
+                    localhost_ref: "k8s-deny-write".to_owned(),
+                })
+            },
+            |s| s.apparmor_profile = "localhost/k8s-deny-write".to_owned(),
+        ];
+        for edit in refused {
+            let err = create(edit).unwrap_err();
+            assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+            assert_eq!(
+                err.to_string(),
+                "AppArmor profile \"k8s-deny-write\": AppArmor is not enabled on this node"
+            );
+        }
+        let accepted: [(EditSecurity, Value); 4] = [
+            (|_| {}, Value::Null),
+            (
+                |s| s.apparmor_profile = "runtime/default".to_owned(),
+                Value::Null,
+            ),
+            (
+                |s| s.apparmor_profile = "unconfined".to_owned(),
+                json!(["apparmor=unconfined"]),
+            ),
+            (
+                |s| {
+                    s.privileged = true;
+                    s.apparmor_profile = "localhost/k8s-deny-write".to_owned();
+                },
+                Value::Null,
+            ),
+        ];
+        for (edit, expected) in accepted {
+            let body = serde_json::to_value(create(edit).unwrap()).unwrap();
+            assert_eq!(field(&body, "SecurityOpt").unwrap_or(Value::Null), expected);
+        }
+    }
+
+    #[test]
     fn every_resource_field_reaches_the_body() {
         let mut config = config();
         config.linux.as_mut().unwrap().resources = Some(v1::LinuxContainerResources {
@@ -1127,7 +1189,10 @@ mod tests {
                 page_size: "2MB".to_owned(),
                 limit: 0,
             }],
-            unified: HashMap::from([("memory.swap.max".to_owned(), "0".to_owned())]),
+            unified: HashMap::from([
+                ("memory.swap.max".to_owned(), "0".to_owned()),
+                ("pids.max".to_owned(), "100".to_owned()),
+            ]),
             memory_swap_limit_in_bytes: 0,
         });
         let body = body_of(&config, &sandbox(false));
@@ -1140,6 +1205,7 @@ mod tests {
             ("OomScoreAdj", json!(1000)),
             ("CpusetCpus", json!("0-1")),
             ("CpusetMems", json!("0")),
+            ("PidsLimit", json!(100)),
         ];
         for (key, value) in expected {
             assert_eq!(body["HostConfig"][key], value, "{key}");

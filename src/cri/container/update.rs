@@ -1,20 +1,70 @@
-//! UpdateContainerResources: change a container's CPU, memory and cpuset
-//! limits in place with `POST /containers/{id}/update`, then tell the index
-//! so ContainerStatus shows the new limits at once.
+//! UpdateContainerResources: change a container's CPU, memory, cpuset and
+//! process limits in place with `POST /containers/{id}/update`, then its
+//! OOM score adjustment, then tell the index so ContainerStatus shows the
+//! new limits at once.
 //!
-//! The request is all or nothing. A setting Docker's update cannot apply
-//! (see `resources`: a new OOM score adjustment, a per-container hugepage
-//! limit, a cgroup file by name, removing a limit), Windows resources, and
-//! runtime-specific annotations (dockshim defines none) are refused before
-//! dockerd is asked, so nothing changes. This module must not build the
-//! update body itself; `resources::update_resources_body` owns that.
+//! Docker's update cannot change the OOM score adjustment, which the
+//! kubelet recomputes when it resizes a Burstable pod's memory request in
+//! place; so once dockerd applied the rest, the new value is written to
+//! `/proc/<pid>/oom_score_adj` of every process of a running container.
+//! The processes are those of the container's cgroup (`cgroup.procs`),
+//! found from `/proc/<main pid>/cgroup`. That needs nothing but the
+//! kernel's files and numbers the processes as dockshim's own PID
+//! namespace does, the numbering `/proc` uses; `GET /containers/{id}/top`
+//! would instead have dockerd run `ps` on the node and leave dockshim to
+//! find the PID column in its output. The cgroup must be the container's
+//! own (its last path element holds the container ID), so a main PID the
+//! kernel has since given to another process is never written to. The
+//! list is read again after writing until it shows no process not yet
+//! written (at most `MAX_PASSES` reads), so a process forked from one
+//! not yet written is not missed; processes forked later inherit the value
+//! from their parent. A process started by a later exec gets the value
+//! the container was created with: runc gives every process it starts the
+//! value of the container's configuration, which Docker cannot change.
+//! ContainerStatus reports that creation value too (see `resources`).
+//! Raising the value needs no privilege; lowering it needs
+//! CAP_SYS_RESOURCE, and a write the kernel refuses is FAILED_PRECONDITION
+//! naming oom_score_adj and the process.
+//!
+//! The request is all or nothing as far as it can be checked beforehand:
+//! a setting Docker cannot apply (see `resources`: a per-container
+//! hugepage limit, a cgroup file by name, removing a limit, a new OOM
+//! score adjustment for a container that is not running), Windows
+//! resources, and runtime-specific annotations (dockshim defines none) are
+//! refused before dockerd is asked, so nothing changes. What can only fail
+//! afterwards — a limit dockerd dropped with no more than a warning, an
+//! OOM score adjustment the kernel refuses — fails the call with the rest
+//! left applied. This module must not build the update body itself;
+//! `resources::update_resources_body` owns that.
 
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
 use serde::Deserialize;
 
-use super::resources::update_resources_body;
+use super::create::drops_a_limit;
+use super::resources::{oom_score_update, update_resources_body, OomScoreUpdate};
 use super::service::{node_has_swap, ContainerError, ContainerService};
 use super::ContainerConfigError;
 use crate::cri::v1;
+
+/// Where the kernel's process files are mounted.
+const PROC_ROOT: &str = "/proc";
+/// Where the cgroup hierarchies are mounted: one directory per v1
+/// hierarchy, named for its controllers, or the v2 hierarchy itself.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// The file listing the processes of a cgroup.
+const CGROUP_PROCS: &str = "cgroup.procs";
+/// Reads of a container's process list while giving its processes a new
+/// OOM score adjustment; a container that forks faster than that is left
+/// to inheritance.
+const MAX_PASSES: usize = 4;
+/// Upper bound on a process list or `/proc/<pid>/cgroup` read: room for
+/// half a million PIDs.
+const MAX_KERNEL_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// `POST /containers/{id}/update`'s answer.
 #[derive(Debug, Deserialize)]
@@ -52,7 +102,12 @@ impl ContainerService {
             .linux
             .as_ref()
             .ok_or(ContainerError::Missing("linux"))?;
-        let body = update_resources_body(linux, &entry.resources, node_has_swap())?;
+        let node_has_swap = node_has_swap();
+        let body = update_resources_body(linux, &entry.resources, node_has_swap)?;
+        let main_pid = u32::try_from(entry.pid)
+            .ok()
+            .filter(|pid| *pid > 0 && entry.is_running());
+        let oom_score = oom_score_update(linux, &entry.resources, main_pid.is_some())?;
         let updated = self
             .docker
             .post_json::<_, Updated>(&format!("/containers/{}/update", entry.id), &body);
@@ -62,10 +117,346 @@ impl ContainerService {
         let updated = updated
             .map_err(|err| ContainerError::docker("update the container's resources", err))?;
         refreshed?;
-        for warning in updated.warnings.unwrap_or_default() {
+        let warnings = updated.warnings.unwrap_or_default();
+        for warning in &warnings {
             log::warn!("container {}: dockerd: {warning}", entry.id);
+        }
+        if let Some(warning) = warnings
+            .iter()
+            .find(|warning| drops_a_limit(warning, node_has_swap))
+        {
+            return Err(ContainerError::LimitDroppedAtUpdate {
+                id: entry.id.clone(),
+                warning: warning.clone(),
+            });
+        }
+        if let (OomScoreUpdate::Write(value), Some(pid)) = (oom_score, main_pid) {
+            let written = KernelFiles::node().set_oom_score_adj(&entry.id, pid, value)?;
+            log::info!(
+                "container {}: oom_score_adj {value} given to {written} processes",
+                entry.id
+            );
         }
         log::info!("updated the resources of container {}", entry.id);
         Ok(())
+    }
+}
+
+/// The kernel files an OOM score adjustment is written through, under the
+/// directories proc and the cgroup hierarchies are mounted on.
+#[derive(Debug, Clone, Copy)]
+struct KernelFiles<'a> {
+    proc: &'a Path,
+    cgroup: &'a Path,
+}
+
+impl KernelFiles<'static> {
+    /// The node's own.
+    fn node() -> KernelFiles<'static> {
+        KernelFiles {
+            proc: Path::new(PROC_ROOT),
+            cgroup: Path::new(CGROUP_ROOT),
+        }
+    }
+}
+
+impl KernelFiles<'_> {
+    /// Gives `value` as OOM score adjustment to every process of container
+    /// `id`, whose main process is `main_pid`; returns how many processes
+    /// got it. A container whose main process is gone has none.
+    fn set_oom_score_adj(
+        &self,
+        id: &str,
+        main_pid: u32,
+        value: i32,
+    ) -> Result<usize, ContainerError> {
+        let fail = |process, source| ContainerError::OomScoreAdj {
+            id: id.to_owned(),
+            value,
+            process,
+            source,
+        };
+        let Some(procs) = self
+            .cgroup_procs_file(id, main_pid)
+            .map_err(|err| fail(None, err))?
+        else {
+            return Ok(0);
+        };
+        let mut seen = HashSet::new();
+        let mut written = 0;
+        for _ in 0..MAX_PASSES {
+            let listed = match read_kernel_file(&procs) {
+                Ok(text) => text,
+                // The cgroup goes when the container ends.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => break,
+                Err(err) => return Err(fail(None, err)),
+            };
+            let new: Vec<u32> = listed
+                .lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .filter(|pid| !seen.contains(pid))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            for pid in new {
+                seen.insert(pid);
+                match self.write_oom_score_adj(pid, value) {
+                    Ok(()) => written += 1,
+                    Err(err) if process_ended(&err) => {}
+                    Err(err) => return Err(fail(Some(pid), err)),
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// The `cgroup.procs` file of container `id`'s cgroup, which process
+    /// `pid` is in; `None` when that process is gone or is in no cgroup of
+    /// the container's (its PID was given to another process).
+    fn cgroup_procs_file(&self, id: &str, pid: u32) -> io::Result<Option<PathBuf>> {
+        let membership = match read_kernel_file(&self.proc.join(pid.to_string()).join("cgroup")) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let candidates = container_cgroups(&membership, id);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let found = candidates
+            .iter()
+            .map(|cgroup| self.cgroup.join(cgroup).join(CGROUP_PROCS))
+            .find(|procs| procs.is_file());
+        match found {
+            Some(procs) => Ok(Some(procs)),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "none of the container's cgroups {candidates:?} has a {CGROUP_PROCS} under {}",
+                    self.cgroup.display()
+                ),
+            )),
+        }
+    }
+
+    fn write_oom_score_adj(&self, pid: u32, value: i32) -> io::Result<()> {
+        let path = self.proc.join(pid.to_string()).join("oom_score_adj");
+        OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all(value.to_string().as_bytes())
+    }
+}
+
+/// The directories, relative to the cgroup mount root, of the cgroups a
+/// process is in as its `/proc/<pid>/cgroup` `membership` lists them
+/// (`<hierarchy>:<controllers>:<path>`), keeping only those that are
+/// container `id`'s own: their last path element holds the ID (`<id>`
+/// with the cgroupfs driver, `docker-<id>.scope` with systemd's). v1
+/// hierarchies come first, each under the directory named for its
+/// controllers; named ones (`name=systemd`) are skipped, as they carry no
+/// controller. A path leading outside dockshim's cgroup namespace (`..`)
+/// is skipped too.
+fn container_cgroups(membership: &str, id: &str) -> Vec<PathBuf> {
+    membership
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            let relative = Path::new(path).strip_prefix("/").ok()?;
+            let inside = relative
+                .components()
+                .all(|part| matches!(part, Component::Normal(_)));
+            let own = relative
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.contains(id));
+            if !inside || !own || controllers.starts_with("name=") {
+                return None;
+            }
+            Some(Path::new(controllers).join(relative))
+        })
+        .collect()
+}
+
+/// Whether a write to a process's file failed because the process ended.
+fn process_ended(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(Errno::ESRCH as i32)
+}
+
+fn read_kernel_file(path: &Path) -> io::Result<String> {
+    let mut text = String::new();
+    File::open(path)?
+        .take(MAX_KERNEL_FILE_BYTES)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::grpc::{Code, Status};
+
+    const ID: &str = "30e4293a3e95afbe0993a87e604a37de94a47c93bf8b24d4cb46dbcfd0fed268";
+
+    /// A proc and a cgroup tree in a temporary directory.
+    struct FakeKernel {
+        _dir: tempfile::TempDir,
+        proc: PathBuf,
+        cgroup: PathBuf,
+    }
+
+    impl FakeKernel {
+        fn new() -> FakeKernel {
+            let dir = tempfile::tempdir().unwrap();
+            let proc = dir.path().join("proc");
+            let cgroup = dir.path().join("cgroup");
+            fs::create_dir_all(&proc).unwrap();
+            fs::create_dir_all(&cgroup).unwrap();
+            FakeKernel {
+                _dir: dir,
+                proc,
+                cgroup,
+            }
+        }
+
+        fn files(&self) -> KernelFiles<'_> {
+            KernelFiles {
+                proc: &self.proc,
+                cgroup: &self.cgroup,
+            }
+        }
+
+        /// Process `pid` with an OOM score adjustment of 0, in the cgroups
+        /// `membership` lists.
+        fn process(&self, pid: u32, membership: &str) {
+            let dir = self.proc.join(pid.to_string());
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("cgroup"), membership).unwrap();
+            fs::write(dir.join("oom_score_adj"), "0").unwrap();
+        }
+
+        /// The cgroup `path` (under the cgroup root) holding `pids`.
+        fn cgroup(&self, path: &str, pids: &[u32]) {
+            let dir = self.cgroup.join(path);
+            fs::create_dir_all(&dir).unwrap();
+            let list: String = pids.iter().map(|pid| format!("{pid}\n")).collect();
+            fs::write(dir.join(CGROUP_PROCS), list).unwrap();
+        }
+
+        fn oom_score_adj(&self, pid: u32) -> String {
+            fs::read_to_string(self.proc.join(format!("{pid}/oom_score_adj"))).unwrap()
+        }
+    }
+
+    fn v1_membership(id: &str) -> String {
+        format!(
+            "9:name=systemd:/docker/{id}\n8:pids:/kubepods/pod1/{id}\n\
+             2:cpu,cpuacct:/kubepods/pod1/{id}\n0::/docker/{id}\n"
+        )
+    }
+
+    #[test]
+    fn the_container_s_own_cgroups_are_found_from_the_membership_file() {
+        assert_eq!(
+            container_cgroups(&v1_membership(ID), ID),
+            [
+                PathBuf::from(format!("pids/kubepods/pod1/{ID}")),
+                PathBuf::from(format!("cpu,cpuacct/kubepods/pod1/{ID}")),
+                PathBuf::from(format!("docker/{ID}")),
+            ]
+        );
+        let systemd = format!("0::/kubepods.slice/kubepods-pod1.slice/docker-{ID}.scope\n");
+        assert_eq!(
+            container_cgroups(&systemd, ID),
+            [PathBuf::from(format!(
+                "kubepods.slice/kubepods-pod1.slice/docker-{ID}.scope"
+            ))]
+        );
+        let elsewhere = [
+            "0::/user.slice/session-1.scope\n".to_owned(),
+            format!("4:memory:/../../docker/{ID}\n"),
+            format!("4:memory:/docker/{ID}/../other\n"),
+            format!("0::/docker/{ID}/child-of-no-one\n"),
+            "garbage\n".to_owned(),
+        ];
+        for membership in elsewhere {
+            assert!(
+                container_cgroups(&membership, ID).is_empty(),
+                "{membership}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_process_of_the_container_gets_the_new_oom_score_adj() {
+        let kernel = FakeKernel::new();
+        kernel.process(100, &v1_membership(ID));
+        kernel.process(101, &v1_membership(ID));
+        // 102 is listed but ends before it is written to.
+        kernel.cgroup(&format!("pids/kubepods/pod1/{ID}"), &[100, 101, 102]);
+        let written = kernel.files().set_oom_score_adj(ID, 100, 500).unwrap();
+        assert_eq!(written, 2);
+        assert_eq!(kernel.oom_score_adj(100), "500");
+        assert_eq!(kernel.oom_score_adj(101), "500");
+    }
+
+    #[test]
+    fn a_cgroup_v2_container_s_processes_are_found_too() {
+        let kernel = FakeKernel::new();
+        let scope = format!("system.slice/docker-{ID}.scope");
+        kernel.process(7, &format!("0::/{scope}\n"));
+        kernel.cgroup(&scope, &[7]);
+        assert_eq!(kernel.files().set_oom_score_adj(ID, 7, -5).unwrap(), 1);
+        assert_eq!(kernel.oom_score_adj(7), "-5");
+    }
+
+    #[test]
+    fn a_main_pid_now_used_by_another_process_is_left_alone() {
+        let kernel = FakeKernel::new();
+        kernel.process(100, "0::/user.slice/session-1.scope\n");
+        kernel.cgroup("user.slice/session-1.scope", &[100]);
+        assert_eq!(kernel.files().set_oom_score_adj(ID, 100, 500).unwrap(), 0);
+        assert_eq!(kernel.oom_score_adj(100), "0");
+        assert_eq!(kernel.files().set_oom_score_adj(ID, 999, 500).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_refused_write_names_oom_score_adj_and_the_process() {
+        let kernel = FakeKernel::new();
+        kernel.process(100, &v1_membership(ID));
+        let unwritable = kernel.proc.join("101");
+        fs::create_dir_all(unwritable.join("oom_score_adj")).unwrap();
+        kernel.cgroup(&format!("pids/kubepods/pod1/{ID}"), &[100, 101]);
+        let err = kernel.files().set_oom_score_adj(ID, 100, 500).unwrap_err();
+        let status = Status::from(err);
+        assert_eq!(status.code, Code::FailedPrecondition);
+        assert!(
+            status.message.starts_with(&format!(
+                "oom_score_adj: cannot give 500 to process 101 of container {ID}"
+            )),
+            "{}",
+            status.message
+        );
+    }
+
+    #[test]
+    fn a_container_cgroup_that_cannot_be_found_is_an_error() {
+        let kernel = FakeKernel::new();
+        kernel.process(100, &v1_membership(ID));
+        let err = kernel.files().set_oom_score_adj(ID, 100, 500).unwrap_err();
+        let status = Status::from(err);
+        assert_eq!(status.code, Code::FailedPrecondition);
+        assert!(
+            status.message.starts_with(&format!(
+                "oom_score_adj: cannot list the processes of container {ID}"
+            )),
+            "{}",
+            status.message
+        );
     }
 }

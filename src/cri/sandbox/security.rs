@@ -12,11 +12,16 @@
 //!   profile. An absent profile means Docker's default here; a caller with
 //!   another default (the CRI's unconfined for containers) passes it.
 //! - AppArmor: RuntimeDefault → nothing; Unconfined → `apparmor=unconfined`;
-//!   Localhost → `apparmor=<profile name>`.
+//!   Localhost → `apparmor=<profile name>`. On a node whose dockerd runs
+//!   without AppArmor (`GET /info` lists no `name=apparmor` security
+//!   option) Docker drops every AppArmor option without a word, so a
+//!   Localhost profile is refused there ([`check_apparmor_on_node`]);
+//!   RuntimeDefault and Unconfined still pass, as unconfined is all such a
+//!   node gives.
 //!
-//! The one input from the node, a Localhost seccomp profile, is read through
-//! [`SeccompProfiles`], which the caller implements; this module does no
-//! I/O.
+//! The inputs from the node, a Localhost seccomp profile (read through
+//! [`SeccompProfiles`], which the caller implements) and whether dockerd
+//! has AppArmor, are handed in; this module does no I/O.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -229,6 +234,26 @@ pub fn apparmor_option(
             Ok(Some(format!("apparmor={name}")))
         }
     }
+}
+
+/// Refuses a Localhost AppArmor `profile` on a node without AppArmor,
+/// where Docker would drop it and run the process unconfined;
+/// `node_has_apparmor` is whether dockerd lists `name=apparmor` among its
+/// security options.
+pub fn check_apparmor_on_node(
+    profile: Option<&v1::SecurityProfile>,
+    node_has_apparmor: bool,
+) -> Result<(), SandboxConfigError> {
+    let Some(profile) = profile else {
+        return Ok(());
+    };
+    if node_has_apparmor || profile_type("apparmor", profile)? != ProfileType::Localhost {
+        return Ok(());
+    }
+    Err(SandboxConfigError::NodeSetup(format!(
+        "AppArmor profile {:?}: AppArmor is not enabled on this node",
+        profile.localhost_ref
+    )))
 }
 
 fn profile_type(
@@ -527,6 +552,28 @@ pub(crate) mod tests {
         for bad in ["", "localhost/", "two words"] {
             let given = profile(ProfileType::Localhost, bad);
             assert!(apparmor_option(Some(&given)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_localhost_apparmor_profile_needs_apparmor_on_the_node() {
+        let localhost = profile(ProfileType::Localhost, "k8s-deny-write");
+        let err = check_apparmor_on_node(Some(&localhost), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "AppArmor profile \"k8s-deny-write\": AppArmor is not enabled on this node"
+        );
+        assert_eq!(code(err), Code::FailedPrecondition);
+        assert!(check_apparmor_on_node(Some(&localhost), true).is_ok());
+        for lenient in [
+            None,
+            Some(profile(ProfileType::RuntimeDefault, "")),
+            Some(profile(ProfileType::Unconfined, "")),
+        ] {
+            assert!(
+                check_apparmor_on_node(lenient.as_ref(), false).is_ok(),
+                "{lenient:?}"
+            );
         }
     }
 }
