@@ -47,3 +47,4 @@ pub mod logs;
 pub mod network;
 pub mod server;
 pub mod store;
+pub mod streaming;

@@ -15,6 +15,7 @@ pub mod docker;
 pub mod fixture;
 pub mod h2raw;
 pub mod pod;
+pub mod spdy_client;
 pub mod proxy;
 
 use std::future::Future;
