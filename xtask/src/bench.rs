@@ -14,6 +14,14 @@
 //! dockerd, so the Docker calls are counted from outside dockshim. With
 //! `--endpoint` they run only when `--sandboxes` is given, without the
 //! Docker call count. Host-network sandboxes need no CNI configuration.
+//!
+//! The container figures run in those sandboxes, one running busybox
+//! container in each: CreateContainer and StartContainer against a raw
+//! docker create and start of a container joining a raw sandbox's
+//! namespaces, latency and Docker calls per warm call of ListContainers and
+//! ContainerStatus, and ExecSync latency. With `--endpoint` they run when
+//! `--containers` is given (which brings the sandbox figures along).
+//!
 //! Every sandbox and container the bench creates is removed, also after a
 //! failure, and the bench fails if one is left behind.
 //! It prints figures; it asserts nothing.
@@ -29,6 +37,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dockshim::cri::labels::{
+    CONTAINER_TYPE_CONTAINER, CONTAINER_TYPE_LABEL, CONTAINER_TYPE_SANDBOX,
+};
 use dockshim::cri::v1;
 use dockshim::docker::{
     path_with_query, ContainerCreate, ContainerSummary, CreateHostConfig, DockerClient, DockerError,
@@ -75,7 +86,8 @@ const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 const POD_SANDBOX_STATUS: &str = "/runtime.v1.RuntimeService/PodSandboxStatus";
 
 /// Sandboxes present while ListPodSandbox and PodSandboxStatus are timed;
-/// also the number of RunPodSandbox and raw create+start samples.
+/// also the number of RunPodSandbox and raw create+start samples, and of
+/// containers (one per sandbox).
 const BENCH_SANDBOXES: usize = 30;
 /// Calls of each sandbox RPC before timing starts.
 const SANDBOX_WARMUP_CALLS: usize = 20;
@@ -85,13 +97,45 @@ const SANDBOX_SETTLE: Duration = Duration::from_secs(1);
 /// Sandbox image unless `DOCKSHIM_TEST_PAUSE_IMAGE` names another.
 const DEFAULT_PAUSE_IMAGE: &str = "127.0.0.1:5000/dockshim-test/pause:3.10";
 const PAUSE_IMAGE_VARIABLE: &str = "DOCKSHIM_TEST_PAUSE_IMAGE";
-/// Label on every sandbox and raw container of one run (value: the bench's
-/// process ID), so cleanup and the leftover check see only the bench's own.
+/// Label on every sandbox, container and raw container of one run (value:
+/// the bench's process ID), so cleanup and the leftover check see only the
+/// bench's own.
 const RUN_LABEL: &str = "dockshim-bench";
 /// Namespace of the bench's sandboxes.
 const SANDBOX_NAMESPACE: &str = "dockshim-bench";
-/// Label dockshim puts on every container it creates.
-const CONTAINER_TYPE_LABEL: &str = "io.kubernetes.docker.type";
+
+const CREATE_CONTAINER: &str = "/runtime.v1.RuntimeService/CreateContainer";
+const START_CONTAINER: &str = "/runtime.v1.RuntimeService/StartContainer";
+const STOP_CONTAINER: &str = "/runtime.v1.RuntimeService/StopContainer";
+const REMOVE_CONTAINER: &str = "/runtime.v1.RuntimeService/RemoveContainer";
+const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
+const CONTAINER_STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
+const EXEC_SYNC: &str = "/runtime.v1.RuntimeService/ExecSync";
+
+/// Container image unless `DOCKSHIM_TEST_BUSYBOX_IMAGE` names another.
+const DEFAULT_BUSYBOX_IMAGE: &str = "127.0.0.1:5000/dockshim-test/busybox:latest";
+const BUSYBOX_IMAGE_VARIABLE: &str = "DOCKSHIM_TEST_BUSYBOX_IMAGE";
+/// What every bench container runs: nothing, for longer than the bench.
+const CONTAINER_COMMAND: [&str; 2] = ["sleep", "3600"];
+/// Name of the container in each bench sandbox, and of the directory
+/// holding its log file in the sandbox's log directory.
+const CONTAINER_NAME: &str = "bench";
+/// ListContainers and ContainerStatus are each timed `calls /
+/// CONTAINER_QUERY_SHARE` times, as Status is: enough samples for a p99,
+/// and the run stays short.
+const CONTAINER_QUERY_SHARE: usize = 10;
+/// What ExecSync runs.
+const EXEC_COMMAND: [&str; 1] = ["true"];
+/// Timed ExecSync calls, after the warm-up ones; each starts a process in
+/// the container, which takes tens of milliseconds.
+const EXEC_CALLS: usize = 100;
+const EXEC_WARMUP_CALLS: usize = 5;
+/// ExecSync's own timeout, as a kubelet probe sets one.
+const EXEC_TIMEOUT_SECS: i64 = 10;
+/// Docker's network and IPC mode that joins another container's namespace.
+const JOIN_CONTAINER_PREFIX: &str = "container:";
+/// Docker's IPC mode of a container whose IPC namespace others may join.
+const SHAREABLE_IPC_MODE: &str = "shareable";
 /// Longest request head the counting proxy parses; past it the connection
 /// is no longer counted (dockshim never sends one that long).
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -102,6 +146,7 @@ struct Options {
     endpoint: Option<PathBuf>,
     calls: usize,
     sandboxes: bool,
+    containers: bool,
 }
 
 fn parse(flags: &[String]) -> Result<Options, XtaskError> {
@@ -109,6 +154,7 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
         endpoint: None,
         calls: DEFAULT_CALLS,
         sandboxes: false,
+        containers: false,
     };
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {
@@ -130,6 +176,7 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
                     .map_err(|_| XtaskError::Usage(format!("--calls {calls}: not a count")))?;
             }
             "--sandboxes" => options.sandboxes = true,
+            "--containers" => options.containers = true,
             other => return Err(XtaskError::Usage(format!("unknown bench flag `{other}`"))),
         }
     }
@@ -241,8 +288,7 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
     })?;
     image_figures(&runtime, &socket)?;
 
-    let image =
-        std::env::var(PAUSE_IMAGE_VARIABLE).unwrap_or_else(|_| DEFAULT_PAUSE_IMAGE.to_owned());
+    let image = env_or(PAUSE_IMAGE_VARIABLE, DEFAULT_PAUSE_IMAGE);
     if started.is_some() {
         // A second instance, so the proxy's small cost is not in the
         // figures above.
@@ -265,23 +311,11 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         let socket = sandboxed.dir.path().join("dockshim.sock");
         // The raw baseline goes through the proxy as well, so both sides
         // of the difference pay for it.
-        sandbox_figures(
-            &runtime,
-            &socket,
-            &proxy_endpoint,
-            &image,
-            Some(&proxy),
-            options.calls,
-        )?;
-    } else if options.sandboxes {
-        sandbox_figures(
-            &runtime,
-            &socket,
-            DOCKER_ENDPOINT,
-            &image,
-            None,
-            options.calls,
-        )?;
+        let bench = PodBench::new(&socket, &proxy_endpoint, Some(&proxy), image, options.calls)?;
+        pod_figures(&runtime, &bench, true)?;
+    } else if options.sandboxes || options.containers {
+        let bench = PodBench::new(&socket, DOCKER_ENDPOINT, None, image, options.calls)?;
+        pod_figures(&runtime, &bench, options.containers)?;
     }
 
     if let Some(started) = &started {
@@ -408,37 +442,83 @@ fn image_figures(runtime: &tokio::runtime::Runtime, socket: &Path) -> Result<(),
     })
 }
 
+/// What the pod figures work with and create their objects in.
+struct PodBench<'a> {
+    /// The CRI endpoint measured.
+    socket: &'a Path,
+    /// Where the raw baselines go.
+    docker: DockerClient,
+    /// Counts the Docker calls of the runtime measured, when there is one.
+    proxy: Option<&'a CountingProxy>,
+    pause_image: String,
+    busybox_image: String,
+    /// This run's [`RUN_LABEL`] value: the bench's process ID.
+    run: String,
+    /// Parent of every sandbox's log directory; deleted when dropped.
+    log_root: tempfile::TempDir,
+    /// Timed calls of ListPodSandbox and PodSandboxStatus; ListContainers
+    /// and ContainerStatus get `calls / CONTAINER_QUERY_SHARE`.
+    calls: usize,
+}
+
+impl<'a> PodBench<'a> {
+    fn new(
+        socket: &'a Path,
+        docker_endpoint: &str,
+        proxy: Option<&'a CountingProxy>,
+        pause_image: String,
+        calls: usize,
+    ) -> Result<PodBench<'a>, XtaskError> {
+        let docker =
+            DockerClient::new(docker_endpoint, Duration::from_secs(60)).map_err(docker_error)?;
+        docker.negotiate().map_err(docker_error)?;
+        Ok(PodBench {
+            socket,
+            docker,
+            proxy,
+            pause_image,
+            busybox_image: env_or(BUSYBOX_IMAGE_VARIABLE, DEFAULT_BUSYBOX_IMAGE),
+            run: std::process::id().to_string(),
+            log_root: tempdir()?,
+            calls,
+        })
+    }
+
+    /// The log directory of sandbox `i`.
+    fn log_directory(&self, i: usize) -> PathBuf {
+        self.log_root.path().join(i.to_string())
+    }
+}
+
 /// Sandbox figures: RunPodSandbox against raw create+start, then
 /// ListPodSandbox and PodSandboxStatus with [`BENCH_SANDBOXES`] present.
-/// `docker_endpoint` is where the raw baseline goes; `proxy`, when there is
-/// one, counts the Docker calls dockshim makes during the timed calls.
-fn sandbox_figures(
+/// With `containers`, then the container figures in those sandboxes.
+/// Everything created is removed, and what is left behind is an error.
+fn pod_figures(
     runtime: &tokio::runtime::Runtime,
-    socket: &Path,
-    docker_endpoint: &str,
-    image: &str,
-    proxy: Option<&CountingProxy>,
-    calls: usize,
+    bench: &PodBench<'_>,
+    containers: bool,
 ) -> Result<(), XtaskError> {
-    let docker =
-        DockerClient::new(docker_endpoint, Duration::from_secs(60)).map_err(docker_error)?;
-    docker.negotiate().map_err(docker_error)?;
-    let run = std::process::id().to_string();
     let mut created = Created::default();
-    let measured = runtime.block_on(measure_sandboxes(
-        socket,
-        &docker,
-        image,
-        &run,
-        proxy,
-        calls,
-        &mut created,
-    ));
-    let removed = runtime.block_on(remove_sandboxes(socket, &created.sandboxes));
-    let raw_removed = remove_raw(&docker, &created.raw);
-    let leftovers = check_no_leftovers(&docker, &run);
+    let measured = runtime.block_on(async {
+        measure_sandboxes(bench, &mut created).await?;
+        if containers {
+            measure_containers(bench, &mut created).await?;
+        }
+        Ok(())
+    });
+    let containers_removed = runtime.block_on(remove_containers(bench.socket, &created.containers));
+    let sandboxes_removed = runtime.block_on(remove_sandboxes(bench.socket, &created.sandboxes));
+    let raw_removed = remove_raw(&bench.docker, &created.raw);
+    let leftovers = check_no_leftovers(&bench.docker, &bench.run);
     let mut outcome = Ok(());
-    for result in [measured, removed, raw_removed, leftovers] {
+    for result in [
+        measured,
+        containers_removed,
+        sandboxes_removed,
+        raw_removed,
+        leftovers,
+    ] {
         match (result, &outcome) {
             (Err(err), Ok(())) => outcome = Err(err),
             (Err(err), Err(_)) => eprintln!("bench: also: {err}"),
@@ -448,11 +528,13 @@ fn sandbox_figures(
     outcome
 }
 
-/// What a sandbox run created and must remove: sandbox IDs and raw
-/// container IDs.
+/// What a pod run created and must remove: sandbox and container IDs as
+/// the CRI knows them, and raw container IDs.
 #[derive(Default)]
 struct Created {
     sandboxes: Vec<String>,
+    containers: Vec<String>,
+    /// Each one after the raw container whose namespaces it joins.
     raw: Vec<String>,
 }
 
@@ -460,33 +542,30 @@ fn docker_error(err: DockerError) -> XtaskError {
     XtaskError::Bench(format!("dockerd: {err}"))
 }
 
-async fn measure_sandboxes(
-    socket: &Path,
-    docker: &DockerClient,
-    image: &str,
-    run: &str,
-    proxy: Option<&CountingProxy>,
-    calls: usize,
-    created: &mut Created,
-) -> Result<(), XtaskError> {
-    let mut grpc = Grpc::new(connect(socket.to_path_buf()).await?);
+async fn measure_sandboxes(bench: &PodBench<'_>, created: &mut Created) -> Result<(), XtaskError> {
+    let mut grpc = Grpc::new(connect(bench.socket.to_path_buf()).await?);
     let mut raw_times = Vec::with_capacity(BENCH_SANDBOXES);
     let mut run_times = Vec::with_capacity(BENCH_SANDBOXES);
-    let before = proxy.map(CountingProxy::requests);
+    let before = bench.proxy.map(CountingProxy::requests);
     // Interleaved, so a drift in dockerd's speed hits both sides alike.
     for i in 0..BENCH_SANDBOXES {
         let start = Instant::now();
-        let container: ContainerSummary = docker
-            .post_json("/containers/create", &raw_container(image, run))
+        let container: ContainerSummary = bench
+            .docker
+            .post_json(
+                "/containers/create",
+                &raw_sandbox(&bench.pause_image, &bench.run),
+            )
             .map_err(docker_error)?;
         created.raw.push(container.id.clone());
-        docker
+        bench
+            .docker
             .post(&format!("/containers/{}/start", container.id), None)
             .map_err(docker_error)?;
         raw_times.push(start.elapsed());
 
         let request = v1::RunPodSandboxRequest {
-            config: Some(sandbox_config(i, run)),
+            config: Some(sandbox_config(bench, i)),
             runtime_handler: String::new(),
         };
         let start = Instant::now();
@@ -495,15 +574,13 @@ async fn measure_sandboxes(
         created.sandboxes.push(response.pod_sandbox_id);
     }
     // The raw side made exactly two calls (create, start) per sandbox.
-    let run_calls =
-        docker_calls(proxy, before).map(|count| count.saturating_sub(2 * BENCH_SANDBOXES as u64));
-    let raw_p50 = median(&mut raw_times);
-    let run_p50 = median(&mut run_times);
-    println!(
-        "RunPodSandbox (host network), {BENCH_SANDBOXES} calls: p50 {:.1} ms; raw docker create+start p50 {:.1} ms; overhead {:+.1} ms",
-        run_p50.as_secs_f64() * 1e3,
-        raw_p50.as_secs_f64() * 1e3,
-        (run_p50.as_secs_f64() - raw_p50.as_secs_f64()) * 1e3,
+    let run_calls = docker_calls(bench.proxy, before)
+        .map(|count| count.saturating_sub(2 * BENCH_SANDBOXES as u64));
+    report_against_raw(
+        "RunPodSandbox (host network)",
+        &mut run_times,
+        "raw docker create+start",
+        &mut raw_times,
     );
     if let Some(count) = run_calls {
         println!(
@@ -523,66 +600,245 @@ async fn measure_sandboxes(
     let ours = listed
         .items
         .iter()
-        .filter(|item| item.labels.get(RUN_LABEL).map(String::as_str) == Some(run))
+        .filter(|item| item.labels.get(RUN_LABEL) == Some(&bench.run))
         .count();
     if ours != BENCH_SANDBOXES {
         return Err(XtaskError::Bench(format!(
             "ListPodSandbox shows {ours} of the {BENCH_SANDBOXES} bench sandboxes"
         )));
     }
-    for _ in 0..SANDBOX_WARMUP_CALLS {
-        call::<_, v1::ListPodSandboxResponse>(
-            &mut grpc,
-            LIST_POD_SANDBOX,
-            v1::ListPodSandboxRequest::default(),
-        )
-        .await?;
-    }
-    let before = proxy.map(CountingProxy::requests);
-    let mut times = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let start = Instant::now();
-        call::<_, v1::ListPodSandboxResponse>(
-            &mut grpc,
-            LIST_POD_SANDBOX,
-            v1::ListPodSandboxRequest::default(),
-        )
-        .await?;
-        times.push(start.elapsed());
-    }
-    let list_calls = docker_calls(proxy, before);
+    let (mut times, list_calls) = time_calls::<_, v1::ListPodSandboxResponse>(
+        &mut grpc,
+        LIST_POD_SANDBOX,
+        SANDBOX_WARMUP_CALLS,
+        bench.calls,
+        bench.proxy,
+        |_| v1::ListPodSandboxRequest::default(),
+    )
+    .await?;
     report(
         &format!(
-            "ListPodSandbox, {} sandboxes, {calls} sequential calls",
-            listed.items.len()
+            "ListPodSandbox, {} sandboxes, {} sequential calls",
+            listed.items.len(),
+            bench.calls
         ),
         &mut times,
     );
-    report_docker_calls("ListPodSandbox", list_calls, calls);
+    report_docker_calls("ListPodSandbox", list_calls, bench.calls);
 
-    let status_request = |i: usize| v1::PodSandboxStatusRequest {
-        pod_sandbox_id: created.sandboxes[i % created.sandboxes.len()].clone(),
-        verbose: false,
+    let (mut times, status_calls) = time_calls::<_, v1::PodSandboxStatusResponse>(
+        &mut grpc,
+        POD_SANDBOX_STATUS,
+        SANDBOX_WARMUP_CALLS,
+        bench.calls,
+        bench.proxy,
+        |i| v1::PodSandboxStatusRequest {
+            pod_sandbox_id: created.sandboxes[i % created.sandboxes.len()].clone(),
+            verbose: false,
+        },
+    )
+    .await?;
+    report(
+        &format!(
+            "PodSandboxStatus, {BENCH_SANDBOXES} sandboxes in turn, {} sequential calls",
+            bench.calls
+        ),
+        &mut times,
+    );
+    report_docker_calls("PodSandboxStatus", status_calls, bench.calls);
+    Ok(())
+}
+
+/// Container figures, one running container in each sandbox of
+/// `created`: CreateContainer and StartContainer against raw docker create
+/// and start of a container joining a raw sandbox's namespaces, then
+/// ListContainers, ContainerStatus and ExecSync.
+async fn measure_containers(bench: &PodBench<'_>, created: &mut Created) -> Result<(), XtaskError> {
+    let mut grpc = Grpc::new(connect(bench.socket.to_path_buf()).await?);
+    let sandboxes = created.sandboxes.clone();
+    let raw_sandboxes = created.raw.clone();
+    let mut raw_create_times = Vec::with_capacity(BENCH_SANDBOXES);
+    let mut raw_start_times = Vec::with_capacity(BENCH_SANDBOXES);
+    let mut create_times = Vec::with_capacity(BENCH_SANDBOXES);
+    let mut start_times = Vec::with_capacity(BENCH_SANDBOXES);
+    for i in 0..sandboxes.len() {
+        // Made by the kubelet before it creates a container.
+        let log_directory = bench.log_directory(i).join(CONTAINER_NAME);
+        fs::create_dir_all(&log_directory).map_err(|err| XtaskError::io(&log_directory, err))?;
+    }
+    let before = bench.proxy.map(CountingProxy::requests);
+    // Interleaved, so a drift in dockerd's speed hits both sides alike.
+    for (i, (sandbox, raw_sandbox)) in sandboxes.iter().zip(&raw_sandboxes).enumerate() {
+        let body = raw_container(&bench.busybox_image, &bench.run, raw_sandbox);
+        let start = Instant::now();
+        let raw: ContainerSummary = bench
+            .docker
+            .post_json("/containers/create", &body)
+            .map_err(docker_error)?;
+        raw_create_times.push(start.elapsed());
+        created.raw.push(raw.id.clone());
+        let start = Instant::now();
+        bench
+            .docker
+            .post(&format!("/containers/{}/start", raw.id), None)
+            .map_err(docker_error)?;
+        raw_start_times.push(start.elapsed());
+
+        let request = v1::CreateContainerRequest {
+            pod_sandbox_id: sandbox.clone(),
+            config: Some(container_config(bench)),
+            sandbox_config: Some(sandbox_config(bench, i)),
+        };
+        let start = Instant::now();
+        let response: v1::CreateContainerResponse =
+            call(&mut grpc, CREATE_CONTAINER, request).await?;
+        create_times.push(start.elapsed());
+        created.containers.push(response.container_id.clone());
+        let request = v1::StartContainerRequest {
+            container_id: response.container_id,
+        };
+        let start = Instant::now();
+        call::<_, v1::StartContainerResponse>(&mut grpc, START_CONTAINER, request).await?;
+        start_times.push(start.elapsed());
+    }
+    let containers = created.containers.len();
+    // The raw side made exactly two calls (create, start) per container.
+    let lifecycle_calls =
+        docker_calls(bench.proxy, before).map(|count| count.saturating_sub(2 * containers as u64));
+    report_against_raw(
+        "CreateContainer (host-network pod)",
+        &mut create_times,
+        "raw docker create",
+        &mut raw_create_times,
+    );
+    report_against_raw(
+        "StartContainer",
+        &mut start_times,
+        "raw docker start",
+        &mut raw_start_times,
+    );
+    if let Some(count) = lifecycle_calls {
+        println!(
+            "CreateContainer+StartContainer, Docker API calls: {count} for {containers} containers ({:.1} per container)",
+            count as f64 / containers.max(1) as f64
+        );
+    }
+
+    // The index learns of the new containers from dockerd's event stream.
+    std::thread::sleep(SANDBOX_SETTLE);
+    let listed: v1::ListContainersResponse = call(
+        &mut grpc,
+        LIST_CONTAINERS,
+        v1::ListContainersRequest::default(),
+    )
+    .await?;
+    let ours = listed
+        .containers
+        .iter()
+        .filter(|container| container.labels.get(RUN_LABEL) == Some(&bench.run))
+        .filter(|container| container.state == v1::ContainerState::ContainerRunning as i32)
+        .count();
+    if ours != containers {
+        return Err(XtaskError::Bench(format!(
+            "ListContainers shows {ours} of the {containers} bench containers running"
+        )));
+    }
+    let query_calls = bench.calls / CONTAINER_QUERY_SHARE;
+    let (mut times, list_calls) = time_calls::<_, v1::ListContainersResponse>(
+        &mut grpc,
+        LIST_CONTAINERS,
+        SANDBOX_WARMUP_CALLS,
+        query_calls,
+        bench.proxy,
+        |_| v1::ListContainersRequest::default(),
+    )
+    .await?;
+    report(
+        &format!(
+            "ListContainers, {} containers ({containers} running in the bench's sandboxes), {query_calls} sequential calls",
+            listed.containers.len()
+        ),
+        &mut times,
+    );
+    report_docker_calls("ListContainers", list_calls, query_calls);
+
+    let (mut times, status_calls) = time_calls::<_, v1::ContainerStatusResponse>(
+        &mut grpc,
+        CONTAINER_STATUS,
+        SANDBOX_WARMUP_CALLS,
+        query_calls,
+        bench.proxy,
+        |i| v1::ContainerStatusRequest {
+            container_id: created.containers[i % containers].clone(),
+            verbose: false,
+        },
+    )
+    .await?;
+    report(
+        &format!(
+            "ContainerStatus, {containers} containers in turn, {query_calls} sequential calls"
+        ),
+        &mut times,
+    );
+    report_docker_calls("ContainerStatus", status_calls, query_calls);
+
+    let exec_request = |_: usize| v1::ExecSyncRequest {
+        container_id: created.containers[0].clone(),
+        cmd: EXEC_COMMAND.iter().map(|word| (*word).to_owned()).collect(),
+        timeout: EXEC_TIMEOUT_SECS,
     };
-    for i in 0..SANDBOX_WARMUP_CALLS {
-        call::<_, v1::PodSandboxStatusResponse>(&mut grpc, POD_SANDBOX_STATUS, status_request(i))
-            .await?;
+    let first: v1::ExecSyncResponse = call(&mut grpc, EXEC_SYNC, exec_request(0)).await?;
+    if first.exit_code != 0 {
+        return Err(XtaskError::Bench(format!(
+            "ExecSync {EXEC_COMMAND:?} exited with {}: {}",
+            first.exit_code,
+            String::from_utf8_lossy(&first.stderr)
+        )));
+    }
+    let (mut times, exec_calls) = time_calls::<_, v1::ExecSyncResponse>(
+        &mut grpc,
+        EXEC_SYNC,
+        EXEC_WARMUP_CALLS,
+        EXEC_CALLS,
+        bench.proxy,
+        &exec_request,
+    )
+    .await?;
+    report(
+        &format!("ExecSync {EXEC_COMMAND:?}, one container, {EXEC_CALLS} sequential calls"),
+        &mut times,
+    );
+    report_docker_calls("ExecSync", exec_calls, EXEC_CALLS);
+    Ok(())
+}
+
+/// Sequential calls of the RPC at `path`: `warmup` untimed, then `calls`
+/// timed, the `i`-th of each made by `request(i)`. Returns the times and
+/// the Docker calls the proxy, if any, saw during the timed ones.
+async fn time_calls<Req, Resp>(
+    grpc: &mut Grpc<Channel>,
+    path: &'static str,
+    warmup: usize,
+    calls: usize,
+    proxy: Option<&CountingProxy>,
+    request: impl Fn(usize) -> Req,
+) -> Result<(Vec<Duration>, Option<u64>), XtaskError>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
+    for i in 0..warmup {
+        call::<_, Resp>(grpc, path, request(i)).await?;
     }
     let before = proxy.map(CountingProxy::requests);
     let mut times = Vec::with_capacity(calls);
     for i in 0..calls {
-        let request = status_request(i);
+        let request = request(i);
         let start = Instant::now();
-        call::<_, v1::PodSandboxStatusResponse>(&mut grpc, POD_SANDBOX_STATUS, request).await?;
+        call::<_, Resp>(grpc, path, request).await?;
         times.push(start.elapsed());
     }
-    let status_calls = docker_calls(proxy, before);
-    report(
-        &format!("PodSandboxStatus, {BENCH_SANDBOXES} sandboxes in turn, {calls} sequential calls"),
-        &mut times,
-    );
-    report_docker_calls("PodSandboxStatus", status_calls, calls);
-    Ok(())
+    Ok((times, docker_calls(proxy, before)))
 }
 
 /// Requests the proxy forwarded since `before`; `None` without a proxy.
@@ -600,34 +856,73 @@ fn report_docker_calls(what: &str, docker_calls: Option<u64>, calls: usize) {
     }
 }
 
+/// Prints the p50 of `ours` and of `raw`, measured in the same loop, and
+/// the difference.
+fn report_against_raw(what: &str, ours: &mut [Duration], raw_what: &str, raw: &mut [Duration]) {
+    let ours_p50 = median(ours);
+    let raw_p50 = median(raw);
+    println!(
+        "{what}, {} calls: p50 {:.1} ms; {raw_what} p50 {:.1} ms; overhead {:+.1} ms",
+        ours.len(),
+        ours_p50.as_secs_f64() * 1e3,
+        raw_p50.as_secs_f64() * 1e3,
+        (ours_p50.as_secs_f64() - raw_p50.as_secs_f64()) * 1e3,
+    );
+}
+
 fn median(times: &mut [Duration]) -> Duration {
     times.sort_unstable();
     times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 /// A plain container of the sandbox image, as a raw docker user would
-/// create it for the same job: host network, nothing else.
-fn raw_container(image: &str, run: &str) -> ContainerCreate {
+/// create it for the same job: host network, an IPC namespace other
+/// containers may join, nothing else.
+fn raw_sandbox(image: &str, run: &str) -> ContainerCreate {
     ContainerCreate {
         image: image.to_owned(),
         labels: [(RUN_LABEL.to_owned(), run.to_owned())].into(),
         host_config: CreateHostConfig {
             network_mode: "host".to_owned(),
+            ipc_mode: SHAREABLE_IPC_MODE.to_owned(),
             ..CreateHostConfig::default()
         },
         ..ContainerCreate::default()
     }
 }
 
-fn sandbox_config(i: usize, run: &str) -> v1::PodSandboxConfig {
+/// The raw counterpart of a bench container, as a docker user would put a
+/// process into the raw sandbox `joined`: its network and IPC namespaces,
+/// the host's UTS namespace (it is a host-network pod), the same command.
+fn raw_container(image: &str, run: &str, joined: &str) -> ContainerCreate {
+    let join = format!("{JOIN_CONTAINER_PREFIX}{joined}");
+    ContainerCreate {
+        image: image.to_owned(),
+        entrypoint: CONTAINER_COMMAND
+            .iter()
+            .map(|word| (*word).to_owned())
+            .collect(),
+        labels: [(RUN_LABEL.to_owned(), run.to_owned())].into(),
+        host_config: CreateHostConfig {
+            network_mode: join.clone(),
+            ipc_mode: join,
+            uts_mode: "host".to_owned(),
+            ..CreateHostConfig::default()
+        },
+        ..ContainerCreate::default()
+    }
+}
+
+fn sandbox_config(bench: &PodBench<'_>, i: usize) -> v1::PodSandboxConfig {
     v1::PodSandboxConfig {
         metadata: Some(v1::PodSandboxMetadata {
             name: format!("bench-{i}"),
-            uid: format!("dockshim-bench-{run}-{i}"),
+            uid: format!("dockshim-bench-{}-{i}", bench.run),
             namespace: SANDBOX_NAMESPACE.to_owned(),
             attempt: 0,
         }),
-        labels: HashMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
+        log_directory: bench.log_directory(i).to_string_lossy().into_owned(),
+        labels: HashMap::from([(RUN_LABEL.to_owned(), bench.run.clone())]),
         linux: Some(v1::LinuxPodSandboxConfig {
             security_context: Some(v1::LinuxSandboxSecurityContext {
                 namespace_options: Some(v1::NamespaceOption {
@@ -640,6 +935,83 @@ fn sandbox_config(i: usize, run: &str) -> v1::PodSandboxConfig {
         }),
         ..v1::PodSandboxConfig::default()
     }
+}
+
+/// The bench container as the kubelet would ask for it in a host-network
+/// pod: the pod's network and IPC namespaces, its own PID namespace, a log
+/// file in the sandbox's log directory, and the runtime's default seccomp
+/// profile, so that dockerd applies the same confinement as to the raw
+/// container.
+fn container_config(bench: &PodBench<'_>) -> v1::ContainerConfig {
+    v1::ContainerConfig {
+        metadata: Some(v1::ContainerMetadata {
+            name: CONTAINER_NAME.to_owned(),
+            attempt: 0,
+        }),
+        image: Some(v1::ImageSpec {
+            image: bench.busybox_image.clone(),
+            ..v1::ImageSpec::default()
+        }),
+        command: CONTAINER_COMMAND
+            .iter()
+            .map(|word| (*word).to_owned())
+            .collect(),
+        labels: HashMap::from([(RUN_LABEL.to_owned(), bench.run.clone())]),
+        log_path: format!("{CONTAINER_NAME}/0.log"),
+        linux: Some(v1::LinuxContainerConfig {
+            security_context: Some(v1::LinuxContainerSecurityContext {
+                namespace_options: Some(v1::NamespaceOption {
+                    network: v1::NamespaceMode::Node as i32,
+                    pid: v1::NamespaceMode::Container as i32,
+                    ipc: v1::NamespaceMode::Pod as i32,
+                    ..v1::NamespaceOption::default()
+                }),
+                seccomp: Some(v1::SecurityProfile {
+                    profile_type: v1::security_profile::ProfileType::RuntimeDefault as i32,
+                    localhost_ref: String::new(),
+                }),
+                ..v1::LinuxContainerSecurityContext::default()
+            }),
+            ..v1::LinuxContainerConfig::default()
+        }),
+        ..v1::ContainerConfig::default()
+    }
+}
+
+/// Stops (at once, without a grace period) and removes every container in
+/// `ids`, as the kubelet does, going on past failures; the first failure
+/// is returned, the others printed.
+async fn remove_containers(socket: &Path, ids: &[String]) -> Result<(), XtaskError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut grpc = Grpc::new(connect(socket.to_path_buf()).await?);
+    let mut first = Ok(());
+    for id in ids {
+        let stop = v1::StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 0,
+        };
+        let remove = v1::RemoveContainerRequest {
+            container_id: id.clone(),
+        };
+        let result = match call::<_, v1::StopContainerResponse>(&mut grpc, STOP_CONTAINER, stop)
+            .await
+        {
+            Ok(_) => call::<_, v1::RemoveContainerResponse>(&mut grpc, REMOVE_CONTAINER, remove)
+                .await
+                .map(drop),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            if first.is_ok() {
+                first = Err(err);
+            } else {
+                eprintln!("bench: container {id}: {err}");
+            }
+        }
+    }
+    first
 }
 
 /// Stops and removes every sandbox in `ids`, going on past failures; the
@@ -676,9 +1048,11 @@ async fn remove_sandboxes(socket: &Path, ids: &[String]) -> Result<(), XtaskErro
     first
 }
 
+/// Force-removes the raw containers newest first, so a container is gone
+/// before the one whose namespaces it joined.
 fn remove_raw(docker: &DockerClient, ids: &[String]) -> Result<(), XtaskError> {
     let mut first = Ok(());
-    for id in ids {
+    for id in ids.iter().rev() {
         if let Err(err) = docker.delete(&format!("/containers/{id}?force=1")) {
             if first.is_ok() {
                 first = Err(docker_error(err));
@@ -691,7 +1065,8 @@ fn remove_raw(docker: &DockerClient, ids: &[String]) -> Result<(), XtaskError> {
 }
 
 /// Fails, after force-removing them, if containers of this run are left:
-/// sandboxes (`io.kubernetes.docker.type`) or raw ones.
+/// sandboxes, CRI containers (told apart by `io.kubernetes.docker.type`)
+/// or raw ones.
 fn check_no_leftovers(docker: &DockerClient, run: &str) -> Result<(), XtaskError> {
     let filters = format!(r#"{{"label":["{RUN_LABEL}={run}"]}}"#);
     let left = docker
@@ -700,18 +1075,29 @@ fn check_no_leftovers(docker: &DockerClient, run: &str) -> Result<(), XtaskError
     if left.is_empty() {
         return Ok(());
     }
-    let sandboxes = left
-        .iter()
-        .filter(|container| container.labels.contains_key(CONTAINER_TYPE_LABEL))
-        .count();
+    let of_type = |kind: &str| {
+        left.iter()
+            .filter(|container| {
+                container
+                    .labels
+                    .get(CONTAINER_TYPE_LABEL)
+                    .map(String::as_str)
+                    == Some(kind)
+            })
+            .count()
+    };
+    let sandboxes = of_type(CONTAINER_TYPE_SANDBOX);
+    let containers = of_type(CONTAINER_TYPE_CONTAINER);
+    // dockerd lists newest first: the order `remove_raw` removes in.
     for container in &left {
         if let Err(err) = docker.delete(&format!("/containers/{}?force=1", container.id)) {
             eprintln!("bench: cannot remove leftover {}: {err}", container.id);
         }
     }
     Err(XtaskError::Bench(format!(
-        "{} containers left behind ({sandboxes} of them sandboxes); force-removed",
-        left.len()
+        "{} containers left behind ({sandboxes} sandboxes, {containers} CRI containers, {} raw); force-removed",
+        left.len(),
+        left.len() - sandboxes - containers
     )))
 }
 
@@ -849,6 +1235,11 @@ fn build_release(root: &Path) -> Result<(), XtaskError> {
         return Err(XtaskError::Bench("cargo build --release failed".to_owned()));
     }
     Ok(())
+}
+
+/// The value of the environment `variable`, or `default` when unset.
+fn env_or(variable: &str, default: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| default.to_owned())
 }
 
 fn tempdir() -> Result<tempfile::TempDir, XtaskError> {

@@ -2,8 +2,8 @@
 //!
 //! - `codegen [--check]`: proto/api.proto → src/cri/gen/{runtime.v1.rs, services.rs}
 //! - `man [--check]`: `dockshim::cli::man_page()` → packaging/dockshim.8
-//! - `bench [--endpoint unix:///path] [--calls N] [--sandboxes]`: prints latency and size
-//!   figures (writes nothing)
+//! - `bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]`:
+//!   prints latency and size figures (writes nothing)
 //!
 //! With `--check` nothing is written: the task fails, naming the file, when
 //! the committed copy differs from what it would produce. This crate never
@@ -21,7 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check]\n       cargo xtask man [--check]\n       cargo xtask bench [--endpoint unix:///path] [--calls N] [--sandboxes]";
+const USAGE: &str = "usage: cargo xtask codegen [--check]\n       cargo xtask man [--check]\n       cargo xtask bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]";
 
 /// Everything a task can fail with.
 #[derive(Debug)]
