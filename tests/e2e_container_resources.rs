@@ -529,8 +529,9 @@ async fn update_container_resources_changes_a_running_container_or_nothing() {
         ),
         (128 * MIB, 256, 25_000, 100_000, "0", Some("128"))
     );
-    // Docker keeps the value the container was created with, and reports it.
-    assert_eq!(status.oom_score_adj, 0);
+    // Docker keeps the value the container was created with; the status
+    // reports the one the main process has now.
+    assert_eq!(status.oom_score_adj, 500);
 
     // Lifting the process limit, and a negative score, which only a host
     // granting CAP_SYS_RESOURCE allows.

@@ -62,6 +62,26 @@ pub struct Info {
     /// The host name.
     #[serde(rename = "Name")]
     pub name: String,
+    /// `name=<option>` entries, each maybe followed by `,key=value` parts,
+    /// e.g. `name=seccomp,profile=default`; dockerd may send `null`.
+    #[serde(rename = "SecurityOptions")]
+    pub security_options: Option<Vec<String>>,
+}
+
+impl Info {
+    /// Whether dockerd confines containers with AppArmor: it lists
+    /// `name=apparmor` among its security options only then.
+    pub fn has_apparmor(&self) -> bool {
+        self.security_options
+            .iter()
+            .flatten()
+            .any(|option| option.split(',').any(|part| part == "name=apparmor"))
+    }
+
+    /// The kubelet's name for dockerd's cgroup driver.
+    pub fn is_systemd_cgroup_driver(&self) -> bool {
+        self.cgroup_driver == "systemd"
+    }
 }
 
 /// One message of `GET /events`.

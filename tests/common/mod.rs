@@ -15,8 +15,8 @@ pub mod docker;
 pub mod fixture;
 pub mod h2raw;
 pub mod pod;
-pub mod spdy_client;
 pub mod proxy;
+pub mod spdy_client;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

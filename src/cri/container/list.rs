@@ -86,8 +86,30 @@ impl ContainerService {
             tag: &names.tag,
             repo_digest: &names.repo_digest,
         };
-        container_status(entry, &image)
+        let mut status = container_status(entry, &image)?;
+        // An update may have given the processes another OOM score than
+        // the one Docker records; the main process's own is the truth.
+        if entry.is_running() {
+            let live = live_oom_score_adj(entry.pid);
+            let linux = status
+                .resources
+                .as_mut()
+                .and_then(|resources| resources.linux.as_mut());
+            if let (Some(live), Some(linux)) = (live, linux) {
+                linux.oom_score_adj = live;
+            }
+        }
+        Ok(status)
     }
+}
+
+/// The OOM score adjustment of process `pid`, if it can be read.
+fn live_oom_score_adj(pid: i64) -> Option<i64> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).ok()?;
+    text.trim().parse().ok()
 }
 
 /// The index filter for a CRI `ContainerFilter`; empty fields filter

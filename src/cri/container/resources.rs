@@ -28,9 +28,8 @@
 //!   change it, so the update handler writes it to the processes of a
 //!   running container itself ([`oom_score_update`] decides, `update`
 //!   writes); a container that is not running keeps its creation value,
-//!   so a new one is refused there. ContainerStatus reports the value
-//!   the container was created with, the one Docker keeps, also after an
-//!   update gave its processes another.
+//!   so a new one is refused there. Docker keeps the creation value, so
+//!   ContainerStatus reads the main process's own (see `list`).
 //!
 //! Docker's update treats an absent or zero field as "keep the current
 //! value", so an update that would remove a memory limit, CPU shares, a

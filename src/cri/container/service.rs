@@ -16,15 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::image_names::ImageNamesCache;
 use super::keeper::LogKeeper;
 use super::{ContainerConfigError, HostMounts, HostPropagation};
 use crate::cri::exec::ExecError;
 use crate::cri::naming::NamingError;
 use crate::cri::v1;
-use crate::docker::{DockerClient, DockerError, DEFAULT_REQUEST_TIMEOUT};
+use crate::docker::{DockerClient, DockerError, Info, DEFAULT_REQUEST_TIMEOUT};
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::logs::{LogError, LogManager};
@@ -35,25 +33,6 @@ const MOUNTINFO_PATH: &str = "/proc/self/mountinfo";
 const SWAPS_PATH: &str = "/proc/swaps";
 /// Upper bound on the mount table read; far beyond any real node's.
 const MAX_MOUNTINFO_BYTES: u64 = 16 * 1024 * 1024;
-/// dockerd's cgroup driver value for systemd; anything else is cgroupfs.
-const SYSTEMD_CGROUP_DRIVER: &str = "systemd";
-/// The `GET /info` security option naming AppArmor; dockerd lists it only
-/// when it confines containers with AppArmor.
-const APPARMOR_SECURITY_OPTION: &str = "name=apparmor";
-
-/// The part of `GET /info` the create body depends on.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct DaemonInfo {
-    #[serde(rename = "CgroupDriver")]
-    cgroup_driver: String,
-    /// `name=<option>` entries, each optionally followed by
-    /// `,key=value` parts, e.g. `name=seccomp,profile=default`; dockerd
-    /// may write `null` for none.
-    #[serde(rename = "SecurityOptions")]
-    security_options: Option<Vec<String>>,
-}
-
 /// What dockerd told of itself, read once: it changes only with a daemon
 /// restart that also ends every container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,20 +43,15 @@ pub(super) struct DaemonFacts {
 }
 
 impl DaemonFacts {
-    fn from_info(info: &DaemonInfo) -> DaemonFacts {
-        let cgroup_driver = if info.cgroup_driver == SYSTEMD_CGROUP_DRIVER {
+    fn from_info(info: &Info) -> DaemonFacts {
+        let cgroup_driver = if info.is_systemd_cgroup_driver() {
             v1::CgroupDriver::Systemd
         } else {
             v1::CgroupDriver::Cgroupfs
         };
-        let apparmor = info.security_options.iter().flatten().any(|option| {
-            option
-                .split(',')
-                .any(|part| part == APPARMOR_SECURITY_OPTION)
-        });
         DaemonFacts {
             cgroup_driver,
-            apparmor,
+            apparmor: info.has_apparmor(),
         }
     }
 }
@@ -160,7 +134,7 @@ impl ContainerService {
                 .negotiate()
                 .map_err(|err| ContainerError::docker("negotiate the API version", err))?;
         }
-        let info = self.docker.get_json::<DaemonInfo>("/info").map_err(|err| {
+        let info = self.docker.info().map_err(|err| {
             ContainerError::docker("read dockerd's cgroup driver and security options", err)
         })?;
         let facts = DaemonFacts::from_info(&info);
@@ -560,7 +534,7 @@ mod tests {
             ("{}", v1::CgroupDriver::Cgroupfs, false),
         ];
         for (json, cgroup_driver, apparmor) in cases {
-            let info: DaemonInfo = serde_json::from_str(json)?;
+            let info: Info = serde_json::from_str(json)?;
             assert_eq!(
                 DaemonFacts::from_info(&info),
                 DaemonFacts {

@@ -17,8 +17,9 @@
 //!   Docker labels; mounts with read-only and propagation; log path;
 //!   resources as Docker holds them (`resources::cri_resources`), a
 //!   process limit as `unified["pids.max"]`. The OOM score adjustment is
-//!   the one the container was created with: an update gives the running
-//!   processes a new one, which Docker does not record.
+//!   the one the container was created with, which Docker records; the
+//!   caller replaces it with the main process's own, since an update gives
+//!   the running processes a new one.
 //! - not known to dockerd's inspect answer, so left unset: the stop signal
 //!   (RUNTIME_DEFAULT) and the user of the first process.
 

@@ -21,7 +21,7 @@
 //! from their parent. A process started by a later exec gets the value
 //! the container was created with: runc gives every process it starts the
 //! value of the container's configuration, which Docker cannot change.
-//! ContainerStatus reports that creation value too (see `resources`).
+//! ContainerStatus reports the main process's value.
 //! Raising the value needs no privilege; lowering it needs
 //! CAP_SYS_RESOURCE, and a write the kernel refuses is FAILED_PRECONDITION
 //! naming oom_score_adj and the process.

@@ -125,13 +125,15 @@ impl SandboxService {
         runtime_handler: &str,
         pod_cidr: Option<&str>,
     ) -> Result<Plan, SandboxError> {
+        let daemon = self.daemon_facts()?;
         let body = sandbox_create_body(
             config,
             &SandboxOptions {
                 image: &self.settings.image,
                 oom_score_adj: self.settings.oom_score_adj,
                 network_plugin: self.settings.network_plugin,
-                cgroup_driver: self.cgroup_driver()?,
+                cgroup_driver: daemon.cgroup_driver,
+                node_has_apparmor: daemon.apparmor,
                 runtime_handler,
                 seccomp_profiles: &NodeSeccompProfiles,
             },

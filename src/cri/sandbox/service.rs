@@ -61,9 +61,8 @@ pub struct SandboxService {
     pub(super) hairpin: Hairpin,
     pub(super) images: Arc<dyn ImageService>,
     pub(super) settings: SandboxSettings,
-    /// dockerd's cgroup driver, read once: it changes only with a daemon
-    /// restart that also ends every container.
-    pub(super) cgroup_driver: Mutex<Option<v1::CgroupDriver>>,
+    /// See [`DaemonFacts`]; `None` until first asked.
+    pub(super) daemon_facts: Mutex<Option<DaemonFacts>>,
     /// RunPodSandbox calls under way, by Docker name: a repeated call waits
     /// for the first instead of making a second sandbox.
     pub(super) in_flight: Mutex<HashMap<String, Arc<Flight>>>,
@@ -98,35 +97,46 @@ impl SandboxService {
             hairpin: Hairpin::system(),
             images,
             settings: SandboxSettings::from_config(config),
-            cgroup_driver: Mutex::new(None),
+            daemon_facts: Mutex::new(None),
             in_flight: Mutex::new(HashMap::new()),
             teardown: Mutex::new(()),
         })
     }
 
-    /// dockerd's cgroup driver, asked once.
-    pub(super) fn cgroup_driver(&self) -> Result<v1::CgroupDriver, SandboxError> {
-        let mut cached = lock(&self.cgroup_driver);
-        if let Some(driver) = *cached {
-            return Ok(driver);
+    /// What dockerd tells of itself (`GET /info`), asked once: it changes
+    /// only with a daemon restart.
+    pub(super) fn daemon_facts(&self) -> Result<DaemonFacts, SandboxError> {
+        let mut cached = lock(&self.daemon_facts);
+        if let Some(facts) = *cached {
+            return Ok(facts);
         }
         if self.docker.api_version().is_none() {
             self.docker
                 .negotiate()
                 .map_err(|err| SandboxError::docker("negotiate the API version", err))?;
         }
-        let info = self
-            .docker
-            .info()
-            .map_err(|err| SandboxError::docker("read the cgroup driver", err))?;
-        let driver = if info.cgroup_driver == "systemd" {
-            v1::CgroupDriver::Systemd
-        } else {
-            v1::CgroupDriver::Cgroupfs
+        let info = self.docker.info().map_err(|err| {
+            SandboxError::docker("read dockerd's cgroup driver and security options", err)
+        })?;
+        let facts = DaemonFacts {
+            cgroup_driver: if info.is_systemd_cgroup_driver() {
+                v1::CgroupDriver::Systemd
+            } else {
+                v1::CgroupDriver::Cgroupfs
+            },
+            apparmor: info.has_apparmor(),
         };
-        *cached = Some(driver);
-        Ok(driver)
+        *cached = Some(facts);
+        Ok(facts)
     }
+}
+
+/// What the sandbox create body needs to know of dockerd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DaemonFacts {
+    pub cgroup_driver: v1::CgroupDriver,
+    /// Whether dockerd confines containers with AppArmor.
+    pub apparmor: bool,
 }
 
 /// One RunPodSandbox under way; duplicates wait on it.

@@ -82,6 +82,9 @@ pub struct SandboxOptions<'a> {
     pub network_plugin: NetworkPlugin,
     /// dockerd's cgroup driver (`GET /info` `CgroupDriver`).
     pub cgroup_driver: v1::CgroupDriver,
+    /// Whether dockerd confines containers with AppArmor (`GET /info`
+    /// `SecurityOptions`); a Localhost profile is refused without it.
+    pub node_has_apparmor: bool,
     /// `RunPodSandboxRequest.runtime_handler`.
     pub runtime_handler: &'a str,
     /// Where Localhost seccomp profiles are read from.
@@ -270,7 +273,7 @@ pub fn sandbox_create_body(
     if namespaces.host_network {
         host_config.uts_mode = HOST_MODE.to_owned();
     }
-    apply_security_context(security, options.seccomp_profiles, &mut host_config)?;
+    apply_security_context(security, options, &mut host_config)?;
 
     Ok(ContainerCreate {
         hostname: if namespaces.host_network {
@@ -294,7 +297,7 @@ pub fn sandbox_create_body(
 /// The `HostConfig` part of the sandbox's security context.
 fn apply_security_context(
     security: &v1::LinuxSandboxSecurityContext,
-    profiles: &dyn SeccompProfiles,
+    options: &SandboxOptions<'_>,
     host_config: &mut CreateHostConfig,
 ) -> Result<(), SandboxConfigError> {
     security::supplemental_groups_policy(security.supplemental_groups_policy)?;
@@ -310,7 +313,8 @@ fn apply_security_context(
             None => security::deprecated_seccomp_profile(&security.seccomp_profile_path)?,
         };
         let seccomp = security.seccomp.as_ref().or(legacy.as_ref());
-        opts.extend(security::seccomp_option(seccomp, profiles)?);
+        opts.extend(security::seccomp_option(seccomp, options.seccomp_profiles)?);
+        security::check_apparmor_on_node(security.apparmor.as_ref(), options.node_has_apparmor)?;
         opts.extend(security::apparmor_option(security.apparmor.as_ref())?);
     }
     opts.push(NO_NEW_PRIVILEGES.to_owned());
@@ -387,6 +391,7 @@ mod tests {
             oom_score_adj: 0,
             network_plugin: NetworkPlugin::Cni,
             cgroup_driver: v1::CgroupDriver::Cgroupfs,
+            node_has_apparmor: true,
             runtime_handler: "",
             seccomp_profiles: profiles,
         }
@@ -766,6 +771,28 @@ mod tests {
             let value = body.get(key).or_else(|| body["HostConfig"].get(key));
             assert_eq!(value, Some(&expected), "{key}");
         }
+    }
+
+    #[test]
+    fn a_localhost_apparmor_profile_needs_apparmor_on_the_node() {
+        let profiles = FakeProfiles::default();
+        let mut config = config();
+        security(&mut config).apparmor = Some(v1::SecurityProfile {
+            profile_type: ProfileType::Localhost as i32,
+            localhost_ref: "k8s-pause".to_owned(),
+        });
+        let without = SandboxOptions {
+            node_has_apparmor: false,
+            ..options(&profiles)
+        };
+        let err = sandbox_create_body(&config, &without).unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+        assert!(err.to_string().contains("AppArmor is not enabled"), "{err}");
+        security(&mut config).apparmor = Some(v1::SecurityProfile {
+            profile_type: ProfileType::RuntimeDefault as i32,
+            localhost_ref: String::new(),
+        });
+        assert!(sandbox_create_body(&config, &without).is_ok());
     }
 
     #[test]
