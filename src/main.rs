@@ -19,6 +19,8 @@ use dockshim::index::Index;
 use dockshim::logs::LogManager;
 use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
+use dockshim::streaming::docker_sessions::DockerSessions;
+use dockshim::streaming::server::StreamingServer;
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1)) {
@@ -82,9 +84,16 @@ fn run(config: Config) -> Result<(), String> {
         .log_keeper()
         .spawn()
         .map_err(|err| format!("cannot start the log keeper: {err}"))?;
+    let streaming = StreamingServer::start(
+        config.streaming_bind_addr,
+        config.streaming_connection_idle_timeout,
+        Arc::new(DockerSessions::new(docker.clone())),
+    )
+    .map_err(|err| format!("--streaming-bind-addr: {err}"))?;
+    log::info!("streaming server listening on {}", streaming.local_addr());
     let services = Services {
         runtime: Arc::new(Runtime::new(
-            docker, config, store, pod_cidr, sandboxes, containers,
+            docker, config, store, pod_cidr, sandboxes, containers, streaming,
         )),
         image: images,
     };

@@ -15,5 +15,6 @@ pub mod labels;
 pub mod naming;
 pub mod runtime;
 pub mod sandbox;
+pub mod streaming;
 
 pub use gen::v1;

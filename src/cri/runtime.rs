@@ -1,7 +1,8 @@
 //! The RuntimeService: the runtime-wide calls Version, Status, RuntimeConfig
 //! and UpdateRuntimeConfig here, the pod sandbox calls delegated to
-//! `sandbox::SandboxService` and the container calls delegated to
-//! `container::ContainerService`.
+//! `sandbox::SandboxService`, the container calls delegated to
+//! `container::ContainerService`, and Exec, Attach and PortForward checked
+//! by `streaming` and answered with a URL on the `StreamingServer`.
 //!
 //! Status must tell the truth *now*: it pings dockerd on every call with a
 //! short timeout instead of answering from a cache, and it re-reads the CNI
@@ -18,11 +19,13 @@ use crate::cri::container::ContainerService;
 use crate::cri::events::EventStreams;
 use crate::cri::gen::services::{RuntimeService, Sink};
 use crate::cri::sandbox::SandboxService;
+use crate::cri::streaming::{validate_attach, validate_exec, validate_port_forward};
 use crate::cri::v1;
 use crate::docker::DockerClient;
 use crate::grpc::{CallContext, Status};
 use crate::network::cni_config;
 use crate::store::Store;
+use crate::streaming::server::StreamingServer;
 
 /// Sandboxes or containers per message of StreamPodSandboxes and
 /// StreamContainers.
@@ -56,6 +59,7 @@ pub struct Runtime {
     sandboxes: SandboxService,
     containers: ContainerService,
     events: EventStreams,
+    streaming: StreamingServer,
 }
 
 impl Runtime {
@@ -66,6 +70,7 @@ impl Runtime {
         pod_cidr: Option<String>,
         sandboxes: SandboxService,
         containers: ContainerService,
+        streaming: StreamingServer,
     ) -> Runtime {
         Runtime {
             docker,
@@ -76,6 +81,7 @@ impl Runtime {
             sandboxes,
             containers,
             events: EventStreams::default(),
+            streaming,
         }
     }
 
@@ -415,6 +421,39 @@ impl RuntimeService for Runtime {
         })
     }
 
+    fn exec(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ExecRequest,
+    ) -> Result<v1::ExecResponse, Status> {
+        let request = validate_exec(self.containers.index(), request)?;
+        Ok(v1::ExecResponse {
+            url: self.streaming.url(request)?,
+        })
+    }
+
+    fn attach(
+        &self,
+        _ctx: &CallContext,
+        request: v1::AttachRequest,
+    ) -> Result<v1::AttachResponse, Status> {
+        let request = validate_attach(self.containers.index(), request)?;
+        Ok(v1::AttachResponse {
+            url: self.streaming.url(request)?,
+        })
+    }
+
+    fn port_forward(
+        &self,
+        _ctx: &CallContext,
+        request: v1::PortForwardRequest,
+    ) -> Result<v1::PortForwardResponse, Status> {
+        let request = validate_port_forward(self.containers.index(), request)?;
+        Ok(v1::PortForwardResponse {
+            url: self.streaming.url(request)?,
+        })
+    }
+
     fn checkpoint_container(
         &self,
         _ctx: &CallContext,
@@ -508,6 +547,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    /// Sessions that close every connection unanswered.
+    struct NoSessions;
+
+    impl crate::streaming::session::Sessions for NoSessions {
+        fn serve(
+            &self,
+            _request: crate::streaming::session::StreamRequest,
+            _handoff: crate::streaming::session::Handoff,
+        ) {
+        }
+    }
+
     /// A runtime whose dockerd endpoint does not exist, with an empty CNI
     /// configuration directory.
     fn runtime(dir: &std::path::Path, network_plugin: NetworkPlugin) -> Runtime {
@@ -529,7 +580,15 @@ mod tests {
         let logs = crate::logs::LogManager::start(docker.clone());
         let containers =
             ContainerService::new(docker.clone(), index, logs, config.runtime_request_timeout);
-        Runtime::new(docker, config, store, None, sandboxes, containers)
+        let streaming = StreamingServer::start(
+            config.streaming_bind_addr,
+            config.streaming_connection_idle_timeout,
+            std::sync::Arc::new(NoSessions),
+        )
+        .unwrap();
+        Runtime::new(
+            docker, config, store, None, sandboxes, containers, streaming,
+        )
     }
 
     fn ctx() -> CallContext {
@@ -618,6 +677,19 @@ mod tests {
             store.load_pod_cidr().unwrap().as_deref(),
             Some("10.88.0.0/16")
         );
+    }
+
+    #[test]
+    fn port_forward_to_a_bad_port_is_refused_before_docker_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = v1::PortForwardRequest {
+            pod_sandbox_id: "pod".to_owned(),
+            port: vec![0],
+        };
+        let err = runtime(dir.path(), NetworkPlugin::Cni)
+            .port_forward(&ctx(), request)
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::InvalidArgument, "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! `vendor-docs/docker-engine-api.md` describes every endpoint and field used.
 
 mod api_version;
+mod attach;
 mod client;
 mod connection;
 mod containers;

@@ -36,6 +36,9 @@ pub const CONTAINER_STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
 pub const EXEC_SYNC: &str = "/runtime.v1.RuntimeService/ExecSync";
 pub const UPDATE_CONTAINER_RESOURCES: &str = "/runtime.v1.RuntimeService/UpdateContainerResources";
 pub const REOPEN_CONTAINER_LOG: &str = "/runtime.v1.RuntimeService/ReopenContainerLog";
+pub const EXEC: &str = "/runtime.v1.RuntimeService/Exec";
+pub const ATTACH: &str = "/runtime.v1.RuntimeService/Attach";
+pub const PORT_FORWARD: &str = "/runtime.v1.RuntimeService/PortForward";
 pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
 pub const STREAM_IMAGES: &str = "/runtime.v1.ImageService/StreamImages";
 pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
@@ -275,6 +278,25 @@ impl CriClient {
             timeout,
         };
         self.call(EXEC_SYNC, Request::new(request)).await
+    }
+
+    /// Exec; returns the streaming URL.
+    pub async fn exec(&self, request: cri::ExecRequest) -> Result<String, Status> {
+        let response: cri::ExecResponse = self.call(EXEC, Request::new(request)).await?;
+        Ok(response.url)
+    }
+
+    /// Attach; returns the streaming URL.
+    pub async fn attach(&self, request: cri::AttachRequest) -> Result<String, Status> {
+        let response: cri::AttachResponse = self.call(ATTACH, Request::new(request)).await?;
+        Ok(response.url)
+    }
+
+    /// PortForward; returns the streaming URL.
+    pub async fn port_forward(&self, request: cri::PortForwardRequest) -> Result<String, Status> {
+        let response: cri::PortForwardResponse =
+            self.call(PORT_FORWARD, Request::new(request)).await?;
+        Ok(response.url)
     }
 
     pub async fn reopen_container_log(

@@ -1,0 +1,782 @@
+//! The streaming HTTP server: it issues the one-time URLs that Exec,
+//! Attach and PortForward return, and hands each connection that presents
+//! one to a session.
+//!
+//! One thread (`streaming`) accepts connections; each connection gets its
+//! own thread (`stream-<n>`), at most [`MAX_CONNECTIONS`] at once, which
+//! reads the request head (`super::http`), routes it, redeems the token
+//! (`super::tokens`) and then calls [`Sessions::serve`] and ends when the
+//! session does. Routes are `GET` or `POST` on `/cri/exec/<token>`,
+//! `/cri/attach/<token>` and `/cri/portforward/<token>`; the token must
+//! have been issued for the route's kind. Any presentation of a token uses
+//! it up, on the right route or not. Unknown paths and unknown, used,
+//! expired or mismatched tokens all get the same 404, so a client learns
+//! nothing about other people's tokens.
+//!
+//! The server speaks plain HTTP without authentication, like every CRI
+//! runtime's: the token is the credential. That is why it listens on
+//! loopback unless `--streaming-bind-addr` says otherwise, and why tokens
+//! are never logged.
+//!
+//! Shutdown: dropping the [`StreamingServer`] stops the accept thread and
+//! closes the listening socket. Sessions in progress are not waited for:
+//! at process exit their threads are abandoned with the process, so they
+//! never hold up the gRPC server's SIGTERM drain. The threads inherit the
+//! signal mask of the thread that starts the server; `main` blocks SIGTERM
+//! and SIGINT before, so only its signal thread sees them.
+//!
+//! This module does not upgrade protocols or run anything in containers:
+//! that is the session's business, behind `super::session`.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::http::{self, HttpError, RequestHead, HEAD_READ_TIMEOUT};
+use super::session::{Handoff, Sessions, StreamRequest};
+use super::tokens::{TokenCache, TokenError};
+use crate::grpc::{Code, Status};
+
+/// Most connections served at once. One more is answered 503 and closed:
+/// a kubelet runs a handful of streams, so this many means a client that
+/// opens connections and never uses them.
+pub const MAX_CONNECTIONS: usize = 128;
+
+/// The path every route starts with.
+const ROUTE_PREFIX: &str = "/cri/";
+
+/// Pause after a failed accept (such as running out of descriptors), so a
+/// persistent failure does not spin the accept thread.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// After an error response, how long the server keeps reading what the
+/// client still sends. Closing a socket with unread input makes the kernel
+/// reset the connection, which can destroy the response before the client
+/// reads it.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+
+/// Most bytes read and discarded while lingering.
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Longest wait to hand an error response to the kernel; a client that
+/// reads nothing cannot hold a thread longer.
+const RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait for the connection that wakes the accept thread on drop.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The three kinds of stream, each with its route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Exec,
+    Attach,
+    PortForward,
+}
+
+impl StreamKind {
+    /// The kind of stream `request` asks for.
+    pub fn of(request: &StreamRequest) -> StreamKind {
+        match request {
+            StreamRequest::Exec(_) => StreamKind::Exec,
+            StreamRequest::Attach(_) => StreamKind::Attach,
+            StreamRequest::PortForward(_) => StreamKind::PortForward,
+        }
+    }
+
+    /// The path segment after `/cri/`.
+    pub fn segment(self) -> &'static str {
+        match self {
+            StreamKind::Exec => "exec",
+            StreamKind::Attach => "attach",
+            StreamKind::PortForward => "portforward",
+        }
+    }
+
+    fn from_segment(segment: &str) -> Option<StreamKind> {
+        [
+            StreamKind::Exec,
+            StreamKind::Attach,
+            StreamKind::PortForward,
+        ]
+        .into_iter()
+        .find(|kind| kind.segment() == segment)
+    }
+}
+
+/// Why the server could not start, issue a URL, or serve a request.
+#[derive(Debug)]
+pub enum StreamingError {
+    /// The listening socket could not be bound.
+    Bind { addr: SocketAddr, source: io::Error },
+    /// The accept thread could not be started.
+    Spawn(io::Error),
+    /// No token could be issued.
+    Tokens(TokenError),
+    /// The request head could not be read.
+    Http(HttpError),
+    /// No route has this path, or the token is unknown, used, expired or
+    /// for another route.
+    NotFound,
+    /// A route exists but not for this method.
+    MethodNotAllowed,
+    /// The accepted connection could not be set up.
+    Socket(io::Error),
+}
+
+impl StreamingError {
+    pub fn code(&self) -> Code {
+        match self {
+            StreamingError::Bind { .. } | StreamingError::Spawn(_) => Code::Internal,
+            StreamingError::Tokens(err) => err.code(),
+            StreamingError::Http(err) => err.code(),
+            StreamingError::NotFound => Code::NotFound,
+            StreamingError::MethodNotAllowed => Code::InvalidArgument,
+            StreamingError::Socket(_) => Code::Unavailable,
+        }
+    }
+
+    /// The HTTP response refusing a request, if one can be sent.
+    fn response(&self) -> Option<Vec<u8>> {
+        match self {
+            StreamingError::Http(err) => err.response(),
+            StreamingError::NotFound => Some(http::error_response(404, &self.to_string(), &[])),
+            StreamingError::MethodNotAllowed => Some(http::error_response(
+                405,
+                &self.to_string(),
+                &[("Allow", "GET, POST")],
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for StreamingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamingError::Bind { addr, source } => {
+                write!(f, "cannot listen on {addr}: {source}")
+            }
+            StreamingError::Spawn(err) => {
+                write!(f, "cannot start the streaming server's thread: {err}")
+            }
+            StreamingError::Tokens(err) => write!(f, "cannot issue a streaming URL: {err}"),
+            StreamingError::Http(err) => write!(f, "{err}"),
+            StreamingError::NotFound => write!(
+                f,
+                "no such streaming URL, or it was already used or has expired"
+            ),
+            StreamingError::MethodNotAllowed => {
+                write!(f, "streaming URLs take GET or POST requests")
+            }
+            StreamingError::Socket(err) => write!(f, "cannot set up the connection: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StreamingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StreamingError::Bind { source, .. } => Some(source),
+            StreamingError::Spawn(err) | StreamingError::Socket(err) => Some(err),
+            StreamingError::Tokens(err) => Some(err),
+            StreamingError::Http(err) => Some(err),
+            StreamingError::NotFound | StreamingError::MethodNotAllowed => None,
+        }
+    }
+}
+
+impl From<TokenError> for StreamingError {
+    fn from(err: TokenError) -> StreamingError {
+        StreamingError::Tokens(err)
+    }
+}
+
+impl From<StreamingError> for Status {
+    fn from(err: StreamingError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// What the accept thread, the connection threads and the URL issuer
+/// share.
+struct Shared {
+    tokens: TokenCache<StreamRequest>,
+    sessions: Arc<dyn Sessions>,
+    idle_timeout: Option<Duration>,
+    connections: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+/// The running server. Issue URLs with [`StreamingServer::url`].
+pub struct StreamingServer {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for StreamingServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamingServer")
+            .field("local_addr", &self.local_addr)
+            .field("idle_timeout", &self.shared.idle_timeout)
+            .field("tokens", &self.shared.tokens)
+            .field(
+                "connections",
+                &self.shared.connections.load(Ordering::Relaxed),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamingServer {
+    /// Listens on `addr` (port 0: any free port) and starts the accept
+    /// thread. `idle_timeout` is handed to every session; zero means none.
+    pub fn start(
+        addr: SocketAddr,
+        idle_timeout: Duration,
+        sessions: Arc<dyn Sessions>,
+    ) -> Result<StreamingServer, StreamingError> {
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StreamingError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StreamingError::Bind { addr, source })?;
+        let shared = Arc::new(Shared {
+            tokens: TokenCache::new()?,
+            sessions,
+            idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
+            connections: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+        });
+        let accepting = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("streaming".to_owned())
+            .spawn(move || accept_loop(&listener, &accepting))
+            .map_err(StreamingError::Spawn)?;
+        Ok(StreamingServer { local_addr, shared })
+    }
+
+    /// The address the server listens on, with the port it was given.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Issues a one-time URL for `request`, which the caller has
+    /// validated: `http://<host>:<port>/cri/<kind>/<token>`, with the host
+    /// from [`url_authority`].
+    pub fn url(&self, request: StreamRequest) -> Result<String, StreamingError> {
+        let kind = StreamKind::of(&request);
+        let token = self.shared.tokens.insert(request)?;
+        Ok(format!(
+            "http://{}{ROUTE_PREFIX}{}/{token}",
+            url_authority(self.local_addr),
+            kind.segment()
+        ))
+    }
+}
+
+impl Drop for StreamingServer {
+    /// Stops the accept thread: it checks the flag after every accept, and
+    /// a connection of our own makes it accept once more. If that
+    /// connection fails, the thread stays blocked until the process exits.
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let wake = SocketAddr::new(connect_ip(self.local_addr.ip()), self.local_addr.port());
+        if let Err(err) = TcpStream::connect_timeout(&wake, WAKE_TIMEOUT) {
+            log::debug!(
+                "streaming server on {}: cannot wake the accept thread: {err}",
+                self.local_addr
+            );
+        }
+    }
+}
+
+/// `host:port` for URLs to a server listening on `addr`, IPv6 in
+/// brackets. A server bound to an unspecified address (`0.0.0.0`, `::`)
+/// listens on every interface, but a URL needs one host: it gets the
+/// loopback address of the same family, because the client of the URL is
+/// the kubelet, on this node. The zone of a scoped IPv6 address is left
+/// out, as URLs cannot carry it unescaped.
+pub fn url_authority(addr: SocketAddr) -> String {
+    match connect_ip(addr.ip()) {
+        IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+    }
+}
+
+/// Where to connect to reach a socket bound to `ip`.
+fn connect_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+/// A place among the [`MAX_CONNECTIONS`]; given back when dropped, also
+/// when the connection's thread panics.
+struct ConnectionSlot(Arc<Shared>);
+
+impl ConnectionSlot {
+    fn take(shared: &Arc<Shared>) -> Option<ConnectionSlot> {
+        shared
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_CONNECTIONS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ConnectionSlot(Arc::clone(shared)))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let mut serial: u64 = 0;
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let (conn, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) if err.kind() == io::ErrorKind::ConnectionAborted => continue,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                log::warn!("streaming server: cannot accept a connection: {err}");
+                thread::sleep(ACCEPT_RETRY_DELAY);
+                continue;
+            }
+        };
+        let Some(slot) = ConnectionSlot::take(shared) else {
+            log::warn!(
+                "streaming server: {MAX_CONNECTIONS} connections are open; refusing one from {peer}"
+            );
+            refuse_busy(conn);
+            continue;
+        };
+        serial = serial.wrapping_add(1);
+        let spawned = thread::Builder::new()
+            .name(format!("stream-{serial}"))
+            .spawn(move || serve_connection(conn, peer, &slot));
+        // A failed spawn drops the closure, and with it the connection and
+        // its slot.
+        if let Err(err) = spawned {
+            log::warn!("streaming server: cannot start a thread for {peer}: {err}");
+        }
+    }
+}
+
+/// Answers 503 on the accept thread, which must not block: the socket is
+/// made non-blocking, a short write is let go, and only input that has
+/// already arrived is discarded before the close (see [`LINGER_TIME`]).
+fn refuse_busy(mut conn: TcpStream) {
+    let response = http::error_response(503, "too many streaming connections", &[]);
+    if conn.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = conn.write(&response);
+    let _ = conn.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        match conn.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => discarded += n,
+        }
+    }
+}
+
+fn serve_connection(mut conn: TcpStream, peer: SocketAddr, slot: &ConnectionSlot) {
+    let shared = &slot.0;
+    let (head, leftover, request) = match accept_request(&mut conn, &shared.tokens) {
+        Ok(accepted) => accepted,
+        Err(err) => {
+            log::debug!("streaming request from {peer} refused: {err}");
+            if let Some(response) = err.response() {
+                answer_and_close(conn, &response);
+            }
+            return;
+        }
+    };
+    log::debug!(
+        "streaming {} session for {peer}",
+        StreamKind::of(&request).segment()
+    );
+    if let Err(err) = prepare_for_session(&conn) {
+        log::warn!(
+            "streaming connection from {peer}: {}",
+            StreamingError::Socket(err)
+        );
+        return;
+    }
+    let handoff = Handoff {
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        headers: head.headers,
+        conn,
+        leftover,
+        idle_timeout: shared.idle_timeout,
+    };
+    shared.sessions.serve(request, handoff);
+}
+
+/// Reads the head, routes it and redeems its token.
+fn accept_request(
+    conn: &mut TcpStream,
+    tokens: &TokenCache<StreamRequest>,
+) -> Result<(RequestHead, Vec<u8>, StreamRequest), StreamingError> {
+    let (head, leftover) =
+        http::read_request(conn, HEAD_READ_TIMEOUT).map_err(StreamingError::Http)?;
+    let (kind, token) = route(&head.path).ok_or(StreamingError::NotFound)?;
+    if head.method != "GET" && head.method != "POST" {
+        return Err(StreamingError::MethodNotAllowed);
+    }
+    let request = tokens
+        .redeem(token)
+        .filter(|request| StreamKind::of(request) == kind)
+        .ok_or(StreamingError::NotFound)?;
+    Ok((head, leftover, request))
+}
+
+/// The kind and token of a route path, `/cri/<kind>/<token>`.
+fn route(path: &str) -> Option<(StreamKind, &str)> {
+    let (segment, token) = path.strip_prefix(ROUTE_PREFIX)?.split_once('/')?;
+    let kind = StreamKind::from_segment(segment)?;
+    (!token.is_empty() && !token.contains('/')).then_some((kind, token))
+}
+
+/// The session gets a blocking socket without timeouts (the head was read
+/// with one), and without Nagle's delay: keystrokes and prompts of an
+/// interactive exec are small writes that must not wait.
+fn prepare_for_session(conn: &TcpStream) -> io::Result<()> {
+    conn.set_read_timeout(None)?;
+    conn.set_write_timeout(None)?;
+    conn.set_nodelay(true)
+}
+
+/// Sends `response`, then reads and discards what the client still sends
+/// for a bounded time so the close does not reset the connection under the
+/// response.
+fn answer_and_close(mut conn: TcpStream, response: &[u8]) {
+    let sent = conn
+        .set_write_timeout(Some(RESPONSE_WRITE_TIMEOUT))
+        .and_then(|()| conn.write_all(response))
+        .and_then(|()| conn.shutdown(Shutdown::Write));
+    if sent.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut discarded = 0;
+    let mut sink = [0u8; 4096];
+    while discarded < LINGER_BYTES {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() || conn.set_read_timeout(Some(remaining)).is_err() {
+            return;
+        }
+        match conn.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => discarded += n,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::BufRead;
+    use std::sync::mpsc::{self, Receiver, Sender};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::cri::v1;
+
+    /// Sessions that report each handoff and answer 200.
+    struct Recorder(Mutex<Sender<(StreamRequest, Handoff)>>);
+
+    impl Sessions for Recorder {
+        fn serve(&self, request: StreamRequest, mut handoff: Handoff) {
+            let _ = handoff
+                .conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = self.0.lock().unwrap().send((request, handoff));
+        }
+    }
+
+    fn server(idle: Duration) -> (StreamingServer, Receiver<(StreamRequest, Handoff)>) {
+        let (sender, receiver) = mpsc::channel();
+        let server = StreamingServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            idle,
+            Arc::new(Recorder(Mutex::new(sender))),
+        )
+        .unwrap();
+        (server, receiver)
+    }
+
+    fn exec() -> StreamRequest {
+        StreamRequest::Exec(v1::ExecRequest {
+            container_id: "c".to_owned(),
+            cmd: vec!["sh".to_owned()],
+            stdout: true,
+            ..v1::ExecRequest::default()
+        })
+    }
+
+    fn attach() -> StreamRequest {
+        StreamRequest::Attach(v1::AttachRequest {
+            container_id: "c".to_owned(),
+            stdout: true,
+            ..v1::AttachRequest::default()
+        })
+    }
+
+    /// Sends `request` to the server and returns the response's status.
+    fn send(server: &StreamingServer, request: &str) -> u16 {
+        let mut conn = TcpStream::connect(server.local_addr()).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut status_line = String::new();
+        io::BufReader::new(conn)
+            .read_line(&mut status_line)
+            .unwrap();
+        status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {status_line:?}"))
+    }
+
+    fn get(server: &StreamingServer, path: &str) -> u16 {
+        send(server, &format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n"))
+    }
+
+    fn path_of(url: &str) -> &str {
+        let rest = url.strip_prefix("http://").unwrap();
+        &rest[rest.find('/').unwrap()..]
+    }
+
+    #[test]
+    fn urls_name_the_listening_address_the_kind_and_a_token() {
+        let (server, _) = server(Duration::ZERO);
+        let port = server.local_addr().port();
+        let url = server.url(exec()).unwrap();
+        let prefix = format!("http://127.0.0.1:{port}/cri/exec/");
+        let token = url.strip_prefix(&prefix).unwrap();
+        assert_eq!(token.len(), 22, "{url}");
+        let url = server.url(attach()).unwrap();
+        assert!(url.starts_with(&format!("http://127.0.0.1:{port}/cri/attach/")));
+        let forward = StreamRequest::PortForward(v1::PortForwardRequest::default());
+        let url = server.url(forward).unwrap();
+        assert!(url.starts_with(&format!("http://127.0.0.1:{port}/cri/portforward/")));
+    }
+
+    #[test]
+    fn unspecified_addresses_become_loopback_in_urls() {
+        let authority = |text: &str| url_authority(text.parse().unwrap());
+        assert_eq!(authority("0.0.0.0:10010"), "127.0.0.1:10010");
+        assert_eq!(authority("[::]:10010"), "[::1]:10010");
+        assert_eq!(authority("192.0.2.7:1"), "192.0.2.7:1");
+        assert_eq!(authority("[2001:db8::1]:1"), "[2001:db8::1]:1");
+        assert_eq!(authority("[fe80::1%2]:1"), "[fe80::1]:1");
+    }
+
+    #[test]
+    fn a_valid_token_reaches_the_session_with_the_request() {
+        let (server, handoffs) = server(Duration::from_secs(30));
+        let url = server.url(exec()).unwrap();
+        let path = path_of(&url);
+        let status = send(
+            &server,
+            &format!(
+                "POST {path}?command=sh&stdout=1 HTTP/1.1\r\nHost: h\r\n\
+                 Upgrade: SPDY/3.1\r\n\r\nearly bytes"
+            ),
+        );
+        assert_eq!(status, 200);
+        let (request, handoff) = handoffs.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(request, exec());
+        assert_eq!(handoff.method, "POST");
+        assert_eq!(handoff.path, path);
+        assert_eq!(
+            handoff.query,
+            [("command", "sh"), ("stdout", "1")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert!(handoff
+            .headers
+            .contains(&("upgrade".to_owned(), "SPDY/3.1".to_owned())));
+        assert_eq!(handoff.leftover, b"early bytes");
+        assert_eq!(handoff.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(handoff.conn.read_timeout().unwrap(), None);
+        assert!(handoff.conn.nodelay().unwrap());
+    }
+
+    #[test]
+    fn a_zero_idle_timeout_means_none() {
+        let (server, handoffs) = server(Duration::ZERO);
+        let url = server.url(exec()).unwrap();
+        assert_eq!(get(&server, path_of(&url)), 200);
+        let (_, handoff) = handoffs.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(handoff.idle_timeout, None);
+    }
+
+    #[test]
+    fn a_token_works_once() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let url = server.url(exec()).unwrap();
+        assert_eq!(get(&server, path_of(&url)), 200);
+        assert_eq!(get(&server, path_of(&url)), 404);
+    }
+
+    #[test]
+    fn a_token_on_another_kinds_route_is_not_found_and_used_up() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let url = server.url(exec()).unwrap();
+        let wrong = path_of(&url).replace("/cri/exec/", "/cri/attach/");
+        assert_eq!(get(&server, &wrong), 404);
+        assert_eq!(get(&server, path_of(&url)), 404);
+    }
+
+    #[test]
+    fn unknown_paths_and_tokens_are_not_found() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let url = server.url(exec()).unwrap();
+        let token = path_of(&url).rsplit('/').next().unwrap().to_owned();
+        for path in [
+            "/".to_owned(),
+            "/cri/exec/".to_owned(),
+            "/cri/exec/AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+            format!("/cri/shell/{token}"),
+            format!("/cri/exec/{token}/more"),
+            format!("/exec/{token}"),
+        ] {
+            assert_eq!(get(&server, &path), 404, "{path}");
+        }
+        assert_eq!(get(&server, path_of(&url)), 200);
+    }
+
+    #[test]
+    fn other_methods_are_not_allowed_and_keep_the_token() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let url = server.url(exec()).unwrap();
+        let path = path_of(&url);
+        let status = send(&server, &format!("PUT {path} HTTP/1.1\r\nHost: h\r\n\r\n"));
+        assert_eq!(status, 405);
+        assert_eq!(get(&server, path), 200);
+    }
+
+    #[test]
+    fn malformed_requests_are_bad_requests() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        assert_eq!(send(&server, "GET /cri/exec/x HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(send(&server, "hello\r\n\r\n"), 400);
+        assert_eq!(send(&server, "GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
+    }
+
+    #[test]
+    fn connections_beyond_the_limit_are_refused_with_503() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let held: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+            .map(|_| {
+                let mut conn = TcpStream::connect(server.local_addr()).unwrap();
+                conn.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+                conn
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.shared.connections.load(Ordering::Acquire) < MAX_CONNECTIONS {
+            assert!(Instant::now() < deadline, "connections never all started");
+            thread::sleep(Duration::from_millis(10));
+        }
+        // Nothing sent: the refusal is read whole, never cut off by a reset
+        // for unread input.
+        let mut refused = String::new();
+        let conn = TcpStream::connect(server.local_addr()).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        io::BufReader::new(conn).read_line(&mut refused).unwrap();
+        assert_eq!(refused, "HTTP/1.1 503 Service Unavailable\r\n");
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.shared.connections.load(Ordering::Acquire) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "connection slots were not given back"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(get(&server, "/"), 404);
+    }
+
+    #[test]
+    fn tokens_of_a_full_cache_are_resource_exhausted() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        for _ in 0..crate::streaming::tokens::MAX_PENDING_TOKENS {
+            server.url(exec()).unwrap();
+        }
+        let status = Status::from(server.url(exec()).unwrap_err());
+        assert_eq!(status.code, Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn dropping_the_server_closes_its_port() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let addr = server.local_addr();
+        drop(server);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(addr).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{addr} still accepts connections"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn binding_a_busy_address_fails_with_the_address() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let (sender, _) = mpsc::channel();
+        let err = StreamingServer::start(
+            server.local_addr(),
+            Duration::ZERO,
+            Arc::new(Recorder(Mutex::new(sender))),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(&server.local_addr().to_string()),
+            "{err}"
+        );
+        assert_eq!(err.code(), Code::Internal);
+    }
+
+    #[test]
+    fn the_server_speaks_ipv6() {
+        let (sender, handoffs) = mpsc::channel();
+        let Ok(server) = StreamingServer::start(
+            "[::1]:0".parse().unwrap(),
+            Duration::ZERO,
+            Arc::new(Recorder(Mutex::new(sender))),
+        ) else {
+            eprintln!("skipped: this host cannot listen on ::1");
+            return;
+        };
+        let url = server.url(exec()).unwrap();
+        let port = server.local_addr().port();
+        assert!(
+            url.starts_with(&format!("http://[::1]:{port}/cri/exec/")),
+            "{url}"
+        );
+        assert_eq!(get(&server, path_of(&url)), 200);
+        handoffs.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+}

@@ -1,0 +1,51 @@
+//! The seam between the streaming HTTP server and the sessions it starts:
+//! what a one-time token stands for ([`StreamRequest`]), what the server
+//! hands over once it has read a request for a valid token ([`Handoff`]),
+//! and who takes it ([`Sessions`]).
+//!
+//! The server owns listening, HTTP parsing, tokens and threads; a session
+//! owns the protocol upgrade (SPDY or WebSocket, and which subprotocol),
+//! everything after it, and the HTTP refusal when no upgrade fits. Neither
+//! side reaches into the other.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::cri::v1;
+
+/// The CRI request a streaming URL's token stands for, as validated when
+/// the URL was issued.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamRequest {
+    Exec(v1::ExecRequest),
+    Attach(v1::AttachRequest),
+    PortForward(v1::PortForwardRequest),
+}
+
+/// An HTTP request for a valid token, and the connection it came on.
+#[derive(Debug)]
+pub struct Handoff {
+    /// `GET` or `POST`, as the server accepted it.
+    pub method: String,
+    /// The request path without its query.
+    pub path: String,
+    /// The query's pairs, percent-decoded, in order, repeats kept.
+    pub query: Vec<(String, String)>,
+    /// The request's headers, names lower-cased, in order, repeats kept.
+    pub headers: Vec<(String, String)>,
+    /// The client's connection, blocking, with no timeouts set.
+    pub conn: TcpStream,
+    /// Bytes the server read past the request head: a client may send its
+    /// first frames right behind the request.
+    pub leftover: Vec<u8>,
+    /// `--streaming-connection-idle-timeout`: a session that carries no
+    /// data for this long ends. `None`: never.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Runs sessions. `serve` is called on the connection's own thread and
+/// returns when the session is over; it answers the upgrade or refuses it
+/// with an HTTP error itself.
+pub trait Sessions: Send + Sync + 'static {
+    fn serve(&self, request: StreamRequest, handoff: Handoff);
+}
