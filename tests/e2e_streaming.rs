@@ -1,9 +1,9 @@
 //! Exec, Attach and PortForward end to end: the real binary checks each
 //! request against the real dockerd and answers with a one-time URL on its
 //! streaming server, which is then visited with a plain HTTP client over
-//! `std::net::TcpStream`. What a session does after the server hands it
-//! the connection is not checked here; that a request arrives there is.
-//! Needs root, as `tests/run.sh` runs the suite.
+//! `std::net::TcpStream`, and for exec with independent SPDY and WebSocket
+//! clients. The sessions themselves are tested in detail in
+//! `streaming_sessions.rs`. Needs root, as `tests/run.sh` runs the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -15,8 +15,11 @@ use std::time::Duration;
 use common::busybox_image;
 use common::eventually;
 use common::pod::World;
+use common::spdy_client::{ClientFrame, SpdyClient};
 use dockshim::cri::v1 as cri;
 use tonic::Code;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::Message;
 
 /// How long a test waits for an HTTP answer or for threads to end.
 const WAIT: Duration = Duration::from_secs(10);
@@ -311,4 +314,96 @@ async fn threads_return_to_baseline_after_connections_dropped_mid_request() {
         world.dockshim.thread_count()
     );
     assert_ne!(get(&url), 404, "the server still serves");
+}
+
+/// Runs `sh -c script` through an Exec URL over SPDY (v4) with stdin
+/// `input` (closed after it is sent); returns stdout, stderr and the
+/// error stream.
+fn spdy_exec(url: &str, input: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (addr, path) = split_url(url);
+    let protocol = "v4.channel.k8s.io";
+    let (response, client) = SpdyClient::connect(addr, "POST", &path, &[protocol]).unwrap();
+    assert_eq!(response.status, 101, "{response:?}");
+    let mut client = client.unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    let error = client
+        .open_stream(&[("streamtype", "error")], false)
+        .unwrap();
+    let stdin = client
+        .open_stream(&[("streamtype", "stdin")], false)
+        .unwrap();
+    let stdout = client
+        .open_stream(&[("streamtype", "stdout")], false)
+        .unwrap();
+    let stderr = client
+        .open_stream(&[("streamtype", "stderr")], false)
+        .unwrap();
+    client.send_data(stdin, input, true).unwrap();
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(frame) = client.read_frame().unwrap() {
+        match frame {
+            ClientFrame::Data { stream, data, .. } if stream == stdout => out.0.extend(data),
+            ClientFrame::Data { stream, data, .. } if stream == stderr => out.1.extend(data),
+            ClientFrame::Data { stream, data, .. } if stream == error => out.2.extend(data),
+            ClientFrame::GoAway { .. } => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The same over WebSocket (v5): channel bytes, and the close signal for
+/// stdin.
+fn websocket_exec(url: &str, input: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (addr, path) = split_url(url);
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut socket, _) = tungstenite::client(request, stream).unwrap();
+    socket
+        .send(Message::Binary([&[0u8][..], input].concat().into()))
+        .unwrap();
+    socket.send(Message::Binary(vec![255u8, 0].into())).unwrap();
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        match socket.read() {
+            Ok(Message::Binary(bytes)) => match bytes.split_first() {
+                Some((1, data)) => out.0.extend_from_slice(data),
+                Some((2, data)) => out.1.extend_from_slice(data),
+                Some((3, data)) => out.2.extend_from_slice(data),
+                _ => {}
+            },
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_urls_run_the_command_over_spdy_and_websocket() {
+    let (world, id) = world_with_container().await;
+    let script = "cat; echo err >&2; exit 3";
+    for transport in ["spdy", "websocket"] {
+        let request = exec(&id, &["sh", "-c", script], (true, true, true), false);
+        let url = world.client.exec(request).await.unwrap();
+        let run = move || match transport {
+            "spdy" => spdy_exec(&url, b"typed\n"),
+            _ => websocket_exec(&url, b"typed\n"),
+        };
+        let (stdout, stderr, error) = tokio::task::spawn_blocking(run).await.unwrap();
+        assert_eq!(stdout, b"typed\n", "{transport}");
+        assert_eq!(stderr, b"err\n", "{transport}");
+        let status: serde_json::Value = serde_json::from_slice(&error).unwrap();
+        assert_eq!(status["reason"], "NonZeroExitCode", "{transport}: {status}");
+        assert_eq!(
+            status["details"]["causes"][0]["message"], "3",
+            "{transport}: {status}"
+        );
+    }
+    world.clean_up().await;
 }
