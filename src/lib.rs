@@ -12,8 +12,9 @@
 //!   UpdatePodSandboxResources); the container calls CreateContainer,
 //!   StartContainer, StopContainer, RemoveContainer, ListContainers,
 //!   StreamContainers, ContainerStatus, UpdateContainerResources, ExecSync,
-//!   ReopenContainerLog and GetContainerEvents; the whole ImageService.
-//!   Every other method answers `UNIMPLEMENTED` with a message saying why
+//!   ReopenContainerLog, GetContainerEvents, and Exec and Attach with their
+//!   streaming server (PortForward issues URLs whose session is not there
+//!   yet); the whole ImageService. Every other method answers `UNIMPLEMENTED` with a message saying why
 //!   (the README keeps the per-method table).
 //! - **Docker Engine API:** 1.41 (Docker 20.10) and newer; the version is
 //!   negotiated, up to 1.44.
@@ -24,17 +25,19 @@
 //! - **Model:** synchronous. One thread per gRPC connection drives `h2` on a
 //!   small `mio` executor; handlers run on a bounded worker pool; a few
 //!   named background threads (signals, dockerd's event stream, container
-//!   logs and their keeper, image filesystem figures) do the rest. There is
-//!   no async runtime.
-//! - **Not goals:** TCP listeners (CRI and Docker are unix sockets only),
+//!   logs and their keeper, image filesystem figures) do the rest; the
+//!   streaming server has an accept thread and a thread per session. There
+//!   is no async runtime.
+//! - **Not goals:** TCP for the CRI or Docker (unix sockets only; the
+//!   streaming server is the one TCP listener, as the kubelet requires),
 //!   gRPC compression, the `v1alpha2` CRI, Windows, runtimes other than
 //!   dockerd.
 //!
 //! Module map: `server` and `grpc` carry calls; `cri` holds the handlers and
 //! the pure CRI ⇄ Docker translation; `docker` is the Engine API client;
 //! `index` mirrors dockerd's containers; `network` runs CNI; `store` keeps
-//! checkpoints; `logs` writes CRI-format log files; `cli` and `logger`
-//! start the process.
+//! checkpoints; `logs` writes CRI-format log files; `streaming` serves
+//! exec, attach and port-forward; `cli` and `logger` start the process.
 
 pub mod base64;
 pub mod cli;
