@@ -49,5 +49,6 @@ pub mod logger;
 pub mod logs;
 pub mod network;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod streaming;
