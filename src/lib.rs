@@ -12,9 +12,10 @@
 //!   UpdatePodSandboxResources); the container calls CreateContainer,
 //!   StartContainer, StopContainer, RemoveContainer, ListContainers,
 //!   StreamContainers, ContainerStatus, UpdateContainerResources, ExecSync,
-//!   ReopenContainerLog, GetContainerEvents, and Exec and Attach with their
-//!   streaming server (PortForward issues URLs whose session is not there
-//!   yet); the whole ImageService. Every other method answers `UNIMPLEMENTED` with a message saying why
+//!   ReopenContainerLog, GetContainerEvents; Exec, Attach and PortForward
+//!   with their streaming server; ContainerStats, ListContainerStats,
+//!   PodSandboxStats, ListPodSandboxStats and their streaming forms; the
+//!   whole ImageService. Every other method answers `UNIMPLEMENTED` with a message saying why
 //!   (the README keeps the per-method table).
 //! - **Docker Engine API:** 1.41 (Docker 20.10) and newer; the version is
 //!   negotiated, up to 1.44.
@@ -37,7 +38,8 @@
 //! the pure CRI ⇄ Docker translation; `docker` is the Engine API client;
 //! `index` mirrors dockerd's containers; `network` runs CNI; `store` keeps
 //! checkpoints; `logs` writes CRI-format log files; `streaming` serves
-//! exec, attach and port-forward; `cli` and `logger` start the process.
+//! exec, attach and port-forward; `stats` reads cgroup and `/proc`
+//! figures; `cli` and `logger` start the process.
 
 pub mod base64;
 pub mod cli;

@@ -12,8 +12,9 @@ use dockshim::cli::{self, Command, Config};
 use dockshim::cri::container::ContainerService;
 use dockshim::cri::gen::services::{Services, METHODS};
 use dockshim::cri::image::Images;
-use dockshim::cri::runtime::Runtime;
+use dockshim::cri::runtime::{Runtime, RuntimeParts};
 use dockshim::cri::sandbox::SandboxService;
+use dockshim::cri::stats::StatsService;
 use dockshim::docker::DockerClient;
 use dockshim::index::Index;
 use dockshim::logs::LogManager;
@@ -78,22 +79,36 @@ fn run(config: Config) -> Result<(), String> {
     let sandboxes = SandboxService::new(docker.clone(), index.clone(), images.clone(), &config)
         .map_err(|err| format!("--root-directory: {err}"))?;
     let logs = LogManager::start(docker.clone());
-    let containers =
-        ContainerService::new(docker.clone(), index, logs, config.runtime_request_timeout);
+    let containers = ContainerService::new(
+        docker.clone(),
+        index.clone(),
+        logs,
+        config.runtime_request_timeout,
+    );
     containers
         .log_keeper()
         .spawn()
         .map_err(|err| format!("cannot start the log keeper: {err}"))?;
+    let stats = StatsService::new(docker.clone(), index.clone());
     let streaming = StreamingServer::start(
         config.streaming_bind_addr,
         config.streaming_connection_idle_timeout,
-        Arc::new(DockerSessions::new(docker.clone())),
+        Arc::new(DockerSessions::new(docker.clone(), index)),
     )
     .map_err(|err| format!("--streaming-bind-addr: {err}"))?;
     log::info!("streaming server listening on {}", streaming.local_addr());
     let services = Services {
         runtime: Arc::new(Runtime::new(
-            docker, config, store, pod_cidr, sandboxes, containers, streaming,
+            docker,
+            config,
+            store,
+            pod_cidr,
+            RuntimeParts {
+                sandboxes,
+                containers,
+                stats,
+                streaming,
+            },
         )),
         image: images,
     };

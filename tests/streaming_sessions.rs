@@ -22,13 +22,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::spdy_client::{ClientFrame, SpdyClient};
 use dockshim::cri::v1;
 use dockshim::docker::DockerClient;
+use dockshim::index::Index;
 use dockshim::streaming::docker_sessions::DockerSessions;
 use dockshim::streaming::session::{Handoff, Sessions, StreamRequest};
 use serde_json::Value;
@@ -78,10 +79,17 @@ fn env() -> Option<Env> {
         return None;
     }
     Some(Env {
-        sessions: Arc::new(DockerSessions::new(docker.clone())),
+        sessions: Arc::new(DockerSessions::new(docker.clone(), index(&docker))),
         docker,
         image,
     })
+}
+
+/// The state index the sessions are given, one for the whole test binary:
+/// its `docker-events` thread is then no part of what the leak tests count.
+fn index(docker: &DockerClient) -> Arc<Index> {
+    static INDEX: OnceLock<Arc<Index>> = OnceLock::new();
+    Arc::clone(INDEX.get_or_init(|| Index::start(docker.clone()).unwrap()))
 }
 
 /// A container started with `docker run -d`, removed (with force) on drop.

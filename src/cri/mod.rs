@@ -15,6 +15,7 @@ pub mod labels;
 pub mod naming;
 pub mod runtime;
 pub mod sandbox;
+pub mod stats;
 pub mod streaming;
 
 pub use gen::v1;

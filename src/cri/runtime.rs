@@ -1,8 +1,9 @@
 //! The RuntimeService: the runtime-wide calls Version, Status, RuntimeConfig
 //! and UpdateRuntimeConfig here, the pod sandbox calls delegated to
 //! `sandbox::SandboxService`, the container calls delegated to
-//! `container::ContainerService`, and Exec, Attach and PortForward checked
-//! by `streaming` and answered with a URL on the `StreamingServer`.
+//! `container::ContainerService`, the stats calls delegated to
+//! `stats::StatsService`, and Exec, Attach and PortForward checked by
+//! `streaming` and answered with a URL on the `StreamingServer`.
 //!
 //! Status must tell the truth *now*: it pings dockerd on every call with a
 //! short timeout instead of answering from a cache, and it re-reads the CNI
@@ -19,6 +20,7 @@ use crate::cri::container::ContainerService;
 use crate::cri::events::EventStreams;
 use crate::cri::gen::services::{RuntimeService, Sink};
 use crate::cri::sandbox::SandboxService;
+use crate::cri::stats::StatsService;
 use crate::cri::streaming::{validate_attach, validate_exec, validate_port_forward};
 use crate::cri::v1;
 use crate::docker::DockerClient;
@@ -27,8 +29,7 @@ use crate::network::cni_config;
 use crate::store::Store;
 use crate::streaming::server::StreamingServer;
 
-/// Sandboxes or containers per message of StreamPodSandboxes and
-/// StreamContainers.
+/// Sandboxes, containers or stats per message of the Stream* calls.
 const STREAM_BATCH: usize = 100;
 
 /// The CRI API version string runtimes report in `VersionResponse.version`.
@@ -58,8 +59,18 @@ pub struct Runtime {
     docker_version: Mutex<Option<(Instant, String)>>,
     sandboxes: SandboxService,
     containers: ContainerService,
+    stats: StatsService,
     events: EventStreams,
     streaming: StreamingServer,
+}
+
+/// The services a [`Runtime`] delegates to, built by its caller.
+#[derive(Debug)]
+pub struct RuntimeParts {
+    pub sandboxes: SandboxService,
+    pub containers: ContainerService,
+    pub stats: StatsService,
+    pub streaming: StreamingServer,
 }
 
 impl Runtime {
@@ -68,9 +79,7 @@ impl Runtime {
         config: Config,
         store: Store,
         pod_cidr: Option<String>,
-        sandboxes: SandboxService,
-        containers: ContainerService,
-        streaming: StreamingServer,
+        parts: RuntimeParts,
     ) -> Runtime {
         Runtime {
             docker,
@@ -78,10 +87,11 @@ impl Runtime {
             store,
             pod_cidr: Mutex::new(pod_cidr),
             docker_version: Mutex::new(None),
-            sandboxes,
-            containers,
+            sandboxes: parts.sandboxes,
+            containers: parts.containers,
+            stats: parts.stats,
             events: EventStreams::default(),
-            streaming,
+            streaming: parts.streaming,
         }
     }
 
@@ -454,6 +464,72 @@ impl RuntimeService for Runtime {
         })
     }
 
+    fn container_stats(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ContainerStatsRequest,
+    ) -> Result<v1::ContainerStatsResponse, Status> {
+        let stats = self.stats.container_stats(&request.container_id)?;
+        Ok(v1::ContainerStatsResponse { stats: Some(stats) })
+    }
+
+    fn list_container_stats(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ListContainerStatsRequest,
+    ) -> Result<v1::ListContainerStatsResponse, Status> {
+        let stats = self.stats.list_container_stats(request.filter.as_ref())?;
+        Ok(v1::ListContainerStatsResponse { stats })
+    }
+
+    fn stream_container_stats(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StreamContainerStatsRequest,
+        sink: &mut Sink<'_, v1::StreamContainerStatsResponse>,
+    ) -> Result<(), Status> {
+        let stats = self.stats.list_container_stats(request.filter.as_ref())?;
+        for batch in stats.chunks(STREAM_BATCH) {
+            sink.send(&v1::StreamContainerStatsResponse {
+                container_stats: batch.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn pod_sandbox_stats(
+        &self,
+        _ctx: &CallContext,
+        request: v1::PodSandboxStatsRequest,
+    ) -> Result<v1::PodSandboxStatsResponse, Status> {
+        let stats = self.stats.pod_sandbox_stats(&request.pod_sandbox_id)?;
+        Ok(v1::PodSandboxStatsResponse { stats: Some(stats) })
+    }
+
+    fn list_pod_sandbox_stats(
+        &self,
+        _ctx: &CallContext,
+        request: v1::ListPodSandboxStatsRequest,
+    ) -> Result<v1::ListPodSandboxStatsResponse, Status> {
+        let stats = self.stats.list_pod_sandbox_stats(request.filter.as_ref())?;
+        Ok(v1::ListPodSandboxStatsResponse { stats })
+    }
+
+    fn stream_pod_sandbox_stats(
+        &self,
+        _ctx: &CallContext,
+        request: v1::StreamPodSandboxStatsRequest,
+        sink: &mut Sink<'_, v1::StreamPodSandboxStatsResponse>,
+    ) -> Result<(), Status> {
+        let stats = self.stats.list_pod_sandbox_stats(request.filter.as_ref())?;
+        for batch in stats.chunks(STREAM_BATCH) {
+            sink.send(&v1::StreamPodSandboxStatsResponse {
+                pod_sandbox_stats: batch.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
     fn checkpoint_container(
         &self,
         _ctx: &CallContext,
@@ -578,17 +654,26 @@ mod tests {
         let sandboxes =
             SandboxService::new(docker.clone(), index.clone(), images, &config).unwrap();
         let logs = crate::logs::LogManager::start(docker.clone());
-        let containers =
-            ContainerService::new(docker.clone(), index, logs, config.runtime_request_timeout);
+        let containers = ContainerService::new(
+            docker.clone(),
+            index.clone(),
+            logs,
+            config.runtime_request_timeout,
+        );
+        let stats = StatsService::new(docker.clone(), index);
         let streaming = StreamingServer::start(
             config.streaming_bind_addr,
             config.streaming_connection_idle_timeout,
             std::sync::Arc::new(NoSessions),
         )
         .unwrap();
-        Runtime::new(
-            docker, config, store, None, sandboxes, containers, streaming,
-        )
+        let parts = RuntimeParts {
+            sandboxes,
+            containers,
+            stats,
+            streaming,
+        };
+        Runtime::new(docker, config, store, None, parts)
     }
 
     fn ctx() -> CallContext {
@@ -690,6 +775,25 @@ mod tests {
             .port_forward(&ctx(), request)
             .unwrap_err();
         assert_eq!(err.code, crate::grpc::Code::InvalidArgument, "{err}");
+    }
+
+    #[test]
+    fn stats_without_docker_are_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(dir.path(), NetworkPlugin::Cni);
+        let err = runtime
+            .list_container_stats(&ctx(), v1::ListContainerStatsRequest::default())
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Unavailable, "{err}");
+        let err = runtime
+            .pod_sandbox_stats(
+                &ctx(),
+                v1::PodSandboxStatsRequest {
+                    pod_sandbox_id: "0123abcd".to_owned(),
+                },
+            )
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Unavailable, "{err}");
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct ContainerInspect {
     pub resolv_conf_path: String,
     #[serde(rename = "NetworkSettings", deserialize_with = "null_as_empty")]
     pub network_settings: NetworkSettings,
+    #[serde(rename = "GraphDriver", deserialize_with = "null_as_empty")]
+    pub graph_driver: GraphDriver,
 }
 
 /// `State` of an inspected container. The times are RFC 3339 with
@@ -173,6 +175,10 @@ pub struct HostConfig {
     /// is unlimited.
     #[serde(rename = "PidsLimit")]
     pub pids_limit: Option<i64>,
+    /// The cgroup the container's cgroup is made under; empty for
+    /// dockerd's default. The kubelet sets a sandbox's to its pod cgroup.
+    #[serde(rename = "CgroupParent")]
+    pub cgroup_parent: String,
 }
 
 /// One entry of an inspected container's `Mounts`.
@@ -211,6 +217,28 @@ pub struct NetworkSettings {
     pub ip_address: String,
     #[serde(rename = "GlobalIPv6Address")]
     pub global_ipv6_address: String,
+}
+
+/// `GraphDriver` of an inspected container: the storage driver and its
+/// directories.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct GraphDriver {
+    /// `overlay2`, `btrfs`, `zfs`, ...
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Data", deserialize_with = "null_as_empty")]
+    pub data: GraphDriverData,
+}
+
+/// `GraphDriver.Data`: driver-specific paths; overlay2 gives the four
+/// below, other drivers other keys or none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct GraphDriverData {
+    /// The container's writable layer.
+    #[serde(rename = "UpperDir")]
+    pub upper_dir: String,
 }
 
 impl DockerClient {
@@ -263,7 +291,13 @@ mod tests {
         "ExecIDs": null,
         "HostConfig": {"Binds": null, "NetworkMode": "default", "IpcMode": "private",
             "PidMode": "", "CpuShares": 0, "Memory": 0, "MemorySwap": 0, "CpusetCpus": "",
-            "OomScoreAdj": 0, "PidsLimit": null, "CapAdd": null},
+            "OomScoreAdj": 0, "PidsLimit": null, "CapAdd": null,
+            "CgroupParent": "/kubepods/besteffort/pod7e5a"},
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "LowerDir": "/var/lib/docker/overlay2/1f2e-init/diff:/var/lib/docker/overlay2/0a9b/diff",
+            "MergedDir": "/var/lib/docker/overlay2/1f2e/merged",
+            "UpperDir": "/var/lib/docker/overlay2/1f2e/diff",
+            "WorkDir": "/var/lib/docker/overlay2/1f2e/work"}},
         "Mounts": [{"Type": "bind", "Source": "/tmp", "Destination": "/host", "Mode": "ro",
             "RW": false, "Propagation": "rprivate"}],
         "Config": {"Hostname": "78bff5f340a1", "Tty": false, "OpenStdin": false, "Env": null,
@@ -293,6 +327,15 @@ mod tests {
         assert_eq!(inspect.host_config.pids_limit, None);
         assert_eq!(inspect.mounts.len(), 1);
         assert!(!inspect.mounts[0].rw);
+        assert_eq!(
+            inspect.host_config.cgroup_parent,
+            "/kubepods/besteffort/pod7e5a"
+        );
+        assert_eq!(inspect.graph_driver.name, "overlay2");
+        assert_eq!(
+            inspect.graph_driver.data.upper_dir,
+            "/var/lib/docker/overlay2/1f2e/diff"
+        );
         Ok(())
     }
 
@@ -300,12 +343,14 @@ mod tests {
     fn inspect_reads_null_sections_as_empty() -> Result<(), serde_json::Error> {
         let inspect: ContainerInspect = serde_json::from_str(
             r#"{"Id":"a1","State":null,"Config":{"Labels":null,"Env":null},"HostConfig":null,
-                "Mounts":null,"NetworkSettings":null}"#,
+                "Mounts":null,"NetworkSettings":null,"GraphDriver":{"Name":"vfs","Data":null}}"#,
         )?;
         assert_eq!(inspect.id, "a1");
         assert!(inspect.config.labels.is_empty());
         assert!(inspect.mounts.is_empty());
         assert_eq!(inspect.state, ContainerState::default());
+        assert_eq!(inspect.graph_driver.name, "vfs");
+        assert_eq!(inspect.graph_driver.data, GraphDriverData::default());
         Ok(())
     }
 

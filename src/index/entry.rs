@@ -156,6 +156,12 @@ pub struct Entry {
     pub tty: bool,
     pub stdin: bool,
     pub stdin_once: bool,
+    /// `HostConfig.CgroupParent`: empty for dockerd's default; a sandbox's
+    /// is its pod cgroup when the kubelet made one.
+    pub cgroup_parent: String,
+    /// The writable layer's directory (`GraphDriver.Data.UpperDir`);
+    /// empty under storage drivers that have none.
+    pub upper_dir: String,
 }
 
 impl Entry {
@@ -237,6 +243,8 @@ impl Entry {
             tty: inspect.config.tty,
             stdin: inspect.config.open_stdin,
             stdin_once: inspect.config.stdin_once,
+            cgroup_parent: host.cgroup_parent.clone(),
+            upper_dir: inspect.graph_driver.data.upper_dir.clone(),
             labels: labels.clone(),
         })
     }
@@ -318,7 +326,10 @@ mod tests {
         "HostConfig": {"NetworkMode": "container:5d1b", "IpcMode": "container:5d1b",
             "PidMode": "", "CpuShares": 2, "CpuPeriod": 100000, "CpuQuota": 50000,
             "Memory": 67108864, "MemorySwap": 67108864, "CpusetCpus": "0",
-            "CpusetMems": "", "OomScoreAdj": 1000, "PidsLimit": 100},
+            "CpusetMems": "", "OomScoreAdj": 1000, "PidsLimit": 100,
+            "CgroupParent": "kubepods-burstable-pod7e5a.slice"},
+        "GraphDriver": {"Name": "overlay2",
+            "Data": {"UpperDir": "/var/lib/docker/overlay2/5c4d/diff"}},
         "Mounts": [{"Type": "bind", "Source": "/var/lib/kubelet/pods/7e5a/etc-hosts",
             "Destination": "/etc/hosts", "Mode": "", "RW": true, "Propagation": "rprivate"},
             {"Type": "bind", "Source": "/tmp", "Destination": "/host", "Mode": "ro",
@@ -383,6 +394,18 @@ mod tests {
         );
         assert!(e.tty && e.stdin && !e.stdin_once);
         assert_eq!(e.hostname, "web");
+    }
+
+    #[test]
+    fn the_cgroup_parent_and_writable_layer_come_from_the_inspect() {
+        let e = entry(KILLED_CONTAINER);
+        assert_eq!(e.cgroup_parent, "kubepods-burstable-pod7e5a.slice");
+        assert_eq!(e.upper_dir, "/var/lib/docker/overlay2/5c4d/diff");
+        let sandbox = entry(CREATED_SANDBOX);
+        assert_eq!(
+            (sandbox.cgroup_parent.as_str(), sandbox.upper_dir.as_str()),
+            ("", "")
+        );
     }
 
     #[test]

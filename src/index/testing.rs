@@ -41,6 +41,8 @@ pub(super) fn entry(id: &str, state: State) -> Entry {
         tty: false,
         stdin: false,
         stdin_once: false,
+        cgroup_parent: String::new(),
+        upper_dir: String::new(),
     }
 }
 

@@ -1,15 +1,17 @@
-//! Exec and attach sessions on dockerd: what the streaming server runs once
-//! a client has redeemed the URL an Exec or Attach call issued.
+//! Exec, attach and port-forward sessions on dockerd: what the streaming
+//! server runs once a client has redeemed the URL an Exec, Attach or
+//! PortForward call issued.
 //!
 //! It owns connecting a client's streams ([`RemoteCommand`]) to a hijacked
 //! dockerd connection: exec create, start and exit code, or attach; stdin
 //! copied to dockerd and half-closed when the client closes it; dockerd's
 //! output demultiplexed (raw with a TTY) onto stdout and stderr; terminal
 //! sizes applied once the process runs; the outcome reported on the error
-//! stream in the kubelet's words. Port forwarding is answered
-//! `501 Not Implemented`. It must not parse HTTP or either streaming
-//! protocol (`remote_command` and the session layers do) nor validate the
-//! CRI requests (the RPCs did, before issuing the URL).
+//! stream in the kubelet's words. Port forwarding is `port_forward`'s, with
+//! a dialer that finds the sandbox's network namespace through the state
+//! index. It must not parse HTTP or either streaming protocol
+//! (`remote_command` and the session layers do) nor validate the CRI
+//! requests (the RPCs did, before issuing the URL).
 //!
 //! Threads: the connection's own thread copies dockerd's output; one more
 //! copies stdin and one applies terminal sizes, when the request has them.
@@ -21,13 +23,15 @@
 use std::fmt;
 use std::io::{self, Cursor, Read, Write};
 use std::net::Shutdown;
+use std::sync::Arc;
 use std::thread::{self, Scope};
 use std::time::Duration;
 
 use super::channel::StreamStatus;
+use super::port_forward::{self, SandboxDialer};
 use super::remote_command::{RemoteCommand, ResizeEvents, StreamOptions};
 use super::session::{Handoff, Sessions, StreamRequest};
-use super::session_io::{plain_text_response, PipeReader};
+use super::session_io::PipeReader;
 use super::spdy_session::STREAM_CREATION_TIMEOUT;
 use crate::cri::exec::kill_exec;
 use crate::cri::v1;
@@ -35,6 +39,7 @@ use crate::docker::{
     ContainerInspect, Demux, DockerClient, DockerError, ExecCreate, Hijacked, Piece, StdStream,
 };
 use crate::grpc::{Code, Status};
+use crate::index::Index;
 
 /// Bytes read from dockerd's side of a session at a time; dockerd writes
 /// at most 32 KiB per frame.
@@ -136,11 +141,13 @@ impl From<DockerSessionError> for Status {
 #[derive(Debug, Clone)]
 pub struct DockerSessions {
     docker: DockerClient,
+    /// Where port forwarding finds a sandbox's main process.
+    index: Arc<Index>,
 }
 
 impl DockerSessions {
-    pub fn new(docker: DockerClient) -> DockerSessions {
-        DockerSessions { docker }
+    pub fn new(docker: DockerClient, index: Arc<Index>) -> DockerSessions {
+        DockerSessions { docker, index }
     }
 
     fn serve_exec(&self, request: v1::ExecRequest, handoff: Handoff) {
@@ -330,17 +337,9 @@ impl Sessions for DockerSessions {
         match request {
             StreamRequest::Exec(request) => self.serve_exec(request, handoff),
             StreamRequest::Attach(request) => self.serve_attach(request, handoff),
-            StreamRequest::PortForward(_) => {
-                let mut conn = handoff.conn;
-                let response = plain_text_response(
-                    501,
-                    "Not Implemented",
-                    "",
-                    "port forwarding is not implemented",
-                );
-                // Best effort: the client may be gone.
-                let _ = conn.write_all(&response);
-                let _ = conn.shutdown(Shutdown::Both);
+            StreamRequest::PortForward(request) => {
+                let dialer = SandboxDialer::new(&self.index, &request.pod_sandbox_id);
+                port_forward::serve(&request, handoff, &dialer, STREAM_CREATION_TIMEOUT);
             }
         }
     }
@@ -653,33 +652,5 @@ mod tests {
         let calls = calls.into_inner().unwrap();
         assert_eq!(calls.len(), RESIZE_ATTEMPTS as usize + 1);
         assert_eq!(calls.last(), Some(&(2, 2)));
-    }
-
-    #[test]
-    fn port_forward_is_answered_501() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (conn, _) = listener.accept().unwrap();
-        let docker =
-            DockerClient::new("unix:///nonexistent/docker.sock", Duration::from_secs(1)).unwrap();
-        let handoff = Handoff {
-            method: "POST".to_owned(),
-            path: "/cri/portforward/token".to_owned(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            conn,
-            leftover: Vec::new(),
-            idle_timeout: None,
-        };
-        DockerSessions::new(docker).serve(
-            StreamRequest::PortForward(v1::PortForwardRequest::default()),
-            handoff,
-        );
-        let mut response = String::new();
-        client.read_to_string(&mut response).unwrap();
-        assert!(
-            response.starts_with("HTTP/1.1 501 Not Implemented\r\n"),
-            "{response}"
-        );
     }
 }

@@ -4,10 +4,13 @@
 //!   (`http`), redeems the one-time tokens the RPCs issued (`tokens`) and
 //!   hands each connection to a session (`session` is that seam).
 //! - `docker_sessions` runs exec, attach and port-forward sessions on
-//!   dockerd (port-forward answers 501 Not Implemented for now).
+//!   dockerd.
 //! - `remote_command` presents an exec or attach client's streams (stdin,
 //!   stdout, stderr, terminal sizes, the final status) the same way over
 //!   either transport.
+//! - `port_forward` runs a port-forward client's connections (SPDY stream
+//!   pairs or WebSocket channels), each dialled inside the pod's network
+//!   namespace and copied both ways.
 //! - `spdy_session` and `ws_session` run a SPDY or WebSocket connection
 //!   after the upgrade: a reader thread routing client streams into pipes,
 //!   a shared writer; `session_io` holds the pipes, the idle timeout and
@@ -21,6 +24,7 @@
 pub mod channel;
 pub mod docker_sessions;
 pub mod http;
+pub mod port_forward;
 pub mod remote_command;
 pub mod server;
 pub mod session;

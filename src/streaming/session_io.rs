@@ -98,6 +98,16 @@ impl PipeWriter {
     }
 }
 
+impl PipeReader {
+    /// A handle that can end the pipe from a third thread, for instance to
+    /// release a thread blocked reading it.
+    pub fn closer(&self) -> PipeCloser {
+        PipeCloser {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
 /// Ends a [`pipe`] from outside, whoever holds its ends: the reader sees
 /// end-of-stream at once (queued bytes are dropped) and a writer, also one
 /// waiting for room, has its data dropped. A session uses it so that no
@@ -281,10 +291,16 @@ pub fn plain_text_response(status: u16, reason: &str, extra: &str, message: &str
 
 type HangupAction = Box<dyn FnOnce() + Send>;
 
+/// Names one action registered with [`Hangup::on_hang_up`], to cancel it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HangupActionId(u64);
+
 /// Tells everyone working for a session that the client is gone (it closed
 /// or broke the connection, or the session was idle too long), by running
 /// the actions they registered (typically shutting down a socket they are
-/// blocked on). Clones share the signal.
+/// blocked on). Clones share the signal. Work that ends before the session
+/// cancels its action, so a long session holds only the actions of work
+/// still going on.
 #[derive(Clone, Default)]
 pub struct Hangup {
     state: Arc<Mutex<HangupState>>,
@@ -293,7 +309,8 @@ pub struct Hangup {
 #[derive(Default)]
 struct HangupState {
     hung_up: bool,
-    actions: Vec<HangupAction>,
+    next_id: u64,
+    actions: Vec<(HangupActionId, HangupAction)>,
 }
 
 impl fmt::Debug for Hangup {
@@ -310,14 +327,30 @@ impl Hangup {
     }
 
     /// Runs `action` when the client goes, or now if it already has.
-    pub fn on_hang_up(&self, action: impl FnOnce() + Send + 'static) {
+    pub fn on_hang_up(&self, action: impl FnOnce() + Send + 'static) -> HangupActionId {
         let mut state = self.lock();
+        let id = HangupActionId(state.next_id);
+        // 2^64 registrations cannot happen in the life of a process.
+        state.next_id = state.next_id.wrapping_add(1);
         if state.hung_up {
             drop(state);
             action();
         } else {
-            state.actions.push(Box::new(action));
+            state.actions.push((id, Box::new(action)));
         }
+        id
+    }
+
+    /// Drops an action that is no longer needed without running it; one
+    /// that already ran, or was cancelled, is ignored.
+    pub fn cancel(&self, id: HangupActionId) {
+        let cancelled = {
+            let mut state = self.lock();
+            let position = state.actions.iter().position(|(each, _)| *each == id);
+            position.map(|at| state.actions.swap_remove(at))
+        };
+        // Dropped outside the lock: an action may own what it would close.
+        drop(cancelled);
     }
 
     /// Marks the client gone and runs the registered actions, once.
@@ -327,13 +360,18 @@ impl Hangup {
             state.hung_up = true;
             std::mem::take(&mut state.actions)
         };
-        for action in actions {
+        for (_, action) in actions {
             action();
         }
     }
 
     pub fn is_hung_up(&self) -> bool {
         self.lock().hung_up
+    }
+
+    /// Actions registered and neither run nor cancelled.
+    pub fn pending_actions(&self) -> usize {
+        self.lock().actions.len()
     }
 
     /// The actions run outside the lock, so a panic inside the lock is
@@ -443,6 +481,34 @@ mod tests {
         });
         assert_eq!(runs.load(Ordering::SeqCst), 12);
         assert!(hangup.is_hung_up());
+    }
+
+    #[test]
+    fn a_cancelled_action_never_runs_and_is_released_at_once() {
+        let hangup = Hangup::new();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let kept = {
+            let runs = Arc::clone(&runs);
+            hangup.on_hang_up(move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let cancelled = {
+            let runs = Arc::clone(&runs);
+            hangup.on_hang_up(move || {
+                runs.fetch_add(10, Ordering::SeqCst);
+            })
+        };
+        assert_ne!(kept, cancelled);
+        hangup.cancel(cancelled);
+        hangup.cancel(cancelled);
+        assert_eq!(hangup.pending_actions(), 1);
+        // The cancelled closure, and what it owned, is gone already.
+        assert_eq!(Arc::strong_count(&runs), 2);
+        hangup.hang_up();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(hangup.pending_actions(), 0);
+        hangup.cancel(kept);
     }
 
     fn tcp_pair() -> (TcpStream, TcpStream) {

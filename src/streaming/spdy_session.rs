@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use super::session::Handoff;
 use super::session_io::{
-    pipe, plain_text_response, Activity, Hangup, IdleReader, PipeReader, PipeWriter,
+    pipe, plain_text_response, Activity, Hangup, HangupActionId, IdleReader, PipeReader, PipeWriter,
 };
 use super::spdy::{
     Frame, GoAwayStatus, HeaderBlock, Reaction, ReceiveWindow, RstStatus, SpdyError, SpdyReader,
@@ -542,6 +542,10 @@ struct FrameReader {
 struct Inbound {
     pipe: PipeWriter,
     window: ReceiveWindow,
+    /// Closes the pipe if the session ends first; cancelled when the
+    /// stream's input ends, so a long session does not accumulate one per
+    /// stream it ever had.
+    on_hang_up: HangupActionId,
 }
 
 /// Why reading ended.
@@ -607,7 +611,7 @@ impl FrameReader {
                     // Output is refused before input ends, so whoever
                     // sees the input end finds the stream closed both ways.
                     self.outbound.lock().update(stream, |s| s.reset = true);
-                    self.inbound.remove(&stream);
+                    self.end_inbound(stream);
                 }
                 // Odd ids are the client's own pings; even ones would answer
                 // ours, and we send none.
@@ -679,16 +683,24 @@ impl FrameReader {
             return;
         }
         drop(state);
-        let closer = writer.closer();
-        self.hangup.on_hang_up(move || closer.close());
         if !fin {
+            let closer = writer.closer();
+            let on_hang_up = self.hangup.on_hang_up(move || closer.close());
             self.inbound.insert(
                 stream,
                 Inbound {
                     pipe: writer,
                     window: ReceiveWindow::new(INITIAL_WINDOW_SIZE),
+                    on_hang_up,
                 },
             );
+        }
+    }
+
+    /// Ends a stream's input: its consumer reads end-of-stream.
+    fn end_inbound(&mut self, stream: StreamId) {
+        if let Some(inbound) = self.inbound.remove(&stream) {
+            self.hangup.cancel(inbound.on_hang_up);
         }
     }
 
@@ -716,7 +728,7 @@ impl FrameReader {
         let stream_credit = inbound.window.consume(data.len());
         let session_credit = self.session_window.consume(data.len());
         if fin {
-            self.inbound.remove(&stream);
+            self.end_inbound(stream);
         }
         let mut state = self.outbound.lock();
         if fin {
@@ -735,7 +747,7 @@ impl FrameReader {
             let _ = state.write(|w| w.write_rst_stream(stream, status));
             state.update(stream, |s| s.reset = true);
         }
-        self.inbound.remove(&stream);
+        self.end_inbound(stream);
     }
 }
 
@@ -1108,6 +1120,38 @@ mod tests {
             session.next_stream(deadline()),
             Err(SpdySessionError::Closed)
         ));
+    }
+
+    #[test]
+    fn streams_whose_input_ended_hold_no_hang_up_action() {
+        let (mut client, session) = start(UPGRADE, None);
+        let session = session.unwrap();
+        // More streams over the session's life than may be open at once.
+        for n in 0..MAX_OPEN_STREAMS as u32 + 10 {
+            let (stream, closed_by_reset) = (2 * n + 1, n % 2 == 1);
+            client.syn(stream, "data", false);
+            assert!(matches!(client.frame(), Frame::SynReply { .. }));
+            let mut taken = session.next_stream(deadline()).unwrap();
+            if closed_by_reset {
+                client
+                    .writer
+                    .write_rst_stream(stream, RstStatus::CANCEL)
+                    .unwrap();
+            } else {
+                client.writer.write_data(stream, true, b"").unwrap();
+                session.outbound().close_stream(stream).unwrap();
+                assert!(matches!(client.frame(), Frame::Data { fin: true, .. }));
+            }
+            assert_eq!(taken.inbound.read(&mut [0; 4]).unwrap(), 0);
+        }
+        client.syn(1001, "data", false);
+        assert!(matches!(client.frame(), Frame::SynReply { .. }));
+        let _open = session.next_stream(deadline()).unwrap();
+        // Frames are handled in order: once the ping is answered, the
+        // stream opened before it is registered.
+        client.writer.write_ping(7).unwrap();
+        assert_eq!(client.frame(), Frame::Ping { id: 7 });
+        assert_eq!(session.hangup().pending_actions(), 1);
     }
 
     #[test]

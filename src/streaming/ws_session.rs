@@ -323,6 +323,12 @@ impl WsOutbound {
         self.lock().write(|w| self.codec.send_status(w, status))
     }
 
+    /// Sends each forwarded port's number on its two channels, as a
+    /// port-forward session must before anything else.
+    pub fn announce_ports(&self, ports: &[u16]) -> Result<(), WsSessionError> {
+        self.lock().write(|w| self.codec.announce_ports(w, ports))
+    }
+
     fn pong(&self, payload: &[u8]) {
         let _ = self.lock().write(|w| w.pong(payload));
     }

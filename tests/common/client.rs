@@ -45,6 +45,12 @@ pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
 pub const PULL_IMAGE: &str = "/runtime.v1.ImageService/PullImage";
 pub const REMOVE_IMAGE: &str = "/runtime.v1.ImageService/RemoveImage";
 pub const IMAGE_FS_INFO: &str = "/runtime.v1.ImageService/ImageFsInfo";
+pub const CONTAINER_STATS: &str = "/runtime.v1.RuntimeService/ContainerStats";
+pub const LIST_CONTAINER_STATS: &str = "/runtime.v1.RuntimeService/ListContainerStats";
+pub const STREAM_CONTAINER_STATS: &str = "/runtime.v1.RuntimeService/StreamContainerStats";
+pub const POD_SANDBOX_STATS: &str = "/runtime.v1.RuntimeService/PodSandboxStats";
+pub const LIST_POD_SANDBOX_STATS: &str = "/runtime.v1.RuntimeService/ListPodSandboxStats";
+pub const STREAM_POD_SANDBOX_STATS: &str = "/runtime.v1.RuntimeService/StreamPodSandboxStats";
 
 /// Larger than any answer the tests expect; tonic's default is 4 MiB.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -417,6 +423,88 @@ impl CriClient {
     pub async fn image_fs_info(&self) -> Result<cri::ImageFsInfoResponse, Status> {
         self.call(IMAGE_FS_INFO, Request::new(cri::ImageFsInfoRequest {}))
             .await
+    }
+
+    pub async fn container_stats(&self, container_id: &str) -> Result<cri::ContainerStats, Status> {
+        let request = cri::ContainerStatsRequest {
+            container_id: container_id.into(),
+        };
+        let response: cri::ContainerStatsResponse =
+            self.call(CONTAINER_STATS, Request::new(request)).await?;
+        response
+            .stats
+            .ok_or_else(|| Status::internal("ContainerStatsResponse without stats"))
+    }
+
+    pub async fn list_container_stats(
+        &self,
+        filter: Option<cri::ContainerStatsFilter>,
+    ) -> Result<Vec<cri::ContainerStats>, Status> {
+        let request = cri::ListContainerStatsRequest { filter };
+        let response: cri::ListContainerStatsResponse = self
+            .call(LIST_CONTAINER_STATS, Request::new(request))
+            .await?;
+        Ok(response.stats)
+    }
+
+    /// Every message of StreamContainerStats.
+    pub async fn stream_container_stats(
+        &self,
+        filter: Option<cri::ContainerStatsFilter>,
+    ) -> Result<Vec<cri::StreamContainerStatsResponse>, Status> {
+        let request = cri::StreamContainerStatsRequest { filter };
+        let mut stream = self
+            .server_stream::<_, cri::StreamContainerStatsResponse>(STREAM_CONTAINER_STATS, request)
+            .await?;
+        let mut messages = Vec::new();
+        while let Some(message) = stream.message().await? {
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
+    pub async fn pod_sandbox_stats(
+        &self,
+        pod_sandbox_id: &str,
+    ) -> Result<cri::PodSandboxStats, Status> {
+        let request = cri::PodSandboxStatsRequest {
+            pod_sandbox_id: pod_sandbox_id.into(),
+        };
+        let response: cri::PodSandboxStatsResponse =
+            self.call(POD_SANDBOX_STATS, Request::new(request)).await?;
+        response
+            .stats
+            .ok_or_else(|| Status::internal("PodSandboxStatsResponse without stats"))
+    }
+
+    pub async fn list_pod_sandbox_stats(
+        &self,
+        filter: Option<cri::PodSandboxStatsFilter>,
+    ) -> Result<Vec<cri::PodSandboxStats>, Status> {
+        let request = cri::ListPodSandboxStatsRequest { filter };
+        let response: cri::ListPodSandboxStatsResponse = self
+            .call(LIST_POD_SANDBOX_STATS, Request::new(request))
+            .await?;
+        Ok(response.stats)
+    }
+
+    /// Every message of StreamPodSandboxStats.
+    pub async fn stream_pod_sandbox_stats(
+        &self,
+        filter: Option<cri::PodSandboxStatsFilter>,
+    ) -> Result<Vec<cri::StreamPodSandboxStatsResponse>, Status> {
+        let request = cri::StreamPodSandboxStatsRequest { filter };
+        let mut stream = self
+            .server_stream::<_, cri::StreamPodSandboxStatsResponse>(
+                STREAM_POD_SANDBOX_STATS,
+                request,
+            )
+            .await?;
+        let mut messages = Vec::new();
+        while let Some(message) = stream.message().await? {
+            messages.push(message);
+        }
+        Ok(messages)
     }
 }
 

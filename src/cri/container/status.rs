@@ -202,6 +202,8 @@ mod tests {
             tty: false,
             stdin: false,
             stdin_once: false,
+            cgroup_parent: String::new(),
+            upper_dir: String::new(),
         }
     }
 

@@ -1,0 +1,928 @@
+//! `StatsService`: ContainerStats, ListContainerStats, PodSandboxStats and
+//! ListPodSandboxStats, answered from the state index and the kernel
+//! through the `stats` readers, and `StatsServiceError`, why one of them
+//! failed.
+//!
+//! dockerd is asked once, for its cgroup driver, cgroup version and root
+//! directory (`GET /info`), on the first call; after that no call asks it
+//! anything: identities, pids, cgroup parents and writable layer paths
+//! come from the index, figures from the cgroup filesystem and `/proc`,
+//! and layer sizes from the `stats::layer` cache, whose background walks
+//! this module only requests. Only running containers and ready sandboxes
+//! have figures: the lists leave the others out, as the kubelet expects,
+//! and a container that stops while a list is read is left out, not an
+//! error. A pod's figures are its pod cgroup's when the kubelet gave the
+//! sandbox one, otherwise the sum of its sandbox container's and its
+//! running containers' cgroups.
+//!
+//! This module reads no cgroup file itself and starts no thread of its
+//! own; it must not make a Docker call on the request path once warm.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use crate::cri::container::{container_status, StatusImage};
+use crate::cri::naming::{self, NamingError};
+use crate::cri::v1;
+use crate::docker::{DockerClient, DockerError};
+use crate::grpc::{Code, Status};
+use crate::index::{ContainerFilter, CriState, Entry, Index, IndexError, SandboxFilter};
+use crate::stats::{
+    self, cgroup, network, unix_nanos, CgroupLocator, CgroupUsage, CgroupVersion, CpuSampler,
+    LayerSizes, StatsError,
+};
+
+/// Where the kernel shows processes.
+const PROC_ROOT: &str = "/proc";
+
+/// What the stats calls work with.
+pub struct StatsService {
+    docker: DockerClient,
+    index: Arc<Index>,
+    /// See [`Node`]; `None` until dockerd first answered.
+    node: Mutex<Option<Arc<Node>>>,
+    /// Previous CPU readings of containers (sandbox containers included).
+    container_cpu: CpuSampler,
+    /// Previous CPU readings of pods, by sandbox ID.
+    pod_cpu: CpuSampler,
+    layers: LayerSizes,
+}
+
+impl fmt::Debug for StatsService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatsService")
+            .field("containers_sampled", &self.container_cpu.len())
+            .field("pods_sampled", &self.pod_cpu.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the stats calls need of the node and of dockerd, learned once:
+/// dockerd's cgroup driver, version and root directory change only with a
+/// daemon restart, which also ends every container.
+#[derive(Debug, Clone)]
+struct Node {
+    locator: CgroupLocator,
+    /// dockerd's root directory (`DockerRootDir`): the filesystem the
+    /// writable layers live on, as ImageFsInfo names it.
+    root_dir: String,
+    /// `/proc` outside tests.
+    proc_root: PathBuf,
+}
+
+impl StatsService {
+    /// The stats calls over a running index. Nothing is read until the
+    /// first call.
+    pub fn new(docker: DockerClient, index: Arc<Index>) -> StatsService {
+        StatsService {
+            docker,
+            index,
+            node: Mutex::new(None),
+            container_cpu: CpuSampler::new(),
+            pod_cpu: CpuSampler::new(),
+            layers: LayerSizes::default(),
+        }
+    }
+
+    /// ContainerStats. A known container that is not running has its
+    /// identity and writable layer but no CPU or memory figures.
+    pub fn container_stats(&self, id: &str) -> Result<v1::ContainerStats, StatsServiceError> {
+        let entry = self
+            .index
+            .container(id)?
+            .ok_or_else(|| StatsServiceError::not_found("container", id))?;
+        let node = self.node()?;
+        let reader = self.reader(&node);
+        let usage = reader.usage(&entry)?;
+        Ok(reader.container_stats(&entry, usage.as_ref())?)
+    }
+
+    /// ListContainerStats: the running containers `filter` selects.
+    pub fn list_container_stats(
+        &self,
+        filter: Option<&v1::ContainerStatsFilter>,
+    ) -> Result<Vec<v1::ContainerStats>, StatsServiceError> {
+        let entries = self.index.containers(&container_filter(filter))?;
+        let node = self.node()?;
+        let reader = self.reader(&node);
+        let mut stats = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            if let Some(usage) = reader.usage(entry)? {
+                match reader.container_stats(entry, Some(&usage)) {
+                    Ok(one) => stats.push(one),
+                    // Not made through the CRI: ListContainers leaves it out too.
+                    Err(err) => log::debug!("stats of container {}: {err}", entry.id),
+                }
+            }
+        }
+        self.forget_removed()?;
+        Ok(stats)
+    }
+
+    /// PodSandboxStats. A known sandbox that is not ready has its identity
+    /// but no figures.
+    pub fn pod_sandbox_stats(&self, id: &str) -> Result<v1::PodSandboxStats, StatsServiceError> {
+        let sandbox = self
+            .index
+            .sandbox(id)?
+            .ok_or_else(|| StatsServiceError::not_found("pod sandbox", id))?;
+        let node = self.node()?;
+        self.pod_stats(&self.reader(&node), &sandbox)
+    }
+
+    /// ListPodSandboxStats: the ready sandboxes `filter` selects.
+    pub fn list_pod_sandbox_stats(
+        &self,
+        filter: Option<&v1::PodSandboxStatsFilter>,
+    ) -> Result<Vec<v1::PodSandboxStats>, StatsServiceError> {
+        let sandboxes = self.index.sandboxes(&sandbox_filter(filter))?;
+        let node = self.node()?;
+        let reader = self.reader(&node);
+        let mut stats = Vec::with_capacity(sandboxes.len());
+        for sandbox in &sandboxes {
+            stats.push(self.pod_stats(&reader, sandbox)?);
+        }
+        self.forget_removed()?;
+        Ok(stats)
+    }
+
+    fn pod_stats(
+        &self,
+        reader: &Reader<'_>,
+        sandbox: &Entry,
+    ) -> Result<v1::PodSandboxStats, StatsServiceError> {
+        let members = if sandbox.is_ready() {
+            self.index.containers_of(&sandbox.id)?
+        } else {
+            Vec::new()
+        };
+        reader.pod_stats(sandbox, &members)
+    }
+
+    fn reader<'a>(&'a self, node: &'a Node) -> Reader<'a> {
+        Reader {
+            node,
+            container_cpu: &self.container_cpu,
+            pod_cpu: &self.pod_cpu,
+            layers: &self.layers,
+            timestamp_ns: unix_nanos(SystemTime::now()),
+        }
+    }
+
+    /// Drops the CPU readings and layer sizes of containers and sandboxes
+    /// the index no longer holds.
+    fn forget_removed(&self) -> Result<(), StatsServiceError> {
+        let containers = self.index.containers(&ContainerFilter::default())?;
+        let sandboxes = self.index.sandboxes(&SandboxFilter::default())?;
+        let sandbox_ids: HashSet<&str> = sandboxes.iter().map(|e| e.id.as_str()).collect();
+        let all_ids: HashSet<&str> = containers
+            .iter()
+            .map(|e| e.id.as_str())
+            .chain(sandbox_ids.iter().copied())
+            .collect();
+        self.container_cpu.retain(|id| all_ids.contains(id));
+        self.pod_cpu.retain(|id| sandbox_ids.contains(id));
+        self.layers.retain(|id| all_ids.contains(id));
+        Ok(())
+    }
+
+    /// See [`Node`]: asked of dockerd on the first call that finds it up.
+    fn node(&self) -> Result<Arc<Node>, StatsServiceError> {
+        let mut cached = self.node.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(node) = cached.as_ref() {
+            return Ok(Arc::clone(node));
+        }
+        if self.docker.api_version().is_none() {
+            self.docker
+                .negotiate()
+                .map_err(|err| StatsServiceError::docker("negotiate the API version", err))?;
+        }
+        let info = self.docker.info().map_err(|err| {
+            StatsServiceError::docker("read dockerd's cgroup driver and root directory", err)
+        })?;
+        let cgroup_setup = || -> Result<CgroupLocator, StatsError> {
+            let driver = cgroup::driver_from_docker_info(&info.cgroup_driver)?;
+            let version = CgroupVersion::from_docker_info(&info.cgroup_version)?;
+            CgroupLocator::discover(Path::new(PROC_ROOT), driver, version)
+        };
+        let locator = cgroup_setup().map_err(|source| StatsServiceError::Stats {
+            subject: "this node's cgroup hierarchies".to_owned(),
+            source,
+        })?;
+        let node = Arc::new(Node {
+            locator,
+            root_dir: info.docker_root_dir,
+            proc_root: PathBuf::from(PROC_ROOT),
+        });
+        *cached = Some(Arc::clone(&node));
+        Ok(node)
+    }
+}
+
+/// One call's view: the node, the samplers and the layer cache, and the
+/// timestamp every figure of the call carries.
+#[derive(Debug)]
+struct Reader<'a> {
+    node: &'a Node,
+    container_cpu: &'a CpuSampler,
+    pod_cpu: &'a CpuSampler,
+    layers: &'a LayerSizes,
+    timestamp_ns: i64,
+}
+
+impl Reader<'_> {
+    /// The cgroup figures of a container or sandbox container; `None` when
+    /// it is not running or its cgroup vanished as it was read (it just
+    /// stopped).
+    fn usage(&self, entry: &Entry) -> Result<Option<CgroupUsage>, StatsServiceError> {
+        let pid = u32::try_from(entry.pid).unwrap_or(0);
+        if !entry.is_running() || pid == 0 {
+            return Ok(None);
+        }
+        let reading = self
+            .node
+            .locator
+            .container(&entry.id, &entry.cgroup_parent, pid)
+            .and_then(|cgroup| {
+                stats::read_usage(&cgroup, self.container_cpu, &entry.id, self.timestamp_ns)
+            });
+        match reading {
+            Ok(usage) => Ok(Some(usage)),
+            Err(err) if err.is_gone() => {
+                log::debug!("container {} stopped while read: {err}", entry.id);
+                Ok(None)
+            }
+            Err(source) => Err(StatsServiceError::Stats {
+                subject: format!("container {}", entry.id),
+                source,
+            }),
+        }
+    }
+
+    /// A container's CRI stats: its identity, `usage` if it has figures,
+    /// and its writable layer as last measured (a walk is requested when
+    /// the figure is missing or old).
+    fn container_stats(
+        &self,
+        entry: &Entry,
+        usage: Option<&CgroupUsage>,
+    ) -> Result<v1::ContainerStats, NamingError> {
+        let writable_layer = if entry.upper_dir.is_empty() {
+            None
+        } else {
+            self.layers
+                .get(&entry.id, Path::new(&entry.upper_dir))
+                .map(|layer| layer.to_cri(&self.node.root_dir))
+        };
+        Ok(v1::ContainerStats {
+            attributes: Some(container_attributes(entry)?),
+            cpu: usage.map(|u| u.cpu),
+            memory: usage.map(|u| u.memory),
+            writable_layer,
+            swap: usage.and_then(|u| u.swap),
+            io: usage.and_then(|u| u.io),
+        })
+    }
+
+    /// A pod's CRI stats from its sandbox and the containers the index
+    /// lists for it (`members`, any state).
+    fn pod_stats(
+        &self,
+        sandbox: &Entry,
+        members: &[Arc<Entry>],
+    ) -> Result<v1::PodSandboxStats, StatsServiceError> {
+        let attributes = Some(sandbox_attributes(sandbox));
+        if !sandbox.is_ready() {
+            return Ok(v1::PodSandboxStats {
+                attributes,
+                linux: None,
+                windows: None,
+            });
+        }
+        let mut containers = Vec::with_capacity(members.len());
+        let mut usages = Vec::with_capacity(members.len().saturating_add(1));
+        for member in members {
+            let Some(usage) = self.usage(member)? else {
+                continue;
+            };
+            match self.container_stats(member, Some(&usage)) {
+                Ok(stats) => containers.push(stats),
+                Err(err) => log::debug!("stats of container {}: {err}", member.id),
+            }
+            usages.push(usage);
+        }
+        let pod = match self.pod_cgroup_usage(sandbox) {
+            Some(usage) => usage,
+            None => {
+                usages.extend(self.usage(sandbox)?);
+                let mut sum = sum_usage(&usages, self.timestamp_ns);
+                let total = sum.cpu.usage_core_nano_seconds.map_or(0, |v| v.value);
+                sum.cpu.usage_nano_cores = self
+                    .pod_cpu
+                    .observe(&sandbox.id, self.timestamp_ns, total)
+                    .map(|value| v1::UInt64Value { value });
+                sum
+            }
+        };
+        Ok(v1::PodSandboxStats {
+            attributes,
+            linux: Some(v1::LinuxPodSandboxStats {
+                cpu: Some(pod.cpu),
+                memory: Some(pod.memory),
+                network: self.network(sandbox),
+                process: Some(pod.process),
+                containers,
+                io: pod.io,
+            }),
+            windows: None,
+        })
+    }
+
+    /// The figures of the sandbox's pod cgroup, when it has one that can
+    /// be read; otherwise the caller sums the pod's containers.
+    fn pod_cgroup_usage(&self, sandbox: &Entry) -> Option<CgroupUsage> {
+        let reading = self
+            .node
+            .locator
+            .pod(&sandbox.cgroup_parent)
+            .and_then(|cgroup| {
+                cgroup
+                    .map(|cgroup| {
+                        stats::read_usage(&cgroup, self.pod_cpu, &sandbox.id, self.timestamp_ns)
+                    })
+                    .transpose()
+            });
+        reading.unwrap_or_else(|err| {
+            log::debug!(
+                "pod cgroup {:?} of sandbox {}: {err}; summing its containers",
+                sandbox.cgroup_parent,
+                sandbox.id
+            );
+            None
+        })
+    }
+
+    /// The interface counters of the sandbox's network namespace; `None`
+    /// when its process is gone or they cannot be read.
+    fn network(&self, sandbox: &Entry) -> Option<v1::NetworkUsage> {
+        let pid = u32::try_from(sandbox.pid).ok().filter(|pid| *pid != 0)?;
+        match network::read(&self.node.proc_root, pid) {
+            Ok(interfaces) => Some(network::to_cri(
+                &interfaces,
+                network::DEFAULT_INTERFACE,
+                self.timestamp_ns,
+            )),
+            Err(err) => {
+                log::debug!("network of sandbox {}: {err}", sandbox.id);
+                None
+            }
+        }
+    }
+}
+
+/// The pod's figures as the sum of its containers' cgroups. CPU time,
+/// memory, swap use and tasks add up; the rate is left to the caller (it
+/// needs the pod's own previous reading), and so are figures that do not
+/// add up: available memory (no pod limit is known here) and pressure.
+fn sum_usage(parts: &[CgroupUsage], timestamp_ns: i64) -> CgroupUsage {
+    let total = |pick: &dyn Fn(&CgroupUsage) -> Option<v1::UInt64Value>| {
+        parts
+            .iter()
+            .filter_map(pick)
+            .map(|v| v.value)
+            .reduce(u64::saturating_add)
+            .map(|value| v1::UInt64Value { value })
+    };
+    let swap = parts
+        .iter()
+        .any(|p| p.swap.is_some())
+        .then(|| v1::SwapUsage {
+            timestamp: timestamp_ns,
+            swap_available_bytes: None,
+            swap_usage_bytes: total(&|p| p.swap.as_ref().and_then(|s| s.swap_usage_bytes)),
+        });
+    let zero = || Some(v1::UInt64Value { value: 0 });
+    CgroupUsage {
+        cpu: v1::CpuUsage {
+            timestamp: timestamp_ns,
+            usage_core_nano_seconds: total(&|p| p.cpu.usage_core_nano_seconds).or_else(zero),
+            usage_nano_cores: None,
+            psi: None,
+        },
+        memory: v1::MemoryUsage {
+            timestamp: timestamp_ns,
+            working_set_bytes: total(&|p| p.memory.working_set_bytes).or_else(zero),
+            available_bytes: None,
+            usage_bytes: total(&|p| p.memory.usage_bytes).or_else(zero),
+            rss_bytes: total(&|p| p.memory.rss_bytes),
+            page_faults: total(&|p| p.memory.page_faults),
+            major_page_faults: total(&|p| p.memory.major_page_faults),
+            psi: None,
+        },
+        swap,
+        io: None,
+        process: v1::ProcessUsage {
+            timestamp: timestamp_ns,
+            process_count: total(&|p| p.process.process_count).or_else(zero),
+        },
+    }
+}
+
+/// A container's identity in stats, as ListContainers reports it.
+fn container_attributes(entry: &Entry) -> Result<v1::ContainerAttributes, NamingError> {
+    let status = container_status(entry, &StatusImage::default())?;
+    Ok(v1::ContainerAttributes {
+        id: entry.id.clone(),
+        metadata: status.metadata,
+        labels: status.labels,
+        annotations: status.annotations,
+    })
+}
+
+/// A sandbox's identity in stats: the metadata its Docker name records
+/// (none for a sandbox not named by the CRI), its labels and annotations.
+fn sandbox_attributes(entry: &Entry) -> v1::PodSandboxAttributes {
+    let owned = |(key, value): (&str, &str)| (key.to_owned(), value.to_owned());
+    v1::PodSandboxAttributes {
+        id: entry.id.clone(),
+        metadata: naming::parse_sandbox_name(&entry.name).ok(),
+        labels: entry.cri_labels().map(owned).collect(),
+        annotations: entry.annotations().map(owned).collect(),
+    }
+}
+
+/// The index filter for ListContainerStats: running containers only, the
+/// other fields as in ListContainers (empty filters nothing).
+fn container_filter(filter: Option<&v1::ContainerStatsFilter>) -> ContainerFilter {
+    let non_empty = |text: &str| Some(text.to_owned()).filter(|text| !text.is_empty());
+    let running = ContainerFilter {
+        state: Some(CriState::Running),
+        ..ContainerFilter::default()
+    };
+    let Some(filter) = filter else {
+        return running;
+    };
+    ContainerFilter {
+        id_prefix: non_empty(&filter.id),
+        sandbox_id: non_empty(&filter.pod_sandbox_id),
+        labels: filter
+            .label_selector
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+        ..running
+    }
+}
+
+/// The index filter for ListPodSandboxStats: ready sandboxes only.
+fn sandbox_filter(filter: Option<&v1::PodSandboxStatsFilter>) -> SandboxFilter {
+    let ready = SandboxFilter {
+        ready: Some(true),
+        ..SandboxFilter::default()
+    };
+    let Some(filter) = filter else {
+        return ready;
+    };
+    SandboxFilter {
+        id_prefix: Some(filter.id.clone()).filter(|id| !id.is_empty()),
+        labels: filter
+            .label_selector
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+        ..ready
+    }
+}
+
+/// Why a stats call failed.
+#[derive(Debug)]
+pub enum StatsServiceError {
+    /// No container or sandbox has this ID or ID prefix.
+    NotFound {
+        kind: &'static str,
+        id: String,
+    },
+    /// dockerd did not tell its cgroup setup.
+    Docker {
+        action: &'static str,
+        source: DockerError,
+    },
+    /// A cgroup or proc file could not be read, or the node's cgroup
+    /// hierarchies could not be found.
+    Stats {
+        subject: String,
+        source: StatsError,
+    },
+    Index(IndexError),
+    /// The container was not made through the CRI.
+    Naming(NamingError),
+}
+
+impl StatsServiceError {
+    fn not_found(kind: &'static str, id: &str) -> StatsServiceError {
+        StatsServiceError::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
+    }
+
+    fn docker(action: &'static str, source: DockerError) -> StatsServiceError {
+        StatsServiceError::Docker { action, source }
+    }
+
+    /// The gRPC code this failure maps to.
+    pub fn code(&self) -> Code {
+        match self {
+            StatsServiceError::NotFound { .. } => Code::NotFound,
+            StatsServiceError::Docker { source, .. } => source.code(),
+            StatsServiceError::Stats { source, .. } => source.code(),
+            StatsServiceError::Index(err) => err.code(),
+            StatsServiceError::Naming(err) => err.code(),
+        }
+    }
+}
+
+impl fmt::Display for StatsServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatsServiceError::NotFound { kind, id } => write!(f, "{kind} {id:?} not found"),
+            StatsServiceError::Docker { action, source } => {
+                write!(f, "cannot {action}: {source}")
+            }
+            StatsServiceError::Stats { subject, source } => {
+                write!(f, "stats of {subject}: {source}")
+            }
+            StatsServiceError::Index(err) => write!(f, "container state index: {err}"),
+            StatsServiceError::Naming(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for StatsServiceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StatsServiceError::NotFound { .. } => None,
+            StatsServiceError::Docker { source, .. } => Some(source),
+            StatsServiceError::Stats { source, .. } => Some(source),
+            StatsServiceError::Index(err) => Some(err),
+            StatsServiceError::Naming(err) => Some(err),
+        }
+    }
+}
+
+impl From<IndexError> for StatsServiceError {
+    fn from(err: IndexError) -> StatsServiceError {
+        StatsServiceError::Index(err)
+    }
+}
+
+impl From<NamingError> for StatsServiceError {
+    fn from(err: NamingError) -> StatsServiceError {
+        StatsServiceError::Naming(err)
+    }
+}
+
+impl From<StatsServiceError> for Status {
+    fn from(err: StatsServiceError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::HashMap;
+    use std::fs;
+
+    use serde_json::json;
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000_000_000;
+    const SECOND: i64 = 1_000_000_000;
+    const SANDBOX: &str = "5d1b";
+    const APP: &str = "c0ffee";
+    const SIDECAR: &str = "5eed";
+
+    /// A node with one cgroup v2 hierarchy and a `/proc` in a temporary
+    /// directory, dockerd on the cgroupfs driver.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        node: Node,
+        container_cpu: CpuSampler,
+        pod_cpu: CpuSampler,
+        layers: LayerSizes,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let mountinfo = format!(
+                "41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n",
+                dir.path().join("cgroup").display()
+            );
+            let proc_root = dir.path().join("proc");
+            let locator = CgroupLocator::from_mountinfo(
+                &mountinfo,
+                &proc_root,
+                v1::CgroupDriver::Cgroupfs,
+                CgroupVersion::V2,
+            )
+            .unwrap();
+            Fixture {
+                node: Node {
+                    locator,
+                    root_dir: "/var/lib/docker".to_owned(),
+                    proc_root,
+                },
+                dir,
+                container_cpu: CpuSampler::new(),
+                pod_cpu: CpuSampler::new(),
+                layers: LayerSizes::default(),
+            }
+        }
+
+        fn reader(&self, timestamp_ns: i64) -> Reader<'_> {
+            Reader {
+                node: &self.node,
+                container_cpu: &self.container_cpu,
+                pod_cpu: &self.pod_cpu,
+                layers: &self.layers,
+                timestamp_ns,
+            }
+        }
+
+        /// Writes the v2 files of the cgroup at `path` (below the mount).
+        fn cgroup(&self, path: &str, cpu_usec: u64, memory: u64, tasks: u64) {
+            let dir = self.dir.path().join("cgroup").join(path);
+            fs::create_dir_all(&dir).unwrap();
+            let write = |name: &str, text: String| fs::write(dir.join(name), text).unwrap();
+            write("cpu.stat", format!("usage_usec {cpu_usec}\n"));
+            write("memory.current", format!("{memory}\n"));
+            write(
+                "memory.stat",
+                format!("anon {}\ninactive_file 1000\npgfault 7\n", memory / 2),
+            );
+            write("memory.max", "max\n".to_owned());
+            write("pids.current", format!("{tasks}\n"));
+        }
+
+        fn net_dev(&self, pid: u32) {
+            let dir = self.node.proc_root.join(pid.to_string()).join("net");
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(
+                dir.join("dev"),
+                "Inter-| Receive | Transmit\n face |bytes packets|bytes packets\n\
+                 eth0: 736 8 0 0 0 0 0 0 586 7 0 0 0 0 0 0\n",
+            )
+            .unwrap();
+        }
+    }
+
+    /// An indexed container or sandbox as dockerd would describe it.
+    fn entry(id: &str, kind: &str, name: &str, status: &str, pid: i64, parent: &str) -> Entry {
+        let inspect = json!({
+            "Id": id,
+            "Name": format!("/{name}"),
+            "State": {"Status": status, "Pid": pid},
+            "HostConfig": {"CgroupParent": parent},
+            "Config": {"Labels": {
+                "io.kubernetes.docker.type": kind,
+                "io.kubernetes.sandbox.id": SANDBOX,
+                "tier": "web",
+                "annotation.seen": "yes",
+            }},
+        });
+        Entry::from_inspect(&serde_json::from_value(inspect).unwrap()).unwrap()
+    }
+
+    fn sandbox(status: &str, parent: &str) -> Entry {
+        entry(
+            SANDBOX,
+            "podsandbox",
+            "k8s_POD_web_prod_uid1_0",
+            status,
+            4242,
+            parent,
+        )
+    }
+
+    fn container(id: &str, name: &str, status: &str) -> Arc<Entry> {
+        let pid = if status == "running" { 4343 } else { 0 };
+        let name = format!("k8s_{name}_web_prod_uid1_0");
+        Arc::new(entry(id, "container", &name, status, pid, ""))
+    }
+
+    fn value(v: Option<v1::UInt64Value>) -> u64 {
+        v.unwrap().value
+    }
+
+    #[test]
+    fn a_running_container_has_its_cgroup_figures_and_identity() {
+        let fixture = Fixture::new();
+        fixture.cgroup(&format!("docker/{APP}"), 2_000_000, 50_000_000, 3);
+        let app = container(APP, "app", "running");
+        let reader = fixture.reader(T0);
+        let usage = reader.usage(&app).unwrap().unwrap();
+        let stats = reader.container_stats(&app, Some(&usage)).unwrap();
+        let attributes = stats.attributes.unwrap();
+        assert_eq!(attributes.id, APP);
+        assert_eq!(attributes.metadata.unwrap().name, "app");
+        assert_eq!(
+            attributes.labels.get("tier").map(String::as_str),
+            Some("web")
+        );
+        assert!(!attributes.labels.contains_key("io.kubernetes.sandbox.id"));
+        assert_eq!(
+            attributes.annotations.get("seen").map(String::as_str),
+            Some("yes")
+        );
+        let cpu = stats.cpu.unwrap();
+        assert_eq!(cpu.timestamp, T0);
+        assert_eq!(value(cpu.usage_core_nano_seconds), 2_000_000_000);
+        assert_eq!(cpu.usage_nano_cores, None);
+        assert_eq!(value(stats.memory.unwrap().working_set_bytes), 49_999_000);
+        // No overlay2 layer directory: no writable layer figures.
+        assert_eq!(stats.writable_layer, None);
+
+        // A second of CPU over two seconds: half a core.
+        fixture.cgroup(&format!("docker/{APP}"), 3_000_000, 50_000_000, 3);
+        let later = fixture
+            .reader(T0 + 2 * SECOND)
+            .usage(&app)
+            .unwrap()
+            .unwrap();
+        assert_eq!(value(later.cpu.usage_nano_cores), 500_000_000);
+    }
+
+    #[test]
+    fn stopped_and_vanished_containers_have_no_figures() {
+        let fixture = Fixture::new();
+        let reader = fixture.reader(T0);
+        let exited = container(APP, "app", "exited");
+        assert_eq!(reader.usage(&exited).unwrap(), None);
+        let stats = reader.container_stats(&exited, None).unwrap();
+        assert_eq!(stats.attributes.unwrap().id, APP);
+        assert_eq!((stats.cpu, stats.memory), (None, None));
+        // Running as far as the index knows, but its cgroup is gone.
+        let gone = container(SIDECAR, "sidecar", "running");
+        assert_eq!(reader.usage(&gone).unwrap(), None);
+    }
+
+    #[test]
+    fn a_writable_layer_is_reported_on_dockerd_s_root_once_measured() {
+        let fixture = Fixture::new();
+        let upper = fixture.dir.path().join("upper");
+        fs::create_dir_all(&upper).unwrap();
+        fs::write(upper.join("file"), vec![1u8; 10_000]).unwrap();
+        let mut app = (*container(APP, "app", "exited")).clone();
+        app.upper_dir = upper.display().to_string();
+        let reader = fixture.reader(T0);
+        assert_eq!(
+            reader.container_stats(&app, None).unwrap().writable_layer,
+            None
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let layer = loop {
+            if let Some(layer) = reader.container_stats(&app, None).unwrap().writable_layer {
+                break layer;
+            }
+            assert!(std::time::Instant::now() < deadline, "no walk finished");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!(layer.fs_id.unwrap().mountpoint, "/var/lib/docker");
+        assert!(value(layer.used_bytes) >= 10_000);
+        assert_eq!(value(layer.inodes_used), 2);
+    }
+
+    #[test]
+    fn a_pod_without_a_cgroup_sums_its_sandbox_and_running_containers() {
+        let fixture = Fixture::new();
+        fixture.cgroup(&format!("docker/{SANDBOX}"), 1_000, 1_000_000, 1);
+        fixture.cgroup(&format!("docker/{APP}"), 2_000_000, 50_000_000, 3);
+        fixture.net_dev(4242);
+        let members = [
+            container(APP, "app", "running"),
+            container(SIDECAR, "sidecar", "exited"),
+        ];
+        let stats = fixture
+            .reader(T0)
+            .pod_stats(&sandbox("running", ""), &members)
+            .unwrap();
+        let attributes = stats.attributes.unwrap();
+        assert_eq!(attributes.id, SANDBOX);
+        assert_eq!(attributes.metadata.unwrap().namespace, "prod");
+        assert_eq!(
+            attributes.labels.get("tier").map(String::as_str),
+            Some("web")
+        );
+        let linux = stats.linux.unwrap();
+        let listed: Vec<String> = linux
+            .containers
+            .iter()
+            .map(|c| c.attributes.clone().unwrap().id)
+            .collect();
+        assert_eq!(listed, [APP]);
+        assert_eq!(
+            value(linux.cpu.unwrap().usage_core_nano_seconds),
+            2_001_000_000
+        );
+        let memory = linux.memory.unwrap();
+        assert_eq!(value(memory.working_set_bytes), 50_998_000);
+        assert_eq!(memory.available_bytes, None);
+        assert_eq!(value(linux.process.unwrap().process_count), 4);
+        let network = linux.network.unwrap();
+        assert_eq!(value(network.default_interface.unwrap().rx_bytes), 736);
+    }
+
+    #[test]
+    fn a_pod_cgroup_is_read_whole_when_the_sandbox_has_one() {
+        let fixture = Fixture::new();
+        fixture.cgroup("kubepods/pod1", 9_000_000, 80_000_000, 6);
+        fixture.cgroup(&format!("kubepods/pod1/{APP}"), 2_000_000, 50_000_000, 3);
+        let mut app = (*container(APP, "app", "running")).clone();
+        app.cgroup_parent = "/kubepods/pod1".to_owned();
+        let stats = fixture
+            .reader(T0)
+            .pod_stats(&sandbox("running", "/kubepods/pod1"), &[Arc::new(app)])
+            .unwrap();
+        let linux = stats.linux.unwrap();
+        assert_eq!(
+            value(linux.cpu.unwrap().usage_core_nano_seconds),
+            9_000_000_000
+        );
+        assert!(linux.memory.unwrap().available_bytes.is_none());
+        assert_eq!(value(linux.process.unwrap().process_count), 6);
+        assert_eq!(linux.containers.len(), 1);
+        // No net/dev for the sandbox's pid: no network figures.
+        assert_eq!(linux.network, None);
+    }
+
+    #[test]
+    fn a_sandbox_that_is_not_ready_has_only_its_identity() {
+        let fixture = Fixture::new();
+        let stats = fixture
+            .reader(T0)
+            .pod_stats(&sandbox("exited", ""), &[])
+            .unwrap();
+        assert_eq!(stats.attributes.unwrap().id, SANDBOX);
+        assert_eq!(stats.linux, None);
+    }
+
+    #[test]
+    fn sums_add_what_adds_up_and_leave_out_the_rest() {
+        let fixture = Fixture::new();
+        fixture.cgroup("a", 1_000, 3_000, 1);
+        fixture.cgroup("b", 2_000, 5_000, 2);
+        let read = |path: &str| {
+            let cgroup = fixture.node.locator.pod(path).unwrap().unwrap();
+            stats::read_usage(&cgroup, &fixture.container_cpu, path, T0).unwrap()
+        };
+        let sum = sum_usage(&[read("/a"), read("/b")], T0);
+        assert_eq!(value(sum.cpu.usage_core_nano_seconds), 3_000_000);
+        assert_eq!(sum.cpu.usage_nano_cores, None);
+        assert_eq!(value(sum.memory.usage_bytes), 8_000);
+        assert_eq!(value(sum.memory.working_set_bytes), 6_000);
+        assert_eq!(value(sum.memory.page_faults), 14);
+        assert_eq!(value(sum.process.process_count), 3);
+        assert_eq!((sum.io, sum.swap), (None, None));
+
+        let empty = sum_usage(&[], T0);
+        assert_eq!(value(empty.memory.working_set_bytes), 0);
+        assert_eq!(empty.memory.rss_bytes, None);
+        assert_eq!(empty.process.timestamp, T0);
+    }
+
+    #[test]
+    fn list_filters_select_running_containers_and_ready_sandboxes() {
+        assert_eq!(container_filter(None).state, Some(CriState::Running));
+        let filter = container_filter(Some(&v1::ContainerStatsFilter {
+            id: String::new(),
+            pod_sandbox_id: SANDBOX.to_owned(),
+            label_selector: HashMap::from([("tier".to_owned(), "web".to_owned())]),
+        }));
+        assert_eq!(filter.id_prefix, None);
+        assert_eq!(filter.state, Some(CriState::Running));
+        assert_eq!(filter.sandbox_id.as_deref(), Some(SANDBOX));
+        assert!(filter.matches(&container(APP, "app", "running")));
+        assert!(!filter.matches(&container(APP, "app", "exited")));
+
+        assert_eq!(sandbox_filter(None).ready, Some(true));
+        let filter = sandbox_filter(Some(&v1::PodSandboxStatsFilter {
+            id: SANDBOX.to_owned(),
+            label_selector: HashMap::from([("tier".to_owned(), "db".to_owned())]),
+        }));
+        assert_eq!(filter.id_prefix.as_deref(), Some(SANDBOX));
+        assert!(!filter.matches(&sandbox("running", "")));
+    }
+
+    #[test]
+    fn unknown_ids_are_not_found() {
+        let status = Status::from(StatsServiceError::not_found("container", "abc"));
+        assert_eq!(status.code, Code::NotFound);
+        assert!(status.message.contains("\"abc\""), "{}", status.message);
+    }
+}
