@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod cni_pod;
 pub mod docker;
 pub mod fixture;
 pub mod h2raw;
