@@ -22,14 +22,13 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::client::CriClient;
+use common::cni_pod::{bridge_plugin, chained_plugins, conflist, CniGuard};
 use common::fixture::{Dockshim, Options};
+use common::pod::{host_network, RUN_LABEL};
 use common::{busybox_image, eventually, pause_image, unique};
 use dockshim::cri::v1 as cri;
 use tempfile::TempDir;
 use tonic::Code;
-
-/// The label every sandbox of a test carries, with the test's own value.
-const RUN_LABEL: &str = "dockshim-e2e";
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
@@ -53,63 +52,13 @@ fn run_ok(program: &str, args: &[&str]) -> String {
 /// guard that removes the test's containers.
 struct World {
     /// Declared first: dropped (containers removed) before dockshim stops.
-    _guard: Guard,
+    _guard: CniGuard,
     dockshim: Dockshim,
     client: CriClient,
     dir: TempDir,
     octet: u8,
     network_name: String,
     run_id: String,
-}
-
-/// Force-removes the containers labelled with a test's run ID, then its
-/// bridge and any iptables rule its pods left (a test that fails before
-/// StopPodSandbox leaves its portmap and firewall rules).
-struct Guard {
-    run_id: String,
-    bridge: String,
-    /// `dnat name: "<network>"` in portmap's rules.
-    network_name: String,
-    /// `10.211.<octet>.` in the firewall plugin's rules.
-    subnet_prefix: String,
-}
-
-impl Guard {
-    fn remove_iptables_rules(&self) {
-        let nat = run_ok("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"]);
-        let marker = format!("\"{}\"", self.network_name);
-        for rule in nat
-            .lines()
-            .filter(|l| l.starts_with("-A") && l.contains(&marker))
-        {
-            let delete = format!("iptables -t nat -D {}", &rule[3..]);
-            let _ = run("sh", &["-c", &delete]);
-            if let Some(chain) = rule.split_whitespace().last() {
-                let _ = run("iptables", &["-t", "nat", "-F", chain]);
-                let _ = run("iptables", &["-t", "nat", "-X", chain]);
-            }
-        }
-        let filter = run("iptables", &["-S", "CNI-FORWARD"]);
-        let filter = String::from_utf8_lossy(&filter.stdout);
-        for rule in filter
-            .lines()
-            .filter(|l| l.starts_with("-A") && l.contains(&self.subnet_prefix))
-        {
-            let _ = run("sh", &["-c", &format!("iptables -D {}", &rule[3..])]);
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let filter = format!("label={RUN_LABEL}={}", self.run_id);
-        let ids = run("docker", &["ps", "-aq", "--filter", &filter]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let _ = run("docker", &["rm", "-f", "-v", id]);
-        }
-        let _ = run("ip", &["link", "del", &self.bridge]);
-        self.remove_iptables_rules();
-    }
 }
 
 /// How a test's dockshim and network differ from the default.
@@ -151,29 +100,10 @@ impl World {
             .tempdir()
             .unwrap();
         let network_name = format!("dshsbx-{run_id}");
-        let mut list = vec![serde_json::json!({
-            "type": "bridge",
-            "bridge": bridge,
-            "isGateway": true,
-            "ipMasq": false,
-            "hairpinMode": false,
-            "ipam": {
-                "type": "host-local",
-                "ranges": [[{"subnet": format!("10.211.{octet}.0/24")}]],
-                "dataDir": dir.path().join("ipam").display().to_string(),
-            }
-        })];
-        list.extend(setup.plugins.unwrap_or_else(|| {
-            vec![
-                serde_json::json!({"type": "firewall"}),
-                serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}),
-            ]
-        }));
-        let conflist = serde_json::json!({
-            "cniVersion": "1.0.0",
-            "name": network_name,
-            "plugins": list,
-        });
+        let subnet = format!("10.211.{octet}.0/24");
+        let mut plugins = vec![bridge_plugin(&bridge, &subnet, &dir.path().join("ipam"))];
+        plugins.extend(setup.plugins.unwrap_or_else(chained_plugins));
+        let conflist = conflist(&network_name, plugins);
         let mut args: Vec<String> = vec![
             "--pod-infra-container-image".into(),
             setup.sandbox_image,
@@ -181,12 +111,12 @@ impl World {
             setup.oom_score_adj.to_string(),
         ];
         args.extend(setup.extra_args);
-        let guard = Guard {
-            run_id: run_id.clone(),
-            bridge: bridge.clone(),
-            network_name: network_name.clone(),
-            subnet_prefix: format!("10.211.{octet}."),
-        };
+        let guard = CniGuard::new(
+            run_id.clone(),
+            bridge,
+            network_name.clone(),
+            format!("10.211.{octet}."),
+        );
         let dockshim = Dockshim::start_with(Options {
             cni_conflist: Some(conflist.to_string()),
             extra_args: args,
@@ -228,10 +158,7 @@ impl World {
         let mut config = self.config(name);
         config.linux = Some(cri::LinuxPodSandboxConfig {
             security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(cri::NamespaceOption {
-                    network: cri::NamespaceMode::Node as i32,
-                    ..cri::NamespaceOption::default()
-                }),
+                namespace_options: Some(host_network()),
                 ..cri::LinuxSandboxSecurityContext::default()
             }),
             ..cri::LinuxPodSandboxConfig::default()

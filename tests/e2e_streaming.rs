@@ -16,6 +16,7 @@ use common::busybox_image;
 use common::eventually;
 use common::pod::World;
 use common::spdy_client::{ClientFrame, SpdyClient};
+use common::split_url;
 use dockshim::cri::v1 as cri;
 use tonic::Code;
 use tungstenite::client::IntoClientRequest;
@@ -66,15 +67,6 @@ fn port_forward(id: &str, ports: &[i32]) -> cri::PortForwardRequest {
         pod_sandbox_id: id.to_owned(),
         port: ports.to_vec(),
     }
-}
-
-/// The address and path of an `http://` URL.
-fn split_url(url: &str) -> (SocketAddr, String) {
-    let rest = url
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("not an http URL: {url}"));
-    let slash = rest.find('/').unwrap();
-    (rest[..slash].parse().unwrap(), rest[slash..].to_owned())
 }
 
 /// Sends `method path` to `addr` and returns the response's status code.

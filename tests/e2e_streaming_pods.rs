@@ -15,9 +15,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 use common::busybox_image;
 use common::client::CriClient;
 use common::cni_pod::CniPod;
-use common::eventually;
 use common::pod::World;
+use common::port_forward_client::SpdyPortForward;
 use common::spdy_client::{ClientFrame, SpdyClient};
+use common::{eventually, split_url};
 use dockshim::cri::v1 as cri;
-use tungstenite::client::IntoClientRequest;
 use tungstenite::{Bytes, Message, WebSocket};
 
 /// Bounds every wait for the server, so a session that hangs fails its
@@ -44,18 +44,8 @@ const CLOSED_PORT: u16 = 8081;
 const BIG_FILE_BYTES: usize = 1024 * 1024;
 
 const SPDY_REMOTE_COMMAND: &str = "v4.channel.k8s.io";
-const SPDY_PORT_FORWARD: &str = "portforward.k8s.io";
 const WS_REMOTE_COMMAND: &str = "v5.channel.k8s.io";
 const WS_PORT_FORWARD: &str = "v4.channel.k8s.io";
-
-/// The address and path of an `http://` URL.
-fn split_url(url: &str) -> (SocketAddr, String) {
-    let rest = url
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("not an http URL: {url}"));
-    let slash = rest.find('/').unwrap();
-    (rest[..slash].parse().unwrap(), rest[slash..].to_owned())
-}
 
 /// Which transport a client uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,15 +59,7 @@ const TRANSPORTS: [Transport; 2] = [Transport::Spdy, Transport::WebSocket];
 /// A WebSocket connection to `url` offering `protocol`.
 fn websocket(url: &str, protocol: &str) -> WebSocket<TcpStream> {
     let (addr, path) = split_url(url);
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-    let (socket, response) = tungstenite::client(request, stream).unwrap();
-    assert_eq!(response.headers()["Sec-WebSocket-Protocol"], protocol);
-    socket
+    common::websocket(addr, &path, protocol, WAIT)
 }
 
 /// A SPDY session upgraded on `url` with `protocol`.
@@ -300,99 +282,6 @@ async fn port_forward_url(client: &CriClient, sandbox: &str, ports: &[u16]) -> S
         .unwrap()
 }
 
-/// What arrived on one SPDY stream.
-#[derive(Debug, Default, Clone)]
-struct StreamData {
-    data: Vec<u8>,
-    /// The server half-closed the stream.
-    closed: bool,
-}
-
-/// A SPDY port-forward client as kubectl behaves: a pair of streams per
-/// forwarded connection, the error stream opened first and closed at once.
-struct SpdyForward {
-    client: SpdyClient,
-    streams: HashMap<u32, StreamData>,
-    next_request: u32,
-}
-
-/// One forwarded connection's streams.
-#[derive(Debug, Clone, Copy)]
-struct Pair {
-    error: u32,
-    data: u32,
-}
-
-impl SpdyForward {
-    fn connect(url: &str) -> SpdyForward {
-        SpdyForward {
-            client: spdy(url, SPDY_PORT_FORWARD),
-            streams: HashMap::new(),
-            next_request: 0,
-        }
-    }
-
-    fn open_pair(&mut self, port: u16) -> Pair {
-        let (port, request) = (port.to_string(), self.next_request.to_string());
-        self.next_request += 1;
-        let mut open = |kind: &str| {
-            self.client
-                .open_stream(
-                    &[
-                        ("streamtype", kind),
-                        ("port", &port),
-                        ("requestid", &request),
-                    ],
-                    false,
-                )
-                .unwrap()
-        };
-        let error = open("error");
-        let data = open("data");
-        self.client.send_data(error, &[], true).unwrap();
-        Pair { error, data }
-    }
-
-    fn send(&mut self, pair: Pair, bytes: &[u8]) {
-        self.client.send_data(pair.data, bytes, false).unwrap();
-    }
-
-    fn stream(&self, stream: u32) -> StreamData {
-        self.streams.get(&stream).cloned().unwrap_or_default()
-    }
-
-    fn read_one(&mut self) {
-        match self.client.read_frame().unwrap() {
-            Some(ClientFrame::Data { stream, fin, data }) => {
-                let received = self.streams.entry(stream).or_default();
-                received.data.extend_from_slice(&data);
-                received.closed |= fin;
-            }
-            Some(ClientFrame::RstStream { stream, status }) => {
-                panic!("the server reset stream {stream} ({status})")
-            }
-            Some(_) => {}
-            None => panic!("the server closed the connection"),
-        }
-    }
-
-    /// Reads until `stream` is closed; returns what it carried.
-    fn until_closed(&mut self, stream: u32) -> Vec<u8> {
-        while !self.stream(stream).closed {
-            self.read_one();
-        }
-        self.stream(stream).data
-    }
-
-    /// Reads until `stream` carried something.
-    fn until_data(&mut self, stream: u32) {
-        while self.stream(stream).data.is_empty() {
-            assert!(!self.stream(stream).closed, "stream {stream} closed empty");
-            self.read_one();
-        }
-    }
-}
-
 /// The next data message of a WebSocket port-forward session as
 /// (channel, data); `None` once the session is over.
 fn read_forwarded(socket: &mut WebSocket<TcpStream>) -> Option<(u8, Vec<u8>)> {
@@ -461,7 +350,7 @@ async fn port_forward_reaches_httpd_inside_a_pod_network_over_spdy_and_websocket
     let url = port_forward_url(&pod.client, &pod.sandbox_id, &[HTTP_PORT]).await;
     let spdy_page = page.clone();
     tokio::task::spawn_blocking(move || {
-        let mut client = SpdyForward::connect(&url);
+        let mut client = SpdyPortForward::connect_url(&url, WAIT);
         let pair = client.open_pair(HTTP_PORT);
         client.send(pair, GET_INDEX);
         assert_page(&client.until_closed(pair.data), &spdy_page);
@@ -502,7 +391,7 @@ async fn port_forward_to_a_closed_port_in_a_pod_reports_on_the_error_stream_at_o
     let spdy_expected = expected.clone();
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let mut client = SpdyForward::connect(&url);
+        let mut client = SpdyPortForward::connect_url(&url, WAIT);
         let pair = client.open_pair(CLOSED_PORT);
         let message = String::from_utf8(client.until_closed(pair.error)).unwrap();
         assert_eq!(client.until_closed(pair.data), b"");
@@ -796,13 +685,13 @@ fn abandon(url: &str, how: Abandon, n: usize) {
             assert!(!received.ended, "{how:?}: {received:?}");
         }
         Abandon::ForwardMidDial(Transport::Spdy) => {
-            SpdyForward::connect(url).open_pair(HTTP_PORT);
+            SpdyPortForward::connect_url(url, WAIT).open_pair(HTTP_PORT);
         }
         Abandon::ForwardMidDial(Transport::WebSocket) => {
             websocket(url, WS_PORT_FORWARD);
         }
         Abandon::ForwardMidRequest(Transport::Spdy) => {
-            let mut client = SpdyForward::connect(url);
+            let mut client = SpdyPortForward::connect_url(url, WAIT);
             let pair = client.open_pair(HTTP_PORT);
             client.send(pair, &GET_BIG[..10]);
         }
@@ -812,7 +701,7 @@ fn abandon(url: &str, how: Abandon, n: usize) {
             send_ws(&mut socket, 0, &GET_BIG[..10]);
         }
         Abandon::ForwardMidResponse(Transport::Spdy) => {
-            let mut client = SpdyForward::connect(url);
+            let mut client = SpdyPortForward::connect_url(url, WAIT);
             let pair = client.open_pair(HTTP_PORT);
             client.send(pair, GET_BIG);
             client.until_data(pair.data);
@@ -1049,7 +938,7 @@ async fn a_thousand_sessions_abandoned_mid_stream_leave_nothing_behind() {
     // The pod's services and dockshim's sessions still work.
     let url = port_forward_url(&pod.client, &pod.sandbox_id, &[HTTP_PORT]).await;
     tokio::task::spawn_blocking(move || {
-        let mut client = SpdyForward::connect(&url);
+        let mut client = SpdyPortForward::connect_url(&url, WAIT);
         let pair = client.open_pair(HTTP_PORT);
         client.send(pair, GET_INDEX);
         assert_page(&client.until_closed(pair.data), "still-served");

@@ -10,7 +10,9 @@
 //! portmap plugins leave their shared top-level chains (`CNI-FORWARD`,
 //! `CNI-HOSTPORT-*`) in place, as they do on any CNI node; each pod's own
 //! rules are removed by DEL and the tests check that.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::cell::RefCell;
 use std::fs;
@@ -18,9 +20,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::cni_pod::{bridge_plugin, chained_plugins, conflist};
+use common::unique;
 use dockshim::cli::HairpinMode;
 use dockshim::network::cni::{CniOptions, PortMapping};
 use dockshim::network::cni_config::load_default;
@@ -36,18 +39,6 @@ const CNI_BIN_DIR: &str = "/usr/lib/cni";
 const NETNS_DIR: &str = "/run/netns";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Bridge names, subnets and namespaces differ per test and per run.
-fn unique() -> u32 {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    (std::process::id().wrapping_mul(2_654_435_761) ^ nanos)
-        .wrapping_add(n.wrapping_mul(0x9e37_79b9))
-}
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
@@ -124,24 +115,10 @@ impl TestNet {
             .unwrap();
         let conf_dir = dir.path().join("net.d");
         fs::create_dir(&conf_dir).unwrap();
-        let mut list = vec![serde_json::json!({
-            "type": "bridge",
-            "bridge": bridge,
-            "isGateway": true,
-            "ipMasq": false,
-            "hairpinMode": false,
-            "ipam": {
-                "type": "host-local",
-                "ranges": [[{"subnet": format!("10.209.{octet}.0/24")}]],
-                "dataDir": dir.path().join("ipam").display().to_string(),
-            }
-        })];
+        let subnet = format!("10.209.{octet}.0/24");
+        let mut list = vec![bridge_plugin(&bridge, &subnet, &dir.path().join("ipam"))];
         list.extend_from_slice(plugins);
-        let conflist = serde_json::json!({
-            "cniVersion": "1.0.0",
-            "name": format!("dshtest-{id:08x}"),
-            "plugins": list,
-        });
+        let conflist = conflist(&format!("dshtest-{id:08x}"), list);
         fs::write(conf_dir.join("10-test.conflist"), conflist.to_string()).unwrap();
         let mut bin_dirs: Vec<PathBuf> = extra_bin_dir.map(Path::to_path_buf).into_iter().collect();
         bin_dirs.push(PathBuf::from(CNI_BIN_DIR));
@@ -161,16 +138,9 @@ impl TestNet {
         }
     }
 
-    /// bridge → firewall (accepts the pods' traffic despite Docker's
-    /// FORWARD policy) → portmap.
+    /// bridge → firewall → portmap.
     fn standard() -> TestNet {
-        TestNet::new(
-            &[
-                serde_json::json!({"type": "firewall"}),
-                serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}),
-            ],
-            None,
-        )
+        TestNet::new(&chained_plugins(), None)
     }
 
     fn pod(&self, netns: &Netns) -> PodAttachment {

@@ -34,14 +34,13 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::spdy_client::{ClientFrame, SpdyClient};
+use common::port_forward_client::SpdyPortForward;
 use dockshim::cri::v1;
 use dockshim::docker::DockerClient;
 use dockshim::index::Index;
 use dockshim::streaming::docker_sessions::DockerSessions;
 use dockshim::streaming::session::{Handoff, Sessions, StreamRequest};
 use serde_json::Value;
-use tungstenite::client::IntoClientRequest;
 use tungstenite::{Bytes, Message, WebSocket};
 
 const DOCKER_SOCK: &str = "/var/run/docker.sock";
@@ -280,127 +279,12 @@ fn handoff(mut conn: TcpStream) -> Handoff {
 
 const HTTP_GET: &[u8] = b"GET /index.html HTTP/1.0\r\n\r\n";
 
-/// What arrived on one SPDY stream.
-#[derive(Debug, Default, Clone)]
-struct Received {
-    data: Vec<u8>,
-    /// The server half-closed the stream.
-    closed: bool,
-}
+/// The path clients visit; the token in it is not checked here, where the
+/// test hands the request to the sessions itself.
+const PORT_FORWARD_PATH: &str = "/cri/portforward/token";
 
-/// A port-forward client as kubectl behaves: one SPDY session, a pair of
-/// streams per forwarded connection, its error stream closed at once.
-struct PortForwardClient {
-    client: SpdyClient,
-    streams: HashMap<u32, Received>,
-    next_request: u32,
-}
-
-/// One forwarded connection: its two streams.
-#[derive(Debug, Clone, Copy)]
-struct Pair {
-    error: u32,
-    data: u32,
-}
-
-impl PortForwardClient {
-    fn connect(address: SocketAddr) -> PortForwardClient {
-        let (response, client) = SpdyClient::connect(
-            address,
-            "POST",
-            "/cri/portforward/token",
-            &["portforward.k8s.io"],
-        )
-        .unwrap();
-        assert_eq!(response.status, 101, "{response:?}");
-        assert_eq!(
-            response.header("X-Stream-Protocol-Version"),
-            Some("portforward.k8s.io")
-        );
-        let client = client.unwrap();
-        client.set_read_timeout(Some(TIMEOUT)).unwrap();
-        PortForwardClient {
-            client,
-            streams: HashMap::new(),
-            next_request: 0,
-        }
-    }
-
-    fn open_pair(&mut self, port: u16) -> Pair {
-        let (port, request) = (port.to_string(), self.next_request.to_string());
-        self.next_request += 1;
-        let mut open = |kind: &str| {
-            self.client
-                .open_stream(
-                    &[
-                        ("streamtype", kind),
-                        ("port", &port),
-                        ("requestid", &request),
-                    ],
-                    false,
-                )
-                .unwrap()
-        };
-        let error = open("error");
-        let data = open("data");
-        // kubectl never writes to the error stream.
-        self.client.send_data(error, &[], true).unwrap();
-        Pair { error, data }
-    }
-
-    fn send(&mut self, pair: Pair, bytes: &[u8]) {
-        self.client.send_data(pair.data, bytes, false).unwrap();
-    }
-
-    /// Half-closes the data stream: the local connection reached its end.
-    fn close(&mut self, pair: Pair) {
-        self.client.send_data(pair.data, &[], true).unwrap();
-    }
-
-    /// Reads one frame, recording stream data and closes.
-    fn read_one(&mut self) {
-        match self.client.read_frame().unwrap() {
-            Some(ClientFrame::Data { stream, fin, data }) => {
-                let received = self.streams.entry(stream).or_default();
-                received.data.extend_from_slice(&data);
-                received.closed |= fin;
-            }
-            Some(ClientFrame::RstStream { stream, status }) => {
-                panic!("the server reset stream {stream} ({status})")
-            }
-            Some(_) => {}
-            None => panic!("the server closed the connection"),
-        }
-    }
-
-    fn received(&self, stream: u32) -> Received {
-        self.streams.get(&stream).cloned().unwrap_or_default()
-    }
-
-    /// Reads until `stream` closes; returns what it carried.
-    fn until_closed(&mut self, stream: u32) -> Vec<u8> {
-        while !self.received(stream).closed {
-            self.read_one();
-        }
-        self.received(stream).data
-    }
-
-    /// Reads until `stream` carried `wanted`.
-    fn until_received(&mut self, stream: u32, wanted: &[u8]) {
-        while !self
-            .received(stream)
-            .data
-            .windows(wanted.len())
-            .any(|w| w == wanted)
-        {
-            assert!(
-                !self.received(stream).closed,
-                "stream {stream} closed without {:?}",
-                String::from_utf8_lossy(wanted)
-            );
-            self.read_one();
-        }
-    }
+fn spdy_client(address: SocketAddr) -> SpdyPortForward {
+    SpdyPortForward::connect(address, PORT_FORWARD_PATH, TIMEOUT)
 }
 
 fn assert_served_the_page(response: &[u8]) {
@@ -418,7 +302,7 @@ fn an_http_get_through_spdy_returns_the_pods_page() {
     let Some(env) = env() else { return };
     let sandbox = Sandbox::start(env);
     let server = Server::start(env, sandbox.request(&[]), 1);
-    let mut client = PortForwardClient::connect(server.address);
+    let mut client = spdy_client(server.address);
     let pair = client.open_pair(HTTP_PORT);
     client.send(pair, HTTP_GET);
     assert_served_the_page(&client.until_closed(pair.data));
@@ -437,7 +321,7 @@ fn concurrent_connections_on_one_session_end_independently() {
     let Some(env) = env() else { return };
     let sandbox = Sandbox::start(env);
     let server = Server::start(env, sandbox.request(&[HTTP_PORT, ECHO_PORT]), 1);
-    let mut client = PortForwardClient::connect(server.address);
+    let mut client = spdy_client(server.address);
     let echo = client.open_pair(ECHO_PORT);
     let web = client.open_pair(HTTP_PORT);
     client.send(echo, b"first ");
@@ -448,7 +332,7 @@ fn concurrent_connections_on_one_session_end_independently() {
     // The echo connection is still open after the other one ended.
     client.send(echo, b"second");
     client.until_received(echo.data, b"first second");
-    assert!(!client.received(echo.data).closed);
+    assert!(!client.stream(echo.data).closed);
     // A client that half-closes still gets the rest of the reply.
     client.send(echo, b" last");
     client.close(echo);
@@ -464,7 +348,7 @@ fn a_closed_port_is_reported_on_the_error_stream_at_once() {
     let Some(env) = env() else { return };
     let sandbox = Sandbox::start(env);
     let server = Server::start(env, sandbox.request(&[]), 1);
-    let mut client = PortForwardClient::connect(server.address);
+    let mut client = spdy_client(server.address);
     let started = Instant::now();
     let pair = client.open_pair(CLOSED_PORT);
     let message = String::from_utf8(client.until_closed(pair.error)).unwrap();
@@ -495,7 +379,7 @@ fn a_port_the_request_did_not_name_is_refused() {
     let Some(env) = env() else { return };
     let sandbox = Sandbox::start(env);
     let server = Server::start(env, sandbox.request(&[HTTP_PORT]), 1);
-    let mut client = PortForwardClient::connect(server.address);
+    let mut client = spdy_client(server.address);
     let pair = client.open_pair(ECHO_PORT);
     assert_eq!(
         String::from_utf8(client.until_closed(pair.error)).unwrap(),
@@ -511,17 +395,8 @@ fn a_port_the_request_did_not_name_is_refused() {
 }
 
 fn websocket(address: SocketAddr, protocol: &str, query: &str) -> WebSocket<TcpStream> {
-    let stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut request = format!("ws://{address}/cri/portforward/token{query}")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-    let (socket, response) = tungstenite::client(request, stream).unwrap();
-    assert_eq!(response.headers()["Sec-WebSocket-Protocol"], protocol);
-    socket
+    let path = format!("{PORT_FORWARD_PATH}{query}");
+    common::websocket(address, &path, protocol, TIMEOUT)
 }
 
 /// Decodes a server message of either framing into (channel, data);
@@ -724,7 +599,7 @@ fn abandon(address: SocketAddr, how: Abandon) {
             assert_eq!(&echoed[2..], b"echo");
         }
         Abandon::HalfPair => {
-            let mut client = PortForwardClient::connect(address);
+            let mut client = spdy_client(address);
             client
                 .client
                 .open_stream(
@@ -734,23 +609,23 @@ fn abandon(address: SocketAddr, how: Abandon) {
                 .unwrap();
         }
         Abandon::MidDial => {
-            let mut client = PortForwardClient::connect(address);
+            let mut client = spdy_client(address);
             client.open_pair(ECHO_PORT);
         }
         Abandon::MidEcho => {
-            let mut client = PortForwardClient::connect(address);
+            let mut client = spdy_client(address);
             let pair = client.open_pair(ECHO_PORT);
             client.send(pair, b"echo");
             client.until_received(pair.data, b"echo");
         }
         Abandon::HalfClosedSilent => {
-            let mut client = PortForwardClient::connect(address);
+            let mut client = spdy_client(address);
             let pair = client.open_pair(SILENT_PORT);
             client.close(pair);
             client.until_received(pair.data, b".");
         }
         Abandon::MidRequest => {
-            let mut client = PortForwardClient::connect(address);
+            let mut client = spdy_client(address);
             let pair = client.open_pair(HTTP_PORT);
             client.send(pair, &HTTP_GET[..10]);
         }
@@ -791,7 +666,7 @@ fn a_thousand_abandoned_sessions_leave_no_thread_or_descriptor_behind() {
     assert_eq!(descriptors(), fds, "descriptors left open");
     // The pod's services still answer: nothing there is stuck either.
     let server = Server::start(env, sandbox.request(&[]), 1);
-    let mut client = PortForwardClient::connect(server.address);
+    let mut client = spdy_client(server.address);
     let pair = client.open_pair(HTTP_PORT);
     client.send(pair, HTTP_GET);
     assert_served_the_page(&client.until_closed(pair.data));

@@ -33,7 +33,6 @@ use dockshim::index::Index;
 use dockshim::streaming::docker_sessions::DockerSessions;
 use dockshim::streaming::session::{Handoff, Sessions, StreamRequest};
 use serde_json::Value;
-use tungstenite::client::IntoClientRequest;
 use tungstenite::{Bytes, Message, WebSocket};
 
 const DOCKER_SOCK: &str = "/var/run/docker.sock";
@@ -390,19 +389,12 @@ impl Client {
                     resize,
                 }
             }
-            Transport::WebSocket(protocol) => {
-                let stream = TcpStream::connect(address).unwrap();
-                stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-                let mut request = format!("ws://{address}/cri/exec/token")
-                    .into_client_request()
-                    .unwrap();
-                request
-                    .headers_mut()
-                    .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-                let (socket, response) = tungstenite::client(request, stream).unwrap();
-                assert_eq!(response.headers()["Sec-WebSocket-Protocol"], protocol);
-                Conn::WebSocket(socket)
-            }
+            Transport::WebSocket(protocol) => Conn::WebSocket(common::websocket(
+                address,
+                "/cri/exec/token",
+                protocol,
+                TIMEOUT,
+            )),
         };
         Client {
             conn,

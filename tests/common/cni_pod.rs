@@ -5,10 +5,11 @@
 //! sandbox's namespaces as the kubelet's do. A drop guard force-removes
 //! every container labelled with the test's run ID, the bridge, and the
 //! iptables rules a pod that was never stopped leaves behind, so a failing
-//! test leaves nothing. Needs root.
+//! test leaves nothing. The configuration's pieces and the guard serve
+//! the other tests on networks of their own too. Needs root.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use dockshim::cri::v1 as cri;
@@ -16,10 +17,8 @@ use tempfile::TempDir;
 
 use super::client::CriClient;
 use super::fixture::{Dockshim, Options};
-use super::{pause_image, unique};
-
-/// The label every sandbox and container of a test carries.
-pub const RUN_LABEL: &str = "dockshim-e2e";
+use super::pod::{self, RUN_LABEL};
+use super::unique;
 
 /// The pods' subnets are `10.212.<octet>.0/24`, apart from the other
 /// network tests' `10.211.0.0/16`.
@@ -41,6 +40,42 @@ fn pod_namespaces() -> cri::NamespaceOption {
     }
 }
 
+/// Debian's bridge plugin on `bridge`, handing out addresses of `subnet`
+/// by host-local, which keeps its reservations in `data_dir`; the bridge
+/// is the pods' gateway, without masquerading or hairpin mode.
+pub fn bridge_plugin(bridge: &str, subnet: &str, data_dir: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": true,
+        "ipMasq": false,
+        "hairpinMode": false,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": subnet}]],
+            "dataDir": data_dir.display().to_string(),
+        }
+    })
+}
+
+/// What follows the bridge plugin on a pod network: firewall (accepts the
+/// pods' traffic despite Docker's FORWARD policy), then portmap.
+pub fn chained_plugins() -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({"type": "firewall"}),
+        serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}),
+    ]
+}
+
+/// A network configuration list `name` of `plugins`, in order.
+pub fn conflist(name: &str, plugins: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": name,
+        "plugins": plugins,
+    })
+}
+
 /// Removes what a test's pod may leave on the host.
 pub struct CniGuard {
     run_id: String,
@@ -52,6 +87,23 @@ pub struct CniGuard {
 }
 
 impl CniGuard {
+    /// A guard for the containers labelled `run_id`, the bridge `bridge`,
+    /// the portmap rules of network `network_name` and the firewall rules
+    /// naming addresses that start with `subnet_prefix`.
+    pub fn new(
+        run_id: String,
+        bridge: String,
+        network_name: String,
+        subnet_prefix: String,
+    ) -> CniGuard {
+        CniGuard {
+            run_id,
+            bridge,
+            network_name,
+            subnet_prefix,
+        }
+    }
+
     fn remove_iptables_rules(&self) {
         let marker = format!("\"{}\"", self.network_name);
         let nat = run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"])
@@ -126,42 +178,19 @@ impl CniPod {
             .prefix("dockshim-ipam")
             .tempdir()
             .unwrap();
-        let conflist = serde_json::json!({
-            "cniVersion": "1.0.0",
-            "name": network_name,
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": bridge,
-                    "isGateway": true,
-                    "ipMasq": false,
-                    "hairpinMode": false,
-                    "ipam": {
-                        "type": "host-local",
-                        "ranges": [[{"subnet": format!("{SUBNET_PREFIX}.{octet}.0/24")}]],
-                        "dataDir": ipam.path().display().to_string(),
-                    }
-                },
-                {"type": "firewall"},
-                {"type": "portmap", "capabilities": {"portMappings": true}},
-            ],
-        });
-        let guard = CniGuard {
-            run_id: run_id.clone(),
+        let subnet = format!("{SUBNET_PREFIX}.{octet}.0/24");
+        let mut plugins = vec![bridge_plugin(&bridge, &subnet, ipam.path())];
+        plugins.extend(chained_plugins());
+        let conflist = conflist(&network_name, plugins);
+        let guard = CniGuard::new(
+            run_id.clone(),
             bridge,
             network_name,
-            subnet_prefix: format!("{SUBNET_PREFIX}.{octet}."),
-        };
-        let mut args: Vec<String> = vec![
-            "--pod-infra-container-image".into(),
-            pause_image(),
-            "--sandbox-oom-score-adj".into(),
-            "0".into(),
-        ];
-        args.extend(extra_args);
+            format!("{SUBNET_PREFIX}.{octet}."),
+        );
         let dockshim = Dockshim::start_with(Options {
             cni_conflist: Some(conflist.to_string()),
-            extra_args: args,
+            extra_args: pod::dockshim_args(extra_args),
             ..Options::default()
         });
         let client = dockshim.client().await;
@@ -169,29 +198,17 @@ impl CniPod {
             .prefix("dockshim-container")
             .tempdir()
             .unwrap();
-        let sandbox_config = cri::PodSandboxConfig {
-            metadata: Some(cri::PodSandboxMetadata {
-                name: name.to_owned(),
-                namespace: "e2e".to_owned(),
-                uid: format!("uid-{run_id}-{name}"),
-                attempt: 0,
-            }),
-            hostname: name.to_owned(),
-            labels: HashMap::from([(RUN_LABEL.to_owned(), run_id.clone())]),
-            log_directory: logs.path().display().to_string(),
-            linux: Some(cri::LinuxPodSandboxConfig {
-                security_context: Some(cri::LinuxSandboxSecurityContext {
-                    namespace_options: Some(pod_namespaces()),
-                    ..cri::LinuxSandboxSecurityContext::default()
-                }),
-                ..cri::LinuxPodSandboxConfig::default()
-            }),
-            ..cri::PodSandboxConfig::default()
+        let metadata = cri::PodSandboxMetadata {
+            name: name.to_owned(),
+            namespace: "e2e".to_owned(),
+            uid: format!("uid-{run_id}-{name}"),
+            attempt: 0,
         };
-        let sandbox_id = client
-            .run_pod_sandbox(sandbox_config.clone())
-            .await
-            .unwrap_or_else(|status| panic!("RunPodSandbox: {status:?}"));
+        let sandbox_config = cri::PodSandboxConfig {
+            hostname: name.to_owned(),
+            ..pod::sandbox_config(metadata, &run_id, logs.path(), pod_namespaces())
+        };
+        let sandbox_id = pod::run_sandbox(&client, &sandbox_config).await;
         CniPod {
             guard,
             dockshim,
@@ -232,24 +249,7 @@ impl CniPod {
     /// A container `name` of `image` running `command`, in the pod's
     /// namespaces, logging to `<name>.log`.
     pub fn config(&self, name: &str, image: &str, command: &[&str]) -> cri::ContainerConfig {
-        cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata {
-                name: name.to_owned(),
-                attempt: 0,
-            }),
-            image: Some(super::client::image_spec(image)),
-            command: command.iter().map(|arg| (*arg).to_owned()).collect(),
-            labels: HashMap::from([(RUN_LABEL.to_owned(), self.run_id.clone())]),
-            log_path: format!("{name}.log"),
-            linux: Some(cri::LinuxContainerConfig {
-                security_context: Some(cri::LinuxContainerSecurityContext {
-                    namespace_options: Some(pod_namespaces()),
-                    ..cri::LinuxContainerSecurityContext::default()
-                }),
-                ..cri::LinuxContainerConfig::default()
-            }),
-            ..cri::ContainerConfig::default()
-        }
+        pod::container_config(name, image, command, &self.run_id, pod_namespaces())
     }
 
     /// Creates and starts a container in the pod; returns its ID.
@@ -279,14 +279,7 @@ impl CniPod {
         for container in self.client.list_containers(Some(filter)).await.unwrap() {
             self.client.stop_container(&container.id, 0).await.unwrap();
         }
-        self.client
-            .stop_pod_sandbox(&self.sandbox_id)
-            .await
-            .unwrap();
-        self.client
-            .remove_pod_sandbox(&self.sandbox_id)
-            .await
-            .unwrap();
+        pod::stop_and_remove_sandbox(&self.client, &self.sandbox_id).await;
         let reserved = std::fs::read_dir(self.ipam.path())
             .into_iter()
             .flatten()

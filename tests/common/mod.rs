@@ -1,7 +1,8 @@
 //! Support shared by the end-to-end tests: a fixture that runs the real
 //! `dockshim` binary, an independent gRPC client (tonic) and a raw HTTP/2
 //! client (h2) over its unix socket, a proxy in front of dockerd that can slow
-//! down or cut off the Docker API, and direct queries to dockerd.
+//! down or cut off the Docker API, direct queries to dockerd, and clients
+//! for the streaming server's URLs.
 //!
 //! Nothing here uses dockshim's own gRPC, HTTP/2 or Docker code: the binary is
 //! checked from the outside, through independent implementations. Only the
@@ -16,12 +17,17 @@ pub mod docker;
 pub mod fixture;
 pub mod h2raw;
 pub mod pod;
+pub mod port_forward_client;
 pub mod proxy;
 pub mod spdy_client;
 
 use std::future::Future;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::WebSocket;
 
 /// The sandbox image tests/run.sh builds and pushes.
 pub fn pause_image() -> String {
@@ -46,6 +52,38 @@ pub fn unique() -> u32 {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     (std::process::id().wrapping_mul(2_654_435_761) ^ nanos)
         .wrapping_add(n.wrapping_mul(0x9e37_79b9))
+}
+
+/// The address and path of an `http://` URL, as the streaming server
+/// hands them out.
+pub fn split_url(url: &str) -> (SocketAddr, String) {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an http URL: {url}"));
+    let slash = rest.find('/').unwrap();
+    (rest[..slash].parse().unwrap(), rest[slash..].to_owned())
+}
+
+/// A WebSocket connection to `address` at `path` (with any query)
+/// offering `protocol`, which the server must pick; every read then waits
+/// at most `timeout`.
+pub fn websocket(
+    address: SocketAddr,
+    path: &str,
+    protocol: &str,
+    timeout: Duration,
+) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let mut request = format!("ws://{address}{path}")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+    let (socket, response) = tungstenite::client(request, stream).unwrap();
+    assert_eq!(response.headers()["Sec-WebSocket-Protocol"], protocol);
+    socket
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns

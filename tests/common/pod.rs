@@ -1,7 +1,9 @@
 //! A pod to put containers in: dockshim started with the test images, a
 //! host-network sandbox with a temporary log directory, and a drop guard
 //! that force-removes every sandbox and container labelled with the test's
-//! run ID, so a failing test leaves nothing behind. Needs root.
+//! run ID, so a failing test leaves nothing behind; and the arguments,
+//! sandbox and container configurations every pod test builds on
+//! (`cni_pod` too). Needs root.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -77,15 +79,8 @@ impl World {
         let guard = Guard {
             run_id: run_id.clone(),
         };
-        let mut extra_args = vec![
-            "--pod-infra-container-image".into(),
-            pause_image(),
-            "--sandbox-oom-score-adj".into(),
-            "0".into(),
-        ];
-        extra_args.extend(options.extra_args);
         let dockshim = Dockshim::start_with(Options {
-            extra_args,
+            extra_args: dockshim_args(options.extra_args),
             ..options
         });
         let client = dockshim.client().await;
@@ -93,31 +88,14 @@ impl World {
             .prefix("dockshim-container")
             .tempdir()
             .unwrap();
-        let sandbox_config = cri::PodSandboxConfig {
-            metadata: Some(cri::PodSandboxMetadata {
-                name: "pod".to_owned(),
-                namespace: "e2e".to_owned(),
-                uid: format!("uid-{run_id}"),
-                attempt: 0,
-            }),
-            labels: HashMap::from([(RUN_LABEL.to_owned(), run_id.clone())]),
-            log_directory: logs.path().display().to_string(),
-            linux: Some(cri::LinuxPodSandboxConfig {
-                security_context: Some(cri::LinuxSandboxSecurityContext {
-                    namespace_options: Some(cri::NamespaceOption {
-                        network: cri::NamespaceMode::Node as i32,
-                        ..cri::NamespaceOption::default()
-                    }),
-                    ..cri::LinuxSandboxSecurityContext::default()
-                }),
-                ..cri::LinuxPodSandboxConfig::default()
-            }),
-            ..cri::PodSandboxConfig::default()
+        let metadata = cri::PodSandboxMetadata {
+            name: "pod".to_owned(),
+            namespace: "e2e".to_owned(),
+            uid: format!("uid-{run_id}"),
+            attempt: 0,
         };
-        let sandbox_id = client
-            .run_pod_sandbox(sandbox_config.clone())
-            .await
-            .unwrap_or_else(|status| panic!("RunPodSandbox: {status:?}"));
+        let sandbox_config = sandbox_config(metadata, &run_id, logs.path(), host_network());
+        let sandbox_id = run_sandbox(&client, &sandbox_config).await;
         World {
             guard,
             dockshim,
@@ -132,28 +110,8 @@ impl World {
     /// A busybox container `name` running `script`, logging to
     /// `<name>.log` in the sandbox's log directory.
     pub fn config(&self, name: &str, image: &str, script: &str) -> cri::ContainerConfig {
-        cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata {
-                name: name.to_owned(),
-                attempt: 0,
-            }),
-            image: Some(super::client::image_spec(image)),
-            command: vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()],
-            labels: HashMap::from([(RUN_LABEL.to_owned(), self.run_id.clone())]),
-            log_path: format!("{name}.log"),
-            // The kubelet repeats the pod's namespaces for each container.
-            linux: Some(cri::LinuxContainerConfig {
-                security_context: Some(cri::LinuxContainerSecurityContext {
-                    namespace_options: Some(cri::NamespaceOption {
-                        network: cri::NamespaceMode::Node as i32,
-                        ..cri::NamespaceOption::default()
-                    }),
-                    ..cri::LinuxContainerSecurityContext::default()
-                }),
-                ..cri::LinuxContainerConfig::default()
-            }),
-            ..cri::ContainerConfig::default()
-        }
+        let command = ["sh", "-c", script];
+        container_config(name, image, &command, &self.run_id, host_network())
     }
 
     pub async fn create(&self, config: cri::ContainerConfig) -> Result<String, tonic::Status> {
@@ -172,15 +130,95 @@ impl World {
     }
 
     pub async fn clean_up(&self) {
-        self.client
-            .stop_pod_sandbox(&self.sandbox_id)
-            .await
-            .unwrap();
-        self.client
-            .remove_pod_sandbox(&self.sandbox_id)
-            .await
-            .unwrap();
+        stop_and_remove_sandbox(&self.client, &self.sandbox_id).await;
     }
+}
+
+/// dockshim's arguments for a pod test: the test's sandbox image and a
+/// sandbox OOM score this host allows, then `extra`.
+pub fn dockshim_args(extra: Vec<String>) -> Vec<String> {
+    let mut args = vec![
+        "--pod-infra-container-image".into(),
+        pause_image(),
+        "--sandbox-oom-score-adj".into(),
+        "0".into(),
+    ];
+    args.extend(extra);
+    args
+}
+
+/// The host's network namespace, everything else the runtime's default.
+pub fn host_network() -> cri::NamespaceOption {
+    cri::NamespaceOption {
+        network: cri::NamespaceMode::Node as i32,
+        ..cri::NamespaceOption::default()
+    }
+}
+
+/// A sandbox of the test `run_id`, logging to `logs`, in `namespaces`.
+pub fn sandbox_config(
+    metadata: cri::PodSandboxMetadata,
+    run_id: &str,
+    logs: &Path,
+    namespaces: cri::NamespaceOption,
+) -> cri::PodSandboxConfig {
+    cri::PodSandboxConfig {
+        metadata: Some(metadata),
+        labels: HashMap::from([(RUN_LABEL.to_owned(), run_id.to_owned())]),
+        log_directory: logs.display().to_string(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(namespaces),
+                ..cri::LinuxSandboxSecurityContext::default()
+            }),
+            ..cri::LinuxPodSandboxConfig::default()
+        }),
+        ..cri::PodSandboxConfig::default()
+    }
+}
+
+/// A container `name` of `image` running `command`, of the test `run_id`,
+/// logging to `<name>.log` in the sandbox's log directory; `namespaces`
+/// are the pod's, which the kubelet repeats for each container.
+pub fn container_config(
+    name: &str,
+    image: &str,
+    command: &[&str],
+    run_id: &str,
+    namespaces: cri::NamespaceOption,
+) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: name.to_owned(),
+            attempt: 0,
+        }),
+        image: Some(super::client::image_spec(image)),
+        command: command.iter().map(|arg| (*arg).to_owned()).collect(),
+        labels: HashMap::from([(RUN_LABEL.to_owned(), run_id.to_owned())]),
+        log_path: format!("{name}.log"),
+        linux: Some(cri::LinuxContainerConfig {
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: Some(namespaces),
+                ..cri::LinuxContainerSecurityContext::default()
+            }),
+            ..cri::LinuxContainerConfig::default()
+        }),
+        ..cri::ContainerConfig::default()
+    }
+}
+
+/// RunPodSandbox with `config`; returns the sandbox's ID.
+pub async fn run_sandbox(client: &CriClient, config: &cri::PodSandboxConfig) -> String {
+    client
+        .run_pod_sandbox(config.clone())
+        .await
+        .unwrap_or_else(|status| panic!("RunPodSandbox: {status:?}"))
+}
+
+/// StopPodSandbox, then RemovePodSandbox.
+pub async fn stop_and_remove_sandbox(client: &CriClient, sandbox_id: &str) {
+    client.stop_pod_sandbox(sandbox_id).await.unwrap();
+    client.remove_pod_sandbox(sandbox_id).await.unwrap();
 }
 
 /// The CRI log file's content once it has a line ending with `suffix`.
