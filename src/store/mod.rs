@@ -1,5 +1,6 @@
 //! What dockshim keeps on disk under `--root-directory`, so it survives a
-//! restart: for now the pod CIDR last given by UpdateRuntimeConfig.
+//! restart: the pod CIDR last given by UpdateRuntimeConfig here, and the
+//! pod sandbox checkpoints in `checkpoint`.
 //!
 //! Every file is written atomically (temporary file, fsync, rename, fsync of
 //! the directory), so a crash leaves either the old or the new content. This
