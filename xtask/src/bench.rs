@@ -22,6 +22,13 @@
 //! ContainerStatus, and ExecSync latency. With `--endpoint` they run when
 //! `--containers` is given (which brings the sandbox figures along).
 //!
+//! The stats figures follow in the same pods: latency and Docker calls per
+//! warm call of ContainerStats, ListContainerStats and ListPodSandboxStats.
+//! Last, with the pods still present, the idle figures: the server's CPU
+//! use and the Docker calls it makes while no RPC arrives, over
+//! [`IDLE_WINDOW`]. They need the server's process and the proxy, so they
+//! run only without `--endpoint`.
+//!
 //! Every sandbox and container the bench creates is removed, also after a
 //! failure, and the bench fails if one is left behind.
 //! It prints figures; it asserts nothing.
@@ -136,6 +143,21 @@ const EXEC_TIMEOUT_SECS: i64 = 10;
 const JOIN_CONTAINER_PREFIX: &str = "container:";
 /// Docker's IPC mode of a container whose IPC namespace others may join.
 const SHAREABLE_IPC_MODE: &str = "shareable";
+
+const CONTAINER_STATS: &str = "/runtime.v1.RuntimeService/ContainerStats";
+const LIST_CONTAINER_STATS: &str = "/runtime.v1.RuntimeService/ListContainerStats";
+const LIST_POD_SANDBOX_STATS: &str = "/runtime.v1.RuntimeService/ListPodSandboxStats";
+/// Timed ContainerStats calls, cycling through the bench containers.
+const CONTAINER_STATS_CALLS: usize = 500;
+/// Timed calls of each list stats RPC; each reads every container's cgroup.
+const LIST_STATS_CALLS: usize = 200;
+/// Wait between the first CPU reading of the bench containers and the
+/// timed stats calls: dockshim computes `usage_nano_cores` only from
+/// readings at least a second apart, so this is a second and a margin.
+const CPU_RATE_WAIT: Duration = Duration::from_millis(1_200);
+/// How long the server is left alone, pods present, for the idle figures.
+const IDLE_WINDOW: Duration = Duration::from_secs(30);
+
 /// Longest request head the counting proxy parses; past it the connection
 /// is no longer counted (dockshim never sends one that long).
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -311,10 +333,17 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         let socket = sandboxed.dir.path().join("dockshim.sock");
         // The raw baseline goes through the proxy as well, so both sides
         // of the difference pay for it.
-        let bench = PodBench::new(&socket, &proxy_endpoint, Some(&proxy), image, options.calls)?;
+        let bench = PodBench::new(
+            &socket,
+            &proxy_endpoint,
+            Some(&proxy),
+            Some(sandboxed.child.id()),
+            image,
+            options.calls,
+        )?;
         pod_figures(&runtime, &bench, true)?;
     } else if options.sandboxes || options.containers {
-        let bench = PodBench::new(&socket, DOCKER_ENDPOINT, None, image, options.calls)?;
+        let bench = PodBench::new(&socket, DOCKER_ENDPOINT, None, None, image, options.calls)?;
         pod_figures(&runtime, &bench, options.containers)?;
     }
 
@@ -450,6 +479,8 @@ struct PodBench<'a> {
     docker: DockerClient,
     /// Counts the Docker calls of the runtime measured, when there is one.
     proxy: Option<&'a CountingProxy>,
+    /// The process of the runtime measured, when the bench started it.
+    server: Option<u32>,
     pause_image: String,
     busybox_image: String,
     /// This run's [`RUN_LABEL`] value: the bench's process ID.
@@ -466,6 +497,7 @@ impl<'a> PodBench<'a> {
         socket: &'a Path,
         docker_endpoint: &str,
         proxy: Option<&'a CountingProxy>,
+        server: Option<u32>,
         pause_image: String,
         calls: usize,
     ) -> Result<PodBench<'a>, XtaskError> {
@@ -476,6 +508,7 @@ impl<'a> PodBench<'a> {
             socket,
             docker,
             proxy,
+            server,
             pause_image,
             busybox_image: env_or(BUSYBOX_IMAGE_VARIABLE, DEFAULT_BUSYBOX_IMAGE),
             run: std::process::id().to_string(),
@@ -492,7 +525,8 @@ impl<'a> PodBench<'a> {
 
 /// Sandbox figures: RunPodSandbox against raw create+start, then
 /// ListPodSandbox and PodSandboxStatus with [`BENCH_SANDBOXES`] present.
-/// With `containers`, then the container figures in those sandboxes.
+/// With `containers`, then the container, stats and idle figures in those
+/// sandboxes.
 /// Everything created is removed, and what is left behind is an error.
 fn pod_figures(
     runtime: &tokio::runtime::Runtime,
@@ -504,6 +538,8 @@ fn pod_figures(
         measure_sandboxes(bench, &mut created).await?;
         if containers {
             measure_containers(bench, &mut created).await?;
+            measure_stats(bench, &created).await?;
+            measure_idle(bench)?;
         }
         Ok(())
     });
@@ -809,6 +845,139 @@ async fn measure_containers(bench: &PodBench<'_>, created: &mut Created) -> Resu
         &mut times,
     );
     report_docker_calls("ExecSync", exec_calls, EXEC_CALLS);
+    Ok(())
+}
+
+/// ContainerStats, cycling through the bench containers, then
+/// ListContainerStats and ListPodSandboxStats selecting the bench's pods by
+/// [`RUN_LABEL`]. A first reading of every container and pod, then
+/// [`CPU_RATE_WAIT`], so the timed calls include the `usage_nano_cores`
+/// computation.
+async fn measure_stats(bench: &PodBench<'_>, created: &Created) -> Result<(), XtaskError> {
+    let mut grpc = Grpc::new(connect(bench.socket.to_path_buf()).await?);
+    let containers = created.containers.len();
+    let ours = HashMap::from([(RUN_LABEL.to_owned(), bench.run.clone())]);
+    let list_request = |_: usize| v1::ListContainerStatsRequest {
+        filter: Some(v1::ContainerStatsFilter {
+            label_selector: ours.clone(),
+            ..v1::ContainerStatsFilter::default()
+        }),
+    };
+    let pod_request = |_: usize| v1::ListPodSandboxStatsRequest {
+        filter: Some(v1::PodSandboxStatsFilter {
+            label_selector: ours.clone(),
+            ..v1::PodSandboxStatsFilter::default()
+        }),
+    };
+    call::<_, v1::ListContainerStatsResponse>(&mut grpc, LIST_CONTAINER_STATS, list_request(0))
+        .await?;
+    call::<_, v1::ListPodSandboxStatsResponse>(&mut grpc, LIST_POD_SANDBOX_STATS, pod_request(0))
+        .await?;
+    std::thread::sleep(CPU_RATE_WAIT);
+
+    let container_request = |i: usize| v1::ContainerStatsRequest {
+        container_id: created.containers[i % containers].clone(),
+    };
+    let (mut times, stats_calls) = time_calls::<_, v1::ContainerStatsResponse>(
+        &mut grpc,
+        CONTAINER_STATS,
+        containers,
+        CONTAINER_STATS_CALLS,
+        bench.proxy,
+        container_request,
+    )
+    .await?;
+    report(
+        &format!(
+            "ContainerStats, {containers} containers in turn, {CONTAINER_STATS_CALLS} sequential calls"
+        ),
+        &mut times,
+    );
+    report_docker_calls("ContainerStats", stats_calls, CONTAINER_STATS_CALLS);
+
+    let listed: v1::ListContainerStatsResponse =
+        call(&mut grpc, LIST_CONTAINER_STATS, list_request(0)).await?;
+    let with_cpu = listed
+        .stats
+        .iter()
+        .filter(|stats| {
+            stats
+                .cpu
+                .as_ref()
+                .is_some_and(|cpu| cpu.usage_nano_cores.is_some())
+        })
+        .count();
+    if listed.stats.len() != containers || with_cpu != containers {
+        return Err(XtaskError::Bench(format!(
+            "ListContainerStats gives {} entries, {with_cpu} with usage_nano_cores, for the {containers} bench containers",
+            listed.stats.len()
+        )));
+    }
+    let (mut times, list_calls) = time_calls::<_, v1::ListContainerStatsResponse>(
+        &mut grpc,
+        LIST_CONTAINER_STATS,
+        SANDBOX_WARMUP_CALLS,
+        LIST_STATS_CALLS,
+        bench.proxy,
+        list_request,
+    )
+    .await?;
+    report(
+        &format!(
+            "ListContainerStats, {containers} containers, {LIST_STATS_CALLS} sequential calls"
+        ),
+        &mut times,
+    );
+    report_docker_calls("ListContainerStats", list_calls, LIST_STATS_CALLS);
+
+    let listed: v1::ListPodSandboxStatsResponse =
+        call(&mut grpc, LIST_POD_SANDBOX_STATS, pod_request(0)).await?;
+    let sandboxes = created.sandboxes.len();
+    if listed.stats.len() != sandboxes {
+        return Err(XtaskError::Bench(format!(
+            "ListPodSandboxStats gives {} entries for the {sandboxes} bench sandboxes",
+            listed.stats.len()
+        )));
+    }
+    let (mut times, pod_calls) = time_calls::<_, v1::ListPodSandboxStatsResponse>(
+        &mut grpc,
+        LIST_POD_SANDBOX_STATS,
+        SANDBOX_WARMUP_CALLS,
+        LIST_STATS_CALLS,
+        bench.proxy,
+        pod_request,
+    )
+    .await?;
+    report(
+        &format!("ListPodSandboxStats, {sandboxes} sandboxes, {LIST_STATS_CALLS} sequential calls"),
+        &mut times,
+    );
+    report_docker_calls("ListPodSandboxStats", pod_calls, LIST_STATS_CALLS);
+    Ok(())
+}
+
+/// The server's CPU use and Docker calls over [`IDLE_WINDOW`] in which no
+/// RPC arrives, with the bench's pods present. Needs the server's process
+/// and the proxy; without them says so.
+fn measure_idle(bench: &PodBench<'_>) -> Result<(), XtaskError> {
+    let (Some(pid), Some(proxy)) = (bench.server, bench.proxy) else {
+        println!("idle figures: not measured (no server process or proxy with --endpoint)");
+        return Ok(());
+    };
+    let cpu_before = cpu_seconds(pid)?;
+    let calls_before = proxy.requests();
+    let start = Instant::now();
+    std::thread::sleep(IDLE_WINDOW);
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let calls = proxy.requests() - calls_before;
+    println!(
+        "idle with {BENCH_SANDBOXES} pods, {:.0} s: server CPU {:.2} s ({:.3} % of one core); Docker API calls {calls} ({:.1} per minute)",
+        elapsed,
+        cpu,
+        cpu / elapsed * 100.0,
+        calls as f64 * 60.0 / elapsed
+    );
     Ok(())
 }
 
