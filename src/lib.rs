@@ -14,8 +14,9 @@
 //!   StreamContainers, ContainerStatus, UpdateContainerResources, ExecSync,
 //!   ReopenContainerLog, GetContainerEvents; Exec, Attach and PortForward
 //!   with their streaming server; ContainerStats, ListContainerStats,
-//!   PodSandboxStats, ListPodSandboxStats and their streaming forms; the
-//!   whole ImageService. Every other method answers `UNIMPLEMENTED` with a message saying why
+//!   PodSandboxStats, ListPodSandboxStats and their streaming forms;
+//!   ListMetricDescriptors, ListPodSandboxMetrics and its streaming form;
+//!   the whole ImageService. Every other method answers `UNIMPLEMENTED` with a message saying why
 //!   (the README keeps the per-method table).
 //! - **Docker Engine API:** 1.41 (Docker 20.10) and newer; the version is
 //!   negotiated, up to 1.44.

@@ -1,8 +1,9 @@
 //! The stats calls end to end: the real binary and the real dockerd, in
 //! host-network sandboxes (`common::pod`). A busy loop whose CPU use shows
 //! up, a container holding a known amount of memory and a file in its
-//! writable layer, the list filters, and pod figures that add up their
-//! containers'. Needs root, as `tests/run.sh` runs the suite.
+//! writable layer, the list filters, pod figures that add up their
+//! containers', and the metrics calls built from those figures. Needs
+//! root, as `tests/run.sh` runs the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -343,5 +344,85 @@ async fn once_warm_the_stats_calls_make_no_docker_call() {
     world.client.list_pod_sandbox_stats(None).await.unwrap();
     assert_eq!(proxy.delayed_requests(), 0);
     proxy.clear_delays();
+    world.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_described_and_a_running_container_s_cpu_is_listed() {
+    let world = World::start().await;
+    let id = run(&world, "counted", "exec sleep 3600", &[]).await;
+
+    let described: cri::ListMetricDescriptorsResponse = world
+        .client
+        .call(
+            "/runtime.v1.RuntimeService/ListMetricDescriptors",
+            tonic::Request::new(cri::ListMetricDescriptorsRequest {}),
+        )
+        .await
+        .unwrap();
+    assert!(!described.descriptors.is_empty());
+    let label_counts: HashMap<String, usize> = described
+        .descriptors
+        .iter()
+        .map(|d| (d.name.clone(), d.label_keys.len()))
+        .collect();
+    assert_eq!(label_counts.len(), described.descriptors.len());
+    assert!(label_counts.contains_key("container_cpu_usage_seconds_total"));
+
+    let listed: cri::ListPodSandboxMetricsResponse = world
+        .client
+        .call(
+            "/runtime.v1.RuntimeService/ListPodSandboxMetrics",
+            tonic::Request::new(cri::ListPodSandboxMetricsRequest {}),
+        )
+        .await
+        .unwrap();
+    let pod = listed
+        .pod_metrics
+        .iter()
+        .find(|p| p.pod_sandbox_id == world.sandbox_id)
+        .expect("our pod's metrics");
+    let container = pod
+        .container_metrics
+        .iter()
+        .find(|c| c.container_id == id)
+        .expect("the running container's metrics");
+    let cpu = container
+        .metrics
+        .iter()
+        .find(|m| m.name == "container_cpu_usage_seconds_total")
+        .expect("its CPU time");
+    assert_eq!(cpu.metric_type, cri::MetricType::Counter as i32);
+    assert_eq!(cpu.label_values[0], "counted");
+    for metric in pod
+        .metrics
+        .iter()
+        .chain(pod.container_metrics.iter().flat_map(|c| &c.metrics))
+    {
+        assert_eq!(
+            Some(&metric.label_values.len()),
+            label_counts.get(&metric.name),
+            "{metric:?}"
+        );
+    }
+
+    let mut streamed = world
+        .client
+        .server_stream::<_, cri::StreamPodSandboxMetricsResponse>(
+            "/runtime.v1.RuntimeService/StreamPodSandboxMetrics",
+            cri::StreamPodSandboxMetricsRequest {},
+        )
+        .await
+        .unwrap();
+    let mut streamed_ids = Vec::new();
+    while let Some(message) = streamed.message().await.unwrap() {
+        streamed_ids.extend(
+            message
+                .pod_sandbox_metrics
+                .into_iter()
+                .map(|p| p.pod_sandbox_id),
+        );
+    }
+    assert!(streamed_ids.contains(&world.sandbox_id), "{streamed_ids:?}");
     world.clean_up().await;
 }

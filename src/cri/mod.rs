@@ -12,6 +12,7 @@ pub mod exec;
 pub mod gen;
 pub mod image;
 pub mod labels;
+pub mod metrics;
 pub mod naming;
 pub mod runtime;
 pub mod sandbox;

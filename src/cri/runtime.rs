@@ -2,7 +2,8 @@
 //! and UpdateRuntimeConfig here, the pod sandbox calls delegated to
 //! `sandbox::SandboxService`, the container calls delegated to
 //! `container::ContainerService`, the stats calls delegated to
-//! `stats::StatsService`, and Exec, Attach and PortForward checked by
+//! `stats::StatsService` (the metrics calls convert its figures with
+//! `metrics`), and Exec, Attach and PortForward checked by
 //! `streaming` and answered with a URL on the `StreamingServer`.
 //!
 //! Status must tell the truth *now*: it pings dockerd on every call with a
@@ -19,6 +20,7 @@ use crate::cli::{Config, NetworkPlugin};
 use crate::cri::container::ContainerService;
 use crate::cri::events::EventStreams;
 use crate::cri::gen::services::{RuntimeService, Sink};
+use crate::cri::metrics;
 use crate::cri::sandbox::SandboxService;
 use crate::cri::stats::StatsService;
 use crate::cri::streaming::{validate_attach, validate_exec, validate_port_forward};
@@ -29,7 +31,7 @@ use crate::network::cni_config;
 use crate::store::Store;
 use crate::streaming::server::StreamingServer;
 
-/// Sandboxes, containers or stats per message of the Stream* calls.
+/// Sandboxes, containers, stats or metrics per message of the Stream* calls.
 const STREAM_BATCH: usize = 100;
 
 /// The CRI API version string runtimes report in `VersionResponse.version`.
@@ -525,6 +527,42 @@ impl RuntimeService for Runtime {
         for batch in stats.chunks(STREAM_BATCH) {
             sink.send(&v1::StreamPodSandboxStatsResponse {
                 pod_sandbox_stats: batch.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn list_metric_descriptors(
+        &self,
+        _ctx: &CallContext,
+        _request: v1::ListMetricDescriptorsRequest,
+    ) -> Result<v1::ListMetricDescriptorsResponse, Status> {
+        Ok(v1::ListMetricDescriptorsResponse {
+            descriptors: metrics::descriptors(),
+        })
+    }
+
+    fn list_pod_sandbox_metrics(
+        &self,
+        _ctx: &CallContext,
+        _request: v1::ListPodSandboxMetricsRequest,
+    ) -> Result<v1::ListPodSandboxMetricsResponse, Status> {
+        let stats = self.stats.list_pod_sandbox_stats(None)?;
+        Ok(v1::ListPodSandboxMetricsResponse {
+            pod_metrics: stats.iter().map(metrics::pod_sandbox_metrics).collect(),
+        })
+    }
+
+    fn stream_pod_sandbox_metrics(
+        &self,
+        _ctx: &CallContext,
+        _request: v1::StreamPodSandboxMetricsRequest,
+        sink: &mut Sink<'_, v1::StreamPodSandboxMetricsResponse>,
+    ) -> Result<(), Status> {
+        let stats = self.stats.list_pod_sandbox_stats(None)?;
+        for batch in stats.chunks(STREAM_BATCH) {
+            sink.send(&v1::StreamPodSandboxMetricsResponse {
+                pod_sandbox_metrics: batch.iter().map(metrics::pod_sandbox_metrics).collect(),
             })?;
         }
         Ok(())
