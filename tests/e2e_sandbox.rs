@@ -800,7 +800,8 @@ async fn sandbox_made_with_cri_dockerd_names_and_labels_is_recognised() {
     let id = run_ok("docker", &args).trim().to_owned();
 
     // dockerd reports the new container on its event stream a moment
-    // after `docker run` returns.
+    // after `docker run` returns; with every test's dockshim inspecting
+    // every test's containers, that moment can stretch to seconds.
     let listing = || async {
         world
             .client
@@ -808,7 +809,7 @@ async fn sandbox_made_with_cri_dockerd_names_and_labels_is_recognised() {
             .await
             .unwrap()
     };
-    eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(30), || async {
         !listing().await.is_empty()
     })
     .await;
