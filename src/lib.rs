@@ -40,7 +40,8 @@
 //! `index` mirrors dockerd's containers; `network` runs CNI; `store` keeps
 //! checkpoints; `logs` writes CRI-format log files; `streaming` serves
 //! exec, attach and port-forward; `stats` reads cgroup and `/proc`
-//! figures; `cli` and `logger` start the process.
+//! figures; `metrics` counts calls for the Prometheus endpoint; `cli` and
+//! `logger` start the process.
 
 pub mod base64;
 pub mod cli;
@@ -50,6 +51,7 @@ pub mod grpc;
 pub mod index;
 pub mod logger;
 pub mod logs;
+pub mod metrics;
 pub mod network;
 pub mod server;
 pub mod stats;

@@ -18,6 +18,7 @@ use dockshim::cri::stats::StatsService;
 use dockshim::docker::DockerClient;
 use dockshim::index::Index;
 use dockshim::logs::LogManager;
+use dockshim::metrics::{self, Metrics};
 use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
 use dockshim::streaming::docker_sessions::DockerSessions;
@@ -63,6 +64,15 @@ fn run(config: Config) -> Result<(), String> {
         None => store.load_pod_cidr().map_err(|err| err.to_string())?,
     };
 
+    // Installed before the first Docker call so that every call is counted;
+    // never installed without the flag, so nothing is counted then.
+    let registry = config.metrics_addr.map(|addr| {
+        (
+            addr,
+            metrics::install(Metrics::new(METHODS.iter().map(|m| m.path))),
+        )
+    });
+
     let docker = DockerClient::new(&config.docker_endpoint, config.runtime_request_timeout)
         .map_err(|err| format!("--docker-endpoint: {err}"))?;
     // dockerd may start after dockshim (both are started at boot); Status
@@ -90,6 +100,11 @@ fn run(config: Config) -> Result<(), String> {
         .spawn()
         .map_err(|err| format!("cannot start the log keeper: {err}"))?;
     let stats = StatsService::new(docker.clone(), index.clone());
+    if let Some((addr, registry)) = registry {
+        let bound = metrics::server::start(addr, registry, index.clone())
+            .map_err(|err| format!("--metrics-addr: {err}"))?;
+        log::info!("metrics endpoint listening on http://{bound}/metrics");
+    }
     let streaming = StreamingServer::start(
         config.streaming_bind_addr,
         config.streaming_connection_idle_timeout,

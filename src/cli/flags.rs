@@ -342,10 +342,11 @@ pub(crate) static FLAGS: &[Flag] = &[
         value_name: Some("ADDR"),
         default: None,
         category: Category::Logging,
-        help: "IP:PORT for Prometheus metrics (reserved); unset: no metrics endpoint",
-        doc: "Reserved for the Prometheus metrics endpoint: an IP:PORT, IPv6 in brackets. \
-              Any valid address is accepted, including non-loopback ones; the endpoint has \
-              no authentication, so prefer a loopback address.",
+        help: "IP:PORT of the Prometheus metrics endpoint; unset: none",
+        doc: "Serves Prometheus text metrics at /metrics on this IP:PORT (IPv6 in \
+              brackets): CRI calls, errors and latencies, Docker calls and latencies, the \
+              state index. Any valid address is accepted, including non-loopback ones, with \
+              a warning; the endpoint has no authentication, so prefer a loopback address.",
     },
     Flag {
         id: FlagId::Help,

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ use super::response::{Response, ResponseParser, MAX_BUFFERED_BODY};
 use super::stream::JsonStream;
 use super::types::{Event, Info, PullProgress, Version};
 use super::{ApiVersion, DockerError};
+use crate::metrics;
 
 /// Idle keep-alive connections kept for reuse. The kubelet's calls arrive a
 /// few at a time; more idle sockets would only hold memory in dockerd.
@@ -357,11 +358,27 @@ impl DockerClient {
         }
     }
 
+    /// Sends one request and reads the whole answer. Every buffered call
+    /// passes here, so this is where Docker calls are counted and timed.
+    fn round_trip(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        budget: Duration,
+    ) -> Result<Response, DockerError> {
+        let started = Instant::now();
+        let outcome = self.exchange_with_retry(method, target, headers, body, budget);
+        metrics::record_docker(method, started.elapsed());
+        outcome
+    }
+
     /// Sends one request on a pooled (or new) connection and reads the whole
     /// answer. A pooled connection that fails before any byte of the answer
     /// arrived was most likely closed by dockerd while idle; idempotent
     /// requests get one more try on a new connection.
-    fn round_trip(
+    fn exchange_with_retry(
         &self,
         method: &str,
         target: &str,
@@ -840,7 +857,7 @@ mod tests {
             thread::sleep(Duration::from_secs(2));
         })]);
         let client = DockerClient::new(&fake.endpoint, Duration::from_millis(200)).unwrap();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let err = client.info().unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(err.code(), Code::DeadlineExceeded);

@@ -1,0 +1,167 @@
+//! The HTTP/1.1 listener that answers `GET /metrics` with the registry's
+//! Prometheus text: an accept thread named `metrics` and one short-lived
+//! thread per scrape, at most [`MAX_SCRAPES_IN_FLIGHT`] at a time. It owns
+//! the socket and the answer's framing only; it never records figures.
+
+use std::fmt;
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::{Gauges, Metrics};
+use crate::grpc::{Code, Status};
+use crate::index::Index;
+use crate::streaming::http::{self, HttpError};
+
+/// Scrapes served at once; more are answered 503 by the accept thread.
+const MAX_SCRAPES_IN_FLIGHT: usize = 4;
+
+/// How long a scraper may take to send its request head.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long writing the answer may block on a scraper that stops reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+const METRICS_PATH: &str = "/metrics";
+
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Why the endpoint could not start.
+#[derive(Debug)]
+pub enum MetricsError {
+    /// The address could not be bound.
+    Bind { addr: SocketAddr, source: io::Error },
+    /// The accept thread could not be started.
+    Spawn(io::Error),
+}
+
+impl MetricsError {
+    pub fn code(&self) -> Code {
+        match self {
+            MetricsError::Bind { .. } => Code::Unavailable,
+            MetricsError::Spawn(_) => Code::ResourceExhausted,
+        }
+    }
+}
+
+impl fmt::Display for MetricsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsError::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
+            MetricsError::Spawn(_) => write!(f, "cannot start the metrics thread"),
+        }
+    }
+}
+
+impl std::error::Error for MetricsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MetricsError::Bind { source, .. } | MetricsError::Spawn(source) => Some(source),
+        }
+    }
+}
+
+impl From<MetricsError> for Status {
+    fn from(err: MetricsError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// What a scrape reads: the registry and the index behind the gauges.
+struct Source {
+    metrics: &'static Metrics,
+    index: Arc<Index>,
+    scrapes: AtomicUsize,
+}
+
+/// Binds `addr` and serves scrapes of `metrics` and `index` until the
+/// process exits. Returns the bound address, with the port it was given.
+pub fn start(
+    addr: SocketAddr,
+    metrics: &'static Metrics,
+    index: Arc<Index>,
+) -> Result<SocketAddr, MetricsError> {
+    let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    if !local_addr.ip().is_loopback() {
+        log::warn!("metrics endpoint on {local_addr} is reachable from other hosts");
+    }
+    let source = Arc::new(Source {
+        metrics,
+        index,
+        scrapes: AtomicUsize::new(0),
+    });
+    thread::Builder::new()
+        .name("metrics".to_owned())
+        .spawn(move || accept_loop(&listener, &source))
+        .map_err(MetricsError::Spawn)?;
+    Ok(local_addr)
+}
+
+fn accept_loop(listener: &TcpListener, source: &Arc<Source>) {
+    for conn in listener.incoming() {
+        let mut conn = match conn {
+            Ok(conn) => conn,
+            Err(err) => {
+                log::debug!("metrics: accept failed: {err}");
+                continue;
+            }
+        };
+        if source.scrapes.fetch_add(1, Ordering::AcqRel) >= MAX_SCRAPES_IN_FLIGHT {
+            source.scrapes.fetch_sub(1, Ordering::AcqRel);
+            let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
+            let _ = http::write_error(&mut conn, 503, "too many scrapes in flight", &[]);
+            continue;
+        }
+        let scraping = Arc::clone(source);
+        let spawned = thread::Builder::new()
+            .name("metrics-scrape".to_owned())
+            .spawn(move || {
+                if let Err(err) = serve(&mut conn, &scraping) {
+                    log::debug!("metrics: scrape failed: {err}");
+                }
+                scraping.scrapes.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(err) = spawned {
+            source.scrapes.fetch_sub(1, Ordering::AcqRel);
+            log::warn!("metrics: cannot start a scrape thread: {err}");
+        }
+    }
+}
+
+fn serve(conn: &mut TcpStream, source: &Source) -> io::Result<()> {
+    conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let head = match http::read_request(conn, REQUEST_TIMEOUT) {
+        Ok((head, _)) => head,
+        Err(HttpError::Closed) => return Ok(()),
+        Err(err) => {
+            if let Some(response) = err.response() {
+                conn.write_all(&response)?;
+            }
+            return Err(io::Error::other(err));
+        }
+    };
+    if head.path != METRICS_PATH {
+        return http::write_error(conn, 404, "only /metrics is served", &[]);
+    }
+    if head.method != "GET" {
+        return http::write_error(conn, 405, "only GET is allowed", &[("Allow", "GET")]);
+    }
+    let body = source.metrics.render(Gauges {
+        index_entries: source.index.len(),
+        event_stream_reconnects: source.index.reconnects(),
+    });
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes())?;
+    conn.write_all(body.as_bytes())?;
+    conn.flush()
+}
