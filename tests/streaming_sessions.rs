@@ -17,7 +17,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -31,7 +30,7 @@ use dockshim::cri::v1;
 use dockshim::docker::DockerClient;
 use dockshim::index::Index;
 use dockshim::streaming::docker_sessions::DockerSessions;
-use dockshim::streaming::session::{Handoff, Sessions, StreamRequest};
+use dockshim::streaming::session::{Sessions, StreamRequest};
 use serde_json::Value;
 use tungstenite::{Bytes, Message, WebSocket};
 
@@ -181,7 +180,7 @@ fn serve_one_idle(
     let thread = thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
         drop(listener);
-        let mut handoff = handoff(conn);
+        let mut handoff = common::handoff::handoff(conn, TIMEOUT);
         handoff.idle_timeout = idle_timeout;
         sessions.serve(request, handoff);
         // The test may have failed and stopped waiting.
@@ -192,50 +191,6 @@ fn serve_one_idle(
         thread: Some(thread),
     };
     (address, server)
-}
-
-/// Reads a request head a byte at a time, so that nothing after it is
-/// consumed, and describes it as the streaming server does.
-fn handoff(mut conn: TcpStream) -> Handoff {
-    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        conn.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-        assert!(head.len() < 64 * 1024, "request head too long");
-    }
-    conn.set_read_timeout(None).unwrap();
-    let text = String::from_utf8(head).unwrap();
-    let mut lines = text.split("\r\n");
-    let mut request_line = lines.next().unwrap().split(' ');
-    let method = request_line.next().unwrap().to_owned();
-    let target = request_line.next().unwrap();
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let query = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (name.to_owned(), value.to_owned())
-        })
-        .collect();
-    let headers = lines
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let (name, value) = line.split_once(':').unwrap();
-            (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-        })
-        .collect();
-    Handoff {
-        method,
-        path: path.to_owned(),
-        query,
-        headers,
-        conn,
-        leftover: Vec::new(),
-        idle_timeout: None,
-    }
 }
 
 /// The streams a request asks for.

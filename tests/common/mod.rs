@@ -16,6 +16,7 @@ pub mod cni_pod;
 pub mod docker;
 pub mod fixture;
 pub mod h2raw;
+pub mod handoff;
 pub mod pod;
 pub mod port_forward_client;
 pub mod proxy;
