@@ -346,23 +346,7 @@ impl CriClient {
                 image: Some(image_spec(image)),
             }),
         };
-        let mut grpc = self.grpc.clone();
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
-        let mut stream = grpc
-            .server_streaming(
-                Request::new(request),
-                PathAndQuery::from_static(STREAM_IMAGES),
-                ProstCodec::<cri::StreamImagesRequest, cri::StreamImagesResponse>::default(),
-            )
-            .await?
-            .into_inner();
-        let mut messages = Vec::new();
-        while let Some(message) = stream.message().await? {
-            messages.push(message);
-        }
-        Ok(messages)
+        self.collect_stream(STREAM_IMAGES, request).await
     }
 
     /// Opens a server-streaming call; the caller reads its messages.
@@ -386,6 +370,24 @@ impl CriClient {
         )
         .await
         .map(tonic::Response::into_inner)
+    }
+
+    /// A server-streaming call read to its end: every message, in order.
+    pub async fn collect_stream<Req, Resp>(
+        &self,
+        method: &'static str,
+        request: Req,
+    ) -> Result<Vec<Resp>, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut stream = self.server_stream::<Req, Resp>(method, request).await?;
+        let mut messages = Vec::new();
+        while let Some(message) = stream.message().await? {
+            messages.push(message);
+        }
+        Ok(messages)
     }
 
     pub async fn image_status(
@@ -453,14 +455,7 @@ impl CriClient {
         filter: Option<cri::ContainerStatsFilter>,
     ) -> Result<Vec<cri::StreamContainerStatsResponse>, Status> {
         let request = cri::StreamContainerStatsRequest { filter };
-        let mut stream = self
-            .server_stream::<_, cri::StreamContainerStatsResponse>(STREAM_CONTAINER_STATS, request)
-            .await?;
-        let mut messages = Vec::new();
-        while let Some(message) = stream.message().await? {
-            messages.push(message);
-        }
-        Ok(messages)
+        self.collect_stream(STREAM_CONTAINER_STATS, request).await
     }
 
     pub async fn pod_sandbox_stats(
@@ -494,17 +489,7 @@ impl CriClient {
         filter: Option<cri::PodSandboxStatsFilter>,
     ) -> Result<Vec<cri::StreamPodSandboxStatsResponse>, Status> {
         let request = cri::StreamPodSandboxStatsRequest { filter };
-        let mut stream = self
-            .server_stream::<_, cri::StreamPodSandboxStatsResponse>(
-                STREAM_POD_SANDBOX_STATS,
-                request,
-            )
-            .await?;
-        let mut messages = Vec::new();
-        while let Some(message) = stream.message().await? {
-            messages.push(message);
-        }
-        Ok(messages)
+        self.collect_stream(STREAM_POD_SANDBOX_STATS, request).await
     }
 }
 
