@@ -971,45 +971,12 @@ mod tests {
         }
     }
 
-    /// Reads the request head a byte at a time and hands the connection
-    /// over as the streaming server would.
+    /// Reads the request head with the server's reader and hands the
+    /// connection over as the server would.
     fn handoff(mut conn: TcpStream) -> Handoff {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            conn.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let text = String::from_utf8(head).unwrap();
-        let mut lines = text.split("\r\n");
-        let mut request_line = lines.next().unwrap().split(' ');
-        let method = request_line.next().unwrap().to_owned();
-        let target = request_line.next().unwrap();
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let query = query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (name.to_owned(), value.to_owned())
-            })
-            .collect();
-        let headers = lines
-            .filter(|line| !line.is_empty())
-            .map(|line| {
-                let (name, value) = line.split_once(':').unwrap();
-                (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-            })
-            .collect();
-        Handoff {
-            method,
-            path: path.to_owned(),
-            query,
-            headers,
-            conn,
-            leftover: Vec::new(),
-            idle_timeout: None,
-        }
+        let (head, leftover) =
+            crate::streaming::http::read_request(&mut conn, Duration::from_secs(30)).unwrap();
+        Handoff::new(head, conn, leftover, None)
     }
 
     /// Serves one port-forward session on a fresh listener; the thread

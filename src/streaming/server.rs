@@ -417,15 +417,7 @@ fn serve_connection(mut conn: TcpStream, peer: SocketAddr, slot: &ConnectionSlot
         );
         return;
     }
-    let handoff = Handoff {
-        method: head.method,
-        path: head.path,
-        query: head.query,
-        headers: head.headers,
-        conn,
-        leftover,
-        idle_timeout: shared.idle_timeout,
-    };
+    let handoff = Handoff::new(head, conn, leftover, shared.idle_timeout);
     shared.sessions.serve(request, handoff);
 }
 

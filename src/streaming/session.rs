@@ -11,6 +11,7 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
+use super::http::RequestHead;
 use crate::cri::v1;
 
 /// The CRI request a streaming URL's token stands for, as validated when
@@ -41,6 +42,27 @@ pub struct Handoff {
     /// `--streaming-connection-idle-timeout`: a session that carries no
     /// data for this long ends. `None`: never.
     pub idle_timeout: Option<Duration>,
+}
+
+impl Handoff {
+    /// The handoff of a request head `super::http::read_request` read from
+    /// `conn`, with the bytes it read past the head.
+    pub fn new(
+        head: RequestHead,
+        conn: TcpStream,
+        leftover: Vec<u8>,
+        idle_timeout: Option<Duration>,
+    ) -> Handoff {
+        Handoff {
+            method: head.method,
+            path: head.path,
+            query: head.query,
+            headers: head.headers,
+            conn,
+            leftover,
+            idle_timeout,
+        }
+    }
 }
 
 /// Runs sessions. `serve` is called on the connection's own thread and
