@@ -338,7 +338,7 @@ impl Index {
         self.counters.events_received.load(Ordering::Relaxed)
     }
 
-    /// Times the event stream was re-established after being lost.
+    /// Times the event stream was opened again after being lost.
     pub fn reconnects(&self) -> u64 {
         self.counters.reconnects.load(Ordering::Relaxed)
     }

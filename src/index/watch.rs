@@ -34,7 +34,7 @@ pub(super) fn run(index: &Weak<Index>) {
         let Some(strong) = index.upgrade() else {
             return;
         };
-        let feed = match connect(&strong) {
+        let feed = match connect(&strong, connected_before) {
             Ok(feed) => feed,
             Err(err) => {
                 // Once per outage at warning level; every retry at debug.
@@ -48,10 +48,6 @@ pub(super) fn run(index: &Weak<Index>) {
                 continue;
             }
         };
-        if connected_before {
-            strong.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-            info!("state index: following dockerd's events again");
-        }
         connected_before = true;
         failing = false;
         drop(strong);
@@ -72,11 +68,16 @@ pub(super) fn run(index: &Weak<Index>) {
 /// Subscribes first, then reconciles, so nothing that happens in between
 /// is missed: such events are replayed and re-inspected, which changes
 /// nothing if the reconcile already saw their effect. The index is warm
-/// once this succeeds.
-fn connect(index: &Index) -> Result<Box<dyn EventFeed>, IndexError> {
+/// once this succeeds. A reconnection is counted before the reconcile
+/// makes the index warm, so whoever sees it warm again sees the count.
+fn connect(index: &Index, reconnecting: bool) -> Result<Box<dyn EventFeed>, IndexError> {
     let since = SystemTime::now();
     let tick = index.config.idle_tick;
     let feed = index.call(|source| source.follow_events(since, tick))?;
+    if reconnecting {
+        index.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        info!("state index: following dockerd's events again");
+    }
     index.reconcile(Caller::Subscribed)?;
     Ok(feed)
 }
