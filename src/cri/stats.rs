@@ -15,13 +15,18 @@
 //! sandbox one, otherwise the sum of its sandbox container's and its
 //! running containers' cgroups.
 //!
-//! This module reads no cgroup file itself and starts no thread of its
-//! own; it must not make a Docker call on the request path once warm.
+//! A list's subjects are read on up to [`MAX_READ_THREADS`] threads (one
+//! per core) that end before the call answers: the figures are a few
+//! dozen small kernel files per pod, and the kernel produces them no
+//! faster for being asked in turn. This module reads no cgroup file
+//! itself; it must not make a Docker call on the request path once warm.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
 use std::time::SystemTime;
 
 use crate::cri::container::{container_status, StatusImage};
@@ -37,6 +42,10 @@ use crate::stats::{
 
 /// Where the kernel shows processes.
 const PROC_ROOT: &str = "/proc";
+/// Most threads reading one list's figures, the calling one included.
+pub const MAX_READ_THREADS: usize = 4;
+/// Fewer subjects than this per thread are not worth a thread's start.
+const MIN_SUBJECTS_PER_THREAD: usize = 8;
 
 /// What the stats calls work with.
 pub struct StatsService {
@@ -63,7 +72,7 @@ impl fmt::Debug for StatsService {
 /// What the stats calls need of the node and of dockerd, learned once:
 /// dockerd's cgroup driver, version and root directory change only with a
 /// daemon restart, which also ends every container.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Node {
     locator: CgroupLocator,
     /// dockerd's root directory (`DockerRootDir`): the filesystem the
@@ -71,6 +80,9 @@ struct Node {
     root_dir: String,
     /// `/proc` outside tests.
     proc_root: PathBuf,
+    /// Threads a list is read on: the cores this process may use, at most
+    /// [`MAX_READ_THREADS`].
+    read_threads: usize,
 }
 
 impl StatsService {
@@ -108,17 +120,24 @@ impl StatsService {
         let entries = self.index.containers(&container_filter(filter))?;
         let node = self.node()?;
         let reader = self.reader(&node);
-        let mut stats = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            if let Some(usage) = reader.usage(entry)? {
-                match reader.container_stats(entry, Some(&usage)) {
-                    Ok(one) => stats.push(one),
-                    // Not made through the CRI: ListContainers leaves it out too.
-                    Err(err) => log::debug!("stats of container {}: {err}", entry.id),
+        let read = read_all(node.read_threads, &entries, |entry| {
+            let Some(usage) = reader.usage(entry)? else {
+                return Ok(None);
+            };
+            match reader.container_stats(entry, Some(&usage)) {
+                Ok(one) => Ok(Some(one)),
+                // Not made through the CRI: ListContainers leaves it out too.
+                Err(err) => {
+                    log::debug!("stats of container {}: {err}", entry.id);
+                    Ok(None)
                 }
             }
-        }
-        self.forget_removed()?;
+        });
+        let stats = read
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect::<Result<Vec<_>, StatsServiceError>>()?;
+        self.forget_removed(&node)?;
         Ok(stats)
     }
 
@@ -130,7 +149,12 @@ impl StatsService {
             .sandbox(id)?
             .ok_or_else(|| StatsServiceError::not_found("pod sandbox", id))?;
         let node = self.node()?;
-        self.pod_stats(&self.reader(&node), &sandbox)
+        let members = if sandbox.is_ready() {
+            self.index.containers_of(&sandbox.id)?
+        } else {
+            Vec::new()
+        };
+        self.reader(&node).pod_stats(&sandbox, &members)
     }
 
     /// ListPodSandboxStats: the ready sandboxes `filter` selects.
@@ -139,27 +163,26 @@ impl StatsService {
         filter: Option<&v1::PodSandboxStatsFilter>,
     ) -> Result<Vec<v1::PodSandboxStats>, StatsServiceError> {
         let sandboxes = self.index.sandboxes(&sandbox_filter(filter))?;
+        let containers = self.index.containers(&ContainerFilter::default())?;
+        let mut members: HashMap<&str, Vec<Arc<Entry>>> = HashMap::new();
+        for container in &containers {
+            members
+                .entry(container.sandbox_id.as_str())
+                .or_default()
+                .push(Arc::clone(container));
+        }
         let node = self.node()?;
         let reader = self.reader(&node);
-        let mut stats = Vec::with_capacity(sandboxes.len());
-        for sandbox in &sandboxes {
-            stats.push(self.pod_stats(&reader, sandbox)?);
-        }
-        self.forget_removed()?;
+        let stats = read_all(node.read_threads, &sandboxes, |sandbox| {
+            let of_sandbox = match members.get(sandbox.id.as_str()) {
+                Some(of_sandbox) if sandbox.is_ready() => of_sandbox.as_slice(),
+                _ => &[],
+            };
+            reader.pod_stats(sandbox, of_sandbox)
+        });
+        let stats = stats.into_iter().collect::<Result<Vec<_>, _>>()?;
+        self.forget_removed(&node)?;
         Ok(stats)
-    }
-
-    fn pod_stats(
-        &self,
-        reader: &Reader<'_>,
-        sandbox: &Entry,
-    ) -> Result<v1::PodSandboxStats, StatsServiceError> {
-        let members = if sandbox.is_ready() {
-            self.index.containers_of(&sandbox.id)?
-        } else {
-            Vec::new()
-        };
-        reader.pod_stats(sandbox, &members)
     }
 
     fn reader<'a>(&'a self, node: &'a Node) -> Reader<'a> {
@@ -172,9 +195,9 @@ impl StatsService {
         }
     }
 
-    /// Drops the CPU readings and layer sizes of containers and sandboxes
-    /// the index no longer holds.
-    fn forget_removed(&self) -> Result<(), StatsServiceError> {
+    /// Drops the CPU readings, cgroup locations and layer sizes of
+    /// containers and sandboxes the index no longer holds.
+    fn forget_removed(&self, node: &Node) -> Result<(), StatsServiceError> {
         let containers = self.index.containers(&ContainerFilter::default())?;
         let sandboxes = self.index.sandboxes(&SandboxFilter::default())?;
         let sandbox_ids: HashSet<&str> = sandboxes.iter().map(|e| e.id.as_str()).collect();
@@ -186,6 +209,7 @@ impl StatsService {
         self.container_cpu.retain(|id| all_ids.contains(id));
         self.pod_cpu.retain(|id| sandbox_ids.contains(id));
         self.layers.retain(|id| all_ids.contains(id));
+        node.locator.retain(|id| all_ids.contains(id));
         Ok(())
     }
 
@@ -212,10 +236,12 @@ impl StatsService {
             subject: "this node's cgroup hierarchies".to_owned(),
             source,
         })?;
+        let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let node = Arc::new(Node {
             locator,
             root_dir: info.docker_root_dir,
             proc_root: PathBuf::from(PROC_ROOT),
+            read_threads: cores.min(MAX_READ_THREADS),
         });
         *cached = Some(Arc::clone(&node));
         Ok(node)
@@ -381,6 +407,50 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// `read` applied to each of `subjects`, in order, on up to `threads`
+/// threads (the calling one included) of at least
+/// [`MIN_SUBJECTS_PER_THREAD`] subjects each. A thread that cannot be
+/// started leaves its share to the calling thread; a panic in `read`
+/// reaches the caller as it would without threads.
+fn read_all<T, R>(threads: usize, subjects: &[T], read: impl Fn(&T) -> R + Sync) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+{
+    let threads = threads.min(subjects.len() / MIN_SUBJECTS_PER_THREAD).max(1);
+    if threads == 1 {
+        return subjects.iter().map(&read).collect();
+    }
+    let share = subjects.len().div_ceil(threads);
+    let read = &read;
+    thread::scope(|scope| {
+        let mut shares = subjects.chunks(share);
+        let own = shares.next().unwrap_or_default();
+        let started: Vec<_> = shares
+            .map(|part| {
+                let spawned = thread::Builder::new()
+                    .name("stats-read".to_owned())
+                    .spawn_scoped(scope, move || part.iter().map(read).collect::<Vec<R>>());
+                (part, spawned)
+            })
+            .collect();
+        let mut results: Vec<R> = own.iter().map(read).collect();
+        for (part, spawned) in started {
+            match spawned {
+                Ok(handle) => match handle.join() {
+                    Ok(part_results) => results.extend(part_results),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(err) => {
+                    log::debug!("cannot start a stats-read thread: {err}; reading on this one");
+                    results.extend(part.iter().map(read));
+                }
+            }
+        }
+        results
+    })
 }
 
 /// The pod's figures as the sum of its containers' cgroups. CPU time,
@@ -637,6 +707,7 @@ mod tests {
                     locator,
                     root_dir: "/var/lib/docker".to_owned(),
                     proc_root,
+                    read_threads: 1,
                 },
                 dir,
                 container_cpu: CpuSampler::new(),
@@ -791,7 +862,7 @@ mod tests {
                 break layer;
             }
             assert!(std::time::Instant::now() < deadline, "no walk finished");
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            thread::sleep(std::time::Duration::from_millis(10));
         };
         assert_eq!(layer.fs_id.unwrap().mountpoint, "/var/lib/docker");
         assert!(value(layer.used_bytes) >= 10_000);
@@ -917,6 +988,42 @@ mod tests {
         }));
         assert_eq!(filter.id_prefix.as_deref(), Some(SANDBOX));
         assert!(!filter.matches(&sandbox("running", "")));
+    }
+
+    #[test]
+    fn lists_are_read_in_order_on_threads_only_when_long_enough() {
+        let names = |n: usize| (0..n).collect::<Vec<usize>>();
+        let on = |threads: usize, n: usize| {
+            let subjects = names(n);
+            let readers = Mutex::new(HashSet::new());
+            let read = read_all(threads, &subjects, |i| {
+                readers.lock().unwrap().insert(thread::current().id());
+                i * 2
+            });
+            assert_eq!(read, subjects.iter().map(|i| i * 2).collect::<Vec<_>>());
+            readers.into_inner().unwrap().len()
+        };
+        assert_eq!(on(4, 0), 0);
+        assert_eq!(on(4, MIN_SUBJECTS_PER_THREAD * 2 - 1), 1);
+        assert_eq!(on(4, MIN_SUBJECTS_PER_THREAD * 2), 2);
+        assert_eq!(on(4, 1000), 4);
+        assert_eq!(on(1, 1000), 1);
+    }
+
+    #[test]
+    fn a_panic_while_reading_on_another_thread_reaches_the_caller() {
+        let subjects: Vec<usize> = (0..MIN_SUBJECTS_PER_THREAD * 2).collect();
+        let last = subjects.len() - 1;
+        let outcome = std::panic::catch_unwind(|| {
+            read_all(2, &subjects, |&i| {
+                assert!(i != last, "subject {i} cannot be read");
+            })
+        });
+        let panic = outcome.unwrap_err();
+        assert_eq!(
+            panic.downcast_ref::<String>().map(String::as_str),
+            Some(format!("subject {last} cannot be read").as_str())
+        );
     }
 
     #[test]

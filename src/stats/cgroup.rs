@@ -20,10 +20,16 @@
 //! `CgroupParent`, which the kubelet sets to the pod-level cgroup; with no
 //! parent there is no pod cgroup, only Docker's shared default.
 //!
+//! What `/proc/<pid>/cgroup` told is remembered by container ID and pid, so
+//! a list of stats reads it once per container process, not once per call;
+//! a restarted container has a new pid and is looked up again.
+//!
 //! This module computes paths and reads `mountinfo` and `/proc/<pid>/cgroup`;
 //! it reads no figures and never calls dockerd.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::files::{parse_error, read_bounded};
 use super::StatsError;
@@ -35,6 +41,10 @@ const MOUNTINFO_MAX: u64 = 8 << 20;
 /// `/proc/<pid>/cgroup`: a line per v1 hierarchy, each a path of a few
 /// hundred bytes at most.
 const PROC_CGROUP_MAX: u64 = 16 * 1024;
+/// Containers whose cgroup found through their pid is remembered; past
+/// this the memory is cleared, so a caller that never prunes costs a
+/// re-read, not unbounded memory.
+pub const MAX_REMEMBERED: usize = 8192;
 
 /// dockerd's parent for containers without a `CgroupParent`, cgroupfs driver.
 pub const DEFAULT_CGROUPFS_PARENT: &str = "/docker";
@@ -172,11 +182,14 @@ impl Cgroup {
 }
 
 /// Finds cgroups on this host for dockerd's driver and version.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CgroupLocator {
     proc_root: PathBuf,
     driver: v1::CgroupDriver,
     hierarchies: Hierarchies,
+    /// By container ID: the pid whose `/proc/<pid>/cgroup` was read, and
+    /// the cgroup it named.
+    found: Mutex<HashMap<String, (u32, Cgroup)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +251,7 @@ impl CgroupLocator {
             proc_root: proc_root.to_owned(),
             driver,
             hierarchies,
+            found: Mutex::default(),
         })
     }
 
@@ -254,13 +268,39 @@ impl CgroupLocator {
     pub fn container(&self, id: &str, cgroup_parent: &str, pid: u32) -> Result<Cgroup, StatsError> {
         validate_id(id)?;
         if pid != 0 {
+            if let Some((_, cgroup)) = self.found().get(id).filter(|(seen, _)| *seen == pid) {
+                return Ok(cgroup.clone());
+            }
             match self.container_from_pid(id, pid) {
-                Ok(cgroup) => return Ok(cgroup),
+                Ok(cgroup) => {
+                    let mut found = self.found();
+                    if found.len() >= MAX_REMEMBERED {
+                        found.clear();
+                    }
+                    found.insert(id.to_owned(), (pid, cgroup.clone()));
+                    return Ok(cgroup);
+                }
                 Err(err) => log::debug!("cgroup of container {id} from pid {pid}: {err}"),
             }
         }
         let path = container_cgroup_path(self.driver, id, cgroup_parent)?;
         self.at(&path)
+    }
+
+    /// Forgets where the containers `keep` says are gone were found.
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.found().retain(|id, _| keep(id));
+    }
+
+    /// How many containers' cgroups are remembered.
+    pub fn remembered(&self) -> usize {
+        self.found().len()
+    }
+
+    /// The table holds whole values replaced at once: a panic elsewhere
+    /// cannot leave it half-written.
+    fn found(&self) -> MutexGuard<'_, HashMap<String, (u32, Cgroup)>> {
+        self.found.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The pod-level cgroup: the sandbox's `CgroupParent`, or `None` when it
@@ -765,6 +805,34 @@ mod tests {
             );
             assert!(cgroup.memory_dir().is_dir(), "{version:?} {driver:?}");
         }
+    }
+
+    #[test]
+    fn a_container_process_is_looked_up_once_and_again_after_a_restart() {
+        let tree = fixture::Tree::new(CgroupVersion::V1, CGROUPFS);
+        let locator = tree.locator();
+        tree.write_proc_cgroup(4242, &tree.container_path());
+        assert_eq!(
+            locator.container(ID, "", 4242).unwrap(),
+            tree.container_cgroup()
+        );
+        assert_eq!(locator.remembered(), 1);
+
+        // The same process: its cgroup file is not read again.
+        let elsewhere = format!("/elsewhere/{}", tree.leaf());
+        tree.write_proc_cgroup(4242, &elsewhere);
+        assert_eq!(
+            locator.container(ID, "", 4242).unwrap(),
+            tree.container_cgroup()
+        );
+
+        // A new process (the container restarted) is looked up.
+        tree.write_proc_cgroup(4343, &elsewhere);
+        let moved = locator.container(ID, "", 4343).unwrap();
+        assert!(moved.memory_dir().ends_with(&elsewhere[1..]));
+
+        locator.retain(|id| id != ID);
+        assert_eq!(locator.remembered(), 0);
     }
 
     #[test]

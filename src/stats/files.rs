@@ -19,30 +19,46 @@ pub const SINGLE_VALUE_MAX: u64 = 64;
 /// `memory.stat` is about 2 KiB on 6.x kernels.
 pub const KEYED_FILE_MAX: u64 = 64 * 1024;
 
+/// The buffer a read starts with: every cgroup file the readers use but
+/// `memory.stat`, `cgroup.procs` and `mountinfo` fits, so one `read`
+/// fetches it and a second sees the end.
+const FIRST_READ_BYTES: usize = 4096;
+
 /// Reads `path` whole, refusing files longer than `limit` bytes.
+///
+/// Kernel files report no size, and the kernel formats a seq file anew
+/// for every `read` that starts past what it already produced, so this
+/// reads into a buffer that grows (up to one byte past `limit`, which
+/// tells a file of exactly `limit` bytes from a longer one) rather than
+/// probing with small reads.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<String, StatsError> {
     let read_error = |source| StatsError::Read {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
-    let mut text = String::new();
-    // One byte past the limit tells a file of exactly `limit` bytes from a
-    // longer one.
-    match file.take(limit.saturating_add(1)).read_to_string(&mut text) {
-        Ok(_) => {}
-        Err(err) if err.kind() == io::ErrorKind::InvalidData => {
-            return Err(parse_error(path, "not UTF-8"));
+    let mut file = File::open(path).map_err(read_error)?;
+    let most = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut buf = vec![0; most.min(FIRST_READ_BYTES)];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if len == most {
+                return Err(StatsError::TooLarge {
+                    path: path.to_owned(),
+                    limit,
+                });
+            }
+            buf.resize(len.saturating_mul(2).min(most), 0);
         }
-        Err(err) => return Err(read_error(err)),
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(read) => len += read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(read_error(err)),
+        }
     }
-    if u64::try_from(text.len()).map_or(true, |len| len > limit) {
-        return Err(StatsError::TooLarge {
-            path: path.to_owned(),
-            limit,
-        });
-    }
-    Ok(text)
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|_| parse_error(path, "not UTF-8"))
 }
 
 /// Reads a file holding one unsigned number.
@@ -162,6 +178,21 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_file_larger_than_the_first_read_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.stat");
+        let text: String = (0..1000).map(|i| format!("key_{i} {i}\n")).collect();
+        assert!(text.len() > FIRST_READ_BYTES * 2);
+        fs::write(&path, &text).unwrap();
+        assert_eq!(read_bounded(&path, KEYED_FILE_MAX).unwrap(), text);
+        let limit = u64::try_from(text.len() - 1).unwrap();
+        assert!(matches!(
+            read_bounded(&path, limit),
+            Err(StatsError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -269,14 +269,14 @@ impl Tree {
         }
     }
 
-    fn leaf(&self) -> String {
+    pub fn leaf(&self) -> String {
         match self.driver {
             v1::CgroupDriver::Cgroupfs => ID.to_owned(),
             v1::CgroupDriver::Systemd => format!("docker-{ID}.scope"),
         }
     }
 
-    fn container_path(&self) -> String {
+    pub fn container_path(&self) -> String {
         format!("{}/{}", self.pod_path(), self.leaf())
     }
 
