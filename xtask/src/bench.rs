@@ -24,6 +24,10 @@
 //!
 //! The stats figures follow in the same pods: latency and Docker calls per
 //! warm call of ContainerStats, ListContainerStats and ListPodSandboxStats.
+//! Then a pod start with those pods present, timed as one: RunPodSandbox,
+//! CreateContainer and StartContainer of one more pod, against a raw
+//! docker create and start of a sandbox and of a container joining its
+//! namespaces; each such pod is removed again before the next sample.
 //! Last, with the pods still present, the idle figures: the server's CPU
 //! use and the Docker calls it makes while no RPC arrives, over
 //! [`IDLE_WINDOW`]. They need the server's process and the proxy, so they
@@ -31,13 +35,16 @@
 //!
 //! Every sandbox and container the bench creates is removed, also after a
 //! failure, and the bench fails if one is left behind.
-//! It prints figures; it asserts nothing.
+//! It prints figures; it asserts nothing. The client itself always runs
+//! optimised: the debug build rebuilds it and hands over (see
+//! [`run_optimised`]).
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,6 +162,9 @@ const LIST_STATS_CALLS: usize = 200;
 /// timed stats calls: dockshim computes `usage_nano_cores` only from
 /// readings at least a second apart, so this is a second and a margin.
 const CPU_RATE_WAIT: Duration = Duration::from_millis(1_200);
+/// Timed pod starts on each side, CRI and raw: each one creates and
+/// removes a pod, so a few suffice for a median and keep the run short.
+const POD_START_RUNS: usize = 10;
 /// How long the server is left alone, pods present, for the idle figures.
 const IDLE_WINDOW: Duration = Duration::from_secs(30);
 
@@ -220,6 +230,9 @@ impl Drop for Started {
 }
 
 pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
+    if cfg!(debug_assertions) {
+        return run_optimised(root, flags);
+    }
     let options = parse(flags)?;
     // One client thread: on a small machine a multi-threaded client would
     // compete with the server for the same cores and blur its latency.
@@ -525,8 +538,8 @@ impl<'a> PodBench<'a> {
 
 /// Sandbox figures: RunPodSandbox against raw create+start, then
 /// ListPodSandbox and PodSandboxStatus with [`BENCH_SANDBOXES`] present.
-/// With `containers`, then the container, stats and idle figures in those
-/// sandboxes.
+/// With `containers`, then the container, stats, pod start and idle
+/// figures in those sandboxes.
 /// Everything created is removed, and what is left behind is an error.
 fn pod_figures(
     runtime: &tokio::runtime::Runtime,
@@ -539,6 +552,7 @@ fn pod_figures(
         if containers {
             measure_containers(bench, &mut created).await?;
             measure_stats(bench, &created).await?;
+            measure_pod_start(bench, &mut created).await?;
             measure_idle(bench)?;
         }
         Ok(())
@@ -586,18 +600,7 @@ async fn measure_sandboxes(bench: &PodBench<'_>, created: &mut Created) -> Resul
     // Interleaved, so a drift in dockerd's speed hits both sides alike.
     for i in 0..BENCH_SANDBOXES {
         let start = Instant::now();
-        let container: ContainerSummary = bench
-            .docker
-            .post_json(
-                "/containers/create",
-                &raw_sandbox(&bench.pause_image, &bench.run),
-            )
-            .map_err(docker_error)?;
-        created.raw.push(container.id.clone());
-        bench
-            .docker
-            .post(&format!("/containers/{}/start", container.id), None)
-            .map_err(docker_error)?;
+        create_and_start_raw(bench, &raw_sandbox(&bench.pause_image, &bench.run), created)?;
         raw_times.push(start.elapsed());
 
         let request = v1::RunPodSandboxRequest {
@@ -956,6 +959,114 @@ async fn measure_stats(bench: &PodBench<'_>, created: &Created) -> Result<(), Xt
     Ok(())
 }
 
+/// A pod start timed as one, [`POD_START_RUNS`] times, with the bench's
+/// pods present: RunPodSandbox, CreateContainer and StartContainer of one
+/// more pod, against a raw docker create and start of a sandbox and then
+/// of a container joining its namespaces. Each sample's pod and raw pair
+/// are removed before the next sample, so every sample, and the idle
+/// figures after, see the same pods. Every ID goes into `created` as soon
+/// as it exists and leaves it once removed, so the cleanup after a failure
+/// meets only what is still there.
+async fn measure_pod_start(bench: &PodBench<'_>, created: &mut Created) -> Result<(), XtaskError> {
+    let mut grpc = Grpc::new(connect(bench.socket.to_path_buf()).await?);
+    let present = created.sandboxes.len();
+    let mut raw_times = Vec::with_capacity(POD_START_RUNS);
+    let mut start_times = Vec::with_capacity(POD_START_RUNS);
+    let mut start_calls = bench.proxy.map(|_| 0);
+    // Interleaved, so a drift in dockerd's speed hits both sides alike.
+    for run in 0..POD_START_RUNS {
+        // Past the indices of the pods present, so names and log
+        // directories stay apart from theirs.
+        let i = BENCH_SANDBOXES + run;
+        // Made by the kubelet before it creates a container.
+        let log_directory = bench.log_directory(i).join(CONTAINER_NAME);
+        fs::create_dir_all(&log_directory).map_err(|err| XtaskError::io(&log_directory, err))?;
+
+        let start = Instant::now();
+        let raw_sandbox_id =
+            create_and_start_raw(bench, &raw_sandbox(&bench.pause_image, &bench.run), created)?;
+        let raw_container_id = create_and_start_raw(
+            bench,
+            &raw_container(&bench.busybox_image, &bench.run, &raw_sandbox_id),
+            created,
+        )?;
+        raw_times.push(start.elapsed());
+
+        let before = bench.proxy.map(CountingProxy::requests);
+        let start = Instant::now();
+        let request = v1::RunPodSandboxRequest {
+            config: Some(sandbox_config(bench, i)),
+            runtime_handler: String::new(),
+        };
+        let sandbox_id = call::<_, v1::RunPodSandboxResponse>(&mut grpc, RUN_POD_SANDBOX, request)
+            .await?
+            .pod_sandbox_id;
+        created.sandboxes.push(sandbox_id.clone());
+        let request = v1::CreateContainerRequest {
+            pod_sandbox_id: sandbox_id.clone(),
+            config: Some(container_config(bench)),
+            sandbox_config: Some(sandbox_config(bench, i)),
+        };
+        let container_id =
+            call::<_, v1::CreateContainerResponse>(&mut grpc, CREATE_CONTAINER, request)
+                .await?
+                .container_id;
+        created.containers.push(container_id.clone());
+        let request = v1::StartContainerRequest {
+            container_id: container_id.clone(),
+        };
+        call::<_, v1::StartContainerResponse>(&mut grpc, START_CONTAINER, request).await?;
+        start_times.push(start.elapsed());
+        start_calls = start_calls
+            .zip(docker_calls(bench.proxy, before))
+            .map(|(total, count)| total + count);
+
+        stop_and_remove_container(&mut grpc, &container_id).await?;
+        created.containers.retain(|id| *id != container_id);
+        stop_and_remove_sandbox(&mut grpc, &sandbox_id).await?;
+        created.sandboxes.retain(|id| *id != sandbox_id);
+        // The container first: it is in the sandbox's namespaces.
+        for raw_id in [raw_container_id, raw_sandbox_id] {
+            remove_raw(&bench.docker, std::slice::from_ref(&raw_id))?;
+            created.raw.retain(|id| *id != raw_id);
+        }
+    }
+    report_against_raw(
+        &format!(
+            "pod start (RunPodSandbox+CreateContainer+StartContainer), {present} pods present"
+        ),
+        &mut start_times,
+        "raw docker create+start ×2",
+        &mut raw_times,
+    );
+    if let Some(count) = start_calls {
+        println!(
+            "pod start, Docker API calls: {count} in {POD_START_RUNS} pod starts ({:.1} per pod start)",
+            count as f64 / POD_START_RUNS as f64
+        );
+    }
+    Ok(())
+}
+
+/// Creates and starts the raw container `body` describes, registering it
+/// in `created` before starting it; returns its ID.
+fn create_and_start_raw(
+    bench: &PodBench<'_>,
+    body: &ContainerCreate,
+    created: &mut Created,
+) -> Result<String, XtaskError> {
+    let container: ContainerSummary = bench
+        .docker
+        .post_json("/containers/create", body)
+        .map_err(docker_error)?;
+    created.raw.push(container.id.clone());
+    bench
+        .docker
+        .post(&format!("/containers/{}/start", container.id), None)
+        .map_err(docker_error)?;
+    Ok(container.id)
+}
+
 /// The server's CPU use and Docker calls over [`IDLE_WINDOW`] in which no
 /// RPC arrives, with the bench's pods present. Needs the server's process
 /// and the proxy; without them says so.
@@ -1147,9 +1258,8 @@ fn container_config(bench: &PodBench<'_>) -> v1::ContainerConfig {
     }
 }
 
-/// Stops (at once, without a grace period) and removes every container in
-/// `ids`, as the kubelet does, going on past failures; the first failure
-/// is returned, the others printed.
+/// Stops and removes every container in `ids`, going on past failures;
+/// the first failure is returned, the others printed.
 async fn remove_containers(socket: &Path, ids: &[String]) -> Result<(), XtaskError> {
     if ids.is_empty() {
         return Ok(());
@@ -1157,22 +1267,7 @@ async fn remove_containers(socket: &Path, ids: &[String]) -> Result<(), XtaskErr
     let mut grpc = Grpc::new(connect(socket.to_path_buf()).await?);
     let mut first = Ok(());
     for id in ids {
-        let stop = v1::StopContainerRequest {
-            container_id: id.clone(),
-            timeout: 0,
-        };
-        let remove = v1::RemoveContainerRequest {
-            container_id: id.clone(),
-        };
-        let result = match call::<_, v1::StopContainerResponse>(&mut grpc, STOP_CONTAINER, stop)
-            .await
-        {
-            Ok(_) => call::<_, v1::RemoveContainerResponse>(&mut grpc, REMOVE_CONTAINER, remove)
-                .await
-                .map(drop),
-            Err(err) => Err(err),
-        };
-        if let Err(err) = result {
+        if let Err(err) = stop_and_remove_container(&mut grpc, id).await {
             if first.is_ok() {
                 first = Err(err);
             } else {
@@ -1192,21 +1287,7 @@ async fn remove_sandboxes(socket: &Path, ids: &[String]) -> Result<(), XtaskErro
     let mut grpc = Grpc::new(connect(socket.to_path_buf()).await?);
     let mut first = Ok(());
     for id in ids {
-        let stop = v1::StopPodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        };
-        let remove = v1::RemovePodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        };
-        let result = match call::<_, v1::StopPodSandboxResponse>(&mut grpc, STOP_POD_SANDBOX, stop)
-            .await
-        {
-            Ok(_) => call::<_, v1::RemovePodSandboxResponse>(&mut grpc, REMOVE_POD_SANDBOX, remove)
-                .await
-                .map(drop),
-            Err(err) => Err(err),
-        };
-        if let Err(err) = result {
+        if let Err(err) = stop_and_remove_sandbox(&mut grpc, id).await {
             if first.is_ok() {
                 first = Err(err);
             } else {
@@ -1215,6 +1296,34 @@ async fn remove_sandboxes(socket: &Path, ids: &[String]) -> Result<(), XtaskErro
         }
     }
     first
+}
+
+/// Stops the container at once, without a grace period, and removes it,
+/// as the kubelet does.
+async fn stop_and_remove_container(grpc: &mut Grpc<Channel>, id: &str) -> Result<(), XtaskError> {
+    let stop = v1::StopContainerRequest {
+        container_id: id.to_owned(),
+        timeout: 0,
+    };
+    call::<_, v1::StopContainerResponse>(grpc, STOP_CONTAINER, stop).await?;
+    let remove = v1::RemoveContainerRequest {
+        container_id: id.to_owned(),
+    };
+    call::<_, v1::RemoveContainerResponse>(grpc, REMOVE_CONTAINER, remove).await?;
+    Ok(())
+}
+
+/// Stops the sandbox and removes it, as the kubelet does.
+async fn stop_and_remove_sandbox(grpc: &mut Grpc<Channel>, id: &str) -> Result<(), XtaskError> {
+    let stop = v1::StopPodSandboxRequest {
+        pod_sandbox_id: id.to_owned(),
+    };
+    call::<_, v1::StopPodSandboxResponse>(grpc, STOP_POD_SANDBOX, stop).await?;
+    let remove = v1::RemovePodSandboxRequest {
+        pod_sandbox_id: id.to_owned(),
+    };
+    call::<_, v1::RemovePodSandboxResponse>(grpc, REMOVE_POD_SANDBOX, remove).await?;
+    Ok(())
 }
 
 /// Force-removes the raw containers newest first, so a container is gone
@@ -1384,6 +1493,40 @@ impl RequestHeads {
         }
         count
     }
+}
+
+/// A debug build of this client spends longer encoding and decoding a
+/// call than the server spends answering it, which would blur every
+/// latency. So the debug build (what `cargo xtask` runs) builds this task
+/// with the workspace's `bench-client` profile and hands over to it.
+fn run_optimised(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            "bench-client",
+            "--package",
+            "xtask",
+        ])
+        .current_dir(root)
+        .status()
+        .map_err(|err| XtaskError::Bench(format!("cargo build: {err}")))?;
+    if !status.success() {
+        return Err(XtaskError::Bench(
+            "cargo build --profile bench-client failed".to_owned(),
+        ));
+    }
+    let client = root.join("target/bench-client/xtask");
+    let err = Command::new(&client)
+        .arg("bench")
+        .args(flags)
+        .current_dir(root)
+        .exec();
+    Err(XtaskError::Bench(format!(
+        "cannot run {}: {err}",
+        client.display()
+    )))
 }
 
 fn build_release(root: &Path) -> Result<(), XtaskError> {
