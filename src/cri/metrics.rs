@@ -3,7 +3,7 @@
 //! and label keys, and the conversion of a pod's CRI stats into samples
 //! of them.
 //!
-//! Everything here is pure: the figures come from `stats::StatsService`,
+//! Everything here is pure: the figures come from `cri::stats::StatsService`,
 //! already read; this module must not read the cgroup filesystem, `/proc`
 //! or dockerd itself. Every sample is built from its descriptor, so its
 //! type and the order of its label values always match what
