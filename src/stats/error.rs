@@ -30,10 +30,15 @@ pub enum StatsError {
 
 impl StatsError {
     /// The gRPC code this failure maps to. A vanished cgroup or proc entry
-    /// means the container is no longer running: `NOT_FOUND`.
+    /// means the container is no longer running: `NOT_FOUND`. A cgroup
+    /// removed between the open and the read of one of its files reads as
+    /// `ENODEV`.
     pub fn code(&self) -> Code {
         match self {
-            StatsError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            StatsError::Read { source, .. }
+                if source.kind() == io::ErrorKind::NotFound
+                    || source.raw_os_error() == Some(nix::errno::Errno::ENODEV as i32) =>
+            {
                 Code::NotFound
             }
             StatsError::Read { .. } | StatsError::TooLarge { .. } | StatsError::Parse { .. } => {
@@ -115,6 +120,11 @@ mod tests {
         };
         assert_eq!(gone.code(), Code::NotFound);
         assert!(gone.is_gone());
+        let removed_while_open = StatsError::Read {
+            path: "/sys/fs/cgroup/memory/docker/abc/memory.stat".into(),
+            source: io::Error::from_raw_os_error(nix::errno::Errno::ENODEV as i32),
+        };
+        assert!(removed_while_open.is_gone());
         let denied = StatsError::Read {
             path: "/proc/1/net/dev".into(),
             source: io::Error::from(io::ErrorKind::PermissionDenied),
