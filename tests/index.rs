@@ -32,7 +32,7 @@ const PAUSE: &str = "127.0.0.1:5000/dockshim-test/pause:3.10";
 
 /// How long a change may take to show in the index before a test fails;
 /// the printed delays are what to look at.
-const SHOW_WITHIN: Duration = Duration::from_secs(2);
+const SHOW_WITHIN: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(5);
 
 fn dockerd() -> Option<DockerClient> {

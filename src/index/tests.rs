@@ -216,7 +216,9 @@ fn a_cold_query_gives_up_catching_up_at_its_budget() {
     for i in 0..10 {
         fake.create_quietly(&format!("c{i}"), Some("container"), "s1");
     }
-    fake.set_inspect_delay(Duration::from_millis(30));
+    // Ten inspections take 2 s; the query gives up at its 100 ms budget,
+    // with room to spare on a loaded machine.
+    fake.set_inspect_delay(Duration::from_millis(200));
     let index = start(
         &fake,
         IndexConfig {
@@ -228,7 +230,7 @@ fn a_cold_query_gives_up_catching_up_at_its_budget() {
     let err = index.containers(&ContainerFilter::default()).unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
     assert!(
-        started.elapsed() < Duration::from_millis(250),
+        started.elapsed() < Duration::from_secs(1),
         "{:?}",
         started.elapsed()
     );
