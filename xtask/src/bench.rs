@@ -165,6 +165,10 @@ const CPU_RATE_WAIT: Duration = Duration::from_millis(1_200);
 /// Timed pod starts on each side, CRI and raw: each one creates and
 /// removes a pod, so a few suffice for a median and keep the run short.
 const POD_START_RUNS: usize = 10;
+/// How often ContainerStatus is asked whether a killed container exited.
+const KILL_NOTICE_POLL: Duration = Duration::from_millis(1);
+/// When to stop waiting for a killed container to be reported exited.
+const KILL_NOTICE_GIVE_UP: Duration = Duration::from_secs(30);
 /// How long the server is left alone, pods present, for the idle figures.
 const IDLE_WINDOW: Duration = Duration::from_secs(30);
 
@@ -973,6 +977,7 @@ async fn measure_pod_start(bench: &PodBench<'_>, created: &mut Created) -> Resul
     let mut raw_times = Vec::with_capacity(POD_START_RUNS);
     let mut start_times = Vec::with_capacity(POD_START_RUNS);
     let mut start_calls = bench.proxy.map(|_| 0);
+    let mut kill_notice_times = Vec::with_capacity(POD_START_RUNS);
     // Interleaved, so a drift in dockerd's speed hits both sides alike.
     for run in 0..POD_START_RUNS {
         // Past the indices of the pods present, so names and log
@@ -1020,6 +1025,7 @@ async fn measure_pod_start(bench: &PodBench<'_>, created: &mut Created) -> Resul
         start_calls = start_calls
             .zip(docker_calls(bench.proxy, before))
             .map(|(total, count)| total + count);
+        kill_notice_times.push(kill_notice(bench, &mut grpc, &container_id).await?);
 
         stop_and_remove_container(&mut grpc, &container_id).await?;
         created.containers.retain(|id| *id != container_id);
@@ -1045,7 +1051,43 @@ async fn measure_pod_start(bench: &PodBench<'_>, created: &mut Created) -> Resul
             count as f64 / POD_START_RUNS as f64
         );
     }
+    report(
+        &format!("docker kill until ContainerStatus says EXITED, {present} pods present"),
+        &mut kill_notice_times,
+    );
     Ok(())
+}
+
+/// Kills container `id` behind the runtime's back (a crash, the OOM
+/// killer) and times how long ContainerStatus takes to report it exited.
+async fn kill_notice(
+    bench: &PodBench<'_>,
+    grpc: &mut Grpc<Channel>,
+    id: &str,
+) -> Result<Duration, XtaskError> {
+    bench
+        .docker
+        .post(&format!("/containers/{id}/kill"), None)
+        .map_err(docker_error)?;
+    let killed = Instant::now();
+    loop {
+        let request = v1::ContainerStatusRequest {
+            container_id: id.to_owned(),
+            verbose: false,
+        };
+        let status: v1::ContainerStatusResponse = call(grpc, CONTAINER_STATUS, request).await?;
+        let state = status.status.map(|status| status.state);
+        if state == Some(v1::ContainerState::ContainerExited as i32) {
+            return Ok(killed.elapsed());
+        }
+        if killed.elapsed() > KILL_NOTICE_GIVE_UP {
+            return Err(XtaskError::Bench(format!(
+                "container {id} still not reported exited {KILL_NOTICE_GIVE_UP:?} after docker kill"
+            )));
+        }
+        // Nothing else is in flight on this client between two calls.
+        std::thread::sleep(KILL_NOTICE_POLL);
+    }
 }
 
 /// Creates and starts the raw container `body` describes, registering it
