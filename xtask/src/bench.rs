@@ -27,7 +27,9 @@
 //! Then a pod start with those pods present, timed as one: RunPodSandbox,
 //! CreateContainer and StartContainer of one more pod, against a raw
 //! docker create and start of a sandbox and of a container joining its
-//! namespaces; each such pod is removed again before the next sample.
+//! namespaces. Each such pod's container is then killed behind the
+//! runtime's back (`docker kill`) to time how soon ContainerStatus reports
+//! it exited, and the pod is removed again before the next sample.
 //! Last, with the pods still present, the idle figures: the server's CPU
 //! use and the Docker calls it makes while no RPC arrives, over
 //! [`IDLE_WINDOW`]. They need the server's process and the proxy, so they
