@@ -1544,23 +1544,7 @@ impl RequestHeads {
 /// latency. So the debug build (what `cargo xtask` runs) builds this task
 /// with the workspace's `bench-client` profile and hands over to it.
 fn run_optimised(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            "bench-client",
-            "--package",
-            "xtask",
-        ])
-        .current_dir(root)
-        .status()
-        .map_err(|err| XtaskError::Bench(format!("cargo build: {err}")))?;
-    if !status.success() {
-        return Err(XtaskError::Bench(
-            "cargo build --profile bench-client failed".to_owned(),
-        ));
-    }
+    cargo_build(root, &["--profile", "bench-client", "--package", "xtask"])?;
     let client = root.join("target/bench-client/xtask");
     let err = Command::new(&client)
         .arg("bench")
@@ -1574,21 +1558,25 @@ fn run_optimised(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
 }
 
 fn build_release(root: &Path) -> Result<(), XtaskError> {
+    cargo_build(
+        root,
+        &["--release", "--package", "dockshim", "--bin", "dockshim"],
+    )
+}
+
+/// `cargo build --quiet` with `args` in the workspace at `root`.
+fn cargo_build(root: &Path, args: &[&str]) -> Result<(), XtaskError> {
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--package",
-            "dockshim",
-            "--bin",
-            "dockshim",
-        ])
+        .args(["build", "--quiet"])
+        .args(args)
         .current_dir(root)
         .status()
         .map_err(|err| XtaskError::Bench(format!("cargo build: {err}")))?;
     if !status.success() {
-        return Err(XtaskError::Bench("cargo build --release failed".to_owned()));
+        return Err(XtaskError::Bench(format!(
+            "cargo build {} failed",
+            args.join(" ")
+        )));
     }
     Ok(())
 }
