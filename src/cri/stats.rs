@@ -16,9 +16,10 @@
 //! running containers' cgroups.
 //!
 //! A list's subjects are read on up to [`MAX_READ_THREADS`] threads (one
-//! per core) that end before the call answers: the figures are a few
-//! dozen small kernel files per pod, and the kernel produces them no
-//! faster for being asked in turn. This module reads no cgroup file
+//! per core) that end before the call answers: the figures are about a
+//! dozen small kernel files per pod, which the kernel formats anew on
+//! every read, so the work is CPU time that spreads over cores. This
+//! module reads no cgroup file
 //! itself; it must not make a Docker call on the request path once warm.
 
 use std::collections::{HashMap, HashSet};
