@@ -19,8 +19,8 @@
 //! per core) that end before the call answers: the figures are about a
 //! dozen small kernel files per pod, which the kernel formats anew on
 //! every read, so the work is CPU time that spreads over cores. This
-//! module reads no cgroup file
-//! itself; it must not make a Docker call on the request path once warm.
+//! module reads no cgroup file itself; it must not make a Docker call on
+//! the request path once warm.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
