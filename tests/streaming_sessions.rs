@@ -18,7 +18,6 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -33,8 +32,6 @@ use dockshim::streaming::docker_sessions::DockerSessions;
 use dockshim::streaming::session::{Sessions, StreamRequest};
 use serde_json::Value;
 use tungstenite::{Bytes, Message, WebSocket};
-
-const DOCKER_SOCK: &str = "/var/run/docker.sock";
 
 /// Bounds every wait, so a session that never ends fails its test.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,24 +55,7 @@ struct Env {
 }
 
 fn env() -> Option<Env> {
-    if !Path::new(DOCKER_SOCK).exists() {
-        eprintln!("skipped: {DOCKER_SOCK} does not exist, no dockerd to test against");
-        return None;
-    }
-    let docker =
-        DockerClient::new(&format!("unix://{DOCKER_SOCK}"), Duration::from_secs(60)).unwrap();
-    if let Err(err) = docker.negotiate() {
-        eprintln!("skipped: dockerd does not answer: {err}");
-        return None;
-    }
-    let image = common::busybox_image();
-    if docker
-        .get_json::<Value>(&format!("/images/{image}/json"))
-        .is_err()
-    {
-        eprintln!("skipped: test image {image} is missing (tests/images/build.sh makes it)");
-        return None;
-    }
+    let (docker, image) = common::docker::dockerd_with_busybox()?;
     Some(Env {
         sessions: Arc::new(DockerSessions::new(docker.clone(), index(&docker))),
         docker,

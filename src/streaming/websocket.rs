@@ -1517,28 +1517,6 @@ mod tests {
             }
         }
 
-        /// Reads a request head a byte at a time (so no frame byte is
-        /// consumed) and returns its method and header fields.
-        fn read_head(stream: &mut TcpStream) -> (String, Vec<(String, String)>) {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                stream.read_exact(&mut byte).unwrap();
-                head.push(byte[0]);
-            }
-            let text = String::from_utf8(head).unwrap();
-            let mut lines = text.split("\r\n");
-            let method = lines.next().unwrap().split(' ').next().unwrap().to_owned();
-            let fields = lines
-                .filter(|line| !line.is_empty())
-                .map(|line| {
-                    let (name, value) = line.split_once(':').unwrap();
-                    (name.trim().to_owned(), value.trim().to_owned())
-                })
-                .collect();
-            (method, fields)
-        }
-
         /// Serves one connection: the handshake, then `session` with the
         /// reader (accepting messages up to `max_message` bytes) and writer
         /// over the socket.
@@ -1555,8 +1533,11 @@ mod tests {
             let server = thread::spawn(move || {
                 let (mut stream, _) = listener.accept().unwrap();
                 stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-                let (method, fields) = read_head(&mut stream);
-                match accept(&method, &fields, PROTOCOLS) {
+                // The client sends no frame before the handshake's answer.
+                let (head, leftover) =
+                    crate::streaming::http::read_request(&mut stream, TIMEOUT).unwrap();
+                assert!(leftover.is_empty());
+                match accept(&head.method, &head.headers, PROTOCOLS) {
                     Ok(handshake) => {
                         stream.write_all(&handshake.response()).unwrap();
                         let reader =

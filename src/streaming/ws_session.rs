@@ -470,34 +470,11 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// Reads the request head a byte at a time and hands the connection
-    /// over as the streaming server would.
+    /// Reads the request head with the server's own reader and hands the
+    /// connection over as the streaming server would.
     fn handoff(mut conn: TcpStream) -> Handoff {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            conn.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let text = String::from_utf8(head).unwrap();
-        let mut lines = text.split("\r\n");
-        let method = lines.next().unwrap().split(' ').next().unwrap().to_owned();
-        let headers = lines
-            .filter(|line| !line.is_empty())
-            .map(|line| {
-                let (name, value) = line.split_once(':').unwrap();
-                (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-            })
-            .collect();
-        Handoff {
-            method,
-            path: "/cri/exec/token".to_owned(),
-            query: Vec::new(),
-            headers,
-            conn,
-            leftover: Vec::new(),
-            idle_timeout: None,
-        }
+        let (head, leftover) = crate::streaming::http::read_request(&mut conn, TIMEOUT).unwrap();
+        Handoff::new(head, conn, leftover, None)
     }
 
     /// A remote-command session reading stdin (0) and resize (4), with a

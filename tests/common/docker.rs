@@ -47,3 +47,31 @@ fn string_field(object: &serde_json::Value, name: &str) -> String {
         .unwrap_or_else(|| panic!("dockerd's answer has no string {name}: {object}"))
         .to_owned()
 }
+
+/// A client of the test machine's dockerd and the name of the busybox test
+/// image, or `None`, with the reason printed, when there is no dockerd or
+/// no image to test against.
+pub fn dockerd_with_busybox() -> Option<(dockshim::docker::DockerClient, String)> {
+    if !std::path::Path::new(DOCKER_SOCKET).exists() {
+        eprintln!("skipped: {DOCKER_SOCKET} does not exist, no dockerd to test against");
+        return None;
+    }
+    let docker = dockshim::docker::DockerClient::new(
+        &format!("unix://{DOCKER_SOCKET}"),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    if let Err(err) = docker.negotiate() {
+        eprintln!("skipped: dockerd does not answer: {err}");
+        return None;
+    }
+    let image = super::busybox_image();
+    if docker
+        .get_json::<serde_json::Value>(&format!("/images/{image}/json"))
+        .is_err()
+    {
+        eprintln!("skipped: test image {image} is missing (tests/images/build.sh makes it)");
+        return None;
+    }
+    Some((docker, image))
+}
