@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api_version::MIN_API_VERSION;
 use super::connection::{Connection, Deadline, Pumped, Wait};
+use super::engine::Engine;
 use super::hijack::Hijacked;
 use super::request::{path_with_query, RequestHead};
 use super::response::{Response, ResponseParser, MAX_BUFFERED_BODY};
@@ -57,6 +58,8 @@ struct Inner {
     api_version: AtomicU32,
     idle: Mutex<Vec<Connection>>,
     connections_opened: AtomicU64,
+    /// What the engine can do, asked once by [`DockerClient::engine`].
+    engine: Mutex<Option<Arc<Engine>>>,
 }
 
 impl DockerClient {
@@ -77,6 +80,7 @@ impl DockerClient {
                 api_version: AtomicU32::new(0),
                 idle: Mutex::new(Vec::with_capacity(MAX_IDLE_CONNECTIONS)),
                 connections_opened: AtomicU64::new(0),
+                engine: Mutex::new(None),
             }),
         })
     }
@@ -144,6 +148,27 @@ impl DockerClient {
     /// `GET /info`.
     pub fn info(&self) -> Result<Info, DockerError> {
         self.get_json("/info")
+    }
+
+    /// What the engine can do: negotiates the API version if that has not
+    /// happened yet, then asks `GET /info` once and keeps the answer, which
+    /// changes only with a daemon restart. A failed call is not kept.
+    pub fn engine(&self) -> Result<Arc<Engine>, DockerError> {
+        let mut cached = self
+            .inner
+            .engine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(engine) = cached.as_ref() {
+            return Ok(Arc::clone(engine));
+        }
+        let api_version = match self.api_version() {
+            Some(version) => version,
+            None => self.negotiate()?,
+        };
+        let engine = Arc::new(Engine::new(api_version, &self.info()?));
+        *cached = Some(Arc::clone(&engine));
+        Ok(engine)
     }
 
     /// One call with a buffered answer. `path` is unversioned (`/info`);

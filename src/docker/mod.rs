@@ -20,6 +20,7 @@ mod client;
 mod connection;
 mod containers;
 mod create;
+mod engine;
 mod error;
 mod exec;
 mod hijack;
@@ -40,6 +41,7 @@ pub use create::{
     ContainerCreate, CreateHostConfig, DeviceMapping, HealthConfig, RestartPolicy,
     HEALTHCHECK_NONE, RESTART_POLICY_NO,
 };
+pub use engine::{Engine, EngineRuntime, ImageStore};
 pub use error::DockerError;
 pub use exec::{ExecCreate, ExecInspect, ExecStart};
 pub use hijack::{demux_copy, Demux, Hijacked, Piece, StdStream, MAX_FRAME_SIZE};
@@ -48,4 +50,4 @@ pub use logs::{LogRead, LogStream, LogsSince};
 pub use request::path_with_query;
 pub use response::{Headers, Response, MAX_BUFFERED_BODY};
 pub use stream::{JsonStream, MAX_STREAM_MESSAGE};
-pub use types::{Actor, ErrorDetail, Event, Info, PullProgress, Version};
+pub use types::{Actor, ErrorDetail, Event, Info, PullProgress, Runtime, Version};

@@ -66,6 +66,34 @@ pub struct Info {
     /// e.g. `name=seccomp,profile=default`; dockerd may send `null`.
     #[serde(rename = "SecurityOptions")]
     pub security_options: Option<Vec<String>>,
+    /// `[key, value]` pairs about the storage driver; the containerd image
+    /// store says `["driver-type", "io.containerd.snapshotter.v1"]` here.
+    #[serde(rename = "DriverStatus", deserialize_with = "null_as_empty")]
+    pub driver_status: Vec<Vec<String>>,
+    /// The host kernel's release, e.g. `6.1.0-18-amd64`.
+    #[serde(rename = "KernelVersion")]
+    pub kernel_version: String,
+    /// The OCI runtimes dockerd can run containers with, by name.
+    #[serde(rename = "Runtimes", deserialize_with = "null_as_empty")]
+    pub runtimes: HashMap<String, Runtime>,
+    /// The runtime a container gets when its create body names none.
+    #[serde(rename = "DefaultRuntime")]
+    pub default_runtime: String,
+    /// Where dockerd looks for CDI specifications (API 1.45+); empty when
+    /// the engine has CDI turned off or predates it.
+    #[serde(rename = "CDISpecDirs", deserialize_with = "null_as_empty")]
+    pub cdi_spec_dirs: Vec<String>,
+}
+
+/// One entry of `/info`'s `Runtimes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Runtime {
+    /// The executable (a runc-compatible runtime), when not a shim.
+    pub path: String,
+    /// The containerd shim, for runtimes configured as one (API 1.42+).
+    #[serde(rename = "runtimeType")]
+    pub runtime_type: String,
 }
 
 impl Info {
