@@ -19,7 +19,12 @@ use dockshim::grpc::Code;
 use dockshim::logs::format::{parse_cri_line, CriStream, Tag};
 use dockshim::logs::{validate_log_path, LogError, LogManager, LOG_THREAD_NAME};
 
-const DOCKER_SOCK: &str = "/var/run/docker.sock";
+/// The engine under test: `DOCKSHIM_TEST_DOCKER_SOCKET` (tests/run.sh sets
+/// it for each engine of its matrix), else the machine's dockerd.
+fn docker_sock() -> String {
+    std::env::var("DOCKSHIM_TEST_DOCKER_SOCKET")
+        .unwrap_or_else(|_| "/var/run/docker.sock".to_owned())
+}
 
 fn busybox() -> String {
     std::env::var("DOCKSHIM_TEST_BUSYBOX_IMAGE")
@@ -28,13 +33,16 @@ fn busybox() -> String {
 
 /// The shared manager, or `None` (with the reason printed) without dockerd.
 fn manager() -> Option<Arc<LogManager>> {
-    if !Path::new(DOCKER_SOCK).exists() {
-        eprintln!("skipped: {DOCKER_SOCK} does not exist, no dockerd to test against");
+    if !Path::new(&docker_sock()).exists() {
+        eprintln!(
+            "skipped: {} does not exist, no dockerd to test against",
+            docker_sock()
+        );
         return None;
     }
     static MANAGER: OnceLock<Arc<LogManager>> = OnceLock::new();
     let manager = MANAGER.get_or_init(|| {
-        let docker = DockerClient::new(DOCKER_SOCK, Duration::from_secs(30)).unwrap();
+        let docker = DockerClient::new(&docker_sock(), Duration::from_secs(30)).unwrap();
         docker.negotiate().unwrap();
         LogManager::start(docker)
     });

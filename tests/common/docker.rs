@@ -6,13 +6,21 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-/// Where dockerd listens on the test machine.
-pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// Where the machine's own dockerd listens.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// The engine under test: `DOCKSHIM_TEST_DOCKER_SOCKET` (tests/run.sh sets
+/// it for each engine of its matrix), else the machine's dockerd.
+pub fn docker_socket() -> String {
+    std::env::var("DOCKSHIM_TEST_DOCKER_SOCKET")
+        .unwrap_or_else(|_| DEFAULT_DOCKER_SOCKET.to_owned())
+}
 
 /// GETs `path` from dockerd and parses the JSON body; panics on any failure.
 pub fn get_json(path: &str) -> serde_json::Value {
-    let mut stream = UnixStream::connect(DOCKER_SOCKET)
-        .unwrap_or_else(|e| panic!("connect to {DOCKER_SOCKET}: {e}"));
+    let socket = docker_socket();
+    let mut stream =
+        UnixStream::connect(&socket).unwrap_or_else(|e| panic!("connect to {socket}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -52,15 +60,14 @@ fn string_field(object: &serde_json::Value, name: &str) -> String {
 /// image, or `None`, with the reason printed, when there is no dockerd or
 /// no image to test against.
 pub fn dockerd_with_busybox() -> Option<(dockshim::docker::DockerClient, String)> {
-    if !std::path::Path::new(DOCKER_SOCKET).exists() {
-        eprintln!("skipped: {DOCKER_SOCKET} does not exist, no dockerd to test against");
+    let socket = docker_socket();
+    if !std::path::Path::new(&socket).exists() {
+        eprintln!("skipped: {socket} does not exist, no dockerd to test against");
         return None;
     }
-    let docker = dockshim::docker::DockerClient::new(
-        &format!("unix://{DOCKER_SOCKET}"),
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let docker =
+        dockshim::docker::DockerClient::new(&format!("unix://{socket}"), Duration::from_secs(60))
+            .unwrap();
     if let Err(err) = docker.negotiate() {
         eprintln!("skipped: dockerd does not answer: {err}");
         return None;

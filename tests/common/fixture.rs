@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use tempfile::TempDir;
 
 use super::client::CriClient;
-use super::docker::DOCKER_SOCKET;
+use super::docker::docker_socket;
 
 /// How long the binary may take to accept connections on its socket.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -35,7 +35,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            docker_socket: PathBuf::from(DOCKER_SOCKET),
+            docker_socket: PathBuf::from(docker_socket()),
             cni_conflist: None,
             extra_args: Vec::new(),
         }

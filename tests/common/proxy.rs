@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::docker::DOCKER_SOCKET;
+use super::docker::docker_socket;
 
 const ACCEPT_POLL: Duration = Duration::from_millis(10);
 const DELAY_SLICE: Duration = Duration::from_millis(10);
@@ -151,7 +151,7 @@ fn accept_loop(listener: &UnixListener, stop: &AtomicBool, shared: &Arc<Shared>)
 
 /// Joins `client` to a fresh dockerd connection with one thread per direction.
 fn forward(client: UnixStream, shared: &Arc<Shared>) {
-    let Ok(upstream) = UnixStream::connect(DOCKER_SOCKET) else {
+    let Ok(upstream) = UnixStream::connect(docker_socket()) else {
         return;
     };
     {
