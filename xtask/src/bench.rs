@@ -2,7 +2,8 @@
 //! endpoint with an independent gRPC client (tonic).
 //!
 //! Without `--endpoint` it builds the release binary, starts it on a
-//! temporary socket against the local dockerd, and also reports the
+//! temporary socket against the local dockerd (or the engine that
+//! `--docker-endpoint unix:///path` names), and also reports the
 //! stripped binary size, idle RSS and the runtime crate count. With
 //! `--endpoint unix:///path` it measures any CRI runtime already running
 //! there, so dockshim and another runtime can be compared in one sitting.
@@ -88,9 +89,9 @@ const BENCH_REPOSITORY: &str = "dockshim-bench/image";
 /// Measured calls of each image RPC, after the warm-up ones.
 const IMAGE_CALLS: usize = 500;
 const IMAGE_WARMUP_CALLS: usize = 20;
-/// The dockerd the bench images are created in.
-const DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
-const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// The dockerd the bench runs against unless `--docker-endpoint` names
+/// another engine.
+const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// An empty tar archive (two zero blocks): each bench image is an empty
 /// layer whose configuration differs by a label.
 const EMPTY_TAR: [u8; 1024] = [0; 1024];
@@ -182,6 +183,9 @@ const PROXY_BUFFER: usize = 64 * 1024;
 
 struct Options {
     endpoint: Option<PathBuf>,
+    /// The engine's socket: the started dockshim's `--docker-endpoint`, and
+    /// where bench images and raw baselines are made.
+    docker_socket: PathBuf,
     calls: usize,
     sandboxes: bool,
     containers: bool,
@@ -190,6 +194,7 @@ struct Options {
 fn parse(flags: &[String]) -> Result<Options, XtaskError> {
     let mut options = Options {
         endpoint: None,
+        docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
         calls: DEFAULT_CALLS,
         sandboxes: false,
         containers: false,
@@ -206,6 +211,11 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
                 let endpoint = value()?;
                 let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
                 options.endpoint = Some(PathBuf::from(path));
+            }
+            "--docker-endpoint" => {
+                let endpoint = value()?;
+                let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
+                options.docker_socket = PathBuf::from(path);
             }
             "--calls" => {
                 let calls = value()?;
@@ -247,16 +257,18 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         .build()
         .map_err(|err| XtaskError::Bench(format!("tokio runtime: {err}")))?;
 
+    let docker_endpoint = format!("unix://{}", options.docker_socket.display());
     let (socket, started) = match &options.endpoint {
         Some(path) => (path.clone(), None),
         None => {
             build_release(root)?;
             let dir = tempdir()?;
-            let started = start_dockshim(root, dir, &[])?;
+            let started = start_dockshim(root, dir, &["--docker-endpoint", &docker_endpoint])?;
             (started.dir.path().join("dockshim.sock"), Some(started))
         }
     };
     println!("machine: {}", machine_summary());
+    println!("docker engine: {}", engine_summary(&docker_endpoint)?);
     if let Some(started) = &started {
         let binary = root.join("target/release/dockshim");
         let size = fs::metadata(&binary)
@@ -327,7 +339,7 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         );
         Ok::<(), XtaskError>(())
     })?;
-    image_figures(&runtime, &socket)?;
+    image_figures(&runtime, &socket, &docker_endpoint)?;
 
     let image = env_or(PAUSE_IMAGE_VARIABLE, DEFAULT_PAUSE_IMAGE);
     if started.is_some() {
@@ -335,7 +347,7 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         // figures above.
         let dir = tempdir()?;
         let proxy_socket = dir.path().join("docker.sock");
-        let proxy = CountingProxy::start(&proxy_socket, Path::new(DOCKER_SOCKET))?;
+        let proxy = CountingProxy::start(&proxy_socket, &options.docker_socket)?;
         let proxy_endpoint = format!("unix://{}", proxy_socket.display());
         let sandboxed = start_dockshim(
             root,
@@ -362,7 +374,7 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         )?;
         pod_figures(&runtime, &bench, true)?;
     } else if options.sandboxes || options.containers {
-        let bench = PodBench::new(&socket, DOCKER_ENDPOINT, None, None, image, options.calls)?;
+        let bench = PodBench::new(&socket, &docker_endpoint, None, None, image, options.calls)?;
         pod_figures(&runtime, &bench, options.containers)?;
     }
 
@@ -384,10 +396,10 @@ struct BenchImages {
 }
 
 impl BenchImages {
-    fn create(count: usize) -> Result<BenchImages, XtaskError> {
+    fn create(docker_endpoint: &str, count: usize) -> Result<BenchImages, XtaskError> {
         let docker_error = |err| XtaskError::Bench(format!("dockerd: {err}"));
         let docker =
-            DockerClient::new(DOCKER_ENDPOINT, Duration::from_secs(60)).map_err(docker_error)?;
+            DockerClient::new(docker_endpoint, Duration::from_secs(60)).map_err(docker_error)?;
         docker.negotiate().map_err(docker_error)?;
         let mut images = BenchImages {
             docker,
@@ -435,8 +447,12 @@ impl Drop for BenchImages {
 
 /// ListImages latency with [`BENCH_IMAGES`] more images than dockerd had,
 /// and ImageFsInfo latency.
-fn image_figures(runtime: &tokio::runtime::Runtime, socket: &Path) -> Result<(), XtaskError> {
-    let images = BenchImages::create(BENCH_IMAGES)?;
+fn image_figures(
+    runtime: &tokio::runtime::Runtime,
+    socket: &Path,
+    docker_endpoint: &str,
+) -> Result<(), XtaskError> {
+    let images = BenchImages::create(docker_endpoint, BENCH_IMAGES)?;
     runtime.block_on(async {
         let mut grpc = Grpc::new(connect(socket.to_path_buf()).await?);
         let start = Instant::now();
@@ -1759,6 +1775,25 @@ fn machine_summary() -> String {
         .unwrap_or(1);
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}
+
+/// The engine under the bench: its release, API version and image store.
+fn engine_summary(docker_endpoint: &str) -> Result<String, XtaskError> {
+    let docker_error = |err| XtaskError::Bench(format!("dockerd at {docker_endpoint}: {err}"));
+    let docker =
+        DockerClient::new(docker_endpoint, Duration::from_secs(60)).map_err(docker_error)?;
+    let engine = docker.engine().map_err(docker_error)?;
+    let store = if engine.image_store.is_containerd() {
+        "containerd image store"
+    } else {
+        "graph driver"
+    };
+    Ok(format!(
+        "Docker {} (API {}), {store} {}",
+        engine.version,
+        engine.api_version,
+        engine.image_store.name()
+    ))
 }
 
 #[cfg(test)]
