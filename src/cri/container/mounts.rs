@@ -213,41 +213,34 @@ fn docker_mount(
             format!("unknown propagation {}", mount.propagation),
         )
     })?;
-    if mount.recursive_read_only {
+    // Whether the mount is a `Mounts` bind, and which, is settled before
+    // the host's mount table is read, so a malformed mount is refused as
+    // such whatever the node looks like.
+    let read_only_kind = if mount.recursive_read_only {
         check_recursive_read_only(&field, mount, propagation, engine)?;
-    }
+        Some(BindOptions {
+            read_only_force_recursive: true,
+            ..BindOptions::default()
+        })
+    } else if mount.readonly && !mount.selinux_relabel && engine.has_read_only_mount_kinds() {
+        Some(BindOptions {
+            read_only_non_recursive: true,
+            ..BindOptions::default()
+        })
+    } else {
+        no_colon(&field("host_path"), &mount.host_path)?;
+        no_colon(&field("container_path"), &mount.container_path)?;
+        None
+    };
     let propagation = docker_propagation(&mount.host_path, propagation, host)?;
-    if mount.recursive_read_only {
-        return Ok(DockerMount::Mount(read_only_bind(
-            mount,
-            propagation,
-            BindOptions {
-                read_only_force_recursive: true,
-                ..BindOptions::default()
-            },
-        )));
-    }
-    if mount.readonly && !mount.selinux_relabel && engine.has_read_only_mount_kinds() {
-        return Ok(DockerMount::Mount(read_only_bind(
-            mount,
-            propagation,
-            BindOptions {
-                read_only_non_recursive: true,
-                ..BindOptions::default()
-            },
-        )));
-    }
-    bind(&field, mount, propagation).map(DockerMount::Bind)
+    Ok(match read_only_kind {
+        Some(options) => DockerMount::Mount(read_only_bind(mount, propagation, options)),
+        None => DockerMount::Bind(bind(mount, propagation)),
+    })
 }
 
-/// The `Binds` string of `mount`.
-fn bind(
-    field: &dyn Fn(&str) -> String,
-    mount: &v1::Mount,
-    propagation: &str,
-) -> Result<String, ContainerConfigError> {
-    no_colon(&field("host_path"), &mount.host_path)?;
-    no_colon(&field("container_path"), &mount.container_path)?;
+/// The `Binds` string of `mount`, whose paths hold no `:`.
+fn bind(mount: &v1::Mount, propagation: &str) -> String {
     let mut options = Vec::new();
     if mount.readonly {
         options.push(READ_ONLY);
@@ -256,12 +249,12 @@ fn bind(
         options.push(SELINUX_PRIVATE_LABEL);
     }
     options.push(propagation);
-    Ok(format!(
+    format!(
         "{}:{}:{}",
         mount.host_path,
         mount.container_path,
         options.join(",")
-    ))
+    )
 }
 
 /// The `Mounts` bind of the read-only `mount`, read-only as `options`
@@ -715,6 +708,14 @@ pub(crate) mod tests {
         );
         let colon = mount("/a:b", v1::MountPropagation::PropagationPrivate);
         assert_eq!(refusal(colon, &docker_29()).0, Code::InvalidArgument);
+        let colon_on_a_private_mount = v1::Mount {
+            container_path: "/a:b".to_owned(),
+            ..mount("/private", v1::MountPropagation::PropagationHostToContainer)
+        };
+        assert_eq!(
+            refusal(colon_on_a_private_mount, &docker_29()).0,
+            Code::InvalidArgument
+        );
     }
 
     #[test]
