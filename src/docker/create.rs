@@ -1,5 +1,6 @@
 //! The body of `POST /containers/create`: the container configuration plus
-//! its `HostConfig`, in the Engine API's field names (API 1.41).
+//! its `HostConfig`, in the Engine API's field names (API 1.41; the
+//! `Mounts` options note the version that brought them).
 //!
 //! Only the fields dockshim sets exist here, and every empty field is left
 //! out of the JSON, so a body says exactly what dockshim asked for and the
@@ -134,6 +135,11 @@ pub struct CreateHostConfig {
     /// `None` keeps dockerd's default list; `Some(vec![])` protects nothing.
     #[serde(rename = "ReadonlyPaths", skip_serializing_if = "Option::is_none")]
     pub readonly_paths: Option<Vec<String>>,
+
+    /// Mounts `Binds` cannot express (API 1.44 and later): read-only
+    /// binds that say how far down they are read-only, and images.
+    #[serde(rename = "Mounts", skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
 }
 
 /// `Healthcheck`: dockshim only ever sends `{"Test": ["NONE"]}`.
@@ -178,6 +184,61 @@ pub struct DeviceMapping {
     /// Any of `r`, `w`, `m`.
     #[serde(rename = "CgroupPermissions")]
     pub cgroup_permissions: String,
+}
+
+/// One entry of `HostConfig.Mounts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    #[serde(rename = "Type")]
+    pub kind: MountType,
+    /// The host path of a bind; the reference or ID of an image.
+    #[serde(rename = "Source")]
+    pub source: String,
+    /// The path inside the container.
+    #[serde(rename = "Target")]
+    pub target: String,
+    #[serde(rename = "ReadOnly", skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    #[serde(rename = "BindOptions", skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    #[serde(rename = "ImageOptions", skip_serializing_if = "Option::is_none")]
+    pub image_options: Option<ImageOptions>,
+}
+
+/// `Mount.Type`, of the kinds dockshim asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MountType {
+    #[serde(rename = "bind")]
+    Bind,
+    /// An image's filesystem, read-only (API 1.48).
+    #[serde(rename = "image")]
+    Image,
+}
+
+/// `Mount.BindOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BindOptions {
+    /// `rprivate`, `rslave` or `rshared` as dockshim uses it.
+    #[serde(rename = "Propagation", skip_serializing_if = "String::is_empty")]
+    pub propagation: String,
+    /// Create a missing host path, as `Binds` always do (API 1.42).
+    #[serde(rename = "CreateMountpoint", skip_serializing_if = "is_false")]
+    pub create_mountpoint: bool,
+    /// Read-only at the top only; submounts keep their own flags (API
+    /// 1.44).
+    #[serde(rename = "ReadOnlyNonRecursive", skip_serializing_if = "is_false")]
+    pub read_only_non_recursive: bool,
+    /// Read-only all the way down, or fail the start (API 1.44).
+    #[serde(rename = "ReadOnlyForceRecursive", skip_serializing_if = "is_false")]
+    pub read_only_force_recursive: bool,
+}
+
+/// `Mount.ImageOptions` (API 1.48).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImageOptions {
+    /// A relative path inside the image to mount instead of its root.
+    #[serde(rename = "Subpath", skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
 }
 
 // serde's skip_serializing_if hands the field over by reference.
@@ -252,6 +313,31 @@ mod tests {
                 }],
                 masked_paths: Some(vec!["/proc/kcore".to_owned()]),
                 readonly_paths: Some(vec!["/proc/sys".to_owned()]),
+                mounts: vec![
+                    Mount {
+                        kind: MountType::Bind,
+                        source: "/c".to_owned(),
+                        target: "/d".to_owned(),
+                        read_only: true,
+                        bind_options: Some(BindOptions {
+                            propagation: "rprivate".to_owned(),
+                            create_mountpoint: true,
+                            read_only_non_recursive: true,
+                            read_only_force_recursive: true,
+                        }),
+                        image_options: None,
+                    },
+                    Mount {
+                        kind: MountType::Image,
+                        source: "busybox".to_owned(),
+                        target: "/img".to_owned(),
+                        read_only: true,
+                        bind_options: None,
+                        image_options: Some(ImageOptions {
+                            subpath: "etc".to_owned(),
+                        }),
+                    },
+                ],
             },
         };
         let host_config = json!({
@@ -285,7 +371,28 @@ mod tests {
                 "CgroupPermissions": "rwm"
             }],
             "MaskedPaths": ["/proc/kcore"],
-            "ReadonlyPaths": ["/proc/sys"]
+            "ReadonlyPaths": ["/proc/sys"],
+            "Mounts": [
+                {
+                    "Type": "bind",
+                    "Source": "/c",
+                    "Target": "/d",
+                    "ReadOnly": true,
+                    "BindOptions": {
+                        "Propagation": "rprivate",
+                        "CreateMountpoint": true,
+                        "ReadOnlyNonRecursive": true,
+                        "ReadOnlyForceRecursive": true
+                    }
+                },
+                {
+                    "Type": "image",
+                    "Source": "busybox",
+                    "Target": "/img",
+                    "ReadOnly": true,
+                    "ImageOptions": {"Subpath": "etc"}
+                }
+            ]
         });
         let expected = json!({
             "Hostname": "h",

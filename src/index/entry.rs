@@ -78,8 +78,11 @@ pub enum CriState {
 /// One mount of a container, as dockerd reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mount {
-    /// `bind`, `volume`, `tmpfs`, ...
+    /// `bind`, `volume`, `tmpfs`, `image`, ...
     pub kind: String,
+    /// The volume's name; for an image mount, the image as the container
+    /// was created with it.
+    pub name: String,
     /// The host path.
     pub source: String,
     /// The path inside the container.
@@ -222,6 +225,7 @@ impl Entry {
                 .iter()
                 .map(|m| Mount {
                     kind: m.kind.clone(),
+                    name: m.name.clone(),
                     source: m.source.clone(),
                     destination: m.destination.clone(),
                     read_only: !m.rw,

@@ -94,6 +94,10 @@ impl ContainerService {
             .into_owned()
         };
         let daemon = self.daemon_facts()?;
+        let engine = self
+            .docker
+            .engine()
+            .map_err(|err| ContainerError::docker("read what the engine can mount", err))?;
         let node_has_swap = node_has_swap();
         let options = ContainerOptions {
             sandbox_id: &sandbox.id,
@@ -102,6 +106,7 @@ impl ContainerService {
             cgroup_driver: daemon.cgroup_driver,
             seccomp_profiles: &NodeSeccompProfiles,
             host_mounts: &NodeMounts,
+            engine: &engine,
             node_has_swap,
             node_has_apparmor: daemon.apparmor,
         };

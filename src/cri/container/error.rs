@@ -23,6 +23,13 @@ pub enum ContainerConfigError {
         field: String,
         reason: String,
     },
+    /// A valid setting the engine dockshim talks to cannot provide, though
+    /// a newer engine (or kernel) could: FAILED_PRECONDITION, the reason
+    /// names the engine.
+    EngineCannot {
+        field: String,
+        reason: String,
+    },
     /// A mount propagation the host mount under `path` cannot give, or
     /// whose host mount could not be read: FAILED_PRECONDITION, the fix
     /// belongs on the node.
@@ -58,6 +65,17 @@ impl ContainerConfigError {
         }
     }
 
+    /// An `EngineCannot` error for `field`.
+    pub fn engine_cannot(
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> ContainerConfigError {
+        ContainerConfigError::EngineCannot {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// The gRPC code this refusal maps to.
     pub fn code(&self) -> Code {
         match self {
@@ -65,7 +83,9 @@ impl ContainerConfigError {
                 Code::InvalidArgument
             }
             ContainerConfigError::Unsupported { .. } => Code::Unimplemented,
-            ContainerConfigError::HostMount { .. } => Code::FailedPrecondition,
+            ContainerConfigError::EngineCannot { .. } | ContainerConfigError::HostMount { .. } => {
+                Code::FailedPrecondition
+            }
             ContainerConfigError::Shared(err) => err.code(),
             ContainerConfigError::Naming(err) => err.code(),
         }
@@ -79,6 +99,7 @@ impl fmt::Display for ContainerConfigError {
             ContainerConfigError::Unsupported { field, reason } => {
                 write!(f, "{field}: not supported with Docker: {reason}")
             }
+            ContainerConfigError::EngineCannot { field, reason } => write!(f, "{field}: {reason}"),
             ContainerConfigError::HostMount {
                 path,
                 reason,
@@ -152,6 +173,11 @@ mod tests {
                 ContainerConfigError::unsupported("cdi_devices", "no CDI"),
                 Code::Unimplemented,
                 "cdi_devices: not supported with Docker: no CDI",
+            ),
+            (
+                ContainerConfigError::engine_cannot("mounts[0].image", "Docker 20.10.24 cannot"),
+                Code::FailedPrecondition,
+                "mounts[0].image: Docker 20.10.24 cannot",
             ),
             (
                 ContainerConfigError::HostMount {

@@ -191,6 +191,7 @@ mod tests {
                 destination: "/host".to_owned(),
                 read_only: true,
                 propagation: "rslave".to_owned(),
+                ..Mount::default()
             }],
             resources: Resources {
                 cpu_shares: 2,

@@ -1,7 +1,8 @@
 //! `ContainerConfig` → the `POST /containers/create` body of an
 //! application container. Pure: what comes from the node (seccomp
 //! profiles, the mount table, whether there is swap, whether dockerd has
-//! AppArmor) is handed in through [`ContainerOptions`].
+//! AppArmor, what the engine can mount) is handed in through
+//! [`ContainerOptions`].
 //!
 //! Every field of a container configuration is applied, checked, or
 //! refused; none is dropped unnoticed:
@@ -61,7 +62,7 @@ use crate::cri::sandbox::translate::{cgroup_parent, DEFAULT_SHM_SIZE};
 use crate::cri::sandbox::{sandbox_namespaces, SandboxNamespaces};
 use crate::cri::v1::security_profile::ProfileType;
 use crate::cri::{labels, v1};
-use crate::docker::{ContainerCreate, CreateHostConfig, HealthConfig, RestartPolicy};
+use crate::docker::{ContainerCreate, CreateHostConfig, Engine, HealthConfig, RestartPolicy};
 
 /// Docker's mode value for a host namespace.
 const HOST_MODE: &str = "host";
@@ -91,6 +92,8 @@ pub struct ContainerOptions<'a> {
     pub seccomp_profiles: &'a dyn SeccompProfiles,
     /// How host mounts propagate.
     pub host_mounts: &'a dyn HostMounts,
+    /// What the engine can mount.
+    pub engine: &'a Engine,
     /// Whether the node has any swap space (`/proc/swaps`).
     pub node_has_swap: bool,
     /// Whether dockerd confines containers with AppArmor (`GET /info`
@@ -139,8 +142,10 @@ pub fn container_create_body(
         .as_ref()
         .map_or("", |linux| linux.cgroup_parent.as_str());
 
+    let docker_mounts = mounts::docker_mounts(&config.mounts, options.engine, options.host_mounts)?;
     let mut host_config = CreateHostConfig {
-        binds: mounts::binds(&config.mounts, options.host_mounts)?,
+        binds: docker_mounts.binds,
+        mounts: docker_mounts.mounts,
         devices: mounts::devices(&config.devices)?,
         cgroup_parent: cgroup_parent(sandbox_parent, options.cgroup_driver)?,
         shm_size: Some(DEFAULT_SHM_SIZE),
@@ -497,7 +502,7 @@ mod tests {
 
     use serde_json::{json, Value};
 
-    use super::super::mounts::tests::FakeMounts;
+    use super::super::mounts::tests::{docker_20_10, docker_29, FakeMounts};
     use super::super::mounts::HostPropagation;
     use super::*;
     use crate::cri::sandbox::security::tests::FakeProfiles;
@@ -514,6 +519,7 @@ mod tests {
     struct Node {
         profiles: FakeProfiles,
         mounts: FakeMounts,
+        engine: Engine,
     }
 
     impl Node {
@@ -527,6 +533,7 @@ mod tests {
                     PathBuf::from("/shared"),
                     HostPropagation::Shared,
                 )])),
+                engine: docker_20_10(),
             }
         }
 
@@ -538,6 +545,7 @@ mod tests {
                 cgroup_driver: v1::CgroupDriver::Cgroupfs,
                 seccomp_profiles: &self.profiles,
                 host_mounts: &self.mounts,
+                engine: &self.engine,
                 node_has_swap: false,
                 node_has_apparmor: true,
             }
@@ -1247,6 +1255,45 @@ mod tests {
             }]))
         );
         assert_eq!(field(&body, "StopSignal"), Some(json!("SIGRTMIN+3")));
+    }
+
+    #[test]
+    fn read_only_mounts_reach_the_body_as_mounts_where_the_engine_has_the_kinds() {
+        let mut config = config();
+        config.mounts = vec![
+            v1::Mount {
+                container_path: "/ro".to_owned(),
+                host_path: "/shared".to_owned(),
+                readonly: true,
+                ..v1::Mount::default()
+            },
+            v1::Mount {
+                container_path: "/rw".to_owned(),
+                host_path: "/shared".to_owned(),
+                ..v1::Mount::default()
+            },
+        ];
+        let node = Node {
+            engine: docker_29(),
+            ..Node::new()
+        };
+        let body = container_create_body(&config, &sandbox(false), &node.options()).unwrap();
+        let body = serde_json::to_value(body).unwrap();
+        assert_eq!(field(&body, "Binds"), Some(json!(["/shared:/rw:rprivate"])));
+        assert_eq!(
+            field(&body, "Mounts"),
+            Some(json!([{
+                "Type": "bind",
+                "Source": "/shared",
+                "Target": "/ro",
+                "ReadOnly": true,
+                "BindOptions": {
+                    "Propagation": "rprivate",
+                    "CreateMountpoint": true,
+                    "ReadOnlyNonRecursive": true
+                }
+            }]))
+        );
     }
 
     #[test]
