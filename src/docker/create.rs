@@ -134,6 +134,14 @@ pub struct CreateHostConfig {
     /// `None` keeps dockerd's default list; `Some(vec![])` protects nothing.
     #[serde(rename = "ReadonlyPaths", skip_serializing_if = "Option::is_none")]
     pub readonly_paths: Option<Vec<String>>,
+
+    /// One of `/info`'s `Runtimes`; empty is dockerd's `DefaultRuntime`.
+    #[serde(rename = "Runtime", skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+    /// Devices a driver injects at start; dockshim asks only the `cdi`
+    /// driver (API 1.44+ with CDI on in dockerd).
+    #[serde(rename = "DeviceRequests", skip_serializing_if = "Vec::is_empty")]
+    pub device_requests: Vec<DeviceRequest>,
 }
 
 /// `Healthcheck`: dockshim only ever sends `{"Test": ["NONE"]}`.
@@ -178,6 +186,30 @@ pub struct DeviceMapping {
     /// Any of `r`, `w`, `m`.
     #[serde(rename = "CgroupPermissions")]
     pub cgroup_permissions: String,
+}
+
+/// The driver of a `DeviceRequests` entry that names CDI devices.
+pub const DEVICE_DRIVER_CDI: &str = "cdi";
+
+/// One entry of `DeviceRequests`. Of Docker's fields only those a CDI
+/// request uses exist: `Count`, `Capabilities` and `Options` stay unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceRequest {
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    /// Fully qualified CDI names, `vendor/class=name`.
+    #[serde(rename = "DeviceIDs")]
+    pub device_ids: Vec<String>,
+}
+
+impl DeviceRequest {
+    /// A request for the CDI devices `names`.
+    pub fn cdi(names: Vec<String>) -> DeviceRequest {
+        DeviceRequest {
+            driver: DEVICE_DRIVER_CDI.to_owned(),
+            device_ids: names,
+        }
+    }
 }
 
 // serde's skip_serializing_if hands the field over by reference.
@@ -252,6 +284,8 @@ mod tests {
                 }],
                 masked_paths: Some(vec!["/proc/kcore".to_owned()]),
                 readonly_paths: Some(vec!["/proc/sys".to_owned()]),
+                runtime: "runsc".to_owned(),
+                device_requests: vec![DeviceRequest::cdi(vec!["vendor.com/gpu=0".to_owned()])],
             },
         };
         let host_config = json!({
@@ -285,7 +319,9 @@ mod tests {
                 "CgroupPermissions": "rwm"
             }],
             "MaskedPaths": ["/proc/kcore"],
-            "ReadonlyPaths": ["/proc/sys"]
+            "ReadonlyPaths": ["/proc/sys"],
+            "Runtime": "runsc",
+            "DeviceRequests": [{"Driver": "cdi", "DeviceIDs": ["vendor.com/gpu=0"]}]
         });
         let expected = json!({
             "Hostname": "h",

@@ -156,6 +156,11 @@ impl Engine {
         !self.cdi_spec_dirs.is_empty()
     }
 
+    /// Whether dockerd lists a runtime called `name` in `/info`.
+    pub fn has_runtime(&self, name: &str) -> bool {
+        self.runtimes.contains_key(name)
+    }
+
     /// Whether container inspect carries `Storage` rather than a
     /// `GraphDriver` for the containerd image store.
     pub fn has_storage_field(&self) -> bool {
@@ -238,6 +243,24 @@ mod tests {
         assert!(engine.has_storage_field());
         assert!(!engine.has_top_level_network_fields());
         assert_eq!(engine.runtimes["kata"].path, "io.containerd.kata.v2");
+    }
+
+    #[test]
+    fn docker_27_with_the_cdi_feature_off_reports_no_spec_dirs() {
+        let engine = Engine::new(
+            ApiVersion::new(1, 47),
+            &info(
+                r#"{"ServerVersion":"27.5.1","Driver":"overlay2","KernelVersion":"6.1.0",
+                "CDISpecDirs":[],
+                "Runtimes":{"runc":{"path":"runc","status":{"org.opencontainers.runtime-spec.features":"{}"}},
+                "io.containerd.runc.v2":{"path":"runc"}},"DefaultRuntime":"runc"}"#,
+            ),
+        );
+        assert!(!engine.supports_cdi());
+        assert!(engine.has_runtime("io.containerd.runc.v2"));
+        assert!(engine.has_runtime("runc"));
+        assert!(!engine.has_runtime("runsc"));
+        assert_eq!(engine.default_runtime, "runc");
     }
 
     #[test]

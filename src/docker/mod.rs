@@ -38,7 +38,7 @@ pub use containers::{
     NetworkSettings,
 };
 pub use create::{
-    ContainerCreate, CreateHostConfig, DeviceMapping, HealthConfig, RestartPolicy,
+    ContainerCreate, CreateHostConfig, DeviceMapping, DeviceRequest, HealthConfig, RestartPolicy,
     HEALTHCHECK_NONE, RESTART_POLICY_NO,
 };
 pub use engine::{Engine, EngineRuntime, ImageStore};
