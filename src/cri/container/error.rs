@@ -31,6 +31,14 @@ pub enum ContainerConfigError {
         reason: String,
         source: Option<io::Error>,
     },
+    /// A valid setting the Docker engine in use cannot provide, though
+    /// others can (CDI devices on an engine without CDI):
+    /// FAILED_PRECONDITION, the fix is the engine's configuration or
+    /// release.
+    EngineLacks {
+        field: String,
+        reason: String,
+    },
     /// A refusal of a part shared with sandboxes (user, security profiles,
     /// cgroup parent, the sandbox's own configuration).
     Shared(SandboxConfigError),
@@ -65,7 +73,9 @@ impl ContainerConfigError {
                 Code::InvalidArgument
             }
             ContainerConfigError::Unsupported { .. } => Code::Unimplemented,
-            ContainerConfigError::HostMount { .. } => Code::FailedPrecondition,
+            ContainerConfigError::HostMount { .. } | ContainerConfigError::EngineLacks { .. } => {
+                Code::FailedPrecondition
+            }
             ContainerConfigError::Shared(err) => err.code(),
             ContainerConfigError::Naming(err) => err.code(),
         }
@@ -90,6 +100,7 @@ impl fmt::Display for ContainerConfigError {
                     None => Ok(()),
                 }
             }
+            ContainerConfigError::EngineLacks { field, reason } => write!(f, "{field}: {reason}"),
             ContainerConfigError::Shared(err) => err.fmt(f),
             ContainerConfigError::Naming(err) => err.fmt(f),
             ContainerConfigError::Labels(err) => err.fmt(f),
@@ -161,6 +172,14 @@ mod tests {
                 },
                 Code::FailedPrecondition,
                 "host path \"/mnt\": cannot read its mount: entity not found",
+            ),
+            (
+                ContainerConfigError::EngineLacks {
+                    field: "CDI_devices".to_owned(),
+                    reason: "Docker 27.5.1 has CDI off".to_owned(),
+                },
+                Code::FailedPrecondition,
+                "CDI_devices: Docker 27.5.1 has CDI off",
             ),
             (
                 SandboxConfigError::invalid("run_as_group", "a group needs a user").into(),
