@@ -205,6 +205,7 @@ impl ContainerService {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -238,6 +239,26 @@ mod tests {
                 assert!(!drops_a_limit(warning, node_has_swap), "{warning}");
             }
         }
+    }
+
+    #[test]
+    fn the_sandbox_runtime_is_read_from_its_inspect_and_absent_means_default() {
+        let runtime = |json: &str| {
+            serde_json::from_str::<SandboxInspect>(json)
+                .unwrap()
+                .host_config
+                .unwrap_or_default()
+                .runtime
+        };
+        assert_eq!(
+            runtime(
+                r#"{"Id":"s","HostConfig":{"Runtime":"io.containerd.runc.v2","NetworkMode":"host"}}"#
+            ),
+            "io.containerd.runc.v2"
+        );
+        assert_eq!(runtime(r#"{"HostConfig":{}}"#), "");
+        assert_eq!(runtime(r#"{"HostConfig":null}"#), "");
+        assert_eq!(runtime("{}"), "");
     }
 
     #[test]
