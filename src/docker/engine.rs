@@ -4,7 +4,9 @@
 //!
 //! It owns the decision rules only; it does no I/O. [`super::DockerClient`]
 //! asks dockerd once and keeps the answer (`DockerClient::engine`), since
-//! none of it changes without a daemon restart. The version facts are in
+//! none of it changes without a daemon restart, except the runtimes, which
+//! a reload (SIGHUP) may add: RunPodSandbox reads `/info` again for a
+//! handler the kept answer lacks. The version facts are in
 //! `vendor-docs/docker-engine-versions.md`.
 
 use std::collections::BTreeMap;
