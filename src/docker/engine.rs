@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use serde::Deserialize;
+
 use super::types::Info;
 use super::ApiVersion;
 
@@ -28,6 +30,10 @@ const API_STORAGE_FIELD: ApiVersion = ApiVersion::new(1, 52);
 /// The first kernel with `mount_setattr(2)`, which recursive read-only
 /// mounts need (Linux 5.12).
 const KERNEL_MOUNT_SETATTR: (u32, u32) = (5, 12);
+/// The `Runtimes[].status` key of a runtime's OCI features document.
+const RUNTIME_FEATURES_KEY: &str = "org.opencontainers.runtime-spec.features";
+/// The mount option by which a runtime makes a mount recursively read-only.
+const MOUNT_OPTION_RECURSIVE_READ_ONLY: &str = "rro";
 /// `DriverStatus` key and value by which the containerd image store names
 /// itself.
 const DRIVER_TYPE_KEY: &str = "driver-type";
@@ -63,6 +69,16 @@ impl ImageStore {
 pub struct EngineRuntime {
     /// The executable or containerd shim, for Status's verbose info.
     pub path: String,
+    /// The mount options the runtime's OCI features document lists;
+    /// `None` where the engine reports no such document.
+    pub mount_options: Option<Vec<String>>,
+}
+
+/// The part of an OCI runtime features document dockshim reads.
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeFeatures {
+    #[serde(rename = "mountOptions", default)]
+    mount_options: Vec<String>,
 }
 
 /// The facts about one running engine that dockshim's behaviour depends on.
@@ -114,7 +130,18 @@ impl Engine {
                 } else {
                     runtime.path.clone()
                 };
-                (name.clone(), EngineRuntime { path })
+                let mount_options = runtime
+                    .status
+                    .get(RUNTIME_FEATURES_KEY)
+                    .and_then(|document| serde_json::from_str::<RuntimeFeatures>(document).ok())
+                    .map(|features| features.mount_options);
+                (
+                    name.clone(),
+                    EngineRuntime {
+                        path,
+                        mount_options,
+                    },
+                )
             })
             .collect();
         Engine {
@@ -144,6 +171,27 @@ impl Engine {
     pub fn supports_recursive_read_only(&self) -> bool {
         self.has_read_only_mount_kinds()
             && kernel_at_least(&self.kernel_version, KERNEL_MOUNT_SETATTR)
+    }
+
+    /// Whether containers of the runtime `runtime` (empty for the default
+    /// one) can have recursively read-only mounts: the engine and kernel
+    /// can make them, and the runtime, where it lists its mount options,
+    /// knows `rro`. An unknown runtime cannot.
+    pub fn runtime_supports_recursive_read_only(&self, runtime: &str) -> bool {
+        let name = if runtime.is_empty() {
+            &self.default_runtime
+        } else {
+            runtime
+        };
+        let knows_rro = match self.runtimes.get(name) {
+            Some(found) => found.mount_options.as_ref().is_none_or(|options| {
+                options
+                    .iter()
+                    .any(|o| o == MOUNT_OPTION_RECURSIVE_READ_ONLY)
+            }),
+            None => runtime.is_empty(),
+        };
+        self.supports_recursive_read_only() && knows_rro
     }
 
     /// Whether mounts of `Type: "image"` exist.
@@ -263,6 +311,39 @@ mod tests {
         assert!(engine.has_runtime("runc"));
         assert!(!engine.has_runtime("runsc"));
         assert_eq!(engine.default_runtime, "runc");
+    }
+
+    #[test]
+    fn a_runtime_has_recursive_read_only_mounts_if_it_lists_rro_or_lists_nothing() {
+        let features = |options: &str| {
+            serde_json::json!({ "org.opencontainers.runtime-spec.features":
+                format!(r#"{{"ociVersionMin":"1.0.0","mountOptions":[{options}]}}"#) })
+        };
+        let body = serde_json::json!({
+            "ServerVersion": "29.7.2",
+            "KernelVersion": "6.1.0",
+            "DefaultRuntime": "runc",
+            "Runtimes": {
+                "runc": {"path": "runc", "status": features(r#""ro","rro","rbind""#)},
+                "old": {"path": "runc-1.0", "status": features(r#""ro","rbind""#)},
+                "quiet": {"path": "crun"},
+                "garbled": {"path": "x", "status": {"org.opencontainers.runtime-spec.features": "{"}}
+            }
+        });
+        let engine = Engine::new(ApiVersion::new(1, 55), &info(&body.to_string()));
+        assert_eq!(
+            engine.runtimes["runc"].mount_options.as_deref(),
+            Some(&["ro".to_owned(), "rro".to_owned(), "rbind".to_owned()][..])
+        );
+        assert!(engine.runtime_supports_recursive_read_only(""));
+        assert!(engine.runtime_supports_recursive_read_only("runc"));
+        assert!(!engine.runtime_supports_recursive_read_only("old"));
+        assert!(engine.runtime_supports_recursive_read_only("quiet"));
+        assert!(engine.runtime_supports_recursive_read_only("garbled"));
+        assert!(!engine.runtime_supports_recursive_read_only("runsc"));
+
+        let old_api = Engine::new(ApiVersion::new(1, 41), &info(&body.to_string()));
+        assert!(!old_api.runtime_supports_recursive_read_only("runc"));
     }
 
     #[test]
