@@ -11,7 +11,7 @@
 //! configuration directory, which is cheap and may change at any time. Its
 //! runtime handlers are the default one (`""`) and one per runtime dockerd
 //! listed in `/info` when first asked (`DockerClient::engine`), each with
-//! the features the engine gives every runtime alike.
+//! the features the engine and that runtime give together.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -653,18 +653,18 @@ impl RuntimeService for Runtime {
 }
 
 /// The runtime handlers Status lists: the default one, `""`, then one per
-/// Docker runtime by name; only the default one while the engine is
-/// unknown. Recursive read-only mounts are the engine's and the kernel's
-/// to give, the same for every runtime; user namespaces with idmapped
-/// mounts never, since Docker has no per-pod user namespace.
+/// Docker runtime by name; only the default one, without features, while
+/// the engine is unknown. Recursive read-only mounts need the engine, the
+/// kernel and the runtime; user namespaces with idmapped mounts are never
+/// there, since Docker has no per-pod user namespace.
 fn runtime_handlers(engine: Option<&Engine>) -> Vec<v1::RuntimeHandler> {
-    let features = v1::RuntimeHandlerFeatures {
-        recursive_read_only_mounts: engine.is_some_and(Engine::supports_recursive_read_only),
-        user_namespaces: false,
-    };
     let handler = |name: &str| v1::RuntimeHandler {
         name: name.to_owned(),
-        features: Some(features),
+        features: Some(v1::RuntimeHandlerFeatures {
+            recursive_read_only_mounts: engine
+                .is_some_and(|engine| engine.runtime_supports_recursive_read_only(name)),
+            user_namespaces: false,
+        }),
     };
     let mut handlers = vec![handler("")];
     if let Some(engine) = engine {
@@ -850,6 +850,34 @@ mod tests {
             assert!(features.recursive_read_only_mounts, "{handler:?}");
             assert!(!features.user_namespaces, "{handler:?}");
         }
+    }
+
+    #[test]
+    fn a_runtime_that_lists_no_rro_mount_option_has_no_recursive_read_only_mounts() {
+        let info = serde_json::from_value(json!({
+            "KernelVersion": "6.1.0",
+            "DefaultRuntime": "runc",
+            "Runtimes": {
+                "runc": {"path": "runc"},
+                "old": {"path": "runc-1.0", "status": {
+                    "org.opencontainers.runtime-spec.features": "{\"mountOptions\":[\"ro\"]}"
+                }}
+            }
+        }))
+        .unwrap();
+        let engine = Engine::new(crate::docker::ApiVersion::new(1, 47), &info);
+        let advertised: Vec<(String, bool)> = runtime_handlers(Some(&engine))
+            .into_iter()
+            .map(|h| (h.name, h.features.unwrap().recursive_read_only_mounts))
+            .collect();
+        assert_eq!(
+            advertised,
+            [
+                (String::new(), true),
+                ("old".to_owned(), false),
+                ("runc".to_owned(), true)
+            ]
+        );
     }
 
     #[test]
