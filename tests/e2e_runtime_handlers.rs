@@ -302,18 +302,34 @@ async fn status_lists_the_default_handler_and_one_per_engine_runtime() {
         numbers.next().unwrap().parse::<u32>().unwrap(),
         numbers.next().unwrap().parse::<u32>().unwrap(),
     );
-    let recursive_read_only = read_only_kinds && release >= (5, 12);
+    let engine_has_it = read_only_kinds && release >= (5, 12);
+    let info = get_json("/info");
     for handler in &response.runtime_handlers {
+        let runtime = if handler.name.is_empty() {
+            info["DefaultRuntime"].as_str().unwrap()
+        } else {
+            handler.name.as_str()
+        };
+        // A runtime that describes itself must list the `rro` mount option.
+        let runtime_has_it = info["Runtimes"][runtime]["status"]
+            ["org.opencontainers.runtime-spec.features"]
+            .as_str()
+            .is_none_or(|features| {
+                let features: serde_json::Value = serde_json::from_str(features).unwrap();
+                features["mountOptions"]
+                    .as_array()
+                    .is_some_and(|options| options.iter().any(|o| o == "rro"))
+            });
         let features = handler.features.as_ref().unwrap();
         assert_eq!(
-            features.recursive_read_only_mounts, recursive_read_only,
+            features.recursive_read_only_mounts,
+            engine_has_it && runtime_has_it,
             "{handler:?} on API {api}, kernel {kernel}"
         );
         assert!(!features.user_namespaces, "{handler:?}");
     }
 
     let runtimes: serde_json::Value = serde_json::from_str(&response.info["runtimes"]).unwrap();
-    let info = get_json("/info");
     assert_eq!(runtimes["default"], info["DefaultRuntime"]);
     for name in engine_runtimes() {
         assert!(runtimes["runtimes"][&name].is_string(), "{runtimes}");
