@@ -8,7 +8,10 @@
 //!
 //! Status must tell the truth *now*: it pings dockerd on every call with a
 //! short timeout instead of answering from a cache, and it re-reads the CNI
-//! configuration directory, which is cheap and may change at any time.
+//! configuration directory, which is cheap and may change at any time. Its
+//! runtime handlers are the default one (`""`) and one per runtime dockerd
+//! listed in `/info` when first asked (`DockerClient::engine`), each with
+//! the features the engine and that runtime give together.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,7 +28,7 @@ use crate::cri::sandbox::SandboxService;
 use crate::cri::stats::StatsService;
 use crate::cri::streaming::{validate_attach, validate_exec, validate_port_forward};
 use crate::cri::v1;
-use crate::docker::DockerClient;
+use crate::docker::{DockerClient, Engine};
 use crate::grpc::{CallContext, Status};
 use crate::network::cni_config;
 use crate::store::Store;
@@ -231,8 +234,21 @@ impl RuntimeService for Runtime {
     ) -> Result<v1::StatusResponse, Status> {
         let (runtime, docker_info) = self.runtime_condition();
         let (network, cni_info) = self.network_condition();
+        // Asked only of a daemon that just answered: without one, reading
+        // the engine's facts would wait out the Docker call timeout.
+        let engine = if runtime.status {
+            self.docker
+                .engine()
+                .map_err(|err| log::warn!("Status: cannot read dockerd's runtimes: {err}"))
+                .ok()
+        } else {
+            None
+        };
+        let engine = engine.as_deref();
         let info = if request.verbose {
-            self.verbose_info(docker_info, cni_info)
+            let mut info = self.verbose_info(docker_info, cni_info);
+            info.insert("runtimes".to_owned(), runtimes_info(engine).to_string());
+            info
         } else {
             HashMap::new()
         };
@@ -241,12 +257,9 @@ impl RuntimeService for Runtime {
                 conditions: vec![runtime, network],
             }),
             info,
-            // One default handler; Docker offers neither recursive read-only
-            // mounts nor user namespaces per pod, and no supplemental groups policy.
-            runtime_handlers: vec![v1::RuntimeHandler {
-                name: String::new(),
-                features: Some(v1::RuntimeHandlerFeatures::default()),
-            }],
+            runtime_handlers: runtime_handlers(engine),
+            // Docker has no supplemental groups policy and no per-pod user
+            // namespaces, so none with host networking either.
             features: Some(v1::RuntimeFeatures::default()),
         })
     }
@@ -639,6 +652,43 @@ impl RuntimeService for Runtime {
     }
 }
 
+/// The runtime handlers Status lists: the default one, `""`, then one per
+/// Docker runtime by name; only the default one, without features, while
+/// the engine is unknown. Recursive read-only mounts need the engine, the
+/// kernel and the runtime; user namespaces with idmapped mounts are never
+/// there, since Docker has no per-pod user namespace.
+fn runtime_handlers(engine: Option<&Engine>) -> Vec<v1::RuntimeHandler> {
+    let handler = |name: &str| v1::RuntimeHandler {
+        name: name.to_owned(),
+        features: Some(v1::RuntimeHandlerFeatures {
+            recursive_read_only_mounts: engine
+                .is_some_and(|engine| engine.runtime_supports_recursive_read_only(name)),
+            user_namespaces: false,
+        }),
+    };
+    let mut handlers = vec![handler("")];
+    if let Some(engine) = engine {
+        handlers.extend(engine.runtimes.keys().map(|name| handler(name)));
+    }
+    handlers
+}
+
+/// Status's verbose `runtimes`: dockerd's default runtime and each
+/// runtime's executable or shim; `null` while the engine is unknown.
+fn runtimes_info(engine: Option<&Engine>) -> serde_json::Value {
+    match engine {
+        Some(engine) => json!({
+            "default": engine.default_runtime,
+            "runtimes": engine
+                .runtimes
+                .iter()
+                .map(|(name, runtime)| (name.clone(), json!(runtime.path)))
+                .collect::<serde_json::Map<_, _>>(),
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
 fn condition(kind: &str, status: bool, reason: &str, message: &str) -> v1::RuntimeCondition {
     v1::RuntimeCondition {
         r#type: kind.to_owned(),
@@ -764,12 +814,103 @@ mod tests {
     }
 
     #[test]
+    fn status_without_docker_lists_only_the_default_handler_without_features() {
+        let dir = tempfile::tempdir().unwrap();
+        let response = runtime(dir.path(), NetworkPlugin::Cni)
+            .status(&ctx(), v1::StatusRequest { verbose: false })
+            .unwrap();
+        assert_eq!(
+            response.runtime_handlers,
+            [v1::RuntimeHandler {
+                name: String::new(),
+                features: Some(v1::RuntimeHandlerFeatures::default()),
+            }]
+        );
+    }
+
+    fn engine(api: (u16, u16), kernel: &str) -> Engine {
+        let info = serde_json::from_value(json!({
+            "ServerVersion": "29.7.2",
+            "KernelVersion": kernel,
+            "Runtimes": {"runc": {"path": "runc"}, "kata": {"runtimeType": "io.containerd.kata.v2"}},
+            "DefaultRuntime": "runc"
+        }))
+        .unwrap();
+        Engine::new(crate::docker::ApiVersion::new(api.0, api.1), &info)
+    }
+
+    #[test]
+    fn every_docker_runtime_is_a_handler_besides_the_default_one() {
+        let engine = engine((1, 55), "6.1.0");
+        let handlers = runtime_handlers(Some(&engine));
+        let names: Vec<&str> = handlers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["", "kata", "runc"]);
+        for handler in &handlers {
+            let features = handler.features.as_ref().unwrap();
+            assert!(features.recursive_read_only_mounts, "{handler:?}");
+            assert!(!features.user_namespaces, "{handler:?}");
+        }
+    }
+
+    #[test]
+    fn a_runtime_that_lists_no_rro_mount_option_has_no_recursive_read_only_mounts() {
+        let info = serde_json::from_value(json!({
+            "KernelVersion": "6.1.0",
+            "DefaultRuntime": "runc",
+            "Runtimes": {
+                "runc": {"path": "runc"},
+                "old": {"path": "runc-1.0", "status": {
+                    "org.opencontainers.runtime-spec.features": "{\"mountOptions\":[\"ro\"]}"
+                }}
+            }
+        }))
+        .unwrap();
+        let engine = Engine::new(crate::docker::ApiVersion::new(1, 47), &info);
+        let advertised: Vec<(String, bool)> = runtime_handlers(Some(&engine))
+            .into_iter()
+            .map(|h| (h.name, h.features.unwrap().recursive_read_only_mounts))
+            .collect();
+        assert_eq!(
+            advertised,
+            [
+                (String::new(), true),
+                ("old".to_owned(), false),
+                ("runc".to_owned(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn recursive_read_only_mounts_are_advertised_only_where_the_engine_has_them() {
+        for (api, kernel) in [((1, 41), "6.1.0"), ((1, 47), "5.10.0")] {
+            let engine = engine(api, kernel);
+            for handler in runtime_handlers(Some(&engine)) {
+                let features = handler.features.unwrap();
+                assert!(!features.recursive_read_only_mounts, "{api:?} {kernel}");
+            }
+        }
+    }
+
+    #[test]
+    fn verbose_runtimes_name_each_runtimes_executable_or_shim() {
+        let engine = engine((1, 55), "6.1.0");
+        assert_eq!(
+            runtimes_info(Some(&engine)),
+            json!({
+                "default": "runc",
+                "runtimes": {"kata": "io.containerd.kata.v2", "runc": "runc"}
+            })
+        );
+        assert_eq!(runtimes_info(None), serde_json::Value::Null);
+    }
+
+    #[test]
     fn verbose_status_info_values_are_json() {
         let dir = tempfile::tempdir().unwrap();
         let response = runtime(dir.path(), NetworkPlugin::Cni)
             .status(&ctx(), v1::StatusRequest { verbose: true })
             .unwrap();
-        for key in ["config", "docker", "cniConfig", "podCIDR"] {
+        for key in ["config", "docker", "cniConfig", "podCIDR", "runtimes"] {
             let value = response.info.get(key).unwrap();
             serde_json::from_str::<serde_json::Value>(value).unwrap();
         }

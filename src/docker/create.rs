@@ -140,6 +140,14 @@ pub struct CreateHostConfig {
     /// binds that say how far down they are read-only, and images.
     #[serde(rename = "Mounts", skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
+
+    /// One of `/info`'s `Runtimes`; empty is dockerd's `DefaultRuntime`.
+    #[serde(rename = "Runtime", skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+    /// Devices a driver injects at start; dockshim asks only the `cdi`
+    /// driver (API 1.44+ with CDI on in dockerd).
+    #[serde(rename = "DeviceRequests", skip_serializing_if = "Vec::is_empty")]
+    pub device_requests: Vec<DeviceRequest>,
 }
 
 /// `Healthcheck`: dockshim only ever sends `{"Test": ["NONE"]}`.
@@ -241,6 +249,30 @@ pub struct ImageOptions {
     pub subpath: String,
 }
 
+/// The driver of a `DeviceRequests` entry that names CDI devices.
+pub const DEVICE_DRIVER_CDI: &str = "cdi";
+
+/// One entry of `DeviceRequests`. Of Docker's fields only those a CDI
+/// request uses exist: `Count`, `Capabilities` and `Options` stay unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceRequest {
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    /// Fully qualified CDI names, `vendor/class=name`.
+    #[serde(rename = "DeviceIDs")]
+    pub device_ids: Vec<String>,
+}
+
+impl DeviceRequest {
+    /// A request for the CDI devices `names`.
+    pub fn cdi(names: Vec<String>) -> DeviceRequest {
+        DeviceRequest {
+            driver: DEVICE_DRIVER_CDI.to_owned(),
+            device_ids: names,
+        }
+    }
+}
+
 // serde's skip_serializing_if hands the field over by reference.
 fn is_false(value: &bool) -> bool {
     !*value
@@ -338,6 +370,9 @@ mod tests {
                         }),
                     },
                 ],
+
+                runtime: "runsc".to_owned(),
+                device_requests: vec![DeviceRequest::cdi(vec!["vendor.com/gpu=0".to_owned()])],
             },
         };
         let host_config = json!({
@@ -392,7 +427,9 @@ mod tests {
                     "ReadOnly": true,
                     "ImageOptions": {"Subpath": "etc"}
                 }
-            ]
+            ],
+            "Runtime": "runsc",
+            "DeviceRequests": [{"Driver": "cdi", "DeviceIDs": ["vendor.com/gpu=0"]}]
         });
         let expected = json!({
             "Hostname": "h",

@@ -4,11 +4,15 @@
 //!
 //! It owns the decision rules only; it does no I/O. [`super::DockerClient`]
 //! asks dockerd once and keeps the answer (`DockerClient::engine`), since
-//! none of it changes without a daemon restart. The version facts are in
+//! none of it changes without a daemon restart, except the runtimes, which
+//! a reload (SIGHUP) may add: RunPodSandbox reads `/info` again for a
+//! handler the kept answer lacks. The version facts are in
 //! `vendor-docs/docker-engine-versions.md`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use serde::Deserialize;
 
 use super::types::Info;
 use super::ApiVersion;
@@ -26,6 +30,10 @@ const API_STORAGE_FIELD: ApiVersion = ApiVersion::new(1, 52);
 /// The first kernel with `mount_setattr(2)`, which recursive read-only
 /// mounts need (Linux 5.12).
 const KERNEL_MOUNT_SETATTR: (u32, u32) = (5, 12);
+/// The `Runtimes[].status` key of a runtime's OCI features document.
+const RUNTIME_FEATURES_KEY: &str = "org.opencontainers.runtime-spec.features";
+/// The mount option by which a runtime makes a mount recursively read-only.
+const MOUNT_OPTION_RECURSIVE_READ_ONLY: &str = "rro";
 /// `DriverStatus` key and value by which the containerd image store names
 /// itself.
 const DRIVER_TYPE_KEY: &str = "driver-type";
@@ -61,6 +69,16 @@ impl ImageStore {
 pub struct EngineRuntime {
     /// The executable or containerd shim, for Status's verbose info.
     pub path: String,
+    /// The mount options the runtime's OCI features document lists;
+    /// `None` where the engine reports no such document.
+    pub mount_options: Option<Vec<String>>,
+}
+
+/// The part of an OCI runtime features document dockshim reads.
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeFeatures {
+    #[serde(rename = "mountOptions", default)]
+    mount_options: Vec<String>,
 }
 
 /// The facts about one running engine that dockshim's behaviour depends on.
@@ -112,7 +130,18 @@ impl Engine {
                 } else {
                     runtime.path.clone()
                 };
-                (name.clone(), EngineRuntime { path })
+                let mount_options = runtime
+                    .status
+                    .get(RUNTIME_FEATURES_KEY)
+                    .and_then(|document| serde_json::from_str::<RuntimeFeatures>(document).ok())
+                    .map(|features| features.mount_options);
+                (
+                    name.clone(),
+                    EngineRuntime {
+                        path,
+                        mount_options,
+                    },
+                )
             })
             .collect();
         Engine {
@@ -144,6 +173,27 @@ impl Engine {
             && kernel_at_least(&self.kernel_version, KERNEL_MOUNT_SETATTR)
     }
 
+    /// Whether containers of the runtime `runtime` (empty for the default
+    /// one) can have recursively read-only mounts: the engine and kernel
+    /// can make them, and the runtime, where it lists its mount options,
+    /// knows `rro`. An unknown runtime cannot.
+    pub fn runtime_supports_recursive_read_only(&self, runtime: &str) -> bool {
+        let name = if runtime.is_empty() {
+            &self.default_runtime
+        } else {
+            runtime
+        };
+        let knows_rro = match self.runtimes.get(name) {
+            Some(found) => found.mount_options.as_ref().is_none_or(|options| {
+                options
+                    .iter()
+                    .any(|o| o == MOUNT_OPTION_RECURSIVE_READ_ONLY)
+            }),
+            None => runtime.is_empty(),
+        };
+        self.supports_recursive_read_only() && knows_rro
+    }
+
     /// Whether mounts of `Type: "image"` exist.
     pub fn supports_image_mounts(&self) -> bool {
         self.api_version >= API_IMAGE_MOUNTS
@@ -154,6 +204,11 @@ impl Engine {
     /// CDI support is on.
     pub fn supports_cdi(&self) -> bool {
         !self.cdi_spec_dirs.is_empty()
+    }
+
+    /// Whether dockerd lists a runtime called `name` in `/info`.
+    pub fn has_runtime(&self, name: &str) -> bool {
+        self.runtimes.contains_key(name)
     }
 
     /// Whether container inspect carries `Storage` rather than a
@@ -238,6 +293,57 @@ mod tests {
         assert!(engine.has_storage_field());
         assert!(!engine.has_top_level_network_fields());
         assert_eq!(engine.runtimes["kata"].path, "io.containerd.kata.v2");
+    }
+
+    #[test]
+    fn docker_27_with_the_cdi_feature_off_reports_no_spec_dirs() {
+        let engine = Engine::new(
+            ApiVersion::new(1, 47),
+            &info(
+                r#"{"ServerVersion":"27.5.1","Driver":"overlay2","KernelVersion":"6.1.0",
+                "CDISpecDirs":[],
+                "Runtimes":{"runc":{"path":"runc","status":{"org.opencontainers.runtime-spec.features":"{}"}},
+                "io.containerd.runc.v2":{"path":"runc"}},"DefaultRuntime":"runc"}"#,
+            ),
+        );
+        assert!(!engine.supports_cdi());
+        assert!(engine.has_runtime("io.containerd.runc.v2"));
+        assert!(engine.has_runtime("runc"));
+        assert!(!engine.has_runtime("runsc"));
+        assert_eq!(engine.default_runtime, "runc");
+    }
+
+    #[test]
+    fn a_runtime_has_recursive_read_only_mounts_if_it_lists_rro_or_lists_nothing() {
+        let features = |options: &str| {
+            serde_json::json!({ "org.opencontainers.runtime-spec.features":
+                format!(r#"{{"ociVersionMin":"1.0.0","mountOptions":[{options}]}}"#) })
+        };
+        let body = serde_json::json!({
+            "ServerVersion": "29.7.2",
+            "KernelVersion": "6.1.0",
+            "DefaultRuntime": "runc",
+            "Runtimes": {
+                "runc": {"path": "runc", "status": features(r#""ro","rro","rbind""#)},
+                "old": {"path": "runc-1.0", "status": features(r#""ro","rbind""#)},
+                "quiet": {"path": "crun"},
+                "garbled": {"path": "x", "status": {"org.opencontainers.runtime-spec.features": "{"}}
+            }
+        });
+        let engine = Engine::new(ApiVersion::new(1, 55), &info(&body.to_string()));
+        assert_eq!(
+            engine.runtimes["runc"].mount_options.as_deref(),
+            Some(&["ro".to_owned(), "rro".to_owned(), "rbind".to_owned()][..])
+        );
+        assert!(engine.runtime_supports_recursive_read_only(""));
+        assert!(engine.runtime_supports_recursive_read_only("runc"));
+        assert!(!engine.runtime_supports_recursive_read_only("old"));
+        assert!(engine.runtime_supports_recursive_read_only("quiet"));
+        assert!(engine.runtime_supports_recursive_read_only("garbled"));
+        assert!(!engine.runtime_supports_recursive_read_only("runsc"));
+
+        let old_api = Engine::new(ApiVersion::new(1, 41), &info(&body.to_string()));
+        assert!(!old_api.runtime_supports_recursive_read_only("runc"));
     }
 
     #[test]

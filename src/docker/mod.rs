@@ -38,8 +38,8 @@ pub use containers::{
     NetworkSettings,
 };
 pub use create::{
-    BindOptions, ContainerCreate, CreateHostConfig, DeviceMapping, HealthConfig, ImageOptions,
-    Mount, MountType, RestartPolicy, HEALTHCHECK_NONE, RESTART_POLICY_NO,
+    BindOptions, ContainerCreate, CreateHostConfig, DeviceMapping, DeviceRequest, HealthConfig,
+    ImageOptions, Mount, MountType, RestartPolicy, HEALTHCHECK_NONE, RESTART_POLICY_NO,
 };
 pub use engine::{Engine, EngineRuntime, ImageStore};
 pub use error::DockerError;

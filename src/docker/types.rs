@@ -94,6 +94,12 @@ pub struct Runtime {
     /// The containerd shim, for runtimes configured as one (API 1.42+).
     #[serde(rename = "runtimeType")]
     pub runtime_type: String,
+    /// What the runtime reports of itself, where the engine asks it (27.5.1
+    /// and 29.7.2 do, 20.10 does not): under
+    /// `org.opencontainers.runtime-spec.features`, the runtime's OCI features
+    /// document as a JSON string.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub status: HashMap<String, String>,
 }
 
 impl Info {

@@ -2,6 +2,11 @@
 //! configuration into a Docker create body, create the container under its
 //! Kubernetes name and tell the index. Nothing is started here.
 //!
+//! A container runs with its sandbox's Docker runtime, read from the
+//! sandbox container itself (`HostConfig.Runtime`), so the pod's
+//! RuntimeClass holds across dockshim restarts without any state of
+//! dockshim's own.
+//!
 //! dockerd answers a create with warnings as well as the ID. Each is
 //! logged; and since dockerd drops a limit the kernel cannot enforce (no
 //! pids cgroup, no swap accounting, ...) and says so only there, a
@@ -37,6 +42,21 @@ struct Created {
     id: String,
     #[serde(rename = "Warnings", default)]
     warnings: Option<Vec<String>>,
+}
+
+/// The part of the sandbox container's inspect that CreateContainer uses.
+#[derive(Debug, Deserialize)]
+struct SandboxInspect {
+    #[serde(rename = "HostConfig", default)]
+    host_config: Option<SandboxHostConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SandboxHostConfig {
+    /// The runtime dockerd runs the sandbox with; dockerd records its
+    /// default runtime's name when the create body named none.
+    #[serde(rename = "Runtime", default)]
+    runtime: String,
 }
 
 /// Whether a warning of dockerd's (create or update) says that it dropped
@@ -97,7 +117,8 @@ impl ContainerService {
         let engine = self
             .docker
             .engine()
-            .map_err(|err| ContainerError::docker("read what the engine can mount", err))?;
+            .map_err(|err| ContainerError::docker("read what the engine offers", err))?;
+        let runtime = self.sandbox_runtime(&sandbox.id)?;
         let node_has_swap = node_has_swap();
         let options = ContainerOptions {
             sandbox_id: &sandbox.id,
@@ -106,9 +127,10 @@ impl ContainerService {
             cgroup_driver: daemon.cgroup_driver,
             seccomp_profiles: &NodeSeccompProfiles,
             host_mounts: &NodeMounts,
-            engine: &engine,
             node_has_swap,
             node_has_apparmor: daemon.apparmor,
+            runtime: &runtime,
+            engine: &engine,
         };
         let body = container_create_body(config, sandbox_config, &options)?;
         let path = path_with_query("/containers/create", &[("name", &name)]);
@@ -150,6 +172,23 @@ impl ContainerService {
         }
     }
 
+    /// The Docker runtime of the sandbox container `sandbox_id`.
+    fn sandbox_runtime(&self, sandbox_id: &str) -> Result<String, ContainerError> {
+        match self
+            .docker
+            .get_json::<SandboxInspect>(&format!("/containers/{sandbox_id}/json"))
+        {
+            Ok(inspect) => Ok(inspect.host_config.unwrap_or_default().runtime),
+            Err(err) if err.api_status() == Some(404) => Err(ContainerError::SandboxNotFound {
+                id: sandbox_id.to_owned(),
+            }),
+            Err(err) => Err(ContainerError::docker(
+                "inspect the sandbox container for its runtime",
+                err,
+            )),
+        }
+    }
+
     /// NOT_FOUND naming `image` unless dockerd has it.
     fn check_image(&self, image: &str) -> Result<(), ContainerError> {
         match self
@@ -166,6 +205,7 @@ impl ContainerService {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -199,6 +239,26 @@ mod tests {
                 assert!(!drops_a_limit(warning, node_has_swap), "{warning}");
             }
         }
+    }
+
+    #[test]
+    fn the_sandbox_runtime_is_read_from_its_inspect_and_absent_means_default() {
+        let runtime = |json: &str| {
+            serde_json::from_str::<SandboxInspect>(json)
+                .unwrap()
+                .host_config
+                .unwrap_or_default()
+                .runtime
+        };
+        assert_eq!(
+            runtime(
+                r#"{"Id":"s","HostConfig":{"Runtime":"io.containerd.runc.v2","NetworkMode":"host"}}"#
+            ),
+            "io.containerd.runc.v2"
+        );
+        assert_eq!(runtime(r#"{"HostConfig":{}}"#), "");
+        assert_eq!(runtime(r#"{"HostConfig":null}"#), "");
+        assert_eq!(runtime("{}"), "");
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub enum ContainerConfigError {
         reason: String,
     },
     /// A valid setting the engine dockshim talks to cannot provide, though
-    /// a newer engine (or kernel) could: FAILED_PRECONDITION, the reason
-    /// names the engine.
+    /// a newer engine, another kernel or another daemon configuration could
+    /// (recursive read-only mounts, image mounts, CDI devices):
+    /// FAILED_PRECONDITION, the reason names the engine.
     EngineCannot {
         field: String,
         reason: String,
@@ -187,6 +188,11 @@ mod tests {
                 },
                 Code::FailedPrecondition,
                 "host path \"/mnt\": cannot read its mount: entity not found",
+            ),
+            (
+                ContainerConfigError::engine_cannot("CDI_devices", "Docker 27.5.1 has CDI off"),
+                Code::FailedPrecondition,
+                "CDI_devices: Docker 27.5.1 has CDI off",
             ),
             (
                 SandboxConfigError::invalid("run_as_group", "a group needs a user").into(),

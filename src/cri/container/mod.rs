@@ -1,9 +1,9 @@
 //! Application containers: the pure translation between CRI container
 //! messages and Docker — the create body (`translate`), resources and the
-//! update body (`resources`), mounts and devices (`mounts`) and the CRI
-//! status of an indexed container (`status`) — and the handlers that use
-//! it (`service`, `create`, `lifecycle`, `list`, `update`, and the
-//! `keeper` thread that keeps log files followed).
+//! update body (`resources`), mounts and devices (`mounts`), CDI devices
+//! (`cdi`) and the CRI status of an indexed container (`status`) — and the
+//! handlers that use it (`service`, `create`, `lifecycle`, `list`,
+//! `update`, and the `keeper` thread that keeps log files followed).
 //!
 //! Only the handlers perform I/O or keep state; the pure modules are handed
 //! what the handlers learned from dockerd, the state index and the node
@@ -11,6 +11,7 @@
 //! [`ContainerConfigError`] that names the offending field and maps itself
 //! to a gRPC code, so no setting the kubelet sends is dropped unnoticed.
 
+pub mod cdi;
 mod create;
 mod error;
 mod image_names;

@@ -16,8 +16,11 @@
 //!   NUL or newline; a value must hold no NUL. A newline in a value is
 //!   kept: Kubernetes allows it (certificates in variables) and Docker
 //!   passes it through intact.
-//! - mounts and devices: see `mounts`. cdi_devices: UNIMPLEMENTED (Docker
-//!   20.10 has no CDI).
+//! - mounts and devices: see `mounts`. CDI devices, from `CDI_devices` and
+//!   the kubelet's `cdi.k8s.io/` annotations: one `DeviceRequests` entry of
+//!   the `cdi` driver, see `cdi`.
+//! - runtime: the sandbox's Docker runtime (`ContainerOptions::runtime`),
+//!   so that a pod's RuntimeClass holds for all of its containers.
 //! - labels, annotations, log path: see `labels`; the handler checks the
 //!   log path and passes the host path.
 //! - stdin, stdin_once, tty → `OpenStdin`, `StdinOnce`, `Tty`.
@@ -53,6 +56,7 @@
 //! - fixed: `ShmSize` 64 MiB, no health check, restart policy `no`.
 //! - `windows` does not apply on Linux.
 
+use super::cdi;
 use super::mounts::{self, HostMounts};
 use super::resources;
 use super::ContainerConfigError;
@@ -92,13 +96,16 @@ pub struct ContainerOptions<'a> {
     pub seccomp_profiles: &'a dyn SeccompProfiles,
     /// How host mounts propagate.
     pub host_mounts: &'a dyn HostMounts,
-    /// What the engine can mount.
+    /// What the engine can do: mount kinds, CDI.
     pub engine: &'a Engine,
     /// Whether the node has any swap space (`/proc/swaps`).
     pub node_has_swap: bool,
     /// Whether dockerd confines containers with AppArmor (`GET /info`
     /// `SecurityOptions` holds `name=apparmor`).
     pub node_has_apparmor: bool,
+    /// The sandbox container's `HostConfig.Runtime`; empty for dockerd's
+    /// default.
+    pub runtime: &'a str,
 }
 
 /// The create body of the container `config` of the sandbox `sandbox`,
@@ -117,12 +124,6 @@ pub fn container_create_body(
         .as_ref()
         .ok_or(NamingError::MissingMetadata("PodSandboxConfig"))?;
     naming::container_name(metadata, sandbox_metadata)?;
-    if !config.cdi_devices.is_empty() {
-        return Err(ContainerConfigError::unsupported(
-            "cdi_devices",
-            "Docker 20.10 has no Container Device Interface support",
-        ));
-    }
     check_no_nul("command", &config.command)?;
     check_no_nul("args", &config.args)?;
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
@@ -150,6 +151,8 @@ pub fn container_create_body(
         cgroup_parent: cgroup_parent(sandbox_parent, options.cgroup_driver)?,
         shm_size: Some(DEFAULT_SHM_SIZE),
         restart_policy: Some(RestartPolicy::no()),
+        runtime: options.runtime.to_owned(),
+        device_requests: cdi::device_requests(config, options.engine)?,
         ..CreateHostConfig::default()
     };
     apply_namespaces(
@@ -548,8 +551,23 @@ mod tests {
                 engine: &self.engine,
                 node_has_swap: false,
                 node_has_apparmor: true,
+                runtime: "",
             }
         }
+    }
+
+    /// Docker 29.7.2 as it reports itself, CDI on.
+    /// An engine with CDI on, as Docker 29 has by default.
+    fn engine_with_cdi() -> Engine {
+        let info = serde_json::from_value(json!({
+            "ServerVersion": "29.7.2",
+            "KernelVersion": "6.1.0",
+            "Runtimes": {"runc": {"path": "runc"}, "io.containerd.runc.v2": {"path": "runc"}},
+            "DefaultRuntime": "runc",
+            "CDISpecDirs": ["/etc/cdi", "/var/run/cdi"]
+        }))
+        .unwrap();
+        Engine::new(crate::docker::ApiVersion::new(1, 55), &info)
     }
 
     fn sandbox(host_network: bool) -> v1::PodSandboxConfig {
@@ -1313,7 +1331,7 @@ mod tests {
 
     #[test]
     fn other_bad_configurations_are_refused_naming_the_field() {
-        let cases: [(EditConfig, Code, &str); 7] = [
+        let cases: [(EditConfig, Code, &str); 6] = [
             (
                 |c| c.metadata = None,
                 Code::InvalidArgument,
@@ -1323,15 +1341,6 @@ mod tests {
                 |c| c.metadata.as_mut().unwrap().name = "a_b".to_owned(),
                 Code::InvalidArgument,
                 "container metadata.name",
-            ),
-            (
-                |c| {
-                    c.cdi_devices = vec![v1::CdiDevice {
-                        name: "vendor.com/gpu=0".to_owned(),
-                    }]
-                },
-                Code::Unimplemented,
-                "cdi_devices",
             ),
             (
                 |c| c.working_dir = "srv".to_owned(),
@@ -1360,6 +1369,42 @@ mod tests {
             assert_eq!(got, code, "{text}");
             assert!(text.starts_with(message), "{text}");
         }
+    }
+
+    #[test]
+    fn a_container_runs_with_its_sandboxs_runtime() {
+        let node = Node::new();
+        let options = ContainerOptions {
+            runtime: "io.containerd.runc.v2",
+            ..node.options()
+        };
+        let body = container_create_body(&config(), &sandbox(false), &options).unwrap();
+        assert_eq!(
+            serde_json::to_value(&body).unwrap()["HostConfig"]["Runtime"],
+            "io.containerd.runc.v2"
+        );
+    }
+
+    #[test]
+    fn cdi_devices_reach_the_body_as_a_cdi_device_request() {
+        let mut config = config();
+        config.cdi_devices = vec![v1::CdiDevice {
+            name: "vendor.com/gpu=0".to_owned(),
+        }];
+        config.annotations = HashMap::from([(
+            "cdi.k8s.io/vendor.com_gpu".to_owned(),
+            "vendor.com/gpu=1".to_owned(),
+        )]);
+        let node = Node {
+            engine: engine_with_cdi(),
+            ..Node::new()
+        };
+        let body = container_create_body(&config, &sandbox(false), &node.options()).unwrap();
+        let body = serde_json::to_value(body).unwrap();
+        assert_eq!(
+            field(&body, "DeviceRequests"),
+            Some(json!([{"Driver": "cdi", "DeviceIDs": ["vendor.com/gpu=0", "vendor.com/gpu=1"]}]))
+        );
     }
 
     #[test]

@@ -32,6 +32,13 @@ pub enum SandboxConfigError {
         reason: String,
         source: Option<io::Error>,
     },
+    /// A runtime handler that is none of dockerd's runtimes: NOT_FOUND,
+    /// as the CRI asks for an unknown handler.
+    UnknownRuntimeHandler {
+        handler: String,
+        /// The runtimes dockerd lists, by name.
+        known: Vec<String>,
+    },
     Naming(NamingError),
     Labels(LabelError),
 }
@@ -61,6 +68,7 @@ impl SandboxConfigError {
             SandboxConfigError::NodeSetup(_) | SandboxConfigError::SeccompProfile { .. } => {
                 Code::FailedPrecondition
             }
+            SandboxConfigError::UnknownRuntimeHandler { .. } => Code::NotFound,
             SandboxConfigError::Naming(err) => err.code(),
             SandboxConfigError::Labels(_) => Code::InvalidArgument,
         }
@@ -85,6 +93,17 @@ impl fmt::Display for SandboxConfigError {
                     Some(source) => write!(f, ": {source}"),
                     None => Ok(()),
                 }
+            }
+            SandboxConfigError::UnknownRuntimeHandler { handler, known } => {
+                write!(
+                    f,
+                    "runtime handler {handler:?} not found: dockerd offers \"\" (its default \
+                     runtime)"
+                )?;
+                for runtime in known {
+                    write!(f, ", {runtime:?}")?;
+                }
+                Ok(())
             }
             SandboxConfigError::Naming(err) => err.fmt(f),
             SandboxConfigError::Labels(err) => err.fmt(f),

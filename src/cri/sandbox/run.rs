@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use super::security::NodeSeccompProfiles;
 use super::service::{lock, Flight, SandboxError, SandboxService};
+use super::translate::is_default_runtime_handler;
 use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
 use crate::cri::naming;
 use crate::cri::v1;
@@ -126,6 +127,7 @@ impl SandboxService {
         pod_cidr: Option<&str>,
     ) -> Result<Plan, SandboxError> {
         let daemon = self.daemon_facts()?;
+        let runtimes = self.runtimes_for(runtime_handler)?;
         let body = sandbox_create_body(
             config,
             &SandboxOptions {
@@ -135,6 +137,7 @@ impl SandboxService {
                 cgroup_driver: daemon.cgroup_driver,
                 node_has_apparmor: daemon.apparmor,
                 runtime_handler,
+                runtimes: &runtimes,
                 seccomp_profiles: &NodeSeccompProfiles,
             },
         )?;
@@ -183,6 +186,27 @@ impl SandboxService {
             args,
             checkpoint,
         })
+    }
+
+    /// The names of dockerd's runtimes, to find `handler` among: those the
+    /// engine listed when first asked, or, when `handler` is not one of
+    /// them, those `/info` lists now, since a daemon reload (SIGHUP) adds
+    /// runtimes without a restart.
+    fn runtimes_for(&self, handler: &str) -> Result<Vec<String>, SandboxError> {
+        let engine = self
+            .docker
+            .engine()
+            .map_err(|err| SandboxError::docker("read dockerd's runtimes", err))?;
+        if is_default_runtime_handler(handler) || engine.has_runtime(handler) {
+            return Ok(engine.runtimes.keys().cloned().collect());
+        }
+        let info = self
+            .docker
+            .info()
+            .map_err(|err| SandboxError::docker("read dockerd's runtimes", err))?;
+        let mut names: Vec<String> = info.runtimes.into_keys().collect();
+        names.sort();
+        Ok(names)
     }
 
     fn run_planned(&self, ctx: &CallContext, plan: &Plan) -> Result<String, SandboxError> {

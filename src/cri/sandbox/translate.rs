@@ -4,9 +4,12 @@
 //! Everything in a sandbox configuration is either applied, checked, or
 //! handled elsewhere on purpose; nothing is dropped unnoticed:
 //!
-//! - runtime handler: only the default (`""` or `docker`); any other name
-//!   is INVALID_ARGUMENT naming it — the CRI asks runtimes to reject
-//!   unknown handlers and Docker offers no per-pod runtime choice here.
+//! - runtime handler: the default (`""`, or `docker` as cri-dockerd also
+//!   calls it) sends no `Runtime`, so dockerd's `DefaultRuntime` applies;
+//!   any other handler names one of the runtimes dockerd lists in `/info`
+//!   and becomes `HostConfig.Runtime`, which every container of the pod
+//!   then repeats. An unknown handler is NOT_FOUND naming it and the known
+//!   ones, as the CRI asks.
 //! - metadata: checked to make a valid name (see `naming`); the name itself
 //!   is made by `naming::sandbox_name`.
 //! - hostname: Docker's `Hostname`, except with host networking, where the
@@ -87,6 +90,8 @@ pub struct SandboxOptions<'a> {
     pub node_has_apparmor: bool,
     /// `RunPodSandboxRequest.runtime_handler`.
     pub runtime_handler: &'a str,
+    /// The runtimes dockerd offers (`GET /info` `Runtimes`), by name.
+    pub runtimes: &'a [String],
     /// Where Localhost seccomp profiles are read from.
     pub seccomp_profiles: &'a dyn SeccompProfiles,
 }
@@ -99,18 +104,25 @@ pub struct SandboxNamespaces {
     pub host_ipc: bool,
 }
 
-/// Refuses every runtime handler but the default one.
-pub fn check_runtime_handler(handler: &str) -> Result<(), SandboxConfigError> {
-    if handler.is_empty() || handler == DEFAULT_RUNTIME_HANDLER {
-        return Ok(());
+/// The `HostConfig.Runtime` for the runtime handler `handler`, given the
+/// runtimes dockerd offers: empty for the default handler, else the
+/// runtime of that name.
+pub fn docker_runtime(handler: &str, runtimes: &[String]) -> Result<String, SandboxConfigError> {
+    if is_default_runtime_handler(handler) {
+        return Ok(String::new());
     }
-    Err(SandboxConfigError::invalid(
-        "runtime_handler",
-        format!(
-            "runtime handler {handler:?} is not supported; only the default handler \
-             (\"\" or {DEFAULT_RUNTIME_HANDLER:?}) is"
-        ),
-    ))
+    if runtimes.iter().any(|runtime| runtime == handler) {
+        return Ok(handler.to_owned());
+    }
+    Err(SandboxConfigError::UnknownRuntimeHandler {
+        handler: handler.to_owned(),
+        known: runtimes.to_vec(),
+    })
+}
+
+/// Whether `handler` selects dockerd's default runtime.
+pub fn is_default_runtime_handler(handler: &str) -> bool {
+    handler.is_empty() || handler == DEFAULT_RUNTIME_HANDLER
 }
 
 /// The sandbox's namespace modes, checked.
@@ -213,7 +225,7 @@ pub fn sandbox_create_body(
     config: &v1::PodSandboxConfig,
     options: &SandboxOptions<'_>,
 ) -> Result<ContainerCreate, SandboxConfigError> {
-    check_runtime_handler(options.runtime_handler)?;
+    let runtime = docker_runtime(options.runtime_handler, options.runtimes)?;
     let metadata = config
         .metadata
         .as_ref()
@@ -260,6 +272,7 @@ pub fn sandbox_create_body(
         shm_size: Some(DEFAULT_SHM_SIZE),
         restart_policy: Some(RestartPolicy::no()),
         cpu_shares: Some(SANDBOX_CPU_SHARES),
+        runtime,
         sysctls: linux
             .sysctls
             .iter()
@@ -393,8 +406,14 @@ mod tests {
             cgroup_driver: v1::CgroupDriver::Cgroupfs,
             node_has_apparmor: true,
             runtime_handler: "",
+            runtimes: &[],
             seccomp_profiles: profiles,
         }
+    }
+
+    /// The runtimes Docker 29 lists without any of its own configured.
+    fn docker_runtimes() -> Vec<String> {
+        vec!["io.containerd.runc.v2".to_owned(), "runc".to_owned()]
     }
 
     fn config() -> v1::PodSandboxConfig {
@@ -620,24 +639,53 @@ mod tests {
     }
 
     #[test]
-    fn only_the_default_runtime_handler_is_accepted() {
+    fn the_default_runtime_handler_leaves_the_runtime_to_dockerd() {
         let profiles = FakeProfiles::default();
+        let runtimes = docker_runtimes();
         for handler in ["", "docker"] {
             let opts = SandboxOptions {
                 runtime_handler: handler,
+                runtimes: &runtimes,
                 ..options(&profiles)
             };
-            assert!(sandbox_create_body(&config(), &opts).is_ok(), "{handler}");
+            let body = sandbox_create_body(&config(), &opts).unwrap();
+            assert_eq!(body.host_config.runtime, "", "{handler}");
+            let json = serde_json::to_value(&body).unwrap();
+            assert!(json["HostConfig"].get("Runtime").is_none(), "{json}");
         }
+    }
+
+    #[test]
+    fn a_runtime_handler_selects_the_docker_runtime_of_its_name() {
+        let profiles = FakeProfiles::default();
+        let runtimes = docker_runtimes();
+        let opts = SandboxOptions {
+            runtime_handler: "io.containerd.runc.v2",
+            runtimes: &runtimes,
+            ..options(&profiles)
+        };
+        let body = sandbox_create_body(&config(), &opts).unwrap();
+        assert_eq!(
+            serde_json::to_value(&body).unwrap()["HostConfig"]["Runtime"],
+            "io.containerd.runc.v2"
+        );
+    }
+
+    #[test]
+    fn an_unknown_runtime_handler_is_not_found_naming_the_known_ones() {
+        let profiles = FakeProfiles::default();
+        let runtimes = docker_runtimes();
         let opts = SandboxOptions {
             runtime_handler: "kata",
+            runtimes: &runtimes,
             ..options(&profiles)
         };
         let (code, message) = refusal(&config(), &opts);
-        assert_eq!(code, Code::InvalidArgument);
-        assert!(
-            message.contains("runtime handler \"kata\" is not supported"),
-            "{message}"
+        assert_eq!(code, Code::NotFound);
+        assert_eq!(
+            message,
+            "runtime handler \"kata\" not found: dockerd offers \"\" (its default runtime), \
+             \"io.containerd.runc.v2\", \"runc\""
         );
     }
 
