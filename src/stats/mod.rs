@@ -23,6 +23,7 @@ mod error;
 mod files;
 pub mod layer;
 pub mod memory;
+pub mod mountinfo;
 pub mod network;
 pub mod process;
 pub mod psi;
@@ -35,7 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use cgroup::{Cgroup, CgroupLocator, CgroupVersion};
 pub use cpu::CpuSampler;
 pub use error::StatsError;
-pub use layer::{LayerLimits, LayerSizes, LayerUsage};
+pub use layer::{LayerLimits, LayerLocation, LayerSizes, LayerUsage};
 
 use crate::cri::v1;
 use psi::Resource;
