@@ -47,6 +47,9 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(15);
 /// How often the containers' writable-layer sizes are recomputed; each
 /// time dockerd walks every container's writable layer.
 const CONTAINER_SIZE_INTERVAL: Duration = Duration::from_secs(60);
+/// Listings of the containers' sizes tried in a row before the last figure
+/// is kept (see `Measurer::container_bytes`).
+const CONTAINER_SIZE_ATTEMPTS: u32 = 3;
 /// The content store's blob directories, one per digest algorithm, each
 /// holding a file per blob named by its digest.
 const CONTENT_BLOBS: &str = "blobs";
@@ -315,7 +318,26 @@ impl Measurer {
             size_rw: i64,
         }
         let path = path_with_query("/containers/json", &[("all", "1"), ("size", "1")]);
-        let containers: Vec<ContainerSize> = self.docker.get_json(&path)?;
+        let mut attempt = 1;
+        let containers: Vec<ContainerSize> = loop {
+            match self.docker.get_json(&path) {
+                Ok(containers) => break containers,
+                // The containerd image store fails the whole listing when a
+                // container's snapshot is made or removed while it is
+                // listed; that lasts moments.
+                Err(err) if err.api_status() == Some(404) && attempt < CONTAINER_SIZE_ATTEMPTS => {
+                    log::debug!("container sizes, attempt {attempt}: {err}");
+                    attempt += 1;
+                }
+                // A busy node may always have one: the last figure stands
+                // until the next refresh tries again.
+                Err(err) if err.api_status() == Some(404) => {
+                    log::debug!("container sizes: {err}");
+                    return Ok(self.containers.map_or(0, |(_, bytes)| bytes));
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
         let bytes = containers
             .iter()
             .map(|c| u64::try_from(c.size_rw).unwrap_or(0))
