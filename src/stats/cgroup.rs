@@ -396,7 +396,6 @@ struct CgroupMount {
 }
 
 impl CgroupMount {
-    /// `id parent major:minor root mount-point options [optional...] - type source super-options`;
     /// `None` for lines of other filesystems or of an unexpected shape.
     fn parse(line: &str) -> Option<CgroupMount> {
         let line = MountLine::parse(line)?;

@@ -55,9 +55,9 @@ impl MountLine<'_> {
 pub fn overlay_upper_dir(mountinfo: &str, mount_point: &Path) -> Option<PathBuf> {
     let top = mountinfo
         .lines()
+        .rev()
         .filter_map(MountLine::parse)
-        .filter(|line| Path::new(&unescape_octal(line.mount_point)) == mount_point)
-        .last()?;
+        .find(|line| Path::new(&unescape_octal(line.mount_point)) == mount_point)?;
     if top.fs_type != OVERLAY_TYPE {
         return None;
     }
@@ -71,7 +71,7 @@ pub fn overlay_upper_dir(mountinfo: &str, mount_point: &Path) -> Option<PathBuf>
 }
 
 /// Undoes mountinfo's `\ooo` escapes (of space, tab, newline and backslash
-/// in paths; of commas and `=` too in super options).
+/// in paths, and of commas too in super option values).
 pub fn unescape_octal(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
