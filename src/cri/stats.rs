@@ -935,7 +935,7 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let layer = reader.container_stats(entry, None).unwrap().writable_layer;
-            if let Some(layer) = layer.filter(|l| value(l.used_bytes.clone()) >= bytes) {
+            if let Some(layer) = layer.filter(|l| value(l.used_bytes) >= bytes) {
                 return layer;
             }
             assert!(
