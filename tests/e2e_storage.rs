@@ -51,8 +51,8 @@ fn root_overlay(id: &str) -> (PathBuf, Vec<PathBuf>) {
     let mountinfo = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     let root = mountinfo
         .lines()
-        .filter(|line| line.split(' ').nth(4) == Some("/"))
-        .last()
+        .rev()
+        .find(|line| line.split(' ').nth(4) == Some("/"))
         .unwrap_or_else(|| panic!("no root mount in {mountinfo}"));
     let options = root
         .split_once(" - overlay ")
@@ -93,7 +93,7 @@ async fn layer_with(world: &World, id: &str, bytes: u64) -> cri::FilesystemUsage
     loop {
         let stats = world.client.container_stats(id).await.unwrap();
         if let Some(layer) = stats.writable_layer {
-            if value(layer.used_bytes.clone()) >= bytes {
+            if value(layer.used_bytes) >= bytes {
                 return layer;
             }
             last = Some(layer);
@@ -126,11 +126,11 @@ async fn a_container_s_5_mib_write_shows_in_its_writable_layer_also_once_stopped
     let layer = layer_with(&world, &writer, WRITTEN_BYTES).await;
     let idle_layer = layer_with(&world, &idle, 0).await;
     assert!(
-        value(idle_layer.used_bytes.clone()) < WRITTEN_BYTES,
+        value(idle_layer.used_bytes) < WRITTEN_BYTES,
         "{idle_layer:?}"
     );
     assert!(
-        value(layer.inodes_used.clone()) > value(idle_layer.inodes_used.clone()),
+        value(layer.inodes_used) > value(idle_layer.inodes_used),
         "the file's inode: {layer:?} against {idle_layer:?}"
     );
     let (upper, _) = root_overlay(&writer);
@@ -175,7 +175,7 @@ async fn image_fs_info_counts_a_pulled_image_where_the_engine_keeps_it() {
         let [images] = info.image_filesystems.as_slice() else {
             panic!("one image filesystem expected: {info:?}");
         };
-        if value(images.used_bytes.clone()) >= size {
+        if value(images.used_bytes) >= size {
             break info;
         }
         assert!(
@@ -185,7 +185,7 @@ async fn image_fs_info_counts_a_pulled_image_where_the_engine_keeps_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let images = &info.image_filesystems[0];
-    assert!(value(images.inodes_used.clone()) > 0, "{images:?}");
+    assert!(value(images.inodes_used) > 0, "{images:?}");
     let [containers] = info.container_filesystems.as_slice() else {
         panic!("one container filesystem expected: {info:?}");
     };
