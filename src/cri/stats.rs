@@ -5,15 +5,15 @@
 //!
 //! dockerd is asked once, for its cgroup driver, cgroup version and image
 //! store (`GET /info`), on the first call; after that no call asks it
-//! anything: identities, pids, cgroup parents and writable layer paths
-//! come from the index and the engine's layout, figures from the cgroup
+//! anything: identities, pids, cgroup parents and writable layer paths come
+//! from the index and the engine's layout, figures from the cgroup
 //! filesystem and `/proc`, and layer sizes from the `stats::layer` cache,
-//! whose background walks this module only requests. Only running containers and ready sandboxes
-//! have figures: the lists leave the others out, as the kubelet expects,
-//! and a container that stops while a list is read is left out, not an
-//! error. A pod's figures are its pod cgroup's when the kubelet gave the
-//! sandbox one, otherwise the sum of its sandbox container's and its
-//! running containers' cgroups.
+//! whose background walks this module only requests. Only running
+//! containers and ready sandboxes have figures: the lists leave the others
+//! out, as the kubelet expects, and a container that stops while a list is
+//! read is left out, not an error. A pod's figures are its pod cgroup's
+//! when the kubelet gave the sandbox one, otherwise the sum of its sandbox
+//! container's and its running containers' cgroups.
 //!
 //! A list's subjects are read on up to [`MAX_READ_THREADS`] threads (one
 //! per core) that end before the call answers: the figures are about a
