@@ -988,10 +988,20 @@ async fn a_stalled_pull_is_cancelled_after_the_progress_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_fs_info_reports_dockers_root_filesystem() {
-    let root_dir = common::docker::get_json("/info")["DockerRootDir"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let info = common::docker::get_json("/info");
+    let mut root_dir = info["DockerRootDir"].as_str().unwrap().to_owned();
+    // The containerd image store keeps layers in its snapshotter's
+    // directory, under the root of the containerd dockerd started
+    // (vendor-docs/container-storage.md).
+    let snapshotter = info["DriverStatus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|pair| pair[0] == "driver-type" && pair[1] == "io.containerd.snapshotter.v1");
+    if snapshotter {
+        let driver = info["Driver"].as_str().unwrap();
+        root_dir = format!("{root_dir}/containerd/daemon/io.containerd.snapshotter.v1.{driver}");
+    }
     let dockshim = Dockshim::start();
     let client = dockshim.client().await;
     let before = SystemTime::now()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use dockshim::cri::v1;
 use dockshim::stats::{
     self, cgroup, cpu, memory, network, process, CgroupLocator, CgroupVersion, CpuSampler,
-    LayerSizes,
+    LayerLocation, LayerSizes,
 };
 
 const IMAGE: &str = "127.0.0.1:5000/dockshim-test/busybox:latest";
@@ -190,13 +190,27 @@ fn memory_held_in_shm_is_working_set_and_the_layer_is_measured() {
         Some(MEMORY_LIMIT - figures.working_set_bytes)
     );
 
-    // The writable layer holds the file written before the shm fill.
+    // The writable layer holds the file written before the shm fill. A
+    // graph driver names its directory; the containerd image store mounts
+    // the container's root filesystem under dockerd's root instead.
     let upper_dir = container.inspect("{{.GraphDriver.Data.UpperDir}}");
+    let location = if upper_dir.is_empty() || upper_dir == "<no value>" {
+        let root = docker(&["info", "--format", "{{.DockerRootDir}}"]).unwrap();
+        let driver = docker(&["info", "--format", "{{.Driver}}"]).unwrap();
+        LayerLocation::RootfsMount(
+            Path::new(&root)
+                .join("rootfs")
+                .join(driver)
+                .join(&container.id),
+        )
+    } else {
+        LayerLocation::Dir(upper_dir.into())
+    };
     let sizes = LayerSizes::default();
-    assert_eq!(sizes.get(&container.id, Path::new(&upper_dir)), None);
+    assert_eq!(sizes.get(&container.id, &location), None);
     let deadline = Instant::now() + WAIT;
     let layer = loop {
-        if let Some(layer) = sizes.get(&container.id, Path::new(&upper_dir)) {
+        if let Some(layer) = sizes.get(&container.id, &location) {
             break layer;
         }
         assert!(

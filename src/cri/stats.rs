@@ -3,17 +3,17 @@
 //! through the `stats` readers, and `StatsServiceError`, why one of them
 //! failed.
 //!
-//! dockerd is asked once, for its cgroup driver, cgroup version and root
-//! directory (`GET /info`), on the first call; after that no call asks it
-//! anything: identities, pids, cgroup parents and writable layer paths
-//! come from the index, figures from the cgroup filesystem and `/proc`,
-//! and layer sizes from the `stats::layer` cache, whose background walks
-//! this module only requests. Only running containers and ready sandboxes
-//! have figures: the lists leave the others out, as the kubelet expects,
-//! and a container that stops while a list is read is left out, not an
-//! error. A pod's figures are its pod cgroup's when the kubelet gave the
-//! sandbox one, otherwise the sum of its sandbox container's and its
-//! running containers' cgroups.
+//! dockerd is asked once, for its cgroup driver, cgroup version and image
+//! store (`GET /info`), on the first call; after that no call asks it
+//! anything: identities, pids, cgroup parents and writable layer paths come
+//! from the index and the engine's layout, figures from the cgroup
+//! filesystem and `/proc`, and layer sizes from the `stats::layer` cache,
+//! whose background walks this module only requests. Only running
+//! containers and ready sandboxes have figures: the lists leave the others
+//! out, as the kubelet expects, and a container that stops while a list is
+//! read is left out, not an error. A pod's figures are its pod cgroup's
+//! when the kubelet gave the sandbox one, otherwise the sum of its sandbox
+//! container's and its running containers' cgroups.
 //!
 //! A list's subjects are read on up to [`MAX_READ_THREADS`] threads (one
 //! per core) that end before the call answers: the figures are about a
@@ -33,12 +33,12 @@ use std::time::SystemTime;
 use crate::cri::container::{container_status, StatusImage};
 use crate::cri::naming::{self, NamingError};
 use crate::cri::v1;
-use crate::docker::{DockerClient, DockerError};
+use crate::docker::{DockerClient, DockerError, Engine};
 use crate::grpc::{Code, Status};
 use crate::index::{ContainerFilter, CriState, Entry, Index, IndexError, SandboxFilter};
 use crate::stats::{
     self, cgroup, network, unix_nanos, CgroupLocator, CgroupUsage, CgroupVersion, CpuSampler,
-    LayerSizes, StatsError,
+    LayerLocation, LayerSizes, StatsError,
 };
 
 /// Where the kernel shows processes.
@@ -71,14 +71,15 @@ impl fmt::Debug for StatsService {
 }
 
 /// What the stats calls need of the node and of dockerd, learned once:
-/// dockerd's cgroup driver, version and root directory change only with a
+/// dockerd's cgroup driver, version and image store change only with a
 /// daemon restart, which also ends every container.
 #[derive(Debug)]
 struct Node {
     locator: CgroupLocator,
-    /// dockerd's root directory (`DockerRootDir`): the filesystem the
-    /// writable layers live on, as ImageFsInfo names it.
-    root_dir: String,
+    engine: Arc<Engine>,
+    /// The filesystem the writable layers live on, as ImageFsInfo names
+    /// it (`Engine::storage_dirs`).
+    layers_dir: String,
     /// `/proc` outside tests.
     proc_root: PathBuf,
     /// Threads a list is read on: the cores this process may use, at most
@@ -220,13 +221,12 @@ impl StatsService {
         if let Some(node) = cached.as_ref() {
             return Ok(Arc::clone(node));
         }
-        if self.docker.api_version().is_none() {
-            self.docker
-                .negotiate()
-                .map_err(|err| StatsServiceError::docker("negotiate the API version", err))?;
-        }
+        let engine = self
+            .docker
+            .engine()
+            .map_err(|err| StatsServiceError::docker("read dockerd's image store", err))?;
         let info = self.docker.info().map_err(|err| {
-            StatsServiceError::docker("read dockerd's cgroup driver and root directory", err)
+            StatsServiceError::docker("read dockerd's cgroup driver and version", err)
         })?;
         let cgroup_setup = || -> Result<CgroupLocator, StatsError> {
             let driver = cgroup::driver_from_docker_info(&info.cgroup_driver)?;
@@ -238,9 +238,11 @@ impl StatsService {
             source,
         })?;
         let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let layers_dir = engine.storage_dirs(Path::is_dir).layers;
         let node = Arc::new(Node {
             locator,
-            root_dir: info.docker_root_dir,
+            layers_dir: layers_dir.display().to_string(),
+            engine,
             proc_root: PathBuf::from(PROC_ROOT),
             read_threads: cores.min(MAX_READ_THREADS),
         });
@@ -297,13 +299,11 @@ impl Reader<'_> {
         entry: &Entry,
         usage: Option<&CgroupUsage>,
     ) -> Result<v1::ContainerStats, NamingError> {
-        let writable_layer = if entry.upper_dir.is_empty() {
-            None
-        } else {
+        let writable_layer = self.layer_location(entry).and_then(|location| {
             self.layers
-                .get(&entry.id, Path::new(&entry.upper_dir))
-                .map(|layer| layer.to_cri(&self.node.root_dir))
-        };
+                .get(&entry.id, &location)
+                .map(|layer| layer.to_cri(&self.node.layers_dir))
+        });
         Ok(v1::ContainerStats {
             attributes: Some(container_attributes(entry)?),
             cpu: usage.map(|u| u.cpu),
@@ -311,6 +311,25 @@ impl Reader<'_> {
             writable_layer,
             swap: usage.and_then(|u| u.swap),
             io: usage.and_then(|u| u.io),
+        })
+    }
+
+    /// Where `entry`'s writable layer is: the directory its graph driver
+    /// names, or under the containerd image store its root filesystem's
+    /// mount point while it runs; `None` under a driver that names no
+    /// directory (`vfs`, `btrfs`, ...).
+    fn layer_location(&self, entry: &Entry) -> Option<LayerLocation> {
+        if !entry.upper_dir.is_empty() {
+            return Some(LayerLocation::Dir(PathBuf::from(&entry.upper_dir)));
+        }
+        let rootfs = self
+            .node
+            .engine
+            .container_rootfs(&entry.layer_driver, &entry.id)?;
+        Some(if entry.is_running() {
+            LayerLocation::RootfsMount(rootfs)
+        } else {
+            LayerLocation::Remembered
         })
     }
 
@@ -671,12 +690,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::docker::ApiVersion;
+    use crate::stats::LayerLimits;
 
     const T0: i64 = 1_700_000_000_000_000_000;
     const SECOND: i64 = 1_000_000_000;
     const SANDBOX: &str = "5d1b";
     const APP: &str = "c0ffee";
     const SIDECAR: &str = "5eed";
+    /// The managed containerd's overlayfs snapshotter, under the data root.
+    const CONTAINERD_OVERLAYFS: &str = "containerd/daemon/io.containerd.snapshotter.v1.overlayfs";
 
     /// A node with one cgroup v2 hierarchy and a `/proc` in a temporary
     /// directory, dockerd on the cgroupfs driver.
@@ -690,7 +713,39 @@ mod tests {
 
     impl Fixture {
         fn new() -> Fixture {
+            Fixture::with_engine(
+                |_| json!({"Driver": "overlay2", "DockerRootDir": "/var/lib/docker"}),
+            )
+        }
+
+        /// A node whose dockerd uses the containerd image store, its data
+        /// root and the managed containerd's root in the temporary
+        /// directory, and whose mount table is the file `mountinfo` there.
+        fn containerd() -> Fixture {
+            let mut fixture = Fixture::with_engine(|dir| {
+                let root = dir.join("data");
+                fs::create_dir_all(root.join(CONTAINERD_OVERLAYFS)).unwrap();
+                json!({
+                    "Driver": "overlayfs",
+                    "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
+                    "DockerRootDir": root,
+                })
+            });
+            fixture.layers = LayerSizes::with_mountinfo(
+                LayerLimits {
+                    refresh_after: std::time::Duration::ZERO,
+                    ..LayerLimits::default()
+                },
+                fixture.dir.path().join("mountinfo"),
+            );
+            fixture
+        }
+
+        /// `info` makes dockerd's `/info` from the temporary directory.
+        fn with_engine(info: impl FnOnce(&Path) -> serde_json::Value) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
+            let info = serde_json::from_value(info(dir.path())).unwrap();
+            let engine = Arc::new(Engine::new(ApiVersion::new(1, 44), &info));
             let mountinfo = format!(
                 "41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n",
                 dir.path().join("cgroup").display()
@@ -706,7 +761,12 @@ mod tests {
             Fixture {
                 node: Node {
                     locator,
-                    root_dir: "/var/lib/docker".to_owned(),
+                    layers_dir: engine
+                        .storage_dirs(Path::is_dir)
+                        .layers
+                        .display()
+                        .to_string(),
+                    engine,
                     proc_root,
                     read_threads: 1,
                 },
@@ -868,6 +928,88 @@ mod tests {
         assert_eq!(layer.fs_id.unwrap().mountpoint, "/var/lib/docker");
         assert!(value(layer.used_bytes) >= 10_000);
         assert_eq!(value(layer.inodes_used), 2);
+    }
+
+    /// Polls `entry`'s stats until its writable layer has at least `bytes`.
+    fn layer_of(reader: &Reader<'_>, entry: &Entry, bytes: u64) -> v1::FilesystemUsage {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let layer = reader.container_stats(entry, None).unwrap().writable_layer;
+            if let Some(layer) = layer.filter(|l| value(l.used_bytes) >= bytes) {
+                return layer;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no walk found {bytes} bytes"
+            );
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_snapshotter_s_layer_is_found_by_the_rootfs_mount_and_kept_once_stopped() {
+        let fixture = Fixture::containerd();
+        let root = fixture.dir.path().join("data");
+        let snapshots = root.join(CONTAINERD_OVERLAYFS).join("snapshots");
+        let upper = snapshots.join("3/fs");
+        fs::create_dir_all(&upper).unwrap();
+        fs::write(upper.join("data"), vec![1u8; 10_000]).unwrap();
+        let mountinfo = fixture.dir.path().join("mountinfo");
+        fs::write(
+            &mountinfo,
+            format!(
+                "24 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                 51 24 0:40 / {} rw - overlay overlay rw,lowerdir={}/1/fs,upperdir={},workdir={}/3/work\n",
+                root.join("rootfs/overlayfs").join(APP).display(),
+                snapshots.display(),
+                upper.display(),
+                snapshots.display(),
+            ),
+        )
+        .unwrap();
+        let mut app = (*container(APP, "app", "running")).clone();
+        app.layer_driver = "overlayfs".to_owned();
+        let reader = fixture.reader(T0);
+
+        let layer = layer_of(&reader, &app, 10_000);
+        assert_eq!(
+            layer.fs_id.unwrap().mountpoint,
+            root.join(CONTAINERD_OVERLAYFS).display().to_string()
+        );
+        assert_eq!(value(layer.inodes_used), 2);
+
+        // Stopped: the rootfs is unmounted, the snapshot stays.
+        fs::write(&mountinfo, "24 1 8:1 / / rw - ext4 /dev/sda1 rw\n").unwrap();
+        app.state = crate::index::State::Exited;
+        fs::write(upper.join("more"), vec![1u8; 20_000]).unwrap();
+        let layer = layer_of(&reader, &app, 30_000);
+        assert_eq!(value(layer.inodes_used), 3);
+    }
+
+    #[test]
+    fn a_snapshotter_s_layer_never_seen_running_is_not_reported() {
+        let fixture = Fixture::containerd();
+        fs::write(fixture.dir.path().join("mountinfo"), "").unwrap();
+        let mut app = (*container(APP, "app", "exited")).clone();
+        app.layer_driver = "overlayfs".to_owned();
+        let reader = fixture.reader(T0);
+        for _ in 0..3 {
+            let stats = reader.container_stats(&app, None).unwrap();
+            assert_eq!(stats.writable_layer, None);
+        }
+        // Nothing is known to walk, so nothing was queued.
+        thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(fixture.layers.walks_completed(), 0);
+        // Running but not mounted where expected: looked for once, then left
+        // alone for a while.
+        app.state = crate::index::State::Running;
+        app.pid = 4343;
+        for _ in 0..3 {
+            let stats = reader.container_stats(&app, None).unwrap();
+            assert_eq!(stats.writable_layer, None);
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(fixture.layers.walks_completed(), 1);
     }
 
     #[test]

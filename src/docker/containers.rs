@@ -79,6 +79,10 @@ pub struct ContainerInspect {
     pub network_settings: NetworkSettings,
     #[serde(rename = "GraphDriver", deserialize_with = "null_as_empty")]
     pub graph_driver: GraphDriver,
+    /// API 1.52+ with the containerd image store, in place of a
+    /// `GraphDriver`.
+    #[serde(rename = "Storage", deserialize_with = "null_as_empty")]
+    pub storage: Storage,
 }
 
 /// `State` of an inspected container. The times are RFC 3339 with
@@ -241,6 +245,33 @@ pub struct GraphDriverData {
     pub upper_dir: String,
 }
 
+/// `Storage` of an inspected container (API 1.52+): what holds its root
+/// filesystem under the containerd image store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Storage {
+    #[serde(rename = "RootFS", deserialize_with = "null_as_empty")]
+    pub root_fs: StorageRootFs,
+}
+
+/// `Storage.RootFS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct StorageRootFs {
+    #[serde(rename = "Snapshot", deserialize_with = "null_as_empty")]
+    pub snapshot: StorageSnapshot,
+}
+
+/// `Storage.RootFS.Snapshot`: the container's snapshot, whose key is the
+/// container's ID.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct StorageSnapshot {
+    /// The snapshotter, e.g. `overlayfs`.
+    #[serde(rename = "Name")]
+    pub name: String,
+}
+
 impl DockerClient {
     /// `GET /containers/json`: running containers, or every container with
     /// `all`. `filters` is the JSON filter map, e.g.
@@ -351,6 +382,22 @@ mod tests {
         assert_eq!(inspect.state, ContainerState::default());
         assert_eq!(inspect.graph_driver.name, "vfs");
         assert_eq!(inspect.graph_driver.data, GraphDriverData::default());
+        Ok(())
+    }
+
+    #[test]
+    fn the_containerd_store_names_the_snapshotter_in_storage() -> Result<(), serde_json::Error> {
+        let inspect: ContainerInspect = serde_json::from_str(
+            r#"{"Id":"6608","GraphDriver":null,
+                "Storage":{"RootFS":{"Snapshot":{"Name":"overlayfs"}}}}"#,
+        )?;
+        assert_eq!(inspect.storage.root_fs.snapshot.name, "overlayfs");
+        assert_eq!(inspect.graph_driver, GraphDriver::default());
+        let older: ContainerInspect = serde_json::from_str(
+            r#"{"Id":"6608","GraphDriver":{"Name":"overlayfs","Data":null}}"#,
+        )?;
+        assert_eq!(older.storage, Storage::default());
+        assert_eq!(older.graph_driver.name, "overlayfs");
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 //! `vendor-docs/docker-engine-versions.md`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -38,6 +38,20 @@ const MOUNT_OPTION_RECURSIVE_READ_ONLY: &str = "rro";
 /// itself.
 const DRIVER_TYPE_KEY: &str = "driver-type";
 const DRIVER_TYPE_SNAPSHOTTER: &str = "io.containerd.snapshotter.v1";
+/// The socket of the system containerd, which dockerd uses when it finds
+/// it instead of starting its own (moby `initializeContainerd`).
+const SYSTEM_CONTAINERD_ADDRESS: &str = "/run/containerd/containerd.sock";
+/// The system containerd's default root directory.
+const SYSTEM_CONTAINERD_ROOT: &str = "/var/lib/containerd";
+/// The root of the containerd dockerd starts itself, under its data root
+/// (moby `containerdRootDir`).
+const MANAGED_CONTAINERD_ROOT: &str = "containerd/daemon";
+/// Where, under its data root, the containerd image store mounts a
+/// running container's root filesystem: `rootfs/<snapshotter>/<id>`
+/// (moby `daemon/snapshotter/mount.go`).
+const ROOTFS_MOUNTS: &str = "rootfs";
+/// containerd's directory for the content store, under its root.
+const CONTENT_STORE: &str = "io.containerd.content.v1.content";
 
 /// Where the engine keeps images and containers' writable layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +76,19 @@ impl ImageStore {
     pub fn is_containerd(&self) -> bool {
         matches!(self, ImageStore::Snapshotter { .. })
     }
+}
+
+/// Where images and containers' writable layers are kept on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageDirs {
+    /// The directory ImageFsInfo and ContainerStats name as the filesystem
+    /// of images and writable layers: `DockerRootDir` under a graph driver,
+    /// the snapshotter's directory under the containerd image store.
+    pub layers: PathBuf,
+    /// The containerd content store (compressed layers, manifests and
+    /// configurations, kept beside the unpacked layers); `None` under a
+    /// graph driver.
+    pub content: Option<PathBuf>,
 }
 
 /// One OCI runtime dockerd can run containers with.
@@ -103,6 +130,8 @@ pub struct Engine {
     pub default_runtime: String,
     /// CDI specification directories; empty where CDI is off or unknown.
     pub cdi_spec_dirs: Vec<PathBuf>,
+    /// The socket of the containerd dockerd uses; empty below API 1.46.
+    pub containerd_address: String,
 }
 
 impl Engine {
@@ -155,6 +184,7 @@ impl Engine {
             runtimes,
             default_runtime: info.default_runtime.clone(),
             cdi_spec_dirs: info.cdi_spec_dirs.iter().map(PathBuf::from).collect(),
+            containerd_address: info.containerd.address.clone(),
         }
     }
 
@@ -221,6 +251,54 @@ impl Engine {
     /// its top level (`IPAddress`, `GlobalIPv6Address`, ...).
     pub fn has_top_level_network_fields(&self) -> bool {
         self.api_version < API_STORAGE_FIELD
+    }
+
+    /// Where images and writable layers are kept. Under the containerd
+    /// image store that is the root of the containerd dockerd uses, which
+    /// `/info` does not name: its address tells a system containerd (at
+    /// its default root) from the one dockerd starts under its data root,
+    /// and where the address is unknown or unusual, the first root whose
+    /// snapshotter directory `is_dir` finds is taken, the managed one
+    /// first. If none is found, `DockerRootDir` is the best left.
+    pub fn storage_dirs(&self, is_dir: impl Fn(&Path) -> bool) -> StorageDirs {
+        let graph_driver = StorageDirs {
+            layers: self.root_dir.clone(),
+            content: None,
+        };
+        let ImageStore::Snapshotter { snapshotter } = &self.image_store else {
+            return graph_driver;
+        };
+        let managed = self.root_dir.join(MANAGED_CONTAINERD_ROOT);
+        let system = PathBuf::from(SYSTEM_CONTAINERD_ROOT);
+        let roots = if self.containerd_address == SYSTEM_CONTAINERD_ADDRESS {
+            vec![system]
+        } else {
+            vec![managed, system]
+        };
+        roots
+            .into_iter()
+            .map(|root| StorageDirs {
+                layers: root.join(format!("{DRIVER_TYPE_SNAPSHOTTER}.{snapshotter}")),
+                content: Some(root.join(CONTENT_STORE)),
+            })
+            .find(|dirs| is_dir(&dirs.layers))
+            .unwrap_or(graph_driver)
+    }
+
+    /// Where the containerd image store mounts the root filesystem of
+    /// container `id`, made by `snapshotter` (the container's own, as its
+    /// inspect names it; empty for the engine's), while it runs; `None`
+    /// under a graph driver, which names the writable layer itself.
+    pub fn container_rootfs(&self, snapshotter: &str, id: &str) -> Option<PathBuf> {
+        let ImageStore::Snapshotter { snapshotter: own } = &self.image_store else {
+            return None;
+        };
+        let snapshotter = if snapshotter.is_empty() {
+            own
+        } else {
+            snapshotter
+        };
+        Some(self.root_dir.join(ROOTFS_MOUNTS).join(snapshotter).join(id))
     }
 }
 
@@ -355,6 +433,94 @@ mod tests {
         assert!(engine.has_read_only_mount_kinds());
         assert!(!engine.supports_recursive_read_only());
         assert!(!engine.supports_cdi());
+    }
+
+    const DATA_ROOT: &str = "/var/lib/dockshim-engines/docker-29.7.2";
+    const MANAGED_OVERLAYFS: &str = "/var/lib/dockshim-engines/docker-29.7.2/containerd/daemon/io.containerd.snapshotter.v1.overlayfs";
+
+    fn containerd_store(api: (u16, u16), containerd: &str) -> Engine {
+        Engine::new(
+            ApiVersion::new(api.0, api.1),
+            &info(&format!(
+                r#"{{"Driver":"overlayfs","DockerRootDir":"{DATA_ROOT}",
+                "DriverStatus":[["driver-type","io.containerd.snapshotter.v1"]],
+                "Containerd":{containerd}}}"#
+            )),
+        )
+    }
+
+    #[test]
+    fn a_graph_driver_keeps_layers_under_the_data_root() {
+        let engine = Engine::new(
+            ApiVersion::new(1, 47),
+            &info(r#"{"Driver":"overlay2","DockerRootDir":"/var/lib/docker"}"#),
+        );
+        let dirs = engine.storage_dirs(|_| true);
+        assert_eq!(dirs.layers, Path::new("/var/lib/docker"));
+        assert_eq!(dirs.content, None);
+        assert_eq!(engine.container_rootfs("overlay2", "c1"), None);
+    }
+
+    #[test]
+    fn the_managed_containerd_keeps_layers_under_the_data_root() {
+        let engine = containerd_store(
+            (1, 55),
+            r#"{"Address":"/run/dockshim-engines/docker-29.7.2.exec/containerd/containerd.sock"}"#,
+        );
+        let dirs = engine.storage_dirs(|dir| dir.starts_with(DATA_ROOT));
+        assert_eq!(dirs.layers, Path::new(MANAGED_OVERLAYFS));
+        assert_eq!(
+            dirs.content.unwrap(),
+            Path::new(DATA_ROOT).join("containerd/daemon/io.containerd.content.v1.content")
+        );
+    }
+
+    #[test]
+    fn the_system_containerd_keeps_layers_in_its_own_root() {
+        let engine = containerd_store((1, 55), r#"{"Address":"/run/containerd/containerd.sock"}"#);
+        // A managed root left from earlier is not the one in use.
+        let dirs = engine.storage_dirs(|_| true);
+        assert_eq!(
+            dirs.layers,
+            Path::new("/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs")
+        );
+        assert_eq!(
+            dirs.content.unwrap(),
+            Path::new("/var/lib/containerd/io.containerd.content.v1.content")
+        );
+    }
+
+    #[test]
+    fn without_an_address_the_containerd_root_is_the_one_on_disk() {
+        let engine = containerd_store((1, 44), "null");
+        assert_eq!(engine.containerd_address, "");
+        let managed = engine.storage_dirs(|dir| dir == Path::new(MANAGED_OVERLAYFS));
+        assert_eq!(managed.layers, Path::new(MANAGED_OVERLAYFS));
+        let system = engine.storage_dirs(|dir| dir.starts_with(SYSTEM_CONTAINERD_ROOT));
+        assert!(
+            system.layers.starts_with(SYSTEM_CONTAINERD_ROOT),
+            "{system:?}"
+        );
+        let neither = engine.storage_dirs(|_| false);
+        assert_eq!(neither.layers, Path::new(DATA_ROOT));
+        assert_eq!(neither.content, None);
+    }
+
+    #[test]
+    fn a_running_container_s_rootfs_is_mounted_under_the_data_root() {
+        let engine = containerd_store((1, 44), "null");
+        assert_eq!(
+            engine.container_rootfs("overlayfs", "66080a9a").unwrap(),
+            Path::new(DATA_ROOT).join("rootfs/overlayfs/66080a9a")
+        );
+        assert_eq!(
+            engine.container_rootfs("", "66080a9a").unwrap(),
+            Path::new(DATA_ROOT).join("rootfs/overlayfs/66080a9a")
+        );
+        assert_eq!(
+            engine.container_rootfs("native", "66080a9a").unwrap(),
+            Path::new(DATA_ROOT).join("rootfs/native/66080a9a")
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub use create::{
     BindOptions, ContainerCreate, CreateHostConfig, DeviceMapping, DeviceRequest, HealthConfig,
     ImageOptions, Mount, MountType, RestartPolicy, HEALTHCHECK_NONE, RESTART_POLICY_NO,
 };
-pub use engine::{Engine, EngineRuntime, ImageStore};
+pub use engine::{Engine, EngineRuntime, ImageStore, StorageDirs};
 pub use error::DockerError;
 pub use exec::{ExecCreate, ExecInspect, ExecStart};
 pub use hijack::{demux_copy, Demux, Hijacked, Piece, StdStream, MAX_FRAME_SIZE};

@@ -83,6 +83,19 @@ pub struct Info {
     /// the engine has CDI turned off or predates it.
     #[serde(rename = "CDISpecDirs", deserialize_with = "null_as_empty")]
     pub cdi_spec_dirs: Vec<String>,
+    /// The containerd dockerd uses (API 1.46+); `null` or missing before.
+    #[serde(rename = "Containerd", deserialize_with = "null_as_empty")]
+    pub containerd: InfoContainerd,
+}
+
+/// `/info`'s `Containerd`: the containerd dockerd talks to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct InfoContainerd {
+    /// Its API socket: the system containerd's, or the one dockerd
+    /// started under its exec root.
+    #[serde(rename = "Address")]
+    pub address: String,
 }
 
 /// One entry of `/info`'s `Runtimes`.

@@ -163,8 +163,13 @@ pub struct Entry {
     /// is its pod cgroup when the kubelet made one.
     pub cgroup_parent: String,
     /// The writable layer's directory (`GraphDriver.Data.UpperDir`);
-    /// empty under storage drivers that have none.
+    /// empty under storage drivers that have none, the containerd image
+    /// store's snapshotters among them.
     pub upper_dir: String,
+    /// What holds the writable layer: the graph driver, or the containerd
+    /// snapshotter (`Storage.RootFS.Snapshot.Name`, `GraphDriver.Name`
+    /// below API 1.52).
+    pub layer_driver: String,
 }
 
 impl Entry {
@@ -249,6 +254,11 @@ impl Entry {
             stdin_once: inspect.config.stdin_once,
             cgroup_parent: host.cgroup_parent.clone(),
             upper_dir: inspect.graph_driver.data.upper_dir.clone(),
+            layer_driver: if inspect.storage.root_fs.snapshot.name.is_empty() {
+                inspect.graph_driver.name.clone()
+            } else {
+                inspect.storage.root_fs.snapshot.name.clone()
+            },
             labels: labels.clone(),
         })
     }
@@ -410,6 +420,24 @@ mod tests {
             (sandbox.cgroup_parent.as_str(), sandbox.upper_dir.as_str()),
             ("", "")
         );
+        assert_eq!(e.layer_driver, "overlay2");
+    }
+
+    #[test]
+    fn a_snapshotter_s_writable_layer_is_named_by_its_snapshotter() {
+        let labels = r#""Config": {"Labels": {"io.kubernetes.docker.type": "container"}}"#;
+        let storage = entry(&format!(
+            r#"{{"Id": "6608", {labels}, "GraphDriver": null,
+                "Storage": {{"RootFS": {{"Snapshot": {{"Name": "overlayfs"}}}}}}}}"#
+        ));
+        assert_eq!(
+            (storage.upper_dir.as_str(), storage.layer_driver.as_str()),
+            ("", "overlayfs")
+        );
+        let graph_driver = entry(&format!(
+            r#"{{"Id": "6608", {labels}, "GraphDriver": {{"Name": "overlayfs", "Data": null}}}}"#
+        ));
+        assert_eq!(graph_driver.layer_driver, "overlayfs");
     }
 
     #[test]

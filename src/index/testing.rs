@@ -43,6 +43,7 @@ pub(super) fn entry(id: &str, state: State) -> Entry {
         stdin_once: false,
         cgroup_parent: String::new(),
         upper_dir: String::new(),
+        layer_driver: String::new(),
     }
 }
 

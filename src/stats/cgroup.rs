@@ -32,12 +32,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::files::{parse_error, read_bounded};
+use super::mountinfo::{unescape_octal, MountLine, MOUNTINFO_MAX};
 use super::StatsError;
 use crate::cri::v1;
 
-/// `/proc/self/mountinfo` of a node with thousands of mounts (a busy
-/// Kubernetes node has several per pod).
-const MOUNTINFO_MAX: u64 = 8 << 20;
 /// `/proc/<pid>/cgroup`: a line per v1 hierarchy, each a path of a few
 /// hundred bytes at most.
 const PROC_CGROUP_MAX: u64 = 16 * 1024;
@@ -398,54 +396,21 @@ struct CgroupMount {
 }
 
 impl CgroupMount {
-    /// `id parent major:minor root mount-point options [optional...] - type source super-options`;
     /// `None` for lines of other filesystems or of an unexpected shape.
     fn parse(line: &str) -> Option<CgroupMount> {
-        let (mount, filesystem) = line.split_once(" - ")?;
-        let mut mount_fields = mount.split(' ');
-        let root = mount_fields.nth(3)?;
-        let mount_point = mount_fields.next()?;
-        let mut fs_fields = filesystem.split(' ');
-        let unified = match fs_fields.next()? {
+        let line = MountLine::parse(line)?;
+        let unified = match line.fs_type {
             "cgroup" => false,
             "cgroup2" => true,
             _ => return None,
         };
-        let options = fs_fields.nth(1).unwrap_or_default();
         Some(CgroupMount {
-            root: unescape_octal(root),
-            mount_point: PathBuf::from(unescape_octal(mount_point)),
+            root: unescape_octal(line.root),
+            mount_point: PathBuf::from(unescape_octal(line.mount_point)),
             unified,
-            options: options.split(',').map(str::to_owned).collect(),
+            options: line.super_options.split(',').map(str::to_owned).collect(),
         })
     }
-}
-
-/// Undoes mountinfo's `\ooo` escapes of space, tab, newline and backslash.
-fn unescape_octal(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escape = bytes
-            .get(i + 1..i + 4)
-            .filter(|_| bytes[i] == b'\\')
-            .and_then(|digits| {
-                let text = std::str::from_utf8(digits).ok()?;
-                u8::from_str_radix(text, 8).ok()
-            });
-        match escape {
-            Some(byte) => {
-                out.push(byte);
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The lines of `/proc/<pid>/cgroup`: `hierarchy-id:controllers:path`.

@@ -1,6 +1,13 @@
-//! Bytes and inodes of containers' writable layers (overlay2's `UpperDir`),
-//! measured by one background thread (`layer-sizes`) and served from a
-//! cache.
+//! Bytes and inodes of containers' writable layers, measured by one
+//! background thread (`layer-sizes`) and served from a cache.
+//!
+//! A graph driver names a layer's directory (overlay2's `UpperDir`). The
+//! containerd image store names none: there the layer is the upper
+//! directory of the overlay mounted as the container's root filesystem
+//! while it runs, which the thread finds in `/proc/self/mountinfo` once per
+//! container and remembers, so a stopped container keeps its figures. A
+//! container never seen running there has none: its snapshot's directory
+//! is known only to containerd's metadata database.
 //!
 //! A walk can take seconds on a layer with many files, so no call ever
 //! waits for one: [`LayerSizes::get`] answers from the cache, and when the
@@ -28,6 +35,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::files::read_bounded;
+use super::mountinfo::{overlay_upper_dir, MOUNTINFO_MAX};
 use super::unix_nanos;
 use crate::cri::v1;
 
@@ -35,6 +44,8 @@ use crate::cri::v1;
 const THREAD_NAME: &str = "layer-sizes";
 /// Size of a block as `st_blocks` counts them.
 const BLOCK_BYTES: u64 = 512;
+/// The mount table of the mount namespace dockerd mounts containers in.
+const MOUNTINFO: &str = "/proc/self/mountinfo";
 
 /// Bounds of the walker; [`LayerLimits::default`] suits a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +59,9 @@ pub struct LayerLimits {
     pub queue_capacity: usize,
     /// Containers whose figures are kept.
     pub max_cached: usize,
+    /// How long a running container whose root filesystem was not found
+    /// mounted is left before mountinfo is read for it again.
+    pub locate_retry: Duration,
 }
 
 impl Default for LayerLimits {
@@ -58,6 +72,7 @@ impl Default for LayerLimits {
             refresh_after: Duration::from_secs(60),
             queue_capacity: 1024,
             max_cached: 8192,
+            locate_retry: Duration::from_secs(10),
         }
     }
 }
@@ -93,6 +108,19 @@ impl LayerUsage {
     }
 }
 
+/// Where a container's writable layer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerLocation {
+    /// The layer's own directory, as a graph driver names it.
+    Dir(PathBuf),
+    /// The mount point of a running container's root filesystem, an
+    /// overlay whose upper directory is the layer.
+    RootfsMount(PathBuf),
+    /// The directory found while the container ran, if it was seen
+    /// running: it is stopped, and its root filesystem unmounted.
+    Remembered,
+}
+
 /// The cache of layer figures and the handle on the walking thread.
 #[derive(Debug)]
 pub struct LayerSizes {
@@ -104,7 +132,7 @@ pub struct LayerSizes {
 #[derive(Debug)]
 struct Walk {
     id: String,
-    dir: PathBuf,
+    location: LayerLocation,
 }
 
 /// What the callers and the thread share.
@@ -113,6 +141,8 @@ struct Shared {
     cache: Mutex<Cache>,
     completed: AtomicU64,
     limits: LayerLimits,
+    /// [`MOUNTINFO`] outside tests.
+    mountinfo: PathBuf,
 }
 
 #[derive(Debug, Default)]
@@ -120,12 +150,18 @@ struct Cache {
     entries: HashMap<String, Entry>,
     /// Containers with a walk queued or running.
     in_flight: HashSet<String>,
+    /// Running containers whose root filesystem was not found mounted, and
+    /// when that was last looked for.
+    unlocated: HashMap<String, Instant>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     usage: LayerUsage,
     measured: Instant,
+    /// The upper directory found in mountinfo, for a layer located by its
+    /// root filesystem's mount point.
+    found_dir: Option<PathBuf>,
 }
 
 impl Default for LayerSizes {
@@ -137,29 +173,45 @@ impl Default for LayerSizes {
 impl LayerSizes {
     /// An empty cache; no thread runs until the first walk.
     pub fn new(limits: LayerLimits) -> LayerSizes {
+        LayerSizes::with_mountinfo(limits, PathBuf::from(MOUNTINFO))
+    }
+
+    /// Like [`LayerSizes::new`], finding root filesystems in the mount
+    /// table at `mountinfo`.
+    pub(crate) fn with_mountinfo(limits: LayerLimits, mountinfo: PathBuf) -> LayerSizes {
         LayerSizes {
             shared: Arc::new(Shared {
                 cache: Mutex::new(Cache::default()),
                 completed: AtomicU64::new(0),
                 limits,
+                mountinfo,
             }),
             walks: Mutex::new(None),
         }
     }
 
-    /// The last figures of container `id`, whose writable layer is
-    /// `upper_dir`; queues a walk when there are none or they are old.
+    /// The last figures of container `id`, whose writable layer is at
+    /// `location`; queues a walk when there are none or they are old.
     /// Never blocks on a walk.
-    pub fn get(&self, id: &str, upper_dir: &Path) -> Option<LayerUsage> {
+    pub fn get(&self, id: &str, location: &LayerLocation) -> Option<LayerUsage> {
+        let limits = &self.shared.limits;
         let (cached, walk) = {
             let mut cache = self.shared.cache();
-            let entry = cache.entries.get(id).copied();
-            let stale =
-                entry.is_none_or(|e| e.measured.elapsed() >= self.shared.limits.refresh_after);
-            let walk = stale && cache.in_flight.insert(id.to_owned());
-            (entry.map(|e| e.usage), walk)
+            let entry = cache.entries.get(id);
+            let cached = entry.map(|e| e.usage);
+            let stale = entry.is_none_or(|e| e.measured.elapsed() >= limits.refresh_after);
+            let walkable = match location {
+                LayerLocation::Dir(_) => true,
+                LayerLocation::RootfsMount(_) => cache
+                    .unlocated
+                    .get(id)
+                    .is_none_or(|at| at.elapsed() >= limits.locate_retry),
+                LayerLocation::Remembered => entry.is_some_and(|e| e.found_dir.is_some()),
+            };
+            let walk = stale && walkable && cache.in_flight.insert(id.to_owned());
+            (cached, walk)
         };
-        if walk && !self.queue(id, upper_dir) {
+        if walk && !self.queue(id, location) {
             self.shared.cache().in_flight.remove(id);
         }
         cached
@@ -167,7 +219,9 @@ impl LayerSizes {
 
     /// Forgets every container `keep` says is gone.
     pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
-        self.shared.cache().entries.retain(|id, _| keep(id));
+        let mut cache = self.shared.cache();
+        cache.entries.retain(|id, _| keep(id));
+        cache.unlocated.retain(|id, _| keep(id));
     }
 
     /// Walks finished since this cache was made, failed ones included.
@@ -177,7 +231,7 @@ impl LayerSizes {
 
     /// Hands a walk to the thread, starting it if need be; false if the
     /// queue is full or the thread cannot start.
-    fn queue(&self, id: &str, dir: &Path) -> bool {
+    fn queue(&self, id: &str, location: &LayerLocation) -> bool {
         let mut walks = self.walks.lock().unwrap_or_else(PoisonError::into_inner);
         if walks.is_none() {
             match spawn(Arc::clone(&self.shared)) {
@@ -193,7 +247,7 @@ impl LayerSizes {
         };
         let walk = Walk {
             id: id.to_owned(),
-            dir: dir.to_owned(),
+            location: location.clone(),
         };
         match sender.try_send(walk) {
             Ok(()) => true,
@@ -214,11 +268,57 @@ impl Shared {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn finish(&self, id: String, result: io::Result<Measured>) {
+    /// The directory to walk for a layer at `location`, and whether it was
+    /// found in mountinfo (to be remembered).
+    fn locate(&self, id: &str, location: LayerLocation) -> io::Result<(PathBuf, bool)> {
+        let mount_point = match location {
+            LayerLocation::Dir(dir) => return Ok((dir, false)),
+            LayerLocation::RootfsMount(mount_point) => Some(mount_point),
+            LayerLocation::Remembered => None,
+        };
+        let remembered = self
+            .cache()
+            .entries
+            .get(id)
+            .and_then(|e| e.found_dir.clone());
+        // A snapshot's directory stays the container's for its whole life.
+        if let Some(dir) = remembered {
+            return Ok((dir, true));
+        }
+        let Some(mount_point) = mount_point else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "its root filesystem was never seen mounted",
+            ));
+        };
+        let mountinfo = read_bounded(&self.mountinfo, MOUNTINFO_MAX).map_err(io::Error::other)?;
+        match overlay_upper_dir(&mountinfo, &mount_point) {
+            Some(dir) => {
+                self.cache().unlocated.remove(id);
+                Ok((dir, true))
+            }
+            None => {
+                let mut cache = self.cache();
+                if cache.unlocated.len() >= self.limits.max_cached {
+                    cache.unlocated.clear();
+                }
+                cache.unlocated.insert(id.to_owned(), Instant::now());
+                Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "no overlay with an upper directory is mounted at {}",
+                        mount_point.display()
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn finish(&self, id: String, result: io::Result<(Measured, Option<PathBuf>)>) {
         let mut cache = self.cache();
         cache.in_flight.remove(&id);
         match result {
-            Ok(measured) => {
+            Ok((measured, found_dir)) => {
                 if !cache.entries.contains_key(&id) && cache.entries.len() >= self.limits.max_cached
                 {
                     evict_oldest(&mut cache.entries);
@@ -232,6 +332,7 @@ impl Shared {
                 let entry = Entry {
                     usage,
                     measured: Instant::now(),
+                    found_dir,
                 };
                 cache.entries.insert(id, entry);
             }
@@ -261,7 +362,12 @@ fn spawn(shared: Arc<Shared>) -> io::Result<SyncSender<Walk>> {
         .spawn(move || {
             // Ends when the LayerSizes, which holds the only sender, is dropped.
             while let Ok(walk) = receiver.recv() {
-                let result = measure(&walk.dir, shared.limits.max_entries);
+                let result = shared
+                    .locate(&walk.id, walk.location)
+                    .and_then(|(dir, found)| {
+                        let measured = measure(&dir, shared.limits.max_entries)?;
+                        Ok((measured, found.then_some(dir)))
+                    });
                 shared.finish(walk.id, result);
             }
         })?;
@@ -340,6 +446,10 @@ pub fn measure(root: &Path, max_entries: u64) -> io::Result<Measured> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    fn at(dir: impl AsRef<Path>) -> LayerLocation {
+        LayerLocation::Dir(dir.as_ref().to_owned())
+    }
 
     fn blocks_of(path: &Path) -> u64 {
         fs::symlink_metadata(path).unwrap().blocks() * BLOCK_BYTES
@@ -437,16 +547,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("file"), vec![1u8; 8192]).unwrap();
         let sizes = LayerSizes::default();
-        assert_eq!(sizes.get("c1", dir.path()), None);
+        assert_eq!(sizes.get("c1", &at(dir.path())), None);
         wait_for(&sizes, 1);
-        let usage = sizes.get("c1", dir.path()).unwrap();
+        let usage = sizes.get("c1", &at(dir.path())).unwrap();
         assert_eq!(usage.inodes_used, 2);
         assert!(usage.used_bytes >= 8192);
         assert!(usage.complete);
         assert!(usage.timestamp_ns > 0);
         // Fresh figures are served without another walk.
         thread::sleep(Duration::from_millis(50));
-        assert_eq!(sizes.get("c1", dir.path()), Some(usage));
+        assert_eq!(sizes.get("c1", &at(dir.path())), Some(usage));
         assert_eq!(sizes.walks_completed(), 1);
 
         let cri = usage.to_cri("/var/lib/docker");
@@ -473,7 +583,7 @@ mod tests {
         let mut gets = 0;
         let mut served = false;
         while gets < 1000 && !served {
-            served = sizes.get("c1", dir.path()).is_some();
+            served = sizes.get("c1", &at(dir.path())).is_some();
             gets += 1;
         }
         assert!(gets > 1, "the walk finished before a second get");
@@ -482,7 +592,7 @@ mod tests {
         wait_for(&sizes, expected);
         thread::sleep(Duration::from_millis(200));
         assert_eq!(sizes.walks_completed(), expected, "after {gets} gets");
-        assert_eq!(sizes.get("c1", dir.path()).unwrap().inodes_used, 4021);
+        assert_eq!(sizes.get("c1", &at(dir.path())).unwrap().inodes_used, 4021);
     }
 
     #[test]
@@ -490,12 +600,60 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let upper = dir.path().join("diff");
         let sizes = LayerSizes::default();
-        assert_eq!(sizes.get("c1", &upper), None);
+        assert_eq!(sizes.get("c1", &at(&upper)), None);
         wait_for(&sizes, 1);
         fs::create_dir(&upper).unwrap();
-        assert_eq!(sizes.get("c1", &upper), None);
+        assert_eq!(sizes.get("c1", &at(&upper)), None);
         wait_for(&sizes, 2);
-        assert_eq!(sizes.get("c1", &upper).unwrap().inodes_used, 1);
+        assert_eq!(sizes.get("c1", &at(&upper)).unwrap().inodes_used, 1);
+    }
+
+    #[test]
+    fn a_rootfs_mount_is_looked_up_once_and_its_upper_dir_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let upper = dir.path().join("snapshots/3/fs");
+        fs::create_dir_all(&upper).unwrap();
+        let rootfs = dir.path().join("rootfs/overlayfs/c1");
+        let mountinfo = dir.path().join("mountinfo");
+        fs::write(
+            &mountinfo,
+            format!(
+                "51 24 0:40 / {} rw - overlay overlay rw,lowerdir=/l,upperdir={},workdir=/w\n",
+                rootfs.display(),
+                upper.display()
+            ),
+        )
+        .unwrap();
+        let sizes = LayerSizes::with_mountinfo(
+            LayerLimits {
+                refresh_after: Duration::ZERO,
+                ..LayerLimits::default()
+            },
+            mountinfo.clone(),
+        );
+        let mounted = LayerLocation::RootfsMount(rootfs);
+        assert_eq!(sizes.get("c1", &mounted), None);
+        wait_for(&sizes, 1);
+        assert_eq!(sizes.get("c1", &mounted).unwrap().inodes_used, 1);
+        wait_for(&sizes, 2);
+        // Unmounted, or the table unreadable: the directory is known.
+        fs::remove_file(&mountinfo).unwrap();
+        fs::write(upper.join("file"), "x").unwrap();
+        sizes.get("c1", &mounted);
+        wait_for(&sizes, 3);
+        sizes.get("c1", &LayerLocation::Remembered);
+        wait_for(&sizes, 4);
+        assert_eq!(
+            sizes
+                .get("c1", &LayerLocation::Remembered)
+                .unwrap()
+                .inodes_used,
+            2
+        );
+        // Another container was never seen mounted.
+        assert_eq!(sizes.get("c2", &LayerLocation::Remembered), None);
+        sizes.retain(|id| id != "c1");
+        assert_eq!(sizes.get("c1", &LayerLocation::Remembered), None);
     }
 
     #[test]
@@ -506,13 +664,17 @@ mod tests {
             ..LayerLimits::default()
         });
         for (n, id) in ["c1", "c2", "c3"].into_iter().enumerate() {
-            sizes.get(id, dir.path());
+            sizes.get(id, &at(dir.path()));
             wait_for(&sizes, n as u64 + 1);
         }
-        assert_eq!(sizes.get("c1", dir.path()), None, "the oldest was evicted");
-        assert!(sizes.get("c3", dir.path()).is_some());
+        assert_eq!(
+            sizes.get("c1", &at(dir.path())),
+            None,
+            "the oldest was evicted"
+        );
+        assert!(sizes.get("c3", &at(dir.path())).is_some());
         sizes.retain(|id| id != "c3");
-        assert_eq!(sizes.get("c3", dir.path()), None);
+        assert_eq!(sizes.get("c3", &at(dir.path())), None);
     }
 
     #[test]
@@ -526,7 +688,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while ids.iter().any(|id| sizes.get(id, dir.path()).is_none()) {
+        while ids
+            .iter()
+            .any(|id| sizes.get(id, &at(dir.path())).is_none())
+        {
             assert!(Instant::now() < deadline, "some layer was never measured");
             thread::sleep(Duration::from_millis(1));
         }

@@ -6,16 +6,18 @@
 //!
 //! This module holds the readers the stats RPCs are built on. It reads
 //! files under roots its callers pass in (`/proc`, the mount points found
-//! in `mountinfo`, a layer's `UpperDir`) and returns plain figures or CRI
-//! messages; it never calls dockerd, knows nothing of the handlers, and
-//! never walks a directory on a caller's thread. Every file read has a
-//! named size limit, and content the kernel would not write is a
-//! [`StatsError`], never a panic or a guess.
+//! in `mountinfo`, a layer's `UpperDir` or a root overlay's upper
+//! directory) and returns plain figures or CRI messages; it never calls
+//! dockerd, knows nothing of the handlers, and never walks a directory on
+//! a caller's thread. Every file read has a named size limit, and content
+//! the kernel would not write is a [`StatsError`], never a panic or a
+//! guess.
 //!
 //! Map: `cgroup` finds a container's or pod's cgroup directories; `cpu`,
 //! `memory`, `process` and `psi` read them; `network` reads a pod's
-//! interface counters; `layer` measures writable layers; [`read_usage`]
-//! puts one cgroup's figures together.
+//! interface counters; `layer` measures writable layers; `mountinfo`
+//! parses the mount table both find mounts in; [`read_usage`] puts one
+//! cgroup's figures together.
 
 pub mod cgroup;
 pub mod cpu;
@@ -23,6 +25,7 @@ mod error;
 mod files;
 pub mod layer;
 pub mod memory;
+pub mod mountinfo;
 pub mod network;
 pub mod process;
 pub mod psi;
@@ -35,7 +38,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use cgroup::{Cgroup, CgroupLocator, CgroupVersion};
 pub use cpu::CpuSampler;
 pub use error::StatsError;
-pub use layer::{LayerLimits, LayerSizes, LayerUsage};
+pub use layer::{LayerLimits, LayerLocation, LayerSizes, LayerUsage};
 
 use crate::cri::v1;
 use psi::Resource;

@@ -205,6 +205,7 @@ mod tests {
             stdin_once: false,
             cgroup_parent: String::new(),
             upper_dir: String::new(),
+            layer_driver: String::new(),
         }
     }
 

@@ -1,22 +1,33 @@
 //! The figures behind ImageFsInfo, measured by one background thread
 //! (`image-fs-usage`) and served from a cache.
 //!
-//! Images: the bytes of every distinct layer in dockerd's store. A layer
-//! shared by many images is stored once, so each image's layer sizes are
-//! learnt once (image configurations never change: `GET /images/{id}/json`
-//! for the layer list, `GET /images/{id}/history` for their sizes) and
-//! summed over the distinct layer chains. Inodes: the filesystem holding
-//! dockerd's root directory (`statfs`), as there is no per-store count.
-//! Containers: the writable layers' bytes (`SizeRw`), which dockerd must
-//! walk to compute, so they are refreshed less often.
+//! The filesystem is the directory that holds the unpacked layers
+//! (`Engine::storage_dirs`): dockerd's root directory under a graph
+//! driver, the snapshotter's directory of dockerd's containerd under the
+//! containerd image store. Images and writable layers are both kept there.
 //!
-//! This module never walks a directory itself and never measures on a CRI
-//! call: calls read the last figures; a pull or removal asks for a
-//! refresh. The thread stops when its [`Refresher`] is dropped.
+//! Images: the bytes of every distinct unpacked layer. A layer shared by
+//! many images is stored once, so each image's layer sizes are learnt once
+//! (image configurations never change: `GET /images/{id}/json` for the
+//! layer list, `GET /images/{id}/history` for their sizes) and summed over
+//! the distinct layer chains. The containerd image store also keeps every
+//! image's compressed layers, manifests and configuration in its content
+//! store: their blocks are added, from one listing of its flat blob
+//! directories. Inodes: the filesystem holding the layers (`statfs`), as
+//! there is no per-store count. Containers: the writable layers' bytes
+//! (`SizeRw`), which dockerd must walk to compute, so they are refreshed
+//! less often.
+//!
+//! This module walks no directory tree and never measures on a CRI call:
+//! calls read the last figures; a pull or removal asks for a refresh. The
+//! thread stops when its [`Refresher`] is dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -26,6 +37,7 @@ use serde::Deserialize;
 
 use crate::docker::{
     path_with_query, DockerClient, DockerError, HistoryItem, ImageInspect, ImageSummary,
+    StorageDirs,
 };
 
 /// The thread's name, as `ps -L` and panics show it.
@@ -35,15 +47,32 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(15);
 /// How often the containers' writable-layer sizes are recomputed; each
 /// time dockerd walks every container's writable layer.
 const CONTAINER_SIZE_INTERVAL: Duration = Duration::from_secs(60);
+/// Listings of the containers' sizes tried in a row before the last figure
+/// is kept (see `Measurer::container_bytes`).
+const CONTAINER_SIZE_ATTEMPTS: u32 = 3;
+/// The content store's blob directories, one per digest algorithm, each
+/// holding a file per blob named by its digest.
+const CONTENT_BLOBS: &str = "blobs";
+/// Blobs one listing counts before it stops: a store holds a few per image
+/// (layers, configuration, manifests), so this many means something else
+/// is there.
+const MAX_BLOBS: u64 = 1_000_000;
+/// Size of a block as `st_blocks` counts them.
+const BLOCK_BYTES: u64 = 512;
 
 /// A failed measurement.
 #[derive(Debug)]
 pub enum FsUsageError {
     Docker(DockerError),
-    /// `statfs` on dockerd's root directory failed.
+    /// `statfs` on the layers' directory failed.
     Statfs {
         path: String,
         errno: nix::errno::Errno,
+    },
+    /// The content store could not be listed.
+    Content {
+        path: PathBuf,
+        source: io::Error,
     },
 }
 
@@ -52,6 +81,9 @@ impl fmt::Display for FsUsageError {
         match self {
             FsUsageError::Docker(err) => write!(f, "docker: {err}"),
             FsUsageError::Statfs { path, errno } => write!(f, "statfs {path}: {errno}"),
+            FsUsageError::Content { path, source } => {
+                write!(f, "list the content store {}: {source}", path.display())
+            }
         }
     }
 }
@@ -61,6 +93,7 @@ impl std::error::Error for FsUsageError {
         match self {
             FsUsageError::Docker(err) => Some(err),
             FsUsageError::Statfs { errno, .. } => Some(errno),
+            FsUsageError::Content { source, .. } => Some(source),
         }
     }
 }
@@ -76,9 +109,10 @@ impl From<DockerError> for FsUsageError {
 pub struct FsFigures {
     /// When it was taken, in nanoseconds since the Unix epoch.
     pub timestamp_ns: i64,
-    /// dockerd's root directory (`DockerRootDir`).
+    /// The directory holding the layers: `DockerRootDir`, or the
+    /// containerd snapshotter's directory.
     pub mountpoint: String,
-    /// Bytes of the distinct image layers.
+    /// Bytes of the distinct image layers, and of the content store.
     pub image_bytes: u64,
     /// Inodes in use on the filesystem holding the mountpoint.
     pub inodes_used: u64,
@@ -185,7 +219,7 @@ pub fn spawn(docker: DockerClient, usage: Arc<FsUsage>) -> io::Result<Refresher>
 /// container sizes were last computed.
 struct Measurer {
     docker: DockerClient,
-    root_dir: Option<String>,
+    dirs: Option<StorageDirs>,
     images: HashMap<String, ImageLayers>,
     containers: Option<(Instant, u64)>,
 }
@@ -194,7 +228,7 @@ impl Measurer {
     fn new(docker: DockerClient) -> Measurer {
         Measurer {
             docker,
-            root_dir: None,
+            dirs: None,
             images: HashMap::new(),
             containers: None,
         }
@@ -203,26 +237,31 @@ impl Measurer {
     fn measure(&mut self) -> Result<FsFigures, FsUsageError> {
         let result = self.try_measure();
         if result.is_err() {
-            // dockerd may have restarted with another root directory.
-            self.root_dir = None;
+            // dockerd may have restarted with another root directory, or
+            // its containerd made its snapshotter's directory since.
+            self.dirs = None;
         }
         result
     }
 
     fn try_measure(&mut self) -> Result<FsFigures, FsUsageError> {
-        let root_dir = match &self.root_dir {
-            Some(dir) => dir.clone(),
+        let dirs = match &self.dirs {
+            Some(dirs) => dirs.clone(),
             None => {
-                let dir = self.docker.info()?.docker_root_dir;
-                self.root_dir = Some(dir.clone());
-                dir
+                let dirs = self.docker.engine()?.storage_dirs(Path::is_dir);
+                self.dirs = Some(dirs.clone());
+                dirs
             }
         };
-        let image_bytes = self.image_bytes()?;
+        let content_bytes = match &dirs.content {
+            Some(content) => content_bytes(content, MAX_BLOBS)?,
+            None => 0,
+        };
+        let image_bytes = self.image_bytes()?.saturating_add(content_bytes);
         let container_bytes = self.container_bytes()?;
         let stat =
-            nix::sys::statfs::statfs(root_dir.as_str()).map_err(|errno| FsUsageError::Statfs {
-                path: root_dir.clone(),
+            nix::sys::statfs::statfs(&dirs.layers).map_err(|errno| FsUsageError::Statfs {
+                path: dirs.layers.display().to_string(),
                 errno,
             })?;
         // fsfilcnt_t is u64 or u32 depending on the target: widening.
@@ -230,7 +269,7 @@ impl Measurer {
         let inodes_used = (stat.files() as u64).saturating_sub(stat.files_free() as u64);
         Ok(FsFigures {
             timestamp_ns: unix_nanos(SystemTime::now()),
-            mountpoint: root_dir,
+            mountpoint: dirs.layers.display().to_string(),
             image_bytes,
             inodes_used,
             container_bytes,
@@ -279,7 +318,26 @@ impl Measurer {
             size_rw: i64,
         }
         let path = path_with_query("/containers/json", &[("all", "1"), ("size", "1")]);
-        let containers: Vec<ContainerSize> = self.docker.get_json(&path)?;
+        let mut attempt = 1;
+        let containers: Vec<ContainerSize> = loop {
+            match self.docker.get_json(&path) {
+                Ok(containers) => break containers,
+                // The containerd image store fails the whole listing when a
+                // container's snapshot is made or removed while it is
+                // listed; that lasts moments.
+                Err(err) if err.api_status() == Some(404) && attempt < CONTAINER_SIZE_ATTEMPTS => {
+                    log::debug!("container sizes, attempt {attempt}: {err}");
+                    attempt += 1;
+                }
+                // A busy node may always have one: the last figure stands
+                // until the next refresh tries again.
+                Err(err) if err.api_status() == Some(404) => {
+                    log::debug!("container sizes: {err}");
+                    return Ok(self.containers.map_or(0, |(_, bytes)| bytes));
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
         let bytes = containers
             .iter()
             .map(|c| u64::try_from(c.size_rw).unwrap_or(0))
@@ -287,6 +345,44 @@ impl Measurer {
         self.containers = Some((Instant::now(), bytes));
         Ok(bytes)
     }
+}
+
+/// Bytes of the blobs in a containerd content store at `content`: the
+/// allocated blocks of the files in each `blobs/<algorithm>` directory,
+/// at most `max_blobs` of them. A store not made yet holds nothing; blobs
+/// removed while listed are skipped.
+fn content_bytes(content: &Path, max_blobs: u64) -> Result<u64, FsUsageError> {
+    let failed = |path: &Path| {
+        let path = path.to_owned();
+        move |source| FsUsageError::Content { path, source }
+    };
+    let blobs = content.join(CONTENT_BLOBS);
+    let algorithms = match fs::read_dir(&blobs) {
+        Ok(algorithms) => algorithms,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(failed(&blobs)(err)),
+    };
+    let mut bytes: u64 = 0;
+    let mut counted: u64 = 0;
+    for algorithm in algorithms {
+        let algorithm = algorithm.map_err(failed(&blobs))?.path();
+        let Ok(entries) = fs::read_dir(&algorithm) else {
+            continue;
+        };
+        for entry in entries {
+            if counted >= max_blobs {
+                return Ok(bytes);
+            }
+            let Ok(meta) = entry.and_then(|e| e.metadata()) else {
+                continue;
+            };
+            if meta.is_file() {
+                counted += 1;
+                bytes = bytes.saturating_add(meta.blocks().saturating_mul(BLOCK_BYTES));
+            }
+        }
+    }
+    Ok(bytes)
 }
 
 /// What one image adds to the store.
@@ -408,6 +504,33 @@ mod tests {
         let shared = sized(&[("base", 100)]);
         assert_eq!(unique_bytes([&shared, &ImageLayers::Whole(50)]), 150);
         assert_eq!(unique_bytes([]), 0);
+    }
+
+    #[test]
+    fn content_store_blobs_count_by_their_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha256 = dir.path().join("blobs/sha256");
+        fs::create_dir_all(&sha256).unwrap();
+        fs::create_dir_all(dir.path().join("ingest/partial")).unwrap();
+        fs::write(dir.path().join("ingest/partial/data"), vec![1u8; 1 << 20]).unwrap();
+        let mut expected = 0;
+        for (name, size) in [("a1", 100_000), ("b2", 3_000), ("c3", 0)] {
+            let path = sha256.join(name);
+            fs::write(&path, vec![1u8; size]).unwrap();
+            expected += fs::metadata(&path).unwrap().blocks() * BLOCK_BYTES;
+        }
+        assert!(expected >= 103_000);
+        assert_eq!(content_bytes(dir.path(), MAX_BLOBS).unwrap(), expected);
+        assert!(content_bytes(dir.path(), 1).unwrap() < expected);
+    }
+
+    #[test]
+    fn a_content_store_not_made_yet_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            content_bytes(&dir.path().join("none"), MAX_BLOBS).unwrap(),
+            0
+        );
     }
 
     #[test]
