@@ -156,6 +156,7 @@ mod tests {
             runtimes: BTreeMap::new(),
             default_runtime: "runc".to_owned(),
             cdi_spec_dirs: cdi_spec_dirs.iter().map(PathBuf::from).collect(),
+            containerd_address: String::new(),
         }
     }
 
