@@ -607,7 +607,11 @@ async fn unknown_tags_and_repositories_are_not_found() {
     for image in [missing_tag, missing_repo] {
         let (code, message) = code_and_message(client.pull_image(&image, None).await);
         assert_eq!(code, Code::NotFound, "{image}: {message}");
-        assert!(message.contains("manifest unknown"), "{message}");
+        // The registry's words up to Docker 27; Docker 29 says "not found".
+        assert!(
+            message.contains("manifest unknown") || message.contains("not found"),
+            "{message}"
+        );
         assert!(message.contains(&image), "{message}");
     }
 }
@@ -617,7 +621,9 @@ async fn malformed_references_are_invalid_arguments() {
     let dockshim = Dockshim::start();
     let client = dockshim.client().await;
 
-    for image in ["", "UPPER/case", "busybox:bad tag", "busybox@sha256:123"] {
+    // Not `UPPER/case`: from Docker 23 an upper-case first component is a
+    // registry host, as it is to dockshim.
+    for image in ["", "library/UPPER", "busybox:bad tag", "busybox@sha256:123"] {
         let (code, message) = code_and_message(client.pull_image(image, None).await);
         assert_eq!(code, Code::InvalidArgument, "{image:?}: {message}");
     }

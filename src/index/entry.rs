@@ -137,7 +137,9 @@ pub struct Entry {
     pub pid: i64,
     /// The image as the container was created with it (`Config.Image`).
     pub image: String,
-    /// `sha256:<hex>`.
+    /// The image's ID (`Image`), `sha256:<hex>`: the configuration digest
+    /// under a graph driver, the manifest digest under the containerd
+    /// image store, as the image's own `Id` is.
     pub image_id: String,
     /// The sandbox's ID: the `io.kubernetes.sandbox.id` label for a
     /// container (empty if missing), its own ID for a sandbox.
