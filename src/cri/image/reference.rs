@@ -620,7 +620,11 @@ mod tests {
         let id = "sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b";
         let tags = strings(&["127.0.0.1:5000/dockshim-test/busybox:latest"]);
         let digests = strings(&[&format!("127.0.0.1:5000/dockshim-test/busybox@{id}")]);
-        let resolve = |text: &str| ImageQuery::parse(text).unwrap().resolve(id, &tags, &digests);
+        let resolve = |text: &str| {
+            ImageQuery::parse(text)
+                .unwrap()
+                .resolve(id, &tags, &digests)
+        };
         assert_eq!(
             resolve(&format!("127.0.0.1:5000/dockshim-test/busybox@{id}")),
             Some(Match::Digest)
