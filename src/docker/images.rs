@@ -187,6 +187,36 @@ mod tests {
     }
 
     #[test]
+    fn the_list_reads_alike_from_each_engine() -> Result<(), serde_json::Error> {
+        // The test busybox as Docker 27.5.1 (API 1.47, overlay2) and Docker
+        // 29.7.2 (API 1.55, containerd image store) list it: the same
+        // image, known by its configuration digest on one and by its
+        // manifest digest on the other.
+        let docker_27 = r#"{"Containers":-1,"Created":1796613731,
+            "Id":"sha256:bb3058c627168ca6a647576d1dce62687c8803b7dfc22516734a1e737a1915ca",
+            "Labels":null,"ParentId":"",
+            "RepoDigests":["127.0.0.1:5000/dockshim-test/busybox@sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b"],
+            "RepoTags":["127.0.0.1:5000/dockshim-test/busybox:latest"],"SharedSize":-1,
+            "Size":1984241}"#;
+        let docker_29 = r#"{"Containers":1,"Created":1796613731,
+            "Id":"sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b",
+            "Labels":{},"ParentId":"",
+            "Descriptor":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+                "digest":"sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b",
+                "size":527},
+            "RepoDigests":["127.0.0.1:5000/dockshim-test/busybox@sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b"],
+            "RepoTags":["127.0.0.1:5000/dockshim-test/busybox:latest"],"SharedSize":-1,
+            "Size":3102223}"#;
+        let graph: ImageSummary = serde_json::from_str(docker_27)?;
+        let containerd: ImageSummary = serde_json::from_str(docker_29)?;
+        assert_eq!(graph.repo_tags, containerd.repo_tags);
+        assert_eq!(graph.repo_digests, containerd.repo_digests);
+        assert!(graph.id.starts_with("sha256:bb3058"));
+        assert!(containerd.repo_digests[0].ends_with(&containerd.id));
+        Ok(())
+    }
+
+    #[test]
     fn placeholders_of_untagged_images_are_dropped() -> Result<(), serde_json::Error> {
         // dockerd 20.10 (API 1.41) for an imported, untagged image.
         let summary: ImageSummary = serde_json::from_str(
