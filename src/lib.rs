@@ -19,7 +19,7 @@
 //!   the whole ImageService. Every other method answers `UNIMPLEMENTED` with a message saying why
 //!   (the README keeps the per-method table).
 //! - **Docker Engine API:** 1.41 (Docker 20.10) and newer; the version is
-//!   negotiated, up to 1.44.
+//!   negotiated, up to 1.55 (Docker 29).
 //! - **Limits:** gRPC messages of at most 16 MiB each way (the kubelet's own
 //!   limit), checked from the length prefix before anything is allocated;
 //!   every Docker call bounded by `--runtime-request-timeout`; the limits of

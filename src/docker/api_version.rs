@@ -14,9 +14,11 @@ pub struct ApiVersion {
 /// The oldest API dockshim speaks: Docker Engine 20.10.
 pub const MIN_API_VERSION: ApiVersion = ApiVersion::new(1, 41);
 
-/// The newest API dockshim asks for; newer engines are spoken to at this
-/// version, which every engine since 25.0 serves.
-pub const MAX_API_VERSION: ApiVersion = ApiVersion::new(1, 44);
+/// The newest API dockshim asks for (Docker Engine 29.x); newer engines are
+/// spoken to at this version. Every field and endpoint dockshim uses was
+/// checked against each version up to here: see
+/// `vendor-docs/docker-engine-versions.md`.
+pub const MAX_API_VERSION: ApiVersion = ApiVersion::new(1, 55);
 
 impl ApiVersion {
     pub const fn new(major: u16, minor: u16) -> ApiVersion {
@@ -109,7 +111,15 @@ mod tests {
             Some(ApiVersion::new(1, 43))
         );
         assert_eq!(
-            ApiVersion::negotiate(ApiVersion::new(1, 51)),
+            ApiVersion::negotiate(ApiVersion::new(1, 47)),
+            Some(ApiVersion::new(1, 47))
+        );
+        assert_eq!(
+            ApiVersion::negotiate(ApiVersion::new(1, 55)),
+            Some(ApiVersion::new(1, 55))
+        );
+        assert_eq!(
+            ApiVersion::negotiate(ApiVersion::new(1, 60)),
             Some(MAX_API_VERSION)
         );
         assert_eq!(ApiVersion::negotiate(ApiVersion::new(1, 40)), None);

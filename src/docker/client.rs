@@ -800,8 +800,8 @@ mod tests {
 
     #[test]
     fn negotiation_caps_newer_engines_and_refuses_older_ones() {
-        let fake = fake_dockerd(vec![ping_answer("1.50")]);
-        assert_eq!(client(&fake).negotiate().unwrap(), ApiVersion::new(1, 44));
+        let fake = fake_dockerd(vec![ping_answer("1.58")]);
+        assert_eq!(client(&fake).negotiate().unwrap(), ApiVersion::new(1, 55));
         let fake = fake_dockerd(vec![ping_answer("1.40")]);
         let client = client(&fake);
         let err = client.negotiate().unwrap_err();

@@ -212,11 +212,40 @@ pub struct MountPoint {
     pub propagation: String,
 }
 
-/// `NetworkSettings` of an inspected container: the default bridge
-/// network's addresses (empty under CNI, host or `none` networking).
+/// `NetworkSettings` of an inspected container: its endpoint on each
+/// Docker network it joined. The same addresses at the top level of
+/// `NetworkSettings` (`IPAddress`, `GlobalIPv6Address`, ...) are not read:
+/// Docker 29 no longer sends them at any API version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct NetworkSettings {
+    /// Network name → endpoint; `none` and `host` networking have an
+    /// endpoint without addresses, `container:<id>` has none.
+    #[serde(rename = "Networks", deserialize_with = "null_as_empty")]
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// The network `HostConfig.NetworkMode` `default` stands for on Linux.
+const DEFAULT_NETWORK: &str = "bridge";
+
+impl NetworkSettings {
+    /// The endpoint on the network `network_mode` (`HostConfig.NetworkMode`)
+    /// names, `default` being the `bridge` network; `None` when the
+    /// container has no such endpoint.
+    pub fn endpoint(&self, network_mode: &str) -> Option<&EndpointSettings> {
+        let network = match network_mode {
+            "default" => DEFAULT_NETWORK,
+            name => name,
+        };
+        self.networks.get(network)
+    }
+}
+
+/// One entry of `NetworkSettings.Networks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct EndpointSettings {
+    /// Empty where the network gives no IPv4 address.
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
     #[serde(rename = "GlobalIPv6Address")]
@@ -382,6 +411,57 @@ mod tests {
         assert_eq!(inspect.state, ContainerState::default());
         assert_eq!(inspect.graph_driver.name, "vfs");
         assert_eq!(inspect.graph_driver.data, GraphDriverData::default());
+        Ok(())
+    }
+
+    /// `docker create --network host` on Docker 29.7.2 (API 1.55,
+    /// containerd image store), trimmed: no top-level addresses, no
+    /// `GraphDriver`, the image as a manifest digest.
+    const HOST_NETWORK_29: &str = r#"{
+        "Id": "b6daefb99ad1a6802019c473f6279cfbe474e1ec4ef0f3e64fbd1301e4e1fb56",
+        "Image": "sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b",
+        "HostConfig": {"NetworkMode": "host"},
+        "Storage": {"RootFS": {"Snapshot": {"Name": "overlayfs"}}},
+        "ImageManifestDescriptor": {
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": "sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b",
+            "size": 527, "platform": {"architecture": "amd64", "os": "linux"}},
+        "Config": {"Image": "127.0.0.1:5000/dockshim-test/busybox:latest"},
+        "NetworkSettings": {"SandboxID": "", "SandboxKey": "", "Ports": {},
+            "Networks": {"host": {"IPAMConfig": null, "Links": null, "Aliases": null,
+                "DriverOpts": null, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+                "Gateway": "", "IPAddress": "", "MacAddress": "", "IPPrefixLen": 0,
+                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "DNSNames": null}}}
+    }"#;
+
+    #[test]
+    fn inspect_from_docker_29_decodes_without_the_removed_fields() -> Result<(), serde_json::Error>
+    {
+        let inspect: ContainerInspect = serde_json::from_str(HOST_NETWORK_29)?;
+        assert_eq!(
+            inspect.image,
+            "sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b"
+        );
+        assert_eq!(inspect.graph_driver, GraphDriver::default());
+        let endpoint = inspect.network_settings.endpoint("host").unwrap();
+        assert!(endpoint.ip_address.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn the_default_network_mode_is_the_bridge_network() -> Result<(), serde_json::Error> {
+        let settings: NetworkSettings = serde_json::from_str(
+            r#"{"IPAddress":"172.17.0.9","Networks":{"bridge":{"IPAddress":"172.17.0.3",
+                "GlobalIPv6Address":"fd00::3"}}}"#,
+        )?;
+        let endpoint = settings.endpoint("default").unwrap();
+        assert_eq!(endpoint.ip_address, "172.17.0.3");
+        assert_eq!(endpoint.global_ipv6_address, "fd00::3");
+        assert_eq!(settings.endpoint("bridge"), Some(endpoint));
+        assert_eq!(settings.endpoint("container:78bf"), None);
+        let none: NetworkSettings = serde_json::from_str(r#"{"Networks":null}"#)?;
+        assert_eq!(none.endpoint("none"), None);
         Ok(())
     }
 

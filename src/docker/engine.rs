@@ -24,8 +24,7 @@ const API_READ_ONLY_MOUNT_KINDS: ApiVersion = ApiVersion::new(1, 44);
 /// API 1.48 (Engine 28.0): mounts of `Type: "image"`.
 const API_IMAGE_MOUNTS: ApiVersion = ApiVersion::new(1, 48);
 /// API 1.52 (Engine 29.0): `Storage` replaces `GraphDriver` for the
-/// containerd image store, and `NetworkSettings` loses its top-level
-/// default-network fields.
+/// containerd image store.
 const API_STORAGE_FIELD: ApiVersion = ApiVersion::new(1, 52);
 /// The first kernel with `mount_setattr(2)`, which recursive read-only
 /// mounts need (Linux 5.12).
@@ -247,12 +246,6 @@ impl Engine {
         self.api_version >= API_STORAGE_FIELD
     }
 
-    /// Whether `NetworkSettings` still has the default network's fields at
-    /// its top level (`IPAddress`, `GlobalIPv6Address`, ...).
-    pub fn has_top_level_network_fields(&self) -> bool {
-        self.api_version < API_STORAGE_FIELD
-    }
-
     /// Where images and writable layers are kept. Under the containerd
     /// image store that is the root of the containerd dockerd uses, which
     /// `/info` does not name: its address tells a system containerd (at
@@ -344,7 +337,6 @@ mod tests {
         assert!(!engine.supports_recursive_read_only());
         assert!(!engine.supports_image_mounts());
         assert!(!engine.supports_cdi());
-        assert!(engine.has_top_level_network_fields());
         assert_eq!(
             engine.runtimes.keys().collect::<Vec<_>>(),
             ["io.containerd.runc.v2", "runc"]
@@ -369,7 +361,6 @@ mod tests {
         assert!(engine.supports_image_mounts());
         assert!(engine.supports_cdi());
         assert!(engine.has_storage_field());
-        assert!(!engine.has_top_level_network_fields());
         assert_eq!(engine.runtimes["kata"].path, "io.containerd.kata.v2");
     }
 

@@ -5,29 +5,56 @@
 //! dockerd writes `null` rather than `[]` or `{}` for empty lists and maps
 //! in these answers, so those fields read `null` as empty. What the fields
 //! mean to the kubelet is decided in `cri::image`, not here.
+//!
+//! `RepoTags` and `RepoDigests` are read into one form on every engine:
+//! below API 1.43 an untagged image lists the placeholders `<none>:<none>`
+//! and `<none>@<none>`, and the containerd image store (Docker 29) lists an
+//! image pulled by digest under its `name@digest` in `RepoTags` as well as
+//! in `RepoDigests`. Neither is a tag. The image `Id` differs by image
+//! store: the configuration digest under a graph driver, the manifest (or
+//! index) digest under the containerd store; dockshim passes it on as it
+//! is, since a container's `Image` is the same digest on both.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::types::null_as_empty;
+
+/// How dockerd's placeholders for a missing tag or digest begin.
+const PLACEHOLDER_PREFIX: &str = "<none>";
+
+/// `RepoTags` without placeholders and without digested names.
+fn repo_tags<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let mut tags: Vec<String> = null_as_empty(deserializer)?;
+    tags.retain(|tag| !tag.starts_with(PLACEHOLDER_PREFIX) && !tag.contains('@'));
+    Ok(tags)
+}
+
+/// `RepoDigests` without placeholders.
+fn repo_digests<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let mut digests: Vec<String> = null_as_empty(deserializer)?;
+    digests.retain(|digest| !digest.starts_with(PLACEHOLDER_PREFIX));
+    Ok(digests)
+}
 
 /// One entry of `GET /images/json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct ImageSummary {
-    /// `sha256:<hex>`, the digest of the image's configuration.
+    /// `sha256:<hex>`: the configuration digest under a graph driver, the
+    /// manifest or index digest under the containerd image store.
     #[serde(rename = "Id")]
     pub id: String,
-    /// Familiar `name:tag` strings; `<none>:<none>` marks an untagged image
-    /// on API 1.41.
-    #[serde(rename = "RepoTags", deserialize_with = "null_as_empty")]
+    /// Familiar `name:tag` strings; empty for an untagged image.
+    #[serde(rename = "RepoTags", deserialize_with = "repo_tags")]
     pub repo_tags: Vec<String>,
-    /// Familiar `name@digest` strings; `<none>@<none>` on API 1.41 when
-    /// there are none and no tags either.
-    #[serde(rename = "RepoDigests", deserialize_with = "null_as_empty")]
+    /// Familiar `name@digest` strings.
+    #[serde(rename = "RepoDigests", deserialize_with = "repo_digests")]
     pub repo_digests: Vec<String>,
-    /// Bytes of all the image's layers, shared ones included.
+    /// Bytes of all the image's layers, shared ones included; the
+    /// containerd image store adds the unpacked snapshots to the packed
+    /// content, so its figure is larger than inspect's `Size`.
     #[serde(rename = "Size")]
     pub size: i64,
 }
@@ -36,13 +63,15 @@ pub struct ImageSummary {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct ImageInspect {
+    /// As [`ImageSummary::id`].
     #[serde(rename = "Id")]
     pub id: String,
-    #[serde(rename = "RepoTags", deserialize_with = "null_as_empty")]
+    #[serde(rename = "RepoTags", deserialize_with = "repo_tags")]
     pub repo_tags: Vec<String>,
-    #[serde(rename = "RepoDigests", deserialize_with = "null_as_empty")]
+    #[serde(rename = "RepoDigests", deserialize_with = "repo_digests")]
     pub repo_digests: Vec<String>,
-    /// RFC 3339 creation time from the image configuration.
+    /// RFC 3339 creation time from the image configuration; absent from
+    /// API 1.44 when the configuration has none.
     #[serde(rename = "Created")]
     pub created: String,
     #[serde(rename = "Author")]
@@ -154,6 +183,72 @@ mod tests {
         assert!(inspect.config.exposed_ports.contains_key("80/tcp"));
         assert_eq!(inspect.root_fs.layers, ["sha256:5fea"]);
         assert!(inspect.repo_digests.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn the_list_reads_alike_from_each_engine() -> Result<(), serde_json::Error> {
+        // The test busybox as Docker 27.5.1 (API 1.47, overlay2) and Docker
+        // 29.7.2 (API 1.55, containerd image store) list it: the same
+        // image, known by its configuration digest on one and by its
+        // manifest digest on the other.
+        let docker_27 = r#"{"Containers":-1,"Created":1796613731,
+            "Id":"sha256:bb3058c627168ca6a647576d1dce62687c8803b7dfc22516734a1e737a1915ca",
+            "Labels":null,"ParentId":"",
+            "RepoDigests":["127.0.0.1:5000/dockshim-test/busybox@sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b"],
+            "RepoTags":["127.0.0.1:5000/dockshim-test/busybox:latest"],"SharedSize":-1,
+            "Size":1984241}"#;
+        let docker_29 = r#"{"Containers":1,"Created":1796613731,
+            "Id":"sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b",
+            "Labels":{},"ParentId":"",
+            "Descriptor":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+                "digest":"sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b",
+                "size":527},
+            "RepoDigests":["127.0.0.1:5000/dockshim-test/busybox@sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b"],
+            "RepoTags":["127.0.0.1:5000/dockshim-test/busybox:latest"],"SharedSize":-1,
+            "Size":3102223}"#;
+        let graph: ImageSummary = serde_json::from_str(docker_27)?;
+        let containerd: ImageSummary = serde_json::from_str(docker_29)?;
+        assert_eq!(graph.repo_tags, containerd.repo_tags);
+        assert_eq!(graph.repo_digests, containerd.repo_digests);
+        assert!(graph.id.starts_with("sha256:bb3058"));
+        assert!(containerd.repo_digests[0].ends_with(&containerd.id));
+        Ok(())
+    }
+
+    #[test]
+    fn placeholders_of_untagged_images_are_dropped() -> Result<(), serde_json::Error> {
+        // dockerd 20.10 (API 1.41) for an imported, untagged image.
+        let summary: ImageSummary = serde_json::from_str(
+            r#"{"Id":"sha256:5ba8","RepoTags":["<none>:<none>"],"RepoDigests":["<none>@<none>"],
+                "Size":10,"VirtualSize":10}"#,
+        )?;
+        assert!(summary.repo_tags.is_empty());
+        assert!(summary.repo_digests.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn the_containerd_store_lists_its_digest_names_as_digests_only() -> Result<(), serde_json::Error>
+    {
+        // Docker 29.7.2 (API 1.55) for an image pulled by digest and
+        // tagged, trimmed: the ID is the manifest digest.
+        let inspect: ImageInspect = serde_json::from_str(
+            r#"{"Id":"sha256:e1e9c3ff42175456e85a66c86de4177f42d9c4720c1786ed675deff4fb410879",
+                "RepoTags":["127.0.0.1:5000/e2e/app:v1",
+                    "127.0.0.1:5000/e2e/app@sha256:e1e9c3ff42175456e85a66c86de4177f42d9c4720c1786ed675deff4fb410879"],
+                "RepoDigests":["127.0.0.1:5000/e2e/app@sha256:e1e9c3ff42175456e85a66c86de4177f42d9c4720c1786ed675deff4fb410879"],
+                "Config":{"Cmd":["/bin/sh"]},"Architecture":"amd64","Os":"linux","Size":1070607,
+                "RootFS":{"Type":"layers","Layers":["sha256:b7b9"]},
+                "Descriptor":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+                    "digest":"sha256:e1e9c3ff42175456e85a66c86de4177f42d9c4720c1786ed675deff4fb410879",
+                    "size":527},
+                "Identity":{"Pull":[{"Repository":"127.0.0.1/e2e/app"}]}}"#,
+        )?;
+        assert_eq!(inspect.repo_tags, ["127.0.0.1:5000/e2e/app:v1"]);
+        assert_eq!(inspect.repo_digests.len(), 1);
+        assert!(inspect.created.is_empty());
+        assert!(inspect.config.user.is_empty() && inspect.config.env.is_empty());
         Ok(())
     }
 

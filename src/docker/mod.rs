@@ -1,7 +1,7 @@
 //! The Docker Engine API client: hand-rolled, synchronous HTTP/1.1 over
 //! dockerd's unix socket.
 //!
-//! Supported: API versions 1.41 (Docker Engine 20.10) to 1.44, negotiated
+//! Supported: API versions 1.41 (Docker Engine 20.10) to 1.55, negotiated
 //! once from `GET /_ping`; buffered calls with JSON bodies on a small pool
 //! of keep-alive connections; newline-delimited JSON streams (`/events`,
 //! pull progress); hijacked exec/attach sessions and their 8-byte stream
@@ -34,8 +34,8 @@ mod types;
 pub use api_version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 pub use client::{DockerClient, DEFAULT_REQUEST_TIMEOUT};
 pub use containers::{
-    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, HostConfig, MountPoint,
-    NetworkSettings,
+    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, EndpointSettings,
+    HostConfig, MountPoint, NetworkSettings,
 };
 pub use create::{
     BindOptions, ContainerCreate, CreateHostConfig, DeviceMapping, DeviceRequest, HealthConfig,

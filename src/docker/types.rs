@@ -158,8 +158,8 @@ pub struct Actor {
     #[serde(rename = "ID")]
     pub id: String,
     /// Labels of the object plus event details such as `name`, `image`,
-    /// `exitCode`.
-    #[serde(rename = "Attributes")]
+    /// `exitCode`; dockerd writes `null` for an object without any.
+    #[serde(rename = "Attributes", deserialize_with = "null_as_empty")]
     pub attributes: HashMap<String, String>,
 }
 
@@ -226,6 +226,19 @@ mod tests {
             Some("0")
         );
         assert_eq!(event.time_nano, 1_795_430_767_478_831_006);
+        Ok(())
+    }
+
+    #[test]
+    fn event_from_docker_29_without_legacy_fields_or_attributes_decodes(
+    ) -> Result<(), serde_json::Error> {
+        // API 1.52 dropped `status`, `id` and `from`; an actor may have no
+        // attributes at all.
+        let line = r#"{"Type":"container","Action":"start","Actor":{"ID":"b894","Attributes":null},
+            "scope":"local","time":1796613731,"timeNano":1796613731000000001}"#;
+        let event: Event = serde_json::from_str(line)?;
+        assert_eq!(event.action, "start");
+        assert!(event.actor.attributes.is_empty());
         Ok(())
     }
 

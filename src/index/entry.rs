@@ -140,7 +140,9 @@ pub struct Entry {
     pub pid: i64,
     /// The image as the container was created with it (`Config.Image`).
     pub image: String,
-    /// `sha256:<hex>`.
+    /// The image's ID (`Image`), `sha256:<hex>`: the configuration digest
+    /// under a graph driver, the manifest digest under the containerd
+    /// image store, as the image's own `Id` is.
     pub image_id: String,
     /// The sandbox's ID: the `io.kubernetes.sandbox.id` label for a
     /// container (empty if missing), its own ID for a sandbox.
@@ -150,7 +152,8 @@ pub struct Entry {
     pub network_mode: String,
     pub ipc_mode: String,
     pub pid_mode: String,
-    /// Docker bridge addresses; empty under CNI or host networking.
+    /// The addresses of the Docker network `network_mode` names
+    /// (`NetworkSettings.Networks`); empty under CNI or host networking.
     pub ip: String,
     pub ipv6: String,
     pub mounts: Vec<Mount>,
@@ -200,6 +203,7 @@ impl Entry {
         };
         let state = &inspect.state;
         let host = &inspect.host_config;
+        let endpoint = inspect.network_settings.endpoint(&host.network_mode);
         Some(Entry {
             id: inspect.id.clone(),
             name: inspect
@@ -223,8 +227,10 @@ impl Entry {
             network_mode: host.network_mode.clone(),
             ipc_mode: host.ipc_mode.clone(),
             pid_mode: host.pid_mode.clone(),
-            ip: inspect.network_settings.ip_address.clone(),
-            ipv6: inspect.network_settings.global_ipv6_address.clone(),
+            ip: endpoint.map(|e| e.ip_address.clone()).unwrap_or_default(),
+            ipv6: endpoint
+                .map(|e| e.global_ipv6_address.clone())
+                .unwrap_or_default(),
             mounts: inspect
                 .mounts
                 .iter()
@@ -376,7 +382,8 @@ mod tests {
                 "io.kubernetes.pod.name": "web",
                 "io.kubernetes.pod.namespace": "default",
                 "annotation.kubernetes.io/config.source": "api"}},
-        "NetworkSettings": {"IPAddress": "172.17.0.3", "GlobalIPv6Address": "fd00::3"}
+        "NetworkSettings": {"IPAddress": "", "GlobalIPv6Address": "",
+            "Networks": {"none": {"IPAddress": "", "GlobalIPv6Address": ""}}}
     }"#;
 
     fn entry(json: &str) -> Entry {
@@ -491,6 +498,22 @@ mod tests {
         assert_eq!((e.started_ns, e.finished_ns), (0, 0));
         assert!(e.mounts.is_empty());
         assert!(e.log_path.is_empty());
+        assert_eq!((e.ip.as_str(), e.ipv6.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn addresses_come_from_the_network_the_network_mode_names() {
+        // Docker 29 sends no top-level `IPAddress` at any API version.
+        let bridged = CREATED_SANDBOX
+            .replace(r#""NetworkMode": "none""#, r#""NetworkMode": "default""#)
+            .replace(
+                r#""Networks": {"none": {"IPAddress": "", "GlobalIPv6Address": ""}}"#,
+                r#""Networks": {"bridge": {"IPAddress": "172.17.0.3",
+                    "GlobalIPv6Address": "fd00::3", "GwPriority": 0, "DNSNames": null}}"#,
+            )
+            .replace(r#""IPAddress": "", "GlobalIPv6Address": "","#, "");
+        let e = entry(&bridged);
+        assert_eq!(e.network_mode, "default");
         assert_eq!((e.ip.as_str(), e.ipv6.as_str()), ("172.17.0.3", "fd00::3"));
     }
 

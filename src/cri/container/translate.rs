@@ -31,9 +31,10 @@
 //!   `UTSMode=host` for host networking as the sandbox has; IPC likewise
 //!   (`container:<sandbox>`), or a private one for CONTAINER; PID POD →
 //!   `container:<sandbox>`, CONTAINER → own, NODE → `host`, TARGET →
-//!   `container:<target_id>`. A network or IPC mode that disagrees with
-//!   the sandbox's is INVALID_ARGUMENT. User namespaces with ID mappings
-//!   are UNIMPLEMENTED, as for sandboxes.
+//!   `container:<target_id>`. Network POD is whatever the sandbox has, the
+//!   host's included; network NODE outside a host-network sandbox, or an
+//!   IPC mode that disagrees with the sandbox's, is INVALID_ARGUMENT. User
+//!   namespaces with ID mappings are UNIMPLEMENTED, as for sandboxes.
 //! - resources: see `resources`; `OomScoreAdj` from `oom_score_adj`,
 //!   `PidsLimit` from `unified["pids.max"]`.
 //! - security context: user and group, supplemental groups (policy Strict
@@ -263,9 +264,8 @@ fn apply_namespaces(
     let join_sandbox = format!("{CONTAINER_MODE_PREFIX}{sandbox_id}");
     let network = mode("namespace_options.network", options.network)?;
     match network {
-        v1::NamespaceMode::Pod | v1::NamespaceMode::Node => {
-            check_matches_sandbox("network", network, sandbox.host_network)?
-        }
+        v1::NamespaceMode::Pod => {}
+        v1::NamespaceMode::Node => check_matches_sandbox("network", network, sandbox.host_network)?,
         _ => {
             return Err(ContainerConfigError::invalid(
                 "namespace_options.network",
@@ -785,6 +785,21 @@ mod tests {
             (
                 true,
                 Node,
+                Pod,
+                Pod,
+                "",
+                [
+                    "container:5d1b9c",
+                    "host",
+                    "container:5d1b9c",
+                    "container:5d1b9c",
+                ],
+            ),
+            // POD in a host-network sandbox: the sandbox's network, the
+            // host's.
+            (
+                true,
+                Pod,
                 Pod,
                 Pod,
                 "",

@@ -9,11 +9,13 @@
 //! them). Registry secrets never reach a log or an error message.
 //!
 //! Identity: an image's CRI `id` is Docker's image ID (`sha256:` and the
-//! configuration digest); PullImage returns the same string. Tags and
-//! digests are Docker's familiar strings. RemoveImage by ID removes the
-//! image with all its tags and digests; by tag or digest it removes that
-//! reference, and the image only with its last reference, as `docker rmi`
-//! does.
+//! configuration digest under a graph driver, the manifest or index
+//! digest under the containerd image store); PullImage returns the same
+//! string, and ContainerStatus's `image_id` is the container's `Image`,
+//! the same digest on both stores. Tags and digests are Docker's familiar
+//! strings. RemoveImage by ID removes the image with all its tags and
+//! digests; by tag or digest it removes that reference, and the image only
+//! with its last reference, as `docker rmi` does.
 
 mod auth;
 mod fs_usage;
@@ -442,11 +444,8 @@ impl Images {
                 containers: users,
             });
         }
-        let references = translate::real_references(&image.repo_tags)
-            .into_iter()
-            .chain(translate::real_references(&image.repo_digests));
-        for reference in references {
-            self.delete_reference(&reference)?;
+        for reference in image.repo_tags.iter().chain(&image.repo_digests) {
+            self.delete_reference(reference)?;
         }
         self.delete_reference(&image.id)
     }

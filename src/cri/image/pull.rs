@@ -29,15 +29,17 @@ const DIGEST_STATUS_PREFIX: &str = "Digest: ";
 /// but refuses access is `PERMISSION_DENIED`. Docker Hub answers "pull
 /// access denied ... repository does not exist or may require 'docker
 /// login'" for missing repositories, so that phrase is checked before
-/// "denied".
+/// "denied"; Docker 29 words a registry's demand for credentials the same
+/// way but names the cause ("... authorization failed: no basic auth
+/// credentials"), so that cause is checked first.
 const FAILURE_CODES: [(&str, Code); 17] = [
     ("no space left on device", Code::ResourceExhausted),
     ("toomanyrequests", Code::ResourceExhausted),
     ("too many requests", Code::ResourceExhausted),
+    ("no basic auth credentials", Code::Unauthenticated),
     ("repository does not exist", Code::NotFound),
     ("manifest unknown", Code::NotFound),
     ("not found", Code::NotFound),
-    ("no basic auth credentials", Code::Unauthenticated),
     ("unauthorized", Code::Unauthenticated),
     ("authentication required", Code::Unauthenticated),
     ("incorrect username or password", Code::Unauthenticated),
@@ -278,6 +280,16 @@ mod tests {
         let message = "pull access denied for nope, repository does not exist or may require \
                        'docker login': denied: requested access to the resource is denied";
         assert_eq!(failure_code(message), Some(Code::NotFound));
+    }
+
+    #[test]
+    fn docker_29s_demand_for_credentials_is_unauthenticated() {
+        // The whole answer of Docker 29.7.2 to a pull without credentials
+        // from a registry that wants them.
+        let message = "failed to resolve reference \"127.0.0.1:46529/e2e/auth:v1\": pull access \
+                       denied, repository does not exist or may require authorization: \
+                       authorization failed: no basic auth credentials";
+        assert_eq!(failure_code(message), Some(Code::Unauthenticated));
     }
 
     #[test]

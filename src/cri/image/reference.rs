@@ -261,13 +261,17 @@ impl ImageQuery {
         match self {
             ImageQuery::Id(prefix) => hex.starts_with(prefix.as_str()).then_some(Match::Id),
             ImageQuery::Reference(wanted) => match &wanted.digest {
+                // On the containerd image store the ID is the manifest
+                // digest, so a repository digest is looked for first: it
+                // names one reference, the ID the whole image.
                 Some(digest) => {
-                    if digest.strip_prefix(SHA256_PREFIX) == Some(hex) {
-                        return Some(Match::Id);
-                    }
-                    parsed(repo_digests)
+                    if parsed(repo_digests)
                         .any(|r| r.same_repository(wanted) && r.digest == wanted.digest)
-                        .then_some(Match::Digest)
+                    {
+                        Some(Match::Digest)
+                    } else {
+                        (digest.strip_prefix(SHA256_PREFIX) == Some(hex)).then_some(Match::Id)
+                    }
                 }
                 None => parsed(repo_tags)
                     .any(|r| {
@@ -607,6 +611,26 @@ mod tests {
         assert_eq!(resolve("127.0.0.1:5000/t/busybox"), None);
         assert_eq!(resolve(&format!("other@{DIGEST}")), None);
         assert_eq!(resolve("sha256:0000"), None);
+    }
+
+    #[test]
+    fn on_the_containerd_store_a_repository_digest_is_a_digest_not_the_id() {
+        // Docker 29.7.2's answer for a pulled image: the ID is the
+        // manifest digest, which its repository digest repeats.
+        let id = "sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b";
+        let tags = strings(&["127.0.0.1:5000/dockshim-test/busybox:latest"]);
+        let digests = strings(&[&format!("127.0.0.1:5000/dockshim-test/busybox@{id}")]);
+        let resolve = |text: &str| {
+            ImageQuery::parse(text)
+                .unwrap()
+                .resolve(id, &tags, &digests)
+        };
+        assert_eq!(
+            resolve(&format!("127.0.0.1:5000/dockshim-test/busybox@{id}")),
+            Some(Match::Digest)
+        );
+        assert_eq!(resolve(&format!("elsewhere/busybox@{id}")), Some(Match::Id));
+        assert_eq!(resolve(id), Some(Match::Id));
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Docker's image JSON turned into CRI `Image` messages and the verbose
 //! ImageStatus info map.
 //!
-//! Pure functions: no I/O, no state. IDs stay Docker's (`sha256:<hex>`,
-//! the configuration digest, which is also what PullImage returns), and
-//! tags and digests stay in Docker's familiar form (`busybox:latest`), as
-//! `docker images` shows them; only the `<none>` placeholders of untagged
-//! images are dropped.
+//! Pure functions: no I/O, no state. IDs stay Docker's (`sha256:<hex>`:
+//! the configuration digest under a graph driver, the manifest digest
+//! under the containerd image store; PullImage returns the same string and
+//! containers name the same one), and tags and digests stay in Docker's
+//! familiar form (`busybox:latest`), as `docker images` shows them.
 
 use std::collections::HashMap;
 
@@ -14,9 +14,6 @@ use serde_json::json;
 use crate::cri::v1;
 use crate::docker::ImageInspect;
 
-/// The prefix of the placeholders dockerd lists for an image without tags
-/// (`<none>:<none>`) or digests (`<none>@<none>`).
-const PLACEHOLDER_PREFIX: &str = "<none>";
 /// The verbose ImageStatus key holding the image's JSON description.
 pub const VERBOSE_INFO_KEY: &str = "info";
 
@@ -32,15 +29,6 @@ pub fn image_user(config_user: &str) -> (Option<i64>, String) {
         Ok(uid) => (Some(uid), String::new()),
         Err(_) => (None, user.to_owned()),
     }
-}
-
-/// `references` without dockerd's `<none>` placeholders.
-pub fn real_references(references: &[String]) -> Vec<String> {
-    references
-        .iter()
-        .filter(|r| !r.starts_with(PLACEHOLDER_PREFIX))
-        .cloned()
-        .collect()
 }
 
 /// What a CRI `Image` is made of.
@@ -61,8 +49,8 @@ pub fn cri_image(facts: ImageFacts<'_>) -> v1::Image {
     let (uid, username) = image_user(facts.user);
     v1::Image {
         id: facts.id.to_owned(),
-        repo_tags: real_references(facts.repo_tags),
-        repo_digests: real_references(facts.repo_digests),
+        repo_tags: facts.repo_tags.to_vec(),
+        repo_digests: facts.repo_digests.to_vec(),
         size: u64::try_from(facts.size).unwrap_or(0),
         uid: uid.map(|value| v1::Int64Value { value }),
         username,
@@ -80,8 +68,8 @@ pub fn cri_image(facts: ImageFacts<'_>) -> v1::Image {
 pub fn verbose_info(image: &ImageInspect) -> HashMap<String, String> {
     let description = json!({
         "id": image.id,
-        "repoTags": real_references(&image.repo_tags),
-        "repoDigests": real_references(&image.repo_digests),
+        "repoTags": image.repo_tags,
+        "repoDigests": image.repo_digests,
         "size": image.size,
         "imageSpec": {
             "created": image.created,
@@ -119,23 +107,6 @@ mod tests {
 
     fn strings(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn untagged_images_have_empty_lists_not_placeholders() {
-        let tags = strings(&["<none>:<none>"]);
-        let digests = strings(&["<none>@<none>"]);
-        let image = cri_image(ImageFacts {
-            id: "sha256:abc",
-            repo_tags: &tags,
-            repo_digests: &digests,
-            size: 7,
-            user: "",
-            pinned: false,
-        });
-        assert!(image.repo_tags.is_empty());
-        assert!(image.repo_digests.is_empty());
-        assert_eq!(image.size, 7);
     }
 
     #[test]
