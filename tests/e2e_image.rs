@@ -550,6 +550,41 @@ async fn pull_by_digest_records_the_digest_and_no_tag() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_for_a_known_runtime_handler_is_an_ordinary_pull_and_an_unknown_one_is_not_found() {
+    let image = PushedImage::push("handler", &["v1"]);
+    let dockshim = Dockshim::start();
+    let client = dockshim.client().await;
+    let pull = |handler: &'static str| {
+        let request = cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: image.tag("v1"),
+                runtime_handler: handler.to_owned(),
+                ..cri::ImageSpec::default()
+            }),
+            auth: None,
+            sandbox_config: None,
+        };
+        let client = &client;
+        async move {
+            client
+                .call::<_, cri::PullImageResponse>(
+                    common::client::PULL_IMAGE,
+                    tonic::Request::new(request),
+                )
+                .await
+        }
+    };
+
+    // Every engine lists runc among its runtimes.
+    let pulled = pull("runc").await.unwrap();
+    assert_eq!(pulled.image_ref, image.id);
+    let (code, message) = code_and_message(pull("no-such-handler").await);
+    assert_eq!(code, Code::NotFound, "{message}");
+    assert!(message.contains("no-such-handler"), "{message}");
+    assert!(message.contains("\"runc\""), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reference_without_a_tag_pulls_latest() {
     let image = PushedImage::push("no-tag", &["latest"]);
     let dockshim = Dockshim::start();

@@ -35,6 +35,8 @@ pub use reference::{ImageQuery, Match, Reference, ReferenceError};
 
 use crate::cli::Config;
 use crate::cri::gen::services::{ImageService, Sink};
+use crate::cri::sandbox::translate::is_default_runtime_handler;
+use crate::cri::sandbox::SandboxConfigError;
 use crate::cri::v1;
 use crate::docker::{path_with_query, DockerClient, DockerError, ImageInspect, ImageSummary};
 use crate::grpc::{CallContext, Code, Status};
@@ -80,6 +82,8 @@ pub enum ImageError {
     },
     /// ImageFsInfo before any figures exist.
     NotMeasured(String),
+    /// A pull for a RuntimeClass handler dockerd has no runtime for.
+    UnknownRuntimeHandler(SandboxConfigError),
 }
 
 impl ImageError {
@@ -94,6 +98,7 @@ impl ImageError {
             ImageError::PullCancelled { .. } => Code::Cancelled,
             ImageError::InUse { .. } => Code::FailedPrecondition,
             ImageError::NotMeasured(_) => Code::Unavailable,
+            ImageError::UnknownRuntimeHandler(err) => err.code(),
         }
     }
 }
@@ -124,6 +129,7 @@ impl fmt::Display for ImageError {
             ImageError::NotMeasured(why) => {
                 write!(f, "image filesystem usage is not known yet: {why}")
             }
+            ImageError::UnknownRuntimeHandler(err) => err.fmt(f),
         }
     }
 }
@@ -226,6 +232,25 @@ impl Images {
             self.docker.negotiate()?;
         }
         Ok(())
+    }
+
+    /// Every runtime of one dockerd shares its image store, so a pull for
+    /// a RuntimeClass handler is an ordinary pull, once the handler is
+    /// known to be one of dockerd's runtimes.
+    fn check_runtime_handler(&self, handler: &str) -> Result<(), ImageError> {
+        if is_default_runtime_handler(handler) {
+            return Ok(());
+        }
+        let engine = self.docker.engine()?;
+        if engine.has_runtime(handler) {
+            return Ok(());
+        }
+        Err(ImageError::UnknownRuntimeHandler(
+            SandboxConfigError::UnknownRuntimeHandler {
+                handler: handler.to_owned(),
+                known: engine.runtimes.keys().cloned().collect(),
+            },
+        ))
     }
 
     fn is_pinned(&self, id: &str, repo_tags: &[String], repo_digests: &[String]) -> bool {
@@ -347,15 +372,8 @@ impl Images {
         request: &v1::PullImageRequest,
     ) -> Result<String, ImageError> {
         let text = image_text(request.image.as_ref())?;
-        if let Some(handler) = request
-            .image
-            .as_ref()
-            .map(|spec| spec.runtime_handler.as_str())
-            .filter(|h| !h.is_empty())
-        {
-            return Err(ImageError::InvalidRequest(format!(
-                "unknown runtime handler {handler:?}: Docker has one, the default (\"\")"
-            )));
+        if let Some(spec) = &request.image {
+            self.check_runtime_handler(&spec.runtime_handler)?;
         }
         let reference = match ImageQuery::parse(text)? {
             ImageQuery::Reference(reference) => reference,
