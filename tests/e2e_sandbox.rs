@@ -809,8 +809,13 @@ async fn sandbox_made_with_cri_dockerd_names_and_labels_is_recognised() {
             .await
             .unwrap()
     };
+    // The create and start events come one after the other: until the
+    // index has taken in the start, the sandbox is rightly NOTREADY.
     eventually(Duration::from_secs(30), || async {
-        !listing().await.is_empty()
+        listing()
+            .await
+            .iter()
+            .any(|s| s.state == cri::PodSandboxState::SandboxReady as i32)
     })
     .await;
     let listed = listing().await;
