@@ -191,7 +191,14 @@ fn memory_held_in_shm_is_working_set_and_the_layer_is_measured() {
     );
 
     // The writable layer holds the file written before the shm fill.
-    let upper_dir = container.inspect("{{.GraphDriver.Data.UpperDir}}");
+    let upper_dir = container.inspect("{{with .GraphDriver.Data}}{{.UpperDir}}{{end}}");
+    if upper_dir.is_empty() {
+        eprintln!(
+            "skipped: measuring the writable layer: dockerd names no \
+             GraphDriver.Data.UpperDir (the containerd image store has none)"
+        );
+        return;
+    }
     let sizes = LayerSizes::default();
     assert_eq!(sizes.get(&container.id, Path::new(&upper_dir)), None);
     let deadline = Instant::now() + WAIT;
@@ -216,6 +223,10 @@ fn memory_held_in_shm_is_working_set_and_the_layer_is_measured() {
 #[test]
 fn a_container_on_the_bridge_has_eth0_counters() {
     let Some(_) = host() else { return };
+    if let Err(err) = docker(&["network", "inspect", "--format", "{{.Name}}", "bridge"]) {
+        eprintln!("skipped: dockerd has no bridge network to give a container eth0 ({err})");
+        return;
+    }
     let container = Container::run(&[], "exec sleep 3600");
     let interfaces = network::read(Path::new("/proc"), container.pid()).unwrap();
     let usage = network::to_cri(&interfaces, network::DEFAULT_INTERFACE, now());
