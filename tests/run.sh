@@ -180,15 +180,15 @@ registered_wrapper() {
 start_engine() {
     local version="$1" wrapper="$2" engine socket
     engine="$ENGINES_DIR/engine.sh"
-    socket="$(sh "$engine" "$version" endpoint)"
+    socket="$(sh "$engine" "$version" endpoint)" || return 1
     socket="${socket#unix://}"
     if sh "$engine" "$version" status >/dev/null 2>&1 &&
         [ "$(registered_wrapper "$socket")" != "$wrapper" ]; then
         log "restarting docker-$version: it runs without the runtime $WRAPPED_RUNTIME = $wrapper"
-        sh "$engine" "$version" stop >&2
+        sh "$engine" "$version" stop >&2 || return 1
     fi
     ENGINE_LOG_DIR="$WORKDIR/engines" ENGINE_RUNTIME_WRAPPER="$wrapper" \
-        sh "$engine" "$version" start >&2
+        sh "$engine" "$version" start >&2 || return 1
     if [ "$(registered_wrapper "$socket")" != "$wrapper" ]; then
         printf 'tests/run.sh: docker-%s does not list the runtime %s = %s\n' \
             "$version" "$WRAPPED_RUNTIME" "$wrapper" >&2
@@ -205,12 +205,13 @@ pull_test_images() {
 }
 
 # Runs the dockerd suites against engine $1 and checks it for strays; run in
-# a subshell, so the exported variables stay with this engine.
+# a subshell, so the exported variables stay with this engine. `set -e` does
+# not hold where a caller tests the status, hence the explicit returns.
 test_engine() {
     local version="$1" wrapper socket status=0
     wrapper="$(write_runtime_wrapper "$version")"
     start_engine "$version" "$wrapper" || return 1
-    socket="$(sh "$ENGINES_DIR/engine.sh" "$version" endpoint)"
+    socket="$(sh "$ENGINES_DIR/engine.sh" "$version" endpoint)" || return 1
     socket="${socket#unix://}"
     export DOCKSHIM_TEST_DOCKER_SOCKET="$socket"
     export DOCKER_HOST="unix://$socket"
@@ -272,14 +273,14 @@ main() {
         done
     fi
 
-    printf '\n%-44s %-6s %s\n' engine result seconds >&2
+    printf '\n%-48s %-6s %s\n' engine result seconds >&2
     local row name result seconds
     for row in "${results[@]}"; do
         IFS='|' read -r name result seconds <<<"$row"
         if [ "$result" -eq 0 ]; then
-            printf '%-44s %-6s %s\n' "$name" pass "$seconds" >&2
+            printf '%-48s %-6s %s\n' "$name" pass "$seconds" >&2
         else
-            printf '%-44s %-6s %s\n' "$name" FAIL "$seconds" >&2
+            printf '%-48s %-6s %s\n' "$name" FAIL "$seconds" >&2
             status=1
         fi
     done
