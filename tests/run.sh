@@ -21,6 +21,9 @@
 #      registered as the default runtime `wrapped`, pulls the test images into
 #      it from the registry, runs the suites with DOCKSHIM_TEST_DOCKER_SOCKET
 #      and DOCKER_HOST pointing at it, and checks it for stray containers.
+#      The tests learn the wrapper from DOCKSHIM_TEST_RUNTIME_WRAPPER_HANDLER
+#      (`wrapped`) and DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG (one line per call,
+#      the arguments runc got); both are unset for the machine's dockerd.
 #      An engine already running without that wrapper is restarted.
 # A failure on any engine fails the run, yet every engine is tested; a table
 # of engines, results and seconds ends the output. Running it again reuses
