@@ -337,8 +337,9 @@ async fn exec_sync_reports_exit_codes_separate_streams_capped_output_and_timeout
         assert_eq!(reply.exit_code, code, "{cmd:?}: {reply:?}");
     }
     // dockerd cannot start a missing binary: its own exit code and message.
+    // Docker 20.10 and 27 answer 126, Docker 29 127 as a shell would.
     let reply = exec(&["no-such-binary"], 10).await.unwrap();
-    assert_eq!(reply.exit_code, 126, "{reply:?}");
+    assert!(matches!(reply.exit_code, 126 | 127), "{reply:?}");
     let text = String::from_utf8_lossy(&reply.stdout);
     assert!(text.contains("executable file not found"), "{text}");
 

@@ -800,8 +800,10 @@ async fn sandbox_made_with_cri_dockerd_names_and_labels_is_recognised() {
     let id = run_ok("docker", &args).trim().to_owned();
 
     // dockerd reports the new container on its event stream a moment
-    // after `docker run` returns; with every test's dockshim inspecting
-    // every test's containers, that moment can stretch to seconds.
+    // after `docker run` returns, its creation and its start as two events;
+    // with every test's dockshim inspecting every test's containers, that
+    // moment can stretch to seconds, and a slow runtime widens the gap
+    // in which the sandbox is listed but not yet ready.
     let listing = || async {
         world
             .client
@@ -815,7 +817,7 @@ async fn sandbox_made_with_cri_dockerd_names_and_labels_is_recognised() {
         listing()
             .await
             .iter()
-            .any(|s| s.state == cri::PodSandboxState::SandboxReady as i32)
+            .any(|sandbox| sandbox.state == cri::PodSandboxState::SandboxReady as i32)
     })
     .await;
     let listed = listing().await;

@@ -225,13 +225,18 @@ fn stderr_and_a_non_zero_exit_code_are_a_normal_result() {
 }
 
 #[test]
-fn a_missing_command_exits_126_with_dockerds_message_on_stdout() {
+fn a_missing_command_exits_with_dockerds_code_and_message_on_stdout() {
     let _shared = COUNTING.read().unwrap_or_else(PoisonError::into_inner);
     let Some((client, container)) = running_container() else {
         return;
     };
     let output = run(&client, &container.id, &["no-such-command"], None).unwrap();
-    assert_eq!(output.exit_code, 126);
+    // Docker 20.10 and 27 answer 126, Docker 29 127 as a shell would.
+    assert!(
+        matches!(output.exit_code, 126 | 127),
+        "{}",
+        output.exit_code
+    );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("executable file not found"), "{text}");
 }

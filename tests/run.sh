@@ -11,9 +11,24 @@
 #   4. builds the busybox and pause test images from busybox-static and pushes
 #      them to that registry (tests/images/build.sh);
 #   5. cargo fmt --check, clippy, codegen and man page diff checks, cargo test;
-#   6. fails if any container created by the tests is left behind.
-# Running it again reuses whatever is already there. Needs a Rust toolchain
-# (rustup, stable) on PATH; everything else comes from Debian's archive.
+#   6. fails if any container created by the tests is left behind;
+#   7. the engine matrix: when ../shared/engines/engine.sh exists beside the
+#      repository (DOCKSHIM_TEST_ENGINES_DIR names another folder), runs the
+#      suites that talk to dockerd again against each Docker Engine there
+#      (DOCKSHIM_TEST_ENGINES="27.5.1 29.7.2" picks some; default: every
+#      docker-VERSION folder): starts it (`engine.sh VERSION start`, log under
+#      $DOCKSHIM_TEST_WORKDIR/engines) with tests/engines/runtime-wrapper.sh
+#      registered as the default runtime `wrapped`, pulls the test images into
+#      it from the registry, runs the suites with DOCKSHIM_TEST_DOCKER_SOCKET
+#      and DOCKER_HOST pointing at it, and checks it for stray containers.
+#      The tests learn the wrapper from DOCKSHIM_TEST_RUNTIME_WRAPPER_HANDLER
+#      (`wrapped`) and DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG (one line per call,
+#      the arguments runc got); both are unset for the machine's dockerd.
+#      An engine already running without that wrapper is restarted.
+# A failure on any engine fails the run, yet every engine is tested; a table
+# of engines, results and seconds ends the output. Running it again reuses
+# whatever is already there. Needs a Rust toolchain (rustup, stable) on PATH;
+# everything else comes from Debian's archive.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,11 +36,17 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$REPO_ROOT/packaging/host-setup.sh"
 WORKDIR="${DOCKSHIM_TEST_WORKDIR:-/tmp/dockshim-test}"
 REGISTRY=127.0.0.1:5000
+ENGINES_DIR="${DOCKSHIM_TEST_ENGINES_DIR:-$REPO_ROOT/../shared/engines}"
+# The runtime name the engines know the wrapper by, as engine.sh registers it.
+WRAPPED_RUNTIME=wrapped
 
 export DEBIAN_FRONTEND=noninteractive
 export DOCKSHIM_TEST_REGISTRY="$REGISTRY"
 export DOCKSHIM_TEST_BUSYBOX_IMAGE="$REGISTRY/dockshim-test/busybox:latest"
 export DOCKSHIM_TEST_PAUSE_IMAGE="$REGISTRY/dockshim-test/pause:3.10"
+# The first pass tests the machine's dockerd, whatever the caller's shell says.
+unset DOCKER_HOST DOCKSHIM_TEST_DOCKER_SOCKET DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG \
+    DOCKSHIM_TEST_RUNTIME_WRAPPER_HANDLER
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'tests/run.sh: %s\n' "$*" >&2; exit 1; }
@@ -96,6 +117,128 @@ check_no_stray_containers() {
     return 1
 }
 
+# The suites that talk to dockerd, as `--test NAME` arguments: every e2e suite
+# (together they call every CRI method) and the ones that test the Docker
+# client, the index, exec, logs, stats and streaming sessions directly.
+engine_suite_args() {
+    local suite
+    for suite in "$REPO_ROOT"/tests/e2e_*.rs; do
+        suite="$(basename "$suite" .rs)"
+        printf -- '--test\n%s\n' "$suite"
+    done
+    for suite in docker_client exec index logs port_forward stats streaming_sessions; do
+        printf -- '--test\n%s\n' "$suite"
+    done
+}
+
+# The engine versions to test besides the machine's dockerd, one per line.
+engine_versions() {
+    local dir
+    if [ -n "${DOCKSHIM_TEST_ENGINES:-}" ]; then
+        printf '%s\n' $DOCKSHIM_TEST_ENGINES
+        return
+    fi
+    for dir in "$ENGINES_DIR"/docker-*/; do
+        if [ -d "$dir" ]; then
+            dir="$(basename "$dir")"
+            printf '%s\n' "${dir#docker-}"
+        fi
+    done
+}
+
+# Prints $1 single-quoted for sh.
+sh_quote() {
+    printf "'%s'" "${1//\'/\'\\\'\'}"
+}
+
+# Writes the runtime wrapper for engine $1 and prints its path: a two-line
+# script that fixes where the calls are logged and execs the repository's
+# wrapper. Rewritten only when it changes, by rename, because the engine may
+# be running containers through it.
+write_runtime_wrapper() {
+    local version="$1" dir wrapper content
+    dir="$WORKDIR/engines/docker-$version"
+    wrapper="$dir/runtime-wrapper"
+    mkdir -p "$dir"
+    content="$(printf '#!/bin/sh\nDOCKSHIM_RUNTIME_WRAPPER_LOG=%s exec %s "$@"' \
+        "$(sh_quote "$dir/runtime-wrapper.log")" \
+        "$(sh_quote "$REPO_ROOT/tests/engines/runtime-wrapper.sh")")"
+    if [ "$(cat "$wrapper" 2>/dev/null || true)" != "$content" ]; then
+        printf '%s\n' "$content" >"$wrapper.new"
+        chmod 0755 "$wrapper.new"
+        mv -f "$wrapper.new" "$wrapper"
+    fi
+    printf '%s\n' "$wrapper"
+}
+
+# The path of the runtime `wrapped` the engine at $1 (a socket) has
+# registered, or nothing.
+registered_wrapper() {
+    docker -H "unix://$1" info --format "{{with index .Runtimes \"$WRAPPED_RUNTIME\"}}{{.Path}}{{end}}" \
+        2>/dev/null || true
+}
+
+# Starts engine $1 with wrapper $2 registered, restarting it if it runs
+# without that wrapper (engine.sh applies the wrapper only at start).
+start_engine() {
+    local version="$1" wrapper="$2" engine socket
+    engine="$ENGINES_DIR/engine.sh"
+    socket="$(sh "$engine" "$version" endpoint)" || return 1
+    socket="${socket#unix://}"
+    if sh "$engine" "$version" status >/dev/null 2>&1 &&
+        [ "$(registered_wrapper "$socket")" != "$wrapper" ]; then
+        log "restarting docker-$version: it runs without the runtime $WRAPPED_RUNTIME = $wrapper"
+        sh "$engine" "$version" stop >&2 || return 1
+    fi
+    ENGINE_LOG_DIR="$WORKDIR/engines" ENGINE_RUNTIME_WRAPPER="$wrapper" \
+        sh "$engine" "$version" start >&2 || return 1
+    if [ "$(registered_wrapper "$socket")" != "$wrapper" ]; then
+        printf 'tests/run.sh: docker-%s does not list the runtime %s = %s\n' \
+            "$version" "$WRAPPED_RUNTIME" "$wrapper" >&2
+        return 1
+    fi
+}
+
+# Pulls the test images into the engine DOCKER_HOST names.
+pull_test_images() {
+    local image
+    for image in "$DOCKSHIM_TEST_BUSYBOX_IMAGE" "$DOCKSHIM_TEST_PAUSE_IMAGE"; do
+        docker pull -q "$image" >/dev/null || return 1
+    done
+}
+
+# Runs the dockerd suites against engine $1 and checks it for strays; run in
+# a subshell, so the exported variables stay with this engine. `set -e` does
+# not hold where a caller tests the status, hence the explicit returns.
+test_engine() {
+    local version="$1" wrapper socket status=0
+    wrapper="$(write_runtime_wrapper "$version")"
+    start_engine "$version" "$wrapper" || return 1
+    socket="$(sh "$ENGINES_DIR/engine.sh" "$version" endpoint)" || return 1
+    socket="${socket#unix://}"
+    export DOCKSHIM_TEST_DOCKER_SOCKET="$socket"
+    export DOCKER_HOST="unix://$socket"
+    export DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG="$WORKDIR/engines/docker-$version/runtime-wrapper.log"
+    export DOCKSHIM_TEST_RUNTIME_WRAPPER_HANDLER="$WRAPPED_RUNTIME"
+    # Every container of the engine passes through the wrapper: the log holds
+    # this run's calls only, or it would grow with each run.
+    : >"$DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG"
+    log "docker-$version: pulling the test images"
+    pull_test_images || return 1
+    log "docker-$version: cargo test (the suites that talk to dockerd)"
+    local suites
+    mapfile -t suites < <(engine_suite_args)
+    cargo test --workspace --no-fail-fast "${suites[@]}" || status=$?
+    log "docker-$version: checking for stray containers"
+    check_no_stray_containers || status=1
+    return "$status"
+}
+
+# The server version of the engine DOCKER_HOST (or the default) names.
+engine_server_version() {
+    docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown
+}
+
 main() {
     local started
     started=$(date +%s)
@@ -116,11 +259,34 @@ main() {
     log "cargo xtask man --check"
     cargo xtask man --check
     log "cargo test"
-    local status=0
-    cargo test --workspace --all-targets || status=$?
-
+    local status=0 results=() engine_started engine_status=0 version
+    engine_started=$(date +%s)
+    cargo test --workspace --all-targets --no-fail-fast || engine_status=$?
     log "checking for stray containers"
-    check_no_stray_containers || status=1
+    check_no_stray_containers || engine_status=1
+    results+=("dockerd $(engine_server_version) (/var/run/docker.sock)|$engine_status|$(( $(date +%s) - engine_started ))")
+
+    if [ -f "$ENGINES_DIR/engine.sh" ]; then
+        for version in $(engine_versions); do
+            log "engine matrix: docker-$version"
+            engine_started=$(date +%s)
+            engine_status=0
+            ( test_engine "$version" ) || engine_status=$?
+            results+=("docker-$version|$engine_status|$(( $(date +%s) - engine_started ))")
+        done
+    fi
+
+    printf '\n%-48s %-6s %s\n' engine result seconds >&2
+    local row name result seconds
+    for row in "${results[@]}"; do
+        IFS='|' read -r name result seconds <<<"$row"
+        if [ "$result" -eq 0 ]; then
+            printf '%-48s %-6s %s\n' "$name" pass "$seconds" >&2
+        else
+            printf '%-48s %-6s %s\n' "$name" FAIL "$seconds" >&2
+            status=1
+        fi
+    done
     log "finished in $(( $(date +%s) - started )) s with status $status"
     return "$status"
 }
