@@ -178,9 +178,77 @@ registered_wrapper() {
         2>/dev/null || true
 }
 
+# The default bridge of the machine's dockerd. A dockerd started with
+# `--bridge none`, as engine.sh starts the engines, deletes any link of this
+# name at start, in the one network namespace all the daemons share: the
+# machine's dockerd then cannot start a container on its default network,
+# and its running ones lose their bridge.
+DEFAULT_BRIDGE=docker0
+
+# Prints the default bridge's MTU, addresses and ports, one "mtu N",
+# "addr CIDR" or "port IFNAME" line each; nothing if there is no bridge.
+default_bridge_state() {
+    ip link show dev "$DEFAULT_BRIDGE" >/dev/null 2>&1 || return 0
+    ip -o link show dev "$DEFAULT_BRIDGE" | sed -n 's/.* mtu \([0-9]*\) .*/mtu \1/p'
+    ip -o addr show dev "$DEFAULT_BRIDGE" scope global | awk '{ print "addr " $4 }'
+    ip -o link show master "$DEFAULT_BRIDGE" | awk -F': ' '{ sub(/@.*/, "", $2); print "port " $2 }'
+}
+
+# Makes the default bridge again from what default_bridge_state printed
+# ($1), unless it exists: same MTU and addresses, the same ports enslaved.
+restore_default_bridge() {
+    local state="$1" kind value
+    if [ -z "$state" ] || ip link show dev "$DEFAULT_BRIDGE" >/dev/null 2>&1; then
+        return 0
+    fi
+    log "restoring $DEFAULT_BRIDGE, which a --bridge none engine deleted"
+    ip link add "$DEFAULT_BRIDGE" type bridge || return 1
+    while read -r kind value; do
+        case "$kind" in
+        mtu) ip link set dev "$DEFAULT_BRIDGE" mtu "$value" ;;
+        addr) ip addr add "$value" dev "$DEFAULT_BRIDGE" ;;
+        port) ip link set dev "$value" master "$DEFAULT_BRIDGE" 2>/dev/null || true ;;
+        esac
+    done <<<"$state"
+    ip link set dev "$DEFAULT_BRIDGE" up
+}
+
+# The machine's dockerd has a default bridge network but its link is gone
+# (an earlier run was cut off between an engine's start and the restore):
+# makes the link again from the network's subnet and gateway.
+repair_default_bridge() {
+    local subnet gateway
+    if ip link show dev "$DEFAULT_BRIDGE" >/dev/null 2>&1; then
+        return 0
+    fi
+    subnet="$(docker network inspect bridge --format \
+        '{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{"\n"}}{{end}}' 2>/dev/null | head -n 1)" || return 0
+    read -r subnet gateway <<<"$subnet"
+    if [ -z "$subnet" ] || [ "$(docker network inspect bridge --format \
+        '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null)" != "$DEFAULT_BRIDGE" ]; then
+        return 0
+    fi
+    if [ -z "$gateway" ]; then
+        # dockerd's own choice: the subnet's first address.
+        local a b c d n
+        IFS=. read -r a b c d <<<"${subnet%/*}"
+        n=$(( ((a << 24) | (b << 16) | (c << 8) | d) + 1 ))
+        gateway="$(( n >> 24 & 255 )).$(( n >> 16 & 255 )).$(( n >> 8 & 255 )).$(( n & 255 ))"
+    fi
+    restore_default_bridge "addr $gateway/${subnet#*/}"
+}
+
 # Starts engine $1 with wrapper $2 registered, restarting it if it runs
-# without that wrapper (engine.sh applies the wrapper only at start).
+# without that wrapper (engine.sh applies the wrapper only at start). The
+# machine's default bridge survives the start.
 start_engine() {
+    local bridge
+    bridge="$(default_bridge_state)"
+    start_engine_as_asked "$@" || { restore_default_bridge "$bridge"; return 1; }
+    restore_default_bridge "$bridge"
+}
+
+start_engine_as_asked() {
     local version="$1" wrapper="$2" engine socket
     engine="$ENGINES_DIR/engine.sh"
     socket="$(sh "$engine" "$version" endpoint)" || return 1
@@ -245,6 +313,7 @@ main() {
     install_missing_packages docker.io containernetworking-plugins docker-registry busybox-static \
         apache2-utils iproute2 curl
     start_dockerd "$WORKDIR/dockerd.log"
+    repair_default_bridge
     start_registry
     ensure_rust_toolchain
     bash "$REPO_ROOT/tests/images/build.sh"
