@@ -183,6 +183,10 @@ pub struct HostConfig {
     /// dockerd's default. The kubelet sets a sandbox's to its pod cgroup.
     #[serde(rename = "CgroupParent")]
     pub cgroup_parent: String,
+    /// The runtime dockerd runs the container with; dockerd records its
+    /// default runtime's name when the create body named none.
+    #[serde(rename = "Runtime")]
+    pub runtime: String,
 }
 
 /// One entry of an inspected container's `Mounts`.

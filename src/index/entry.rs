@@ -165,6 +165,9 @@ pub struct Entry {
     /// `HostConfig.CgroupParent`: empty for dockerd's default; a sandbox's
     /// is its pod cgroup when the kubelet made one.
     pub cgroup_parent: String,
+    /// `HostConfig.Runtime`: the Docker runtime, which a pod's containers
+    /// take from its sandbox.
+    pub runtime: String,
     /// The writable layer's directory (`GraphDriver.Data.UpperDir`);
     /// empty under storage drivers that have none, the containerd image
     /// store's snapshotters among them.
@@ -259,6 +262,7 @@ impl Entry {
             stdin: inspect.config.open_stdin,
             stdin_once: inspect.config.stdin_once,
             cgroup_parent: host.cgroup_parent.clone(),
+            runtime: host.runtime.clone(),
             upper_dir: inspect.graph_driver.data.upper_dir.clone(),
             layer_driver: if inspect.storage.root_fs.snapshot.name.is_empty() {
                 inspect.graph_driver.name.clone()
@@ -374,7 +378,8 @@ mod tests {
             "FinishedAt": "0001-01-01T00:00:00Z"},
         "Image": "sha256:8e63",
         "Name": "/k8s_POD_web_default_7e5a_0",
-        "HostConfig": {"NetworkMode": "none", "IpcMode": "shareable", "PidMode": ""},
+        "HostConfig": {"NetworkMode": "none", "IpcMode": "shareable", "PidMode": "",
+            "Runtime": "runsc"},
         "Mounts": null,
         "Config": {"Image": "127.0.0.1:5000/dockshim-test/pause:3.10", "Env": null,
             "Labels": {"io.kubernetes.docker.type": "podsandbox",
@@ -428,6 +433,12 @@ mod tests {
             ("", "")
         );
         assert_eq!(e.layer_driver, "overlay2");
+    }
+
+    #[test]
+    fn the_runtime_a_pod_s_containers_take_comes_from_the_sandbox_s_inspect() {
+        assert_eq!(entry(CREATED_SANDBOX).runtime, "runsc");
+        assert_eq!(entry(KILLED_CONTAINER).runtime, "");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub(super) fn entry(id: &str, state: State) -> Entry {
         cgroup_parent: String::new(),
         upper_dir: String::new(),
         layer_driver: String::new(),
+        runtime: String::new(),
     }
 }
 

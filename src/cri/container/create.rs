@@ -2,8 +2,8 @@
 //! configuration into a Docker create body, create the container under its
 //! Kubernetes name and tell the index. Nothing is started here.
 //!
-//! A container runs with its sandbox's Docker runtime, read from the
-//! sandbox container itself (`HostConfig.Runtime`), so the pod's
+//! A container runs with its sandbox's Docker runtime, which the index read
+//! from the sandbox container itself (`HostConfig.Runtime`), so the pod's
 //! RuntimeClass holds across dockshim restarts without any state of
 //! dockshim's own.
 //!
@@ -42,21 +42,6 @@ struct Created {
     id: String,
     #[serde(rename = "Warnings", default)]
     warnings: Option<Vec<String>>,
-}
-
-/// The part of the sandbox container's inspect that CreateContainer uses.
-#[derive(Debug, Deserialize)]
-struct SandboxInspect {
-    #[serde(rename = "HostConfig", default)]
-    host_config: Option<SandboxHostConfig>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct SandboxHostConfig {
-    /// The runtime dockerd runs the sandbox with; dockerd records its
-    /// default runtime's name when the create body named none.
-    #[serde(rename = "Runtime", default)]
-    runtime: String,
 }
 
 /// Whether a warning of dockerd's (create or update) says that it dropped
@@ -118,7 +103,6 @@ impl ContainerService {
             .docker
             .engine()
             .map_err(|err| ContainerError::docker("read what the engine offers", err))?;
-        let runtime = self.sandbox_runtime(&sandbox.id)?;
         let node_has_swap = node_has_swap();
         let options = ContainerOptions {
             sandbox_id: &sandbox.id,
@@ -129,7 +113,7 @@ impl ContainerService {
             host_mounts: &NodeMounts,
             node_has_swap,
             node_has_apparmor: daemon.apparmor,
-            runtime: &runtime,
+            runtime: &sandbox.runtime,
             engine: &engine,
         };
         let body = container_create_body(config, sandbox_config, &options)?;
@@ -169,23 +153,6 @@ impl ContainerService {
             id: id.to_owned(),
             warning: warning.to_owned(),
             cleanup,
-        }
-    }
-
-    /// The Docker runtime of the sandbox container `sandbox_id`.
-    fn sandbox_runtime(&self, sandbox_id: &str) -> Result<String, ContainerError> {
-        match self
-            .docker
-            .get_json::<SandboxInspect>(&format!("/containers/{sandbox_id}/json"))
-        {
-            Ok(inspect) => Ok(inspect.host_config.unwrap_or_default().runtime),
-            Err(err) if err.api_status() == Some(404) => Err(ContainerError::SandboxNotFound {
-                id: sandbox_id.to_owned(),
-            }),
-            Err(err) => Err(ContainerError::docker(
-                "inspect the sandbox container for its runtime",
-                err,
-            )),
         }
     }
 
@@ -239,26 +206,6 @@ mod tests {
                 assert!(!drops_a_limit(warning, node_has_swap), "{warning}");
             }
         }
-    }
-
-    #[test]
-    fn the_sandbox_runtime_is_read_from_its_inspect_and_absent_means_default() {
-        let runtime = |json: &str| {
-            serde_json::from_str::<SandboxInspect>(json)
-                .unwrap()
-                .host_config
-                .unwrap_or_default()
-                .runtime
-        };
-        assert_eq!(
-            runtime(
-                r#"{"Id":"s","HostConfig":{"Runtime":"io.containerd.runc.v2","NetworkMode":"host"}}"#
-            ),
-            "io.containerd.runc.v2"
-        );
-        assert_eq!(runtime(r#"{"HostConfig":{}}"#), "");
-        assert_eq!(runtime(r#"{"HostConfig":null}"#), "");
-        assert_eq!(runtime("{}"), "");
     }
 
     #[test]

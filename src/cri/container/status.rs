@@ -206,6 +206,7 @@ mod tests {
             cgroup_parent: String::new(),
             upper_dir: String::new(),
             layer_driver: String::new(),
+            runtime: String::new(),
         }
     }
 
