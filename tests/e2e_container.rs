@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::busybox_image;
-use common::fixture::Options;
+use common::fixture::{Options, Restarted};
 use common::pod::{wait_for_log_line, World, LOG_WAIT};
 use common::proxy::DockerProxy;
 use dockshim::cri::v1 as cri;
@@ -300,25 +300,6 @@ async fn streamed_lists_match_the_lists_and_unsupported_calls_say_why() {
     world.clean_up().await;
 }
 
-/// A second dockshim process on the first one's flags, killed on drop.
-struct Restarted {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Restarted {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- restarted dockshim ----\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_resume_after_a_dockshim_crash_without_gaps_or_repeats() {
     let world = World::start().await;
@@ -337,10 +318,7 @@ async fn logs_resume_after_a_dockshim_crash_without_gaps_or_repeats() {
     // The container goes on printing while nobody follows it.
     std::thread::sleep(Duration::from_millis(500));
     let restarted_log = world.logs.path().join("restarted.stderr");
-    let restarted = Restarted {
-        child: common::fixture::spawn(&world.dockshim.same_args(), &restarted_log),
-        log: restarted_log,
-    };
+    let restarted = Restarted::spawn(&world.dockshim, restarted_log);
 
     let after = wait_for_counter(&log_file, crashed_at + 20);
     assert_consecutive(&counter_lines(&after), &after);

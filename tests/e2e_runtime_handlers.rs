@@ -10,14 +10,11 @@
 
 mod common;
 
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::client::{CriClient, RUN_POD_SANDBOX};
 use common::docker::get_json;
-use common::fixture::{spawn, Dockshim, Options};
+use common::fixture::{Dockshim, Options, Restarted};
 use common::pod::{
     container_config, dockshim_args, host_network, sandbox_config, stop_and_remove_sandbox, Guard,
 };
@@ -133,44 +130,6 @@ async fn run_with_handler(
     Ok(response.pod_sandbox_id)
 }
 
-/// A second dockshim process on the first one's flags, killed on drop.
-struct Restarted {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Restarted {
-    /// Starts it and waits until its socket `socket` accepts connections.
-    fn start(args: &[String], socket: &Path, log: PathBuf) -> Restarted {
-        let restarted = Restarted {
-            child: spawn(args, &log),
-            log,
-        };
-        let deadline = Instant::now() + RESTART_TIMEOUT;
-        while UnixStream::connect(socket).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the restarted dockshim did not accept connections within {RESTART_TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        restarted
-    }
-}
-
-impl Drop for Restarted {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- restarted dockshim ----\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pods_handler_runs_its_sandbox_and_containers_also_after_a_restart() {
     let handler = handler();
@@ -208,11 +167,7 @@ async fn a_pods_handler_runs_its_sandbox_and_containers_also_after_a_restart() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     // Until it is reaped, the killed process may still accept connections.
     node.dockshim.wait_exit(RESTART_TIMEOUT);
-    let restarted = Restarted::start(
-        &node.dockshim.same_args(),
-        node.dockshim.socket(),
-        node.logs.path().join("restarted.stderr"),
-    );
+    let restarted = Restarted::start(&node.dockshim, node.logs.path().join("restarted.stderr"));
     let client = CriClient::connect(node.dockshim.socket()).await;
     let second = client
         .create_container(&sandbox_id, node.container_config("second"), config)
@@ -250,6 +205,40 @@ async fn a_pods_handler_runs_its_sandbox_and_containers_also_after_a_restart() {
     }
     stop_and_remove_sandbox(&client, &sandbox_id).await;
     drop(restarted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_of_another_handler_never_passes_through_the_wrapper() {
+    let log = match std::env::var("DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG") {
+        Ok(log) if !log.is_empty() => log,
+        _ => {
+            eprintln!("skipped: no runtime wrapper registered (DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG)");
+            return;
+        }
+    };
+    // The wrapper is the engine's default runtime: only a handler that
+    // names another runtime keeps a pod away from it.
+    let node = Node::start().await;
+    let config = node.sandbox_config("runc");
+    let sandbox_id = run_with_handler(&node.client, &config, "runc")
+        .await
+        .unwrap();
+    let container = node
+        .client
+        .create_container(&sandbox_id, node.container_config("plain"), config)
+        .await
+        .unwrap();
+    node.client.start_container(&container).await.unwrap();
+    assert_eq!(docker_runtime(&sandbox_id), "runc");
+    assert_eq!(docker_runtime(&container), "runc");
+    let invocations = std::fs::read_to_string(&log).unwrap_or_default();
+    for id in [&sandbox_id, &container] {
+        assert!(
+            !invocations.contains(id.as_str()),
+            "the wrapper log {log} names {id}:\n{invocations}"
+        );
+    }
+    stop_and_remove_sandbox(&node.client, &sandbox_id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use common::client::CriClient;
 use common::cni_pod::{bridge_plugin, chained_plugins, conflist, CniGuard};
-use common::fixture::{Dockshim, Options};
+use common::fixture::{Dockshim, Options, Restarted};
 use common::pod::{host_network, RUN_LABEL};
 use common::{busybox_image, eventually, pause_image, unique};
 use dockshim::cri::v1 as cri;
@@ -879,38 +879,8 @@ async fn concurrent_identical_runs_make_one_sandbox() {
     world.stop_and_remove(&id).await;
 }
 
-/// A second dockshim process on the first one's flags, killed on drop.
-struct Restarted {
-    child: std::process::Child,
-    log: PathBuf,
-}
-
-impl Drop for Restarted {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- restarted dockshim ----\n{}",
-                fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
 fn restart(dockshim: &Dockshim, dir: &Path) -> Restarted {
-    let log = dir.join("restarted.log");
-    let child = common::fixture::spawn(&dockshim.same_args(), &log);
-    let restarted = Restarted { child, log };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(dockshim.socket()).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "restarted dockshim does not serve"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    restarted
+    Restarted::start(dockshim, dir.join("restarted.log"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

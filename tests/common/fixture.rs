@@ -191,6 +191,57 @@ impl Drop for Dockshim {
     }
 }
 
+/// A second dockshim process on a first one's flags (same socket, same
+/// root), as after a crash; killed on drop, its log printed if the test
+/// failed.
+#[derive(Debug)]
+pub struct Restarted {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Restarted {
+    /// Starts dockshim again with `first`'s flags, its output in `log`,
+    /// without waiting for it to serve.
+    pub fn spawn(first: &Dockshim, log: PathBuf) -> Restarted {
+        Restarted {
+            child: spawn(&first.same_args(), &log),
+            log,
+        }
+    }
+
+    /// As [`Restarted::spawn`], then waits until the socket accepts
+    /// connections.
+    pub fn start(first: &Dockshim, log: PathBuf) -> Restarted {
+        let mut restarted = Restarted::spawn(first, log);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while UnixStream::connect(first.socket()).is_err() {
+            if let Some(status) = restarted.child.try_wait().unwrap() {
+                panic!("the restarted dockshim exited with {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the restarted dockshim did not accept connections within {STARTUP_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        restarted
+    }
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- restarted dockshim ----\n{}",
+                fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
 /// Spawns the binary with `args`, stdout and stderr appended to `log_path`.
 pub fn spawn(args: &[String], log_path: &Path) -> Child {
     let stderr = File::options()
