@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Cursor, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixListener;
@@ -31,10 +33,10 @@ fn docker_sock() -> String {
 /// A negotiated client, or `None` (with the reason printed) without dockerd.
 fn dockerd() -> Option<DockerClient> {
     if !Path::new(&docker_sock()).exists() {
-        eprintln!(
-            "skipped: {} does not exist, no dockerd to test against",
+        common::missing_environment(format!(
+            "{} does not exist, no dockerd to test against",
             docker_sock()
-        );
+        ));
         return None;
     }
     let client = DockerClient::new(
@@ -91,7 +93,9 @@ fn test_image(client: &DockerClient) -> Option<TestImage> {
         });
     }
     if !Path::new("/bin/busybox").exists() {
-        eprintln!("skipped: no test image {preferred} and no /bin/busybox to build one from");
+        common::missing_environment(format!(
+            "no test image {preferred} and no /bin/busybox to build one from"
+        ));
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -150,7 +154,11 @@ fn create_container(
     name: &str,
     cmd: &[&str],
 ) -> Container {
-    let body = json!({ "Image": image.name, "Cmd": cmd, "Labels": { "dockshim-test": "1" } });
+    let body = json!({
+        "Image": image.name,
+        "Cmd": cmd,
+        "Labels": { "dockshim-test": "1", common::TEST_RUN_LABEL: common::test_run_id() },
+    });
     let created: Value = client
         .post_json(
             &path_with_query("/containers/create", &[("name", name)]),
@@ -417,7 +425,7 @@ fn registry() -> Option<String> {
     match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
         Ok(_) => Some(registry),
         Err(err) => {
-            eprintln!("skipped: no test registry at {registry}: {err}");
+            common::missing_environment(format!("no test registry at {registry}: {err}"));
             None
         }
     }
@@ -452,7 +460,9 @@ fn pull_of_a_present_image_streams_progress() {
         .get_json::<Value>(&format!("/images/{image}:latest/json"))
         .is_err()
     {
-        eprintln!("skipped: {image}:latest is not built (tests/images/build.sh)");
+        common::missing_environment(format!(
+            "{image}:latest is not built (tests/images/build.sh)"
+        ));
         return;
     }
     let mut progress = client.pull(&image, "latest", None).unwrap();

@@ -243,6 +243,8 @@ impl Container {
             "create",
             "--label",
             "dockshim-test=1",
+            "--label",
+            &common::test_run_label(),
             "--name",
             &name,
             image,

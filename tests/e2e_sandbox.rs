@@ -25,7 +25,9 @@ use common::client::CriClient;
 use common::cni_pod::{bridge_plugin, chained_plugins, conflist, CniGuard};
 use common::fixture::{Dockshim, Options, Restarted};
 use common::pod::{host_network, RUN_LABEL};
-use common::{busybox_image, eventually, pause_image, unique};
+use common::{
+    busybox_image, eventually, pause_image, test_run_id, test_run_label, unique, TEST_RUN_LABEL,
+};
 use dockshim::cri::v1 as cri;
 use tempfile::TempDir;
 use tonic::Code;
@@ -146,6 +148,7 @@ impl World {
             hostname: name.to_owned(),
             labels: HashMap::from([
                 (RUN_LABEL.to_owned(), self.run_id.clone()),
+                (TEST_RUN_LABEL.to_owned(), test_run_id().to_owned()),
                 ("app".to_owned(), name.to_owned()),
             ]),
             annotations: HashMap::from([("note".to_owned(), format!("pod {name}"))]),
@@ -271,11 +274,14 @@ impl World {
 fn in_pod(sandbox: &str, command: &[&str]) -> (bool, String) {
     let network = format!("container:{sandbox}");
     let image = busybox_image();
+    let run_label = test_run_label();
     let mut args = vec![
         "run",
         "--rm",
         "--label",
         "dockshim-test=1",
+        "--label",
+        &run_label,
         "--network",
         &network,
         &image,
@@ -305,6 +311,8 @@ fn serve_in_pod(world: &World, sandbox: &str, port: u16, body: &str) {
             "-d",
             "--label",
             &label,
+            "--label",
+            &test_run_label(),
             "--network",
             &network,
             &busybox_image(),
@@ -790,6 +798,7 @@ async fn sandbox_made_with_cri_dockerd_names_and_labels_is_recognised() {
         format!("io.kubernetes.pod.uid={uid}"),
         "annotation.kubernetes.io/config.source=api".to_owned(),
         format!("{RUN_LABEL}={}", world.run_id),
+        test_run_label(),
     ];
     let mut args = vec!["run", "-d", "--network", "none", "--name", &name];
     for label in &labels {

@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -39,10 +41,10 @@ static COUNTING: RwLock<()> = RwLock::new(());
 
 fn dockerd() -> Option<DockerClient> {
     if !Path::new(&docker_sock()).exists() {
-        eprintln!(
-            "skipped: {} does not exist, no dockerd to test against",
+        common::missing_environment(format!(
+            "{} does not exist, no dockerd to test against",
             docker_sock()
-        );
+        ));
         return None;
     }
     let client = DockerClient::new(
@@ -60,7 +62,9 @@ fn busybox(client: &DockerClient) -> Option<String> {
         .get_json::<Value>(&format!("/images/{name}/json"))
         .is_err()
     {
-        eprintln!("skipped: test image {name} is missing (tests/images/build.sh makes it)");
+        common::missing_environment(format!(
+            "test image {name} is missing (tests/images/build.sh makes it)"
+        ));
         return None;
     }
     Some(name)
@@ -97,7 +101,7 @@ impl Container {
         let body = json!({
             "Image": image,
             "Cmd": ["/bin/busybox", "sleep", "300"],
-            "Labels": {"dockshim-test": "1"},
+            "Labels": {"dockshim-test": "1", common::TEST_RUN_LABEL: common::test_run_id()},
         });
         let created: Value = client
             .post_json(

@@ -14,6 +14,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -42,10 +44,10 @@ const POLL: Duration = Duration::from_millis(5);
 
 fn dockerd() -> Option<DockerClient> {
     if !Path::new(&docker_sock()).exists() {
-        eprintln!(
-            "skipped: {} does not exist, no dockerd to test against",
+        common::missing_environment(format!(
+            "{} does not exist, no dockerd to test against",
             docker_sock()
-        );
+        ));
         return None;
     }
     let client = DockerClient::new(
@@ -65,7 +67,9 @@ fn image(client: &DockerClient, variable: &str, default: &str) -> Option<String>
         .get_json::<Value>(&format!("/images/{name}/json"))
         .is_err()
     {
-        eprintln!("skipped: test image {name} is missing (tests/images/build.sh makes it)");
+        common::missing_environment(format!(
+            "test image {name} is missing (tests/images/build.sh makes it)"
+        ));
         return None;
     }
     Some(name)
@@ -132,6 +136,7 @@ impl Container {
 fn create(client: &DockerClient, name: &str, image: &str, labels: Value) -> Container {
     let mut labels = labels;
     labels["dockshim-test"] = json!("1");
+    labels[common::TEST_RUN_LABEL] = json!(common::test_run_id());
     let body = json!({
         "Image": image,
         "Cmd": ["/bin/busybox", "sleep", "300"],
@@ -343,6 +348,7 @@ fn a_sandbox_made_the_way_cri_dockerd_makes_it_is_recognised() {
             "io.kubernetes.pod.uid": uid,
             "annotation.kubernetes.io/config.source": "api",
             "dockshim-test": "1",
+            common::TEST_RUN_LABEL: common::test_run_id(),
         },
         "HostConfig": { "NetworkMode": "none", "IpcMode": "shareable" },
     });
@@ -384,6 +390,7 @@ fn a_sandbox_made_the_way_cri_dockerd_makes_it_is_recognised() {
         labels,
         [
             "dockshim-test",
+            common::TEST_RUN_LABEL,
             "io.kubernetes.pod.name",
             "io.kubernetes.pod.namespace",
             "io.kubernetes.pod.uid"

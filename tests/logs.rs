@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -34,10 +36,10 @@ fn busybox() -> String {
 /// The shared manager, or `None` (with the reason printed) without dockerd.
 fn manager() -> Option<Arc<LogManager>> {
     if !Path::new(&docker_sock()).exists() {
-        eprintln!(
-            "skipped: {} does not exist, no dockerd to test against",
+        common::missing_environment(format!(
+            "{} does not exist, no dockerd to test against",
             docker_sock()
-        );
+        ));
         return None;
     }
     static MANAGER: OnceLock<Arc<LogManager>> = OnceLock::new();
@@ -54,7 +56,9 @@ struct Container(String);
 
 impl Container {
     fn run(tty: bool, script: &str) -> Container {
+        let run_label = common::test_run_label();
         let mut args = vec!["run", "-d", "--label", "dockshim-test=1"];
+        args.extend_from_slice(&["--label", &run_label]);
         if tty {
             args.push("-t");
         }

@@ -105,6 +105,7 @@ impl Sandbox {
         let output = Command::new("docker")
             .args(["run", "-d", "--network", "none"])
             .args(["--label", "dockshim-test=1"])
+            .args(["--label", &common::test_run_label()])
             .args(["--label", "io.kubernetes.docker.type=podsandbox"])
             .args(["--label", "io.kubernetes.container.name=POD"])
             .args(["--name", &format!("dockshim-test-pf-{}", common::unique())])

@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::thread;
@@ -48,7 +50,7 @@ fn host() -> Option<CgroupLocator> {
     let info = match docker(&["info", "--format", "{{.CgroupDriver}} {{.CgroupVersion}}"]) {
         Ok(info) => info,
         Err(err) => {
-            eprintln!("skipped: no dockerd to test against ({err})");
+            common::missing_environment(format!("no dockerd to test against ({err})"));
             return None;
         }
     };
@@ -65,7 +67,9 @@ struct Container {
 
 impl Container {
     fn run(options: &[&str], script: &str) -> Container {
+        let run_label = common::test_run_label();
         let mut args = vec!["run", "-d", "--label", "dockshim-stats-test=1"];
+        args.extend_from_slice(&["--label", &run_label]);
         args.extend_from_slice(options);
         args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
         Container {

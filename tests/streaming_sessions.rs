@@ -79,6 +79,7 @@ impl Container {
     fn run(env: &Env, options: &[&str], command: &[&str]) -> Container {
         let output = Command::new("docker")
             .args(["run", "-d", "--label", "dockshim-test=1"])
+            .args(["--label", &common::test_run_label()])
             .args(options)
             .arg(&env.image)
             .args(command)

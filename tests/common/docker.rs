@@ -58,18 +58,20 @@ fn string_field(object: &serde_json::Value, name: &str) -> String {
 
 /// A client of the test machine's dockerd and the name of the busybox test
 /// image, or `None`, with the reason printed, when there is no dockerd or
-/// no image to test against.
+/// no image to test against (a failure under tests/run.sh).
 pub fn dockerd_with_busybox() -> Option<(dockshim::docker::DockerClient, String)> {
     let socket = docker_socket();
     if !std::path::Path::new(&socket).exists() {
-        eprintln!("skipped: {socket} does not exist, no dockerd to test against");
+        super::missing_environment(format!(
+            "{socket} does not exist, no dockerd to test against"
+        ));
         return None;
     }
     let docker =
         dockshim::docker::DockerClient::new(&format!("unix://{socket}"), Duration::from_secs(60))
             .unwrap();
     if let Err(err) = docker.negotiate() {
-        eprintln!("skipped: dockerd does not answer: {err}");
+        super::missing_environment(format!("dockerd does not answer: {err}"));
         return None;
     }
     let image = super::busybox_image();
@@ -77,7 +79,9 @@ pub fn dockerd_with_busybox() -> Option<(dockshim::docker::DockerClient, String)
         .get_json::<serde_json::Value>(&format!("/images/{image}/json"))
         .is_err()
     {
-        eprintln!("skipped: test image {image} is missing (tests/images/build.sh makes it)");
+        super::missing_environment(format!(
+            "test image {image} is missing (tests/images/build.sh makes it)"
+        ));
         return None;
     }
     Some((docker, image))

@@ -15,7 +15,7 @@ use tempfile::TempDir;
 
 use super::client::CriClient;
 use super::fixture::{Dockshim, Options};
-use super::{pause_image, unique};
+use super::{pause_image, test_run_id, unique, TEST_RUN_LABEL};
 
 /// The label every sandbox and container of a test carries.
 pub const RUN_LABEL: &str = "dockshim-e2e";
@@ -155,6 +155,15 @@ pub fn host_network() -> cri::NamespaceOption {
     }
 }
 
+/// The labels of every sandbox and container of the test `run_id`: its own
+/// and the test run's.
+pub fn labels(run_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (RUN_LABEL.to_owned(), run_id.to_owned()),
+        (TEST_RUN_LABEL.to_owned(), test_run_id().to_owned()),
+    ])
+}
+
 /// A sandbox of the test `run_id`, logging to `logs`, in `namespaces`.
 pub fn sandbox_config(
     metadata: cri::PodSandboxMetadata,
@@ -164,7 +173,7 @@ pub fn sandbox_config(
 ) -> cri::PodSandboxConfig {
     cri::PodSandboxConfig {
         metadata: Some(metadata),
-        labels: HashMap::from([(RUN_LABEL.to_owned(), run_id.to_owned())]),
+        labels: labels(run_id),
         log_directory: logs.display().to_string(),
         linux: Some(cri::LinuxPodSandboxConfig {
             security_context: Some(cri::LinuxSandboxSecurityContext {
@@ -194,7 +203,7 @@ pub fn container_config(
         }),
         image: Some(super::client::image_spec(image)),
         command: command.iter().map(|arg| (*arg).to_owned()).collect(),
-        labels: HashMap::from([(RUN_LABEL.to_owned(), run_id.to_owned())]),
+        labels: labels(run_id),
         log_path: format!("{name}.log"),
         linux: Some(cri::LinuxContainerConfig {
             security_context: Some(cri::LinuxContainerSecurityContext {
