@@ -7,12 +7,23 @@
 #      docker-registry, busybox-static, apache2-utils, iproute2, curl);
 #   2. starts dockerd if /var/run/docker.sock does not answer (no init system is
 #      assumed: dockerd runs in the background, its log under $DOCKSHIM_TEST_WORKDIR);
-#   3. starts a registry on 127.0.0.1:5000 if none answers;
-#   4. builds the busybox and pause test images from busybox-static and pushes
+#   3. refuses to go on, removing nothing, if that dockerd holds Kubernetes
+#      containers (named k8s_* or labelled io.kubernetes.docker.type) that no
+#      test run made: a kubelet's pods share the node, and the tests list and
+#      stop pods by the same names and labels (`sudo tests/run.sh --check-host`
+#      runs this check alone; exit status 2 when it refuses);
+#   4. starts a registry on 127.0.0.1:5000 if none answers;
+#   5. builds the busybox and pause test images from busybox-static and pushes
 #      them to that registry (tests/images/build.sh);
-#   5. cargo fmt --check, clippy, codegen and man page diff checks, cargo test;
-#   6. fails if any container created by the tests is left behind;
-#   7. the engine matrix: when ../shared/engines/engine.sh exists beside the
+#   6. cargo fmt --check, clippy, codegen and man page diff checks, cargo test;
+#      every test binary gets at most $DOCKSHIM_TEST_BINARY_TIMEOUT (15m; a
+#      timeout(1) duration), then it is killed (SIGTERM, SIGKILL 30 s later)
+#      and fails with exit status 124 or 137, so one hung test cannot eat the
+#      whole CI budget (the run takes about 8 minutes, CI gives it 90);
+#   7. fails if a container of this run is left behind, and removes it: every
+#      container the tests make carries the label dockshim-test-run=<run ID>
+#      (DOCKSHIM_TEST_RUN_ID, fresh per run), and nothing else is touched;
+#   8. the engine matrix: when ../shared/engines/engine.sh exists beside the
 #      repository (DOCKSHIM_TEST_ENGINES_DIR names another folder), runs the
 #      suites that talk to dockerd again against each Docker Engine there
 #      (DOCKSHIM_TEST_ENGINES="27.5.1 29.7.2" picks some; default: every
@@ -20,13 +31,16 @@
 #      $DOCKSHIM_TEST_WORKDIR/engines) with tests/engines/runtime-wrapper.sh
 #      registered as the default runtime `wrapped`, pulls the test images into
 #      it from the registry, runs the suites with DOCKSHIM_TEST_DOCKER_SOCKET
-#      and DOCKER_HOST pointing at it, and checks it for stray containers.
+#      and DOCKER_HOST pointing at it, and checks it for this run's leftovers.
 #      The tests learn the wrapper from DOCKSHIM_TEST_RUNTIME_WRAPPER_HANDLER
 #      (`wrapped`) and DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG (one line per call,
 #      the arguments runc got); both are unset for the machine's dockerd.
 #      An engine already running without that wrapper is restarted.
 # A failure on any engine fails the run, yet every engine is tested; a table
-# of engines, results and seconds ends the output. Running it again reuses
+# of engines, results and seconds ends the output. The tests run with
+# DOCKSHIM_TEST_STRICT=1: a test that finds its environment missing (no
+# dockerd, no test image, no registry) fails instead of printing `skipped:`
+# and passing; one that finds the engine without a feature still skips. Running it again reuses
 # whatever is already there. Needs a Rust toolchain (rustup, stable) on PATH;
 # everything else comes from Debian's archive.
 set -euo pipefail
@@ -44,6 +58,15 @@ export DEBIAN_FRONTEND=noninteractive
 export DOCKSHIM_TEST_REGISTRY="$REGISTRY"
 export DOCKSHIM_TEST_BUSYBOX_IMAGE="$REGISTRY/dockshim-test/busybox:latest"
 export DOCKSHIM_TEST_PAUSE_IMAGE="$REGISTRY/dockshim-test/pause:3.10"
+export DOCKSHIM_TEST_STRICT=1
+DOCKSHIM_TEST_RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+export DOCKSHIM_TEST_RUN_ID
+# The label tests/common/mod.rs (TEST_RUN_LABEL) puts on every container.
+TEST_RUN_LABEL=dockshim-test-run
+# The label of a test's own sandboxes and containers (tests/common/pod.rs),
+# which runs made before TEST_RUN_LABEL existed carry alone.
+TEST_POD_LABEL=dockshim-e2e
+TEST_BINARY_TIMEOUT="${DOCKSHIM_TEST_BINARY_TIMEOUT:-15m}"
 # The first pass tests the machine's dockerd, whatever the caller's shell says.
 unset DOCKER_HOST DOCKSHIM_TEST_DOCKER_SOCKET DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG \
     DOCKSHIM_TEST_RUNTIME_WRAPPER_HANDLER
@@ -96,25 +119,67 @@ ensure_rust_toolchain() {
     fi
 }
 
-# Lists containers the tests may have created, one "id name" line each.
-stray_containers() {
-    {
-        docker ps -a --filter 'name=^k8s_' --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}'
-        docker ps -a --filter 'label=io.kubernetes.docker.type' --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}'
-        docker ps -a --filter 'label=dockshim-test=1' --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}'
-    } | sort -u
+# Lists the Kubernetes containers of the engine DOCKER_HOST (or the default)
+# names that carry no test label, one "id name image status" line each: a
+# kubelet's, or anyone's but a test run's. Fails if dockerd cannot be asked.
+foreign_kubernetes_containers() {
+    local listing
+    listing="$(docker ps -a --format "{{.ID}}|{{.Names}}|{{.Image}}|{{.Status}}|\
+{{.Label \"io.kubernetes.docker.type\"}}|{{.Label \"$TEST_RUN_LABEL\"}}{{.Label \"$TEST_POD_LABEL\"}}")" ||
+        return 1
+    printf '%s\n' "$listing" | awk -F'|' '
+        ($2 ~ /^k8s_/ || $5 != "") && $6 == "" { print $1 " " $2 " " $3 " " $4 }'
+}
+
+# Refuses (exit status 2) to test on a dockerd that holds Kubernetes
+# containers no test run made; removes nothing. The tests' leak check touches
+# only this run's containers, but dockshim itself, as the tests start it,
+# lists every pod on the engine and would count, stop or clean up a kubelet's
+# as its own.
+check_host() {
+    local foreign
+    foreign="$(foreign_kubernetes_containers)" ||
+        die "cannot list the containers of dockerd ($(docker context show 2>/dev/null || echo default))"
+    if [ -z "$foreign" ]; then
+        return 0
+    fi
+    printf 'tests/run.sh: refusing to run: this dockerd holds Kubernetes containers that no\n' >&2
+    printf 'test run made (named k8s_* or labelled io.kubernetes.docker.type, without the\n' >&2
+    printf 'label %s or %s); a kubelet may own them. Nothing was removed.\n' \
+        "$TEST_RUN_LABEL" "$TEST_POD_LABEL" >&2
+    printf '%s\n' "$foreign" >&2
+    printf 'Run the tests on a machine without a kubelet, or remove these containers yourself.\n' >&2
+    exit 2
+}
+
+# Lists the containers this run created on the engine DOCKER_HOST (or the
+# default) names, one "id name image status" line each.
+run_containers() {
+    docker ps -a --filter "label=$TEST_RUN_LABEL=$DOCKSHIM_TEST_RUN_ID" \
+        --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}'
 }
 
 check_no_stray_containers() {
     local stray
-    stray="$(stray_containers)"
+    stray="$(run_containers)" || { printf 'tests/run.sh: cannot list containers\n' >&2; return 1; }
     if [ -z "$stray" ]; then
         return 0
     fi
     printf 'tests/run.sh: the tests left these containers behind:\n%s\n' "$stray" >&2
     # Removed so the next run starts clean; the list above is the evidence.
-    printf '%s\n' "$stray" | cut -d' ' -f1 | xargs -r docker rm -f >/dev/null || true
+    printf '%s\n' "$stray" | cut -d' ' -f1 | xargs -r docker rm -f -v >/dev/null || true
     return 1
+}
+
+# `cargo test "$@"`, each test binary run under timeout(1): cargo runs a
+# target's test binaries through its runner, which the environment sets for
+# the host's target triple.
+cargo_test() {
+    local triple
+    triple="$(rustc -vV | sed -n 's/^host: //p')"
+    triple="$(printf '%s' "$triple" | tr '[:lower:]-' '[:upper:]_')"
+    env "CARGO_TARGET_${triple}_RUNNER=timeout --kill-after=30s $TEST_BINARY_TIMEOUT" \
+        cargo test "$@"
 }
 
 # The suites that talk to dockerd, as `--test NAME` arguments: every e2e suite
@@ -296,8 +361,8 @@ test_engine() {
     log "docker-$version: cargo test (the suites that talk to dockerd)"
     local suites
     mapfile -t suites < <(engine_suite_args)
-    cargo test --workspace --no-fail-fast "${suites[@]}" || status=$?
-    log "docker-$version: checking for stray containers"
+    cargo_test --workspace --no-fail-fast "${suites[@]}" || status=$?
+    log "docker-$version: checking for containers this run left behind"
     check_no_stray_containers || status=1
     return "$status"
 }
@@ -313,6 +378,9 @@ main() {
     install_missing_packages docker.io containernetworking-plugins docker-registry busybox-static \
         apache2-utils iproute2 curl
     start_dockerd "$WORKDIR/dockerd.log"
+    log "checking dockerd for Kubernetes containers no test run made"
+    check_host
+    log "test run $DOCKSHIM_TEST_RUN_ID"
     repair_default_bridge
     start_registry
     ensure_rust_toolchain
@@ -330,8 +398,8 @@ main() {
     log "cargo test"
     local status=0 results=() engine_started engine_status=0 version
     engine_started=$(date +%s)
-    cargo test --workspace --all-targets --no-fail-fast || engine_status=$?
-    log "checking for stray containers"
+    cargo_test --workspace --all-targets --no-fail-fast || engine_status=$?
+    log "checking for containers this run left behind"
     check_no_stray_containers || engine_status=1
     results+=("dockerd $(engine_server_version) (/var/run/docker.sock)|$engine_status|$(( $(date +%s) - engine_started ))")
 
@@ -360,4 +428,11 @@ main() {
     return "$status"
 }
 
-main "$@"
+case "${1:-}" in
+--check-host)
+    check_host
+    log "no Kubernetes containers but the tests' own on this dockerd"
+    ;;
+"") main ;;
+*) die "unknown argument $1 (usage: $0 [--check-host])" ;;
+esac
