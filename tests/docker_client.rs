@@ -2,9 +2,10 @@
 //! /var/run/docker.sock, plus the failure modes of an absent or silent
 //! dockerd (which need no dockerd at all).
 //!
-//! Tests that need dockerd print why and pass when the socket is absent.
-//! Containers created here carry the label `dockshim-test=1` and are removed
-//! by drop guards, also when an assertion fails.
+//! Tests that need dockerd print why and pass when the socket is absent
+//! (under tests/run.sh they fail). Containers created here carry the label
+//! `dockshim-test=1` and the test run's label, and are removed by drop
+//! guards, also when an assertion fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -3,9 +3,9 @@
 //! a private subnet and bridge of each test's own. Needs root, as
 //! `tests/run.sh` runs the suite.
 //!
-//! Every sandbox carries the CRI label `dockshim-e2e=<test run>`; a drop
-//! guard force-removes whatever still carries it, so a failing test leaves
-//! no container behind. Traffic flows only between the test's own sandboxes
+//! Every sandbox carries the CRI labels `dockshim-e2e=<test>` and
+//! `dockshim-test-run=<test run>`; a drop guard force-removes whatever still
+//! carries the first, so a failing test leaves no container behind. Traffic flows only between the test's own sandboxes
 //! and the host's loopback and bridge addresses. Commands run inside a pod
 //! through throwaway busybox containers that join the sandbox's network
 //! namespace (`docker run --rm --network container:<sandbox>`).

@@ -4,8 +4,9 @@
 //! stopped and missing containers, and no descriptor or thread left behind.
 //!
 //! Tests that need dockerd print why and pass when the socket or the test
-//! image is absent. Every container created here carries `dockshim-test=1`
-//! and is removed by a drop guard, also when an assertion fails. Processes
+//! image is absent (under tests/run.sh they fail). Every container created
+//! here carries `dockshim-test=1` and the test run's label, and is removed
+//! by a drop guard, also when an assertion fails. Processes
 //! are looked for through the host's /proc, in the container's own PID
 //! namespace, so other work on the machine cannot confuse the tests.
 

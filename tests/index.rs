@@ -7,10 +7,11 @@
 //! is not an option here).
 //!
 //! Tests that need dockerd print why and pass when the socket or the test
-//! images are absent. Other work on the machine may create labelled
-//! containers at the same time, so the tests only look at their own
-//! containers. Every container created here carries `dockshim-test=1` and
-//! is removed by a drop guard, also when an assertion fails.
+//! images are absent (under tests/run.sh they fail). Other work on the
+//! machine may create labelled containers at the same time, so the tests
+//! only look at their own containers. Every container created here carries
+//! `dockshim-test=1` and the test run's label, and is removed by a drop
+//! guard, also when an assertion fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,9 +1,10 @@
 //! CRI log files written from real containers' output through the real
 //! dockerd on /var/run/docker.sock.
 //!
-//! Tests print why and pass when the socket is absent. Containers carry the
-//! label `dockshim-test=1` and are removed by drop guards, also when an
-//! assertion fails. All tests share one `LogManager`, so the process has
+//! Tests print why and pass when the socket is absent (under tests/run.sh
+//! they fail). Containers carry the label `dockshim-test=1` and the test
+//! run's label, and are removed by drop guards, also when an assertion
+//! fails. All tests share one `LogManager`, so the process has
 //! exactly one log writer thread however many containers are followed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

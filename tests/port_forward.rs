@@ -15,9 +15,10 @@
 //! Each test accepts the connections itself, reads the request head as the
 //! streaming server would, and runs `serve` in this process, so the threads
 //! and descriptors sessions leave behind can be counted here. Tests print
-//! why and pass when dockerd or the test image is absent. Every container
-//! created here carries `dockshim-test=1` and is removed by a drop guard,
-//! also when an assertion fails.
+//! why and pass when dockerd or the test image is absent (under tests/run.sh
+//! they fail). Every container created here carries `dockshim-test=1` and
+//! the test run's label, and is removed by a drop guard, also when an
+//! assertion fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -2,9 +2,10 @@
 //! busy loop whose CPU time shows up, a container holding a known amount of
 //! memory, its writable layer and its network counters.
 //!
-//! Tests print why and pass when dockerd is not reachable. Containers carry
-//! the label `dockshim-stats-test=1` and are removed by drop guards, also
-//! when an assertion fails.
+//! Tests print why and pass when dockerd is not reachable (under
+//! tests/run.sh they fail). Containers carry the label
+//! `dockshim-stats-test=1` and the test run's label, and are removed by drop
+//! guards, also when an assertion fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

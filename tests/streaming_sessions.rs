@@ -7,8 +7,9 @@
 //! streaming server would, and runs `serve` in this process, so the threads
 //! and descriptors a session leaves behind can be counted here.
 //!
-//! Tests print why and pass when dockerd or the test image is absent. Every
-//! container created here carries `dockshim-test=1` and is removed by a drop
+//! Tests print why and pass when dockerd or the test image is absent (under
+//! tests/run.sh they fail). Every container created here carries
+//! `dockshim-test=1` and the test run's label, and is removed by a drop
 //! guard, also when an assertion fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,7 +1,7 @@
 //! A pod to put containers in: dockshim started with the test images, a
 //! host-network sandbox with a temporary log directory, and a drop guard
 //! that force-removes every sandbox and container labelled with the test's
-//! run ID, so a failing test leaves nothing behind; and the arguments,
+//! ID, so a failing test leaves nothing behind; and the arguments, labels,
 //! sandbox and container configurations every pod test builds on
 //! (`cni_pod` too). Needs root.
 
