@@ -9,9 +9,9 @@
 #      assumed: dockerd runs in the background, its log under $DOCKSHIM_TEST_WORKDIR);
 #   3. refuses to go on, removing nothing, if that dockerd holds Kubernetes
 #      containers (named k8s_* or labelled io.kubernetes.docker.type) that no
-#      test run made: a kubelet's pods share the node, and the tests list and
-#      stop pods by the same names and labels (`sudo tests/run.sh --check-host`
-#      runs this check alone; exit status 2 when it refuses);
+#      test run made: a kubelet may own them, and the dockshim the tests start
+#      takes every pod on its engine for its own (`sudo tests/run.sh
+#      --check-host` runs this check alone; exit status 2 when it refuses);
 #   4. starts a registry on 127.0.0.1:5000 if none answers;
 #   5. builds the busybox and pause test images from busybox-static and pushes
 #      them to that registry (tests/images/build.sh);
@@ -40,8 +40,8 @@
 # of engines, results and seconds ends the output. The tests run with
 # DOCKSHIM_TEST_STRICT=1: a test that finds its environment missing (no
 # dockerd, no test image, no registry) fails instead of printing `skipped:`
-# and passing; one that finds the engine without a feature still skips. Running it again reuses
-# whatever is already there. Needs a Rust toolchain (rustup, stable) on PATH;
+# and passing; one that finds the engine without a feature still skips.
+# Running it again reuses whatever is already there. Needs a Rust toolchain (rustup, stable) on PATH;
 # everything else comes from Debian's archive.
 set -euo pipefail
 
@@ -132,10 +132,10 @@ foreign_kubernetes_containers() {
 }
 
 # Refuses (exit status 2) to test on a dockerd that holds Kubernetes
-# containers no test run made; removes nothing. The tests' leak check touches
-# only this run's containers, but dockshim itself, as the tests start it,
-# lists every pod on the engine and would count, stop or clean up a kubelet's
-# as its own.
+# containers no test run made; removes nothing. The leak check touches only
+# this run's containers, but the dockshim the tests start lists and answers
+# for every pod on its engine: a kubelet's pods would be open to the tests'
+# calls and would disturb their counts.
 check_host() {
     local foreign
     foreign="$(foreign_kubernetes_containers)" ||
