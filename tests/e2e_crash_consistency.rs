@@ -38,7 +38,7 @@ fn is_running(id: &str) -> bool {
 async fn a_start_without_a_log_directory_fails_and_leaves_nothing_running() {
     let world = World::start().await;
     let log_dir = world.logs.path().to_path_buf();
-    std::fs::remove_dir_all(&log_dir).unwrap();
+    fs::remove_dir_all(&log_dir).unwrap();
     let mut ids = Vec::new();
     for n in 0..FAILED_STARTS {
         let config = world.config(&format!("app{n}"), &busybox_image(), "sleep 300");
@@ -63,12 +63,12 @@ async fn a_start_without_a_log_directory_fails_and_leaves_nothing_running() {
     );
 
     // The same request succeeds once the kubelet's directory is back.
-    std::fs::create_dir(&log_dir).unwrap();
+    fs::create_dir(&log_dir).unwrap();
     let config = world.config("app", &busybox_image(), "echo up; sleep 300");
     let id = world.create(config).await.unwrap();
     world.client.start_container(&id).await.unwrap();
     assert!(is_running(&id));
-    let log = common::pod::wait_for_log_line(&log_dir.join("app.log"), " stdout F up");
+    let log = pod::wait_for_log_line(&log_dir.join("app.log"), " stdout F up");
     assert!(log.ends_with(" stdout F up\n"), "{log:?}");
     world.clean_up().await;
 }
