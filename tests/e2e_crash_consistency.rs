@@ -3,7 +3,8 @@
 //! container's log file leaves nothing running, and a CNI DEL that fails
 //! during a RunPodSandbox rollback is recorded under the root directory and
 //! retried (at start-up, or by the kubelet's next RunPodSandbox) until it
-//! succeeds and host-local's address reservation is gone.
+//! succeeds and host-local's address reservation is gone; so is a DEL
+//! that StopPodSandbox runs for a sandbox whose checkpoint is corrupt.
 //! Needs root, as `tests/run.sh` runs the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -211,15 +212,18 @@ impl FlakyNetwork {
             .collect()
     }
 
-    /// The sandboxes owed a CNI DEL, from the root directory.
-    fn owed(&self) -> Vec<String> {
+    /// dockshim's `--root-directory`.
+    fn root(&self) -> PathBuf {
         let args = self.dockshim.same_args();
-        let root = args
-            .iter()
+        args.iter()
             .position(|a| a == "--root-directory")
             .map(|i| PathBuf::from(&args[i + 1]))
-            .unwrap();
-        let Ok(entries) = fs::read_dir(root.join("owed-teardown")) else {
+            .unwrap()
+    }
+
+    /// The sandboxes owed a CNI DEL, from the root directory.
+    fn owed(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.root().join("owed-teardown")) else {
             return Vec::new();
         };
         entries
@@ -306,5 +310,29 @@ async fn a_del_a_failed_rollback_owes_is_retried_by_the_next_run_pod_sandbox() {
 
     pod::stop_and_remove_sandbox(&net.client, &id).await;
     assert_eq!(net.reservations(), Vec::<String>::new());
+    assert!(net.containers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_checkpoint_still_gets_a_del_owed_until_it_succeeds() {
+    let net = FlakyNetwork::start().await;
+    let id = pod::run_sandbox(&net.client, &net.sandbox_config()).await;
+    assert_eq!(net.reservations().len(), 1);
+    fs::write(net.root().join("sandbox").join(&id), "{").unwrap();
+
+    net.fail("del", true);
+    let status = net.client.stop_pod_sandbox(&id).await.unwrap_err();
+    assert!(
+        status.message().contains("injected DEL failure"),
+        "{status:?}"
+    );
+    assert_eq!(net.owed(), std::slice::from_ref(&id));
+    assert_eq!(net.reservations().len(), 1);
+
+    net.fail("del", false);
+    net.client.stop_pod_sandbox(&id).await.unwrap();
+    assert_eq!(net.reservations(), Vec::<String>::new());
+    assert_eq!(net.owed(), Vec::<String>::new());
+    net.client.remove_pod_sandbox(&id).await.unwrap();
     assert!(net.containers().is_empty());
 }
