@@ -1,6 +1,7 @@
 //! Calls that fail half-way leave nothing behind, end to end with the real
 //! binary and the real dockerd: a StartContainer that cannot open the
-//! container's log file leaves nothing running, and a CNI DEL that fails
+//! container's log file, or cannot follow the output of the container it
+//! started, leaves nothing running, and a CNI DEL that fails
 //! during a RunPodSandbox rollback is recorded under the root directory and
 //! retried (at start-up, or by the kubelet's next RunPodSandbox) until it
 //! succeeds and host-local's address reservation is gone; so is a DEL
@@ -22,6 +23,7 @@ use common::cni_pod::{bridge_plugin, conflist, CniGuard};
 use common::docker::get_json;
 use common::fixture::{Dockshim, Options, Restarted, CNI_BIN_DIR};
 use common::pod::{self, World, RUN_LABEL};
+use common::proxy::DockerProxy;
 use common::unique;
 use dockshim::cri::v1 as cri;
 use tonic::Code;
@@ -71,6 +73,39 @@ async fn a_start_without_a_log_directory_fails_and_leaves_nothing_running() {
     assert!(is_running(&id));
     let log = pod::wait_for_log_line(&log_dir.join("app.log"), " stdout F up");
     assert!(log.ends_with(" stdout F up\n"), "{log:?}");
+    world.clean_up().await;
+}
+
+/// Longer than dockshim waits for the head of a logs response.
+const LOGS_STALL: Duration = Duration::from_secs(35);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_output_cannot_be_followed_stops_the_container_again() {
+    let proxy = DockerProxy::start();
+    let world = World::start_with_options(Options {
+        docker_socket: proxy.socket().to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let id = world
+        .create(world.config("app", &busybox_image(), "sleep 300"))
+        .await
+        .unwrap();
+    proxy.delay(&format!("/containers/{id}/logs?"), LOGS_STALL);
+
+    let status = world.client.start_container(&id).await.unwrap_err();
+    assert!(
+        status
+            .message()
+            .ends_with(&format!("container {id} was stopped again")),
+        "{status:?}"
+    );
+    assert!(!is_running(&id), "container {id} runs after a failed start");
+    assert_eq!(
+        world.status(&id).await.state,
+        cri::ContainerState::ContainerExited as i32
+    );
+    proxy.clear_delays();
     world.clean_up().await;
 }
 
