@@ -126,6 +126,31 @@ impl LogManager {
         self.start_following(id, log_path, file, tty, None)
     }
 
+    /// Opens and locks `log_path` for container `id` before the container
+    /// is started, so that a file that cannot be written is found while
+    /// nothing runs yet. `None` when the output is followed already (a
+    /// repeated StartContainer). Hand the file to
+    /// [`LogManager::follow_prepared`] once the container runs.
+    pub fn prepare(&self, id: &str, log_path: &Path) -> Result<Option<LogFile>, LogError> {
+        match self.claim(id, log_path) {
+            Ok(file) => Ok(Some(file)),
+            Err(LogError::AlreadyFollowed(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// As [`LogManager::follow`], into the file [`LogManager::prepare`]
+    /// opened.
+    pub fn follow_prepared(
+        &self,
+        id: &str,
+        log_path: &Path,
+        file: LogFile,
+        tty: bool,
+    ) -> Result<(), LogError> {
+        self.start_following(id, log_path, file, tty, None)
+    }
+
     /// Follows a container again after a dockshim restart: output already
     /// in `log_path` is not written twice, and output written while nobody
     /// followed is not lost (see [`super::resume`]).

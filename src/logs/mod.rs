@@ -8,8 +8,9 @@
 //! a file left off after a restart, and [`manager`] runs every follower on
 //! one I/O thread.
 //!
-//! It does not decide when to follow (the container handlers call
-//! [`LogManager::follow`] after StartContainer, [`LogManager::remove`] on
+//! It does not decide when to follow (the container handlers open the file
+//! with [`LogManager::prepare`] before StartContainer and call
+//! [`LogManager::follow_prepared`] after it, [`LogManager::remove`] on
 //! RemoveContainer, [`LogManager::reopen`] for ReopenContainerLog, and
 //! [`LogManager::resume`] for running containers at start-up), and it never
 //! rotates files: the kubelet renames them and asks for a reopen.
@@ -36,6 +37,8 @@ pub use resume::{find_resume_point, MAX_RESUME_SCAN};
 pub enum LogError {
     /// The CRI `log_path` (or log directory) is not acceptable.
     InvalidPath(String),
+    /// The directory a log file is to be created in does not exist.
+    MissingDirectory { path: PathBuf },
     /// A log file could not be opened, created, read or removed.
     File { path: PathBuf, source: io::Error },
     /// Another open file holds the log file's lock: someone else writes it.
@@ -61,9 +64,15 @@ pub enum LogError {
 impl LogError {
     /// The gRPC code this failure maps to. A reopen of a container that is
     /// not running is the caller's precondition failing, as the CRI says.
+    /// So is a missing log directory: the kubelet creates the pod's log
+    /// directory before it creates containers, and the same request
+    /// succeeds once the directory is back, which makes it a state of the
+    /// node (FAILED_PRECONDITION) rather than a bad argument
+    /// (INVALID_ARGUMENT is for requests wrong whatever the state).
     pub fn code(&self) -> Code {
         match self {
             LogError::InvalidPath(_) => Code::InvalidArgument,
+            LogError::MissingDirectory { .. } => Code::FailedPrecondition,
             LogError::File { .. } | LogError::Write { .. } => Code::Internal,
             LogError::Locked { .. } => Code::AlreadyExists,
             LogError::Corrupt { .. } => Code::DataLoss,
@@ -79,6 +88,11 @@ impl fmt::Display for LogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LogError::InvalidPath(reason) => write!(f, "invalid log path: {reason}"),
+            LogError::MissingDirectory { path } => write!(
+                f,
+                "log directory {} does not exist (the kubelet creates it before the container)",
+                path.display()
+            ),
             LogError::File { path, source } => write!(f, "{}: {source}", path.display()),
             LogError::Locked { path } => write!(
                 f,
@@ -144,5 +158,14 @@ mod tests {
         let status = Status::from(LogError::Docker(docker));
         assert_eq!(status.code, Code::NotFound);
         assert!(status.message.contains("No such container: c1"));
+    }
+
+    #[test]
+    fn a_missing_log_directory_is_a_failed_precondition_naming_it() {
+        let status = Status::from(LogError::MissingDirectory {
+            path: PathBuf::from("/var/log/pods/ns_pod_uid/app"),
+        });
+        assert_eq!(status.code, Code::FailedPrecondition);
+        assert!(status.message.contains("/var/log/pods/ns_pod_uid/app"));
     }
 }

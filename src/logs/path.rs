@@ -15,6 +15,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -93,8 +94,9 @@ pub type LogFile = Flock<File>;
 
 /// Opens (creating it with [`LOG_FILE_MODE`]) a log file for appending and
 /// locks it without waiting: [`LogError::Locked`] if another open file
-/// holds the lock. The last component is opened with `O_NOFOLLOW`, so a
-/// symlink put there after [`validate_log_path`] is refused, not followed.
+/// holds the lock, [`LogError::MissingDirectory`] if its directory does not
+/// exist. The last component is opened with `O_NOFOLLOW`, so a symlink put
+/// there after [`validate_log_path`] is refused, not followed.
 pub fn open_log_file(path: &Path) -> Result<LogFile, LogError> {
     let file = OpenOptions::new()
         .append(true)
@@ -102,9 +104,15 @@ pub fn open_log_file(path: &Path) -> Result<LogFile, LogError> {
         .mode(LOG_FILE_MODE)
         .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
         .open(path)
-        .map_err(|source| LogError::File {
-            path: path.to_owned(),
-            source,
+        .map_err(|source| match (source.kind(), path.parent()) {
+            // With O_CREAT only a missing directory gives ENOENT.
+            (io::ErrorKind::NotFound, Some(directory)) => LogError::MissingDirectory {
+                path: directory.to_owned(),
+            },
+            _ => LogError::File {
+                path: path.to_owned(),
+                source,
+            },
         })?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
         Errno::EWOULDBLOCK => LogError::Locked {
@@ -190,6 +198,17 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\n");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & !0o640, 0, "mode {mode:o}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_file_in_a_missing_directory_names_the_directory() {
+        let dir = temp_dir();
+        let err = open_log_file(&dir.join("gone/0.log")).unwrap_err();
+        assert!(
+            matches!(&err, LogError::MissingDirectory { path } if *path == dir.join("gone")),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

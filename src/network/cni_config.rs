@@ -31,6 +31,8 @@ pub enum CniConfigError {
         dir: PathBuf,
         skipped: Vec<(PathBuf, String)>,
     },
+    /// A configuration recorded for a later teardown is not one.
+    Recorded { file: PathBuf, reason: String },
 }
 
 impl fmt::Display for CniConfigError {
@@ -53,6 +55,11 @@ impl fmt::Display for CniConfigError {
                 }
                 Ok(())
             }
+            CniConfigError::Recorded { file, reason } => write!(
+                f,
+                "the recorded CNI network config of {} is unusable: {reason}",
+                file.display()
+            ),
         }
     }
 }
@@ -79,6 +86,19 @@ pub struct CniNetwork {
 }
 
 impl CniNetwork {
+    /// The network a configuration recorded earlier describes (the content
+    /// of `file` then), checked as a file's would be but without looking
+    /// for the plugins: a teardown owed since then reaches the same ones.
+    pub fn from_recorded(
+        file: &Path,
+        config: serde_json::Value,
+    ) -> Result<CniNetwork, CniConfigError> {
+        parse(file, config).map_err(|reason| CniConfigError::Recorded {
+            file: file.to_path_buf(),
+            reason,
+        })
+    }
+
     /// True when some plugin wants the pod CIDR as `ipRanges`, so pods
     /// cannot be wired until UpdateRuntimeConfig has given one.
     pub fn needs_pod_cidr(&self) -> bool {
@@ -151,6 +171,11 @@ fn load_file(file: &Path) -> Result<CniNetwork, String> {
     }
     let config: serde_json::Value =
         serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
+    parse(file, config)
+}
+
+/// The network `config` describes, as read from `file`.
+fn parse(file: &Path, config: serde_json::Value) -> Result<CniNetwork, String> {
     let raw = RawConfig::deserialize(&config).map_err(|err| format!("invalid: {err}"))?;
     let plugins = match (raw.plugins, raw.plugin_type) {
         (Some(list), _) => list
@@ -374,5 +399,19 @@ mod tests {
             err.contains("empty") && err.contains("no \"name\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_recorded_config_is_the_same_network_without_its_plugins_present() {
+        let d = dirs(&[]);
+        let file = d.conf.join("10-pods.conflist");
+        let config: serde_json::Value = serde_json::from_str(BRIDGE_LIST).unwrap();
+        let network = CniNetwork::from_recorded(&file, config.clone()).unwrap();
+        assert_eq!(network.name, "pods");
+        assert_eq!(network.file, file);
+        assert_eq!(network.config, config);
+        assert_eq!(network.plugins.len(), 2);
+        let err = CniNetwork::from_recorded(&file, serde_json::json!({"name": "x"})).unwrap_err();
+        assert!(matches!(err, CniConfigError::Recorded { .. }), "{err}");
     }
 }

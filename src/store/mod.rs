@@ -1,6 +1,7 @@
 //! What dockshim keeps on disk under `--root-directory`, so it survives a
-//! restart: the pod CIDR last given by UpdateRuntimeConfig here, and the
-//! pod sandbox checkpoints in `checkpoint`.
+//! restart: the pod CIDR last given by UpdateRuntimeConfig here, the pod
+//! sandbox checkpoints in `checkpoint`, and the CNI DELs still owed in
+//! `owed`.
 //!
 //! Every file is written atomically (temporary file, fsync, rename, fsync of
 //! the directory), so a crash leaves either the old or the new content. This
@@ -15,8 +16,10 @@ use std::path::{Path, PathBuf};
 use crate::grpc::{Code, Status};
 
 pub mod checkpoint;
+pub mod owed;
 
 pub use checkpoint::{CheckpointError, CheckpointStore, PodSandboxCheckpoint};
+pub use owed::{OwedTeardown, OwedTeardownError, OwedTeardowns};
 
 /// The file, relative to the root directory, holding the pod CIDR.
 const POD_CIDR_FILE: &str = "pod-cidr";

@@ -15,27 +15,80 @@ use crate::logs::LogError;
 
 impl ContainerService {
     /// StartContainer; starts following the output into the CRI log file
-    /// when the container has one.
+    /// when the container has one. The log file is opened before the
+    /// start, and a failure after dockerd started the container stops it
+    /// again: a failed call leaves no running container behind.
     pub fn start_container(&self, id: &str) -> Result<(), ContainerError> {
         let entry = self
             .index
             .container(id)?
             .ok_or_else(|| ContainerError::NotFound { id: id.to_owned() })?;
+        let log_path = Path::new(&entry.log_path);
+        let log_file = if entry.log_path.is_empty() {
+            None
+        } else {
+            self.logs.prepare(&entry.id, log_path)?
+        };
         let started = self
             .docker
             .post(&format!("/containers/{}/start", entry.id), None);
-        let refreshed = self.index.refresh(&entry.id)?;
-        started.map_err(|err| ContainerError::docker("start the container", err))?;
-        if !entry.log_path.is_empty() {
-            let tty = refreshed.as_ref().map_or(entry.tty, |entry| entry.tty);
-            // The log keeper may have seen the container run first.
-            match self.logs.follow(&entry.id, Path::new(&entry.log_path), tty) {
-                Ok(()) | Err(LogError::AlreadyFollowed(_)) => {}
-                Err(err) => return Err(err.into()),
+        let refreshed = self.index.refresh(&entry.id);
+        match started {
+            Ok(_) => {}
+            // dockerd answered: the start did not happen.
+            Err(err) if err.api_status().is_some() => {
+                refreshed?;
+                return Err(ContainerError::docker("start the container", err));
             }
+            // No answer: the container may run all the same.
+            Err(err) => {
+                return Err(self.stop_after_failed_start(
+                    &entry.id,
+                    ContainerError::docker("start the container", err),
+                ))
+            }
+        }
+        let followed = refreshed
+            .map_err(ContainerError::from)
+            .and_then(|refreshed| {
+                let Some(file) = log_file else {
+                    return Ok(());
+                };
+                let tty = refreshed.as_ref().map_or(entry.tty, |entry| entry.tty);
+                match self.logs.follow_prepared(&entry.id, log_path, file, tty) {
+                    Ok(()) | Err(LogError::AlreadyFollowed(_)) => Ok(()),
+                    Err(err) => Err(err.into()),
+                }
+            });
+        if let Err(err) = followed {
+            return Err(self.stop_after_failed_start(&entry.id, err));
         }
         log::info!("started container {}", entry.id);
         Ok(())
+    }
+
+    /// Kills container `id`, which a failed StartContainer may have left
+    /// running, and waits until it is stopped; returns `cause` with what
+    /// the cleanup gave.
+    fn stop_after_failed_start(&self, id: &str, cause: ContainerError) -> ContainerError {
+        let path = path_with_query(&format!("/containers/{id}/stop"), &[("t", "0")]);
+        let cleanup =
+            match self
+                .docker
+                .request("POST", &path, &[], None, Some(self.request_timeout))
+            {
+                Ok(_) => None,
+                Err(err) if err.api_status() == Some(404) => None,
+                Err(err) => Some(err),
+            };
+        if let Err(err) = self.index.refresh(id) {
+            log::warn!("container {id}: {err}");
+        }
+        ContainerError::StartRolledBack {
+            id: id.to_owned(),
+            cause: Box::new(cause),
+            cleanup,
+        }
     }
 
     /// StopContainer with `timeout_secs` between the stop signal and

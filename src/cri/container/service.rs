@@ -304,6 +304,14 @@ pub enum ContainerError {
         process: Option<u32>,
         source: io::Error,
     },
+    /// StartContainer failed after dockerd may have started the
+    /// container, which was then stopped again, unless `cleanup` says why
+    /// it could not be.
+    StartRolledBack {
+        id: String,
+        cause: Box<ContainerError>,
+        cleanup: Option<DockerError>,
+    },
     Index(IndexError),
     Logs(LogError),
     Exec(ExecError),
@@ -328,6 +336,7 @@ impl ContainerError {
             | ContainerError::LimitDroppedAtUpdate { .. }
             | ContainerError::OomScoreAdj { .. } => Code::FailedPrecondition,
             ContainerError::Docker { source, .. } => source.code(),
+            ContainerError::StartRolledBack { cause, .. } => cause.code(),
             ContainerError::Index(err) => err.code(),
             ContainerError::Logs(err) => err.code(),
             ContainerError::Exec(err) => err.code(),
@@ -390,6 +399,13 @@ impl fmt::Display for ContainerError {
                 }
                 Ok(())
             }
+            ContainerError::StartRolledBack { id, cause, cleanup } => {
+                write!(f, "{cause}; ")?;
+                match cleanup {
+                    None => write!(f, "container {id} was stopped again"),
+                    Some(err) => write!(f, "stopping container {id} again failed too: {err}"),
+                }
+            }
             ContainerError::Index(err) => err.fmt(f),
             ContainerError::Logs(err) => err.fmt(f),
             ContainerError::Exec(err) => err.fmt(f),
@@ -407,6 +423,7 @@ impl std::error::Error for ContainerError {
                 cleanup: Some(err), ..
             } => Some(err),
             ContainerError::OomScoreAdj { source, .. } => Some(source),
+            ContainerError::StartRolledBack { cause, .. } => Some(cause.as_ref()),
             ContainerError::Index(err) => Some(err),
             ContainerError::Logs(err) => Some(err),
             ContainerError::Exec(err) => Some(err),
@@ -455,6 +472,22 @@ impl From<ContainerError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_rolled_back_keeps_its_cause_code_and_says_the_container_was_stopped() {
+        let missing = ContainerError::Logs(LogError::MissingDirectory {
+            path: PathBuf::from("/var/log/pods/e2e_pod_uid/app"),
+        });
+        let err = ContainerError::StartRolledBack {
+            id: "c1".to_owned(),
+            cause: Box::new(missing),
+            cleanup: None,
+        };
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        let text = err.to_string();
+        assert!(text.contains("/var/log/pods/e2e_pod_uid/app"), "{text}");
+        assert!(text.ends_with("container c1 was stopped again"), "{text}");
+    }
 
     const TABLE: &str = "\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw

@@ -8,13 +8,16 @@
 //! that do — RunPodSandbox (`run`), StopPodSandbox (`stop`),
 //! RemovePodSandbox (`remove`), PodSandboxStatus (`status`) and
 //! ListPodSandbox (`list`) — are methods of [`SandboxService`] (`service`),
-//! which talks to dockerd, the state index, CNI and the checkpoint store.
+//! which talks to dockerd, the state index, CNI and the checkpoint store;
+//! `owed` retries the CNI DELs that failed where no checkpoint remembers
+//! them.
 //! Every refusal of a configuration is a [`SandboxConfigError`] that names
 //! the offending field and maps itself to a gRPC code.
 
 pub mod dns;
 mod error;
 mod list;
+mod owed;
 mod remove;
 mod run;
 pub mod security;

@@ -5,7 +5,9 @@
 //!
 //! The checkpoint is written before the start and says that a CNI DEL is
 //! owed before the ADD runs, so that a dockshim killed at any point leaves
-//! enough on disk for StopPodSandbox to tear the network down later.
+//! enough on disk for StopPodSandbox to tear the network down later. A
+//! rollback whose DEL fails records it as owed (`owed`) before the
+//! checkpoint goes, and every call first retries the DELs owed so far.
 //! A call repeated while the first is under way (same Docker name, so same
 //! pod name, namespace, UID and attempt) waits for it and answers the same.
 
@@ -24,7 +26,7 @@ use crate::cri::naming;
 use crate::cri::v1;
 use crate::docker::{path_with_query, ContainerCreate};
 use crate::grpc::{CallContext, Code, Status};
-use crate::network::cni::{self, Bandwidth, POD_IFNAME};
+use crate::network::cni::{self, Bandwidth, CniError, POD_IFNAME};
 use crate::network::{cni_config, CniNetwork, PodAttachment, RuntimeArgs};
 use crate::store::checkpoint::{self, CheckpointData, SandboxNetwork};
 use crate::store::{CheckpointError, PodSandboxCheckpoint};
@@ -51,7 +53,8 @@ struct Created {
 /// What has been done so far, for the rollback.
 struct Progress {
     id: String,
-    /// The pod attached by a successful ADD, to DEL on rollback.
+    /// The pod attached by a successful ADD, or by one whose own cleanup
+    /// failed, to DEL on rollback.
     attached: Option<PodAttachment>,
 }
 
@@ -111,6 +114,10 @@ impl SandboxService {
             flight,
             outcome: None,
         };
+        // The kubelet never learns the ID of a sandbox whose RunPodSandbox
+        // failed, so no Stop retries what its rollback owes; its retry of
+        // RunPodSandbox does.
+        self.settle_owed_teardowns();
         let outcome = self.run_planned(ctx, &plan).map_err(|err| {
             log::warn!("{err}");
             Status::from(err)
@@ -381,10 +388,18 @@ impl SandboxService {
                 uid: plan.metadata.uid.clone(),
                 netns: Some(netns.clone()),
             };
-            let ips = self
-                .cni
-                .add(network, &pod, &plan.args)
-                .map_err(|err| ("set up the pod network", err.into()))?;
+            let ips = self.cni.add(network, &pod, &plan.args).map_err(|err| {
+                if matches!(
+                    err,
+                    CniError::Add {
+                        cleanup: Some(_),
+                        ..
+                    }
+                ) {
+                    progress.attached = Some(pod.clone());
+                }
+                ("set up the pod network", err.into())
+            })?;
             progress.attached = Some(pod);
             self.hairpin
                 .configure(self.settings.hairpin_mode, &netns, POD_IFNAME)
@@ -412,17 +427,27 @@ impl SandboxService {
         cause: SandboxError,
     ) -> SandboxError {
         let mut cleanup = Vec::new();
+        let mut keep_checkpoint = false;
         if let (Some(pod), Some(network)) = (&progress.attached, &plan.network) {
             if let Err(err) = self.cni.del(network, pod, &plan.args) {
                 cleanup.push(err.into());
+                // Without the record the checkpoint keeps the debt: the
+                // sandbox is listed NOTREADY until the kubelet removes it,
+                // and that removal runs the DEL.
+                if let Err(err) = self.owe_teardown(pod, network, &plan.checkpoint.data) {
+                    keep_checkpoint = true;
+                    cleanup.push(err);
+                }
             }
         }
         if let Err(err) = self.remove_container(&progress.id) {
             cleanup.push(err);
         }
-        match self.checkpoints.remove(&progress.id) {
-            Ok(()) | Err(CheckpointError::NotFound { .. }) => {}
-            Err(err) => cleanup.push(err.into()),
+        if !keep_checkpoint {
+            match self.checkpoints.remove(&progress.id) {
+                Ok(()) | Err(CheckpointError::NotFound { .. }) => {}
+                Err(err) => cleanup.push(err.into()),
+            }
         }
         SandboxError::RunFailed {
             step,

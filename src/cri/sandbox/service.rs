@@ -1,10 +1,10 @@
 //! `SandboxService`: the state the five pod sandbox calls share — dockerd,
-//! the state index, the checkpoint store, the CNI runner, hairpin setup and
-//! the ImageService that brings the sandbox image — and `SandboxError`,
-//! why one of those calls failed.
+//! the state index, the checkpoint store, the owed CNI teardowns, the CNI
+//! runner, hairpin setup and the ImageService that brings the sandbox image
+//! — and `SandboxError`, why one of those calls failed.
 //!
 //! The calls themselves live in `run`, `stop`, `remove`, `status` and
-//! `list`. This module starts no threads: the index it is given has
+//! `list`; retrying owed teardowns lives in `owed`. This module starts no threads: the index it is given has
 //! already started its own.
 
 use std::collections::HashMap;
@@ -22,7 +22,7 @@ use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::network::cni::CniOptions;
 use crate::network::{CniConfigError, CniError, CniRunner, Hairpin, HairpinError};
-use crate::store::{CheckpointError, CheckpointStore};
+use crate::store::{CheckpointError, CheckpointStore, OwedTeardownError, OwedTeardowns};
 
 /// Seconds the sandbox container and, on StopPodSandbox, the pod's
 /// containers get between SIGTERM and SIGKILL (cri-dockerd's fixed value).
@@ -57,6 +57,7 @@ pub struct SandboxService {
     pub(super) docker: DockerClient,
     pub(super) index: Arc<Index>,
     pub(super) checkpoints: CheckpointStore,
+    pub(super) owed: OwedTeardowns,
     pub(super) cni: CniRunner,
     pub(super) hairpin: Hairpin,
     pub(super) images: Arc<dyn ImageService>,
@@ -88,11 +89,12 @@ impl SandboxService {
         index: Arc<Index>,
         images: Arc<dyn ImageService>,
         config: &Config,
-    ) -> Result<SandboxService, CheckpointError> {
+    ) -> Result<SandboxService, SandboxError> {
         Ok(SandboxService {
             docker,
             index,
             checkpoints: CheckpointStore::open(&config.root_directory)?,
+            owed: OwedTeardowns::open(&config.root_directory)?,
             cni: CniRunner::with_processes(CniOptions::from_config(config)),
             hairpin: Hairpin::system(),
             images,
@@ -185,6 +187,7 @@ pub enum SandboxError {
     },
     Index(IndexError),
     Checkpoint(CheckpointError),
+    OwedTeardown(OwedTeardownError),
     CniConfig(CniConfigError),
     Cni(CniError),
     Hairpin(HairpinError),
@@ -224,6 +227,7 @@ impl SandboxError {
             SandboxError::Docker { source, .. } => source.code(),
             SandboxError::Index(err) => err.code(),
             SandboxError::Checkpoint(err) => err.code(),
+            SandboxError::OwedTeardown(err) => err.code(),
             SandboxError::CniConfig(_) => Code::FailedPrecondition,
             SandboxError::Cni(err) => err.code(),
             SandboxError::Hairpin(err) => err.code(),
@@ -248,6 +252,7 @@ impl fmt::Display for SandboxError {
             SandboxError::Docker { action, source } => write!(f, "cannot {action}: {source}"),
             SandboxError::Index(err) => err.fmt(f),
             SandboxError::Checkpoint(err) => err.fmt(f),
+            SandboxError::OwedTeardown(err) => err.fmt(f),
             SandboxError::CniConfig(err) => write!(f, "CNI network configuration: {err}"),
             SandboxError::Cni(err) => err.fmt(f),
             SandboxError::Hairpin(err) => write!(f, "hairpin mode: {err}"),
@@ -285,6 +290,7 @@ impl std::error::Error for SandboxError {
             SandboxError::Docker { source, .. } => Some(source),
             SandboxError::Index(err) => Some(err),
             SandboxError::Checkpoint(err) => Some(err),
+            SandboxError::OwedTeardown(err) => Some(err),
             SandboxError::CniConfig(err) => Some(err),
             SandboxError::Cni(err) => Some(err),
             SandboxError::Hairpin(err) => Some(err),
@@ -310,6 +316,12 @@ impl From<IndexError> for SandboxError {
 impl From<CheckpointError> for SandboxError {
     fn from(err: CheckpointError) -> SandboxError {
         SandboxError::Checkpoint(err)
+    }
+}
+
+impl From<OwedTeardownError> for SandboxError {
+    fn from(err: OwedTeardownError) -> SandboxError {
+        SandboxError::OwedTeardown(err)
     }
 }
 

@@ -6,17 +6,23 @@
 //! container, so it is run also after the container is gone or dockshim
 //! restarted: dockshim's checkpoint names the network while an attachment
 //! may exist; a checkpoint cri-dockerd wrote cannot say, and gets one DEL.
+//! A DEL that fails leaves the checkpoint owing it and fails the call, so
+//! the kubelet's retry runs it again. A corrupt checkpoint (moved aside
+//! when read) still gets a DEL with what is known — the network configured
+//! now, the pod's names from its container, no port mappings — and, should
+//! that fail, an owed-teardown record (`owed`) takes the checkpoint's place.
 
 use std::path::PathBuf;
 
 use super::run::{annotation_map, runtime_args};
 use super::service::{lock, SandboxError, SandboxService, SANDBOX_STOP_GRACE_SECS};
 use crate::cli::NetworkPlugin;
+use crate::cri::naming;
 use crate::docker::path_with_query;
 use crate::index::Entry;
 use crate::network::cni::Bandwidth;
 use crate::network::{cni_config, PodAttachment};
-use crate::store::checkpoint::SandboxNetwork;
+use crate::store::checkpoint::{CheckpointData, SandboxNetwork};
 use crate::store::CheckpointError;
 
 impl SandboxService {
@@ -63,14 +69,15 @@ impl SandboxService {
             return Ok(());
         }
         let _serialised = lock(&self.teardown);
+        self.settle_owed_teardown(id)?;
         let mut checkpoint = match self.checkpoints.get(id) {
             Ok(checkpoint) => checkpoint,
             Err(CheckpointError::NotFound { .. } | CheckpointError::InvalidId { .. }) => {
                 return Ok(())
             }
             Err(err @ CheckpointError::Corrupt { .. }) => {
-                log::warn!("{err}; its network cannot be torn down");
-                return Ok(());
+                log::warn!("{err}; running CNI DEL with what is known of the sandbox");
+                return self.tear_down_without_checkpoint(id, entry);
             }
             Err(err) => return Err(err.into()),
         };
@@ -113,6 +120,39 @@ impl SandboxService {
             ..SandboxNetwork::default()
         });
         self.checkpoints.save(id, &checkpoint)?;
+        Ok(())
+    }
+
+    /// CNI DEL for sandbox `id` whose checkpoint is lost; recorded as owed
+    /// when it fails, since nothing else remembers it any more.
+    fn tear_down_without_checkpoint(
+        &self,
+        id: &str,
+        entry: Option<&Entry>,
+    ) -> Result<(), SandboxError> {
+        let network =
+            cni_config::load_default(&self.settings.cni_conf_dir, &self.settings.cni_bin_dirs)
+                .map_err(SandboxError::CniConfig)?;
+        let metadata = entry
+            .and_then(|entry| naming::parse_sandbox_name(&entry.name).ok())
+            .unwrap_or_default();
+        let running = entry.filter(|entry| entry.is_running() && entry.pid > 0);
+        let pod = PodAttachment {
+            sandbox_id: id.to_owned(),
+            namespace: metadata.namespace,
+            name: metadata.name,
+            uid: metadata.uid,
+            netns: running.map(|entry| PathBuf::from(format!("/proc/{}/ns/net", entry.pid))),
+        };
+        let nothing_known = CheckpointData::default();
+        if let Err(err) = self
+            .cni
+            .del(&network, &pod, &runtime_args(&nothing_known, None, None))
+        {
+            self.owe_teardown(&pod, &network, &nothing_known)?;
+            return Err(err.into());
+        }
+        log::info!("pod network of sandbox {id} torn down without its checkpoint");
         Ok(())
     }
 }
