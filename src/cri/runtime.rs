@@ -612,13 +612,8 @@ impl RuntimeService for Runtime {
         _ctx: &CallContext,
         _request: v1::RuntimeConfigRequest,
     ) -> Result<v1::RuntimeConfigResponse, Status> {
-        self.ensure_negotiated()?;
-        let info = self.docker.info()?;
-        let cgroup_driver = if info.cgroup_driver == "systemd" {
-            v1::CgroupDriver::Systemd
-        } else {
-            v1::CgroupDriver::Cgroupfs
-        };
+        let engine = self.docker.engine()?;
+        let cgroup_driver = crate::cri::cgroup_driver(&engine);
         Ok(v1::RuntimeConfigResponse {
             linux: Some(v1::LinuxRuntimeConfiguration {
                 cgroup_driver: cgroup_driver as i32,

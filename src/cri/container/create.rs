@@ -20,9 +20,9 @@ use serde::Deserialize;
 
 use super::service::{node_has_swap, ContainerError, ContainerService, NodeMounts};
 use super::{container_create_body, ContainerOptions};
-use crate::cri::naming;
 use crate::cri::sandbox::security::NodeSeccompProfiles;
 use crate::cri::v1;
+use crate::cri::{cgroup_driver, naming};
 use crate::docker::{path_with_query, ImageInspect};
 use crate::logs::validate_log_path;
 
@@ -98,21 +98,17 @@ impl ContainerService {
             .to_string_lossy()
             .into_owned()
         };
-        let daemon = self.daemon_facts()?;
-        let engine = self
-            .docker
-            .engine()
-            .map_err(|err| ContainerError::docker("read what the engine offers", err))?;
+        let engine = self.engine()?;
         let node_has_swap = node_has_swap();
         let options = ContainerOptions {
             sandbox_id: &sandbox.id,
             image,
             log_path: &log_path,
-            cgroup_driver: daemon.cgroup_driver,
+            cgroup_driver: cgroup_driver(&engine),
             seccomp_profiles: &NodeSeccompProfiles,
             host_mounts: &NodeMounts,
             node_has_swap,
-            node_has_apparmor: daemon.apparmor,
+            node_has_apparmor: engine.apparmor,
             runtime: &sandbox.runtime,
             engine: &engine,
         };

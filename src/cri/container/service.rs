@@ -13,7 +13,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::image_names::ImageNamesCache;
@@ -21,8 +21,7 @@ use super::keeper::LogKeeper;
 use super::{ContainerConfigError, HostMounts, HostPropagation};
 use crate::cri::exec::ExecError;
 use crate::cri::naming::NamingError;
-use crate::cri::v1;
-use crate::docker::{DockerClient, DockerError, Info, DEFAULT_REQUEST_TIMEOUT};
+use crate::docker::{DockerClient, DockerError, Engine, DEFAULT_REQUEST_TIMEOUT};
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::logs::{LogError, LogManager};
@@ -33,29 +32,6 @@ const MOUNTINFO_PATH: &str = "/proc/self/mountinfo";
 const SWAPS_PATH: &str = "/proc/swaps";
 /// Upper bound on the mount table read; far beyond any real node's.
 const MAX_MOUNTINFO_BYTES: u64 = 16 * 1024 * 1024;
-/// What dockerd told of itself, read once: it changes only with a daemon
-/// restart that also ends every container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct DaemonFacts {
-    pub cgroup_driver: v1::CgroupDriver,
-    /// Whether dockerd confines containers with AppArmor.
-    pub apparmor: bool,
-}
-
-impl DaemonFacts {
-    fn from_info(info: &Info) -> DaemonFacts {
-        let cgroup_driver = if info.is_systemd_cgroup_driver() {
-            v1::CgroupDriver::Systemd
-        } else {
-            v1::CgroupDriver::Cgroupfs
-        };
-        DaemonFacts {
-            cgroup_driver,
-            apparmor: info.has_apparmor(),
-        }
-    }
-}
-
 /// What the container calls work with.
 pub struct ContainerService {
     pub(super) docker: DockerClient,
@@ -68,8 +44,6 @@ pub struct ContainerService {
     /// Held by RemoveContainer and by the log keeper while it resumes a
     /// log, so a container being removed is never followed again.
     pub(super) log_lock: Arc<Mutex<()>>,
-    /// See [`DaemonFacts`]; `None` until first asked.
-    daemon_facts: Mutex<Option<DaemonFacts>>,
 }
 
 impl fmt::Debug for ContainerService {
@@ -101,7 +75,6 @@ impl ContainerService {
             request_timeout,
             image_names: ImageNamesCache::default(),
             log_lock: Arc::new(Mutex::new(())),
-            daemon_facts: Mutex::new(None),
         }
     }
 
@@ -120,26 +93,11 @@ impl ContainerService {
         &self.index
     }
 
-    /// What dockerd tells of itself (`GET /info`), asked once.
-    pub(super) fn daemon_facts(&self) -> Result<DaemonFacts, ContainerError> {
-        let mut cached = self
-            .daemon_facts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(facts) = *cached {
-            return Ok(facts);
-        }
-        if self.docker.api_version().is_none() {
-            self.docker
-                .negotiate()
-                .map_err(|err| ContainerError::docker("negotiate the API version", err))?;
-        }
-        let info = self.docker.info().map_err(|err| {
-            ContainerError::docker("read dockerd's cgroup driver and security options", err)
-        })?;
-        let facts = DaemonFacts::from_info(&info);
-        *cached = Some(facts);
-        Ok(facts)
+    /// What the engine is and can do (`GET /info`, asked once).
+    pub(super) fn engine(&self) -> Result<Arc<Engine>, ContainerError> {
+        self.docker
+            .engine()
+            .map_err(|err| ContainerError::docker("read what dockerd is and can do", err))
     }
 }
 
@@ -542,41 +500,6 @@ mod tests {
             Some(HostPropagation::Shared),
             "the unresolved spelling finds the wrong mount"
         );
-        Ok(())
-    }
-
-    #[test]
-    fn dockerd_facts_come_from_its_info() -> Result<(), serde_json::Error> {
-        let cases = [
-            (
-                r#"{"CgroupDriver":"systemd","SecurityOptions":
-                    ["name=apparmor","name=seccomp,profile=default"]}"#,
-                v1::CgroupDriver::Systemd,
-                true,
-            ),
-            (
-                r#"{"CgroupDriver":"cgroupfs","SecurityOptions":["name=seccomp,profile=default"]}"#,
-                v1::CgroupDriver::Cgroupfs,
-                false,
-            ),
-            (
-                r#"{"CgroupDriver":"cgroupfs","SecurityOptions":null}"#,
-                v1::CgroupDriver::Cgroupfs,
-                false,
-            ),
-            ("{}", v1::CgroupDriver::Cgroupfs, false),
-        ];
-        for (json, cgroup_driver, apparmor) in cases {
-            let info: Info = serde_json::from_str(json)?;
-            assert_eq!(
-                DaemonFacts::from_info(&info),
-                DaemonFacts {
-                    cgroup_driver,
-                    apparmor
-                },
-                "{json}"
-            );
-        }
         Ok(())
     }
 

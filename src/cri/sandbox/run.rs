@@ -22,8 +22,8 @@ use super::security::NodeSeccompProfiles;
 use super::service::{lock, Flight, SandboxError, SandboxService};
 use super::translate::is_default_runtime_handler;
 use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
-use crate::cri::naming;
 use crate::cri::v1;
+use crate::cri::{cgroup_driver, naming};
 use crate::docker::{path_with_query, ContainerCreate};
 use crate::grpc::{CallContext, Code, Status};
 use crate::network::cni::{self, Bandwidth, CniError, POD_IFNAME};
@@ -133,7 +133,7 @@ impl SandboxService {
         runtime_handler: &str,
         pod_cidr: Option<&str>,
     ) -> Result<Plan, SandboxError> {
-        let daemon = self.daemon_facts()?;
+        let engine = self.engine()?;
         let runtimes = self.runtimes_for(runtime_handler)?;
         let body = sandbox_create_body(
             config,
@@ -141,8 +141,8 @@ impl SandboxService {
                 image: &self.settings.image,
                 oom_score_adj: self.settings.oom_score_adj,
                 network_plugin: self.settings.network_plugin,
-                cgroup_driver: daemon.cgroup_driver,
-                node_has_apparmor: daemon.apparmor,
+                cgroup_driver: cgroup_driver(&engine),
+                node_has_apparmor: engine.apparmor,
                 runtime_handler,
                 runtimes: &runtimes,
                 seccomp_profiles: &NodeSeccompProfiles,

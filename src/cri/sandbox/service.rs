@@ -16,8 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use super::SandboxConfigError;
 use crate::cli::{Config, HairpinMode, NetworkPlugin};
 use crate::cri::gen::services::ImageService;
-use crate::cri::v1;
-use crate::docker::{DockerClient, DockerError};
+use crate::docker::{DockerClient, DockerError, Engine};
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::network::cni::CniOptions;
@@ -62,8 +61,6 @@ pub struct SandboxService {
     pub(super) hairpin: Hairpin,
     pub(super) images: Arc<dyn ImageService>,
     pub(super) settings: SandboxSettings,
-    /// See [`DaemonFacts`]; `None` until first asked.
-    pub(super) daemon_facts: Mutex<Option<DaemonFacts>>,
     /// RunPodSandbox calls under way, by Docker name: a repeated call waits
     /// for the first instead of making a second sandbox.
     pub(super) in_flight: Mutex<HashMap<String, Arc<Flight>>>,
@@ -99,46 +96,17 @@ impl SandboxService {
             hairpin: Hairpin::system(),
             images,
             settings: SandboxSettings::from_config(config),
-            daemon_facts: Mutex::new(None),
             in_flight: Mutex::new(HashMap::new()),
             teardown: Mutex::new(()),
         })
     }
 
-    /// What dockerd tells of itself (`GET /info`), asked once: it changes
-    /// only with a daemon restart.
-    pub(super) fn daemon_facts(&self) -> Result<DaemonFacts, SandboxError> {
-        let mut cached = lock(&self.daemon_facts);
-        if let Some(facts) = *cached {
-            return Ok(facts);
-        }
-        if self.docker.api_version().is_none() {
-            self.docker
-                .negotiate()
-                .map_err(|err| SandboxError::docker("negotiate the API version", err))?;
-        }
-        let info = self.docker.info().map_err(|err| {
-            SandboxError::docker("read dockerd's cgroup driver and security options", err)
-        })?;
-        let facts = DaemonFacts {
-            cgroup_driver: if info.is_systemd_cgroup_driver() {
-                v1::CgroupDriver::Systemd
-            } else {
-                v1::CgroupDriver::Cgroupfs
-            },
-            apparmor: info.has_apparmor(),
-        };
-        *cached = Some(facts);
-        Ok(facts)
+    /// What the engine is and can do (`GET /info`, asked once).
+    pub(super) fn engine(&self) -> Result<Arc<Engine>, SandboxError> {
+        self.docker
+            .engine()
+            .map_err(|err| SandboxError::docker("read what dockerd is and can do", err))
     }
-}
-
-/// What the sandbox create body needs to know of dockerd.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct DaemonFacts {
-    pub cgroup_driver: v1::CgroupDriver,
-    /// Whether dockerd confines containers with AppArmor.
-    pub apparmor: bool,
 }
 
 /// One RunPodSandbox under way; duplicates wait on it.
