@@ -1,6 +1,9 @@
 //! Following a pull: reading dockerd's progress stream to its end,
-//! enforcing `--image-pull-progress-deadline`, and turning a failed pull
-//! into the gRPC code that fits it.
+//! enforcing `--image-pull-progress-deadline` (time since the last progress
+//! message) and `--image-pull-timeout` (time since the pull started, which
+//! progress does not reset, so a registry that trickles bytes cannot hold a
+//! pull forever), and turning a failed pull into the gRPC code that fits
+//! it.
 //!
 //! It owns the policy, not the connection: it consumes any iterator of
 //! progress messages, so the deadline and the error mapping are tested
@@ -79,6 +82,8 @@ pub struct Watch<'a> {
     pub image: &'a str,
     /// `--image-pull-progress-deadline`.
     pub deadline: Duration,
+    /// `--image-pull-timeout`; `None`: no limit.
+    pub timeout: Option<Duration>,
     /// The credentials whose secrets must not leak.
     pub auth: &'a RegistryAuth,
     /// True once the CRI call is cancelled or past its deadline.
@@ -144,6 +149,17 @@ where
                     image: watch.image.to_owned(),
                     code: err.code(),
                     message,
+                });
+            }
+        }
+        // Checked after the message, so a failure dockerd reports in time
+        // keeps its own code.
+        if let Some(timeout) = watch.timeout {
+            if started.elapsed() >= timeout {
+                return Err(ImageError::PullTimedOut {
+                    image: watch.image.to_owned(),
+                    after: timeout,
+                    last: watch.auth.redact(&last_status),
                 });
             }
         }
@@ -217,6 +233,7 @@ mod tests {
             &Watch {
                 image: "127.0.0.1:5000/app:v1",
                 deadline,
+                timeout: Some(Duration::from_secs(3600)),
                 auth,
                 cancelled: &never,
             },
@@ -305,6 +322,7 @@ mod tests {
             &Watch {
                 image: "app",
                 deadline,
+                timeout: None,
                 auth: &auth("pw"),
                 cancelled: &|| false,
             },
@@ -337,11 +355,64 @@ mod tests {
             &Watch {
                 image: "app",
                 deadline,
+                timeout: None,
                 auth: &auth("pw"),
                 cancelled: &|| false,
             },
         );
         assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[test]
+    fn a_trickling_pull_is_cancelled_at_the_overall_timeout() {
+        let timeout = Duration::from_millis(300);
+        let trickle = std::iter::repeat_with(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            status("Downloading [>  ] 1B/100B")
+        });
+        let started = Instant::now();
+        let err = follow(
+            trickle,
+            &Watch {
+                image: "app",
+                deadline: Duration::from_secs(60),
+                timeout: Some(timeout),
+                auth: &auth("pw"),
+                cancelled: &|| false,
+            },
+        )
+        .unwrap_err();
+        assert!(started.elapsed() >= timeout);
+        let status = Status::from(err);
+        assert_eq!(status.code, Code::DeadlineExceeded);
+        assert!(
+            status
+                .message
+                .contains("not finished after 300ms (--image-pull-timeout)"),
+            "{}",
+            status.message
+        );
+        assert!(status.message.contains("Downloading"), "{}", status.message);
+    }
+
+    #[test]
+    fn a_silent_pull_is_cancelled_at_the_overall_timeout_too() {
+        let silent = std::iter::repeat_with(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            silence()
+        });
+        let err = follow(
+            silent,
+            &Watch {
+                image: "app",
+                deadline: Duration::from_secs(60),
+                timeout: Some(Duration::from_millis(100)),
+                auth: &auth("pw"),
+                cancelled: &|| false,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, ImageError::PullTimedOut { .. }), "{err:?}");
     }
 
     #[test]
@@ -356,6 +427,7 @@ mod tests {
             &Watch {
                 image: "app",
                 deadline: Duration::from_secs(3600),
+                timeout: None,
                 auth: &auth("pw"),
                 cancelled: &cancelled,
             },
