@@ -424,6 +424,7 @@ impl Images {
                 image: &name,
                 deadline: self.pull_progress_deadline,
                 timeout: self.pull_timeout,
+                started,
                 auth: &auth,
                 cancelled: &cancelled,
             },

@@ -82,8 +82,11 @@ pub struct Watch<'a> {
     pub image: &'a str,
     /// `--image-pull-progress-deadline`.
     pub deadline: Duration,
-    /// `--image-pull-timeout`; `None`: no limit.
+    /// `--image-pull-timeout`, counted from `started`; `None`: no limit.
     pub timeout: Option<Duration>,
+    /// When the pull request was sent. dockerd answers it only once it
+    /// has the manifest, so the progress stream may begin well after.
+    pub started: Instant,
     /// The credentials whose secrets must not leak.
     pub auth: &'a RegistryAuth,
     /// True once the CRI call is cancelled or past its deadline.
@@ -98,9 +101,9 @@ pub fn follow<I>(progress: I, watch: &Watch<'_>) -> Result<Option<String>, Image
 where
     I: IntoIterator<Item = Result<PullProgress, DockerError>>,
 {
-    let started = Instant::now();
-    let mut last_progress = started;
-    let mut last_log = started;
+    let started = watch.started;
+    let mut last_progress = Instant::now();
+    let mut last_log = last_progress;
     let mut last_status = String::from("waiting for the first progress message");
     let mut digest = None;
     for item in progress {
@@ -234,6 +237,7 @@ mod tests {
                 image: "127.0.0.1:5000/app:v1",
                 deadline,
                 timeout: Some(Duration::from_secs(3600)),
+                started: Instant::now(),
                 auth,
                 cancelled: &never,
             },
@@ -323,6 +327,7 @@ mod tests {
                 image: "app",
                 deadline,
                 timeout: None,
+                started: Instant::now(),
                 auth: &auth("pw"),
                 cancelled: &|| false,
             },
@@ -356,6 +361,7 @@ mod tests {
                 image: "app",
                 deadline,
                 timeout: None,
+                started: Instant::now(),
                 auth: &auth("pw"),
                 cancelled: &|| false,
             },
@@ -377,6 +383,7 @@ mod tests {
                 image: "app",
                 deadline: Duration::from_secs(60),
                 timeout: Some(timeout),
+                started: Instant::now(),
                 auth: &auth("pw"),
                 cancelled: &|| false,
             },
@@ -407,6 +414,25 @@ mod tests {
                 image: "app",
                 deadline: Duration::from_secs(60),
                 timeout: Some(Duration::from_millis(100)),
+                started: Instant::now(),
+                auth: &auth("pw"),
+                cancelled: &|| false,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, ImageError::PullTimedOut { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_overall_timeout_counts_from_the_request_not_the_first_message() {
+        let sent = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        let err = follow(
+            vec![status("Pulling from app"), status("Digest: sha256:77")],
+            &Watch {
+                image: "app",
+                deadline: Duration::from_secs(60),
+                timeout: Some(Duration::from_secs(5)),
+                started: sent,
                 auth: &auth("pw"),
                 cancelled: &|| false,
             },
@@ -428,6 +454,7 @@ mod tests {
                 image: "app",
                 deadline: Duration::from_secs(3600),
                 timeout: None,
+                started: Instant::now(),
                 auth: &auth("pw"),
                 cancelled: &cancelled,
             },
