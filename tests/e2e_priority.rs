@@ -1,9 +1,11 @@
 //! The quick lane and the overall pull deadline, end to end: the real
 //! binary against the real dockerd. With every regular worker held by an
 //! ExecSync, Status, Version and ListContainers still answer; a registry
-//! stub that trickles its blobs one byte at a time keeps a pull making
-//! progress, and `--image-pull-timeout` still ends it. Needs root, as
-//! `tests/run.sh` runs the suite.
+//! stub that trickles a layer one byte at a time keeps a pull making
+//! progress, and `--image-pull-timeout` still ends it. The containerd image
+//! store reports no progress for such a layer, so on an engine using it
+//! only the overall deadline is checked. Needs root, as `tests/run.sh` runs
+//! the suite.
 //!
 //! The containers come from `common::pod` (labelled with the test's run ID
 //! and removed by its guard); the pulled image never completes, so no image
@@ -128,8 +130,8 @@ const PROGRESS_DEADLINE: &str = "2s";
 /// The overall pull deadline the pull test runs dockshim with.
 const PULL_TIMEOUT: &str = "6s";
 const PULL_TIMEOUT_DURATION: Duration = Duration::from_secs(6);
-/// Bytes of each blob the stub serves: dockerd reports download progress
-/// every 1% of a blob, here every byte or two, and the whole blob would
+/// Bytes of the layer the stub serves: dockerd reports download progress
+/// every 1% of a blob, here every byte or two, and the whole layer would
 /// take far longer than the pull timeout.
 const TRICKLED_BLOB_SIZE: usize = 100;
 /// The pause between two bytes of a blob.
@@ -138,10 +140,10 @@ const TRICKLE_INTERVAL: Duration = Duration::from_millis(200);
 /// The first byte of a TLS ClientHello (a handshake record).
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// A registry stub that serves a manifest, then each blob one byte every
-/// [`TRICKLE_INTERVAL`]: a pull that always makes progress and never
-/// finishes in time. Its digests are unique to the test, so dockerd has
-/// none of it already.
+/// A registry stub that serves a manifest and an image configuration,
+/// then the layer one byte every [`TRICKLE_INTERVAL`]: a pull that always
+/// makes progress and never finishes in time. Its digests are unique to
+/// the test, so dockerd has none of it already.
 struct TricklingRegistry {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -155,12 +157,16 @@ impl TricklingRegistry {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let seed = format!("{:08x}{:08x}", common::unique(), common::unique());
-        let digest = |salt: &str| format!("sha256:{:0<64}", format!("{salt}{seed}"));
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{TRICKLED_BLOB_SIZE},"digest":"{}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{TRICKLED_BLOB_SIZE},"digest":"{}"}}]}}"#,
-            digest("c"),
-            digest("1"),
+        let layer = format!("sha256:{:0<64}", format!("1{seed}"));
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
         );
+        let config_digest = sha256_digest(config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{TRICKLED_BLOB_SIZE},"digest":"{layer}"}}]}}"#,
+            config.len(),
+        );
+        let config = Arc::new((config_digest, config));
         let stop = Arc::new(AtomicBool::new(false));
         let threads = Arc::new(Mutex::new(Vec::new()));
         let acceptor = {
@@ -172,8 +178,10 @@ impl TricklingRegistry {
                         Ok((stream, _)) => {
                             let stop = Arc::clone(&stop);
                             let manifest = manifest.clone();
-                            let handler =
-                                thread::spawn(move || serve_trickling(stream, &manifest, &stop));
+                            let config = Arc::clone(&config);
+                            let handler = thread::spawn(move || {
+                                serve_trickling(stream, &manifest, &config, &stop);
+                            });
                             threads.lock().unwrap().push(handler);
                         }
                         Err(_) => thread::sleep(Duration::from_millis(20)),
@@ -203,7 +211,12 @@ impl Drop for TricklingRegistry {
 }
 
 /// Answers the requests on one connection as [`TricklingRegistry`] does.
-fn serve_trickling(mut stream: TcpStream, manifest: &str, stop: &AtomicBool) {
+fn serve_trickling(
+    mut stream: TcpStream,
+    manifest: &str,
+    (config_digest, config): &(String, String),
+    stop: &AtomicBool,
+) {
     stream.set_nonblocking(false).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -218,9 +231,11 @@ fn serve_trickling(mut stream: TcpStream, manifest: &str, stop: &AtomicBool) {
                 Err(_) => {}
             }
             if pending.first() == Some(&TLS_HANDSHAKE) {
-                // dockerd tries HTTPS first; a prompt close makes it fall
-                // back to plain HTTP at once instead of after its TLS
-                // handshake timeout.
+                // dockerd tries HTTPS first. A plain HTTP answer makes it
+                // fall back to HTTP at once rather than after its TLS
+                // handshake timeout; the containerd image store falls back
+                // on nothing else.
+                let _ = stream.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
                 return;
             }
             continue;
@@ -244,6 +259,15 @@ fn serve_trickling(mut stream: TcpStream, manifest: &str, stop: &AtomicBool) {
                 "HTTP/1.1 200 OK\r\n{api}Content-Type: application/vnd.docker.distribution.manifest.v2+json\r\nContent-Length: {}\r\n\r\n{}",
                 manifest.len(),
                 if body_allowed { manifest } else { "" }
+            );
+        } else if path.ends_with(config_digest.as_str()) {
+            // At once: the containerd image store fetches the configuration
+            // before any layer, and reports no progress for it.
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\n{api}Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n{}",
+                config.len(),
+                if body_allowed { config.as_str() } else { "" }
             );
         } else if path.contains("/blobs/") {
             let _ = write!(
@@ -269,6 +293,19 @@ fn serve_trickling(mut stream: TcpStream, manifest: &str, stop: &AtomicBool) {
     }
 }
 
+/// `sha256:<hex>` of `bytes`, as `sha256sum` computes it.
+fn sha256_digest(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    format!("sha256:{}", text.split_whitespace().next().unwrap())
+}
+
 fn docker_has_image(name: &str) -> bool {
     Command::new("docker")
         .args(["image", "inspect", name])
@@ -279,13 +316,32 @@ fn docker_has_image(name: &str) -> bool {
         .success()
 }
 
+/// Whether the engine keeps images in containerd's image store, whose
+/// pulls report no download progress for a layer that trickles in.
+fn containerd_image_store() -> bool {
+    let info = common::docker::get_json("/info");
+    info["DriverStatus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|pair| pair[0] == "driver-type" && pair[1] == "io.containerd.snapshotter.v1")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_pull_is_cancelled_at_the_overall_pull_timeout() {
+    let reports_trickle = !containerd_image_store();
+    // Without progress messages the progress deadline would end the pull
+    // first; only the overall deadline is checked then.
+    let progress_deadline = if reports_trickle {
+        PROGRESS_DEADLINE
+    } else {
+        "1m"
+    };
     let stub = TricklingRegistry::start();
     let dockshim = Dockshim::start_with(Options {
         extra_args: vec![
             "--image-pull-progress-deadline".into(),
-            PROGRESS_DEADLINE.into(),
+            progress_deadline.into(),
             "--image-pull-timeout".into(),
             PULL_TIMEOUT.into(),
         ],
@@ -308,14 +364,21 @@ async fn a_trickling_pull_is_cancelled_at_the_overall_pull_timeout() {
         "{message}"
     );
     assert!(message.contains(&reference), "{message}");
-    assert!(
-        message.contains("last progress: ") && message.contains("Downloading"),
-        "the pull was making progress: {message}"
-    );
     assert!(took >= PULL_TIMEOUT_DURATION, "cancelled after {took:?}");
     assert!(
         took < PULL_TIMEOUT_DURATION + Duration::from_secs(10),
         "cancelled only after {took:?}"
     );
     assert!(!docker_has_image(&reference));
+    if reports_trickle {
+        assert!(
+            message.contains("last progress: ") && message.contains("Downloading"),
+            "the pull was making progress: {message}"
+        );
+    } else {
+        eprintln!(
+            "skipped: the progress check (the containerd image store reports no download \
+             progress for a trickling layer); the overall deadline checked"
+        );
+    }
 }
