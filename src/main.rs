@@ -84,6 +84,7 @@ fn run(config: Config) -> Result<(), String> {
 
     let mut options = ServerOptions::new(config.runtime_endpoint.clone());
     options.socket_group = config.socket_group.clone();
+    options.quick_methods = dockshim::cri::QUICK_METHODS;
     let images = Arc::new(Images::new(docker.clone(), &config));
     let index = Index::start(docker.clone()).map_err(|err| err.to_string())?;
     let sandboxes = SandboxService::new(docker.clone(), index.clone(), images.clone(), &config)

@@ -39,6 +39,7 @@ fn help_exits_zero_and_mentions_every_flag() {
         "--streaming-bind-addr",
         "--streaming-connection-idle-timeout",
         "--image-pull-progress-deadline",
+        "--image-pull-timeout",
         "--runtime-request-timeout",
         "--sandbox-oom-score-adj",
         "--ipv6-dual-stack",

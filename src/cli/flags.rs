@@ -63,6 +63,7 @@ pub(crate) enum FlagId {
     StreamingBindAddr,
     StreamingConnectionIdleTimeout,
     ImagePullProgressDeadline,
+    ImagePullTimeout,
     RuntimeRequestTimeout,
     LogLevel,
     MetricsAddr,
@@ -311,6 +312,20 @@ pub(crate) static FLAGS: &[Flag] = &[
               greater than 0.",
     },
     Flag {
+        id: FlagId::ImagePullTimeout,
+        long: "image-pull-timeout",
+        short: None,
+        value_name: Some("DURATION"),
+        default: Some("30m"),
+        category: Category::Timeouts,
+        help: "Cancel an image pull still running after this long; 0: never",
+        doc: "An image pull still running this long after it started is cancelled, even \
+              while it reports progress: a registry that trickles bytes would otherwise \
+              hold it, and the kubelet's queue of pulls behind it, forever. The default \
+              leaves a multi-gigabyte image room on a slow link. The PullImage call's own \
+              deadline applies as well. 0 disables the limit.",
+    },
+    Flag {
         id: FlagId::RuntimeRequestTimeout,
         long: "runtime-request-timeout",
         short: None,
@@ -320,7 +335,7 @@ pub(crate) static FLAGS: &[Flag] = &[
         help: "Timeout of each Docker API request except streams and image pulls",
         doc: "Upper bound on each request to dockerd, except long-lived streams (exec, \
               attach, logs, events) and image pulls, which --image-pull-progress-deadline \
-              bounds instead. Must be greater than 0.",
+              and --image-pull-timeout bound instead. Must be greater than 0.",
     },
     Flag {
         id: FlagId::LogLevel,

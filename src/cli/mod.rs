@@ -88,6 +88,9 @@ pub struct Config {
     pub streaming_connection_idle_timeout: Duration,
     /// Time without progress after which an image pull is cancelled; > 0.
     pub image_pull_progress_deadline: Duration,
+    /// Time after which an image pull is cancelled whatever its progress;
+    /// zero: never.
+    pub image_pull_timeout: Duration,
     /// Bound on each non-streaming Docker API request; > 0.
     pub runtime_request_timeout: Duration,
     /// `oom_score_adj` of sandbox containers, within -1000..=1000.
@@ -132,6 +135,7 @@ impl Default for Config {
             streaming_bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             streaming_connection_idle_timeout: Duration::from_secs(4 * 60 * 60),
             image_pull_progress_deadline: Duration::from_secs(60),
+            image_pull_timeout: Duration::from_secs(30 * 60),
             runtime_request_timeout: Duration::from_secs(2 * 60),
             sandbox_oom_score_adj: -998,
             ipv6_dual_stack: false,
@@ -421,6 +425,7 @@ fn apply_value(config: &mut Config, id: FlagId, text: &str) -> Result<(), Invali
         FlagId::ImagePullProgressDeadline => {
             config.image_pull_progress_deadline = positive_duration(text)?;
         }
+        FlagId::ImagePullTimeout => config.image_pull_timeout = values::duration(text)?,
         FlagId::RuntimeRequestTimeout => config.runtime_request_timeout = positive_duration(text)?,
         FlagId::LogLevel => config.log_level = values::log_level(text)?,
         FlagId::MetricsAddr => config.metrics_addr = Some(values::socket_addr(text)?),
@@ -526,6 +531,7 @@ mod tests {
             "--streaming-bind-addr=[::1]:10010",
             "--streaming-connection-idle-timeout=0",
             "--image-pull-progress-deadline=5m",
+            "--image-pull-timeout=2h",
             "--runtime-request-timeout=1h2m3s4ms",
             "--log-level=trace",
             "--metrics-addr=127.0.0.1:9100",
@@ -547,6 +553,7 @@ mod tests {
             streaming_bind_addr: "[::1]:10010".parse().unwrap(),
             streaming_connection_idle_timeout: Duration::ZERO,
             image_pull_progress_deadline: Duration::from_secs(300),
+            image_pull_timeout: Duration::from_secs(2 * 60 * 60),
             runtime_request_timeout: Duration::from_millis(3_723_004),
             sandbox_oom_score_adj: -500,
             ipv6_dual_stack: true,

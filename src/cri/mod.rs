@@ -33,11 +33,57 @@ pub fn cgroup_driver(engine: &Engine) -> v1::CgroupDriver {
     }
 }
 
+/// The calls that run in the server's quick lane, on workers that slow
+/// calls (ExecSync, PullImage, Create/Start/Stop, ...) cannot occupy: the
+/// ones the kubelet polls to decide the node is healthy and to relist pods
+/// (Status, Version, RuntimeConfig, the list and status calls, the stats
+/// and metrics calls). Each answers from the state index, the kernel or a
+/// single short Docker request, and none waits on a container, a registry
+/// or a stream.
+pub const QUICK_METHODS: &[&str] = &[
+    "/runtime.v1.ImageService/ImageFsInfo",
+    "/runtime.v1.ImageService/ImageStatus",
+    "/runtime.v1.ImageService/ListImages",
+    "/runtime.v1.RuntimeService/ContainerStats",
+    "/runtime.v1.RuntimeService/ContainerStatus",
+    "/runtime.v1.RuntimeService/ListContainerStats",
+    "/runtime.v1.RuntimeService/ListContainers",
+    "/runtime.v1.RuntimeService/ListMetricDescriptors",
+    "/runtime.v1.RuntimeService/ListPodSandbox",
+    "/runtime.v1.RuntimeService/ListPodSandboxMetrics",
+    "/runtime.v1.RuntimeService/ListPodSandboxStats",
+    "/runtime.v1.RuntimeService/PodSandboxStats",
+    "/runtime.v1.RuntimeService/PodSandboxStatus",
+    "/runtime.v1.RuntimeService/RuntimeConfig",
+    "/runtime.v1.RuntimeService/Status",
+    "/runtime.v1.RuntimeService/Version",
+];
+
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::gen::services::METHODS;
     use super::*;
     use crate::docker::{ApiVersion, Info};
+    use crate::grpc::{lookup, Handler};
+
+    #[test]
+    fn every_quick_method_is_a_unary_method_of_the_table() {
+        for path in QUICK_METHODS {
+            let method = lookup(METHODS, path).unwrap_or_else(|| panic!("{path} is not served"));
+            assert!(
+                matches!(method.handler, Handler::Unary(_)),
+                "{path} streams"
+            );
+        }
+    }
+
+    #[test]
+    fn slow_calls_stay_in_the_regular_lane() {
+        for slow in ["ExecSync", "PullImage", "StopContainer", "RunPodSandbox"] {
+            assert!(!QUICK_METHODS.iter().any(|path| path.ends_with(slow)));
+        }
+    }
 
     #[test]
     fn the_cgroup_driver_and_apparmor_come_from_dockerd_s_info() {

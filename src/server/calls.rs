@@ -24,7 +24,7 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 
 use super::dispatch::{stream_job, unary_job, Outbox, Reply, Responder, StreamProducer};
-use super::workers::WorkerPool;
+use super::workers::{Lane, WorkerPool};
 use crate::grpc::{
     response_headers, trailers, trailers_only, CallContext, Handler, Method, Status, UnaryRequest,
 };
@@ -54,6 +54,8 @@ const COALESCE_LINGER: Duration = Duration::from_millis(1);
 pub(super) struct CallEnv<S> {
     pub(super) services: Arc<S>,
     pub(super) pool: WorkerPool,
+    /// Paths of the unary methods that run in the quick lane.
+    pub(super) quick_methods: &'static [&'static str],
     pub(super) replies: Sender<Reply>,
     pub(super) waker: Waker,
 }
@@ -285,7 +287,8 @@ impl<S: Send + Sync + 'static> Call<S> {
                 stream_job(services, handler, context, message, producer)
             }
         };
-        if let Err((job, err)) = env.pool.submit(job) {
+        let lane = lane(self.method, env.quick_methods);
+        if let Err((job, err)) = env.pool.submit(lane, job) {
             log::error!("cannot start a worker thread: {err}");
             drop(job);
             return self.end(
@@ -439,6 +442,16 @@ impl<S: Send + Sync + 'static> Call<S> {
     }
 }
 
+/// The worker lane a call of `method` runs in. A streaming call lasts as
+/// long as its client listens, so it never takes a reserved worker, even
+/// when listed.
+fn lane<S>(method: &Method<S>, quick_methods: &[&str]) -> Lane {
+    match method.handler {
+        Handler::Unary(_) if quick_methods.contains(&method.path) => Lane::Quick,
+        Handler::Unary(_) | Handler::ServerStreaming(_) => Lane::Regular,
+    }
+}
+
 impl<S: 'static> Drop for Call<S> {
     /// However the call ends, its handler learns that nobody waits for it
     /// any more, and a blocked streaming producer is released.
@@ -447,5 +460,58 @@ impl<S: 'static> Drop for Call<S> {
         if let Phase::Streaming { outbox } = &self.phase {
             outbox.close(&Status::cancelled("the call is over"));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::grpc::MessageSink;
+
+    struct Services;
+
+    fn unary(_: &Services, _: &CallContext, _: &[u8], _: &mut BytesMut) -> Result<(), Status> {
+        Ok(())
+    }
+
+    fn streaming(
+        _: &Services,
+        _: &CallContext,
+        _: &[u8],
+        _: &mut dyn MessageSink,
+    ) -> Result<(), Status> {
+        Ok(())
+    }
+
+    static STATUS: Method<Services> = Method {
+        path: "/test.Service/Status",
+        handler: Handler::Unary(unary),
+    };
+    static EXEC: Method<Services> = Method {
+        path: "/test.Service/Exec",
+        handler: Handler::Unary(unary),
+    };
+    static EVENTS: Method<Services> = Method {
+        path: "/test.Service/Events",
+        handler: Handler::ServerStreaming(streaming),
+    };
+    const QUICK: &[&str] = &["/test.Service/Status", "/test.Service/Events"];
+
+    #[test]
+    fn a_listed_unary_method_runs_in_the_quick_lane() {
+        assert_eq!(lane(&STATUS, QUICK), Lane::Quick);
+    }
+
+    #[test]
+    fn an_unlisted_method_runs_in_the_regular_lane() {
+        assert_eq!(lane(&EXEC, QUICK), Lane::Regular);
+    }
+
+    #[test]
+    fn a_streaming_method_never_runs_in_the_quick_lane() {
+        assert_eq!(lane(&EVENTS, QUICK), Lane::Regular);
     }
 }

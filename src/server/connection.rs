@@ -56,6 +56,7 @@ pub(super) struct ConnectionConfig<S: 'static> {
     pub(super) id: u64,
     pub(super) services: Arc<S>,
     pub(super) methods: &'static [Method<S>],
+    pub(super) quick_methods: &'static [&'static str],
     pub(super) pool: WorkerPool,
     pub(super) shared: Arc<Shared>,
     pub(super) shutdown_grace: Duration,
@@ -129,6 +130,7 @@ impl<S: Send + Sync + 'static> Connection<S> {
                 env: CallEnv {
                     services: config.services,
                     pool: config.pool,
+                    quick_methods: config.quick_methods,
                     replies: replies_tx,
                     waker,
                 },

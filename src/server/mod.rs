@@ -11,6 +11,13 @@
 //! passed by systemd), and owns the socket's lifecycle: lock, permissions,
 //! readiness notification, graceful shutdown and removal. It knows nothing
 //! of CRI: handlers and their table come from the caller.
+//!
+//! Handlers run in two lanes. Every call may use the regular workers, at
+//! most [`ServerOptions::max_workers`]; the unary methods the caller lists
+//! in [`ServerOptions::quick_methods`] also have a few workers of their own
+//! (four) that take nothing else, and jump ahead of queued regular calls.
+//! Slow calls can therefore occupy every regular worker without delaying
+//! the quick ones, and the thread count stays bounded by the sum.
 
 mod calls;
 mod connection;
@@ -37,7 +44,7 @@ use connection::{Connection, ConnectionConfig};
 use executor::{Executor, Socket};
 use listener::{bind_endpoint, Bound, Endpoint, SocketClaim};
 use systemd::Notifier;
-use workers::WorkerPool;
+use workers::{WorkerPool, QUICK_WORKERS};
 
 pub use error::ServerError;
 
@@ -64,6 +71,9 @@ pub struct ServerOptions {
     pub max_workers: usize,
     /// How long in-flight unary calls may run on after shutdown starts.
     pub shutdown_grace: Duration,
+    /// Paths of the unary methods that run in the quick lane: short calls
+    /// that must answer while slow ones occupy every regular worker.
+    pub quick_methods: &'static [&'static str],
 }
 
 impl ServerOptions {
@@ -74,6 +84,7 @@ impl ServerOptions {
             socket_group: None,
             max_workers: DEFAULT_MAX_WORKERS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            quick_methods: &[],
         }
     }
 }
@@ -201,7 +212,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             options,
             notifier,
         } = self;
-        let pool = WorkerPool::new(options.max_workers);
+        let pool = WorkerPool::new(options.max_workers, QUICK_WORKERS);
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut events = Events::with_capacity(16);
         let mut next_id = 0u64;
@@ -217,6 +228,7 @@ impl<S: Send + Sync + 'static> Server<S> {
                             id: next_id,
                             services: Arc::clone(&services),
                             methods,
+                            quick_methods: options.quick_methods,
                             pool: pool.clone(),
                             shared: Arc::clone(&shared),
                             shutdown_grace: options.shutdown_grace,

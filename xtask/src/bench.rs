@@ -20,8 +20,10 @@
 //! container in each: CreateContainer and StartContainer against a raw
 //! docker create and start of a container joining a raw sandbox's
 //! namespaces, latency and Docker calls per warm call of ListContainers and
-//! ContainerStatus, and ExecSync latency. With `--endpoint` they run when
-//! `--containers` is given (which brings the sandbox figures along).
+//! ContainerStatus, ExecSync latency, and Status latency while
+//! [`HELD_EXECS`] ExecSync calls of `sleep 30` hold every regular worker.
+//! With `--endpoint` they run when `--containers` is given (which brings
+//! the sandbox figures along).
 //!
 //! The stats figures follow in the same pods: latency and Docker calls per
 //! warm call of ContainerStats, ListContainerStats and ListPodSandboxStats.
@@ -149,6 +151,15 @@ const EXEC_CALLS: usize = 100;
 const EXEC_WARMUP_CALLS: usize = 5;
 /// ExecSync's own timeout, as a kubelet probe sets one.
 const EXEC_TIMEOUT_SECS: i64 = 10;
+/// Slow ExecSync calls held in flight while Status is timed: as many as
+/// dockshim has regular workers, so only its quick lane is left.
+const HELD_EXECS: usize = dockshim::server::DEFAULT_MAX_WORKERS;
+/// What each held ExecSync runs: longer than the Status calls take.
+const HELD_EXEC_COMMAND: [&str; 2] = ["sleep", "30"];
+/// The held ExecSyncs' own timeout, with room for a loaded machine.
+const HELD_EXEC_TIMEOUT_SECS: i64 = 120;
+/// How long the held ExecSyncs get to start.
+const HELD_EXEC_START: Duration = Duration::from_secs(60);
 /// Docker's network and IPC mode that joins another container's namespace.
 const JOIN_CONTAINER_PREFIX: &str = "container:";
 /// Docker's IPC mode of a container whose IPC namespace others may join.
@@ -870,7 +881,100 @@ async fn measure_containers(bench: &PodBench<'_>, created: &mut Created) -> Resu
         &mut times,
     );
     report_docker_calls("ExecSync", exec_calls, EXEC_CALLS);
-    Ok(())
+    measure_status_under_exec_load(bench, &created.containers[0]).await
+}
+
+/// Status latency while [`HELD_EXECS`] ExecSync calls of
+/// [`HELD_EXEC_COMMAND`] run in `container`. The ExecSyncs come from a
+/// thread and connection of their own, as the kubelet's probes would;
+/// Status is timed once dockerd shows every one of their processes, and
+/// the figure waits for them to end.
+async fn measure_status_under_exec_load(
+    bench: &PodBench<'_>,
+    container: &str,
+) -> Result<(), XtaskError> {
+    let socket = bench.socket.to_path_buf();
+    let id = container.to_owned();
+    let load = std::thread::Builder::new()
+        .name("held-execs".to_owned())
+        .spawn(move || hold_execs(socket, id))
+        .map_err(|err| XtaskError::Bench(format!("cannot start the ExecSync thread: {err}")))?;
+    let started = Instant::now();
+    while held_execs_running(&bench.docker, container)? < HELD_EXECS {
+        if load.is_finished() || started.elapsed() > HELD_EXEC_START {
+            return Err(XtaskError::Bench(format!(
+                "only {} of {HELD_EXECS} ExecSyncs started",
+                held_execs_running(&bench.docker, container)?
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut grpc = Grpc::new(connect(bench.socket.to_path_buf()).await?);
+    let calls = bench.calls / CONTAINER_QUERY_SHARE;
+    let (mut times, _) =
+        time_calls::<_, v1::StatusResponse>(&mut grpc, STATUS, 0, calls, None, |_| {
+            v1::StatusRequest::default()
+        })
+        .await?;
+    report(
+        &format!(
+            "Status while {HELD_EXECS} ExecSync({}) run, {calls} sequential calls",
+            HELD_EXEC_COMMAND.join(" ")
+        ),
+        &mut times,
+    );
+    load.join()
+        .map_err(|_| XtaskError::Bench("the ExecSync thread panicked".to_owned()))?
+}
+
+/// Makes [`HELD_EXECS`] concurrent ExecSync calls in `container` and
+/// waits for their answers.
+fn hold_execs(socket: PathBuf, container: String) -> Result<(), XtaskError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| XtaskError::Bench(format!("tokio runtime: {err}")))?;
+    runtime.block_on(async {
+        let grpc = Grpc::new(connect(socket).await?);
+        let calls: Vec<_> = (0..HELD_EXECS)
+            .map(|_| {
+                let mut grpc = grpc.clone();
+                let request = v1::ExecSyncRequest {
+                    container_id: container.clone(),
+                    cmd: HELD_EXEC_COMMAND
+                        .iter()
+                        .map(|word| (*word).to_owned())
+                        .collect(),
+                    timeout: HELD_EXEC_TIMEOUT_SECS,
+                };
+                tokio::spawn(async move {
+                    call::<_, v1::ExecSyncResponse>(&mut grpc, EXEC_SYNC, request).await
+                })
+            })
+            .collect();
+        for held in calls {
+            held.await
+                .map_err(|err| XtaskError::Bench(format!("ExecSync task: {err}")))??;
+        }
+        Ok(())
+    })
+}
+
+/// How many processes of `container` run [`HELD_EXEC_COMMAND`], as
+/// dockerd's `/top` lists them: each is a row whose last column is the
+/// quoted command line.
+fn held_execs_running(docker: &DockerClient, container: &str) -> Result<usize, XtaskError> {
+    let top = docker
+        .request(
+            "GET",
+            &format!("/containers/{container}/top"),
+            &[],
+            None,
+            None,
+        )
+        .map_err(docker_error)?;
+    let row_end = format!("\"{}\"]", HELD_EXEC_COMMAND.join(" "));
+    Ok(String::from_utf8_lossy(&top.body).matches(&row_end).count())
 }
 
 /// ContainerStats, cycling through the bench containers, then

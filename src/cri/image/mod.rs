@@ -71,6 +71,12 @@ pub enum ImageError {
         after: Duration,
         last: String,
     },
+    /// The pull was still running at `--image-pull-timeout`.
+    PullTimedOut {
+        image: String,
+        after: Duration,
+        last: String,
+    },
     /// The kubelet cancelled the call (or its deadline passed) mid-pull.
     PullCancelled {
         image: String,
@@ -94,7 +100,9 @@ impl ImageError {
             | ImageError::InvalidAuth(_) => Code::InvalidArgument,
             ImageError::Docker(err) => err.code(),
             ImageError::PullFailed { code, .. } => *code,
-            ImageError::PullStalled { .. } => Code::DeadlineExceeded,
+            ImageError::PullStalled { .. } | ImageError::PullTimedOut { .. } => {
+                Code::DeadlineExceeded
+            }
             ImageError::PullCancelled { .. } => Code::Cancelled,
             ImageError::InUse { .. } => Code::FailedPrecondition,
             ImageError::NotMeasured(_) => Code::Unavailable,
@@ -117,6 +125,11 @@ impl fmt::Display for ImageError {
                 f,
                 "pulling image {image} cancelled: no progress for {after:?} \
                  (--image-pull-progress-deadline); last progress: {last}"
+            ),
+            ImageError::PullTimedOut { image, after, last } => write!(
+                f,
+                "pulling image {image} cancelled: not finished after {after:?} \
+                 (--image-pull-timeout); last progress: {last}"
             ),
             ImageError::PullCancelled { image } => {
                 write!(f, "pulling image {image} abandoned: the call was cancelled")
@@ -171,6 +184,8 @@ pub struct Images {
     sandbox_image: Option<ImageQuery>,
     /// `--image-pull-progress-deadline`.
     pull_progress_deadline: Duration,
+    /// `--image-pull-timeout`; `None`: no limit.
+    pull_timeout: Option<Duration>,
     /// Image ID → the configuration's `User`. Configurations are immutable,
     /// so an entry never goes stale; ListImages drops the IDs it no longer
     /// sees.
@@ -199,6 +214,7 @@ impl Images {
             docker,
             sandbox_image,
             pull_progress_deadline: config.image_pull_progress_deadline,
+            pull_timeout: Some(config.image_pull_timeout).filter(|timeout| !timeout.is_zero()),
             users: Mutex::new(HashMap::new()),
             fs_usage: Arc::new(FsUsage::default()),
             refresher: Mutex::new(None),
@@ -407,6 +423,8 @@ impl Images {
             &pull::Watch {
                 image: &name,
                 deadline: self.pull_progress_deadline,
+                timeout: self.pull_timeout,
+                started,
                 auth: &auth,
                 cancelled: &cancelled,
             },

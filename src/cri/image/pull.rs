@@ -1,6 +1,9 @@
 //! Following a pull: reading dockerd's progress stream to its end,
-//! enforcing `--image-pull-progress-deadline`, and turning a failed pull
-//! into the gRPC code that fits it.
+//! enforcing `--image-pull-progress-deadline` (time since the last progress
+//! message) and `--image-pull-timeout` (time since the pull started, which
+//! progress does not reset, so a registry that trickles bytes cannot hold a
+//! pull forever), and turning a failed pull into the gRPC code that fits
+//! it.
 //!
 //! It owns the policy, not the connection: it consumes any iterator of
 //! progress messages, so the deadline and the error mapping are tested
@@ -79,6 +82,11 @@ pub struct Watch<'a> {
     pub image: &'a str,
     /// `--image-pull-progress-deadline`.
     pub deadline: Duration,
+    /// `--image-pull-timeout`, counted from `started`; `None`: no limit.
+    pub timeout: Option<Duration>,
+    /// When the pull request was sent. dockerd answers it only once it
+    /// has the manifest, so the progress stream may begin well after.
+    pub started: Instant,
     /// The credentials whose secrets must not leak.
     pub auth: &'a RegistryAuth,
     /// True once the CRI call is cancelled or past its deadline.
@@ -93,9 +101,9 @@ pub fn follow<I>(progress: I, watch: &Watch<'_>) -> Result<Option<String>, Image
 where
     I: IntoIterator<Item = Result<PullProgress, DockerError>>,
 {
-    let started = Instant::now();
-    let mut last_progress = started;
-    let mut last_log = started;
+    let started = watch.started;
+    let mut last_progress = Instant::now();
+    let mut last_log = last_progress;
     let mut last_status = String::from("waiting for the first progress message");
     let mut digest = None;
     for item in progress {
@@ -144,6 +152,17 @@ where
                     image: watch.image.to_owned(),
                     code: err.code(),
                     message,
+                });
+            }
+        }
+        // Checked after the message, so a failure dockerd reports in time
+        // keeps its own code.
+        if let Some(timeout) = watch.timeout {
+            if started.elapsed() >= timeout {
+                return Err(ImageError::PullTimedOut {
+                    image: watch.image.to_owned(),
+                    after: timeout,
+                    last: watch.auth.redact(&last_status),
                 });
             }
         }
@@ -217,6 +236,8 @@ mod tests {
             &Watch {
                 image: "127.0.0.1:5000/app:v1",
                 deadline,
+                timeout: Some(Duration::from_secs(3600)),
+                started: Instant::now(),
                 auth,
                 cancelled: &never,
             },
@@ -305,6 +326,8 @@ mod tests {
             &Watch {
                 image: "app",
                 deadline,
+                timeout: None,
+                started: Instant::now(),
                 auth: &auth("pw"),
                 cancelled: &|| false,
             },
@@ -337,11 +360,85 @@ mod tests {
             &Watch {
                 image: "app",
                 deadline,
+                timeout: None,
+                started: Instant::now(),
                 auth: &auth("pw"),
                 cancelled: &|| false,
             },
         );
         assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[test]
+    fn a_trickling_pull_is_cancelled_at_the_overall_timeout() {
+        let timeout = Duration::from_millis(300);
+        let trickle = std::iter::repeat_with(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            status("Downloading [>  ] 1B/100B")
+        });
+        let started = Instant::now();
+        let err = follow(
+            trickle,
+            &Watch {
+                image: "app",
+                deadline: Duration::from_secs(60),
+                timeout: Some(timeout),
+                started: Instant::now(),
+                auth: &auth("pw"),
+                cancelled: &|| false,
+            },
+        )
+        .unwrap_err();
+        assert!(started.elapsed() >= timeout);
+        let status = Status::from(err);
+        assert_eq!(status.code, Code::DeadlineExceeded);
+        assert!(
+            status
+                .message
+                .contains("not finished after 300ms (--image-pull-timeout)"),
+            "{}",
+            status.message
+        );
+        assert!(status.message.contains("Downloading"), "{}", status.message);
+    }
+
+    #[test]
+    fn a_silent_pull_is_cancelled_at_the_overall_timeout_too() {
+        let silent = std::iter::repeat_with(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            silence()
+        });
+        let err = follow(
+            silent,
+            &Watch {
+                image: "app",
+                deadline: Duration::from_secs(60),
+                timeout: Some(Duration::from_millis(100)),
+                started: Instant::now(),
+                auth: &auth("pw"),
+                cancelled: &|| false,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, ImageError::PullTimedOut { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_overall_timeout_counts_from_the_request_not_the_first_message() {
+        let sent = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        let err = follow(
+            vec![status("Pulling from app"), status("Digest: sha256:77")],
+            &Watch {
+                image: "app",
+                deadline: Duration::from_secs(60),
+                timeout: Some(Duration::from_secs(5)),
+                started: sent,
+                auth: &auth("pw"),
+                cancelled: &|| false,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, ImageError::PullTimedOut { .. }), "{err:?}");
     }
 
     #[test]
@@ -356,6 +453,8 @@ mod tests {
             &Watch {
                 image: "app",
                 deadline: Duration::from_secs(3600),
+                timeout: None,
+                started: Instant::now(),
                 auth: &auth("pw"),
                 cancelled: &cancelled,
             },
