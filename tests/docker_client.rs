@@ -439,7 +439,7 @@ fn pull_of_a_missing_tag_reports_the_registry_error() {
     let image = format!("{registry}/dockshim-test/busybox");
     // dockerd answers 404 before streaming when it fails this early, and in
     // the stream when it fails later; both must carry the registry's words.
-    let message = match client.pull(&image, "dockshim-no-such-tag", None) {
+    let message = match client.pull(&image, "dockshim-no-such-tag", None, None) {
         Err(err) => err.to_string(),
         Ok(progress) => progress
             .filter_map(|message| message.unwrap().error_message().map(str::to_owned))
@@ -466,7 +466,7 @@ fn pull_of_a_present_image_streams_progress() {
         ));
         return;
     }
-    let mut progress = client.pull(&image, "latest", None).unwrap();
+    let mut progress = client.pull(&image, "latest", None, None).unwrap();
     progress.set_idle_timeout(Some(Duration::from_secs(30)));
     let statuses: Vec<String> = progress
         .map(|message| message.unwrap())

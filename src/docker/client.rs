@@ -233,7 +233,7 @@ impl DockerClient {
         idle_timeout: Option<Duration>,
     ) -> Result<JsonStream<T>, DockerError> {
         let target = self.versioned(path);
-        self.open_stream(method, &target, headers, body)
+        self.open_stream(method, &target, headers, body, self.inner.timeout)
             .map(|(conn, parser)| JsonStream::new(conn, parser, idle_timeout, method, path))
             .map_err(|err| err.in_call(method, path))
     }
@@ -263,11 +263,15 @@ impl DockerClient {
     /// `X-Registry-Auth`. Set an idle timeout on the stream for a progress
     /// deadline; a failed pull ends with a message whose
     /// [`PullProgress::error_message`] is set.
+    ///
+    /// dockerd answers only once it has the image's manifest; `head_timeout`,
+    /// if shorter than the client's timeout, bounds that wait instead.
     pub fn pull(
         &self,
         from_image: &str,
         tag: &str,
         registry_auth: Option<&str>,
+        head_timeout: Option<Duration>,
     ) -> Result<JsonStream<PullProgress>, DockerError> {
         if from_image.is_empty() || tag.is_empty() {
             return Err(DockerError::InvalidRequest(format!(
@@ -279,7 +283,11 @@ impl DockerClient {
             .map(|auth| ("X-Registry-Auth", auth))
             .into_iter()
             .collect();
-        self.stream("POST", &path, &auth, None, None)
+        let timeout = head_timeout.map_or(self.inner.timeout, |t| t.min(self.inner.timeout));
+        let target = self.versioned(&path);
+        self.open_stream("POST", &target, &auth, None, timeout)
+            .map(|(conn, parser)| JsonStream::new(conn, parser, None, "POST", &path))
+            .map_err(|err| err.in_call("POST", &path))
     }
 
     /// Starts a hijacked session (`POST /exec/{id}/start`,
@@ -338,8 +346,9 @@ impl DockerClient {
         target: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
+        timeout: Duration,
     ) -> Result<(Connection, ResponseParser), DockerError> {
-        let deadline = Deadline::after(self.inner.timeout);
+        let deadline = Deadline::after(timeout);
         let mut conn = self.connect(&deadline)?;
         let head = RequestHead {
             method,
@@ -948,7 +957,7 @@ mod tests {
                 .unwrap();
         })]);
         let mut pull = client(&fake)
-            .pull("busybox", "latest", Some("e30="))
+            .pull("busybox", "latest", Some("e30="), None)
             .unwrap();
         pull.set_idle_timeout(Some(Duration::from_millis(100)));
         assert_eq!(pull.next().unwrap().unwrap().status, "a");
@@ -965,9 +974,29 @@ mod tests {
     }
 
     #[test]
+    fn a_pull_s_head_timeout_bounds_the_wait_for_dockerd_s_first_answer() {
+        let (done, wait) = mpsc::channel::<()>();
+        let fake = fake_dockerd(vec![Box::new(move |mut stream, _| {
+            read_request(&mut stream).unwrap();
+            // Holds the connection open without answering, as dockerd does
+            // while a registry is slow to give the manifest.
+            let _ = wait.recv();
+        })]);
+        let started = Instant::now();
+        let err = client(&fake)
+            .pull("busybox", "latest", None, Some(Duration::from_millis(100)))
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+        assert!(err.to_string().contains("timed out after 100ms"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+        done.send(()).unwrap();
+    }
+
+    #[test]
     fn pull_refuses_an_empty_tag() {
         let fake = fake_dockerd(vec![]);
-        let err = client(&fake).pull("busybox", "", None).unwrap_err();
+        let err = client(&fake).pull("busybox", "", None, None).unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
     }
 
@@ -976,7 +1005,9 @@ mod tests {
         let fake = fake_dockerd(vec![answer_all(
             "HTTP/1.1 404 Not Found\r\nContent-Length: 27\r\n\r\n{\"message\":\"pull denied\"}\r\n",
         )]);
-        let err = client(&fake).pull("nope", "latest", None).unwrap_err();
+        let err = client(&fake)
+            .pull("nope", "latest", None, None)
+            .unwrap_err();
         assert_eq!(err.api_status(), Some(404));
         assert!(err.to_string().ends_with("404: pull denied"), "{err}");
     }

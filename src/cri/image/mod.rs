@@ -414,8 +414,20 @@ impl Images {
                 &reference.repository(),
                 reference.tag_or_digest(),
                 header.as_deref(),
+                self.pull_timeout,
             )
-            .map_err(|err| pull::refused(&name, &err, &auth))?;
+            .map_err(|err| match self.pull_timeout {
+                Some(after)
+                    if err.code() == Code::DeadlineExceeded && started.elapsed() >= after =>
+                {
+                    ImageError::PullTimedOut {
+                        image: name.clone(),
+                        after,
+                        last: "none: dockerd had not answered yet".to_owned(),
+                    }
+                }
+                _ => pull::refused(&name, &err, &auth),
+            })?;
         progress.set_idle_timeout(Some(pull::POLL_INTERVAL));
         let cancelled = || ctx.is_cancelled();
         let manifest_digest = pull::follow(
