@@ -612,8 +612,15 @@ impl RuntimeService for Runtime {
         _ctx: &CallContext,
         _request: v1::RuntimeConfigRequest,
     ) -> Result<v1::RuntimeConfigResponse, Status> {
-        let engine = self.docker.engine()?;
-        let cgroup_driver = crate::cri::cgroup_driver(&engine);
+        // Asked anew on every call: the kubelet asks once, at its start, and
+        // must get the driver of the dockerd running now.
+        self.ensure_negotiated()?;
+        let info = self.docker.info()?;
+        let cgroup_driver = if info.is_systemd_cgroup_driver() {
+            v1::CgroupDriver::Systemd
+        } else {
+            v1::CgroupDriver::Cgroupfs
+        };
         Ok(v1::RuntimeConfigResponse {
             linux: Some(v1::LinuxRuntimeConfiguration {
                 cgroup_driver: cgroup_driver as i32,
