@@ -51,8 +51,16 @@ pub const VERSION: u16 = 3;
 /// Kubernetes clients copy in 32 KiB buffers.
 pub const MAX_DATA_PAYLOAD: usize = 1024 * 1024;
 
-/// Largest decompressed header block, accepted or sent.
+/// Largest decompressed header block, accepted or sent. The inflater
+/// refuses to grow past it, and the block is dropped once parsed, so a
+/// session holds at most one at a time.
 pub const MAX_HEADER_BLOCK: usize = 256 * 1024;
+
+/// Longest header name or value accepted or sent. Kubernetes streams carry
+/// a stream type, a port and a request ID, each a few bytes; a longer
+/// field is refused before it is copied out of the block, so a stream's
+/// headers never hold more than `MAX_HEADERS` times this.
+pub const MAX_HEADER_VALUE: usize = 4 * 1024;
 
 /// Largest control frame payload: a maximal header block plus the fixed
 /// fields and the framing of its compressed form.
@@ -720,6 +728,9 @@ fn take_u32(block: &mut &[u8]) -> Result<u32, &'static str> {
 
 fn take_field<'a>(block: &mut &'a [u8]) -> Result<&'a [u8], &'static str> {
     let len = take_u32(block)? as usize;
+    if len > MAX_HEADER_VALUE {
+        return Err("header name or value longer than MAX_HEADER_VALUE");
+    }
     if len > block.len() {
         return Err("header length runs past the block");
     }
@@ -757,6 +768,11 @@ fn encode_header_block(headers: &HeaderBlock, out: &mut Vec<u8>) -> Result<(), S
             return Err(SpdyError::Unwritable("duplicate header name"));
         }
         for field in [name, value] {
+            if field.len() > MAX_HEADER_VALUE {
+                return Err(SpdyError::Unwritable(
+                    "header name or value longer than MAX_HEADER_VALUE",
+                ));
+            }
             if out.len() + 4 + field.len() > MAX_HEADER_BLOCK {
                 return Err(SpdyError::Unwritable("header block too large"));
             }
