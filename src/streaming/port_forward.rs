@@ -416,7 +416,14 @@ impl PortForward<'_> {
                 match session.next_event(deadline) {
                     Ok(StreamEvent::Opened(stream)) => {
                         if let Some(pair) = pairs.add(stream, outbound) {
-                            self.start_spdy_pair(scope, pair, outbound, hangup, &connections, &running);
+                            self.start_spdy_pair(
+                                scope,
+                                pair,
+                                outbound,
+                                hangup,
+                                &connections,
+                                &running,
+                            );
                         }
                     }
                     Ok(StreamEvent::Reset(stream)) => {
@@ -979,7 +986,9 @@ struct PendingPair {
 
 impl PendingPair {
     fn has(&self, stream: StreamId) -> bool {
-        self.data.as_ref().is_some_and(|(data, _)| data.id == stream)
+        self.data
+            .as_ref()
+            .is_some_and(|(data, _)| data.id == stream)
             || self.error.as_ref().is_some_and(|error| error.id == stream)
     }
 }
@@ -1045,9 +1054,7 @@ impl PendingPairs {
                 },
             );
         }
-        let Some(pair) = self.pairs.get_mut(&request_id) else {
-            return None;
-        };
+        let pair = self.pairs.get_mut(&request_id)?;
         let taken = match kind {
             PortStream::Data if pair.data.is_none() => {
                 pair.data = Some((stream, port));
@@ -1299,6 +1306,8 @@ mod tests {
         next_stream: StreamId,
         /// What arrived on each stream, and whether it was closed.
         received: HashMap<StreamId, (Vec<u8>, bool)>,
+        /// The streams the server reset, and why.
+        resets: HashMap<StreamId, RstStatus>,
     }
 
     impl Client {
@@ -1324,6 +1333,7 @@ mod tests {
                 writer: SpdyWriter::new(conn),
                 next_stream: 1,
                 received: HashMap::new(),
+                resets: HashMap::new(),
             };
             (head, Some(client))
         }
@@ -1365,6 +1375,12 @@ mod tests {
             self.writer.write_data(stream, fin, data).unwrap();
         }
 
+        fn reset(&mut self, stream: StreamId) {
+            self.writer
+                .write_rst_stream(stream, RstStatus::CANCEL)
+                .unwrap();
+        }
+
         /// Reads frames until `stream` is closed by the server; returns
         /// what it carried.
         fn until_closed(&mut self, stream: StreamId) -> Vec<u8> {
@@ -1379,8 +1395,9 @@ mod tests {
                         entry.0.extend_from_slice(&data);
                         entry.1 |= fin;
                     }
-                    Frame::RstStream { stream, .. } => {
+                    Frame::RstStream { stream, status } => {
                         self.received.entry(stream).or_default().1 = true;
+                        self.resets.insert(stream, status);
                     }
                     _ => {}
                 }
@@ -1568,6 +1585,136 @@ mod tests {
             "{report}"
         );
         drop(socket);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_budget_refuses_past_its_limit_and_takes_back_what_is_dropped() {
+        let budget = Budget::new(2);
+        let first = budget.take().unwrap();
+        let second = budget.take().unwrap();
+        assert!(budget.take().is_none());
+        assert_eq!(budget.used(), 2);
+        drop(first);
+        let third = budget.take().unwrap();
+        drop((second, third));
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_connection_takes_both_places_or_neither() {
+        let (session, total) = (Budget::new(1), Budget::new(0));
+        assert!(Places::take(&session, &total).is_none());
+        assert_eq!(session.used(), 0);
+        let total = Budget::new(1);
+        let places = Places::take(&session, &total).unwrap();
+        assert!(Places::take(&session, &Budget::new(1)).is_none());
+        drop(places);
+        assert_eq!((session.used(), total.used()), (0, 0));
+    }
+
+    /// A server that holds every connection open without a word; each
+    /// connection reports `true` when accepted and `false` when its client
+    /// side goes.
+    fn holding_server() -> (u16, mpsc::Receiver<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (events_tx, events) = mpsc::channel();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let events_tx = events_tx.clone();
+                let _ = events_tx.send(true);
+                thread::spawn(move || {
+                    let _ = io::copy(&mut conn, &mut io::sink());
+                    let _ = events_tx.send(false);
+                });
+            }
+        });
+        (port, events)
+    }
+
+    #[test]
+    fn streams_that_would_start_more_incomplete_pairs_than_the_limit_are_refused() {
+        let (address, server) = serve_one(request(&[]), TIMEOUT);
+        let mut client = Client::connect(address, SPDY_PROTOCOL).1.unwrap();
+        for n in 0..MAX_PENDING_PAIRS {
+            client.open(&[
+                ("streamtype", "error"),
+                ("port", "80"),
+                ("requestid", &n.to_string()),
+            ]);
+        }
+        let refused = client.open(&[("streamtype", "error"), ("port", "80"), ("requestid", "x")]);
+        client.until_closed(refused);
+        assert_eq!(
+            client.resets.get(&refused),
+            Some(&RstStatus::REFUSED_STREAM)
+        );
+        // A stream completing a pending pair is no new pair.
+        let echo = echo_server().to_string();
+        let data = client.open(&[("streamtype", "data"), ("port", &echo), ("requestid", "0")]);
+        client.send(data, b"ping", true);
+        assert_eq!(client.until_closed(data), b"ping");
+        drop(client);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_reset_stream_drops_its_incomplete_pair() {
+        let (address, server) = serve_one(request(&[]), TIMEOUT);
+        let mut client = Client::connect(address, SPDY_PROTOCOL).1.unwrap();
+        for round in 0..3 {
+            let opened: Vec<StreamId> = (0..MAX_PENDING_PAIRS)
+                .map(|n| {
+                    let id = format!("{round}-{n}");
+                    client.open(&[("streamtype", "error"), ("port", "80"), ("requestid", &id)])
+                })
+                .collect();
+            for stream in opened {
+                client.reset(stream);
+            }
+        }
+        // Handled in order after every reset above: had the pairs stayed,
+        // this one would be refused.
+        let (error, data) = client.open_pair(echo_server(), "last");
+        client.send(data, b"ping", true);
+        assert_eq!(client.until_closed(data), b"ping");
+        client.until_closed(error);
+        assert!(client.resets.is_empty(), "{:?}", client.resets);
+        drop(client);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn pairs_beyond_the_sessions_connection_limit_are_refused() {
+        let (port, _events) = holding_server();
+        let (address, server) = serve_one(request(&[]), TIMEOUT);
+        let mut client = Client::connect(address, SPDY_PROTOCOL).1.unwrap();
+        for n in 0..MAX_SESSION_CONNECTIONS {
+            client.open_pair(port, &n.to_string());
+        }
+        let (error, data) = client.open_pair(port, "over");
+        client.until_closed(error);
+        client.until_closed(data);
+        assert_eq!(client.resets.get(&error), Some(&RstStatus::REFUSED_STREAM));
+        assert_eq!(client.resets.get(&data), Some(&RstStatus::REFUSED_STREAM));
+        drop(client);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_reset_data_stream_ends_its_connection() {
+        let (port, events) = holding_server();
+        let (address, server) = serve_one(request(&[]), TIMEOUT);
+        let mut client = Client::connect(address, SPDY_PROTOCOL).1.unwrap();
+        let (error, data) = client.open_pair(port, "1");
+        assert!(events.recv_timeout(TIMEOUT).unwrap(), "no connection");
+        client.reset(data);
+        assert!(!events.recv_timeout(TIMEOUT).unwrap());
+        // The connection is over: its error stream is closed.
+        assert_eq!(client.until_closed(error), b"");
+        drop(client);
         server.join().unwrap();
     }
 }

@@ -567,7 +567,11 @@ impl SpdyOutbound {
     /// Resets `stream` (a consumer refusing it): nothing more is sent on
     /// it and what the client still sends is dropped. A stream already
     /// reset is left alone.
-    pub fn reset_stream(&self, stream: StreamId, status: RstStatus) -> Result<(), SpdySessionError> {
+    pub fn reset_stream(
+        &self,
+        stream: StreamId,
+        status: RstStatus,
+    ) -> Result<(), SpdySessionError> {
         let mut state = self.lock();
         match state.streams.get(&stream) {
             Some(s) if !s.reset => {}
@@ -728,7 +732,7 @@ impl FrameReader {
         let forgotten: Vec<StreamId> = self
             .inbound
             .keys()
-            .filter(|id| state.streams.get(id).map_or(true, |s| s.reset))
+            .filter(|id| state.streams.get(id).is_none_or(|s| s.reset))
             .copied()
             .collect();
         for id in forgotten {
@@ -1270,6 +1274,105 @@ mod tests {
         client.writer.write_ping(7).unwrap();
         assert_eq!(client.frame(), Frame::Ping { id: 7 });
         assert_eq!(session.hangup().pending_actions(), 1);
+    }
+
+    #[test]
+    fn a_reset_stream_counts_until_its_consumer_releases_it() {
+        let (mut client, session) = start(UPGRADE, None);
+        let session = session.unwrap();
+        let mut held = Vec::new();
+        for n in 0..MAX_OPEN_STREAMS as u32 {
+            let stream = 2 * n + 1;
+            client.syn(stream, "data", false);
+            assert!(matches!(client.frame(), Frame::SynReply { .. }));
+            held.push(session.next_stream(deadline()).unwrap());
+            client
+                .writer
+                .write_rst_stream(stream, RstStatus::CANCEL)
+                .unwrap();
+        }
+        let next = 2 * MAX_OPEN_STREAMS as u32 + 1;
+        client.syn(next, "data", false);
+        assert_eq!(
+            client.frame(),
+            Frame::RstStream {
+                stream: next,
+                status: RstStatus::REFUSED_STREAM
+            }
+        );
+        assert!(held[0].lease.is_reset());
+        drop(held.remove(0));
+        client.syn(next + 2, "data", false);
+        assert!(matches!(
+            client.frame(),
+            Frame::SynReply { stream, .. } if stream == next + 2
+        ));
+    }
+
+    #[test]
+    fn the_consumer_hears_of_resets_of_the_streams_it_was_given() {
+        let (mut client, session) = start(UPGRADE, None);
+        let session = session.unwrap();
+        client.syn(1, "data", false);
+        client.frame();
+        let StreamEvent::Opened(stream) = session.next_event(deadline()).unwrap() else {
+            panic!("expected a stream");
+        };
+        assert_eq!(stream.lease.stream(), 1);
+        assert!(!stream.lease.is_reset());
+        client
+            .writer
+            .write_rst_stream(1, RstStatus::CANCEL)
+            .unwrap();
+        // Not a stream it was given: nothing to hear of.
+        client
+            .writer
+            .write_rst_stream(5, RstStatus::CANCEL)
+            .unwrap();
+        client.syn(7, "data", false);
+        client.frame();
+        assert!(matches!(
+            session.next_event(deadline()).unwrap(),
+            StreamEvent::Reset(1)
+        ));
+        assert!(stream.lease.is_reset());
+        assert!(matches!(
+            session.next_event(deadline()).unwrap(),
+            StreamEvent::Opened(NewStream { id: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn a_stream_the_consumer_resets_is_refused_output_and_releases_its_place() {
+        let (mut client, session) = start(UPGRADE, None);
+        let session = session.unwrap();
+        client.syn(1, "data", false);
+        client.frame();
+        let stream = session.next_stream(deadline()).unwrap();
+        session
+            .outbound()
+            .reset_stream(1, RstStatus::REFUSED_STREAM)
+            .unwrap();
+        assert_eq!(
+            client.frame(),
+            Frame::RstStream {
+                stream: 1,
+                status: RstStatus::REFUSED_STREAM
+            }
+        );
+        assert!(matches!(
+            session.outbound().send(1, b"x"),
+            Err(SpdySessionError::StreamClosed { stream: 1 })
+        ));
+        drop(stream);
+        assert!(session.outbound().lock().streams.is_empty());
+        // Resetting it again sends nothing.
+        session
+            .outbound()
+            .reset_stream(1, RstStatus::REFUSED_STREAM)
+            .unwrap();
+        client.writer.write_ping(9).unwrap();
+        assert_eq!(client.frame(), Frame::Ping { id: 9 });
     }
 
     #[test]
