@@ -16,8 +16,8 @@
 //!   stream-creation timeout is told so on its error stream and closed.
 //!   Every complete pair is one forwarded connection, and many may run at
 //!   once on one session (one per connection the client accepts locally,
-//!   up to half the SPDY session's limit on open streams); the session
-//!   lasts until the client goes or it idles out.
+//!   up to [`MAX_SESSION_CONNECTIONS`]); the session lasts until the client
+//!   goes or it idles out.
 //! - WebSocket (`v4.channel.k8s.io`, `v4.base64.channel.k8s.io`): the ports
 //!   are the request's, or else the `port` query values; each gets a data
 //!   and an error channel, both announced with the port number first, and
