@@ -61,9 +61,10 @@ pub const MAX_SESSIONS: usize = 128;
 /// connection costs a thread.
 pub const MAX_PENDING_CONNECTIONS: usize = 32;
 
-/// Most of [`MAX_PENDING_CONNECTIONS`] from one peer address, so that one
-/// peer's connections push out its own and leave the others' alone.
-pub const MAX_PENDING_PER_PEER: usize = 8;
+/// Most of [`MAX_PENDING_CONNECTIONS`] from one peer address: half, so
+/// that one peer's connections push out its own and leave the others at
+/// least the other half.
+pub const MAX_PENDING_PER_PEER: usize = MAX_PENDING_CONNECTIONS / 2;
 
 /// The path every route starts with.
 const ROUTE_PREFIX: &str = "/cri/";
