@@ -120,8 +120,11 @@ const STREAM_WAIT: Duration = Duration::from_secs(60);
 /// and each pair holds two streams' headers and pipes.
 pub const MAX_PENDING_PAIRS: usize = 16;
 
-/// Incomplete SPDY pairs all sessions together hold.
-pub const MAX_TOTAL_PENDING_PAIRS: usize = 256;
+/// Incomplete SPDY pairs all sessions together hold. A pair's data stream
+/// may carry bytes before the pair is complete, which wait in its inbound
+/// pipe (a quarter MiB and one DATA frame at most), so this bounds that
+/// memory too; a kubelet's pairs are incomplete for a moment only.
+pub const MAX_TOTAL_PENDING_PAIRS: usize = 64;
 
 /// Connections one session forwards at once: one per connection its user
 /// accepted locally and has not closed, which for `kubectl port-forward`
