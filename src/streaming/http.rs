@@ -32,8 +32,10 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Most header fields in a request head.
 pub const MAX_HEADERS: usize = 100;
 
-/// Time a client has to send its whole request head.
-pub const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a client has to send its whole request head. The kubelet sends
+/// its head at once after connecting; until then a connection has shown
+/// no token, so a client that sends nothing must give its place back soon.
+pub const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bytes read from the socket at a time; also the most a client's bytes
 /// past the head can be.
@@ -151,8 +153,9 @@ pub fn read_request(
     let deadline = Instant::now() + timeout;
     let mut buffer = Vec::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = [0u8; READ_CHUNK_BYTES];
+    let mut search = HeadSearch::default();
     loop {
-        if let Some(end) = find_head_end(&buffer)? {
+        if let Some(end) = search.find(&buffer)? {
             let leftover = buffer.split_off(end + HEAD_END.len());
             // The head without its last CRLF pair: each line but the last
             // keeps its CRLF, which `parse_head` expects.
@@ -183,16 +186,48 @@ pub fn read_request(
     }
 }
 
-/// Where the blank line ending the head starts in `buffer`; `Ok(None)` when
-/// more bytes are needed, an error when the head cannot end within
-/// [`MAX_HEAD_BYTES`].
-fn find_head_end(buffer: &[u8]) -> Result<Option<usize>, HttpError> {
-    let window = &buffer[..buffer.len().min(MAX_HEAD_BYTES)];
-    match window.windows(HEAD_END.len()).position(|w| w == HEAD_END) {
-        Some(end) => Ok(Some(end)),
-        None if buffer.len() >= MAX_HEAD_BYTES => Err(HttpError::HeadTooLarge),
-        None => Ok(None),
+/// The search for the blank line ending a head in a buffer that grows
+/// read by read. It resumes where the last search stopped (less the bytes
+/// of a blank line split across two reads), so a client sending one byte
+/// at a time costs a pass over the head, not a pass per byte.
+#[derive(Debug, Default)]
+struct HeadSearch {
+    /// How much of the buffer earlier searches covered.
+    searched: usize,
+}
+
+impl HeadSearch {
+    /// Where the blank line ending the head starts in `buffer`, which holds
+    /// what earlier calls saw and more; `Ok(None)` when more bytes are
+    /// needed, an error when the head cannot end within [`MAX_HEAD_BYTES`].
+    fn find(&mut self, buffer: &[u8]) -> Result<Option<usize>, HttpError> {
+        let window = &buffer[..buffer.len().min(MAX_HEAD_BYTES)];
+        let from = self
+            .searched
+            .saturating_sub(HEAD_END.len() - 1)
+            .min(window.len());
+        match window[from..]
+            .windows(HEAD_END.len())
+            .position(|w| w == HEAD_END)
+        {
+            Some(end) => Ok(Some(from + end)),
+            None if buffer.len() >= MAX_HEAD_BYTES => Err(HttpError::HeadTooLarge),
+            None => {
+                self.searched = window.len();
+                Ok(None)
+            }
+        }
     }
+
+    #[cfg(test)]
+    fn searched(&self) -> usize {
+        self.searched
+    }
+}
+
+#[cfg(test)]
+fn find_head_end(buffer: &[u8]) -> Result<Option<usize>, HttpError> {
+    HeadSearch::default().find(buffer)
 }
 
 /// Parses a complete head: the request line and header lines, separated
@@ -663,6 +698,48 @@ mod tests {
             Err(HttpError::HeadTooLarge)
         ));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r").unwrap(), None);
+    }
+
+    #[test]
+    fn a_head_trickled_in_byte_by_byte_is_searched_once() {
+        let head = b"GET /cri/exec/t HTTP/1.1\r\nHost: h\r\n\r\nleftover";
+        let end = head.len() - b"\r\n\r\nleftover".len();
+        let mut search = HeadSearch::default();
+        for len in 0..=head.len() {
+            let found = search.find(&head[..len]).unwrap();
+            if len < end + HEAD_END.len() {
+                assert_eq!(found, None, "at {len} bytes");
+                // Every later search starts near the end of this one.
+                assert_eq!(search.searched(), len);
+            } else {
+                assert_eq!(found, Some(end), "at {len} bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn a_blank_line_split_across_reads_is_found() {
+        let head = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        let end = head.len() - HEAD_END.len();
+        for split in 0..head.len() {
+            let mut search = HeadSearch::default();
+            let first = search.find(&head[..split]).unwrap();
+            assert_eq!(first, None, "split at {split}");
+            assert_eq!(search.find(head).unwrap(), Some(end), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn a_head_that_grows_past_the_limit_is_refused_however_it_arrives() {
+        let mut search = HeadSearch::default();
+        let mut buffer = Vec::new();
+        while buffer.len() < MAX_HEAD_BYTES {
+            buffer.extend_from_slice(b"x-a: b\r\n");
+            if buffer.len() < MAX_HEAD_BYTES {
+                assert_eq!(search.find(&buffer).unwrap(), None);
+            }
+        }
+        assert!(matches!(search.find(&buffer), Err(HttpError::HeadTooLarge)));
     }
 
     #[test]

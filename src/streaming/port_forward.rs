@@ -16,8 +16,8 @@
 //!   stream-creation timeout is told so on its error stream and closed.
 //!   Every complete pair is one forwarded connection, and many may run at
 //!   once on one session (one per connection the client accepts locally,
-//!   up to half the SPDY session's limit on open streams); the session
-//!   lasts until the client goes or it idles out.
+//!   up to [`MAX_SESSION_CONNECTIONS`]); the session lasts until the client
+//!   goes or it idles out.
 //! - WebSocket (`v4.channel.k8s.io`, `v4.base64.channel.k8s.io`): the ports
 //!   are the request's, or else the `port` query values; each gets a data
 //!   and an error channel, both announced with the port number first, and
@@ -45,14 +45,25 @@
 //! client's bytes to the pod. They are scoped to the session, whose own
 //! thread waits for them; when the client goes, the session's hang-up
 //! shuts every socket down, which ends them.
+//!
+//! Limits: a client must not make the node run out of threads, sockets or
+//! memory by opening streams. Incomplete pairs and forwarded connections
+//! are capped per session and across all sessions ([`MAX_PENDING_PAIRS`],
+//! [`MAX_TOTAL_PENDING_PAIRS`], [`MAX_SESSION_CONNECTIONS`],
+//! [`MAX_TOTAL_CONNECTIONS`]); a SPDY stream over a cap is refused with
+//! RST_STREAM (REFUSED_STREAM), never queued. A stream the client resets
+//! drops its incomplete pair, is not dialled, and ends its connection;
+//! its streams count against the session's limit on open streams until
+//! the connection has ended.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, Scope};
 use std::time::{Duration, Instant};
 
@@ -62,9 +73,10 @@ use super::channel::{
 };
 use super::session::Handoff;
 use super::session_io::{plain_text_response, Hangup, PipeReader};
-use super::spdy::{HeaderBlock, StreamId};
+use super::spdy::{HeaderBlock, RstStatus, StreamId};
 use super::spdy_session::{
-    NewStream, SpdyOutbound, SpdySession, SpdySessionError, STREAM_TYPE_HEADER,
+    NewStream, SpdyOutbound, SpdySession, SpdySessionError, StreamEvent, StreamLease,
+    STREAM_TYPE_HEADER,
 };
 use super::websocket;
 use super::ws_session::{WsOutbound, WsSession, WsSessionError};
@@ -102,6 +114,28 @@ const COPY_BUFFER_BYTES: usize = 32 * 1024;
 /// before it looks again; nothing happens on that tick.
 const STREAM_WAIT: Duration = Duration::from_secs(60);
 
+/// Incomplete SPDY pairs one session holds; a stream that would start one
+/// more is refused. A Kubernetes client opens both streams of a pair back
+/// to back, so only a client that leaves pairs half-open comes near this,
+/// and each pair holds two streams' headers and pipes.
+pub const MAX_PENDING_PAIRS: usize = 16;
+
+/// Incomplete SPDY pairs all sessions together hold. A pair's data stream
+/// may carry bytes before the pair is complete, which wait in its inbound
+/// pipe (a quarter MiB and one DATA frame at most), so this bounds that
+/// memory too; a kubelet's pairs are incomplete for a moment only.
+pub const MAX_TOTAL_PENDING_PAIRS: usize = 64;
+
+/// Connections one session forwards at once: one per connection its user
+/// accepted locally and has not closed, which for `kubectl port-forward`
+/// is a handful. Each costs a socket in the pod and two threads here.
+pub const MAX_SESSION_CONNECTIONS: usize = 32;
+
+/// Connections all sessions together forward at once. With two threads
+/// each this bounds the forwarding threads of the process, whose systemd
+/// unit sets no task limit of its own.
+pub const MAX_TOTAL_CONNECTIONS: usize = 256;
+
 /// Names of the threads of a connection, as seen in `/proc/<pid>/task/*/comm`.
 const CONNECTION_THREAD_NAME: &str = "port-forward";
 const UPLOAD_THREAD_NAME: &str = "port-upload";
@@ -136,6 +170,11 @@ pub enum PortForwardError {
     Thread(io::Error),
     /// The client went away before the connection was made.
     ClientGone,
+    /// The client reset the connection's data stream.
+    StreamReset { stream: StreamId },
+    /// As many connections as [`MAX_SESSION_CONNECTIONS`] or
+    /// [`MAX_TOTAL_CONNECTIONS`] allow are being forwarded.
+    TooManyConnections,
     /// The SPDY session could not be set up or written to.
     Spdy(SpdySessionError),
     /// The WebSocket session could not be set up or written to.
@@ -156,7 +195,10 @@ impl PortForwardError {
             PortForwardError::BadRequestPort { .. } | PortForwardError::BadStream { .. } => {
                 Code::InvalidArgument
             }
-            PortForwardError::Thread(_) => Code::ResourceExhausted,
+            PortForwardError::Thread(_) | PortForwardError::TooManyConnections => {
+                Code::ResourceExhausted
+            }
+            PortForwardError::StreamReset { .. } => Code::Cancelled,
             PortForwardError::Spdy(err) => err.code(),
             PortForwardError::WebSocket(err) => err.code(),
         }
@@ -196,6 +238,14 @@ impl fmt::Display for PortForwardError {
                 write!(f, "cannot start a thread for the connection: {source}")
             }
             PortForwardError::ClientGone => write!(f, "the client went away"),
+            PortForwardError::StreamReset { stream } => {
+                write!(f, "the client reset data stream {stream}")
+            }
+            PortForwardError::TooManyConnections => write!(
+                f,
+                "too many forwarded connections (at most {MAX_SESSION_CONNECTIONS} per session \
+                 and {MAX_TOTAL_CONNECTIONS} in all)"
+            ),
             PortForwardError::Spdy(source) => write!(f, "{source}"),
             PortForwardError::WebSocket(source) => write!(f, "{source}"),
         }
@@ -216,7 +266,9 @@ impl std::error::Error for PortForwardError {
             | PortForwardError::PortNotRequested { .. }
             | PortForwardError::BadRequestPort { .. }
             | PortForwardError::BadStream { .. }
-            | PortForwardError::ClientGone => None,
+            | PortForwardError::ClientGone
+            | PortForwardError::StreamReset { .. }
+            | PortForwardError::TooManyConnections => None,
         }
     }
 }
@@ -356,17 +408,30 @@ impl PortForward<'_> {
         };
         let outbound = session.outbound();
         let hangup = session.hangup();
+        let connections = Budget::new(MAX_SESSION_CONNECTIONS);
+        let running = Running::default();
         thread::scope(|scope| {
-            let mut pairs = PendingPairs::new(self.stream_creation_timeout);
+            let mut pairs = PendingPairs::new(self.stream_creation_timeout, &TOTAL_PENDING_PAIRS);
             loop {
                 let deadline = pairs
                     .next_deadline()
                     .unwrap_or_else(|| Instant::now() + STREAM_WAIT);
-                match session.next_stream(deadline) {
-                    Ok(stream) => {
+                match session.next_event(deadline) {
+                    Ok(StreamEvent::Opened(stream)) => {
                         if let Some(pair) = pairs.add(stream, outbound) {
-                            self.start_spdy_pair(scope, pair, outbound, hangup);
+                            self.start_spdy_pair(
+                                scope,
+                                pair,
+                                outbound,
+                                hangup,
+                                &connections,
+                                &running,
+                            );
                         }
+                    }
+                    Ok(StreamEvent::Reset(stream)) => {
+                        pairs.reset(stream, outbound);
+                        running.reset(stream);
                     }
                     Err(SpdySessionError::StreamTimeout) => pairs.expire(Instant::now(), outbound),
                     // The client went, or the session idled out.
@@ -377,14 +442,31 @@ impl PortForward<'_> {
         log::debug!("port-forward to pod {}: session over", self.sandbox_id);
     }
 
+    /// Forwards a complete pair's connection, or refuses both its streams
+    /// when the session or the process forwards as many as it may.
     fn start_spdy_pair<'scope, 'env>(
         &'env self,
         scope: &'scope Scope<'scope, 'env>,
         pair: CompletePair,
         outbound: &Arc<SpdyOutbound>,
         hangup: &'env Hangup,
+        connections: &'env Budget,
+        running: &'env Running,
     ) {
         let CompletePair { port, data, error } = pair;
+        let Some(places) = Places::take(connections, &TOTAL_CONNECTIONS) else {
+            log::info!(
+                "port-forward to pod {}: refusing streams {} and {}: {}",
+                self.sandbox_id,
+                data.id,
+                error.id,
+                PortForwardError::TooManyConnections
+            );
+            for stream in [data.id, error.id] {
+                let _ = outbound.reset_stream(stream, RstStatus::REFUSED_STREAM);
+            }
+            return;
+        };
         // Nothing is read from the error stream; what the client might send
         // there is dropped.
         drop(error.inbound);
@@ -393,7 +475,15 @@ impl PortForward<'_> {
             data: data.id,
             error: error.id,
         };
-        self.start_connection(scope, port, client, data.inbound, hangup);
+        let held = Held {
+            _places: places,
+            spdy: Some(SpdyHold {
+                data: data.lease,
+                _error: error.lease,
+                running,
+            }),
+        };
+        self.start_connection(scope, port, client, data.inbound, hangup, held);
     }
 
     fn serve_websocket(&self, handoff: Handoff) {
@@ -432,6 +522,7 @@ impl PortForward<'_> {
             return;
         }
         let hangup = session.hangup();
+        let connections = Budget::new(MAX_SESSION_CONNECTIONS);
         thread::scope(|scope| {
             for (index, (&port, inbound)) in ports.iter().zip(inbound).enumerate() {
                 // Every index has both channels: the codec accepted as many
@@ -447,7 +538,15 @@ impl PortForward<'_> {
                     data,
                     error,
                 };
-                self.start_connection(scope, port, client, inbound, hangup);
+                let Some(places) = Places::take(&connections, &TOTAL_CONNECTIONS) else {
+                    self.fail(port, &client, &PortForwardError::TooManyConnections);
+                    continue;
+                };
+                let held = Held {
+                    _places: places,
+                    spdy: None,
+                };
+                self.start_connection(scope, port, client, inbound, hangup, held);
             }
         });
         session.close();
@@ -462,11 +561,14 @@ impl PortForward<'_> {
         client: ClientEnd,
         inbound: PipeReader,
         hangup: &'env Hangup,
+        held: Held<'env>,
     ) {
         let reporter = client.clone();
         let spawned = thread::Builder::new()
             .name(CONNECTION_THREAD_NAME.to_owned())
-            .spawn_scoped(scope, move || self.forward(port, &client, inbound, hangup));
+            .spawn_scoped(scope, move || {
+                self.forward(port, &client, inbound, hangup, &held);
+            });
         if let Err(err) = spawned {
             self.fail(port, &reporter, &PortForwardError::Thread(err));
             reporter.finish();
@@ -475,14 +577,25 @@ impl PortForward<'_> {
 
     /// Dials `port` and copies both ways until the connection is over, then
     /// reports how it ended and closes the client's streams.
-    fn forward(&self, port: u16, client: &ClientEnd, inbound: PipeReader, hangup: &Hangup) {
-        let forwarded = self.dial(port, hangup).and_then(|socket| {
-            // Whatever blocks on the socket is released when the client goes.
+    fn forward(
+        &self,
+        port: u16,
+        client: &ClientEnd,
+        inbound: PipeReader,
+        hangup: &Hangup,
+        held: &Held<'_>,
+    ) {
+        let forwarded = self.dial(port, hangup, held).and_then(|socket| {
+            // Whatever blocks on the socket is released when the client
+            // goes, or resets the data stream.
             let watched = socket.try_clone().map_err(PortForwardError::Socket)?;
             let registered = hangup.on_hang_up(move || {
                 let _ = watched.shutdown(Shutdown::Both);
             });
-            let copied = copy_both_ways(&socket, inbound, client);
+            let copied = held
+                .watch(&socket)
+                .and_then(|()| copy_both_ways(&socket, inbound, client));
+            held.unwatch();
             hangup.cancel(registered);
             copied
         });
@@ -490,18 +603,27 @@ impl PortForward<'_> {
             Ok(()) => {}
             // Nobody is left to tell.
             Err(_) if hangup.is_hung_up() => {}
+            Err(err @ PortForwardError::StreamReset { .. }) => {
+                log::debug!("port-forward to pod {}: {err}", self.sandbox_id);
+            }
             Err(err) => self.fail(port, client, &err),
         }
         client.finish();
     }
 
-    fn dial(&self, port: u16, hangup: &Hangup) -> Result<TcpStream, PortForwardError> {
+    fn dial(
+        &self,
+        port: u16,
+        hangup: &Hangup,
+        held: &Held<'_>,
+    ) -> Result<TcpStream, PortForwardError> {
         if !self.ports.is_empty() && !self.ports.contains(&port) {
             return Err(PortForwardError::PortNotRequested { port });
         }
         if hangup.is_hung_up() {
             return Err(PortForwardError::ClientGone);
         }
+        held.check_reset()?;
         self.dialer.dial(port)
     }
 
@@ -519,6 +641,135 @@ impl PortForward<'_> {
 /// The channel of a forwarded port's data or error stream.
 fn channel(index: usize, stream: PortStream) -> Option<u8> {
     PortChannel { index, stream }.channel()
+}
+
+/// Incomplete pairs across all sessions.
+static TOTAL_PENDING_PAIRS: Budget = Budget::new(MAX_TOTAL_PENDING_PAIRS);
+
+/// Forwarded connections across all sessions.
+static TOTAL_CONNECTIONS: Budget = Budget::new(MAX_TOTAL_CONNECTIONS);
+
+/// A count of things in use, refusing more than its limit.
+#[derive(Debug)]
+struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    const fn new(limit: usize) -> Budget {
+        Budget {
+            used: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// One more, unless the limit is reached.
+    fn take(&self) -> Option<Place<'_>> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Place(self))
+    }
+
+    #[cfg(test)]
+    fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// One unit of a [`Budget`], given back when dropped.
+#[derive(Debug)]
+struct Place<'a>(&'a Budget);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's places in its session's budget and the process's.
+#[derive(Debug)]
+struct Places<'a> {
+    _session: Place<'a>,
+    _total: Place<'a>,
+}
+
+impl<'a> Places<'a> {
+    /// Both places, or neither.
+    fn take(session: &'a Budget, total: &'a Budget) -> Option<Places<'a>> {
+        let session = session.take()?;
+        let total = total.take()?;
+        Some(Places {
+            _session: session,
+            _total: total,
+        })
+    }
+}
+
+/// The sockets of a SPDY session's running connections, by data stream,
+/// so that a reset of the data stream ends its connection.
+#[derive(Debug, Default)]
+struct Running(Mutex<HashMap<StreamId, TcpStream>>);
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, TcpStream>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends the connection of data stream `stream`, if one runs.
+    fn reset(&self, stream: StreamId) {
+        if let Some(socket) = self.lock().remove(&stream) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// What a forwarded connection holds until it ends.
+#[derive(Debug)]
+struct Held<'a> {
+    _places: Places<'a>,
+    spdy: Option<SpdyHold<'a>>,
+}
+
+/// A SPDY connection's streams, kept counted as open until it ends.
+#[derive(Debug)]
+struct SpdyHold<'a> {
+    data: StreamLease,
+    _error: StreamLease,
+    running: &'a Running,
+}
+
+impl Held<'_> {
+    /// Fails once the client has reset the data stream.
+    fn check_reset(&self) -> Result<(), PortForwardError> {
+        match &self.spdy {
+            Some(spdy) if spdy.data.is_reset() => Err(PortForwardError::StreamReset {
+                stream: spdy.data.stream(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Lets a reset of the data stream shut `socket` down. The reset flag
+    /// is set before the session hears of the reset, so checking it after
+    /// registering misses no reset.
+    fn watch(&self, socket: &TcpStream) -> Result<(), PortForwardError> {
+        if let Some(spdy) = &self.spdy {
+            let watched = socket.try_clone().map_err(PortForwardError::Socket)?;
+            spdy.running.lock().insert(spdy.data.stream(), watched);
+        }
+        self.check_reset()
+    }
+
+    fn unwatch(&self) {
+        if let Some(spdy) = &self.spdy {
+            spdy.running.lock().remove(&spdy.data.stream());
+        }
+    }
 }
 
 /// How copying the pod's bytes to the client ended.
@@ -733,21 +984,33 @@ struct PendingPair {
     deadline: Instant,
     data: Option<(NewStream, u16)>,
     error: Option<NewStream>,
+    _place: Place<'static>,
 }
 
-/// The incomplete pairs of a SPDY session, by request ID. Each holds an
-/// open stream, so the session's limit on open streams bounds them.
+impl PendingPair {
+    fn has(&self, stream: StreamId) -> bool {
+        self.data
+            .as_ref()
+            .is_some_and(|(data, _)| data.id == stream)
+            || self.error.as_ref().is_some_and(|error| error.id == stream)
+    }
+}
+
+/// The incomplete pairs of a SPDY session, by request ID: at most
+/// [`MAX_PENDING_PAIRS`], and places in `total` (shared by all sessions).
 #[derive(Debug)]
 struct PendingPairs {
     pairs: HashMap<String, PendingPair>,
     timeout: Duration,
+    total: &'static Budget,
 }
 
 impl PendingPairs {
-    fn new(timeout: Duration) -> PendingPairs {
+    fn new(timeout: Duration, total: &'static Budget) -> PendingPairs {
         PendingPairs {
             pairs: HashMap::new(),
             timeout,
+            total,
         }
     }
 
@@ -772,15 +1035,29 @@ impl PendingPairs {
             kind,
             port,
         } = headers;
-        let timeout = self.timeout;
-        let pair = self
-            .pairs
-            .entry(request_id.clone())
-            .or_insert_with(|| PendingPair {
-                deadline: Instant::now() + timeout,
-                data: None,
-                error: None,
-            });
+        if !self.pairs.contains_key(&request_id) {
+            let place = (self.pairs.len() < MAX_PENDING_PAIRS)
+                .then(|| self.total.take())
+                .flatten();
+            let Some(place) = place else {
+                log::info!(
+                    "port-forward: refusing stream {}: too many incomplete pairs",
+                    stream.id
+                );
+                let _ = outbound.reset_stream(stream.id, RstStatus::REFUSED_STREAM);
+                return None;
+            };
+            self.pairs.insert(
+                request_id.clone(),
+                PendingPair {
+                    deadline: Instant::now() + self.timeout,
+                    data: None,
+                    error: None,
+                    _place: place,
+                },
+            );
+        }
+        let pair = self.pairs.get_mut(&request_id)?;
         let taken = match kind {
             PortStream::Data if pair.data.is_none() => {
                 pair.data = Some((stream, port));
@@ -818,6 +1095,26 @@ impl PendingPairs {
             }) => Some(CompletePair { port, data, error }),
             // Both were just seen present.
             _ => None,
+        }
+    }
+
+    /// Drops the incomplete pair of a stream the client reset, closing its
+    /// other stream.
+    fn reset(&mut self, stream: StreamId, outbound: &SpdyOutbound) {
+        let Some(request_id) = self
+            .pairs
+            .iter()
+            .find(|(_, pair)| pair.has(stream))
+            .map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        if let Some(pair) = self.pairs.remove(&request_id) {
+            log::debug!("port-forward: request {request_id} dropped: stream {stream} was reset");
+            let others = pair.data.iter().map(|(data, _)| data).chain(&pair.error);
+            for other in others.filter(|other| other.id != stream) {
+                let _ = outbound.close_stream(other.id);
+            }
         }
     }
 
@@ -1012,6 +1309,8 @@ mod tests {
         next_stream: StreamId,
         /// What arrived on each stream, and whether it was closed.
         received: HashMap<StreamId, (Vec<u8>, bool)>,
+        /// The streams the server reset, and why.
+        resets: HashMap<StreamId, RstStatus>,
     }
 
     impl Client {
@@ -1037,6 +1336,7 @@ mod tests {
                 writer: SpdyWriter::new(conn),
                 next_stream: 1,
                 received: HashMap::new(),
+                resets: HashMap::new(),
             };
             (head, Some(client))
         }
@@ -1078,6 +1378,12 @@ mod tests {
             self.writer.write_data(stream, fin, data).unwrap();
         }
 
+        fn reset(&mut self, stream: StreamId) {
+            self.writer
+                .write_rst_stream(stream, RstStatus::CANCEL)
+                .unwrap();
+        }
+
         /// Reads frames until `stream` is closed by the server; returns
         /// what it carried.
         fn until_closed(&mut self, stream: StreamId) -> Vec<u8> {
@@ -1092,8 +1398,9 @@ mod tests {
                         entry.0.extend_from_slice(&data);
                         entry.1 |= fin;
                     }
-                    Frame::RstStream { stream, .. } => {
+                    Frame::RstStream { stream, status } => {
                         self.received.entry(stream).or_default().1 = true;
+                        self.resets.insert(stream, status);
                     }
                     _ => {}
                 }
@@ -1281,6 +1588,136 @@ mod tests {
             "{report}"
         );
         drop(socket);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_budget_refuses_past_its_limit_and_takes_back_what_is_dropped() {
+        let budget = Budget::new(2);
+        let first = budget.take().unwrap();
+        let second = budget.take().unwrap();
+        assert!(budget.take().is_none());
+        assert_eq!(budget.used(), 2);
+        drop(first);
+        let third = budget.take().unwrap();
+        drop((second, third));
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_connection_takes_both_places_or_neither() {
+        let (session, total) = (Budget::new(1), Budget::new(0));
+        assert!(Places::take(&session, &total).is_none());
+        assert_eq!(session.used(), 0);
+        let total = Budget::new(1);
+        let places = Places::take(&session, &total).unwrap();
+        assert!(Places::take(&session, &Budget::new(1)).is_none());
+        drop(places);
+        assert_eq!((session.used(), total.used()), (0, 0));
+    }
+
+    /// A server that holds every connection open without a word; each
+    /// connection reports `true` when accepted and `false` when its client
+    /// side goes.
+    fn holding_server() -> (u16, mpsc::Receiver<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (events_tx, events) = mpsc::channel();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let events_tx = events_tx.clone();
+                let _ = events_tx.send(true);
+                thread::spawn(move || {
+                    let _ = io::copy(&mut conn, &mut io::sink());
+                    let _ = events_tx.send(false);
+                });
+            }
+        });
+        (port, events)
+    }
+
+    #[test]
+    fn streams_that_would_start_more_incomplete_pairs_than_the_limit_are_refused() {
+        let (address, server) = serve_one(request(&[]), TIMEOUT);
+        let mut client = Client::connect(address, SPDY_PROTOCOL).1.unwrap();
+        for n in 0..MAX_PENDING_PAIRS {
+            client.open(&[
+                ("streamtype", "error"),
+                ("port", "80"),
+                ("requestid", &n.to_string()),
+            ]);
+        }
+        let refused = client.open(&[("streamtype", "error"), ("port", "80"), ("requestid", "x")]);
+        client.until_closed(refused);
+        assert_eq!(
+            client.resets.get(&refused),
+            Some(&RstStatus::REFUSED_STREAM)
+        );
+        // A stream completing a pending pair is no new pair.
+        let echo = echo_server().to_string();
+        let data = client.open(&[("streamtype", "data"), ("port", &echo), ("requestid", "0")]);
+        client.send(data, b"ping", true);
+        assert_eq!(client.until_closed(data), b"ping");
+        drop(client);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_reset_stream_drops_its_incomplete_pair() {
+        let (address, server) = serve_one(request(&[]), TIMEOUT);
+        let mut client = Client::connect(address, SPDY_PROTOCOL).1.unwrap();
+        for round in 0..3 {
+            let opened: Vec<StreamId> = (0..MAX_PENDING_PAIRS)
+                .map(|n| {
+                    let id = format!("{round}-{n}");
+                    client.open(&[("streamtype", "error"), ("port", "80"), ("requestid", &id)])
+                })
+                .collect();
+            for stream in opened {
+                client.reset(stream);
+            }
+        }
+        // Handled in order after every reset above: had the pairs stayed,
+        // this one would be refused.
+        let (error, data) = client.open_pair(echo_server(), "last");
+        client.send(data, b"ping", true);
+        assert_eq!(client.until_closed(data), b"ping");
+        client.until_closed(error);
+        assert!(client.resets.is_empty(), "{:?}", client.resets);
+        drop(client);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn pairs_beyond_the_sessions_connection_limit_are_refused() {
+        let (port, _events) = holding_server();
+        let (address, server) = serve_one(request(&[]), TIMEOUT);
+        let mut client = Client::connect(address, SPDY_PROTOCOL).1.unwrap();
+        for n in 0..MAX_SESSION_CONNECTIONS {
+            client.open_pair(port, &n.to_string());
+        }
+        let (error, data) = client.open_pair(port, "over");
+        client.until_closed(error);
+        client.until_closed(data);
+        assert_eq!(client.resets.get(&error), Some(&RstStatus::REFUSED_STREAM));
+        assert_eq!(client.resets.get(&data), Some(&RstStatus::REFUSED_STREAM));
+        drop(client);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_reset_data_stream_ends_its_connection() {
+        let (port, events) = holding_server();
+        let (address, server) = serve_one(request(&[]), TIMEOUT);
+        let mut client = Client::connect(address, SPDY_PROTOCOL).1.unwrap();
+        let (error, data) = client.open_pair(port, "1");
+        assert!(events.recv_timeout(TIMEOUT).unwrap(), "no connection");
+        client.reset(data);
+        assert!(!events.recv_timeout(TIMEOUT).unwrap());
+        // The connection is over: its error stream is closed.
+        assert_eq!(client.until_closed(error), b"");
+        drop(client);
         server.join().unwrap();
     }
 }

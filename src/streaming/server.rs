@@ -3,10 +3,19 @@
 //! one to a session.
 //!
 //! One thread (`streaming`) accepts connections; each connection gets its
-//! own thread (`stream-<n>`), at most [`MAX_CONNECTIONS`] at once, which
-//! reads the request head (`super::http`), routes it, redeems the token
-//! (`super::tokens`) and then calls [`Sessions::serve`] and ends when the
-//! session does. Routes are `GET` or `POST` on `/cri/exec/<token>`,
+//! own thread (`stream-<n>`), which reads the request head
+//! (`super::http`), routes it, redeems the token (`super::tokens`) and
+//! then calls [`Sessions::serve`] and ends when the session does.
+//!
+//! Admission: a connection that has not yet sent its request head has
+//! shown no token, so it must not take a place a kubelet's session needs.
+//! Such connections have a budget of their own, [`MAX_PENDING_CONNECTIONS`]
+//! in all and [`MAX_PENDING_PER_PEER`] from one peer address, and
+//! [`HEAD_READ_TIMEOUT`] to send the head. A new connection is never
+//! refused for want of a place: it pushes out the oldest waiting one (of
+//! its own peer first), so silent connections cannot keep a valid URL
+//! out. Sessions have their own budget of [`MAX_SESSIONS`], taken once the
+//! head is read; beyond it the request gets 503 and keeps its token. Routes are `GET` or `POST` on `/cri/exec/<token>`,
 //! `/cri/attach/<token>` and `/cri/portforward/<token>`; the token must
 //! have been issued for the route's kind. Any presentation of a token uses
 //! it up, on the right route or not. Unknown paths and unknown, used,
@@ -28,11 +37,12 @@
 //! This module does not upgrade protocols or run anything in containers:
 //! that is the session's business, behind `super::session`.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,10 +51,20 @@ use super::session::{Handoff, Sessions, StreamRequest};
 use super::tokens::{TokenCache, TokenError};
 use crate::grpc::{Code, Status};
 
-/// Most connections served at once. One more is answered 503 and closed:
-/// a kubelet runs a handful of streams, so this many means a client that
-/// opens connections and never uses them.
-pub const MAX_CONNECTIONS: usize = 128;
+/// Most sessions served at once. One more is answered 503 and closed: a
+/// kubelet runs a handful of streams, so this many means a client that
+/// opens sessions and never uses them.
+pub const MAX_SESSIONS: usize = 128;
+
+/// Most connections waiting for their request head at once. A kubelet
+/// sends its head as soon as it connects, so few ever wait; each waiting
+/// connection costs a thread.
+pub const MAX_PENDING_CONNECTIONS: usize = 32;
+
+/// Most of [`MAX_PENDING_CONNECTIONS`] from one peer address: half, so
+/// that one peer's connections push out its own and leave the others at
+/// least the other half.
+pub const MAX_PENDING_PER_PEER: usize = MAX_PENDING_CONNECTIONS / 2;
 
 /// The path every route starts with.
 const ROUTE_PREFIX: &str = "/cri/";
@@ -125,6 +145,8 @@ pub enum StreamingError {
     MethodNotAllowed,
     /// The accepted connection could not be set up.
     Socket(io::Error),
+    /// As many sessions as [`MAX_SESSIONS`] are being served.
+    Busy,
 }
 
 impl StreamingError {
@@ -136,6 +158,7 @@ impl StreamingError {
             StreamingError::NotFound => Code::NotFound,
             StreamingError::MethodNotAllowed => Code::InvalidArgument,
             StreamingError::Socket(_) => Code::Unavailable,
+            StreamingError::Busy => Code::ResourceExhausted,
         }
     }
 
@@ -149,6 +172,7 @@ impl StreamingError {
                 &self.to_string(),
                 &[("Allow", "GET, POST")],
             )),
+            StreamingError::Busy => Some(http::error_response(503, &self.to_string(), &[])),
             _ => None,
         }
     }
@@ -173,6 +197,7 @@ impl fmt::Display for StreamingError {
                 write!(f, "streaming URLs take GET or POST requests")
             }
             StreamingError::Socket(err) => write!(f, "cannot set up the connection: {err}"),
+            StreamingError::Busy => write!(f, "too many streaming sessions"),
         }
     }
 }
@@ -184,7 +209,9 @@ impl std::error::Error for StreamingError {
             StreamingError::Spawn(err) | StreamingError::Socket(err) => Some(err),
             StreamingError::Tokens(err) => Some(err),
             StreamingError::Http(err) => Some(err),
-            StreamingError::NotFound | StreamingError::MethodNotAllowed => None,
+            StreamingError::NotFound | StreamingError::MethodNotAllowed | StreamingError::Busy => {
+                None
+            }
         }
     }
 }
@@ -207,8 +234,18 @@ struct Shared {
     tokens: TokenCache<StreamRequest>,
     sessions: Arc<dyn Sessions>,
     idle_timeout: Option<Duration>,
-    connections: AtomicUsize,
+    /// Sessions being served.
+    sessions_open: AtomicUsize,
+    /// Connections waiting for their request head.
+    pending: Mutex<Pending<TcpStream>>,
     stopping: AtomicBool,
+}
+
+impl Shared {
+    /// The table stays consistent whatever panicked while holding it.
+    fn pending(&self) -> MutexGuard<'_, Pending<TcpStream>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The running server. Issue URLs with [`StreamingServer::url`].
@@ -224,9 +261,10 @@ impl fmt::Debug for StreamingServer {
             .field("idle_timeout", &self.shared.idle_timeout)
             .field("tokens", &self.shared.tokens)
             .field(
-                "connections",
-                &self.shared.connections.load(Ordering::Relaxed),
+                "sessions",
+                &self.shared.sessions_open.load(Ordering::Relaxed),
             )
+            .field("pending", &self.shared.pending().len())
             .finish_non_exhaustive()
     }
 }
@@ -248,7 +286,8 @@ impl StreamingServer {
             tokens: TokenCache::new()?,
             sessions,
             idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
-            connections: AtomicUsize::new(0),
+            sessions_open: AtomicUsize::new(0),
+            pending: Mutex::new(Pending::default()),
             stopping: AtomicBool::new(false),
         });
         let accepting = Arc::clone(&shared);
@@ -316,25 +355,106 @@ fn connect_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// A place among the [`MAX_CONNECTIONS`]; given back when dropped, also
-/// when the connection's thread panics.
-struct ConnectionSlot(Arc<Shared>);
+/// A place among the [`MAX_SESSIONS`]; given back when dropped, also when
+/// the connection's thread panics.
+struct SessionSlot(Arc<Shared>);
 
-impl ConnectionSlot {
-    fn take(shared: &Arc<Shared>) -> Option<ConnectionSlot> {
+impl SessionSlot {
+    fn take(shared: &Arc<Shared>) -> Option<SessionSlot> {
         shared
-            .connections
+            .sessions_open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_CONNECTIONS).then_some(n + 1)
+                (n < MAX_SESSIONS).then_some(n + 1)
             })
             .ok()
-            .map(|_| ConnectionSlot(Arc::clone(shared)))
+            .map(|_| SessionSlot(Arc::clone(shared)))
     }
 }
 
-impl Drop for ConnectionSlot {
+impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.sessions_open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connections waiting for their request head, oldest first, each
+/// with a handle (`T`, a clone of its socket) to push it out by. At most
+/// [`MAX_PENDING_CONNECTIONS`], and [`MAX_PENDING_PER_PEER`] per peer.
+#[derive(Debug)]
+struct Pending<T> {
+    next_id: u64,
+    waiting: VecDeque<(u64, IpAddr, T)>,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Pending<T> {
+        Pending {
+            next_id: 0,
+            waiting: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    /// Admits a connection from `peer`: its id, and the handle of the
+    /// connection it pushed out, if a limit was reached. The oldest of
+    /// `peer`'s own goes first; the oldest of all only when `peer` is
+    /// under its limit.
+    fn admit(&mut self, peer: IpAddr, handle: T) -> (u64, Option<T>) {
+        let from_peer = self.waiting.iter().filter(|(_, p, _)| *p == peer).count();
+        let out = if from_peer >= MAX_PENDING_PER_PEER {
+            self.waiting.iter().position(|(_, p, _)| *p == peer)
+        } else if self.waiting.len() >= MAX_PENDING_CONNECTIONS {
+            Some(0)
+        } else {
+            None
+        };
+        let pushed_out = out
+            .and_then(|index| self.waiting.remove(index))
+            .map(|(_, _, handle)| handle);
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.waiting.push_back((id, peer, handle));
+        (id, pushed_out)
+    }
+
+    /// Forgets a connection that has read its head or ended; one pushed
+    /// out is already forgotten.
+    fn remove(&mut self, id: u64) {
+        self.waiting.retain(|(waiting, _, _)| *waiting != id);
+    }
+
+    fn len(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+/// A connection's place among the pending ones, given back when dropped.
+struct PendingSlot {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl PendingSlot {
+    /// Admits `conn`, shutting down the connection it pushes out: that
+    /// one's thread then reads end-of-stream and ends.
+    fn admit(shared: &Arc<Shared>, conn: &TcpStream, peer: SocketAddr) -> io::Result<PendingSlot> {
+        let handle = conn.try_clone()?;
+        let (id, pushed_out) = shared.pending().admit(peer.ip(), handle);
+        if let Some(old) = pushed_out {
+            log::debug!("streaming server: a connection from {peer} pushes out a silent one");
+            let _ = old.shutdown(Shutdown::Both);
+        }
+        Ok(PendingSlot {
+            shared: Arc::clone(shared),
+            id,
+        })
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        self.shared.pending().remove(self.id);
     }
 }
 
@@ -355,17 +475,17 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
                 continue;
             }
         };
-        let Some(slot) = ConnectionSlot::take(shared) else {
-            log::warn!(
-                "streaming server: {MAX_CONNECTIONS} connections are open; refusing one from {peer}"
-            );
-            refuse_busy(conn);
-            continue;
+        let slot = match PendingSlot::admit(shared, &conn, peer) {
+            Ok(slot) => slot,
+            Err(err) => {
+                log::warn!("streaming server: cannot set up the connection from {peer}: {err}");
+                continue;
+            }
         };
         serial = serial.wrapping_add(1);
         let spawned = thread::Builder::new()
             .name(format!("stream-{serial}"))
-            .spawn(move || serve_connection(conn, peer, &slot));
+            .spawn(move || serve_connection(conn, peer, slot));
         // A failed spawn drops the closure, and with it the connection and
         // its slot.
         if let Err(err) = spawned {
@@ -374,32 +494,27 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-/// Answers 503 on the accept thread, which must not block: the socket is
-/// made non-blocking, a short write is let go, and only input that has
-/// already arrived is discarded before the close (see [`LINGER_TIME`]).
-fn refuse_busy(mut conn: TcpStream) {
-    let response = http::error_response(503, "too many streaming connections", &[]);
-    if conn.set_nonblocking(true).is_err() {
-        return;
-    }
-    let _ = conn.write(&response);
-    let _ = conn.shutdown(Shutdown::Write);
-    let mut sink = [0u8; 4096];
-    let mut discarded = 0;
-    while discarded < LINGER_BYTES {
-        match conn.read(&mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => discarded += n,
-        }
-    }
-}
-
-fn serve_connection(mut conn: TcpStream, peer: SocketAddr, slot: &ConnectionSlot) {
-    let shared = &slot.0;
-    let (head, leftover, request) = match accept_request(&mut conn, &shared.tokens) {
+fn serve_connection(mut conn: TcpStream, peer: SocketAddr, pending: PendingSlot) {
+    let shared = Arc::clone(&pending.shared);
+    let read = http::read_request(&mut conn, HEAD_READ_TIMEOUT).map_err(StreamingError::Http);
+    drop(pending);
+    let accepted = read.and_then(|(head, leftover)| {
+        // Taken before the token is redeemed, so a busy server leaves the
+        // token for a retry.
+        let slot = SessionSlot::take(&shared).ok_or(StreamingError::Busy)?;
+        let request = redeem(&head, &shared.tokens)?;
+        Ok((slot, head, leftover, request))
+    });
+    let (_slot, head, leftover, request) = match accepted {
         Ok(accepted) => accepted,
         Err(err) => {
-            log::debug!("streaming request from {peer} refused: {err}");
+            if matches!(err, StreamingError::Busy) {
+                log::warn!(
+                    "streaming server: {MAX_SESSIONS} sessions are open; refusing one from {peer}"
+                );
+            } else {
+                log::debug!("streaming request from {peer} refused: {err}");
+            }
             if let Some(response) = err.response() {
                 answer_and_close(conn, &response);
             }
@@ -421,22 +536,19 @@ fn serve_connection(mut conn: TcpStream, peer: SocketAddr, slot: &ConnectionSlot
     shared.sessions.serve(request, handoff);
 }
 
-/// Reads the head, routes it and redeems its token.
-fn accept_request(
-    conn: &mut TcpStream,
+/// Routes a request head and redeems its token.
+fn redeem(
+    head: &RequestHead,
     tokens: &TokenCache<StreamRequest>,
-) -> Result<(RequestHead, Vec<u8>, StreamRequest), StreamingError> {
-    let (head, leftover) =
-        http::read_request(conn, HEAD_READ_TIMEOUT).map_err(StreamingError::Http)?;
+) -> Result<StreamRequest, StreamingError> {
     let (kind, token) = route(&head.path).ok_or(StreamingError::NotFound)?;
     if head.method != "GET" && head.method != "POST" {
         return Err(StreamingError::MethodNotAllowed);
     }
-    let request = tokens
+    tokens
         .redeem(token)
         .filter(|request| StreamKind::of(request) == kind)
-        .ok_or(StreamingError::NotFound)?;
-    Ok((head, leftover, request))
+        .ok_or(StreamingError::NotFound)
 }
 
 /// The kind and token of a route path, `/cri/<kind>/<token>`.
@@ -674,39 +786,167 @@ mod tests {
         assert_eq!(send(&server, "GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
     }
 
+    /// Sessions that answer 200 and last until the client closes.
+    struct Lasting;
+
+    impl Sessions for Lasting {
+        fn serve(&self, _: StreamRequest, mut handoff: Handoff) {
+            let _ = handoff
+                .conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            let _ = io::copy(&mut handoff.conn, &mut io::sink());
+        }
+    }
+
+    /// Sends `request` and returns the connection with the response's
+    /// status line read.
+    fn open(server: &StreamingServer, request: &str) -> (TcpStream, String) {
+        let mut conn = TcpStream::connect(server.local_addr()).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut status_line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !status_line.ends_with(b"\r\n") {
+            assert_eq!(conn.read(&mut byte).unwrap(), 1, "no status line");
+            status_line.push(byte[0]);
+        }
+        (conn, String::from_utf8(status_line).unwrap())
+    }
+
+    fn wait_until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "{what}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
-    fn connections_beyond_the_limit_are_refused_with_503() {
-        let (server, _handoffs) = server(Duration::ZERO);
-        let held: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+    fn sessions_beyond_the_limit_are_refused_with_503_and_keep_their_token() {
+        let server = StreamingServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::ZERO,
+            Arc::new(Lasting),
+        )
+        .unwrap();
+        let mut held: Vec<TcpStream> = (0..MAX_SESSIONS)
             .map(|_| {
-                let mut conn = TcpStream::connect(server.local_addr()).unwrap();
-                conn.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+                let url = server.url(exec()).unwrap();
+                let request = format!("GET {} HTTP/1.1\r\nHost: h\r\n\r\n", path_of(&url));
+                let (conn, status) = open(&server, &request);
+                assert_eq!(status, "HTTP/1.1 200 OK\r\n");
                 conn
             })
             .collect();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.shared.connections.load(Ordering::Acquire) < MAX_CONNECTIONS {
-            assert!(Instant::now() < deadline, "connections never all started");
-            thread::sleep(Duration::from_millis(10));
-        }
-        // Nothing sent: the refusal is read whole, never cut off by a reset
-        // for unread input.
-        let mut refused = String::new();
-        let conn = TcpStream::connect(server.local_addr()).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        io::BufReader::new(conn).read_line(&mut refused).unwrap();
+        let url = server.url(exec()).unwrap();
+        let request = format!("GET {} HTTP/1.1\r\nHost: h\r\n\r\n", path_of(&url));
+        let (_, refused) = open(&server, &request);
         assert_eq!(refused, "HTTP/1.1 503 Service Unavailable\r\n");
+        drop(held.pop());
+        wait_until("the session's slot was not given back", || {
+            server.shared.sessions_open.load(Ordering::Acquire) < MAX_SESSIONS
+        });
+        let (_, status) = open(&server, &request);
+        assert_eq!(status, "HTTP/1.1 200 OK\r\n");
         drop(held);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.shared.connections.load(Ordering::Acquire) > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "connection slots were not given back"
-            );
-            thread::sleep(Duration::from_millis(10));
+        wait_until("session slots were not given back", || {
+            server.shared.sessions_open.load(Ordering::Acquire) == 0
+        });
+    }
+
+    #[test]
+    fn silent_connections_never_keep_a_valid_url_out() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let silent: Vec<TcpStream> = (0..MAX_SESSIONS)
+            .map(|n| {
+                let mut conn = TcpStream::connect(server.local_addr()).unwrap();
+                if n % 2 == 0 {
+                    conn.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+                }
+                conn
+            })
+            .collect();
+        wait_until("the silent connections were not all accepted", || {
+            server.shared.pending().next_id >= MAX_SESSIONS as u64
+        });
+        assert!(server.shared.pending().len() <= MAX_PENDING_CONNECTIONS);
+        let url = server.url(exec()).unwrap();
+        assert_eq!(get(&server, path_of(&url)), 200);
+        drop(silent);
+        wait_until("pending places were not given back", || {
+            server.shared.pending().len() == 0
+        });
+    }
+
+    #[test]
+    fn a_connection_pushed_out_or_silent_past_the_deadline_is_closed() {
+        let (server, _handoffs) = server(Duration::ZERO);
+        let mut first = TcpStream::connect(server.local_addr()).unwrap();
+        first
+            .set_read_timeout(Some(HEAD_READ_TIMEOUT + Duration::from_secs(5)))
+            .unwrap();
+        let started = Instant::now();
+        let mut response = Vec::new();
+        first.read_to_end(&mut response).unwrap();
+        let waited = started.elapsed();
+        assert!(response.starts_with(b"HTTP/1.1 408 "), "{response:?}");
+        assert!(
+            waited >= HEAD_READ_TIMEOUT - Duration::from_millis(100)
+                && waited < HEAD_READ_TIMEOUT + Duration::from_secs(2),
+            "closed after {waited:?}"
+        );
+        let mut oldest = TcpStream::connect(server.local_addr()).unwrap();
+        oldest
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let _newer: Vec<TcpStream> = (0..MAX_PENDING_PER_PEER)
+            .map(|_| TcpStream::connect(server.local_addr()).unwrap())
+            .collect();
+        // Pushed out: closed at once, without a response.
+        assert_eq!(oldest.read(&mut [0u8; 1]).unwrap(), 0);
+    }
+
+    fn peer(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+    }
+
+    #[test]
+    fn a_peer_at_its_limit_pushes_out_its_own_oldest() {
+        let mut pending = Pending::default();
+        pending.admit(peer(2), usize::MAX);
+        for n in 0..MAX_PENDING_PER_PEER {
+            assert_eq!(pending.admit(peer(1), n).1, None);
         }
-        assert_eq!(get(&server, "/"), 404);
+        let (_, pushed_out) = pending.admit(peer(1), 100);
+        assert_eq!(pushed_out, Some(0));
+        assert_eq!(pending.len(), MAX_PENDING_PER_PEER + 1);
+    }
+
+    #[test]
+    fn a_full_table_pushes_out_the_oldest_of_all() {
+        let mut pending = Pending::default();
+        let peers = MAX_PENDING_CONNECTIONS.div_ceil(MAX_PENDING_PER_PEER);
+        for n in 0..MAX_PENDING_CONNECTIONS {
+            let from = peer((n % peers) as u8);
+            assert_eq!(pending.admit(from, n).1, None);
+        }
+        assert_eq!(pending.len(), MAX_PENDING_CONNECTIONS);
+        let (_, pushed_out) = pending.admit(peer(200), 100);
+        assert_eq!(pushed_out, Some(0));
+        assert_eq!(pending.len(), MAX_PENDING_CONNECTIONS);
+    }
+
+    #[test]
+    fn a_connection_that_read_its_head_gives_its_place_back() {
+        let mut pending = Pending::default();
+        let (first, _) = pending.admit(peer(1), 1);
+        let (second, _) = pending.admit(peer(1), 2);
+        pending.remove(first);
+        assert_eq!(pending.len(), 1);
+        pending.remove(first);
+        pending.remove(second);
+        assert_eq!(pending.len(), 0);
     }
 
     #[test]

@@ -51,8 +51,16 @@ pub const VERSION: u16 = 3;
 /// Kubernetes clients copy in 32 KiB buffers.
 pub const MAX_DATA_PAYLOAD: usize = 1024 * 1024;
 
-/// Largest decompressed header block, accepted or sent.
+/// Largest decompressed header block, accepted or sent. The inflater
+/// refuses to grow past it, and the block is dropped once parsed, so a
+/// session holds at most one at a time.
 pub const MAX_HEADER_BLOCK: usize = 256 * 1024;
+
+/// Longest header name or value accepted or sent. Kubernetes streams carry
+/// a stream type, a port and a request ID, each a few bytes; a longer
+/// field is refused before it is copied out of the block, so a stream's
+/// headers never hold more than `MAX_HEADERS` times this.
+pub const MAX_HEADER_VALUE: usize = 4 * 1024;
 
 /// Largest control frame payload: a maximal header block plus the fixed
 /// fields and the framing of its compressed form.
@@ -720,6 +728,9 @@ fn take_u32(block: &mut &[u8]) -> Result<u32, &'static str> {
 
 fn take_field<'a>(block: &mut &'a [u8]) -> Result<&'a [u8], &'static str> {
     let len = take_u32(block)? as usize;
+    if len > MAX_HEADER_VALUE {
+        return Err("header name or value too long");
+    }
     if len > block.len() {
         return Err("header length runs past the block");
     }
@@ -757,6 +768,9 @@ fn encode_header_block(headers: &HeaderBlock, out: &mut Vec<u8>) -> Result<(), S
             return Err(SpdyError::Unwritable("duplicate header name"));
         }
         for field in [name, value] {
+            if field.len() > MAX_HEADER_VALUE {
+                return Err(SpdyError::Unwritable("header name or value too long"));
+            }
             if out.len() + 4 + field.len() > MAX_HEADER_BLOCK {
                 return Err(SpdyError::Unwritable("header block too large"));
             }
@@ -1279,6 +1293,57 @@ mod tests {
             unidirectional: false,
             headers: headers(fields),
         })
+    }
+
+    #[test]
+    fn a_header_value_over_the_limit_resets_only_its_stream() {
+        let mut client = GoClient::new();
+        let long = "v".repeat(MAX_HEADER_VALUE + 1);
+        let longest = "v".repeat(MAX_HEADER_VALUE);
+        client.syn_stream(1, &[("streamtype", "data"), ("port", &long)]);
+        client.syn_stream(3, &[("streamtype", "data"), ("port", &longest)]);
+        let frames = read_all(&client.bytes);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        let refused = frames[0].as_ref().unwrap_err();
+        assert!(
+            refused.contains("header name or value too long"),
+            "{refused}"
+        );
+        assert_eq!(
+            frames[1],
+            Ok(syn(3, &[("streamtype", "data"), ("port", &longest)]))
+        );
+        let mut reader = SpdyReader::new(&client.bytes[..]);
+        let err = reader.read_frame().unwrap_err();
+        assert!(matches!(
+            err.reaction(),
+            Reaction::ResetStream {
+                stream: 1,
+                status: RstStatus::PROTOCOL_ERROR
+            }
+        ));
+    }
+
+    #[test]
+    fn header_fields_and_blocks_over_their_limits_are_not_written() {
+        let mut writer = SpdyWriter::new(Vec::new());
+        let long = "x".repeat(MAX_HEADER_VALUE + 1);
+        assert!(matches!(
+            writer.write_syn_reply(1, false, &headers(&[("big", &long)])),
+            Err(SpdyError::Unwritable(reason)) if reason == "header name or value too long"
+        ));
+        let value = "x".repeat(MAX_HEADER_VALUE);
+        let names: Vec<String> = (0..MAX_HEADERS).map(|n| format!("h{n}")).collect();
+        let many: HeaderBlock = names
+            .iter()
+            .map(|name| (name.as_str(), value.as_str()))
+            .collect();
+        const { assert!(MAX_HEADERS * MAX_HEADER_VALUE > MAX_HEADER_BLOCK) };
+        assert!(matches!(
+            writer.write_syn_reply(1, false, &many),
+            Err(SpdyError::Unwritable("header block too large"))
+        ));
+        assert!(writer.get_ref().is_empty());
     }
 
     #[test]

@@ -45,8 +45,12 @@ use crate::grpc::{Code, Status};
 /// kubelet's `StreamCreationTimeout`.
 pub const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Streams open at once; more are refused. exec and attach use five, a
-/// port-forward two per forwarded connection.
+/// Streams open at once; more are refused with REFUSED_STREAM. exec and
+/// attach use five, a port-forward two per forwarded connection. A stream
+/// counts from its SYN_STREAM until both the protocol is done with it
+/// (closed both ways, or reset) and its consumer has released it
+/// ([`StreamLease`]): a client that resets a stream must not free a place
+/// while a connection still runs on it.
 pub const MAX_OPEN_STREAMS: usize = 128;
 
 /// Bytes queued per stream for a consumer that has not read them yet; a
@@ -234,6 +238,50 @@ pub struct NewStream {
     /// half-closes or resets it, or the session ends. Dropping it discards
     /// later data.
     pub inbound: PipeReader,
+    /// Keeps the stream counted against [`MAX_OPEN_STREAMS`] until dropped.
+    pub lease: StreamLease,
+}
+
+/// What the reader thread tells the session's consumer, in the order the
+/// frames came.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// The client opened a stream.
+    Opened(NewStream),
+    /// A stream handed over earlier was reset, by the client or because
+    /// its frames broke the protocol.
+    Reset(StreamId),
+}
+
+/// A consumer's hold on a stream: while it lives the stream keeps its
+/// place among the session's [`MAX_OPEN_STREAMS`], however the client
+/// closed or reset it.
+#[derive(Debug)]
+pub struct StreamLease {
+    outbound: Arc<SpdyOutbound>,
+    stream: StreamId,
+}
+
+impl StreamLease {
+    /// The stream held.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// Whether the stream was reset, by either side.
+    pub fn is_reset(&self) -> bool {
+        self.outbound
+            .lock()
+            .streams
+            .get(&self.stream)
+            .is_some_and(|s| s.reset)
+    }
+}
+
+impl Drop for StreamLease {
+    fn drop(&mut self) {
+        self.outbound.lock().update(self.stream, |s| s.held = false);
+    }
 }
 
 /// An upgraded connection: the reader thread, the shared writer, and the
@@ -243,7 +291,7 @@ pub struct NewStream {
 pub struct SpdySession {
     protocol: &'static str,
     outbound: Arc<SpdyOutbound>,
-    new_streams: Option<Receiver<NewStream>>,
+    new_streams: Option<Receiver<StreamEvent>>,
     reader: Option<JoinHandle<()>>,
     /// Disconnected once the reader thread has ended.
     reader_done: Receiver<()>,
@@ -337,8 +385,18 @@ impl SpdySession {
         self.protocol
     }
 
-    /// The next stream the client opened, waiting until `deadline`.
+    /// The next stream the client opened, waiting until `deadline`;
+    /// resets on the way are skipped (the stream's input has ended).
     pub fn next_stream(&self, deadline: Instant) -> Result<NewStream, SpdySessionError> {
+        loop {
+            if let StreamEvent::Opened(stream) = self.next_event(deadline)? {
+                return Ok(stream);
+            }
+        }
+    }
+
+    /// The next stream opened or reset, waiting until `deadline`.
+    pub fn next_event(&self, deadline: Instant) -> Result<StreamEvent, SpdySessionError> {
         let streams = self.new_streams.as_ref().ok_or(SpdySessionError::Closed)?;
         let wait = deadline.saturating_duration_since(Instant::now());
         streams.recv_timeout(wait).map_err(|err| match err {
@@ -400,6 +458,8 @@ struct StreamState {
     remote_closed: bool,
     /// Either side reset it.
     reset: bool,
+    /// A consumer holds its [`StreamLease`].
+    held: bool,
 }
 
 /// The session's writer with the state every sender must agree on, behind
@@ -442,11 +502,12 @@ impl OutboundState {
         })
     }
 
-    /// Records FIN or reset; forgets a stream closed both ways.
+    /// Records FIN, reset or release; forgets a stream closed both ways
+    /// (or reset) once no consumer holds it.
     fn update(&mut self, stream: StreamId, change: impl FnOnce(&mut StreamState)) {
         if let Some(state) = self.streams.get_mut(&stream) {
             change(state);
-            if state.reset || (state.local_closed && state.remote_closed) {
+            if !state.held && (state.reset || (state.local_closed && state.remote_closed)) {
                 self.streams.remove(&stream);
             }
         }
@@ -503,6 +564,23 @@ impl SpdyOutbound {
         Ok(())
     }
 
+    /// Resets `stream` (a consumer refusing it): nothing more is sent on
+    /// it and what the client still sends is dropped. A stream already
+    /// reset is left alone.
+    pub fn reset_stream(
+        &self,
+        stream: StreamId,
+        status: RstStatus,
+    ) -> Result<(), SpdySessionError> {
+        let mut state = self.lock();
+        match state.streams.get(&stream) {
+            Some(s) if !s.reset => {}
+            _ => return Ok(()),
+        }
+        state.update(stream, |s| s.reset = true);
+        state.write(|w| w.write_rst_stream(stream, status))
+    }
+
     /// FIN on every stream still open for sending, then GOAWAY; no new
     /// streams are accepted. Failures are ignored: the client may be gone.
     fn finish(&self) {
@@ -531,7 +609,7 @@ impl SpdyOutbound {
 struct FrameReader {
     frames: SpdyReader<IdleReader>,
     outbound: Arc<SpdyOutbound>,
-    new_streams: Sender<NewStream>,
+    new_streams: Sender<StreamEvent>,
     inbound: HashMap<StreamId, Inbound>,
     session_window: ReceiveWindow,
     hangup: Hangup,
@@ -610,8 +688,11 @@ impl FrameReader {
                     );
                     // Output is refused before input ends, so whoever
                     // sees the input end finds the stream closed both ways.
-                    self.outbound.lock().update(stream, |s| s.reset = true);
+                    let known = self.mark_reset(stream);
                     self.end_inbound(stream);
+                    if known {
+                        let _ = self.new_streams.send(StreamEvent::Reset(stream));
+                    }
                 }
                 // Odd ids are the client's own pings; even ones would answer
                 // ours, and we send none.
@@ -645,6 +726,20 @@ impl FrameReader {
             ..
         } = syn;
         let mut state = self.outbound.lock();
+        // Streams a consumer reset still have their pipes here until the
+        // client sends on them or closes them; a client that does neither
+        // must not pile them up.
+        let forgotten: Vec<StreamId> = self
+            .inbound
+            .keys()
+            .filter(|id| state.streams.get(id).is_none_or(|s| s.reset))
+            .copied()
+            .collect();
+        for id in forgotten {
+            if let Some(inbound) = self.inbound.remove(&id) {
+                self.hangup.cancel(inbound.on_hang_up);
+            }
+        }
         let refusal = if stream % 2 == 0 || stream <= state.last_seen {
             Some(RstStatus::PROTOCOL_ERROR)
         } else if state.refusing || state.streams.len() >= MAX_OPEN_STREAMS {
@@ -659,23 +754,39 @@ impl FrameReader {
             return;
         }
         let (writer, reader) = pipe(INBOUND_PIPE_BYTES);
-        let offered = NewStream {
-            id: stream,
-            headers,
-            inbound: reader,
-        };
-        if self.new_streams.send(offered).is_err() {
-            let _ = state.write(|w| w.write_rst_stream(stream, RstStatus::REFUSED_STREAM));
-            return;
-        }
-        state.last_accepted = stream;
+        // Recorded before the hand-over, so a lease dropped at once finds
+        // its stream.
         state.streams.insert(
             stream,
             StreamState {
                 remote_closed: fin,
+                held: true,
                 ..StreamState::default()
             },
         );
+        let offered = NewStream {
+            id: stream,
+            headers,
+            inbound: reader,
+            lease: StreamLease {
+                outbound: Arc::clone(&self.outbound),
+                stream,
+            },
+        };
+        if let Err(mpsc::SendError(StreamEvent::Opened(refused))) =
+            self.new_streams.send(StreamEvent::Opened(offered))
+        {
+            state.update(stream, |s| s.reset = true);
+            // The lease takes the lock this thread holds.
+            drop(state);
+            drop(refused);
+            let _ = self
+                .outbound
+                .lock()
+                .write(|w| w.write_rst_stream(stream, RstStatus::REFUSED_STREAM));
+            return;
+        }
+        state.last_accepted = stream;
         if state
             .write(|w| w.write_syn_reply(stream, false, &HeaderBlock::new()))
             .is_err()
@@ -711,9 +822,8 @@ impl FrameReader {
                 // Data racing a reset, or for a stream whose consumer left.
                 Some(s) if s.reset => {}
                 Some(_) => {
-                    let _ = state
-                        .write(|w| w.write_rst_stream(stream, RstStatus::STREAM_ALREADY_CLOSED));
-                    state.update(stream, |s| s.reset = true);
+                    drop(state);
+                    self.reset(stream, RstStatus::STREAM_ALREADY_CLOSED);
                 }
                 None => {
                     let _ = state.write(|w| w.write_rst_stream(stream, RstStatus::INVALID_STREAM));
@@ -742,12 +852,24 @@ impl FrameReader {
     }
 
     fn reset(&mut self, stream: StreamId, status: RstStatus) {
-        {
-            let mut state = self.outbound.lock();
-            let _ = state.write(|w| w.write_rst_stream(stream, status));
-            state.update(stream, |s| s.reset = true);
-        }
+        let _ = self
+            .outbound
+            .lock()
+            .write(|w| w.write_rst_stream(stream, status));
+        let known = self.mark_reset(stream);
         self.end_inbound(stream);
+        if known {
+            let _ = self.new_streams.send(StreamEvent::Reset(stream));
+        }
+    }
+
+    /// Records that `stream` was reset; whether it was one handed over
+    /// and not yet reset, which its consumer must hear of.
+    fn mark_reset(&mut self, stream: StreamId) -> bool {
+        let mut state = self.outbound.lock();
+        let known = state.streams.get(&stream).is_some_and(|s| !s.reset);
+        state.update(stream, |s| s.reset = true);
+        known
     }
 }
 
@@ -1152,6 +1274,105 @@ mod tests {
         client.writer.write_ping(7).unwrap();
         assert_eq!(client.frame(), Frame::Ping { id: 7 });
         assert_eq!(session.hangup().pending_actions(), 1);
+    }
+
+    #[test]
+    fn a_reset_stream_counts_until_its_consumer_releases_it() {
+        let (mut client, session) = start(UPGRADE, None);
+        let session = session.unwrap();
+        let mut held = Vec::new();
+        for n in 0..MAX_OPEN_STREAMS as u32 {
+            let stream = 2 * n + 1;
+            client.syn(stream, "data", false);
+            assert!(matches!(client.frame(), Frame::SynReply { .. }));
+            held.push(session.next_stream(deadline()).unwrap());
+            client
+                .writer
+                .write_rst_stream(stream, RstStatus::CANCEL)
+                .unwrap();
+        }
+        let next = 2 * MAX_OPEN_STREAMS as u32 + 1;
+        client.syn(next, "data", false);
+        assert_eq!(
+            client.frame(),
+            Frame::RstStream {
+                stream: next,
+                status: RstStatus::REFUSED_STREAM
+            }
+        );
+        assert!(held[0].lease.is_reset());
+        drop(held.remove(0));
+        client.syn(next + 2, "data", false);
+        assert!(matches!(
+            client.frame(),
+            Frame::SynReply { stream, .. } if stream == next + 2
+        ));
+    }
+
+    #[test]
+    fn the_consumer_hears_of_resets_of_the_streams_it_was_given() {
+        let (mut client, session) = start(UPGRADE, None);
+        let session = session.unwrap();
+        client.syn(1, "data", false);
+        client.frame();
+        let StreamEvent::Opened(stream) = session.next_event(deadline()).unwrap() else {
+            panic!("expected a stream");
+        };
+        assert_eq!(stream.lease.stream(), 1);
+        assert!(!stream.lease.is_reset());
+        client
+            .writer
+            .write_rst_stream(1, RstStatus::CANCEL)
+            .unwrap();
+        // Not a stream it was given: nothing to hear of.
+        client
+            .writer
+            .write_rst_stream(5, RstStatus::CANCEL)
+            .unwrap();
+        client.syn(7, "data", false);
+        client.frame();
+        assert!(matches!(
+            session.next_event(deadline()).unwrap(),
+            StreamEvent::Reset(1)
+        ));
+        assert!(stream.lease.is_reset());
+        assert!(matches!(
+            session.next_event(deadline()).unwrap(),
+            StreamEvent::Opened(NewStream { id: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn a_stream_the_consumer_resets_is_refused_output_and_releases_its_place() {
+        let (mut client, session) = start(UPGRADE, None);
+        let session = session.unwrap();
+        client.syn(1, "data", false);
+        client.frame();
+        let stream = session.next_stream(deadline()).unwrap();
+        session
+            .outbound()
+            .reset_stream(1, RstStatus::REFUSED_STREAM)
+            .unwrap();
+        assert_eq!(
+            client.frame(),
+            Frame::RstStream {
+                stream: 1,
+                status: RstStatus::REFUSED_STREAM
+            }
+        );
+        assert!(matches!(
+            session.outbound().send(1, b"x"),
+            Err(SpdySessionError::StreamClosed { stream: 1 })
+        ));
+        drop(stream);
+        assert!(session.outbound().lock().streams.is_empty());
+        // Resetting it again sends nothing.
+        session
+            .outbound()
+            .reset_stream(1, RstStatus::REFUSED_STREAM)
+            .unwrap();
+        client.writer.write_ping(9).unwrap();
+        assert_eq!(client.frame(), Frame::Ping { id: 9 });
     }
 
     #[test]
