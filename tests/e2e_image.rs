@@ -19,13 +19,13 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::client::CriClient;
 use common::fixture::{Dockshim, Options};
 use common::pod::World;
+use common::stub_server::StubServer;
 use dockshim::cri::v1 as cri;
 use tonic::Code;
 
@@ -370,9 +370,7 @@ impl Drop for AuthRegistry {
 /// progress. Its digests are random, so dockerd has none of it already.
 struct StallingRegistry {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    acceptor: Option<JoinHandle<()>>,
+    _server: StubServer,
 }
 
 /// Bytes of the stub's layer blob, of which it sends [`STALL_AFTER`].
@@ -381,9 +379,6 @@ const STALL_AFTER: usize = 32 * 1024;
 
 impl StallingRegistry {
     fn start() -> StallingRegistry {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let seed = nonce().replace('-', "");
         let hex = |salt: &str| {
             let mut digits: String = format!("{salt}{seed}")
@@ -398,43 +393,10 @@ impl StallingRegistry {
             hex("c"),
             hex("1"),
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = Arc::new(Mutex::new(Vec::new()));
-        let acceptor = {
-            let stop = Arc::clone(&stop);
-            let threads = Arc::clone(&threads);
-            thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let stop = Arc::clone(&stop);
-                            let manifest = manifest.clone();
-                            let handler =
-                                thread::spawn(move || serve_stalling(stream, &manifest, &stop));
-                            threads.lock().unwrap().push(handler);
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(20)),
-                    }
-                }
-            })
-        };
+        let server = StubServer::start(move |stream, stop| serve_stalling(stream, &manifest, stop));
         StallingRegistry {
-            addr,
-            stop,
-            threads,
-            acceptor: Some(acceptor),
-        }
-    }
-}
-
-impl Drop for StallingRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        for handler in self.threads.lock().unwrap().drain(..) {
-            let _ = handler.join();
+            addr: server.addr(),
+            _server: server,
         }
     }
 }

@@ -15,16 +15,16 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::busybox_image;
 use common::fixture::{Dockshim, Options};
 use common::pod::World;
+use common::stub_server::StubServer;
 use dockshim::server::DEFAULT_MAX_WORKERS;
 use tonic::Code;
 
@@ -146,16 +146,11 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// the test, so dockerd has none of it already.
 struct TricklingRegistry {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    acceptor: Option<JoinHandle<()>>,
+    _server: StubServer,
 }
 
 impl TricklingRegistry {
     fn start() -> TricklingRegistry {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let seed = format!("{:08x}{:08x}", common::unique(), common::unique());
         let layer = format!("sha256:{:0<64}", format!("1{seed}"));
         let config = format!(
@@ -166,46 +161,13 @@ impl TricklingRegistry {
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{},"digest":"{config_digest}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{TRICKLED_BLOB_SIZE},"digest":"{layer}"}}]}}"#,
             config.len(),
         );
-        let config = Arc::new((config_digest, config));
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = Arc::new(Mutex::new(Vec::new()));
-        let acceptor = {
-            let stop = Arc::clone(&stop);
-            let threads = Arc::clone(&threads);
-            thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let stop = Arc::clone(&stop);
-                            let manifest = manifest.clone();
-                            let config = Arc::clone(&config);
-                            let handler = thread::spawn(move || {
-                                serve_trickling(stream, &manifest, &config, &stop);
-                            });
-                            threads.lock().unwrap().push(handler);
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(20)),
-                    }
-                }
-            })
-        };
+        let config = (config_digest, config);
+        let server = StubServer::start(move |stream, stop| {
+            serve_trickling(stream, &manifest, &config, stop)
+        });
         TricklingRegistry {
-            addr,
-            stop,
-            threads,
-            acceptor: Some(acceptor),
-        }
-    }
-}
-
-impl Drop for TricklingRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        for handler in self.threads.lock().unwrap().drain(..) {
-            let _ = handler.join();
+            addr: server.addr(),
+            _server: server,
         }
     }
 }

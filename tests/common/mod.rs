@@ -22,6 +22,7 @@ pub mod pod;
 pub mod port_forward_client;
 pub mod proxy;
 pub mod spdy_client;
+pub mod stub_server;
 
 use std::fmt::Display;
 use std::future::Future;
