@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::client::CriClient;
 use common::fixture::{Dockshim, Options};
 use common::pod::World;
-use common::stub_server::StubServer;
+use common::stub_server::{RegistryConnection, StubServer};
 use dockshim::cri::v1 as cri;
 use tonic::Code;
 
@@ -402,60 +402,24 @@ impl StallingRegistry {
 }
 
 /// Answers the requests on one connection as [`StallingRegistry`] does.
-fn serve_stalling(mut stream: TcpStream, manifest: &str, stop: &AtomicBool) {
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut pending = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
-            match stream.read(&mut buffer) {
-                Ok(0) => return,
-                Ok(n) => pending.extend_from_slice(&buffer[..n]),
-                Err(_) => {}
-            }
+fn serve_stalling(stream: TcpStream, manifest: &str, stop: &AtomicBool) {
+    let mut connection = RegistryConnection::new(stream);
+    while let Some(request) = connection.next_request(stop) {
+        if connection.answer_base(&request, manifest) {
             continue;
-        };
-        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
-        pending.drain(..end + 4);
-        let mut words = head.split_whitespace();
-        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        let body_allowed = method != "HEAD";
-        let api = "Docker-Distribution-Api-Version: registry/2.0\r\n";
-        if path == "/v2/" {
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\n{api}Content-Length: 2\r\nContent-Type: application/json\r\n\r\n{}",
-                if body_allowed { "{}" } else { "" }
-            );
-        } else if path.contains("/manifests/") {
-            // No Docker-Content-Digest: dockerd computes it from the body.
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\n{api}Content-Type: application/vnd.docker.distribution.manifest.v2+json\r\nContent-Length: {}\r\n\r\n{}",
-                manifest.len(),
-                if body_allowed { manifest } else { "" }
-            );
-        } else if path.contains("/blobs/") {
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\n{api}Content-Type: application/octet-stream\r\nContent-Length: {STALLED_BLOB_SIZE}\r\n\r\n"
-            );
-            if body_allowed {
-                let _ = stream.write_all(&vec![0u8; STALL_AFTER]);
-            }
-            while !stop.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(50));
-            }
-            return;
-        } else {
-            let _ = write!(
-                stream,
-                "HTTP/1.1 404 Not Found\r\n{api}Content-Length: 0\r\n\r\n"
-            );
         }
+        if !request.path.contains("/blobs/") {
+            connection.not_found();
+            continue;
+        }
+        connection.answer_head("application/octet-stream", STALLED_BLOB_SIZE);
+        if !request.head_only {
+            let _ = connection.stream().write_all(&vec![0u8; STALL_AFTER]);
+        }
+        while !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(50));
+        }
+        return;
     }
 }
 

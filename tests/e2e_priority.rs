@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use common::busybox_image;
 use common::fixture::{Dockshim, Options};
 use common::pod::World;
-use common::stub_server::StubServer;
+use common::stub_server::{RegistryConnection, StubServer};
 use dockshim::server::DEFAULT_MAX_WORKERS;
 use tonic::Code;
 
@@ -137,9 +137,6 @@ const TRICKLED_BLOB_SIZE: usize = 100;
 /// The pause between two bytes of a blob.
 const TRICKLE_INTERVAL: Duration = Duration::from_millis(200);
 
-/// The first byte of a TLS ClientHello (a handshake record).
-const TLS_HANDSHAKE: u8 = 0x16;
-
 /// A registry stub that serves a manifest and an image configuration,
 /// then the layer one byte every [`TRICKLE_INTERVAL`]: a pull that always
 /// makes progress and never finishes in time. Its digests are unique to
@@ -174,83 +171,34 @@ impl TricklingRegistry {
 
 /// Answers the requests on one connection as [`TricklingRegistry`] does.
 fn serve_trickling(
-    mut stream: TcpStream,
+    stream: TcpStream,
     manifest: &str,
     (config_digest, config): &(String, String),
     stop: &AtomicBool,
 ) {
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut pending = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
-            match stream.read(&mut buffer) {
-                Ok(0) => return,
-                Ok(n) => pending.extend_from_slice(&buffer[..n]),
-                Err(_) => {}
-            }
-            if pending.first() == Some(&TLS_HANDSHAKE) {
-                // dockerd tries HTTPS first. A plain HTTP answer makes it
-                // fall back to HTTP at once rather than after its TLS
-                // handshake timeout; the containerd image store falls back
-                // on nothing else.
-                let _ = stream.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
-                return;
-            }
+    let mut connection = RegistryConnection::new(stream);
+    while let Some(request) = connection.next_request(stop) {
+        if connection.answer_base(&request, manifest) {
             continue;
-        };
-        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
-        pending.drain(..end + 4);
-        let mut words = head.split_whitespace();
-        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        let body_allowed = method != "HEAD";
-        let api = "Docker-Distribution-Api-Version: registry/2.0\r\n";
-        if path == "/v2/" {
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\n{api}Content-Length: 2\r\nContent-Type: application/json\r\n\r\n{}",
-                if body_allowed { "{}" } else { "" }
-            );
-        } else if path.contains("/manifests/") {
-            // No Docker-Content-Digest: dockerd computes it from the body.
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\n{api}Content-Type: application/vnd.docker.distribution.manifest.v2+json\r\nContent-Length: {}\r\n\r\n{}",
-                manifest.len(),
-                if body_allowed { manifest } else { "" }
-            );
-        } else if path.ends_with(config_digest.as_str()) {
+        }
+        if request.path.ends_with(config_digest.as_str()) {
             // At once: the containerd image store fetches the configuration
             // before any layer, and reports no progress for it.
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\n{api}Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n{}",
-                config.len(),
-                if body_allowed { config.as_str() } else { "" }
-            );
-        } else if path.contains("/blobs/") {
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\n{api}Content-Type: application/octet-stream\r\nContent-Length: {TRICKLED_BLOB_SIZE}\r\n\r\n"
-            );
-            if !body_allowed {
+            connection.answer(&request, "application/octet-stream", config.as_bytes());
+        } else if request.path.contains("/blobs/") {
+            connection.answer_head("application/octet-stream", TRICKLED_BLOB_SIZE);
+            if request.head_only {
                 continue;
             }
             for _ in 0..TRICKLED_BLOB_SIZE {
-                if stop.load(Ordering::Relaxed) || stream.write_all(&[0]).is_err() {
+                if stop.load(Ordering::Relaxed) || connection.stream().write_all(&[0]).is_err() {
                     return;
                 }
                 thread::sleep(TRICKLE_INTERVAL);
             }
             return;
         } else {
-            let _ = write!(
-                stream,
-                "HTTP/1.1 404 Not Found\r\n{api}Content-Length: 0\r\n\r\n"
-            );
+            connection.not_found();
         }
     }
 }
