@@ -28,8 +28,9 @@
 //!   small `mio` executor; handlers run on a bounded worker pool; a few
 //!   named background threads (signals, dockerd's event stream, container
 //!   logs and their keeper, image filesystem figures) do the rest; the
-//!   streaming server has an accept thread and a thread per session. There
-//!   is no async runtime.
+//!   streaming server has an accept thread and a thread per session. Every
+//!   background thread is supervised: its death makes dockshim exit for
+//!   systemd to restart it, or shows in Status. There is no async runtime.
 //! - **Not goals:** TCP for the CRI or Docker (unix sockets only; the
 //!   streaming server is the one TCP listener, as the kubelet requires),
 //!   gRPC compression, the `v1alpha2` CRI, Windows, runtimes other than
@@ -40,8 +41,9 @@
 //! `index` mirrors dockerd's containers; `network` runs CNI; `store` keeps
 //! checkpoints; `logs` writes CRI-format log files; `streaming` serves
 //! exec, attach and port-forward; `stats` reads cgroup and `/proc`
-//! figures; `metrics` counts calls for the Prometheus endpoint; `cli` and
-//! `logger` start the process.
+//! figures; `metrics` counts calls for the Prometheus endpoint;
+//! `supervisor` starts the background threads and keeps their deaths; `cli`
+//! and `logger` start the process.
 
 pub mod base64;
 pub mod cli;
@@ -57,3 +59,4 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod streaming;
+pub mod supervisor;
