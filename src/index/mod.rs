@@ -35,10 +35,10 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::sync::{RwLockWriteGuard, Weak};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::docker::{DockerClient, DockerError, DEFAULT_REQUEST_TIMEOUT};
+use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 pub use entry::{CriState, Entry, Kind, Mount, Resources, State};
 pub use error::IndexError;
@@ -69,6 +69,15 @@ pub const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 
 /// Longest delay between reconnection attempts.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The event thread: without it every answer would come from a frozen
+/// index, so its death stops dockshim (see `crate::supervisor`). It ends
+/// by itself only when the index is dropped.
+const EVENTS_THREAD: Duty = Duty {
+    name: "docker-events",
+    on_death: OnDeath::Exit,
+    loss: "the state index no longer follows dockerd",
+};
 
 /// Docker event actions after which a container is re-inspected: those
 /// that change what an entry holds. `destroy` removes the entry instead;
@@ -232,10 +241,11 @@ impl Index {
             counters: Counters::default(),
         });
         let weak: Weak<Index> = Arc::downgrade(&index);
-        thread::Builder::new()
-            .name("docker-events".to_owned())
-            .spawn(move || watch::run(&weak))
-            .map_err(IndexError::Spawn)?;
+        supervisor::spawn(EVENTS_THREAD, move || {
+            watch::run(&weak);
+            Ended::Released
+        })
+        .map_err(IndexError::Spawn)?;
         Ok(index)
     }
 

@@ -32,7 +32,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread;
 use std::time::Duration;
 
 use mio::unix::SourceFd;
@@ -43,6 +42,7 @@ use super::path::{open_log_file, LogFile};
 use super::resume::find_resume_point;
 use super::LogError;
 use crate::docker::{DockerClient, LogRead, LogStream, LogsSince};
+use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// The I/O thread's name, as `/proc/self/task/*/comm` shows it.
 pub const LOG_THREAD_NAME: &str = "log-writer";
@@ -50,6 +50,23 @@ pub const LOG_THREAD_NAME: &str = "log-writer";
 /// The name of the thread that reopens ended streams once (see the module
 /// notes); it starts with the first stream that ends.
 pub const CATCH_UP_THREAD_NAME: &str = "log-catch-up";
+
+/// The I/O thread: without it no container's output reaches its file, so
+/// its death stops dockshim (see `crate::supervisor`).
+const WRITER_DUTY: Duty = Duty {
+    name: LOG_THREAD_NAME,
+    on_death: OnDeath::Exit,
+    loss: "container logs are no longer written",
+};
+
+/// The catch-up thread: a follower it holds when it dies stays counted as
+/// followed, and its log is never written again, so its death stops
+/// dockshim too.
+const CATCH_UP_DUTY: Duty = Duty {
+    name: CATCH_UP_THREAD_NAME,
+    on_death: OnDeath::Exit,
+    loss: "container logs whose first stream ended are no longer written",
+};
 
 /// How long a caller waits for the I/O thread to carry out a stop or a
 /// reopen; it only waits behind file writes of other containers.
@@ -356,10 +373,7 @@ fn spawn_io_thread(state: Arc<Mutex<State>>, docker: DockerClient) -> Result<IoT
         body: Vec::new(),
         out: Vec::new(),
     };
-    thread::Builder::new()
-        .name(LOG_THREAD_NAME.to_owned())
-        .spawn(move || writer.run())
-        .map_err(thread_error)?;
+    supervisor::spawn(WRITER_DUTY, move || writer.run()).map_err(thread_error)?;
     Ok(IoThread { commands, waker })
 }
 
@@ -404,7 +418,8 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self) {
+    /// Follows until the manager is dropped, or until polling fails.
+    fn run(&mut self) -> Ended {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         let mut busy: Vec<Token> = Vec::new();
         loop {
@@ -413,14 +428,13 @@ impl Writer {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::error!("{LOG_THREAD_NAME}: poll failed, container logs stop: {err}");
-                return;
+                return Ended::Failed(format!("poll failed: {err}"));
             }
             let mut ready: Vec<Token> = std::mem::take(&mut busy);
             for event in &events {
                 if event.token() == WAKER_TOKEN {
                     if !self.take_commands(&mut ready) {
-                        return;
+                        return Ended::Released;
                     }
                 } else if !ready.contains(&event.token()) {
                     ready.push(event.token());
@@ -629,14 +643,13 @@ fn spawn_catch_up_thread(
     docker: DockerClient,
 ) -> io::Result<Sender<Follower>> {
     let (queue, followers) = mpsc::channel::<Follower>();
-    thread::Builder::new()
-        .name(CATCH_UP_THREAD_NAME.to_owned())
-        .spawn(move || {
-            // Ends when the I/O thread, the only sender, is gone.
-            for follower in followers {
-                catch_up(&state, &docker, follower);
-            }
-        })?;
+    supervisor::spawn(CATCH_UP_DUTY, move || {
+        // Ends when the I/O thread, the only sender, is gone.
+        for follower in followers {
+            catch_up(&state, &docker, follower);
+        }
+        Ended::Released
+    })?;
     Ok(queue)
 }
 

@@ -15,9 +15,18 @@ use super::{Gauges, Metrics};
 use crate::grpc::{Code, Status};
 use crate::index::Index;
 use crate::streaming::http::{self, HttpError};
+use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// Scrapes served at once; more are answered 503 by the accept thread.
 const MAX_SCRAPES_IN_FLIGHT: usize = 4;
+
+/// The accept thread serves for the life of the process; without it the
+/// endpoint stops answering, which Status reports (see `crate::supervisor`).
+const ACCEPT_DUTY: Duty = Duty {
+    name: "metrics",
+    on_death: OnDeath::Report,
+    loss: "the metrics endpoint no longer answers",
+};
 
 /// How long a scraper may take to send its request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,10 +105,11 @@ pub fn start(
         index,
         scrapes: AtomicUsize::new(0),
     });
-    thread::Builder::new()
-        .name("metrics".to_owned())
-        .spawn(move || accept_loop(&listener, &source))
-        .map_err(MetricsError::Spawn)?;
+    supervisor::spawn(ACCEPT_DUTY, move || {
+        accept_loop(&listener, &source);
+        Ended::Failed("it stopped accepting scrapes".to_owned())
+    })
+    .map_err(MetricsError::Spawn)?;
     Ok(local_addr)
 }
 

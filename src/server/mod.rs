@@ -40,6 +40,7 @@ use mio::{Events, Interest, Token};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::grpc::Method;
+use crate::supervisor::{self, Duty, Ended, OnDeath};
 use connection::{Connection, ConnectionConfig};
 use executor::{Executor, Socket};
 use listener::{bind_endpoint, Bound, Endpoint, SocketClaim};
@@ -52,6 +53,15 @@ pub use error::ServerError;
 pub const DEFAULT_MAX_WORKERS: usize = 64;
 /// Default time in-flight unary calls get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The signal thread: SIGTERM and SIGINT are blocked everywhere else, so
+/// without it they would be ignored; its death stops dockshim (see
+/// `crate::supervisor`).
+const SIGNALS_DUTY: Duty = Duty {
+    name: "signals",
+    on_death: OnDeath::Exit,
+    loss: "SIGTERM and SIGINT are ignored",
+};
 
 const LISTENER: Token = Token(0);
 const ACCEPT_WAKER: Token = Token(1);
@@ -343,28 +353,23 @@ fn shutdown_signals() -> SigSet {
 pub fn spawn_signal_thread(handle: ShutdownHandle) -> Result<(), ServerError> {
     block_shutdown_signals()?;
     let signals = shutdown_signals();
-    thread::Builder::new()
-        .name("signals".to_owned())
-        .spawn(move || {
-            let mut received = false;
-            loop {
-                match signals.wait() {
-                    Ok(signal) if !received => {
-                        received = true;
-                        log::info!("received {signal}; shutting down gracefully");
-                        handle.shutdown();
-                    }
-                    Ok(signal) => {
-                        log::warn!("received {signal} again; exiting now");
-                        std::process::exit(128 + signal as i32);
-                    }
-                    Err(errno) => {
-                        log::error!("cannot wait for signals: {errno}");
-                        return;
-                    }
+    supervisor::spawn(SIGNALS_DUTY, move || {
+        let mut received = false;
+        loop {
+            match signals.wait() {
+                Ok(signal) if !received => {
+                    received = true;
+                    log::info!("received {signal}; shutting down gracefully");
+                    handle.shutdown();
                 }
+                Ok(signal) => {
+                    log::warn!("received {signal} again; exiting now");
+                    std::process::exit(128 + signal as i32);
+                }
+                Err(errno) => return Ended::Failed(format!("cannot wait for signals: {errno}")),
             }
-        })
-        .map_err(|err| ServerError::setup("start the signal thread", err))?;
+        }
+    })
+    .map_err(|err| ServerError::setup("start the signal thread", err))?;
     Ok(())
 }

@@ -32,16 +32,24 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::files::read_bounded;
 use super::mountinfo::{overlay_upper_dir, MOUNTINFO_MAX};
 use super::unix_nanos;
 use crate::cri::v1;
+use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// The thread's name, as `ps -L` and panics show it.
 const THREAD_NAME: &str = "layer-sizes";
+/// The next walk starts another thread after a death, but the container
+/// whose walk died stays queued forever and its figures freeze: Status
+/// reports it (see `crate::supervisor`).
+const DUTY: Duty = Duty {
+    name: THREAD_NAME,
+    on_death: OnDeath::Report,
+    loss: "some containers' writable-layer figures are no longer measured",
+};
 /// Size of a block as `st_blocks` counts them.
 const BLOCK_BYTES: u64 = 512;
 /// The mount table of the mount namespace dockerd mounts containers in.
@@ -357,20 +365,19 @@ fn evict_oldest(entries: &mut HashMap<String, Entry>) {
 
 fn spawn(shared: Arc<Shared>) -> io::Result<SyncSender<Walk>> {
     let (sender, receiver) = mpsc::sync_channel::<Walk>(shared.limits.queue_capacity);
-    thread::Builder::new()
-        .name(THREAD_NAME.to_owned())
-        .spawn(move || {
-            // Ends when the LayerSizes, which holds the only sender, is dropped.
-            while let Ok(walk) = receiver.recv() {
-                let result = shared
-                    .locate(&walk.id, walk.location)
-                    .and_then(|(dir, found)| {
-                        let measured = measure(&dir, shared.limits.max_entries)?;
-                        Ok((measured, found.then_some(dir)))
-                    });
-                shared.finish(walk.id, result);
-            }
-        })?;
+    supervisor::spawn(DUTY, move || {
+        // Ends when the LayerSizes, which holds the only sender, is dropped.
+        while let Ok(walk) = receiver.recv() {
+            let result = shared
+                .locate(&walk.id, walk.location)
+                .and_then(|(dir, found)| {
+                    let measured = measure(&dir, shared.limits.max_entries)?;
+                    Ok((measured, found.then_some(dir)))
+                });
+            shared.finish(walk.id, result);
+        }
+        Ended::Released
+    })?;
     Ok(sender)
 }
 
@@ -446,6 +453,7 @@ pub fn measure(root: &Path, max_entries: u64) -> io::Result<Measured> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+    use std::thread;
 
     fn at(dir: impl AsRef<Path>) -> LayerLocation {
         LayerLocation::Dir(dir.as_ref().to_owned())

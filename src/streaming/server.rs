@@ -50,6 +50,7 @@ use super::http::{self, HttpError, RequestHead, HEAD_READ_TIMEOUT};
 use super::session::{Handoff, Sessions, StreamRequest};
 use super::tokens::{TokenCache, TokenError};
 use crate::grpc::{Code, Status};
+use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// Most sessions served at once. One more is answered 503 and closed: a
 /// kubelet runs a handful of streams, so this many means a client that
@@ -88,6 +89,15 @@ const RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest wait for the connection that wakes the accept thread on drop.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Without the accept thread no URL is ever served, while Exec, Attach and
+/// PortForward go on issuing them: Status reports its death (see
+/// `crate::supervisor`). It ends by itself only when the server is dropped.
+const ACCEPT_DUTY: Duty = Duty {
+    name: "streaming",
+    on_death: OnDeath::Report,
+    loss: "Exec, Attach and PortForward URLs are not served",
+};
 
 /// The three kinds of stream, each with its route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,10 +301,11 @@ impl StreamingServer {
             stopping: AtomicBool::new(false),
         });
         let accepting = Arc::clone(&shared);
-        thread::Builder::new()
-            .name("streaming".to_owned())
-            .spawn(move || accept_loop(&listener, &accepting))
-            .map_err(StreamingError::Spawn)?;
+        supervisor::spawn(ACCEPT_DUTY, move || {
+            accept_loop(&listener, &accepting);
+            Ended::Released
+        })
+        .map_err(StreamingError::Spawn)?;
         Ok(StreamingServer { local_addr, shared })
     }
 

@@ -21,9 +21,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::index::{ContainerFilter, CriState, Index};
 use crate::logs::{LogError, LogManager};
+use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// The thread's name, as `/proc/self/task/*/comm` shows it.
 pub const KEEPER_THREAD_NAME: &str = "log-keeper";
+/// Without the keeper, logs that dockerd's restart cut are never followed
+/// again, silently, so its death stops dockshim (see `crate::supervisor`).
+const KEEPER_DUTY: Duty = Duty {
+    name: KEEPER_THREAD_NAME,
+    on_death: OnDeath::Exit,
+    loss: "container logs cut by a dockerd or dockshim restart are not followed again",
+};
 /// How often the index and the log manager are compared without a reason.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// How long a container must have run before the keeper adopts it:
@@ -48,10 +56,10 @@ pub struct LogKeeper {
 impl LogKeeper {
     /// Starts the thread. It runs until the index is dropped.
     pub fn spawn(self) -> io::Result<()> {
-        thread::Builder::new()
-            .name(KEEPER_THREAD_NAME.to_owned())
-            .spawn(move || self.run())
-            .map(drop)
+        supervisor::spawn(KEEPER_DUTY, move || {
+            self.run();
+            Ended::Released
+        })
     }
 
     fn run(self) {

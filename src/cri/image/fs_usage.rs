@@ -30,7 +30,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -39,9 +38,18 @@ use crate::docker::{
     path_with_query, DockerClient, DockerError, HistoryItem, ImageInspect, ImageSummary,
     StorageDirs,
 };
+use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// The thread's name, as `ps -L` and panics show it.
 const THREAD_NAME: &str = "image-fs-usage";
+/// Without the thread ImageFsInfo keeps answering its last figures, which
+/// the kubelet's image garbage collection would trust: Status reports the
+/// death (see `crate::supervisor`).
+const DUTY: Duty = Duty {
+    name: THREAD_NAME,
+    on_death: OnDeath::Report,
+    loss: "the image filesystem figures (ImageFsInfo) are no longer refreshed",
+};
 /// How often the figures are refreshed without being asked.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(15);
 /// How often the containers' writable-layer sizes are recomputed; each
@@ -189,29 +197,27 @@ impl Refresher {
 /// Starts the measuring thread, which publishes into `usage`.
 pub fn spawn(docker: DockerClient, usage: Arc<FsUsage>) -> io::Result<Refresher> {
     let (pokes, poked) = mpsc::channel();
-    thread::Builder::new()
-        .name(THREAD_NAME.to_owned())
-        .spawn(move || {
-            let mut measurer = Measurer::new(docker);
-            let mut last_logged_error = None;
-            loop {
-                let result = measurer.measure().map_err(|err| err.to_string());
-                if let Err(error) = &result {
-                    if last_logged_error.as_ref() != Some(error) {
-                        log::warn!("image filesystem usage: {error}");
-                        last_logged_error = Some(error.clone());
-                    }
-                } else {
-                    last_logged_error = None;
+    supervisor::spawn(DUTY, move || {
+        let mut measurer = Measurer::new(docker);
+        let mut last_logged_error = None;
+        loop {
+            let result = measurer.measure().map_err(|err| err.to_string());
+            if let Err(error) = &result {
+                if last_logged_error.as_ref() != Some(error) {
+                    log::warn!("image filesystem usage: {error}");
+                    last_logged_error = Some(error.clone());
                 }
-                usage.publish(result);
-                match poked.recv_timeout(REFRESH_INTERVAL) {
-                    // Several pokes while measuring ask for one refresh.
-                    Ok(()) | Err(RecvTimeoutError::Timeout) => while poked.try_recv().is_ok() {},
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
+            } else {
+                last_logged_error = None;
             }
-        })?;
+            usage.publish(result);
+            match poked.recv_timeout(REFRESH_INTERVAL) {
+                // Several pokes while measuring ask for one refresh.
+                Ok(()) | Err(RecvTimeoutError::Timeout) => while poked.try_recv().is_ok() {},
+                Err(RecvTimeoutError::Disconnected) => return Ended::Released,
+            }
+        }
+    })?;
     Ok(Refresher { pokes })
 }
 
@@ -446,6 +452,7 @@ fn unix_nanos(time: SystemTime) -> i64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::thread;
 
     fn history(sizes_newest_first: &[i64]) -> Vec<HistoryItem> {
         sizes_newest_first
