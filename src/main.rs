@@ -1,8 +1,9 @@
 //! The dockshim executable: reads the command line, connects the CRI
 //! handlers to dockerd, and serves until SIGTERM or SIGINT.
 //!
-//! Exit status: 0 after a graceful shutdown, 1 when start-up fails, 2 for a
-//! command-line error.
+//! Exit status: 0 after a graceful shutdown, 1 when start-up fails or an
+//! essential background thread died (after a graceful shutdown, see
+//! `dockshim::supervisor`), 2 for a command-line error.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
 use dockshim::streaming::docker_sessions::DockerSessions;
 use dockshim::streaming::server::StreamingServer;
+use dockshim::supervisor;
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1)) {
@@ -125,6 +127,7 @@ fn run(config: Config) -> Result<(), String> {
                 containers,
                 stats,
                 streaming,
+                supervisor: supervisor::process().clone(),
             },
         )),
         image: images,
@@ -132,5 +135,11 @@ fn run(config: Config) -> Result<(), String> {
     let server =
         Server::bind(&options, Arc::new(services), METHODS).map_err(|err| err.to_string())?;
     server::spawn_signal_thread(server.shutdown_handle()).map_err(|err| err.to_string())?;
-    server.run().map_err(|err| err.to_string())
+    let shutdown = server.shutdown_handle();
+    supervisor::process().on_fatal(move || shutdown.shutdown());
+    server.run().map_err(|err| err.to_string())?;
+    match supervisor::process().fatal() {
+        Some(death) => Err(format!("exiting after an essential thread died: {death}")),
+        None => Ok(()),
+    }
 }

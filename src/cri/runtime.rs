@@ -8,7 +8,9 @@
 //!
 //! Status must tell the truth *now*: it pings dockerd on every call with a
 //! short timeout instead of answering from a cache, and it re-reads the CNI
-//! configuration directory, which is cheap and may change at any time. Its
+//! configuration directory, which is cheap and may change at any time.
+//! RuntimeReady is also false once a supervised background thread has died
+//! (`crate::supervisor`), with a message naming it, until a restart. Its
 //! runtime handlers are the default one (`""`) and one per runtime dockerd
 //! listed in `/info` when first asked (`DockerClient::engine`), each with
 //! the features the engine and that runtime give together.
@@ -33,6 +35,7 @@ use crate::grpc::{CallContext, Status};
 use crate::network::cni_config;
 use crate::store::Store;
 use crate::streaming::server::StreamingServer;
+use crate::supervisor::{Death, Supervisor};
 
 /// Sandboxes, containers, stats or metrics per message of the Stream* calls.
 const STREAM_BATCH: usize = 100;
@@ -52,6 +55,8 @@ const VERSION_CACHE_TTL: Duration = Duration::from_secs(30);
 
 const RUNTIME_READY: &str = "RuntimeReady";
 const NETWORK_READY: &str = "NetworkReady";
+/// RuntimeReady's reason when dockerd answers but a background thread died.
+const THREAD_DIED: &str = "BackgroundThreadDied";
 
 /// The state the runtime-wide calls share.
 #[derive(Debug)]
@@ -67,6 +72,7 @@ pub struct Runtime {
     stats: StatsService,
     events: EventStreams,
     streaming: StreamingServer,
+    supervisor: Supervisor,
 }
 
 /// The services a [`Runtime`] delegates to, built by its caller.
@@ -76,6 +82,8 @@ pub struct RuntimeParts {
     pub containers: ContainerService,
     pub stats: StatsService,
     pub streaming: StreamingServer,
+    /// Whose thread deaths Status reports: the process's own in `main`.
+    pub supervisor: Supervisor,
 }
 
 impl Runtime {
@@ -97,6 +105,7 @@ impl Runtime {
             stats: parts.stats,
             events: EventStreams::default(),
             streaming: parts.streaming,
+            supervisor: parts.supervisor,
         }
     }
 
@@ -135,7 +144,7 @@ impl Runtime {
             }
         });
         let api_version = self.docker.api_version().map(|v| v.to_string());
-        match result {
+        let (docker, info) = match result {
             Ok(()) => (
                 condition(RUNTIME_READY, true, "", ""),
                 json!({ "ready": true, "endpoint": self.config.docker_endpoint, "apiVersion": api_version }),
@@ -148,7 +157,8 @@ impl Runtime {
                     info,
                 )
             }
-        }
+        };
+        (with_dead_threads(docker, &self.supervisor.deaths()), info)
     }
 
     fn network_condition(&self) -> (v1::RuntimeCondition, serde_json::Value) {
@@ -691,6 +701,23 @@ fn runtimes_info(engine: Option<&Engine>) -> serde_json::Value {
     }
 }
 
+/// RuntimeReady as dockerd's answer left it, made false by any thread
+/// that died: a dockerd problem keeps its reason and the deaths are added
+/// to its message.
+fn with_dead_threads(docker: v1::RuntimeCondition, deaths: &[Death]) -> v1::RuntimeCondition {
+    if deaths.is_empty() {
+        return docker;
+    }
+    let died: Vec<String> = deaths.iter().map(Death::to_string).collect();
+    let died = format!("{}; restart dockshim to recover", died.join("; "));
+    if docker.status {
+        condition(RUNTIME_READY, false, THREAD_DIED, &died)
+    } else {
+        let message = format!("{}; {died}", docker.message);
+        condition(RUNTIME_READY, false, &docker.reason, &message)
+    }
+}
+
 fn condition(kind: &str, status: bool, reason: &str, message: &str) -> v1::RuntimeCondition {
     v1::RuntimeCondition {
         r#type: kind.to_owned(),
@@ -728,6 +755,15 @@ mod tests {
     /// A runtime whose dockerd endpoint does not exist, with an empty CNI
     /// configuration directory.
     fn runtime(dir: &std::path::Path, network_plugin: NetworkPlugin) -> Runtime {
+        supervised_runtime(dir, network_plugin, Supervisor::new())
+    }
+
+    /// As [`runtime`], reporting the thread deaths `supervisor` keeps.
+    fn supervised_runtime(
+        dir: &std::path::Path,
+        network_plugin: NetworkPlugin,
+        supervisor: Supervisor,
+    ) -> Runtime {
         let config = Config {
             docker_endpoint: format!("unix://{}/no-docker.sock", dir.display()),
             cni_conf_dir: dir.join("net.d"),
@@ -762,6 +798,7 @@ mod tests {
             containers,
             stats,
             streaming,
+            supervisor,
         };
         Runtime::new(docker, config, store, None, parts)
     }
@@ -801,6 +838,64 @@ mod tests {
             ]
         );
         assert!(response.info.is_empty());
+    }
+
+    #[test]
+    fn a_panicked_background_thread_makes_the_runtime_not_ready_naming_it() {
+        use crate::supervisor::{Duty, OnDeath};
+        let dir = tempfile::tempdir().unwrap();
+        let supervisor = Supervisor::new();
+        let duty = Duty {
+            name: "layer-sizes",
+            on_death: OnDeath::Report,
+            loss: "some containers' writable-layer figures are no longer measured",
+        };
+        supervisor
+            .spawn(duty, || panic!("walked into a loop"))
+            .unwrap()
+            .join()
+            .unwrap();
+        let response = supervised_runtime(dir.path(), NetworkPlugin::None, supervisor)
+            .status(&ctx(), v1::StatusRequest { verbose: false })
+            .unwrap();
+        let runtime = &response.status.unwrap().conditions[0];
+        assert_eq!(runtime.r#type, RUNTIME_READY);
+        assert!(!runtime.status);
+        // No dockerd here: its reason stays, and the death is added.
+        assert_eq!(runtime.reason, "DockerDaemonNotReady");
+        assert!(
+            runtime.message.contains(
+                "; thread layer-sizes panicked: walked into a loop; without it, some \
+                 containers' writable-layer figures are no longer measured; restart dockshim"
+            ),
+            "{}",
+            runtime.message
+        );
+    }
+
+    #[test]
+    fn a_dead_thread_turns_a_ready_runtime_not_ready_with_its_own_reason() {
+        use crate::supervisor::{Cause, Duty, OnDeath};
+        let death = Death {
+            duty: Duty {
+                name: "streaming",
+                on_death: OnDeath::Report,
+                loss: "Exec, Attach and PortForward URLs are not served",
+            },
+            cause: Cause::Failed("accept failed".to_owned()),
+        };
+        let ready = condition(RUNTIME_READY, true, "", "");
+        assert_eq!(with_dead_threads(ready.clone(), &[]), ready);
+        assert_eq!(
+            with_dead_threads(ready, &[death]),
+            condition(
+                RUNTIME_READY,
+                false,
+                THREAD_DIED,
+                "thread streaming stopped: accept failed; without it, Exec, Attach and \
+                 PortForward URLs are not served; restart dockshim to recover"
+            )
+        );
     }
 
     #[test]
