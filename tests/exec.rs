@@ -1,7 +1,8 @@
 //! ExecSync's engine (`dockshim::cri::exec`) against the real dockerd on
 //! /var/run/docker.sock: output and exit codes, the 16 MiB cap, timeouts and
 //! cancellation that kill the whole exec'd process tree, the errors for
-//! stopped and missing containers, and no descriptor or thread left behind.
+//! stopped and missing containers, a container removed under a running
+//! command, and no descriptor or thread left behind.
 //!
 //! Tests that need dockerd print why and pass when the socket or the test
 //! image is absent (under tests/run.sh they fail). Every container created
@@ -93,6 +94,17 @@ impl Drop for Container {
 impl Container {
     /// Created and, if `start`, running.
     fn new(client: &DockerClient, image: &str, start: bool) -> Container {
+        Container::with_host_config(client, image, start, json!({}))
+    }
+
+    /// Created with `host_config` and, if `start`, running. The guard exists
+    /// before the start, so a start that fails leaves nothing behind.
+    fn with_host_config(
+        client: &DockerClient,
+        image: &str,
+        start: bool,
+        host_config: Value,
+    ) -> Container {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "dockshim-test-exec-{}-{}",
@@ -103,6 +115,7 @@ impl Container {
             "Image": image,
             "Cmd": ["/bin/busybox", "sleep", "300"],
             "Labels": {"dockshim-test": "1", common::TEST_RUN_LABEL: common::test_run_id()},
+            "HostConfig": host_config,
         });
         let created: Value = client
             .post_json(
@@ -187,6 +200,7 @@ fn run(
         &words(cmd),
         timeout,
         &CallContext::new(METHOD, None),
+        &|| true,
     )
 }
 
@@ -345,8 +359,16 @@ fn cancelling_the_call_kills_the_process() {
     };
     let ctx = CallContext::new(METHOD, None);
     let (err, took) = thread::scope(|scope| {
-        let exec =
-            scope.spawn(|| exec_sync(&client, &container.id, &words(&["sleep", "30"]), None, &ctx));
+        let exec = scope.spawn(|| {
+            exec_sync(
+                &client,
+                &container.id,
+                &words(&["sleep", "30"]),
+                None,
+                &ctx,
+                &|| true,
+            )
+        });
         container.wait_for_processes(&["sleep", "30"], 1);
         let cancelled = Instant::now();
         ctx.cancel();
@@ -439,4 +461,57 @@ fn fifty_calls_leave_no_descriptor_or_thread_behind() {
     // The pool may keep a few more idle connections; a leak would be ≥ 50.
     assert!(fds_after <= fds + 8, "descriptors {fds} -> {fds_after}");
     assert_eq!(tasks_after, tasks, "threads");
+}
+
+#[test]
+fn a_container_removed_under_an_exec_in_a_shared_pid_namespace_ends_the_call_promptly() {
+    let _shared = COUNTING.read().unwrap_or_else(PoisonError::into_inner);
+    let Some((client, sandbox)) = running_container() else {
+        return;
+    };
+    let image = busybox(&client).unwrap();
+    let pid_mode = json!({ "PidMode": format!("container:{}", sandbox.id) });
+    let container = Container::with_host_config(&client, &image, true, pid_mode);
+    // As the state index would say, asked of dockerd here.
+    let running = || {
+        client
+            .inspect_container(&container.id)
+            .is_ok_and(|inspect| inspect.state.running)
+    };
+    let started = Instant::now();
+    let result = thread::scope(|scope| {
+        let exec = scope.spawn(|| {
+            exec_sync(
+                &client,
+                &container.id,
+                &words(&["sleep", "30"]),
+                Some(Duration::from_secs(60)),
+                &CallContext::new(METHOD, None),
+                &running,
+            )
+        });
+        thread::sleep(Duration::from_secs(1));
+        client
+            .delete(&format!("/containers/{}?force=1&v=1", container.id))
+            .unwrap();
+        exec.join().unwrap()
+    });
+    let took = started.elapsed();
+    eprintln!("exec in a removed container returned after {took:?}: {result:?}");
+    // The removal, a second of grace and a loaded machine; the command
+    // itself would run for 30.
+    assert!(took < Duration::from_secs(10), "returned after {took:?}");
+    match result {
+        // Engines that end the stream (Docker 29) record the kill.
+        Ok(output) => assert_eq!(output.exit_code, 137, "{output:?}"),
+        Err(err) => {
+            let status = Status::from(err);
+            assert_eq!(status.code, Code::FailedPrecondition, "{}", status.message);
+            assert!(
+                status.message.contains("stopped while command"),
+                "{}",
+                status.message
+            );
+        }
+    }
 }

@@ -8,6 +8,14 @@
 //! read timeout wakes the loop). It must not decode CRI messages (the
 //! handler does) nor decide which containers may be exec'd into.
 //!
+//! The output is also given up when the container stops: in a pod whose
+//! containers share the sandbox's PID namespace, Docker 20.10 and 27 never
+//! close an exec's stream when its container is removed or killed, though
+//! the process is gone, so the call would wait for its timeout. The caller
+//! says whether the container still runs (the handler asks the state
+//! index, which costs no Docker call); once it does not, the stream has
+//! [`STREAM_END_GRACE`] to end before the call answers without it.
+//!
 //! Docker has no API to kill an exec'd process, so on timeout or
 //! cancellation [`kill_exec`] signals it directly: dockshim runs as root in
 //! the host PID namespace, and dockerd reports the process's host PID. The
@@ -50,9 +58,15 @@ pub const MAX_EXEC_OUTPUT_BYTES: usize = MAX_MESSAGE_BYTES - EXEC_REPLY_FRAMING_
 /// One read from the hijacked socket; dockerd writes at most 32 KiB frames.
 const READ_BUFFER_BYTES: usize = 32 * 1024;
 
-/// Longest a blocked read waits before the loop looks at the deadline and
-/// the cancellation flag again: the latency of noticing a cancelled call.
+/// Longest a blocked read waits before the loop looks at the deadline,
+/// the cancellation flag and the container again: the latency of noticing
+/// a cancelled call or a stopped container.
 const WAKE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long the output may go on once the container is seen stopped.
+/// Where dockerd closes the stream, it does so as soon as the process is
+/// reaped, well within this; where it never does, this is the wait added.
+pub const STREAM_END_GRACE: Duration = Duration::from_secs(1);
 
 /// Exit-code reads after the output ended while dockerd still says
 /// `Running` (it records the exit a moment after closing the stream), and
@@ -128,6 +142,9 @@ pub enum ExecError {
     },
     /// The output ended but dockerd kept reporting the exec as running.
     NoExitCode { container: String, exec_id: String },
+    /// The container stopped (or was removed) while the command ran, and
+    /// dockerd neither ended its output nor recorded its exit code.
+    ContainerStopped { container: String, command: String },
     /// Signalling a process of the exec's tree failed.
     Signal { pid: i32, source: io::Error },
     /// The process table could not be read.
@@ -141,6 +158,7 @@ impl ExecError {
     pub fn code(&self) -> Code {
         match self {
             ExecError::EmptyCommand => Code::InvalidArgument,
+            ExecError::ContainerStopped { .. } => Code::FailedPrecondition,
             ExecError::Docker { source, .. } => source.code(),
             ExecError::Io { .. } => Code::Unavailable,
             ExecError::Timeout { .. } => Code::DeadlineExceeded,
@@ -200,6 +218,11 @@ impl fmt::Display for ExecError {
                 "exec {exec_id} in container {container}: output ended but dockerd still reports \
                  the process running"
             ),
+            ExecError::ContainerStopped { container, command } => write!(
+                f,
+                "container {container} stopped while command {command} ran; dockerd reported no \
+                 exit code for it"
+            ),
             ExecError::Signal { pid, source } => write!(f, "signalling process {pid}: {source}"),
             ExecError::Proc(source) => write!(f, "reading /proc: {source}"),
             ExecError::Survived { pids } => {
@@ -244,17 +267,23 @@ impl From<ExecError> for Status {
 /// cannot start (126/127, dockerd's message in stdout), is a normal result.
 /// The start request itself is bounded by the client's own timeout, not
 /// this deadline: dockerd answers it before running anything.
+///
+/// `container_running` is asked at every wake-up while the output is read
+/// and must not block; once it says no, the call ends within
+/// [`STREAM_END_GRACE`] with the exit code if dockerd has one, else with
+/// [`ExecError::ContainerStopped`] (see the module notes).
 pub fn exec_sync(
     docker: &DockerClient,
     container_id: &str,
     cmd: &[String],
     timeout: Option<Duration>,
     ctx: &CallContext,
+    container_running: &dyn Fn() -> bool,
 ) -> Result<ExecOutput, ExecError> {
     if cmd.is_empty() {
         return Err(ExecError::EmptyCommand);
     }
-    let session = Session::new(container_id, cmd, timeout, ctx);
+    let session = Session::new(container_id, cmd, timeout, ctx, container_running);
     let docker_err = |source| ExecError::Docker {
         container: container_id.to_owned(),
         source,
@@ -272,16 +301,19 @@ pub fn exec_sync(
     let (stream, early) = hijacked.into_parts();
     let mut collector = Collector::new();
     collector.feed(&early).map_err(docker_err)?;
-    match read_to_end(&stream, &mut collector, &session) {
-        Ok(()) => {}
-        Err(Interrupted::Abort(why)) => {
-            drop(stream);
-            return Err(session.aborted(why, docker, &exec_id));
-        }
-        Err(Interrupted::Failed(err)) => return Err(err),
-    }
+    let read = read_to_end(&stream, &mut collector, &session);
     drop(stream);
-    let exit_code = wait_exit_code(docker, &exec_id, &session)?;
+    let exit_code = match read {
+        Ok(()) => wait_exit_code(docker, &exec_id, &session)?,
+        Err(Interrupted::Abort(why)) => return Err(session.aborted(why, docker, &exec_id)),
+        Err(Interrupted::Failed(err)) => return Err(err),
+        Err(Interrupted::ContainerStopped) => {
+            recorded_exit_code(docker, &exec_id).ok_or_else(|| ExecError::ContainerStopped {
+                container: container_id.to_owned(),
+                command: command_text(cmd),
+            })?
+        }
+    };
     Ok(ExecOutput {
         exit_code,
         stdout_truncated: collector.stdout.truncated,
@@ -344,6 +376,7 @@ struct Session<'a> {
     deadline: Option<Instant>,
     /// What the deadline amounts to, for the message.
     budget: Duration,
+    container_running: &'a dyn Fn() -> bool,
 }
 
 enum Abort {
@@ -354,6 +387,9 @@ enum Abort {
 enum Interrupted {
     Abort(Abort),
     Failed(ExecError),
+    /// The container stopped and the output did not end within
+    /// [`STREAM_END_GRACE`].
+    ContainerStopped,
 }
 
 impl<'a> Session<'a> {
@@ -362,6 +398,7 @@ impl<'a> Session<'a> {
         cmd: &'a [String],
         timeout: Option<Duration>,
         ctx: &'a CallContext,
+        container_running: &'a dyn Fn() -> bool,
     ) -> Session<'a> {
         let start = Instant::now();
         let own = timeout
@@ -378,6 +415,7 @@ impl<'a> Session<'a> {
             ctx,
             deadline,
             budget,
+            container_running,
         }
     }
 
@@ -433,7 +471,8 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Reads the hijacked stream into `collector` until dockerd closes it.
+/// Reads the hijacked stream into `collector` until dockerd closes it, or
+/// until [`STREAM_END_GRACE`] after the container was seen stopped.
 fn read_to_end(
     mut stream: &UnixStream,
     collector: &mut Collector,
@@ -442,9 +481,17 @@ fn read_to_end(
     let failed = |err| Interrupted::Failed(err);
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut wait = Duration::ZERO;
+    let mut stopped_at: Option<Instant> = None;
     loop {
         if let Some(why) = session.check() {
             return Err(Interrupted::Abort(why));
+        }
+        match stopped_at {
+            None if !(session.container_running)() => stopped_at = Some(Instant::now()),
+            Some(at) if at.elapsed() >= STREAM_END_GRACE => {
+                return Err(Interrupted::ContainerStopped)
+            }
+            _ => {}
         }
         let next_wait = session.wake_after();
         if next_wait != wait {
@@ -513,6 +560,19 @@ fn wait_exit_code(
         container: session.container.to_owned(),
         exec_id: exec_id.to_owned(),
     })
+}
+
+/// The exit code dockerd recorded for the exec, if it did; any failure to
+/// ask counts as none.
+fn recorded_exit_code(docker: &DockerClient, exec_id: &str) -> Option<i32> {
+    match docker.inspect_exec(exec_id, Some(KILL_CALL_TIMEOUT)) {
+        Ok(exec) if !exec.running => exec.exit_code,
+        Ok(_) => None,
+        Err(err) => {
+            log::debug!("exec {exec_id}: {err}");
+            None
+        }
+    }
 }
 
 /// The pause after the `poll`-th read (from 0) of a state that should
@@ -894,6 +954,16 @@ mod tests {
         assert_eq!(docker(404).code(), Code::NotFound);
         assert_eq!(docker(409).code(), Code::FailedPrecondition);
         assert_eq!(ExecError::EmptyCommand.code(), Code::InvalidArgument);
+        let stopped = ExecError::ContainerStopped {
+            container: "c".to_owned(),
+            command: command_text(&["sleep".to_owned(), "30".to_owned()]),
+        };
+        let status = Status::from(stopped);
+        assert_eq!(status.code, Code::FailedPrecondition);
+        assert_eq!(
+            status.message,
+            r#"container c stopped while command ["sleep", "30"] ran; dockerd reported no exit code for it"#
+        );
         let timeout = ExecError::Timeout {
             container: "c".to_owned(),
             command: command_text(&["sleep".to_owned(), "30".to_owned()]),
@@ -944,13 +1014,42 @@ mod tests {
         let cmd = ["true".to_owned()];
         let soon = Instant::now() + Duration::from_millis(200);
         let ctx = CallContext::new("/t", Some(soon));
-        let session = Session::new("c", &cmd, Some(Duration::from_secs(10)), &ctx);
+        let session = Session::new("c", &cmd, Some(Duration::from_secs(10)), &ctx, &|| true);
         assert_eq!(session.deadline, Some(soon));
         let ctx = CallContext::new("/t", None);
-        let session = Session::new("c", &cmd, Some(Duration::ZERO), &ctx);
+        let session = Session::new("c", &cmd, Some(Duration::ZERO), &ctx, &|| true);
         assert_eq!(session.deadline, None);
         assert!(session.check().is_none());
         ctx.cancel();
         assert!(matches!(session.check(), Some(Abort::Cancelled)));
+    }
+
+    #[test]
+    fn a_stream_left_open_after_the_container_stopped_is_given_up_after_the_grace() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let cmd = ["sleep".to_owned(), "30".to_owned()];
+        let ctx = CallContext::new("/t", None);
+        let session = Session::new("c", &cmd, Some(Duration::from_secs(30)), &ctx, &|| false);
+        let started = Instant::now();
+        let read = read_to_end(&ours, &mut Collector::new(), &session);
+        let took = started.elapsed();
+        assert!(matches!(read, Err(Interrupted::ContainerStopped)));
+        assert!(took >= STREAM_END_GRACE, "{took:?}");
+        assert!(took < STREAM_END_GRACE + Duration::from_secs(2), "{took:?}");
+        drop(theirs);
+    }
+
+    #[test]
+    fn output_that_ends_within_the_grace_is_read_whole() {
+        use std::io::Write as _;
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs.write_all(&frame(1, b"last words\n")).unwrap();
+        drop(theirs);
+        let cmd = ["true".to_owned()];
+        let ctx = CallContext::new("/t", None);
+        let session = Session::new("c", &cmd, None, &ctx, &|| false);
+        let mut collector = Collector::new();
+        assert!(read_to_end(&ours, &mut collector, &session).is_ok());
+        assert_eq!(collector.stdout.bytes, b"last words\n");
     }
 }

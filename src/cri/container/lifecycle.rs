@@ -161,7 +161,26 @@ impl ContainerService {
             .ok()
             .filter(|secs| *secs > 0)
             .map(Duration::from_secs);
-        Ok(exec_sync(&self.docker, &entry.id, cmd, timeout, ctx)?)
+        // Read from the index, which costs no Docker call while it is warm;
+        // a cold one would answer with Docker calls from a reconcile, so
+        // the container counts as running until the index is warm again.
+        let running = || {
+            !self.index.is_warm()
+                || self
+                    .index
+                    .container(&entry.id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|now| now.is_running())
+        };
+        Ok(exec_sync(
+            &self.docker,
+            &entry.id,
+            cmd,
+            timeout,
+            ctx,
+            &running,
+        )?)
     }
 
     /// ReopenContainerLog: the kubelet rotated the log file.
