@@ -61,21 +61,27 @@ fn host() -> Option<CgroupLocator> {
     Some(CgroupLocator::discover(Path::new("/proc"), driver, version).unwrap())
 }
 
-/// A container started with `docker run -d`, removed with force on drop.
+/// A container made with `docker create` and `docker start`, removed with
+/// force, by its ID, on drop.
 struct Container {
     id: String,
 }
 
 impl Container {
+    /// Created, then started: the guard exists before the start, so a
+    /// start that fails (`docker run -d` would leave the created container
+    /// behind) removes the container too.
     fn run(options: &[&str], script: &str) -> Container {
         let run_label = common::test_run_label();
-        let mut args = vec!["run", "-d", "--label", "dockshim-stats-test=1"];
+        let mut args = vec!["create", "--label", "dockshim-stats-test=1"];
         args.extend_from_slice(&["--label", &run_label]);
         args.extend_from_slice(options);
         args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
-        Container {
+        let container = Container {
             id: docker(&args).unwrap(),
-        }
+        };
+        docker(&["start", &container.id]).unwrap();
+        container
     }
 
     fn inspect(&self, format: &str) -> String {
@@ -102,6 +108,24 @@ impl Drop for Container {
 
 fn now() -> i64 {
     stats::unix_nanos(SystemTime::now())
+}
+
+#[test]
+fn a_container_whose_start_fails_is_removed_by_its_guard() {
+    if host().is_none() {
+        return;
+    }
+    let probe = format!("dockshim-stats-probe={:08x}", common::unique());
+    let options = [
+        "--label",
+        probe.as_str(),
+        "--entrypoint",
+        "/no/such/program",
+    ];
+    let started = std::panic::catch_unwind(|| Container::run(&options, "true"));
+    assert!(started.is_err(), "a container without its program started");
+    let filter = format!("label={probe}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &filter]).unwrap(), "");
 }
 
 #[test]
