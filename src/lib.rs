@@ -40,8 +40,9 @@
 //! `index` mirrors dockerd's containers; `network` runs CNI; `store` keeps
 //! checkpoints; `logs` writes CRI-format log files; `streaming` serves
 //! exec, attach and port-forward; `stats` reads cgroup and `/proc`
-//! figures; `metrics` counts calls for the Prometheus endpoint; `cli` and
-//! `logger` start the process.
+//! figures; `metrics` counts calls for the Prometheus endpoint; `pidfd`
+//! pins the processes whose `/proc` files are opened; `cli` and `logger`
+//! start the process.
 
 pub mod base64;
 pub mod cli;
@@ -53,6 +54,7 @@ pub mod logger;
 pub mod logs;
 pub mod metrics;
 pub mod network;
+pub mod pidfd;
 pub mod server;
 pub mod stats;
 pub mod store;

@@ -497,7 +497,7 @@ mod tests {
     fn a_fifo_at_the_log_path_is_refused_without_blocking() {
         let dir = temp_dir();
         let path = dir.join("app/0.log");
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600)).unwrap();
         let err = open_log_file(&path).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
         let err = validate_log_path(&dir, Path::new("app/0.log")).unwrap_err();
