@@ -13,6 +13,9 @@
 //! check identity (a container's cgroup) do so through the file they
 //! opened.
 //!
+//! Signals go through the pidfd too, so they never reach a process that
+//! was given the PID later.
+//!
 //! It owns the two raw system calls (`pidfd_open`, `pidfd_send_signal`)
 //! that neither `std` nor `nix` wrap. On a kernel without them the files
 //! are opened by path as before, and a debug line says so.
@@ -26,6 +29,7 @@ use std::ptr;
 
 use nix::errno::Errno;
 use nix::libc;
+use nix::sys::signal::Signal;
 
 /// Where the kernel's process files are mounted.
 const PROC_ROOT: &str = "/proc";
@@ -80,26 +84,35 @@ impl PidFd {
     /// Whether the process still exists (running or a zombie), so that
     /// its PID has not been given to another one.
     pub fn is_alive(&self) -> io::Result<bool> {
-        let no_signal: c_int = 0;
+        match self.send(0) {
+            Ok(()) => Ok(true),
+            Err(Errno::ESRCH) => Ok(false),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    /// Sends `signal` to the process, never to one that has its PID
+    /// since; `ESRCH` once it has ended.
+    pub fn signal(&self, signal: Signal) -> Result<(), Errno> {
+        self.send(signal as c_int)
+    }
+
+    fn send(&self, signal: c_int) -> Result<(), Errno> {
         let no_info: *const libc::siginfo_t = ptr::null();
         let no_flags: c_uint = 0;
-        // SAFETY: pidfd_send_signal(2) with signal 0 only checks that the
-        // process exists and may be signalled; the info pointer is null,
-        // which the call accepts, and the descriptor is held by `self`.
+        // SAFETY: pidfd_send_signal(2) reads no memory of ours when the
+        // info pointer is null, which the call accepts, and the descriptor
+        // is held by `self` for the length of the call.
         let ret: c_long = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.fd.as_raw_fd(),
-                no_signal,
+                signal,
                 no_info,
                 no_flags,
             )
         };
-        match Errno::result(ret) {
-            Ok(_) => Ok(true),
-            Err(Errno::ESRCH) => Ok(false),
-            Err(errno) => Err(errno.into()),
-        }
+        Errno::result(ret).map(drop)
     }
 }
 
@@ -166,6 +179,21 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(!pidfd.is_alive().unwrap());
+    }
+
+    #[test]
+    fn a_signal_reaches_the_pinned_process_and_not_a_later_one() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pidfd = PidFd::open(child.id())
+            .unwrap()
+            .expect("a kernel with pidfds");
+        pidfd.signal(Signal::SIGKILL).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(Signal::SIGKILL as i32)
+        );
+        assert_eq!(pidfd.signal(Signal::SIGKILL), Err(Errno::ESRCH));
     }
 
     #[test]
