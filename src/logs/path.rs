@@ -11,12 +11,16 @@
 //! the container's log directory before CreateContainer.
 //!
 //! Files are opened beneath a directory handle, never by path: the
-//! directory above the last two components of the log path is opened,
-//! then each of the two with `openat` and `O_NOFOLLOW` (a directory with
-//! `O_DIRECTORY`), so a symlink swapped in after any check is refused by
-//! the kernel, not followed. The same rule applies to a path read back
-//! from a container's label after a restart, which is checked again as
-//! if it were new. A symlink, or something other than a regular file or
+//! directory above the last two components of the log path (the pod's
+//! log directory, in the kubelet's layout) is opened with `O_NOFOLLOW` on
+//! its own last component, then each of the two with `openat` and
+//! `O_NOFOLLOW` (a directory with `O_DIRECTORY`), so a symlink swapped in
+//! after any check is refused by the kernel, not followed. A log path of
+//! one component (`0.log`, as critest uses) splits one level higher: the
+//! pod's directory is then the first of the two, and the directory above
+//! it must not be a symlink either. The same rule applies to a path read
+//! back from a container's label after a restart, which is checked again
+//! as if it were new. A symlink, or something other than a regular file or
 //! directory, where the log goes is refused as an invalid log path
 //! (`INVALID_ARGUMENT`, as at CreateContainer): the path the caller gave
 //! cannot be written safely, and no retry of the same call changes that
@@ -89,7 +93,7 @@ pub fn validate_log_path(log_directory: &Path, log_path: &Path) -> Result<PathBu
     // The pod's directory itself is entered without following a symlink
     // at its name, and so is everything below it. Missing directories
     // are not refused here: opening the file fails later, naming them.
-    let mut at = match open_directory(log_directory, true) {
+    let mut at = match open_directory(log_directory) {
         Ok(directory) => directory,
         Err(LogError::MissingDirectory { .. }) => return Ok(location.path),
         Err(err) => return Err(err),
@@ -116,8 +120,8 @@ pub fn validate_log_path(log_directory: &Path, log_path: &Path) -> Result<PathBu
 }
 
 /// A log file's path split where it is opened: the directory above its
-/// last two components, which is opened following symlinks, and those
-/// two components, which are not followed.
+/// last two components, whose own last component and those two are not
+/// followed (its ancestors are).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLocation {
     path: PathBuf,
@@ -172,7 +176,7 @@ impl LogLocation {
 
     /// The directory handle the file's name is looked up in.
     fn parent(&self) -> Result<OwnedFd, LogError> {
-        let directory = open_directory(&self.directory, false)?;
+        let directory = open_directory(&self.directory)?;
         let shown = self.directory.join(&self.subdirectory);
         open_directory_at(&directory, &self.subdirectory, &shown)
     }
@@ -264,13 +268,10 @@ pub(super) fn remove_log_file(path: &Path) -> Result<(), LogError> {
     }
 }
 
-/// Opens a directory; with `no_follow`, a symlink at its last component
-/// is refused.
-fn open_directory(path: &Path, no_follow: bool) -> Result<OwnedFd, LogError> {
-    let mut flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    if no_follow {
-        flags |= OFlag::O_NOFOLLOW;
-    }
+/// Opens a directory, refusing a symlink at its last component (its
+/// ancestors are followed: they are the administrator's).
+fn open_directory(path: &Path) -> Result<OwnedFd, LogError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     open(path, flags, Mode::empty()).map_err(|errno| {
         // With `O_DIRECTORY`, a symlink is refused as "not a directory".
         let symlink = errno == Errno::ENOTDIR
@@ -479,6 +480,22 @@ mod tests {
         assert!(err.to_string().contains("is a symlink"), "{err}");
         let err = validate_log_path(&pod, Path::new("0.log")).unwrap_err();
         assert!(err.to_string().contains("is a symlink"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn a_pod_directory_swapped_for_a_symlink_after_create_is_refused() {
+        let dir = temp_dir();
+        let outside = outside_dir();
+        std::fs::create_dir_all(dir.join("pod/app")).unwrap();
+        let path = validate_log_path(&dir.join("pod"), Path::new("app/0.log")).unwrap();
+        std::fs::create_dir(outside.join("app")).unwrap();
+        std::fs::rename(dir.join("pod"), dir.join("pod-was")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("pod")).unwrap();
+        let err = open_log_file(&path).unwrap_err();
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        assert_eq!(std::fs::read_dir(outside.join("app")).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(&outside).unwrap();
     }
