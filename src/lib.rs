@@ -42,8 +42,9 @@
 //! checkpoints; `logs` writes CRI-format log files; `streaming` serves
 //! exec, attach and port-forward; `stats` reads cgroup and `/proc`
 //! figures; `metrics` counts calls for the Prometheus endpoint;
-//! `supervisor` starts the background threads and keeps their deaths; `cli`
-//! and `logger` start the process.
+//! `supervisor` starts the background threads and keeps their deaths;
+//! `pidfd` pins the processes whose `/proc` files are opened; `cli` and
+//! `logger` start the process.
 
 pub mod base64;
 pub mod cli;
@@ -55,6 +56,7 @@ pub mod logger;
 pub mod logs;
 pub mod metrics;
 pub mod network;
+pub mod pidfd;
 pub mod server;
 pub mod stats;
 pub mod store;

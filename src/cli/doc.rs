@@ -168,8 +168,9 @@ pub fn man_page() -> String {
         ),
         (
             "/run/dockshim.sock.lock",
-            "Lock file beside a socket dockshim creates itself; while it is locked, a second \
-             dockshim refuses to replace the socket.",
+            "Lock file beside the socket, for a socket dockshim creates and for one systemd \
+             passes (fd://) alike; while it is locked, a second dockshim refuses to start. It \
+             is opened without following a symlink and must be a regular file.",
         ),
         (
             "/var/lib/dockshim",

@@ -112,8 +112,9 @@ pub(crate) static FLAGS: &[Flag] = &[
               group of --socket-group; the lock file PATH.lock keeps a second dockshim from \
               taking over a live socket, and a stale socket left behind by a crash is \
               replaced. fd:// serves on the socket passed by systemd socket activation \
-              (LISTEN_FDS); only the first passed socket is used, and its owner and mode are \
-              set by the socket unit.",
+              (LISTEN_FDS); only the first passed socket is used, its owner and mode are set \
+              by the socket unit, and dockshim takes the same PATH.lock for the path it is \
+              bound to but never removes or changes it.",
     },
     Flag {
         id: FlagId::SocketGroup,

@@ -25,7 +25,10 @@
 //! before the scan (a double-forked daemon) is no longer under the exec'd
 //! process and survives, as it would under runc; processes are only
 //! signalled if they are in the container's PID namespace, which guards
-//! against a PID reused by a host process.
+//! against a PID reused by a host process. Each process is pinned with a
+//! pidfd (see [`crate::pidfd`]) whose `/proc` entry still shows the start
+//! time and namespace the scan saw, and signalled through it, so a PID
+//! reused between the scan and the signal is never signalled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -42,6 +45,7 @@ use nix::unistd::Pid;
 
 use crate::docker::{Demux, DockerClient, DockerError, ExecCreate, Piece, StdStream};
 use crate::grpc::{CallContext, Code, Status, MAX_MESSAGE_BYTES};
+use crate::pidfd::PidFd;
 
 /// What an `ExecSyncResponse` adds to its output bytes: for each of stdout
 /// and stderr a tag byte and a length of at most 4 bytes (below 2^28), and
@@ -765,13 +769,50 @@ fn pid_namespace(pid: i32) -> Option<(u64, u64)> {
         .map(|m| (m.dev(), m.ino()))
 }
 
-fn signal(pid: i32, sig: Signal) -> Result<(), ExecError> {
-    match kill(Pid::from_raw(pid), sig) {
-        Ok(()) | Err(Errno::ESRCH) => Ok(()),
-        Err(errno) => Err(ExecError::Signal {
-            pid,
-            source: io::Error::from(errno),
-        }),
+/// A process of the tree, held for signalling.
+struct Pinned {
+    pid: i32,
+    /// `None` on a kernel without pidfds: signalled by PID.
+    pidfd: Option<PidFd>,
+}
+
+impl Pinned {
+    /// Pins `stat`'s process if it is still the one the scan saw, in the
+    /// PID namespace `pid_ns`; `None` when it ended or its PID changed
+    /// hands. The checks read `/proc` after the pidfd is open, so they
+    /// describe the pidfd's process.
+    fn pin(stat: &ProcStat, pid_ns: (u64, u64)) -> Result<Option<Pinned>, ExecError> {
+        let pidfd = match u32::try_from(stat.pid).map(PidFd::open) {
+            Ok(Ok(pidfd)) => pidfd,
+            Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Ok(Err(source)) => {
+                return Err(ExecError::Signal {
+                    pid: stat.pid,
+                    source,
+                })
+            }
+            Err(_) => return Ok(None),
+        };
+        let same = read_stat(stat.pid).is_some_and(|now| now.start_time == stat.start_time)
+            && pid_namespace(stat.pid) == Some(pid_ns);
+        Ok(same.then_some(Pinned {
+            pid: stat.pid,
+            pidfd,
+        }))
+    }
+
+    fn signal(&self, sig: Signal) -> Result<(), ExecError> {
+        let sent = match &self.pidfd {
+            Some(pidfd) => pidfd.signal(sig),
+            None => kill(Pid::from_raw(self.pid), sig),
+        };
+        match sent {
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(errno) => Err(ExecError::Signal {
+                pid: self.pid,
+                source: io::Error::from(errno),
+            }),
+        }
     }
 }
 
@@ -781,7 +822,7 @@ fn signal(pid: i32, sig: Signal) -> Result<(), ExecError> {
 /// dockshim itself.
 fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecError> {
     let own = i32::try_from(std::process::id()).unwrap_or(0);
-    let mut held: BTreeMap<i32, u64> = BTreeMap::new();
+    let mut held: BTreeMap<i32, (u64, Pinned)> = BTreeMap::new();
     for _ in 0..MAX_STOP_ROUNDS {
         let table = scan_proc()?;
         let mut stopped_any = false;
@@ -793,22 +834,25 @@ fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecErro
             {
                 continue;
             }
-            signal(stat.pid, Signal::SIGSTOP)?;
-            held.insert(stat.pid, stat.start_time);
+            let Some(pinned) = Pinned::pin(&stat, pid_ns)? else {
+                continue;
+            };
+            pinned.signal(Signal::SIGSTOP)?;
+            held.insert(stat.pid, (stat.start_time, pinned));
             stopped_any = true;
         }
         if !stopped_any {
             break;
         }
     }
-    for &pid in held.keys() {
-        signal(pid, Signal::SIGKILL)?;
+    for (_, pinned) in held.values() {
+        pinned.signal(Signal::SIGKILL)?;
     }
     let until = Instant::now() + KILL_VERIFY_TIMEOUT;
     loop {
         let survivors: Vec<i32> = held
             .iter()
-            .filter(|&(&pid, &start)| {
+            .filter(|&(&pid, &(start, _))| {
                 read_stat(pid).is_some_and(|s| s.start_time == start && !s.is_dead())
             })
             .map(|(&pid, _)| pid)
@@ -1051,5 +1095,35 @@ mod tests {
         let mut collector = Collector::new();
         assert!(read_to_end(&ours, &mut collector, &session).is_ok());
         assert_eq!(collector.stdout.bytes, b"last words\n");
+    }
+
+    #[test]
+    fn a_process_is_pinned_only_while_it_is_the_one_the_scan_saw() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let scanned = read_stat(pid).unwrap();
+        let pid_ns = pid_namespace(pid).unwrap();
+        // Another start time: the PID now names a later process.
+        let recycled = ProcStat {
+            start_time: scanned.start_time + 1,
+            ..scanned
+        };
+        assert!(Pinned::pin(&recycled, pid_ns).unwrap().is_none());
+        assert!(Pinned::pin(&scanned, (0, 0)).unwrap().is_none());
+        assert_eq!(
+            child.try_wait().unwrap(),
+            None,
+            "the process was left alone"
+        );
+        let pinned = Pinned::pin(&scanned, pid_ns)
+            .unwrap()
+            .expect("the scanned process");
+        pinned.signal(Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        // Gone: signalling it again is not an error and reaches no one.
+        pinned.signal(Signal::SIGKILL).unwrap();
     }
 }

@@ -38,7 +38,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::format::{CriEncoder, ResumePoint};
-use super::path::{open_log_file, LogFile};
+use super::path::{open_log_file, remove_log_file, LogFile};
 use super::resume::find_resume_point;
 use super::LogError;
 use crate::docker::{DockerClient, LogRead, LogStream, LogsSince};
@@ -248,14 +248,7 @@ impl LogManager {
     /// Stops following `id` and deletes its log file, if any.
     pub fn remove(&self, id: &str, log_path: &Path) -> Result<(), LogError> {
         self.stop(id)?;
-        match fs::remove_file(log_path) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(LogError::File {
-                path: log_path.to_owned(),
-                source,
-            }),
-        }
+        remove_log_file(log_path)
     }
 
     /// True while `id`'s output is being followed.

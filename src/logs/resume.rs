@@ -14,14 +14,11 @@
 //! [`MAX_RESUME_SCAN`] bytes were written with one timestamp, the earliest of
 //! them are written again.
 
-use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use nix::fcntl::OFlag;
-
 use super::format::{parse_cri_line, CriStream, ResumePoint, StreamResume, Tag};
+use super::path::open_log_file_for_resume;
 use super::LogError;
 
 /// How much of a file's end is read to find where it left off: enough for
@@ -36,15 +33,8 @@ pub fn find_resume_point(path: &Path) -> Result<Option<ResumePoint>, LogError> {
         path: path.to_owned(),
         source,
     };
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(file_error(err)),
+    let Some(mut file) = open_log_file_for_resume(path)? else {
+        return Ok(None);
     };
     let size = file.metadata().map_err(file_error)?.len();
     let window_start = size.saturating_sub(MAX_RESUME_SCAN);

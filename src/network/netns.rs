@@ -10,11 +10,16 @@
 //! `/proc/self` is the thread-group leader), so read `/proc/thread-self/net`
 //! or use netlink there.
 //!
+//! A path of the form `/proc/<pid>/ns/net` is opened pinned to the
+//! process (see [`crate::pidfd`]): if the process ended while the path was
+//! opened, its PID may already name another process, and the namespace
+//! opened is refused as gone rather than entered.
+//!
 //! This module owns no policy about what runs inside; it must not be used to
 //! enter any other kind of namespace.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -23,6 +28,7 @@ use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
 
 use crate::grpc::{Code, Status};
+use crate::pidfd::{open_pinned, pid_of_proc_path};
 
 /// The name of the throwaway threads, as seen in `/proc/<pid>/task/*/comm`.
 const NETNS_THREAD_NAME: &str = "netns";
@@ -103,7 +109,7 @@ where
 {
     // Opened here, not on the new thread, so a missing path is reported
     // without starting one.
-    let namespace = File::open(netns).map_err(|source| NetnsError::Open {
+    let namespace = open_namespace(netns).map_err(|source| NetnsError::Open {
         path: netns.to_path_buf(),
         source,
     })?;
@@ -124,6 +130,17 @@ where
         path: netns.to_path_buf(),
         errno,
     })
+}
+
+/// Opens the namespace file, pinned to its process when the path is one
+/// of a process's own.
+fn open_namespace(netns: &Path) -> io::Result<File> {
+    let mut read = OpenOptions::new();
+    read.read(true);
+    match pid_of_proc_path(netns) {
+        Some(pid) => open_pinned(pid, netns, &read),
+        None => read.open(netns),
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ pub enum ServerError {
     InUse { socket: PathBuf, lock: PathBuf },
     /// Something that is not a socket sits where the socket goes.
     NotASocket { path: PathBuf },
+    /// The lock file's name holds a symlink or something other than a
+    /// regular file.
+    NotALockFile { path: PathBuf, reason: &'static str },
     /// `--socket-group` names no group.
     UnknownGroup { group: String },
     /// A file-system or socket step on `path` failed.
@@ -64,9 +67,9 @@ impl ServerError {
                 Code::InvalidArgument
             }
             ServerError::InUse { .. } => Code::AlreadyExists,
-            ServerError::NotASocket { .. } | ServerError::Activation { .. } => {
-                Code::FailedPrecondition
-            }
+            ServerError::NotASocket { .. }
+            | ServerError::NotALockFile { .. }
+            | ServerError::Activation { .. } => Code::FailedPrecondition,
             ServerError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 Code::PermissionDenied
             }
@@ -91,6 +94,13 @@ impl fmt::Display for ServerError {
                 write!(
                     f,
                     "{} exists and is not a socket; refusing to replace it",
+                    path.display()
+                )
+            }
+            ServerError::NotALockFile { path, reason } => {
+                write!(
+                    f,
+                    "refusing to use {} as the socket's lock file: {reason}",
                     path.display()
                 )
             }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::write_atomic;
+use super::{state_dir, write_atomic, WiderMode};
 use crate::grpc::{Code, Status};
 
 /// The directory under the root directory that holds checkpoints.
@@ -320,7 +320,7 @@ impl CheckpointStore {
     /// Opens `<root>/sandbox`, creating it if needed.
     pub fn open(root: &Path) -> Result<CheckpointStore, CheckpointError> {
         let dir = root.join(CHECKPOINT_DIR);
-        fs::create_dir_all(&dir).map_err(|source| CheckpointError::Io {
+        state_dir(&dir, WiderMode::Tighten).map_err(|source| CheckpointError::Io {
             path: dir.clone(),
             action: "create",
             source,
@@ -452,7 +452,7 @@ impl CheckpointStore {
 
     fn move_aside(&self, id: &str) -> Result<PathBuf, String> {
         let quarantine = self.dir.join(QUARANTINE_DIR);
-        fs::create_dir_all(&quarantine)
+        state_dir(&quarantine, WiderMode::Tighten)
             .map_err(|e| format!("cannot create {}: {e}", quarantine.display()))?;
         // Keep earlier corrupt copies of the same ID: each may be evidence.
         let target = (0..MAX_QUARANTINED_COPIES)
@@ -716,6 +716,19 @@ mod tests {
         let all = store.load_all().unwrap();
         assert_eq!(all, vec![("good".to_owned(), checkpoint())]);
         assert_eq!(store.list().unwrap(), ["good"]);
+    }
+
+    #[test]
+    fn the_checkpoint_and_quarantine_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(root.path()).unwrap();
+        fs::write(store.dir().join("c1"), b"{").unwrap();
+        assert!(store.get("c1").is_err());
+        for dir in [store.dir().to_owned(), store.dir().join(QUARANTINE_DIR)] {
+            let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
     }
 
     #[test]

@@ -6,12 +6,24 @@
 //! Every file is written atomically (temporary file, fsync, rename, fsync of
 //! the directory), so a crash leaves either the old or the new content. This
 //! module never interprets Docker state; it only stores what it is given.
+//!
+//! Nobody but root needs to read what is kept here (network configuration,
+//! port mappings, pod names): files are 0600 and every directory dockshim
+//! creates is [`STATE_DIR_MODE`] (0700). A directory of dockshim's own
+//! (`sandbox/`, `owed-teardown/`, the quarantine) found with a wider mode is
+//! tightened to 0700, with a warning. The root directory itself is the
+//! administrator's choice of place, which may be shared or a mount point,
+//! so a wider mode there is only warned about: what lies in it is 0600
+//! or 0700 already.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fchmod, fstat, Mode};
 
 use crate::grpc::{Code, Status};
 
@@ -23,6 +35,52 @@ pub use owed::{OwedTeardown, OwedTeardownError, OwedTeardowns};
 
 /// The file, relative to the root directory, holding the pod CIDR.
 const POD_CIDR_FILE: &str = "pod-cidr";
+
+/// Mode of every directory dockshim creates for its state.
+pub const STATE_DIR_MODE: u32 = 0o700;
+
+/// What to do about an existing state directory whose mode is wider than
+/// [`STATE_DIR_MODE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WiderMode {
+    /// A directory of dockshim's own: set it to [`STATE_DIR_MODE`]. A
+    /// symlink at its name is refused.
+    Tighten,
+    /// The administrator's root directory: log a warning only.
+    Warn,
+}
+
+/// Creates `path` (and any missing parent) with [`STATE_DIR_MODE`], or
+/// checks the mode of the directory already there (see [`WiderMode`]).
+pub fn state_dir(path: &Path, wider: WiderMode) -> io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(STATE_DIR_MODE)
+        .create(path)?;
+    let mut flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    if wider == WiderMode::Tighten {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let dir = nix::fcntl::open(path, flags, Mode::empty())?;
+    let mode = fstat(&dir)?.st_mode & 0o7777;
+    if mode & !STATE_DIR_MODE == 0 {
+        return Ok(());
+    }
+    match wider {
+        WiderMode::Tighten => {
+            fchmod(&dir, Mode::from_bits_truncate(STATE_DIR_MODE))?;
+            log::warn!(
+                "{} had mode {mode:04o}; set to {STATE_DIR_MODE:04o}",
+                path.display()
+            );
+        }
+        WiderMode::Warn => log::warn!(
+            "{} has mode {mode:04o}; dockshim keeps its state there and expects {STATE_DIR_MODE:04o}",
+            path.display()
+        ),
+    }
+    Ok(())
+}
 
 /// Files written here are small; anything larger is not ours.
 const MAX_STORED_FILE_BYTES: u64 = 1 << 20;
@@ -68,7 +126,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed, mode 0700) the root directory.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        fs::create_dir_all(root).map_err(|source| StoreError {
+        state_dir(root, WiderMode::Warn).map_err(|source| StoreError {
             path: root.to_path_buf(),
             action: "create",
             source,
@@ -190,5 +248,51 @@ mod tests {
             .load_pod_cidr()
             .unwrap_err();
         assert!(err.to_string().contains("pod-cidr"), "{err}");
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_root_directory_and_its_parents_are_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("var/lib/dockshim");
+        Store::open(&root).unwrap();
+        assert_eq!(mode_of(&root), 0o700);
+        assert_eq!(mode_of(&dir.path().join("var/lib")), 0o700);
+    }
+
+    #[test]
+    fn a_wider_root_directory_is_left_as_the_administrator_set_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        Store::open(dir.path()).unwrap();
+        assert_eq!(mode_of(dir.path()), 0o755);
+    }
+
+    #[test]
+    fn a_wider_directory_of_dockshim_s_own_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("sandbox");
+        fs::create_dir(&own).unwrap();
+        fs::set_permissions(&own, fs::Permissions::from_mode(0o755)).unwrap();
+        state_dir(&own, WiderMode::Tighten).unwrap();
+        assert_eq!(mode_of(&own), 0o700);
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_a_directory_of_dockshim_s_own_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("sandbox")).unwrap();
+        assert!(state_dir(&dir.path().join("sandbox"), WiderMode::Tighten).is_err());
+        assert_eq!(mode_of(&elsewhere), 0o755);
     }
 }

@@ -15,15 +15,14 @@
 //! plugin.
 
 use std::fmt;
-use std::fs::{self, DirBuilder};
+use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{validate_id, PortMapping};
-use super::{read_small, write_atomic};
+use super::{read_small, state_dir, write_atomic, WiderMode};
 use crate::grpc::{Code, Status};
 
 /// The directory under the root directory that holds the records.
@@ -121,15 +120,11 @@ impl OwedTeardowns {
     /// Opens `<root>/owed-teardown`, creating it (mode 0700) if needed.
     pub fn open(root: &Path) -> Result<OwedTeardowns, OwedTeardownError> {
         let dir = root.join(OWED_TEARDOWN_DIR);
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|source| OwedTeardownError::Io {
-                path: dir.clone(),
-                action: "create",
-                source,
-            })?;
+        state_dir(&dir, WiderMode::Tighten).map_err(|source| OwedTeardownError::Io {
+            path: dir.clone(),
+            action: "create",
+            source,
+        })?;
         Ok(OwedTeardowns { dir })
     }
 

@@ -14,7 +14,11 @@
 //! would instead have dockerd run `ps` on the node and leave dockshim to
 //! find the PID column in its output. The cgroup must be the container's
 //! own (its last path element holds the container ID), so a main PID the
-//! kernel has since given to another process is never written to. The
+//! kernel has since given to another process is never written to. Each
+//! listed process is pinned with a pidfd, its own `cgroup` file is checked
+//! the same way, and its `oom_score_adj` opened beneath the same handle on
+//! `/proc/<pid>` before the pidfd confirms the process still lives, so a
+//! PID that changed hands after the list was read is skipped too. The
 //! list is read again after writing until it shows no process not yet
 //! written (at most `MAX_PASSES` reads), so a process forked from one
 //! not yet written is not missed; processes forked later inherit the value
@@ -38,11 +42,13 @@
 //! `resources::update_resources_body` owns that.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
 use serde::Deserialize;
 
 use super::create::drops_a_limit;
@@ -50,6 +56,7 @@ use super::resources::{oom_score_update, update_resources_body, OomScoreUpdate};
 use super::service::{node_has_swap, ContainerError, ContainerService};
 use super::ContainerConfigError;
 use crate::cri::v1;
+use crate::pidfd::PidFd;
 
 /// Where the kernel's process files are mounted.
 const PROC_ROOT: &str = "/proc";
@@ -142,12 +149,17 @@ impl ContainerService {
     }
 }
 
+/// Pins a process before its `/proc` files are opened (see
+/// [`crate::pidfd`]); `None` when nothing can pin it.
+type PinProcess = fn(u32) -> io::Result<Option<PidFd>>;
+
 /// The kernel files an OOM score adjustment is written through, under the
 /// directories proc and the cgroup hierarchies are mounted on.
 #[derive(Debug, Clone, Copy)]
 struct KernelFiles<'a> {
     proc: &'a Path,
     cgroup: &'a Path,
+    pin: PinProcess,
 }
 
 impl KernelFiles<'static> {
@@ -156,6 +168,7 @@ impl KernelFiles<'static> {
         KernelFiles {
             proc: Path::new(PROC_ROOT),
             cgroup: Path::new(CGROUP_ROOT),
+            pin: PidFd::open,
         }
     }
 }
@@ -201,8 +214,9 @@ impl KernelFiles<'_> {
             }
             for pid in new {
                 seen.insert(pid);
-                match self.write_oom_score_adj(pid, value) {
-                    Ok(()) => written += 1,
+                match self.write_oom_score_adj(id, pid, value) {
+                    Ok(true) => written += 1,
+                    Ok(false) => {}
                     Err(err) if process_ended(&err) => {}
                     Err(err) => return Err(fail(Some(pid), err)),
                 }
@@ -240,12 +254,32 @@ impl KernelFiles<'_> {
         }
     }
 
-    fn write_oom_score_adj(&self, pid: u32, value: i32) -> io::Result<()> {
-        let path = self.proc.join(pid.to_string()).join("oom_score_adj");
-        OpenOptions::new()
-            .write(true)
-            .open(path)?
-            .write_all(value.to_string().as_bytes())
+    /// Writes `value` to process `pid`'s `oom_score_adj` if the process is
+    /// container `id`'s; `false` when it is not (the PID was listed in the
+    /// container's cgroup, then given to another process). Both files are
+    /// opened beneath one handle on the process's directory while the
+    /// process is pinned, so the membership read and the file written are
+    /// the same process's.
+    fn write_oom_score_adj(&self, id: &str, pid: u32, value: i32) -> io::Result<bool> {
+        let pinned = (self.pin)(pid)?;
+        let process = File::open(self.proc.join(pid.to_string()))?;
+        let membership = read_kernel_file_at(&process, "cgroup")?;
+        if container_cgroups(&membership, id).is_empty() {
+            return Ok(false);
+        }
+        let mut file = File::from(openat(
+            &process,
+            "oom_score_adj",
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?);
+        if let Some(pinned) = pinned {
+            if !pinned.is_alive()? {
+                return Err(io::Error::from(io::ErrorKind::NotFound));
+            }
+        }
+        file.write_all(value.to_string().as_bytes())?;
+        Ok(true)
     }
 }
 
@@ -283,6 +317,19 @@ fn container_cgroups(membership: &str, id: &str) -> Vec<PathBuf> {
 /// Whether a write to a process's file failed because the process ended.
 fn process_ended(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(Errno::ESRCH as i32)
+}
+
+/// As [`read_kernel_file`], for the file `name` beneath directory `dir`.
+fn read_kernel_file_at(dir: &File, name: &str) -> io::Result<String> {
+    let file = File::from(openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?);
+    let mut text = String::new();
+    file.take(MAX_KERNEL_FILE_BYTES).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 fn read_kernel_file(path: &Path) -> io::Result<String> {
@@ -328,6 +375,8 @@ mod tests {
             KernelFiles {
                 proc: &self.proc,
                 cgroup: &self.cgroup,
+                // The fake PIDs are no processes of this host.
+                pin: |_| Ok(None),
             }
         }
 
@@ -426,11 +475,38 @@ mod tests {
     }
 
     #[test]
+    fn a_listed_pid_given_to_another_process_since_is_left_alone() {
+        let kernel = FakeKernel::new();
+        kernel.process(100, &v1_membership(ID));
+        // 101 was the container's when the list was read; the PID now
+        // names a process of the host's.
+        kernel.process(101, "0::/user.slice/session-1.scope\n");
+        kernel.cgroup(&format!("pids/kubepods/pod1/{ID}"), &[100, 101]);
+        assert_eq!(kernel.files().set_oom_score_adj(ID, 100, 500).unwrap(), 1);
+        assert_eq!(kernel.oom_score_adj(100), "500");
+        assert_eq!(kernel.oom_score_adj(101), "0");
+    }
+
+    #[test]
+    fn the_node_s_own_processes_are_pinned_while_written() {
+        let files = KernelFiles::node();
+        // This process is in no container's cgroup: never written.
+        let own = std::process::id();
+        assert!(!files.write_oom_score_adj(ID, own, 0).unwrap());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let err = files.write_oom_score_adj(ID, gone, 0).unwrap_err();
+        assert!(process_ended(&err), "{err}");
+    }
+
+    #[test]
     fn a_refused_write_names_oom_score_adj_and_the_process() {
         let kernel = FakeKernel::new();
         kernel.process(100, &v1_membership(ID));
         let unwritable = kernel.proc.join("101");
         fs::create_dir_all(unwritable.join("oom_score_adj")).unwrap();
+        fs::write(unwritable.join("cgroup"), v1_membership(ID)).unwrap();
         kernel.cgroup(&format!("pids/kubepods/pod1/{ID}"), &[100, 101]);
         let err = kernel.files().set_oom_score_adj(ID, 100, 500).unwrap_err();
         let status = Status::from(err);

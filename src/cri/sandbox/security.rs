@@ -21,11 +21,16 @@
 //!
 //! The inputs from the node, a Localhost seccomp profile (read through
 //! [`SeccompProfiles`], which the caller implements) and whether dockerd
-//! has AppArmor, are handed in; this module does no I/O.
+//! has AppArmor, are handed in; apart from [`NodeSeccompProfiles`], the
+//! node's implementation, this module does no I/O.
 
 use std::fmt;
 use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 
 use super::SandboxConfigError;
 use crate::cri::v1;
@@ -50,15 +55,45 @@ pub trait SeccompProfiles: fmt::Debug {
 }
 
 /// Reads Localhost seccomp profiles from the node's filesystem.
+///
+/// The profile must be a regular file named by its own path: it is opened
+/// with `O_NONBLOCK` (a FIFO there would otherwise hold the worker until a
+/// writer came) and `O_NOFOLLOW`, and checked with `fstat` before a byte
+/// is read. Anything else is an error of kind `InvalidInput`, which
+/// [`seccomp_option`] turns into `INVALID_ARGUMENT`.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeSeccompProfiles;
 
 impl SeccompProfiles for NodeSeccompProfiles {
     fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        let not_a_profile =
+            |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
+            .open(path)
+            .map_err(|err| match err.raw_os_error() {
+                Some(code) if code == Errno::ELOOP as i32 => not_a_profile("it is a symlink"),
+                _ => err,
+            })?;
+        let meta = file.metadata()?;
+        let kind = meta.file_type();
+        if !kind.is_file() {
+            let what = if kind.is_fifo() {
+                "a FIFO"
+            } else if kind.is_dir() {
+                "a directory"
+            } else if kind.is_char_device() || kind.is_block_device() {
+                "a device"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "a special file"
+            };
+            return Err(not_a_profile(&format!("it is {what}, not a regular file")));
+        }
         let mut bytes = Vec::new();
-        std::fs::File::open(path)?
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut bytes)?;
+        file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
         Ok(bytes)
     }
 }
@@ -172,10 +207,18 @@ pub fn seccomp_option(
             }
             let bytes = profiles
                 .read(Path::new(path), MAX_SECCOMP_PROFILE_BYTES)
-                .map_err(|err| SandboxConfigError::SeccompProfile {
-                    path: path.clone(),
-                    reason: "cannot read it".to_owned(),
-                    source: Some(err),
+                .map_err(|err| match err.kind() {
+                    // Not a regular file: no state of the node makes it
+                    // a profile, so the request is what is wrong.
+                    io::ErrorKind::InvalidInput => SandboxConfigError::invalid(
+                        "seccomp.localhost_ref",
+                        format!("{path:?} cannot be a seccomp profile: {err}"),
+                    ),
+                    _ => SandboxConfigError::SeccompProfile {
+                        path: path.clone(),
+                        reason: "cannot read it".to_owned(),
+                        source: Some(err),
+                    },
                 })?;
             Ok(Some(format!("seccomp={}", compact_profile(path, &bytes)?)))
         }
@@ -575,5 +618,32 @@ pub(crate) mod tests {
                 "{lenient:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_localhost_profile_that_is_not_a_regular_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let file = dir.path().join("real.json");
+        std::fs::write(&file, "{}").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        for (path, what) in [
+            (&fifo, "a FIFO"),
+            (&dir.path().to_path_buf(), "a directory"),
+            (&PathBuf::from("/dev/null"), "a device"),
+            (&link, "a symlink"),
+        ] {
+            let given = profile(ProfileType::Localhost, path.to_str().unwrap());
+            let err = seccomp_option(Some(&given), &NodeSeccompProfiles).unwrap_err();
+            assert!(err.to_string().contains(what), "{err} lacks {what}");
+            assert_eq!(code(err), Code::InvalidArgument, "{}", path.display());
+        }
+        let given = profile(ProfileType::Localhost, file.to_str().unwrap());
+        assert_eq!(
+            seccomp_option(Some(&given), &NodeSeccompProfiles).unwrap(),
+            Some("seccomp={}".to_owned())
+        );
     }
 }
