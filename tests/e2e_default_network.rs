@@ -48,18 +48,26 @@ struct BuiltInGuard {
     network: String,
 }
 
-impl Drop for BuiltInGuard {
-    fn drop(&mut self) {
+impl BuiltInGuard {
+    /// The bridge plugin's `nat POSTROUTING` rules for the network's pods.
+    fn masquerade_rules(&self) -> Vec<String> {
         let marker = format!("name: \\\"{}\\\"", self.network);
         let rules = Command::new("iptables")
             .args(["-t", "nat", "-S", "POSTROUTING"])
             .output()
             .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
             .unwrap_or_default();
-        for rule in rules
+        rules
             .lines()
             .filter(|l| l.starts_with("-A") && l.contains(&marker))
-        {
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for BuiltInGuard {
+    fn drop(&mut self) {
+        for rule in self.masquerade_rules() {
             let _ = Command::new("sh")
                 .args(["-c", &format!("iptables -t nat -D {}", &rule[3..])])
                 .status();
@@ -176,7 +184,7 @@ async fn an_empty_conf_dir_gets_a_working_built_in_network_until_a_file_wins() {
         .prefix("dockshim-ipam")
         .tempdir()
         .unwrap();
-    let _built_in_rules = BuiltInGuard {
+    let built_in_rules = BuiltInGuard {
         network: bridge.clone(),
     };
     let _file_guard = CniGuard::new(
@@ -263,6 +271,15 @@ async fn an_empty_conf_dir_gets_a_working_built_in_network_until_a_file_wins() {
         "the pod's address {ip} is still reserved after StopPodSandbox"
     );
 
+    let early_id = pod::run_sandbox(&client, &sandbox("early")).await;
+    let early_ip = pod_ip(&client, &early_id).await;
+    assert_eq!(
+        early_ip.octets()[..3],
+        [10, 213, octet],
+        "pod IP {early_ip}"
+    );
+    assert!(!built_in_rules.masquerade_rules().is_empty());
+
     let mut plugins = vec![bridge_plugin(&file_bridge, &file_subnet, ipam.path())];
     plugins.extend(chained_plugins());
     let file = dockshim.cni_conf_dir().join("10-operator.conflist");
@@ -276,4 +293,13 @@ async fn an_empty_conf_dir_gets_a_working_built_in_network_until_a_file_wins() {
     let next_ip = pod_ip(&client, &next_id).await;
     assert_eq!(next_ip.octets()[..3], [10, 214, octet], "pod IP {next_ip}");
     stop_pod(&client, &next_id).await;
+
+    // The pod that joined the built-in network before the file appeared
+    // is torn down by the built-in network, not by the file's.
+    stop_pod(&client, &early_id).await;
+    assert!(
+        !reservation(&bridge, early_ip).exists(),
+        "{early_ip} is still reserved after StopPodSandbox"
+    );
+    assert_eq!(built_in_rules.masquerade_rules(), Vec::<String>::new());
 }
