@@ -58,6 +58,7 @@ pub(crate) enum FlagId {
     CniConfDir,
     CniCacheDir,
     PodCidr,
+    DefaultNetwork,
     HairpinMode,
     Ipv6DualStack,
     StreamingBindAddr,
@@ -248,6 +249,28 @@ pub(crate) static FLAGS: &[Flag] = &[
               CIDR, or an IPv4 and an IPv6 CIDR separated by a comma for dual stack. Meant \
               for running without a kubelet; with CNI, pod addresses normally come from the \
               IPAM plugin's own configuration.",
+    },
+    Flag {
+        id: FlagId::DefaultNetwork,
+        long: "default-network",
+        short: None,
+        value_name: Some("MODE"),
+        default: Some("auto"),
+        category: Category::Networking,
+        help: "auto: a built-in bridge network while --cni-conf-dir is empty; auto:BRIDGE; off",
+        doc: "What pods that do not use the host network join while --cni-conf-dir holds no \
+              configuration file at all. auto serves a built-in network: the bridge plugin \
+              on a bridge named dockshim0 (the pods' gateway, masquerading their traffic to \
+              other networks, with hairpin mode), host-local addresses from the pod CIDR \
+              (--pod-cidr or UpdateRuntimeConfig, else 10.86.0.0/16), the firewall plugin, \
+              so that dockerd's FORWARD policy does not drop the pods' traffic, and portmap \
+              for host ports. The plugins are looked up in --cni-bin-dir. auto:BRIDGE names \
+              the bridge (and the network) otherwise, for a second dockshim on the same \
+              host. The configuration is kept in memory, nothing is written to \
+              --cni-conf-dir, and the first configuration file that appears there wins for \
+              every later pod; pods started on the built-in network are still torn down \
+              by it. off keeps NetworkReady false until a configuration file appears. \
+              Status's verbose info says which configuration is in use.",
     },
     Flag {
         id: FlagId::HairpinMode,

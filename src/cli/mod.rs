@@ -78,6 +78,8 @@ pub struct Config {
     /// Pod CIDR to assume before UpdateRuntimeConfig: one `IP/PREFIX`, or an
     /// IPv4 and an IPv6 one separated by a comma, exactly as given.
     pub pod_cidr: Option<String>,
+    /// What pods join while `cni_conf_dir` holds no configuration.
+    pub default_network: DefaultNetwork,
     /// Absolute cgroup path of the container runtime, exactly as given.
     pub runtime_cgroups: Option<String>,
     /// Who sets hairpin mode on the pod's bridge port.
@@ -130,6 +132,7 @@ impl Default for Config {
             cni_cache_dir: PathBuf::from(flags::DEFAULT_CNI_CACHE_DIR),
             pod_infra_container_image: flags::DEFAULT_POD_INFRA_CONTAINER_IMAGE.to_owned(),
             pod_cidr: None,
+            default_network: DefaultNetwork::Auto { bridge: None },
             runtime_cgroups: None,
             hairpin_mode: HairpinMode::HairpinVeth,
             streaming_bind_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -163,6 +166,16 @@ impl NetworkPlugin {
             NetworkPlugin::None => "none",
         }
     }
+}
+
+/// `--default-network`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultNetwork {
+    /// Nothing: NetworkReady stays false until a configuration appears.
+    Off,
+    /// The built-in bridge network; `bridge` names its bridge and the
+    /// network, `None` leaving the name to the network module.
+    Auto { bridge: Option<String> },
 }
 
 /// `--hairpin-mode`.
@@ -417,6 +430,7 @@ fn apply_value(config: &mut Config, id: FlagId, text: &str) -> Result<(), Invali
         FlagId::CniConfDir => config.cni_conf_dir = values::absolute_path(text)?,
         FlagId::CniCacheDir => config.cni_cache_dir = values::absolute_path(text)?,
         FlagId::PodCidr => config.pod_cidr = Some(values::cidrs(text)?),
+        FlagId::DefaultNetwork => config.default_network = values::default_network(text)?,
         FlagId::HairpinMode => config.hairpin_mode = values::hairpin_mode(text)?,
         FlagId::StreamingBindAddr => config.streaming_bind_addr = values::bind_addr(text)?,
         FlagId::StreamingConnectionIdleTimeout => {
@@ -526,6 +540,7 @@ mod tests {
             "--cni-conf-dir=/etc/cni/other",
             "--cni-cache-dir=/var/cache/cni",
             "--pod-cidr=10.244.0.0/16,fd00::/64",
+            "--default-network=auto:pods0",
             "--hairpin-mode=promisc-bridge",
             "--ipv6-dual-stack",
             "--streaming-bind-addr=[::1]:10010",
@@ -548,6 +563,9 @@ mod tests {
             cni_cache_dir: PathBuf::from("/var/cache/cni"),
             pod_infra_container_image: "example.org/pause:1".to_owned(),
             pod_cidr: Some("10.244.0.0/16,fd00::/64".to_owned()),
+            default_network: DefaultNetwork::Auto {
+                bridge: Some("pods0".to_owned()),
+            },
             runtime_cgroups: Some("/system.slice/docker.service".to_owned()),
             hairpin_mode: HairpinMode::PromiscuousBridge,
             streaming_bind_addr: "[::1]:10010".parse().unwrap(),
@@ -607,6 +625,7 @@ mod tests {
             ("cni-conf-dir", "net.d"),
             ("cni-cache-dir", ""),
             ("pod-cidr", "10.0.0.0/8,10.1.0.0/16"),
+            ("default-network", "on"),
             ("hairpin-mode", "on"),
             ("streaming-bind-addr", "localhost:10010"),
             ("streaming-connection-idle-timeout", "4 hours"),

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{HairpinMode, NetworkPlugin};
+use super::{DefaultNetwork, HairpinMode, NetworkPlugin};
 
 /// `sockaddr_un.sun_path` on Linux holds 108 bytes including the final NUL.
 const MAX_SOCKET_PATH_LEN: usize = 107;
@@ -299,6 +299,40 @@ pub(crate) fn network_plugin(text: &str) -> Result<NetworkPlugin, Invalid> {
     }
 }
 
+/// Linux interface names fit `IFNAMSIZ` (16 bytes) with their final NUL.
+const MAX_BRIDGE_NAME_LEN: usize = 15;
+
+/// `auto`, `auto:BRIDGE` or `off`. The bridge name is also the CNI
+/// network's name, so it must be both a Linux interface name and a CNI
+/// network name.
+pub(crate) fn default_network(text: &str) -> Result<DefaultNetwork, Invalid> {
+    const KIND: &str = "default network";
+    match text.split_once(':') {
+        None if text == "auto" => Ok(DefaultNetwork::Auto { bridge: None }),
+        None if text == "off" => Ok(DefaultNetwork::Off),
+        Some(("auto", bridge)) => {
+            let mut bytes = bridge.bytes();
+            let valid = bridge.len() <= MAX_BRIDGE_NAME_LEN
+                && bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if valid {
+                Ok(DefaultNetwork::Auto {
+                    bridge: Some(bridge.to_owned()),
+                })
+            } else {
+                Err(Invalid::new(
+                    KIND,
+                    format!(
+                        "bridge {bridge:?}: expected 1 to {MAX_BRIDGE_NAME_LEN} letters, digits, \
+                         '_', '.' or '-', starting with a letter or digit"
+                    ),
+                ))
+            }
+        }
+        _ => Err(Invalid::new(KIND, "expected auto, auto:BRIDGE or off")),
+    }
+}
+
 pub(crate) fn hairpin_mode(text: &str) -> Result<HairpinMode, Invalid> {
     match text {
         "hairpin-veth" => Ok(HairpinMode::HairpinVeth),
@@ -516,6 +550,22 @@ mod tests {
     }
 
     #[test]
+    fn a_default_network_bridge_is_an_interface_and_a_network_name() {
+        assert_eq!(
+            default_network("auto:pods-0.a_b"),
+            Ok(DefaultNetwork::Auto {
+                bridge: Some("pods-0.a_b".to_owned())
+            })
+        );
+        assert!(default_network("auto:abcdefghijklmno").is_ok());
+        assert!(reason(default_network("auto:abcdefghijklmnop")).contains("1 to 15"));
+        assert!(reason(default_network("auto:")).contains("1 to 15"));
+        assert!(reason(default_network("auto:-x")).contains("starting with"));
+        assert!(reason(default_network("auto:a/b")).contains("bridge \"a/b\""));
+        assert!(reason(default_network("off:x")).contains("auto, auto:BRIDGE or off"));
+    }
+
+    #[test]
     fn enumerations_accept_their_names_and_aliases() {
         assert_eq!(network_plugin("cni"), Ok(NetworkPlugin::Cni));
         assert_eq!(network_plugin("none"), Ok(NetworkPlugin::None));
@@ -531,6 +581,12 @@ mod tests {
         );
         assert_eq!(hairpin_mode("none"), Ok(HairpinMode::None));
         assert!(hairpin_mode("veth").is_err());
+        assert_eq!(
+            default_network("auto"),
+            Ok(DefaultNetwork::Auto { bridge: None })
+        );
+        assert_eq!(default_network("off"), Ok(DefaultNetwork::Off));
+        assert!(default_network("on").is_err());
         assert_eq!(log_level("WARNING"), Ok(log::LevelFilter::Warn));
         assert_eq!(log_level("trace"), Ok(log::LevelFilter::Trace));
         assert!(log_level("verbose").is_err());

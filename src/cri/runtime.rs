@@ -32,7 +32,7 @@ use crate::cri::streaming::{validate_attach, validate_exec, validate_port_forwar
 use crate::cri::v1;
 use crate::docker::{DockerClient, Engine};
 use crate::grpc::{CallContext, Status};
-use crate::network::cni_config;
+use crate::network::NetworkSource;
 use crate::store::Store;
 use crate::streaming::server::StreamingServer;
 use crate::supervisor::{Death, Supervisor};
@@ -175,20 +175,23 @@ impl Runtime {
                 info,
             )
         };
-        match cni_config::load_default(&self.config.cni_conf_dir, &self.config.cni_bin_dirs) {
+        let pod_cidr = self.pod_cidr();
+        match NetworkSource::from_config(&self.config).current(pod_cidr.as_deref()) {
             Err(err) => not_ready(format!("network plugin is not ready: {err}")),
-            Ok(network) if network.needs_pod_cidr() && self.pod_cidr().is_none() => not_ready(
-                format!(
-                    "network plugin is not ready: {} asks for ipRanges but no pod CIDR is known yet",
-                    network.file.display()
-                ),
-            ),
+            Ok(network) if network.needs_pod_cidr() && pod_cidr.is_none() => not_ready(format!(
+                "network plugin is not ready: {} asks for ipRanges but no pod CIDR is known yet",
+                network.origin
+            )),
             Ok(network) => {
-                let plugins: Vec<&str> =
-                    network.plugins.iter().map(|p| p.plugin_type.as_str()).collect();
+                let plugins: Vec<&str> = network
+                    .plugins
+                    .iter()
+                    .map(|p| p.plugin_type.as_str())
+                    .collect();
                 let info = json!({
                     "plugin": "cni",
-                    "file": network.file,
+                    "source": network.origin.to_string(),
+                    "file": network.origin.file(),
                     "name": network.name,
                     "cniVersion": network.cni_version,
                     "plugins": plugins,
@@ -896,6 +899,31 @@ mod tests {
                  PortForward URLs are not served; restart dockshim to recover"
             )
         );
+    }
+
+    #[test]
+    fn verbose_status_names_the_built_in_network_while_the_directory_is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(dir.path(), NetworkPlugin::Cni);
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for plugin in crate::network::default_network::PLUGINS {
+            std::fs::write(bin.join(plugin), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(bin.join(plugin), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let response = runtime
+            .status(&ctx(), v1::StatusRequest { verbose: true })
+            .unwrap();
+        assert_eq!(
+            conditions(&response)[1],
+            (NETWORK_READY.to_owned(), true, String::new())
+        );
+        let cni: serde_json::Value = serde_json::from_str(&response.info["cniConfig"]).unwrap();
+        assert_eq!(cni["source"], "built-in default (subnet 10.86.0.0/16)");
+        assert_eq!(cni["name"], "dockshim0");
+        assert_eq!(cni["file"], serde_json::Value::Null);
     }
 
     #[test]

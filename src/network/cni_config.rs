@@ -3,6 +3,14 @@
 //! in `.conflist`, `.conf` or `.json` that parses and names at least one
 //! plugin, every plugin binary present in `--cni-bin-dir`.
 //!
+//! [`NetworkSource`] falls back on the built-in default network
+//! (`default_network`) only when the directory holds no candidate file at
+//! all, or does not exist: a file that cannot be used yet (its plugins not
+//! installed yet, say, while a network add-on starts) is the operator's
+//! configuration in the making, and pods must wait for it rather than
+//! start on another network. The directory is read again on every call, so
+//! the first file that appears wins for every later pod.
+//!
 //! This module reads files only; it never executes a plugin.
 
 use std::collections::BTreeMap;
@@ -13,6 +21,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use super::default_network::{self, BuiltInNetwork};
+use crate::cli::{Config, DefaultNetwork};
 
 /// A network configuration file larger than this is not a configuration.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -33,6 +44,9 @@ pub enum CniConfigError {
     },
     /// A configuration recorded for a later teardown is not one.
     Recorded { file: PathBuf, reason: String },
+    /// The directory holds no configuration and the built-in default
+    /// network cannot serve in its place.
+    BuiltIn { dir: PathBuf, reason: String },
 }
 
 impl fmt::Display for CniConfigError {
@@ -60,6 +74,12 @@ impl fmt::Display for CniConfigError {
                 "the recorded CNI network config of {} is unusable: {reason}",
                 file.display()
             ),
+            CniConfigError::BuiltIn { dir, reason } => write!(
+                f,
+                "no CNI network config found in {}, and the built-in default network \
+                 cannot serve: {reason}",
+                dir.display()
+            ),
         }
     }
 }
@@ -74,10 +94,42 @@ pub struct CniPlugin {
     pub capabilities: BTreeMap<String, bool>,
 }
 
+/// Where a network configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkOrigin {
+    /// A file of `--cni-conf-dir`.
+    File(PathBuf),
+    /// Made by dockshim: the default network, or the pods' loopback;
+    /// `subnets` are the ones it hands addresses out of, when known.
+    BuiltIn { subnets: Vec<String> },
+}
+
+impl NetworkOrigin {
+    /// The file the configuration was read from, if any.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            NetworkOrigin::File(file) => Some(file),
+            NetworkOrigin::BuiltIn { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for NetworkOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetworkOrigin::File(file) => write!(f, "{}", file.display()),
+            NetworkOrigin::BuiltIn { subnets } if subnets.is_empty() => write!(f, "built-in"),
+            NetworkOrigin::BuiltIn { subnets } => {
+                write!(f, "built-in default (subnet {})", subnets.join(", "))
+            }
+        }
+    }
+}
+
 /// The network configuration pods are wired with.
 #[derive(Debug, Clone)]
 pub struct CniNetwork {
-    pub file: PathBuf,
+    pub origin: NetworkOrigin,
     pub name: String,
     pub cni_version: String,
     pub plugins: Vec<CniPlugin>,
@@ -87,13 +139,21 @@ pub struct CniNetwork {
 
 impl CniNetwork {
     /// The network a configuration recorded earlier describes (the content
-    /// of `file` then), checked as a file's would be but without looking
-    /// for the plugins: a teardown owed since then reaches the same ones.
+    /// of `file` then; an empty `file` records a built-in network), checked
+    /// as a file's would be but without looking for the plugins: a teardown
+    /// owed since then reaches the same ones.
     pub fn from_recorded(
         file: &Path,
         config: serde_json::Value,
     ) -> Result<CniNetwork, CniConfigError> {
-        parse(file, config).map_err(|reason| CniConfigError::Recorded {
+        let origin = if file.as_os_str().is_empty() {
+            NetworkOrigin::BuiltIn {
+                subnets: Vec::new(),
+            }
+        } else {
+            NetworkOrigin::File(file.to_path_buf())
+        };
+        parse(origin, config).map_err(|reason| CniConfigError::Recorded {
             file: file.to_path_buf(),
             reason,
         })
@@ -129,6 +189,105 @@ struct RawConfig {
     plugin_type: Option<String>,
     #[serde(default)]
     capabilities: BTreeMap<String, bool>,
+}
+
+/// How the pods' network is chosen: the directory's configuration, else
+/// the built-in default network when it is served.
+#[derive(Debug, Clone)]
+pub struct NetworkSource {
+    conf_dir: PathBuf,
+    bin_dirs: Vec<PathBuf>,
+    /// Known even when not served, so that pods started on it while it
+    /// was are still torn down by it.
+    built_in: BuiltInNetwork,
+    serve_built_in: bool,
+}
+
+impl NetworkSource {
+    pub fn new(
+        conf_dir: PathBuf,
+        bin_dirs: Vec<PathBuf>,
+        default_network: &DefaultNetwork,
+    ) -> NetworkSource {
+        let (built_in, serve_built_in) = match default_network {
+            DefaultNetwork::Off => (BuiltInNetwork::new(None), false),
+            DefaultNetwork::Auto { bridge } => (BuiltInNetwork::new(bridge.as_deref()), true),
+        };
+        NetworkSource {
+            conf_dir,
+            bin_dirs,
+            built_in,
+            serve_built_in,
+        }
+    }
+
+    pub fn from_config(config: &Config) -> NetworkSource {
+        NetworkSource::new(
+            config.cni_conf_dir.clone(),
+            config.cni_bin_dirs.clone(),
+            &config.default_network,
+        )
+    }
+
+    /// The network new pods join; `pod_cidr` is the node's, which the
+    /// built-in network hands addresses out of.
+    pub fn current(&self, pod_cidr: Option<&str>) -> Result<CniNetwork, CniConfigError> {
+        match load_default(&self.conf_dir, &self.bin_dirs) {
+            Err(CniConfigError::NoUsableConfig { dir, skipped })
+                if skipped.is_empty() && self.serve_built_in =>
+            {
+                self.built_in(dir, pod_cidr)
+            }
+            Err(CniConfigError::ReadDir { dir, source })
+                if source.kind() == io::ErrorKind::NotFound && self.serve_built_in =>
+            {
+                self.built_in(dir, pod_cidr)
+            }
+            found => found,
+        }
+    }
+
+    /// The network to tear down a pod with that was attached to the
+    /// network named `attached_to` (`None`: not known). A pod of the
+    /// built-in network is torn down by it even after a file took over,
+    /// unless that file's network has the same name; a pod of a file's
+    /// network never is.
+    pub fn for_teardown(&self, attached_to: Option<&str>) -> Result<CniNetwork, CniConfigError> {
+        let Some(name) = attached_to else {
+            return self.current(None);
+        };
+        let found = load_default(&self.conf_dir, &self.bin_dirs);
+        if name != self.built_in.name() {
+            return found;
+        }
+        match found {
+            Ok(network) if network.name == name => Ok(network),
+            // DEL does not depend on the subnet: host-local releases the
+            // pod's address by container ID, and the bridge, firewall and
+            // portmap plugins find what to remove by names and addresses.
+            _ => self
+                .built_in
+                .network(None)
+                .map_err(|reason| CniConfigError::BuiltIn {
+                    dir: self.conf_dir.clone(),
+                    reason,
+                }),
+        }
+    }
+
+    fn built_in(&self, dir: PathBuf, pod_cidr: Option<&str>) -> Result<CniNetwork, CniConfigError> {
+        let missing = default_network::PLUGINS
+            .iter()
+            .find(|plugin| find_plugin(plugin, &self.bin_dirs).is_none());
+        let network = match missing {
+            Some(plugin) => Err(format!(
+                "plugin {plugin:?} is not an executable in {}",
+                display_dirs(&self.bin_dirs)
+            )),
+            None => self.built_in.network(pod_cidr),
+        };
+        network.map_err(|reason| CniConfigError::BuiltIn { dir, reason })
+    }
 }
 
 /// Finds the network configuration in `conf_dir` whose plugins are all in
@@ -171,11 +330,11 @@ fn load_file(file: &Path) -> Result<CniNetwork, String> {
     }
     let config: serde_json::Value =
         serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
-    parse(file, config)
+    parse(NetworkOrigin::File(file.to_path_buf()), config)
 }
 
-/// The network `config` describes, as read from `file`.
-fn parse(file: &Path, config: serde_json::Value) -> Result<CniNetwork, String> {
+/// The network `config` describes, found at `origin`.
+fn parse(origin: NetworkOrigin, config: serde_json::Value) -> Result<CniNetwork, String> {
     let raw = RawConfig::deserialize(&config).map_err(|err| format!("invalid: {err}"))?;
     let plugins = match (raw.plugins, raw.plugin_type) {
         (Some(list), _) => list
@@ -206,7 +365,7 @@ fn parse(file: &Path, config: serde_json::Value) -> Result<CniNetwork, String> {
         return Err("the network has no \"name\"".to_owned());
     }
     Ok(CniNetwork {
-        file: file.to_path_buf(),
+        origin,
         name: raw.name,
         cni_version: raw.cni_version,
         plugins,
@@ -223,15 +382,19 @@ fn is_plain_name(name: &str) -> bool {
 fn check_binaries(network: CniNetwork, bin_dirs: &[PathBuf]) -> Result<CniNetwork, String> {
     for plugin in &network.plugins {
         if find_plugin(&plugin.plugin_type, bin_dirs).is_none() {
-            let dirs: Vec<String> = bin_dirs.iter().map(|d| d.display().to_string()).collect();
             return Err(format!(
                 "plugin {:?} is not an executable in {}",
                 plugin.plugin_type,
-                dirs.join(", ")
+                display_dirs(bin_dirs)
             ));
         }
     }
     Ok(network)
+}
+
+fn display_dirs(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    dirs.join(", ")
 }
 
 /// The first executable file named `plugin_type` in `bin_dirs`.
@@ -336,7 +499,10 @@ mod tests {
         .unwrap();
         fs::write(d.conf.join("10-a.conflist"), BRIDGE_LIST).unwrap();
         let network = load_default(&d.conf, std::slice::from_ref(&d.bin)).unwrap();
-        assert_eq!(network.file, d.conf.join("10-a.conflist"));
+        assert_eq!(
+            network.origin,
+            NetworkOrigin::File(d.conf.join("10-a.conflist"))
+        );
     }
 
     #[test]
@@ -408,10 +574,156 @@ mod tests {
         let config: serde_json::Value = serde_json::from_str(BRIDGE_LIST).unwrap();
         let network = CniNetwork::from_recorded(&file, config.clone()).unwrap();
         assert_eq!(network.name, "pods");
-        assert_eq!(network.file, file);
+        assert_eq!(network.origin, NetworkOrigin::File(file.clone()));
         assert_eq!(network.config, config);
         assert_eq!(network.plugins.len(), 2);
         let err = CniNetwork::from_recorded(&file, serde_json::json!({"name": "x"})).unwrap_err();
         assert!(matches!(err, CniConfigError::Recorded { .. }), "{err}");
+    }
+
+    const BUILT_IN_PLUGINS: [&str; 4] = ["bridge", "host-local", "firewall", "portmap"];
+
+    fn source(d: &Dirs, default_network: DefaultNetwork) -> NetworkSource {
+        NetworkSource::new(d.conf.clone(), vec![d.bin.clone()], &default_network)
+    }
+
+    fn auto() -> DefaultNetwork {
+        DefaultNetwork::Auto { bridge: None }
+    }
+
+    #[test]
+    fn an_empty_directory_serves_the_built_in_network() {
+        let d = dirs(&BUILT_IN_PLUGINS);
+        let network = source(&d, auto()).current(None).unwrap();
+        assert_eq!(network.name, "dockshim0");
+        assert_eq!(
+            network.origin.to_string(),
+            "built-in default (subnet 10.86.0.0/16)"
+        );
+        assert_eq!(network.origin.file(), None);
+    }
+
+    #[test]
+    fn a_missing_directory_serves_the_built_in_network() {
+        let mut d = dirs(&BUILT_IN_PLUGINS);
+        d.conf = d.conf.join("absent");
+        assert!(source(&d, auto()).current(None).is_ok());
+        let err = source(&d, DefaultNetwork::Off).current(None).unwrap_err();
+        assert!(matches!(err, CniConfigError::ReadDir { .. }), "{err}");
+    }
+
+    #[test]
+    fn with_the_default_network_off_an_empty_directory_has_no_network() {
+        let d = dirs(&BUILT_IN_PLUGINS);
+        let err = source(&d, DefaultNetwork::Off).current(None).unwrap_err();
+        assert!(
+            matches!(err, CniConfigError::NoUsableConfig { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_pod_cidr_is_the_built_in_networks_subnet() {
+        let d = dirs(&BUILT_IN_PLUGINS);
+        let network = source(&d, auto()).current(Some("10.244.7.0/24")).unwrap();
+        assert_eq!(
+            network.origin.to_string(),
+            "built-in default (subnet 10.244.7.0/24)"
+        );
+    }
+
+    #[test]
+    fn a_named_bridge_names_the_built_in_network() {
+        let d = dirs(&BUILT_IN_PLUGINS);
+        let bridge = DefaultNetwork::Auto {
+            bridge: Some("pods9".to_owned()),
+        };
+        assert_eq!(source(&d, bridge).current(None).unwrap().name, "pods9");
+    }
+
+    #[test]
+    fn a_file_in_the_directory_wins_over_the_built_in_network() {
+        let d = dirs(&BUILT_IN_PLUGINS);
+        let networks = source(&d, auto());
+        assert_eq!(networks.current(None).unwrap().name, "dockshim0");
+        fs::write(d.conf.join("10-pods.conflist"), BRIDGE_LIST).unwrap();
+        let network = networks.current(None).unwrap();
+        assert_eq!(network.name, "pods");
+        assert_eq!(
+            network.origin.file(),
+            Some(d.conf.join("10-pods.conflist").as_path())
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_used_yet_keeps_the_built_in_network_out() {
+        let d = dirs(&["bridge", "host-local", "firewall"]);
+        fs::write(d.conf.join("10-pods.conflist"), BRIDGE_LIST).unwrap();
+        let err = source(&d, auto()).current(None).unwrap_err();
+        assert!(
+            matches!(err, CniConfigError::NoUsableConfig { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_built_in_network_needs_every_one_of_its_plugins() {
+        let d = dirs(&["bridge", "host-local", "portmap"]);
+        let err = source(&d, auto()).current(None).unwrap_err();
+        assert!(matches!(err, CniConfigError::BuiltIn { .. }), "{err}");
+        assert!(err.to_string().contains("\"firewall\""), "{err}");
+    }
+
+    #[test]
+    fn a_pod_of_the_built_in_network_is_torn_down_by_it_after_a_file_took_over() {
+        let d = dirs(&BUILT_IN_PLUGINS);
+        fs::write(d.conf.join("10-pods.conflist"), BRIDGE_LIST).unwrap();
+        let networks = source(&d, auto());
+        assert_eq!(
+            networks.for_teardown(Some("dockshim0")).unwrap().name,
+            "dockshim0"
+        );
+        assert_eq!(networks.for_teardown(Some("pods")).unwrap().name, "pods");
+        assert_eq!(networks.for_teardown(None).unwrap().name, "pods");
+    }
+
+    #[test]
+    fn a_pod_of_the_built_in_network_is_torn_down_by_it_once_it_is_off() {
+        let d = dirs(&[]);
+        let networks = source(&d, DefaultNetwork::Off);
+        assert_eq!(
+            networks.for_teardown(Some("dockshim0")).unwrap().name,
+            "dockshim0"
+        );
+    }
+
+    #[test]
+    fn a_pod_of_a_files_network_is_never_torn_down_by_the_built_in_one() {
+        let d = dirs(&BUILT_IN_PLUGINS);
+        let err = source(&d, auto()).for_teardown(Some("pods")).unwrap_err();
+        assert!(
+            matches!(err, CniConfigError::NoUsableConfig { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_network_named_like_the_built_in_one_tears_its_pods_down() {
+        let d = dirs(&BUILT_IN_PLUGINS);
+        let file = d.conf.join("10-mine.conflist");
+        fs::write(&file, BRIDGE_LIST.replace("\"pods\"", "\"dockshim0\"")).unwrap();
+        let network = source(&d, auto()).for_teardown(Some("dockshim0")).unwrap();
+        assert_eq!(network.origin.file(), Some(file.as_path()));
+    }
+
+    #[test]
+    fn an_empty_recorded_file_is_a_built_in_network() {
+        let network = CniNetwork::from_recorded(
+            Path::new(""),
+            BuiltInNetwork::new(None).network(None).unwrap().config,
+        )
+        .unwrap();
+        assert_eq!(network.origin.file(), None);
+        assert_eq!(network.name, "dockshim0");
     }
 }

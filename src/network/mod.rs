@@ -1,17 +1,19 @@
 //! Pod networking: finding the CNI network configuration (which also
-//! decides whether the node's network is ready), running the CNI plugins,
+//! decides whether the node's network is ready), the built-in default
+//! network served when there is none, running the CNI plugins,
 //! entering a pod's network namespace on a throwaway thread, the few
 //! netlink messages dockshim needs, and the hairpin setting of a pod's
 //! host-side veth.
 
 pub mod cni;
 pub mod cni_config;
+pub mod default_network;
 pub mod hairpin;
 pub mod netlink;
 pub mod netns;
 
 pub use cni::{CniError, CniRunner, PodAttachment, PodIps, RuntimeArgs};
-pub use cni_config::{CniConfigError, CniNetwork, CniPlugin};
+pub use cni_config::{CniConfigError, CniNetwork, CniPlugin, NetworkOrigin, NetworkSource};
 pub use hairpin::{Hairpin, HairpinError};
 pub use netlink::NetlinkError;
 pub use netns::{run_in_netns, NetnsError};

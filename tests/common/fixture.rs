@@ -28,7 +28,8 @@ pub struct Options {
     pub docker_socket: PathBuf,
     /// Written as `10-test.conflist` into `--cni-conf-dir` before start.
     pub cni_conflist: Option<String>,
-    /// Appended to the fixture's own flags.
+    /// Appended to the fixture's own flags, which they override (the last
+    /// of a repeated flag wins).
     pub extra_args: Vec<String>,
 }
 
@@ -83,6 +84,10 @@ impl Dockshim {
             CNI_BIN_DIR.into(),
             "--cni-cache-dir".into(),
             dir.path().join("cni-cache").display().to_string(),
+            // The built-in network's bridge belongs to the host's own
+            // dockshim: a test that wants one names its own bridge.
+            "--default-network".into(),
+            "off".into(),
             "--log-level".into(),
             "debug".into(),
         ];

@@ -11,6 +11,8 @@
 //! A retried DEL runs without a network namespace (see [`crate::store::owed`]):
 //! plugins then release what they hold on the host.
 
+use std::path::Path;
+
 use super::run::runtime_args;
 use super::service::{lock, SandboxError, SandboxService};
 use crate::network::{CniNetwork, CniRunner, PodAttachment};
@@ -68,7 +70,11 @@ fn owed_teardown(pod: &PodAttachment, network: &CniNetwork, data: &CheckpointDat
         name: pod.name.clone(),
         namespace: pod.namespace.clone(),
         uid: pod.uid.clone(),
-        network_file: network.file.clone(),
+        network_file: network
+            .origin
+            .file()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         network_config: network.config.clone(),
         port_mappings: data.port_mappings().to_vec(),
     }

@@ -27,7 +27,7 @@ use crate::cri::{cgroup_driver, naming};
 use crate::docker::{path_with_query, ContainerCreate};
 use crate::grpc::{CallContext, Code, Status};
 use crate::network::cni::{self, Bandwidth, CniError, POD_IFNAME};
-use crate::network::{cni_config, CniNetwork, PodAttachment, RuntimeArgs};
+use crate::network::{CniNetwork, PodAttachment, RuntimeArgs};
 use crate::store::checkpoint::{self, CheckpointData, SandboxNetwork};
 use crate::store::{CheckpointError, PodSandboxCheckpoint};
 
@@ -165,9 +165,11 @@ impl SandboxService {
         let (network, bandwidth) = if host_network {
             (None, None)
         } else {
-            let network =
-                cni_config::load_default(&self.settings.cni_conf_dir, &self.settings.cni_bin_dirs)
-                    .map_err(SandboxError::CniConfig)?;
+            let network = self
+                .settings
+                .networks
+                .current(pod_cidr)
+                .map_err(SandboxError::CniConfig)?;
             (
                 Some(network),
                 Bandwidth::from_annotations(&config.annotations)?,

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::SandboxConfigError;
@@ -20,7 +19,7 @@ use crate::docker::{DockerClient, DockerError, Engine};
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::network::cni::CniOptions;
-use crate::network::{CniConfigError, CniError, CniRunner, Hairpin, HairpinError};
+use crate::network::{CniConfigError, CniError, CniRunner, Hairpin, HairpinError, NetworkSource};
 use crate::store::{CheckpointError, CheckpointStore, OwedTeardownError, OwedTeardowns};
 
 /// Seconds the sandbox container and, on StopPodSandbox, the pod's
@@ -34,8 +33,7 @@ pub struct SandboxSettings {
     pub oom_score_adj: i32,
     pub network_plugin: NetworkPlugin,
     pub hairpin_mode: HairpinMode,
-    pub cni_conf_dir: PathBuf,
-    pub cni_bin_dirs: Vec<PathBuf>,
+    pub networks: NetworkSource,
 }
 
 impl SandboxSettings {
@@ -45,8 +43,7 @@ impl SandboxSettings {
             oom_score_adj: config.sandbox_oom_score_adj,
             network_plugin: config.network_plugin,
             hairpin_mode: config.hairpin_mode,
-            cni_conf_dir: config.cni_conf_dir.clone(),
-            cni_bin_dirs: config.cni_bin_dirs.clone(),
+            networks: NetworkSource::from_config(config),
         }
     }
 }

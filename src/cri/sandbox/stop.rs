@@ -21,7 +21,7 @@ use crate::cri::naming;
 use crate::docker::path_with_query;
 use crate::index::Entry;
 use crate::network::cni::Bandwidth;
-use crate::network::{cni_config, PodAttachment};
+use crate::network::PodAttachment;
 use crate::store::checkpoint::{CheckpointData, SandboxNetwork};
 use crate::store::CheckpointError;
 
@@ -88,9 +88,15 @@ impl SandboxService {
         if checkpoint.data.host_network || !owed {
             return Ok(());
         }
-        let network =
-            cni_config::load_default(&self.settings.cni_conf_dir, &self.settings.cni_bin_dirs)
-                .map_err(SandboxError::CniConfig)?;
+        let attached_to = checkpoint
+            .dockshim
+            .as_ref()
+            .map(|record| record.cni_network.as_str());
+        let network = self
+            .settings
+            .networks
+            .for_teardown(attached_to)
+            .map_err(SandboxError::CniConfig)?;
         let record = checkpoint.dockshim.take().unwrap_or_default();
         let uid = record.uid;
         let running = entry.filter(|entry| entry.is_running() && entry.pid > 0);
@@ -130,9 +136,11 @@ impl SandboxService {
         id: &str,
         entry: Option<&Entry>,
     ) -> Result<(), SandboxError> {
-        let network =
-            cni_config::load_default(&self.settings.cni_conf_dir, &self.settings.cni_bin_dirs)
-                .map_err(SandboxError::CniConfig)?;
+        let network = self
+            .settings
+            .networks
+            .for_teardown(None)
+            .map_err(SandboxError::CniConfig)?;
         let metadata = entry
             .and_then(|entry| naming::parse_sandbox_name(&entry.name).ok())
             .unwrap_or_default();

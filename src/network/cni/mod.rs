@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::cni_config::{CniNetwork, CniPlugin};
+use super::cni_config::{CniNetwork, CniPlugin, NetworkOrigin};
 use crate::cli::Config;
 use crate::grpc::{Code, Status};
 use crate::store::write_atomic;
@@ -731,7 +731,9 @@ fn is_cni_name(name: &str) -> bool {
 /// The loopback network every pod gets before its own.
 fn loopback_network() -> CniNetwork {
     CniNetwork {
-        file: PathBuf::new(),
+        origin: NetworkOrigin::BuiltIn {
+            subnets: Vec::new(),
+        },
         name: LOOPBACK_NETWORK_NAME.to_owned(),
         cni_version: LOOPBACK_CNI_VERSION.to_owned(),
         plugins: vec![CniPlugin {
@@ -998,7 +1000,7 @@ mod tests {
 
     fn network(config: Value) -> CniNetwork {
         CniNetwork {
-            file: PathBuf::from("/etc/cni/net.d/10-pods.conflist"),
+            origin: NetworkOrigin::File(PathBuf::from("/etc/cni/net.d/10-pods.conflist")),
             name: config["name"].as_str().unwrap().to_owned(),
             cni_version: config["cniVersion"].as_str().unwrap().to_owned(),
             plugins: Vec::new(),
