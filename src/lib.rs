@@ -43,12 +43,14 @@
 //! exec, attach and port-forward; `stats` reads cgroup and `/proc`
 //! figures; `metrics` counts calls for the Prometheus endpoint;
 //! `supervisor` starts the background threads and keeps their deaths; `cli`
-//! and `logger` start the process.
+//! and `logger` start the process; `failpoint` names the crash points the
+//! tests arm (empty unless built with the `failpoints` feature).
 
 pub mod base64;
 pub mod cli;
 pub mod cri;
 pub mod docker;
+pub mod failpoint;
 pub mod grpc;
 pub mod index;
 pub mod logger;
