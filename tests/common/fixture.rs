@@ -30,6 +30,9 @@ pub struct Options {
     pub cni_conflist: Option<String>,
     /// Appended to the fixture's own flags.
     pub extra_args: Vec<String>,
+    /// Added to the environment of this process only: a [`Restarted`]
+    /// one does without them, as after a crash fixed by a restart.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
             docker_socket: PathBuf::from(docker_socket()),
             cni_conflist: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -88,7 +92,7 @@ impl Dockshim {
         ];
         args.extend(options.extra_args);
         let stderr_path = dir.path().join("dockshim.stderr");
-        let child = spawn(&args, &stderr_path);
+        let child = spawn_with_env(&args, &options.env, &stderr_path);
         let mut dockshim = Dockshim {
             child,
             args,
@@ -244,6 +248,11 @@ impl Drop for Restarted {
 
 /// Spawns the binary with `args`, stdout and stderr appended to `log_path`.
 pub fn spawn(args: &[String], log_path: &Path) -> Child {
+    spawn_with_env(args, &[], log_path)
+}
+
+/// As [`spawn`], with `env` added to the binary's environment.
+fn spawn_with_env(args: &[String], env: &[(String, String)], log_path: &Path) -> Child {
     let stderr = File::options()
         .create(true)
         .append(true)
@@ -252,6 +261,7 @@ pub fn spawn(args: &[String], log_path: &Path) -> Child {
     let stdout = stderr.try_clone().expect("duplicate the log file");
     Command::new(env!("CARGO_BIN_EXE_dockshim"))
         .args(args)
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
