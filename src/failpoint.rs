@@ -30,7 +30,15 @@ pub enum FailPoint {
     /// The checkpoint names the network and its namespace: a DEL is owed
     /// from here on, before the ADD runs.
     RunPodSandboxNetworkRecorded,
-    /// CNI ADD succeeded; its result is not recorded yet.
+    /// The first plugin of the pod's network answered ADD (an address is
+    /// reserved); its answer is not cached and the rest of the list has
+    /// not run.
+    RunPodSandboxNetworkFirstPluginAdded,
+    /// Every plugin of the pod's network answered ADD; the cache holds the
+    /// answers but the last one's.
+    RunPodSandboxNetworkPluginsAdded,
+    /// CNI ADD succeeded and its result is cached; the checkpoint does not
+    /// hold it yet.
     RunPodSandboxNetworkAdded,
     /// Hairpin mode is configured.
     RunPodSandboxHairpinSet,
@@ -53,12 +61,14 @@ pub enum FailPoint {
 
 impl FailPoint {
     /// Every failpoint, in the order a pod's start reaches them.
-    pub const ALL: [FailPoint; 14] = [
+    pub const ALL: [FailPoint; 16] = [
         FailPoint::RunPodSandboxContainerCreated,
         FailPoint::RunPodSandboxCheckpointWritten,
         FailPoint::RunPodSandboxContainerStarted,
         FailPoint::RunPodSandboxResolvConfWritten,
         FailPoint::RunPodSandboxNetworkRecorded,
+        FailPoint::RunPodSandboxNetworkFirstPluginAdded,
+        FailPoint::RunPodSandboxNetworkPluginsAdded,
         FailPoint::RunPodSandboxNetworkAdded,
         FailPoint::RunPodSandboxHairpinSet,
         FailPoint::RunPodSandboxIpsRecorded,
@@ -78,6 +88,10 @@ impl FailPoint {
             FailPoint::RunPodSandboxContainerStarted => "run-pod-sandbox/container-started",
             FailPoint::RunPodSandboxResolvConfWritten => "run-pod-sandbox/resolv-conf-written",
             FailPoint::RunPodSandboxNetworkRecorded => "run-pod-sandbox/network-recorded",
+            FailPoint::RunPodSandboxNetworkFirstPluginAdded => {
+                "run-pod-sandbox/network-first-plugin-added"
+            }
+            FailPoint::RunPodSandboxNetworkPluginsAdded => "run-pod-sandbox/network-plugins-added",
             FailPoint::RunPodSandboxNetworkAdded => "run-pod-sandbox/network-added",
             FailPoint::RunPodSandboxHairpinSet => "run-pod-sandbox/hairpin-set",
             FailPoint::RunPodSandboxIpsRecorded => "run-pod-sandbox/ips-recorded",
