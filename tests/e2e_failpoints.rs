@@ -54,10 +54,12 @@ use dockshim::failpoint::{FailPoint, FAILPOINT_ENV};
 use nix::sys::signal::Signal;
 
 /// The pods' subnets are `10.214.<octet>.0/24`, apart from the other
-/// network tests'; 16 subnets for each failpoint.
+/// network tests'.
 const SUBNET_PREFIX: &str = "10.214";
+/// How many of those subnets each failpoint has; it has 1000 host ports.
+const SUBNETS_PER_FAILPOINT: usize = 250 / FailPoint::ALL.len();
 const _: () = assert!(
-    FailPoint::ALL.len() * 16 < 255,
+    SUBNETS_PER_FAILPOINT > 0,
     "too few subnets for the failpoints"
 );
 /// The kubelet's labels that tie sandboxes and containers to their pod.
@@ -122,7 +124,7 @@ impl Case {
         // Each failpoint has a band of subnets and host ports of its own,
         // so the cases that run side by side never share one.
         let band = FailPoint::ALL.iter().position(|p| *p == point).unwrap();
-        let octet = 1 + band * 16 + (id >> 16) as usize % 16;
+        let octet = 1 + band * SUBNETS_PER_FAILPOINT + (id >> 16) as usize % SUBNETS_PER_FAILPOINT;
         let subnet = format!("{SUBNET_PREFIX}.{octet}.");
         let network_name = format!("dshfp-{run_id}");
         let ipam = tempfile::Builder::new()
