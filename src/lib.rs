@@ -43,13 +43,15 @@
 //! exec, attach and port-forward; `stats` reads cgroup and `/proc`
 //! figures; `metrics` counts calls for the Prometheus endpoint;
 //! `supervisor` starts the background threads and keeps their deaths;
-//! `pidfd` pins the processes whose `/proc` files are opened; `cli` and
-//! `logger` start the process.
+//! `pidfd` pins the processes whose `/proc` files are opened; `failpoint`
+//! names the crash points the tests arm (empty unless built with the
+//! `failpoints` feature); `cli` and `logger` start the process.
 
 pub mod base64;
 pub mod cli;
 pub mod cri;
 pub mod docker;
+pub mod failpoint;
 pub mod grpc;
 pub mod index;
 pub mod logger;

@@ -179,7 +179,7 @@ cargo_test() {
     triple="$(rustc -vV | sed -n 's/^host: //p')"
     triple="$(printf '%s' "$triple" | tr '[:lower:]-' '[:upper:]_')"
     env "CARGO_TARGET_${triple}_RUNNER=timeout --kill-after=30s $TEST_BINARY_TIMEOUT" \
-        cargo test "$@"
+        cargo test --features failpoints "$@"
 }
 
 # The suites that talk to dockerd, as `--test NAME` arguments: every e2e suite

@@ -105,7 +105,8 @@ impl CniGuard {
     }
 
     fn remove_iptables_rules(&self) {
-        let marker = format!("\"{}\"", self.network_name);
+        // `-S` prints the comment's inner quotes escaped: `\"<network>\"`.
+        let marker = format!("\\\"{}\\\"", self.network_name);
         let nat = run("iptables", &["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"])
             .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
             .unwrap_or_default();

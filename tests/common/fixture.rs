@@ -31,6 +31,9 @@ pub struct Options {
     /// Appended to the fixture's own flags, which they override (the last
     /// of a repeated flag wins).
     pub extra_args: Vec<String>,
+    /// Added to the environment of this process only: a [`Restarted`]
+    /// one does without them, as after a crash fixed by a restart.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -39,6 +42,7 @@ impl Default for Options {
             docker_socket: PathBuf::from(docker_socket()),
             cni_conflist: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -93,7 +97,7 @@ impl Dockshim {
         ];
         args.extend(options.extra_args);
         let stderr_path = dir.path().join("dockshim.stderr");
-        let child = spawn(&args, &stderr_path);
+        let child = spawn_with_env(&args, &options.env, &stderr_path);
         let mut dockshim = Dockshim {
             child,
             args,
@@ -249,6 +253,11 @@ impl Drop for Restarted {
 
 /// Spawns the binary with `args`, stdout and stderr appended to `log_path`.
 pub fn spawn(args: &[String], log_path: &Path) -> Child {
+    spawn_with_env(args, &[], log_path)
+}
+
+/// As [`spawn`], with `env` added to the binary's environment.
+fn spawn_with_env(args: &[String], env: &[(String, String)], log_path: &Path) -> Child {
     let stderr = File::options()
         .create(true)
         .append(true)
@@ -257,6 +266,7 @@ pub fn spawn(args: &[String], log_path: &Path) -> Child {
     let stdout = stderr.try_clone().expect("duplicate the log file");
     Command::new(env!("CARGO_BIN_EXE_dockshim"))
         .args(args)
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)

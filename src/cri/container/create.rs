@@ -24,6 +24,7 @@ use crate::cri::sandbox::security::NodeSeccompProfiles;
 use crate::cri::v1;
 use crate::cri::{cgroup_driver, naming};
 use crate::docker::{path_with_query, ImageInspect};
+use crate::failpoint::{self, FailPoint};
 use crate::logs::validate_log_path;
 
 /// The word dockerd ends each warning about a setting it dropped with
@@ -118,6 +119,7 @@ impl ContainerService {
             .docker
             .post_json(&path, &body)
             .map_err(|err| ContainerError::docker("create the container", err))?;
+        failpoint::reached(FailPoint::CreateContainerCreated);
         let warnings = created.warnings.unwrap_or_default();
         for warning in &warnings {
             log::warn!("container {}: dockerd: {warning}", created.id);
@@ -129,6 +131,7 @@ impl ContainerService {
             return Err(self.remove_after_dropped_limit(&created.id, warning));
         }
         self.index.refresh(&created.id)?;
+        failpoint::reached(FailPoint::CreateContainerReady);
         log::info!("created container {} ({name})", created.id);
         Ok(created.id)
     }

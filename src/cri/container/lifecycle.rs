@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::service::{ContainerError, ContainerService};
 use crate::cri::exec::{exec_sync, ExecOutput};
 use crate::docker::path_with_query;
+use crate::failpoint::{self, FailPoint};
 use crate::grpc::CallContext;
 use crate::logs::LogError;
 
@@ -29,9 +30,11 @@ impl ContainerService {
         } else {
             self.logs.prepare(&entry.id, log_path)?
         };
+        failpoint::reached(FailPoint::StartContainerLogOpened);
         let started = self
             .docker
             .post(&format!("/containers/{}/start", entry.id), None);
+        failpoint::reached(FailPoint::StartContainerStarted);
         let refreshed = self.index.refresh(&entry.id);
         match started {
             Ok(_) => {}
@@ -63,6 +66,7 @@ impl ContainerService {
         if let Err(err) = followed {
             return Err(self.stop_after_failed_start(&entry.id, err));
         }
+        failpoint::reached(FailPoint::StartContainerReady);
         log::info!("started container {}", entry.id);
         Ok(())
     }

@@ -25,6 +25,7 @@ use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
 use crate::cri::v1;
 use crate::cri::{cgroup_driver, naming};
 use crate::docker::{path_with_query, ContainerCreate};
+use crate::failpoint::{self, FailPoint};
 use crate::grpc::{CallContext, Code, Status};
 use crate::network::cni::{self, Bandwidth, CniError, POD_IFNAME};
 use crate::network::{CniNetwork, PodAttachment, RuntimeArgs};
@@ -224,6 +225,7 @@ impl SandboxService {
             Creation::Reused(id) => return Ok(id),
             Creation::New(id) => id,
         };
+        failpoint::reached(FailPoint::RunPodSandboxContainerCreated);
         let mut progress = Progress {
             id: id.clone(),
             attached: None,
@@ -339,6 +341,7 @@ impl SandboxService {
         self.checkpoints
             .save(&id, &checkpoint)
             .map_err(|err| ("write the checkpoint", err.into()))?;
+        failpoint::reached(FailPoint::RunPodSandboxCheckpointWritten);
         self.docker
             .post(&format!("/containers/{id}/start"), None)
             .map_err(|err| {
@@ -347,6 +350,7 @@ impl SandboxService {
                     SandboxError::docker("start the sandbox container", err),
                 )
             })?;
+        failpoint::reached(FailPoint::RunPodSandboxContainerStarted);
         let inspect = self.docker.inspect_container(&id).map_err(|err| {
             (
                 "inspect the sandbox container",
@@ -363,6 +367,7 @@ impl SandboxService {
                     },
                 )
             })?;
+            failpoint::reached(FailPoint::RunPodSandboxResolvConfWritten);
         }
         if let Some(network) = &plan.network {
             let pid = u32::try_from(inspect.state.pid)
@@ -383,6 +388,7 @@ impl SandboxService {
             self.checkpoints
                 .save(&id, &checkpoint)
                 .map_err(|err| ("record the network setup", err.into()))?;
+            failpoint::reached(FailPoint::RunPodSandboxNetworkRecorded);
             let pod = PodAttachment {
                 sandbox_id: id.clone(),
                 namespace: plan.metadata.namespace.clone(),
@@ -403,9 +409,11 @@ impl SandboxService {
                 ("set up the pod network", err.into())
             })?;
             progress.attached = Some(pod);
+            failpoint::reached(FailPoint::RunPodSandboxNetworkAdded);
             self.hairpin
                 .configure(self.settings.hairpin_mode, &netns, POD_IFNAME)
                 .map_err(|err| ("set hairpin mode", SandboxError::Hairpin(err)))?;
+            failpoint::reached(FailPoint::RunPodSandboxHairpinSet);
             record.primary_ip = ips.primary;
             record.additional_ips = ips.additional;
             record.network_ready = true;
@@ -413,10 +421,12 @@ impl SandboxService {
             self.checkpoints
                 .save(&id, &checkpoint)
                 .map_err(|err| ("record the pod IPs", err.into()))?;
+            failpoint::reached(FailPoint::RunPodSandboxIpsRecorded);
         }
         self.index
             .refresh(&id)
             .map_err(|err| ("record the started container", err.into()))?;
+        failpoint::reached(FailPoint::RunPodSandboxReady);
         Ok(())
     }
 

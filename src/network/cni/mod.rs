@@ -24,7 +24,9 @@
 //!   `<cache dir>/results/<network>-<container id>-<ifname>` in the CNI
 //!   library's `cniCacheV1` layout (without its `config` field), so DEL and
 //!   CHECK can pass `prevResult` (configurations of version 0.4.0 and up)
-//!   even after a restart. A cache that cannot be written or read only
+//!   even after a restart. The result so far is cached before each plugin
+//!   after the first, so the DEL of an ADD that failed, or that dockshim
+//!   died in, gets it too. A cache that cannot be written or read only
 //!   costs DEL its `prevResult`, which the spec allows.
 //!
 //! This module does not pick the network configuration (`cni_config`),
@@ -48,6 +50,7 @@ use serde_json::{json, Map, Value};
 
 use super::cni_config::{CniNetwork, CniPlugin, NetworkOrigin};
 use crate::cli::Config;
+use crate::failpoint::{self, FailPoint};
 use crate::grpc::{Code, Status};
 use crate::store::write_atomic;
 use exec::MAX_PLUGIN_STDOUT_BYTES;
@@ -412,7 +415,7 @@ impl CniRunner {
             ));
         }
         let loopback = loopback_network();
-        if let Err(cause) = self.add_list(&loopback, pod, args) {
+        if let Err(cause) = self.add_list(&loopback, pod, args, false) {
             let cleanup = self.delete_all(&[&loopback], pod, args, None).err();
             return Err(CniError::Add {
                 network: loopback.name,
@@ -420,19 +423,24 @@ impl CniRunner {
                 cleanup: cleanup.map(Box::new),
             });
         }
-        let outcome = self.add_list(network, pod, args).and_then(|result| {
+        let outcome = self.add_list(network, pod, args, true).and_then(|result| {
             let ips = pod_ips(&result, self.options.ipv6_dual_stack)?;
             Ok((ips, result))
         });
         match outcome {
             Ok((ips, result)) => {
+                failpoint::reached(FailPoint::RunPodSandboxNetworkPluginsAdded);
                 self.save_cached_result(network, pod, &result);
                 Ok(ips)
             }
             Err(cause) => {
+                let prev_result = self.prev_result_for_del(network, pod);
                 let cleanup = self
-                    .delete_all(&[network, &loopback], pod, args, None)
+                    .delete_all(&[network, &loopback], pod, args, prev_result.as_ref())
                     .err();
+                if cleanup.is_none() {
+                    self.remove_cached_result(network, pod);
+                }
                 Err(CniError::Add {
                     network: network.name.clone(),
                     cause: Box::new(cause),
@@ -453,11 +461,7 @@ impl CniRunner {
         args: &RuntimeArgs,
     ) -> Result<(), CniError> {
         check_request(network, pod)?;
-        let prev_result = if supports_prev_result_on_del(&network.cni_version) {
-            self.cached_result(network, pod)
-        } else {
-            None
-        };
+        let prev_result = self.prev_result_for_del(network, pod);
         let loopback = loopback_network();
         self.delete_all(&[network, &loopback], pod, args, prev_result.as_ref())?;
         self.remove_cached_result(network, pod);
@@ -502,15 +506,35 @@ impl CniRunner {
         Ok(())
     }
 
+    /// The `prevResult` a DEL of `pod` from `network` gets: the cached one,
+    /// for the versions whose DEL takes one.
+    fn prev_result_for_del(&self, network: &CniNetwork, pod: &PodAttachment) -> Option<Value> {
+        if supports_prev_result_on_del(&network.cni_version) {
+            self.cached_result(network, pod)
+        } else {
+            None
+        }
+    }
+
     /// ADD through the list with each result passed on; the last result.
+    /// With `cache`, the result so far is cached before each plugin after
+    /// the first runs: a DEL after dockshim died half-way through the list
+    /// (or after a later plugin failed) then still passes the addresses
+    /// the list handed out to the plugins that clean up by them — the
+    /// firewall plugin leaves its rules behind on a DEL without them.
     fn add_list(
         &self,
         network: &CniNetwork,
         pod: &PodAttachment,
         args: &RuntimeArgs,
+        cache: bool,
     ) -> Result<Value, CniError> {
         let mut prev_result: Option<Value> = None;
         for plugin in plugin_configs(network)? {
+            if let Some(result) = prev_result.as_ref().filter(|_| cache) {
+                failpoint::reached(FailPoint::RunPodSandboxNetworkFirstPluginAdded);
+                self.save_cached_result(network, pod, result);
+            }
             let output = self.run(
                 CniCommand::Add,
                 network,
@@ -1300,6 +1324,60 @@ mod tests {
             "{text}"
         );
         assert_eq!(h.exec.sequence().last().unwrap(), "DEL loopback");
+    }
+
+    /// The DELs `h` saw of the pod network's plugins.
+    fn pod_network_dels(h: &Harness) -> Vec<Recorded> {
+        h.exec
+            .calls()
+            .into_iter()
+            .filter(|c| c.command == CniCommand::Del && c.plugin != "loopback")
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_adds_rollback_passes_the_result_so_far_to_del() {
+        let h = harness(false);
+        h.exec.fail(CniCommand::Add, "bandwidth", "no tc");
+        h.runner
+            .add(
+                &pods_network(),
+                &pod(Some("/proc/42/ns/net")),
+                &RuntimeArgs::default(),
+            )
+            .unwrap_err();
+        let dels = pod_network_dels(&h);
+        assert_eq!(dels.len(), 3);
+        for del in &dels {
+            assert_eq!(del.stdin["prevResult"], bridge_result(), "{}", del.plugin);
+        }
+        assert!(!h
+            .cache_dir
+            .join("results")
+            .join(format!("pods-{SANDBOX}-eth0"))
+            .exists());
+    }
+
+    #[test]
+    fn a_failed_rollback_keeps_the_result_so_far_for_the_del_retried_later() {
+        let h = harness(false);
+        let p = pod(Some("/proc/42/ns/net"));
+        h.exec.fail(CniCommand::Add, "bandwidth", "no tc");
+        h.exec.fail(CniCommand::Del, "bridge", "bridge busy");
+        h.runner
+            .add(&pods_network(), &p, &RuntimeArgs::default())
+            .unwrap_err();
+        let rollback = pod_network_dels(&h).len();
+
+        h.exec.failures.lock().unwrap().clear();
+        h.runner
+            .del(&pods_network(), &p, &RuntimeArgs::default())
+            .unwrap();
+        let retried = &pod_network_dels(&h)[rollback..];
+        assert_eq!(retried.len(), 3);
+        for del in retried {
+            assert_eq!(del.stdin["prevResult"], bridge_result(), "{}", del.plugin);
+        }
     }
 
     #[test]
