@@ -391,6 +391,7 @@ main() {
     cargo fmt --all --check
     log "cargo clippy"
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --all-targets --features failpoints -- -D warnings
     log "cargo xtask codegen --check"
     cargo xtask codegen --check
     log "cargo xtask man --check"
