@@ -12,6 +12,7 @@
 //! check that directories exist, and it never exits the process; `main` prints
 //! what it returns.
 
+pub mod config_file;
 mod doc;
 mod flags;
 mod values;
