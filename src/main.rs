@@ -29,7 +29,7 @@ use dockshim::supervisor;
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Run(config)) => config,
-        Ok(Command::Help(text) | Command::Version(text)) => {
+        Ok(Command::Help(text) | Command::Version(text) | Command::PrintConfig(text)) => {
             // A closed stdout (as in `dockshim --help | true`) is not an error.
             let _ = std::io::stdout().write_all(text.as_bytes());
             return ExitCode::SUCCESS;
@@ -57,6 +57,9 @@ fn run(config: Config) -> Result<(), String> {
     // keeps SIGTERM and SIGINT for the signal thread.
     server::block_shutdown_signals().map_err(|err| err.to_string())?;
     log::info!("dockshim {} starting", env!("CARGO_PKG_VERSION"));
+    if let Some(path) = &config.config_file {
+        log::info!("configuration read from {}", path.display());
+    }
     let store = Store::open(&config.root_directory).map_err(|err| err.to_string())?;
     let pod_cidr = match &config.pod_cidr {
         Some(cidr) => {

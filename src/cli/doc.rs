@@ -1,12 +1,15 @@
-//! `--help`, `--version` and the man page, rendered from the flag table.
+//! `--help`, `--version`, the man page, `--print-config` and the example
+//! configuration file, rendered from the flag table.
 //!
-//! Everything here is a pure function of the table and the crate version, so
-//! the committed `packaging/dockshim.8` can be compared with [`man_page`].
-//! It must not describe a flag anywhere but in `flags`.
+//! Everything here is a pure function of the table, the crate version and,
+//! for `--print-config`, a [`Config`], so the committed `packaging/dockshim.8`
+//! and `packaging/dockshim.toml` can be compared with [`man_page`] and
+//! [`example_config`]. It must not describe a flag anywhere but in `flags`.
 
 use std::fmt::Write as _;
 
-use super::flags::{Category, Flag, FLAGS};
+use super::flags::{self, Category, FileValue, Flag, FLAGS};
+use super::{file_value, Config};
 
 /// Column at which `--help` lines are wrapped.
 const HELP_WIDTH: usize = 79;
@@ -25,9 +28,38 @@ const DESCRIPTION: &[&str] = &[
      find its pods again after a restart. Exec, attach and port-forward streams go through a \
      separate HTTP server, which listens on loopback unless --streaming-bind-addr says \
      otherwise.",
-    "There is no configuration file: every setting is a flag. Under systemd, change flags \
-     with a drop-in that clears ExecStart= and sets it again.",
+    "Every setting is a flag, and every flag that is a setting can also be given in the \
+     configuration file /etc/dockshim/dockshim.toml (see CONFIGURATION FILE); a flag given \
+     on the command line overrides the file. Under systemd, the file is the place to change \
+     settings.",
 ];
+
+/// The configuration file section of the man page, before the generated
+/// sentence on value types and the defaults.
+const CONFIGURATION_INTRO: &[&str] = &[
+    "Before its flags, dockshim reads /etc/dockshim/dockshim.toml, or the file named with \
+     --config. Each line sets one flag: the key is the flag's long name without the leading \
+     dashes, as in log-level = \"debug\". A flag given on the command line overrides the \
+     file. Every flag may be set there except those that act on the command line itself: \
+     --config, --print-config, --help and --version. That the default file does not exist \
+     is no error; that a file named with --config does not exist is.",
+    "The format is a strict subset of TOML 1.0, so that any TOML parser reads a valid file \
+     the same way and editors highlight it: key = value lines with bare keys, comments from \
+     # to the end of the line, and blank lines. Strings are written in double quotes, with \
+     TOML's backslash escapes (\\\" \\\\ \\t \\n \\uXXXX and the others), or in single \
+     quotes, taken literally. Tables, dotted and quoted keys, multi-line strings, floats, \
+     dates, inline tables and integers other than plain decimal ones are refused, as is a \
+     key set twice.",
+];
+
+/// The header of the example configuration file.
+const EXAMPLE_INTRO: &str = "dockshim's configuration file, read at start from \
+     /etc/dockshim/dockshim.toml (or the file named with --config). Each key is one of \
+     dockshim's flags without the leading --, and a flag given on the command line \
+     overrides it. The format is a strict subset of TOML: key = value lines and # comments; \
+     text in \"double\" (with backslash escapes) or 'single' quotes, decimal integers, true \
+     and false, and [\"arrays\", \"of strings\"]; no tables. dockshim --print-config shows \
+     the configuration in effect, and dockshim(8) describes each key.";
 
 const OPTIONS_INTRO: &str = "A flag's value is either the next argument or follows an equals \
      sign (--flag=VALUE); the next argument is taken even when it starts with a dash. When a \
@@ -50,6 +82,10 @@ pub fn help_text() -> String {
         env!("CARGO_PKG_VERSION")
     ));
     out.push_str("The manual page dockshim(8) describes each flag in full.\n");
+    out.push_str(&format!(
+        "Flags may also be set in {}; see --config.\n",
+        flags::DEFAULT_CONFIG_FILE
+    ));
     for category in Category::ALL {
         out.push('\n');
         out.push_str(category.title());
@@ -68,6 +104,89 @@ pub fn help_text() -> String {
         }
     }
     out
+}
+
+/// The `--print-config` text: a comment naming the sources, then every key
+/// of the configuration file, one per line, in flag table order.
+pub(crate) fn config_text(config: &Config) -> String {
+    let file = match &config.config_file {
+        Some(path) => format!("then {}, ", path.to_string_lossy().escape_debug()),
+        None => String::new(),
+    };
+    let mut out =
+        format!("# dockshim's configuration: the defaults, {file}then the command line.\n");
+    for line in setting_lines(config) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The example configuration file: every key commented out, each after its
+/// `--help` line and showing its default.
+pub fn example_config() -> String {
+    let defaults = Config::default();
+    let mut out = String::new();
+    wrap_into(&mut out, EXAMPLE_INTRO.split_whitespace(), "# ", HELP_WIDTH);
+    for flag in FLAGS.iter().filter(|flag| flag.in_file()) {
+        out.push('\n');
+        let array_note = (flag.file_value() == FileValue::Strings)
+            .then_some("(here an array, one item each)".split_whitespace())
+            .into_iter()
+            .flatten();
+        let words = flag.help.split_whitespace().chain(array_note);
+        wrap_into(&mut out, words, "# ", HELP_WIDTH);
+        let line = setting_line(&defaults, flag);
+        if !line.starts_with('#') {
+            out.push('#');
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Every key's [`setting_line`], in flag table order.
+fn setting_lines(config: &Config) -> impl Iterator<Item = String> + '_ {
+    FLAGS
+        .iter()
+        .filter(|flag| flag.in_file())
+        .map(|flag| setting_line(config, flag))
+}
+
+/// `key = value`, or a comment saying the key is not set.
+fn setting_line(config: &Config, flag: &Flag) -> String {
+    match file_value(config, flag.id) {
+        Some(value) => format!("{} = {value}", flag.long),
+        None => format!("# {} is not set", flag.long),
+    }
+}
+
+/// The sentence saying which keys take which TOML type, from the table.
+fn value_types() -> String {
+    let keys = |kind: FileValue| -> Vec<&str> {
+        FLAGS
+            .iter()
+            .filter(|flag| flag.file_value() == kind)
+            .map(|flag| flag.long)
+            .collect()
+    };
+    let list = |keys: Vec<&str>| match keys.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    format!(
+        "A switch ({}) takes true or false; {} takes a decimal integer; {} takes an array of \
+         strings, one item each, which may span lines; every other key takes a string holding \
+         what the flag's value would be. An unknown key, a value of the wrong type or one the \
+         flag would refuse, and any syntax error stop dockshim at start with exit status 2 \
+         and a message naming the file, the line and the key. dockshim --print-config prints \
+         the configuration in effect in this format; with no file and no flags, it is:",
+        list(keys(FileValue::Boolean)),
+        list(keys(FileValue::Integer)),
+        list(keys(FileValue::Strings)),
+    )
 }
 
 /// `-h, --help` or `--name VALUE`, with the name and value styled by the caller.
@@ -149,6 +268,17 @@ pub fn man_page() -> String {
         }
     }
 
+    section(&mut out, "CONFIGURATION FILE");
+    paragraphs(&mut out, CONFIGURATION_INTRO);
+    out.push_str(".PP\n");
+    out.push_str(&escape(&value_types()));
+    out.push_str("\n.PP\n.nf\n");
+    for line in setting_lines(&Config::default()) {
+        out.push_str(&escape(&line));
+        out.push('\n');
+    }
+    out.push_str(".fi\n");
+
     section(&mut out, "SIGNALS");
     tagged(
         &mut out,
@@ -162,6 +292,10 @@ pub fn man_page() -> String {
 
     section(&mut out, "FILES");
     let files = [
+        (
+            flags::DEFAULT_CONFIG_FILE,
+            "The configuration file (--config); see CONFIGURATION FILE.",
+        ),
         (
             "/run/dockshim.sock",
             "The CRI socket, unless --container-runtime-endpoint says otherwise.",
@@ -212,11 +346,15 @@ pub fn man_page() -> String {
 
     section(&mut out, "EXIT STATUS");
     let statuses = [
-        ("0", "Graceful shutdown, or --help or --version."),
+        (
+            "0",
+            "Graceful shutdown, or --help, --version or --print-config.",
+        ),
         ("1", "dockshim could not start or stopped on an error."),
         (
             "2",
-            "The command line is invalid; the reason is printed on standard error.",
+            "The command line or the configuration file is invalid; the reason is printed on \
+             standard error.",
         ),
     ];
     for (status, what) in statuses {
@@ -343,6 +481,7 @@ mod tests {
             "SYNOPSIS",
             "DESCRIPTION",
             "OPTIONS",
+            "CONFIGURATION FILE",
             "SIGNALS",
             "FILES",
             "EXIT STATUS",
@@ -356,6 +495,37 @@ mod tests {
         }
         assert!(man.contains(".BR kubelet (1)") && man.contains(".BR dockerd (8)"));
         assert!(man.contains("/run/dockshim.sock.lock"));
+        assert!(man.contains("\\fI/etc/dockshim/dockshim.toml\\fR"));
+    }
+
+    #[test]
+    fn the_example_config_in_packaging_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/dockshim.toml");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == example_config(),
+            "{path} is out of date with the flag table; run `cargo xtask man` to regenerate it"
+        );
+    }
+
+    #[test]
+    fn the_example_config_shows_every_key_commented_out_with_its_default() {
+        let example = example_config();
+        assert!(super::super::config_file::parse(example.as_bytes())
+            .unwrap()
+            .is_empty());
+        let uncommented: String = example
+            .lines()
+            .filter_map(|line| line.strip_prefix('#'))
+            .filter(|line| !line.starts_with(' ') && !line.is_empty())
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let printed = config_text(&Config::default());
+        let set_lines: Vec<&str> = printed.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(uncommented.lines().collect::<Vec<_>>(), set_lines);
+        for line in example.lines() {
+            assert!(line.chars().count() <= HELP_WIDTH, "too long: {line:?}");
+        }
     }
 
     #[test]
@@ -368,7 +538,8 @@ mod tests {
                     .next()
                     .unwrap();
                 assert!(
-                    ["TH", "nh", "ad", "SH", "SS", "TP", "PP", "B", "BR"].contains(&request),
+                    ["TH", "nh", "ad", "SH", "SS", "TP", "PP", "nf", "fi", "B", "BR"]
+                        .contains(&request),
                     "{line}"
                 );
             }

@@ -68,6 +68,8 @@ pub(crate) enum FlagId {
     RuntimeRequestTimeout,
     LogLevel,
     MetricsAddr,
+    Config,
+    PrintConfig,
     Help,
     Version,
 }
@@ -97,6 +99,41 @@ pub(crate) const DEFAULT_POD_INFRA_CONTAINER_IMAGE: &str = "registry.k8s.io/paus
 pub(crate) const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
 pub(crate) const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
 pub(crate) const DEFAULT_CNI_CACHE_DIR: &str = "/var/lib/cni/cache";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "/etc/dockshim/dockshim.toml";
+
+/// How a flag's setting is written in the configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileValue {
+    /// `true` or `false`.
+    Boolean,
+    /// A decimal integer.
+    Integer,
+    /// A string holding what the flag's value would be.
+    String,
+    /// An array of strings, one per item of the flag's comma-separated list.
+    Strings,
+    /// Not a setting: it acts on the command line itself.
+    CommandLineOnly,
+}
+
+impl Flag {
+    pub(crate) fn file_value(&self) -> FileValue {
+        match self.id {
+            FlagId::Config | FlagId::PrintConfig | FlagId::Help | FlagId::Version => {
+                FileValue::CommandLineOnly
+            }
+            FlagId::SandboxOomScoreAdj => FileValue::Integer,
+            FlagId::CniBinDir => FileValue::Strings,
+            _ if self.value_name.is_none() => FileValue::Boolean,
+            _ => FileValue::String,
+        }
+    }
+
+    /// Whether the configuration file may set this flag.
+    pub(crate) fn in_file(&self) -> bool {
+        self.file_value() != FileValue::CommandLineOnly
+    }
+}
 
 /// Every flag, in the order `--help` and the man page list them.
 pub(crate) static FLAGS: &[Flag] = &[
@@ -386,6 +423,33 @@ pub(crate) static FLAGS: &[Flag] = &[
               brackets): CRI calls, errors and latencies, Docker calls and latencies, the \
               state index. Any valid address is accepted, including non-loopback ones, with \
               a warning; the endpoint has no authentication, so prefer a loopback address.",
+    },
+    Flag {
+        id: FlagId::Config,
+        long: "config",
+        short: None,
+        value_name: Some("FILE"),
+        default: Some(DEFAULT_CONFIG_FILE),
+        category: Category::Other,
+        help: "Configuration file to read; '' for none",
+        doc: "The configuration file to read before the flags; a flag given on the command \
+              line overrides the file's setting. When the default file does not exist, \
+              dockshim runs on flags and defaults alone; a file named with --config must \
+              exist. An empty FILE (--config '') reads no file. See CONFIGURATION FILE.",
+    },
+    Flag {
+        id: FlagId::PrintConfig,
+        long: "print-config",
+        short: None,
+        value_name: None,
+        default: None,
+        category: Category::Other,
+        help: "Print the configuration from defaults, file and flags, and exit",
+        doc: "Print the configuration that results from the defaults, the configuration \
+              file and the other flags, every key, in the configuration file's format, and \
+              exit with status 0. Read back as a configuration file, the output gives the \
+              same configuration. An invalid file or flag is reported as it would be at \
+              start.",
     },
     Flag {
         id: FlagId::Help,

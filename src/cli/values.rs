@@ -92,6 +92,32 @@ pub(crate) fn duration(text: &str) -> Result<Duration, Invalid> {
     Ok(Duration::from_nanos(total_nanos))
 }
 
+/// A duration as [`duration`] reads it back exactly: `0`, or each unit from
+/// hours down to nanoseconds that is not zero, as in `1h2m3s4ms`.
+pub(crate) fn format_duration(duration: Duration) -> String {
+    const UNITS: [(&str, u128); 6] = [
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ];
+    let mut nanos = duration.as_nanos();
+    if nanos == 0 {
+        return "0".to_owned();
+    }
+    let mut text = String::new();
+    for (unit, unit_nanos) in UNITS {
+        let count = nanos / unit_nanos;
+        if count > 0 {
+            text.push_str(&format!("{count}{unit}"));
+            nanos %= unit_nanos;
+        }
+    }
+    text
+}
+
 /// Splits off the leading ASCII digits.
 fn split_digits(text: &str) -> (&str, &str) {
     let len = text.bytes().take_while(u8::is_ascii_digit).count();
@@ -434,6 +460,25 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(duration(text), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn formatted_durations_read_back_exactly() {
+        let cases = [
+            (Duration::ZERO, "0"),
+            (Duration::from_secs(4 * 3600), "4h"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_millis(3_723_004), "1h2m3s4ms"),
+            (Duration::from_nanos(1_001), "1us1ns"),
+            (
+                Duration::from_nanos(u64::MAX),
+                "5124095h34m33s709ms551us615ns",
+            ),
+        ];
+        for (value, text) in cases {
+            assert_eq!(format_duration(value), text);
+            assert_eq!(duration(text), Ok(value), "{text}");
         }
     }
 
