@@ -76,6 +76,8 @@ impl Dockshim {
             fs::write(conf_dir.join("10-test.conflist"), conflist).unwrap();
         }
         let mut args: Vec<String> = vec![
+            // A configuration file on the machine must not reach the tests.
+            "--config=".into(),
             "--container-runtime-endpoint".into(),
             format!("unix://{}", socket.display()),
             "--docker-endpoint".into(),
