@@ -4,10 +4,12 @@
 //! names them, attached by the bridge plugin and host-local as its libcni
 //! attaches them, checkpointed and cached as it leaves them), and a pod
 //! whose container was removed behind its back. Started with
-//! `--migrate-from-cri-dockerd`, dockshim reports the running pod's IP,
-//! lists its container with its log path, restarts nothing, and runs each
-//! pod's CNI DEL once — not again after a restart. Needs root, as
-//! `tests/run.sh` runs the suite.
+//! `--migrate-from-cri-dockerd`, dockshim refuses to start while a
+//! cri-dockerd process runs; once it is gone, dockshim reports the running
+//! pod's IP (from libcni's result cache, or read inside the pod's network
+//! namespace when the cache has none), lists its container with its log
+//! path, restarts nothing, and runs each pod's CNI DEL once — not again
+//! after a restart. Needs root, as `tests/run.sh` runs the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -16,12 +18,14 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use common::client::CriClient;
 use common::cni_pod::{bridge_plugin, conflist, CniGuard};
 use common::cri_dockerd::{self, PodName};
-use common::fixture::{Dockshim, Options, Restarted, CNI_BIN_DIR};
+use common::docker::docker_socket;
+use common::fixture::{self, Dockshim, Options, Restarted, CNI_BIN_DIR};
 use common::{busybox_image, pause_image, pod, unique};
 use dockshim::cri::v1 as cri;
 
@@ -34,6 +38,10 @@ exec HOST_LOCAL
 /// The name dockshim moves adopted checkpoints under in cri-dockerd's
 /// `sandbox/` directory.
 const MIGRATED_DIR: &str = ".migrated-to-dockshim";
+
+/// Held while a process named cri-dockerd runs, and while dockshim starts:
+/// dockshim refuses to adopt while one runs.
+static CRI_DOCKERD_RUNNING: Mutex<()> = Mutex::new(());
 
 /// A node as cri-dockerd left it: its root directory, the CNI cache, the
 /// network's plugins and reservations, one running pod and one pod of which
@@ -170,21 +178,62 @@ impl Node {
         node
     }
 
+    /// dockshim's flags for the node's network, adopting from cri-dockerd's
+    /// root.
+    fn dockshim_args(&self) -> Vec<String> {
+        let bin_dirs = format!("{},{CNI_BIN_DIR}", self.bin.path().display());
+        pod::dockshim_args(vec![
+            "--cni-bin-dir".into(),
+            bin_dirs,
+            "--cni-cache-dir".into(),
+            self.cni_cache.path().display().to_string(),
+            "--migrate-from-cri-dockerd".into(),
+            self.cri_dockerd_root.path().display().to_string(),
+        ])
+    }
+
     /// dockshim on the node's network, adopting from cri-dockerd's root.
     fn start_dockshim(&self) -> Dockshim {
-        let bin_dirs = format!("{},{CNI_BIN_DIR}", self.bin.path().display());
+        let _alone = CRI_DOCKERD_RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         Dockshim::start_with(Options {
             cni_conflist: Some(self.network.to_string()),
-            extra_args: pod::dockshim_args(vec![
-                "--cni-bin-dir".into(),
-                bin_dirs,
-                "--cni-cache-dir".into(),
-                self.cni_cache.path().display().to_string(),
-                "--migrate-from-cri-dockerd".into(),
-                self.cri_dockerd_root.path().display().to_string(),
-            ]),
+            extra_args: self.dockshim_args(),
             ..Options::default()
         })
+    }
+
+    /// Starts dockshim while a process named cri-dockerd runs; its exit
+    /// status and output.
+    fn start_beside_cri_dockerd(&self) -> (std::process::ExitStatus, String) {
+        let _alone = CRI_DOCKERD_RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dir = self.logs.path().join("refused");
+        fs::create_dir(&dir).unwrap();
+        let impostor = dir.join("cri-dockerd");
+        let copied = Command::new("cp").arg("/bin/sleep").arg(&impostor).status();
+        assert!(copied.unwrap().success());
+        let mut cri_dockerd = Command::new(&impostor).arg("60").spawn().unwrap();
+        let mut args = vec![
+            "--container-runtime-endpoint".to_owned(),
+            format!("unix://{}", dir.join("dockshim.sock").display()),
+            "--docker-endpoint".to_owned(),
+            format!("unix://{}", docker_socket()),
+            "--root-directory".to_owned(),
+            dir.join("root").display().to_string(),
+            "--cni-conf-dir".to_owned(),
+            dir.display().to_string(),
+        ];
+        args.extend(self.dockshim_args());
+        let log = dir.join("dockshim.stderr");
+        let mut dockshim = fixture::spawn(&args, &log);
+        let status = fixture::wait_timeout(&mut dockshim, Duration::from_secs(20));
+        let _ = cri_dockerd.kill();
+        let _ = cri_dockerd.wait();
+        let status = status.expect("dockshim exits while cri-dockerd runs");
+        (status, fs::read_to_string(&log).unwrap_or_default())
     }
 
     /// The addresses host-local holds, sorted.
@@ -231,6 +280,15 @@ async fn a_pod_cri_dockerd_left_keeps_its_ip_and_is_torn_down_once() {
     let node = Node::lay_out();
     let sandbox_started = cri_dockerd::started_at(&node.sandbox_id);
     let container_started = cri_dockerd::started_at(&node.container_id);
+
+    let (status, log) = node.start_beside_cri_dockerd();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("cri-dockerd (pid "), "{log}");
+    assert!(node
+        .cri_dockerd_checkpoints()
+        .join(&node.sandbox_id)
+        .is_file());
+
     let mut dockshim = node.start_dockshim();
     let client = dockshim.client().await;
 
@@ -326,4 +384,29 @@ async fn a_pod_cri_dockerd_left_keeps_its_ip_and_is_torn_down_once() {
             .any(|s| s.id == node.sandbox_id || s.id == node.ghost_id),
         "{left:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_without_a_cached_result_gets_its_ip_from_its_namespace() {
+    let node = Node::lay_out();
+    let cached = node.cni_cache.path().join("results").join(format!(
+        "{}-{}-{}",
+        node.network_name,
+        node.sandbox_id,
+        cri_dockerd::POD_IFNAME
+    ));
+    fs::remove_file(cached).unwrap();
+    let dockshim = node.start_dockshim();
+    let client = dockshim.client().await;
+
+    let status = status_of(&client, &node.sandbox_id).await;
+    assert_eq!(status.network.unwrap().ip, node.pod_ip);
+
+    for id in [&node.sandbox_id, &node.ghost_id] {
+        client.stop_pod_sandbox(id).await.unwrap();
+        client.stop_pod_sandbox(id).await.unwrap();
+        assert_eq!(node.dels(id), 1, "{id}");
+        client.remove_pod_sandbox(id).await.unwrap();
+    }
+    assert_eq!(node.reservations(), Vec::<String>::new());
 }
