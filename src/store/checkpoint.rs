@@ -14,8 +14,12 @@
 //!
 //! A file that does not parse or whose checksum does not match is logged,
 //! moved to `sandbox/.corrupt/` and reported as [`CheckpointError::Corrupt`];
-//! it never stops dockshim. This module validates keys and stores what it
-//! is given; it never asks dockerd anything.
+//! it never stops dockshim. The same store also reads the checkpoint
+//! directory cri-dockerd left, without creating it
+//! ([`CheckpointStore::open_existing`]), and moves an adopted checkpoint
+//! out of cri-dockerd's sight ([`CheckpointStore::set_aside`]). This module
+//! validates keys and stores what it is given; it never asks dockerd
+//! anything.
 
 use std::fmt;
 use std::fs::{self, File};

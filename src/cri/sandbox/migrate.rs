@@ -21,7 +21,9 @@
 //! is owed. When neither the cache nor the configuration names a network,
 //! the checkpoint is adopted as cri-dockerd wrote it, which dockshim reads
 //! as "one DEL owed". Nothing is stopped, started or torn down here, and no
-//! CNI plugin runs. When dockshim's root directory is cri-dockerd's own,
+//! CNI plugin runs. dockerd must answer: a sandbox whose container cannot
+//! be looked up fails the start (systemd starts dockshim again), so the
+//! kubelet never meets a half-adopted node. When dockshim's root directory is cri-dockerd's own,
 //! the checkpoints without dockshim's record are completed in place.
 //!
 //! Safety, and why adopting is automatic: the migration only reads Docker
@@ -144,23 +146,23 @@ impl From<MigrationError> for Status {
 
 /// What is known of a cri-dockerd sandbox besides its checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SandboxFacts {
+struct SandboxFacts {
     /// The pod's UID, from the container; empty once it is gone.
-    pub uid: String,
+    uid: String,
     /// The pid of the running sandbox container.
-    pub pid: Option<u32>,
+    pid: Option<u32>,
     /// The CNI network the pod is attached to, from the result cache, else
     /// the one configured now; `None` if neither is known.
-    pub network: Option<String>,
+    network: Option<String>,
     /// The pod's addresses, from the result cache or the namespace.
-    pub ips: PodIps,
+    ips: PodIps,
 }
 
 /// The checkpoint dockshim keeps for a sandbox cri-dockerd checkpointed as
 /// `original`: the same pod and data, and dockshim's record from `facts`.
 /// A host-network sandbox owes no DEL; a sandbox whose network is unknown
 /// keeps no record, which owes one DEL with the network configured then.
-pub fn adopted_checkpoint(
+fn adopted_checkpoint(
     original: PodSandboxCheckpoint,
     facts: &SandboxFacts,
 ) -> PodSandboxCheckpoint {
@@ -193,7 +195,7 @@ pub fn adopted_checkpoint(
 /// The pod's IPs among the global addresses of its interface: IPv4 first,
 /// the other family as additional only on a dual-stack node, as a CNI
 /// result would give them.
-pub fn pod_ips_of(addresses: &[IpAddr], dual_stack: bool) -> PodIps {
+fn pod_ips_of(addresses: &[IpAddr], dual_stack: bool) -> PodIps {
     let global = |ip: &&IpAddr| match ip {
         IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
         IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
@@ -349,6 +351,11 @@ impl SandboxService {
                 Ok(true)
             }
             Err(CheckpointError::NotFound { .. }) => Ok(false),
+            // Moved aside by the read: cri-dockerd's copy is adopted again.
+            Err(err @ CheckpointError::Corrupt { .. }) => {
+                log::warn!("{err}; adopting cri-dockerd's checkpoint of {id} again");
+                Ok(false)
+            }
             Err(err) => Err(err.into()),
         }
     }
