@@ -9,7 +9,9 @@
 //! pod's IP (from libcni's result cache, or read inside the pod's network
 //! namespace when the cache has none), lists its container with its log
 //! path, restarts nothing, and runs each pod's CNI DEL once — not again
-//! after a restart. Needs root, as `tests/run.sh` runs the suite.
+//! after a restart. A root directory shared with cri-dockerd has its
+//! checkpoints completed where they are. Needs root, as `tests/run.sh`
+//! runs the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -407,6 +409,41 @@ async fn a_pod_without_a_cached_result_gets_its_ip_from_its_namespace() {
         client.stop_pod_sandbox(id).await.unwrap();
         assert_eq!(node.dels(id), 1, "{id}");
         client.remove_pod_sandbox(id).await.unwrap();
+    }
+    assert_eq!(node.reservations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_in_a_root_directory_shared_with_cri_dockerd_are_completed_in_place() {
+    let node = Node::lay_out();
+    let root = node.cri_dockerd_root.path().display().to_string();
+    let dockshim = {
+        let _alone = CRI_DOCKERD_RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut args = node.dockshim_args();
+        args.extend(["--root-directory".to_owned(), root]);
+        Dockshim::start_with(Options {
+            cni_conflist: Some(node.network.to_string()),
+            extra_args: args,
+            ..Options::default()
+        })
+    };
+    let client = dockshim.client().await;
+
+    let checkpoint = node.cri_dockerd_checkpoints().join(&node.sandbox_id);
+    let kept: serde_json::Value = serde_json::from_slice(&fs::read(&checkpoint).unwrap()).unwrap();
+    assert_eq!(kept["dockshim"]["primary_ip"], node.pod_ip.as_str());
+    assert!(!node.cri_dockerd_checkpoints().join(MIGRATED_DIR).exists());
+    let status = status_of(&client, &node.sandbox_id).await;
+    assert_eq!(status.network.unwrap().ip, node.pod_ip);
+
+    for id in [&node.sandbox_id, &node.ghost_id] {
+        client.stop_pod_sandbox(id).await.unwrap();
+        client.stop_pod_sandbox(id).await.unwrap();
+        assert_eq!(node.dels(id), 1, "{id}");
+        client.remove_pod_sandbox(id).await.unwrap();
+        assert!(!node.cri_dockerd_checkpoints().join(id).exists(), "{id}");
     }
     assert_eq!(node.reservations(), Vec::<String>::new());
 }
