@@ -18,7 +18,10 @@
 //! list: a crash in between leaves both copies, and the next start, finding
 //! dockshim's, only finishes the move. A checkpoint whose container is gone
 //! is adopted too: listed NOTREADY, its StopPodSandbox runs the one DEL it
-//! is owed. When neither the cache nor the configuration names a network,
+//! is owed. So is a stopped sandbox's: cri-dockerd's StopPodSandbox may
+//! have run a DEL already, and a second one is what the CNI specification
+//! requires plugins to tolerate, while a DEL never run leaks the pod's IP.
+//! When neither the cache nor the configuration names a network,
 //! the checkpoint is adopted as cri-dockerd wrote it, which dockshim reads
 //! as "one DEL owed". Nothing is stopped, started or torn down here, and no
 //! CNI plugin runs. dockerd must answer: a sandbox whose container cannot
