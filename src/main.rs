@@ -94,6 +94,9 @@ fn run(config: Config) -> Result<(), String> {
     let index = Index::start(docker.clone()).map_err(|err| err.to_string())?;
     let sandboxes = SandboxService::new(docker.clone(), index.clone(), images.clone(), &config)
         .map_err(|err| format!("--root-directory: {err}"))?;
+    sandboxes
+        .migrate_from_cri_dockerd(&config)
+        .map_err(|err| err.to_string())?;
     sandboxes.settle_owed_teardowns();
     let logs = LogManager::start(docker.clone());
     let containers = ContainerService::new(

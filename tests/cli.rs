@@ -142,6 +142,7 @@ pod-cidr = "10.244.0.0/16,fd00::/64"
 default-network = "auto:pods0"
 hairpin-mode = "promisc-bridge"
 ipv6-dual-stack = true
+migrate-from-cri-dockerd = "/srv/cri-dockerd"
 streaming-bind-addr = "[::1]:10010"
 streaming-connection-idle-timeout = "0"
 image-pull-progress-deadline = "5m"
@@ -173,6 +174,7 @@ fn a_file_with_every_key_is_read() {
             "root-directory = \"/srv/dockshim\"",
             "pod-infra-container-image = \"example.org/pause:1\"",
             "sandbox-oom-score-adj = -500",
+            "migrate-from-cri-dockerd = \"/srv/cri-dockerd\"",
             "runtime-cgroups = \"/system.slice/docker.service\"",
             "network-plugin = \"none\"",
             "cni-bin-dir = [\"/opt/cni/bin\", \"/usr/lib/cni\"]",

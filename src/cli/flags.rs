@@ -52,6 +52,7 @@ pub(crate) enum FlagId {
     RootDirectory,
     PodInfraContainerImage,
     SandboxOomScoreAdj,
+    MigrateFromCriDockerd,
     RuntimeCgroups,
     NetworkPlugin,
     CniBinDir,
@@ -212,6 +213,29 @@ pub(crate) static FLAGS: &[Flag] = &[
         doc: "The oom_score_adj given to every sandbox container, so that under memory \
               pressure the kernel kills a pod's workloads before the container that holds \
               its namespaces. From -1000 to 1000.",
+    },
+    Flag {
+        id: FlagId::MigrateFromCriDockerd,
+        long: "migrate-from-cri-dockerd",
+        short: None,
+        value_name: Some("DIR|auto|off"),
+        default: Some("auto"),
+        category: Category::Sandboxes,
+        help: "Adopt the pods cri-dockerd left in its root DIR at start (auto, off)",
+        doc: "At start, adopt the pod sandboxes cri-dockerd left in DIR (its \
+              --cri-dockerd-root-directory), so that a node switches from cri-dockerd to \
+              dockshim without restarting a pod. Each checkpoint in DIR/sandbox that dockshim \
+              does not have yet is copied into dockshim's root directory with the pod's IP \
+              addresses (from the CNI result cache in --cni-cache-dir, else read inside the \
+              running sandbox's network namespace) and the CNI network it is attached to, \
+              then moved to DIR/sandbox/.migrated-to-dockshim, where cri-dockerd no longer \
+              sees it. No container is stopped or started and no CNI plugin runs; the pod's \
+              CNI DEL runs once, at its StopPodSandbox, also for a checkpoint whose \
+              container is gone. Given a DIR, dockshim refuses to start while a cri-dockerd \
+              process runs or when DIR/sandbox does not exist. auto adopts from \
+              /var/lib/cri-dockerd when its sandbox directory exists, no cri-dockerd process \
+              runs and at least one checkpoint there names a container of this dockerd; it \
+              does nothing otherwise. off never adopts.",
     },
     Flag {
         id: FlagId::RuntimeCgroups,

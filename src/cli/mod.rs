@@ -117,6 +117,9 @@ pub struct Config {
     pub sandbox_oom_score_adj: i32,
     /// Report both addresses of dual-stack pods.
     pub ipv6_dual_stack: bool,
+    /// Whether and from where cri-dockerd's pod sandboxes are adopted at
+    /// start.
+    pub migrate_from_cri_dockerd: CriDockerdMigration,
     /// Least severe level that is logged.
     pub log_level: log::LevelFilter,
     /// Address of the Prometheus metrics endpoint; `None`: not served.
@@ -161,6 +164,7 @@ impl Default for Config {
             runtime_request_timeout: Duration::from_secs(2 * 60),
             sandbox_oom_score_adj: -998,
             ipv6_dual_stack: false,
+            migrate_from_cri_dockerd: CriDockerdMigration::Auto,
             log_level: log::LevelFilter::Info,
             metrics_addr: None,
         }
@@ -197,6 +201,17 @@ pub enum DefaultNetwork {
     Auto { bridge: Option<String> },
 }
 
+impl CriDockerdMigration {
+    /// The flag value that selects this setting.
+    pub fn flag_value(&self) -> String {
+        match self {
+            CriDockerdMigration::Auto => "auto".to_owned(),
+            CriDockerdMigration::Off => "off".to_owned(),
+            CriDockerdMigration::From(dir) => dir.to_string_lossy().into_owned(),
+        }
+    }
+}
+
 impl DefaultNetwork {
     /// The flag value that selects this setting.
     pub fn flag_value(&self) -> String {
@@ -208,6 +223,23 @@ impl DefaultNetwork {
             } => format!("auto:{bridge}"),
         }
     }
+}
+
+/// cri-dockerd's `--cri-dockerd-root-directory` default, which
+/// `--migrate-from-cri-dockerd=auto` looks in.
+pub const CRI_DOCKERD_ROOT_DIRECTORY: &str = "/var/lib/cri-dockerd";
+
+/// `--migrate-from-cri-dockerd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CriDockerdMigration {
+    /// From [`CRI_DOCKERD_ROOT_DIRECTORY`], when what is found there shows
+    /// that cri-dockerd served this dockerd and has stopped.
+    Auto,
+    /// Never.
+    Off,
+    /// From this absolute root directory of cri-dockerd, which must hold a
+    /// `sandbox` directory.
+    From(PathBuf),
 }
 
 /// `--hairpin-mode`.
@@ -777,6 +809,9 @@ fn apply_value(config: &mut Config, id: FlagId, text: &str) -> Result<(), Invali
         FlagId::RootDirectory => config.root_directory = values::absolute_path(text)?,
         FlagId::PodInfraContainerImage => config.pod_infra_container_image = values::image(text)?,
         FlagId::SandboxOomScoreAdj => config.sandbox_oom_score_adj = values::oom_score_adj(text)?,
+        FlagId::MigrateFromCriDockerd => {
+            config.migrate_from_cri_dockerd = cri_dockerd_migration(text)?;
+        }
         FlagId::RuntimeCgroups => config.runtime_cgroups = Some(values::cgroup(text)?),
         FlagId::NetworkPlugin => config.network_plugin = values::network_plugin(text)?,
         FlagId::CniBinDir => config.cni_bin_dirs = values::absolute_path_list(text)?,
@@ -831,6 +866,7 @@ fn file_value(config: &Config, id: FlagId) -> Option<Value> {
         FlagId::CniCacheDir => path(&config.cni_cache_dir),
         FlagId::PodCidr => config.pod_cidr.as_deref().and_then(text),
         FlagId::DefaultNetwork => text(&config.default_network.flag_value()),
+        FlagId::MigrateFromCriDockerd => text(&config.migrate_from_cri_dockerd.flag_value()),
         FlagId::HairpinMode => text(config.hairpin_mode.as_str()),
         FlagId::Ipv6DualStack => Some(Value::Boolean(config.ipv6_dual_stack)),
         FlagId::StreamingBindAddr => text(&config.streaming_bind_addr.to_string()),
@@ -843,6 +879,19 @@ fn file_value(config: &Config, id: FlagId) -> Option<Value> {
         FlagId::LogLevel => text(&config.log_level.as_str().to_ascii_lowercase()),
         FlagId::MetricsAddr => config.metrics_addr.and_then(|addr| text(&addr.to_string())),
         FlagId::Config | FlagId::PrintConfig | FlagId::Help | FlagId::Version => None,
+    }
+}
+
+fn cri_dockerd_migration(text: &str) -> Result<CriDockerdMigration, Invalid> {
+    match text {
+        "auto" => Ok(CriDockerdMigration::Auto),
+        "off" => Ok(CriDockerdMigration::Off),
+        path => values::absolute_path(path)
+            .map(CriDockerdMigration::From)
+            .map_err(|invalid| Invalid {
+                reason: format!("{}; or auto, or off", invalid.reason),
+                ..invalid
+            }),
     }
 }
 
@@ -954,6 +1003,7 @@ mod tests {
             runtime_request_timeout: Duration::from_millis(3_723_004),
             sandbox_oom_score_adj: -500,
             ipv6_dual_stack: true,
+            migrate_from_cri_dockerd: CriDockerdMigration::From(PathBuf::from("/srv/cri-dockerd")),
             log_level: log::LevelFilter::Trace,
             metrics_addr: Some("127.0.0.1:9100".parse().unwrap()),
         }
@@ -984,6 +1034,7 @@ mod tests {
             "--runtime-request-timeout=1h2m3s4ms",
             "--log-level=trace",
             "--metrics-addr=127.0.0.1:9100",
+            "--migrate-from-cri-dockerd=/srv/cri-dockerd",
         ])
         .unwrap();
         let expected = every_setting_changed();
@@ -1042,6 +1093,7 @@ mod tests {
             ("runtime-request-timeout", "0s"),
             ("log-level", "verbose"),
             ("metrics-addr", "127.0.0.1"),
+            ("migrate-from-cri-dockerd", "var/lib/cri-dockerd"),
         ];
         for (flag, value) in cases {
             for args in [
@@ -1055,6 +1107,27 @@ mod tests {
                 assert!(message.contains(&format!("{value:?}")), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn cri_dockerd_migration_is_automatic_unless_turned_off_or_pointed_elsewhere() {
+        assert_eq!(
+            run(&[]).unwrap().migrate_from_cri_dockerd,
+            CriDockerdMigration::Auto
+        );
+        assert_eq!(
+            run(&["--migrate-from-cri-dockerd=off"])
+                .unwrap()
+                .migrate_from_cri_dockerd,
+            CriDockerdMigration::Off
+        );
+        assert_eq!(
+            run(&["--migrate-from-cri-dockerd", CRI_DOCKERD_ROOT_DIRECTORY])
+                .unwrap()
+                .migrate_from_cri_dockerd,
+            CriDockerdMigration::From(PathBuf::from("/var/lib/cri-dockerd"))
+        );
+        assert!(error(&["--migrate-from-cri-dockerd=yes"]).ends_with("; or auto, or off"));
     }
 
     #[test]
@@ -1199,6 +1272,7 @@ pod-cidr = "10.244.0.0/16,fd00::/64"
 default-network = "auto:pods0"
 hairpin-mode = "promisc-bridge"
 ipv6-dual-stack = true
+migrate-from-cri-dockerd = "/srv/cri-dockerd"
 streaming-bind-addr = "[::1]:10010"
 streaming-connection-idle-timeout = "0"
 image-pull-progress-deadline = "5m"

@@ -14,8 +14,12 @@
 //!
 //! A file that does not parse or whose checksum does not match is logged,
 //! moved to `sandbox/.corrupt/` and reported as [`CheckpointError::Corrupt`];
-//! it never stops dockshim. This module validates keys and stores what it
-//! is given; it never asks dockerd anything.
+//! it never stops dockshim. The same store also reads the checkpoint
+//! directory cri-dockerd left, without creating it
+//! ([`CheckpointStore::open_existing`]), and moves an adopted checkpoint
+//! out of cri-dockerd's sight ([`CheckpointStore::set_aside`]). This module
+//! validates keys and stores what it is given; it never asks dockerd
+//! anything.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -328,6 +332,26 @@ impl CheckpointStore {
         Ok(CheckpointStore { dir })
     }
 
+    /// The checkpoint directory of another runtime's root `root` (one
+    /// cri-dockerd left), or `None` if it has none; never creates it.
+    pub fn open_existing(root: &Path) -> Result<Option<CheckpointStore>, CheckpointError> {
+        let dir = root.join(CHECKPOINT_DIR);
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => Ok(Some(CheckpointStore { dir })),
+            Ok(_) => Err(CheckpointError::Io {
+                path: dir,
+                action: "open as a directory",
+                source: io::Error::from(io::ErrorKind::NotADirectory),
+            }),
+            Err(source) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CheckpointError::Io {
+                path: dir,
+                action: "open",
+                source,
+            }),
+        }
+    }
+
     /// The directory checkpoints are kept in.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -435,6 +459,41 @@ impl CheckpointStore {
                 source,
             }),
         }
+    }
+
+    /// Moves the checkpoint of sandbox `id` into the subdirectory `aside`,
+    /// a dot-name that neither [`CheckpointStore::list`] nor cri-dockerd
+    /// lists, so that it stops being a checkpoint here while its content is
+    /// kept; a copy already there is replaced. The rename is made durable
+    /// before this returns.
+    pub fn set_aside(&self, id: &str, aside: &str) -> Result<PathBuf, CheckpointError> {
+        validate_id(id)?;
+        let io_error = |path: &Path, action| {
+            let path = path.to_path_buf();
+            move |source| CheckpointError::Io {
+                path,
+                action,
+                source,
+            }
+        };
+        if !aside.starts_with('.') || aside.contains('/') {
+            return Err(CheckpointError::Io {
+                path: self.dir.join(aside),
+                action: "set a checkpoint aside in",
+                source: io::Error::from(io::ErrorKind::InvalidInput),
+            });
+        }
+        let target_dir = self.dir.join(aside);
+        fs::create_dir_all(&target_dir).map_err(io_error(&target_dir, "create"))?;
+        let target = target_dir.join(id);
+        fs::rename(self.dir.join(id), &target)
+            .map_err(io_error(&target, "move a checkpoint to"))?;
+        for dir in [&target_dir, &self.dir] {
+            File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io_error(dir, "sync"))?;
+        }
+        Ok(target)
     }
 
     /// Moves the file of `id` into the quarantine directory and builds the
@@ -774,6 +833,36 @@ mod tests {
             store.remove("/etc/passwd"),
             Err(CheckpointError::InvalidId { .. })
         ));
+    }
+
+    #[test]
+    fn another_runtimes_missing_checkpoint_directory_is_not_created() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(CheckpointStore::open_existing(root.path())
+            .unwrap()
+            .is_none());
+        assert!(!root.path().join(CHECKPOINT_DIR).exists());
+        fs::create_dir(root.path().join(CHECKPOINT_DIR)).unwrap();
+        let store = CheckpointStore::open_existing(root.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.dir(), root.path().join(CHECKPOINT_DIR));
+    }
+
+    #[test]
+    fn a_checkpoint_set_aside_is_kept_but_no_longer_listed() {
+        let (_root, store) = store();
+        store.save(ID, &checkpoint()).unwrap();
+        let moved = store.set_aside(ID, ".migrated").unwrap();
+        assert_eq!(moved, store.dir().join(".migrated").join(ID));
+        assert!(store.list().unwrap().is_empty());
+        assert!(matches!(
+            store.get(ID).unwrap_err(),
+            CheckpointError::NotFound { .. }
+        ));
+        let kept: serde_json::Value = serde_json::from_slice(&fs::read(&moved).unwrap()).unwrap();
+        assert_eq!(kept["name"], "web");
+        assert!(store.set_aside(ID, "visible").is_err());
     }
 
     #[test]

@@ -94,6 +94,8 @@ impl Dockshim {
             // dockshim: a test that wants one names its own bridge.
             "--default-network".into(),
             "off".into(),
+            // A node's own cri-dockerd state is not the tests' to adopt.
+            "--migrate-from-cri-dockerd=off".into(),
             "--log-level".into(),
             "debug".into(),
         ];

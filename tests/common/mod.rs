@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod cni_pod;
+pub mod cri_dockerd;
 pub mod docker;
 pub mod fixture;
 pub mod h2raw;

@@ -10,7 +10,8 @@
 //! The comparison reads only the index and the log manager: a warm node
 //! with every log followed costs no Docker call. It must not follow a
 //! container that RemoveContainer is removing, so each resume holds the
-//! lock RemoveContainer holds (`ContainerService::log_lock`).
+//! lock RemoveContainer holds (`ContainerService::log_lock`). A log path
+//! that is a symlink is cri-dockerd's (see `is_symlink`) and left alone.
 
 use std::collections::HashMap;
 use std::io;
@@ -102,6 +103,7 @@ impl LogKeeper {
                 || entry.started_ns > adopt_before
                 || failed.contains_key(&entry.id)
                 || self.logs.is_following(&entry.id)
+                || is_symlink(Path::new(&entry.log_path))
             {
                 continue;
             }
@@ -132,6 +134,14 @@ impl LogKeeper {
             }
         }
     }
+}
+
+/// Whether `path` is a symlink: cri-dockerd links a container's CRI log
+/// path to Docker's json-file log, which the kubelet reads through the
+/// link; the containers it started keep that log, not dockshim's.
+fn is_symlink(path: &Path) -> bool {
+    path.symlink_metadata()
+        .is_ok_and(|meta| meta.file_type().is_symlink())
 }
 
 fn now_ns() -> i64 {

@@ -10,13 +10,14 @@
 //! ListPodSandbox (`list`) — are methods of [`SandboxService`] (`service`),
 //! which talks to dockerd, the state index, CNI and the checkpoint store;
 //! `owed` retries the CNI DELs that failed where no checkpoint remembers
-//! them.
+//! them; `migrate` adopts, at start-up, the sandboxes cri-dockerd left.
 //! Every refusal of a configuration is a [`SandboxConfigError`] that names
 //! the offending field and maps itself to a gRPC code.
 
 pub mod dns;
 mod error;
 mod list;
+mod migrate;
 mod owed;
 mod remove;
 mod run;
@@ -28,6 +29,7 @@ pub mod sysctl;
 pub mod translate;
 
 pub use error::SandboxConfigError;
+pub use migrate::{MigrationError, MIGRATED_DIR};
 pub use security::SeccompProfiles;
 pub use service::{SandboxError, SandboxService, SandboxSettings, SANDBOX_STOP_GRACE_SECS};
 pub use translate::{

@@ -383,6 +383,15 @@ impl CniOptions {
     }
 }
 
+/// A pod network attachment the result cache records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedAttachment {
+    /// The network's name, as its configuration gives it.
+    pub network: String,
+    /// The pod's addresses in the cached ADD result.
+    pub ips: PodIps,
+}
+
 /// Attaches pods to and detaches them from a CNI network.
 #[derive(Debug)]
 pub struct CniRunner {
@@ -714,6 +723,71 @@ impl CniRunner {
             Err(err) => log::warn!("cannot remove cached CNI result {}: {err}", path.display()),
         }
     }
+}
+
+impl CniRunner {
+    /// The attachment of sandbox `sandbox_id`'s [`POD_IFNAME`] to a pod
+    /// network that the result cache records, whoever cached it: dockshim,
+    /// or the CNI library another runtime (cri-dockerd) ran ADD through,
+    /// which writes the same `cniCacheV1` layout. The network is named by
+    /// the entry itself, so it is found also after the configuration
+    /// changed; loopback, entries of another kind or interface, and results
+    /// without an address for the pod are not attachments. `None` when the
+    /// cache holds none; when it holds several, the first file name wins.
+    pub fn cached_attachment(&self, sandbox_id: &str) -> Option<CachedAttachment> {
+        if !is_cni_name(sandbox_id) {
+            return None;
+        }
+        let dir = self.options.cache_dir.join("results");
+        let suffix = format!("-{sandbox_id}-{POD_IFNAME}");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| name.ends_with(&suffix))
+            .collect();
+        names.sort();
+        names.into_iter().find_map(|name| {
+            let path = dir.join(&name);
+            let mut text = String::new();
+            File::open(&path)
+                .and_then(|f| f.take(MAX_CACHE_FILE_BYTES + 1).read_to_string(&mut text))
+                .ok()?;
+            let attachment = cached_attachment_in(&text, sandbox_id, self.options.ipv6_dual_stack);
+            match &attachment {
+                Some(found) if name == format!("{}{suffix}", found.network) => attachment,
+                _ => {
+                    log::debug!("{} records no pod network attachment", path.display());
+                    None
+                }
+            }
+        })
+    }
+}
+
+/// The attachment a cache entry's text records for `sandbox_id`, if it is
+/// one (see [`CniRunner::cached_attachment`]).
+fn cached_attachment_in(
+    text: &str,
+    sandbox_id: &str,
+    dual_stack: bool,
+) -> Option<CachedAttachment> {
+    let entry: Value = serde_json::from_str(text).ok()?;
+    let field = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or_default();
+    let network = field("networkName");
+    if field("kind") != CACHE_KIND
+        || field("containerId") != sandbox_id
+        || field("ifName") != POD_IFNAME
+        || network.is_empty()
+        || network == LOOPBACK_NETWORK_NAME
+    {
+        return None;
+    }
+    let ips = pod_ips(entry.get("result")?, dual_stack).ok()?;
+    ips.primary.is_some().then(|| CachedAttachment {
+        network: network.to_owned(),
+        ips,
+    })
 }
 
 /// Refuses what cannot be passed to plugins safely: IDs and names that
@@ -1644,5 +1718,86 @@ mod tests {
             "{err}"
         );
         assert_eq!(h.exec.sequence().last().unwrap(), "DEL loopback");
+    }
+
+    /// A result cache entry as the CNI library writes it, `config` and all.
+    fn libcni_entry(network: &str, container_id: &str, if_name: &str) -> Value {
+        json!({
+            "kind": "cniCacheV1",
+            "containerId": container_id,
+            "config": "eyJjbmlWZXJzaW9uIjoiMS4wLjAifQ==",
+            "ifName": if_name,
+            "networkName": network,
+            "netns": "/proc/42/ns/net",
+            "cniArgs": [["IgnoreUnknown", "1"], ["K8S_POD_NAME", "web"]],
+            "capabilityArgs": {"portMappings": []},
+            "result": bridge_result(),
+        })
+    }
+
+    fn write_cache_entry(h: &Harness, file_name: &str, entry: &Value) {
+        let dir = h.cache_dir.join("results");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(file_name), entry.to_string()).unwrap();
+    }
+
+    #[test]
+    fn an_attachment_the_cni_library_cached_names_its_network_and_the_pod_ips() {
+        let h = harness(true);
+        assert_eq!(h.runner.cached_attachment(SANDBOX), None);
+        write_cache_entry(
+            &h,
+            &format!("cni-loopback-{SANDBOX}-lo"),
+            &libcni_entry("cni-loopback", SANDBOX, "lo"),
+        );
+        write_cache_entry(
+            &h,
+            &format!("old-pods-{SANDBOX}-eth0"),
+            &libcni_entry("old-pods", SANDBOX, "eth0"),
+        );
+        let found = h.runner.cached_attachment(SANDBOX).unwrap();
+        assert_eq!(found.network, "old-pods");
+        assert_eq!(found.ips.primary, Some("10.88.0.7".parse().unwrap()));
+        assert_eq!(found.ips.additional, ["fd00::7".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn cache_entries_of_another_container_kind_or_file_name_are_no_attachment() {
+        let h = harness(false);
+        let mut other_kind = libcni_entry("pods", SANDBOX, "eth0");
+        other_kind["kind"] = json!("cniCacheV2");
+        write_cache_entry(&h, &format!("pods-{SANDBOX}-eth0"), &other_kind);
+        write_cache_entry(
+            &h,
+            &format!("renamed-{SANDBOX}-eth0"),
+            &libcni_entry("pods", SANDBOX, "eth0"),
+        );
+        write_cache_entry(
+            &h,
+            &format!("pods-{SANDBOX}-eth0.bak"),
+            &libcni_entry("pods", SANDBOX, "eth0"),
+        );
+        write_cache_entry(
+            &h,
+            "pods-0ther-eth0",
+            &libcni_entry("pods", "0ther", "eth0"),
+        );
+        assert_eq!(h.runner.cached_attachment(SANDBOX), None);
+        assert_eq!(h.runner.cached_attachment("../results"), None);
+    }
+
+    #[test]
+    fn a_result_dockshim_cached_is_an_attachment_too() {
+        let h = harness(false);
+        h.runner
+            .add(
+                &pods_network(),
+                &pod(Some("/proc/42/ns/net")),
+                &RuntimeArgs::default(),
+            )
+            .unwrap();
+        let found = h.runner.cached_attachment(SANDBOX).unwrap();
+        assert_eq!(found.network, "pods");
+        assert_eq!(found.ips.primary, Some("10.88.0.7".parse().unwrap()));
     }
 }
