@@ -36,7 +36,8 @@
 //!   gRPC compression, the `v1alpha2` CRI, Windows, runtimes other than
 //!   dockerd.
 //!
-//! Module map: `server` and `grpc` carry calls; `cri` holds the handlers and
+//! Module map: `api` is the generated CRI API (messages, service traits);
+//! `server` and `grpc` carry calls; `cri` holds the handlers and
 //! the pure CRI ⇄ Docker translation; `docker` is the Engine API client;
 //! `index` mirrors dockerd's containers; `network` runs CNI; `store` keeps
 //! checkpoints; `logs` writes CRI-format log files; `streaming` serves
@@ -47,6 +48,7 @@
 //! names the crash points the tests arm (empty unless built with the
 //! `failpoints` feature); `cli` and `logger` start the process.
 
+pub mod api;
 pub mod base64;
 pub mod cli;
 pub mod cri;

@@ -9,9 +9,9 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use dockshim::api::services::{Services, METHODS};
 use dockshim::cli::{self, Command, Config};
 use dockshim::cri::container::ContainerService;
-use dockshim::cri::gen::services::{Services, METHODS};
 use dockshim::cri::image::Images;
 use dockshim::cri::runtime::{Runtime, RuntimeParts};
 use dockshim::cri::sandbox::SandboxService;

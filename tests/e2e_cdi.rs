@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use common::busybox_image;
 use common::docker::{daemon_version, get_json};
 use common::pod::{wait_for_log_line, World};
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tonic::Code;
 
 /// Where the device's bind mount appears in the container.

@@ -12,7 +12,7 @@ use common::busybox_image;
 use common::fixture::{Options, Restarted};
 use common::pod::{wait_for_log_line, World, LOG_WAIT};
 use common::proxy::DockerProxy;
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::busybox_image;
 use common::pod::{wait_for_log_line, World, LOG_WAIT, RUN_LABEL};
+use dockshim::api::v1 as cri;
 use dockshim::cri::exec::MAX_EXEC_OUTPUT_BYTES;
-use dockshim::cri::v1 as cri;
 use tonic::Code;
 
 /// The longest message of one CRI log line (src/logs/format.rs); dockerd

@@ -16,8 +16,8 @@ use std::process::Command;
 
 use common::busybox_image;
 use common::pod::{World, RUN_LABEL};
-use dockshim::cri::v1 as cri;
-use dockshim::cri::v1::MountPropagation;
+use dockshim::api::v1 as cri;
+use dockshim::api::v1::MountPropagation;
 use tempfile::TempDir;
 use tonic::Code;
 

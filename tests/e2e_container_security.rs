@@ -14,9 +14,9 @@ use std::path::Path;
 
 use common::busybox_image;
 use common::pod::{World, RUN_LABEL};
-use dockshim::cri::v1 as cri;
-use dockshim::cri::v1::security_profile::ProfileType;
-use dockshim::cri::v1::NamespaceMode;
+use dockshim::api::v1 as cri;
+use dockshim::api::v1::security_profile::ProfileType;
+use dockshim::api::v1::NamespaceMode;
 use tonic::Code;
 
 /// A main process that runs until stopped and exits at once on SIGTERM

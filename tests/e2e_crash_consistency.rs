@@ -25,7 +25,7 @@ use common::fixture::{Dockshim, Options, Restarted, CNI_BIN_DIR};
 use common::pod::{self, World, RUN_LABEL};
 use common::proxy::DockerProxy;
 use common::unique;
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tonic::Code;
 
 /// StartContainer calls made against a missing log directory.

@@ -22,7 +22,7 @@ use common::client::CriClient;
 use common::cni_pod::{bridge_plugin, chained_plugins, conflist, CniGuard};
 use common::fixture::{Dockshim, Options, CNI_BIN_DIR};
 use common::{busybox_image, missing_environment, pod, unique};
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 
 /// The plugins the built-in network runs, besides loopback.
 const PLUGINS: [&str; 5] = ["bridge", "host-local", "firewall", "portmap", "loopback"];

@@ -49,7 +49,7 @@ use common::cni_pod::{bridge_plugin, chained_plugins, conflist, CniGuard};
 use common::fixture::{Dockshim, Options, Restarted};
 use common::pod::{self, RUN_LABEL};
 use common::unique;
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use dockshim::failpoint::{FailPoint, FAILPOINT_ENV};
 use nix::sys::signal::Signal;
 

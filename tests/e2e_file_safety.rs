@@ -24,8 +24,8 @@ use common::docker::docker_socket;
 use common::fixture::{wait_timeout, CNI_BIN_DIR};
 use common::pod::{World, RUN_LABEL};
 use common::{busybox_image, test_run_label};
-use dockshim::cri::v1 as cri;
-use dockshim::cri::v1::security_profile::ProfileType;
+use dockshim::api::v1 as cri;
+use dockshim::api::v1::security_profile::ProfileType;
 use tonic::Code;
 
 /// How long an instance may take to start serving, or to give up.

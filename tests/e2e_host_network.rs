@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use common::busybox_image;
 use common::pod::{container_config, World};
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 
 /// The interface names of a `/proc/net/dev` listing.
 fn interfaces(proc_net_dev: &str) -> BTreeSet<String> {

@@ -26,7 +26,7 @@ use common::client::CriClient;
 use common::fixture::{Dockshim, Options};
 use common::pod::World;
 use common::stub_server::{RegistryConnection, StubServer};
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tonic::Code;
 
 /// How long a registry process may take to answer after start.

@@ -29,7 +29,7 @@ use common::cri_dockerd::{self, PodName};
 use common::docker::docker_socket;
 use common::fixture::{self, Dockshim, Options, Restarted, CNI_BIN_DIR};
 use common::{busybox_image, pause_image, pod, unique};
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 
 /// host-local, logging each call's command and container ID first.
 const LOGGING_IPAM: &str = r#"#!/bin/sh

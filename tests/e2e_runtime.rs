@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::client::{condition, CriClient};
 use common::fixture::{Dockshim, Options};
 use common::proxy::DockerProxy;
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 
 /// How soon after dockerd stops or returns Status must say so.
 const READINESS_LAG: Duration = Duration::from_secs(2);

@@ -19,7 +19,7 @@ use common::pod::{
     container_config, dockshim_args, host_network, sandbox_config, stop_and_remove_sandbox, Guard,
 };
 use common::{busybox_image, unique};
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tonic::{Code, Request};
 
 /// The runtime every engine lists besides its default one.

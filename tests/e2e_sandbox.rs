@@ -28,7 +28,7 @@ use common::pod::{host_network, RUN_LABEL};
 use common::{
     busybox_image, eventually, pause_image, test_run_id, test_run_label, unique, TEST_RUN_LABEL,
 };
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tempfile::TempDir;
 use tonic::Code;
 

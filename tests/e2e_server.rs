@@ -18,7 +18,7 @@ use common::client::{CriClient, RUNTIME_CONFIG, VERSION};
 use common::fixture::{self, Dockshim, Options};
 use common::h2raw::{grpc_frame, RawH2};
 use common::proxy::DockerProxy;
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 
 /// How long the proxy holds back a Docker call to make a CRI call slow.
 const SLOW_CALL: Duration = Duration::from_secs(3);

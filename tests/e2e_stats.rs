@@ -15,7 +15,7 @@ use common::busybox_image;
 use common::fixture::Options;
 use common::pod::{wait_for_log_line, World, RUN_LABEL};
 use common::proxy::DockerProxy;
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tonic::Code;
 
 /// What the memory container writes to /dev/shm (tmpfs, charged to its

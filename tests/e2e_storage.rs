@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::busybox_image;
 use common::pod::World;
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 
 /// What the writer puts in its writable layer.
 const WRITTEN_BYTES: u64 = 5 << 20;

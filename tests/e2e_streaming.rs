@@ -17,7 +17,7 @@ use common::eventually;
 use common::pod::World;
 use common::spdy_client::{ClientFrame, SpdyClient};
 use common::split_url;
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use dockshim::streaming::server::MAX_PENDING_PER_PEER;
 use tonic::Code;
 use tungstenite::client::IntoClientRequest;

@@ -29,7 +29,7 @@ use common::pod::World;
 use common::port_forward_client::SpdyPortForward;
 use common::spdy_client::{ClientFrame, SpdyClient};
 use common::{eventually, split_url};
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tungstenite::{Bytes, Message, WebSocket};
 
 /// Bounds every wait for the server, so a session that hangs fails its

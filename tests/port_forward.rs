@@ -34,7 +34,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::port_forward_client::SpdyPortForward;
-use dockshim::cri::v1;
+use dockshim::api::v1;
 use dockshim::index::Index;
 use dockshim::streaming::docker_sessions::DockerSessions;
 use dockshim::streaming::session::{Sessions, StreamRequest};

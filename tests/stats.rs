@@ -16,7 +16,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use dockshim::cri::v1;
+use dockshim::api::v1;
 use dockshim::stats::{
     self, cgroup, cpu, memory, network, process, CgroupLocator, CgroupVersion, CpuSampler,
     LayerLocation, LayerSizes,

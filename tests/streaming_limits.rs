@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use common::port_forward_client::SPDY_PORT_FORWARD;
 use common::spdy_client::{ClientFrame, SpdyClient};
-use dockshim::cri::v1;
+use dockshim::api::v1;
 use dockshim::streaming::port_forward::{
     self, PortDialer, PortForwardError, MAX_SESSION_CONNECTIONS,
 };

@@ -26,7 +26,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::spdy_client::{ClientFrame, SpdyClient};
-use dockshim::cri::v1;
+use dockshim::api::v1;
 use dockshim::docker::DockerClient;
 use dockshim::index::Index;
 use dockshim::streaming::docker_sessions::DockerSessions;

@@ -13,10 +13,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::api::services::Sink;
+use crate::api::v1;
 use crate::cri::container::ContainerService;
-use crate::cri::gen::services::Sink;
 use crate::cri::sandbox::SandboxService;
-use crate::cri::v1;
 use crate::grpc::{CallContext, Status};
 use crate::index::{EventKind, Index, IndexEvent, Kind, Received};
 

@@ -918,7 +918,7 @@ mod tests {
     fn a_reply_with_all_the_output_kept_fits_in_one_grpc_message() {
         // Both lengths need 4 varint bytes from 2 MiB on: the worst case.
         let two_mib = 2 * 1024 * 1024;
-        let reply = crate::cri::v1::ExecSyncResponse {
+        let reply = crate::api::v1::ExecSyncResponse {
             stdout: vec![b'o'; MAX_EXEC_OUTPUT_BYTES - two_mib],
             stderr: vec![b'e'; two_mib],
             exit_code: i32::MIN,

@@ -10,7 +10,7 @@
 //! ListMetricDescriptors announced. Pod-level samples carry an empty
 //! `container` label, as cAdvisor's pod cgroup series do.
 
-use crate::cri::v1;
+use crate::api::v1;
 
 /// Nanoseconds in a second: CPU time is counted in whole seconds, the
 /// unit the metric's name promises, since a sample's value is an integer.

@@ -1,5 +1,5 @@
-//! The CRI side of dockshim: the generated API (`gen`) and the handlers
-//! that implement it on top of `docker`, `network` and `store`.
+//! The CRI handlers: they implement the generated API of [`crate::api`]
+//! on top of `docker`, `network` and `store`.
 //!
 //! Handlers translate and decide; they own no sockets. A handler that needs
 //! background work (such as the image filesystem figures) starts its thread
@@ -9,7 +9,6 @@
 pub mod container;
 pub mod events;
 pub mod exec;
-pub mod gen;
 pub mod image;
 pub mod labels;
 pub mod metrics;
@@ -19,8 +18,7 @@ pub mod sandbox;
 pub mod stats;
 pub mod streaming;
 
-pub use gen::v1;
-
+use crate::api::v1;
 use crate::docker::Engine;
 
 /// The kubelet's name for dockerd's cgroup driver, which the kubelet's own
@@ -62,8 +60,8 @@ pub const QUICK_METHODS: &[&str] = &[
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::gen::services::METHODS;
     use super::*;
+    use crate::api::services::METHODS;
     use crate::docker::{ApiVersion, Info};
     use crate::grpc::{lookup, Handler};
 

@@ -24,7 +24,7 @@
 
 use std::fmt;
 
-use crate::cri::v1;
+use crate::api::v1;
 use crate::grpc::{Code, Status};
 
 /// First part of every name dockshim (or cri-dockerd) gives a container.

@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::api::services::{RuntimeService, Sink};
+use crate::api::v1;
 use crate::cli::{Config, NetworkPlugin};
 use crate::cri::container::ContainerService;
 use crate::cri::events::EventStreams;
-use crate::cri::gen::services::{RuntimeService, Sink};
 use crate::cri::metrics;
 use crate::cri::sandbox::SandboxService;
 use crate::cri::stats::StatsService;
 use crate::cri::streaming::{validate_attach, validate_exec, validate_port_forward};
-use crate::cri::v1;
 use crate::docker::{DockerClient, Engine};
 use crate::grpc::{CallContext, Status};
 use crate::network::NetworkSource;

@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::SystemTime;
 
+use crate::api::v1;
 use crate::cri::container::{container_status, StatusImage};
 use crate::cri::naming::{self, NamingError};
-use crate::cri::v1;
 use crate::docker::{DockerClient, DockerError, Engine};
 use crate::grpc::{Code, Status};
 use crate::index::{ContainerFilter, CriState, Entry, Index, IndexError, SandboxFilter};

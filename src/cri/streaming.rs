@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::cri::v1;
+use crate::api::v1;
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::streaming::session::StreamRequest;

@@ -34,7 +34,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::files::{parse_error, read_bounded};
 use super::mountinfo::{unescape_octal, MountLine, MOUNTINFO_MAX};
 use super::StatsError;
-use crate::cri::v1;
+use crate::api::v1;
 
 /// `/proc/<pid>/cgroup`: a line per v1 hierarchy, each a path of a few
 /// hundred bytes at most.

@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_cpu_stat_without_usage_is_a_parse_error() {
-        let tree = Tree::new(CgroupVersion::V2, crate::cri::v1::CgroupDriver::Systemd);
+        let tree = Tree::new(CgroupVersion::V2, crate::api::v1::CgroupDriver::Systemd);
         tree.write_container("cpu.stat", "user_usec 5\n");
         let err = usage_ns(&tree.container_cgroup()).unwrap_err();
         assert!(matches!(err, StatsError::Parse { .. }), "{err}");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 use super::cgroup::{Cgroup, CgroupLocator, CgroupVersion};
-use crate::cri::v1;
+use crate::api::v1;
 
 /// The container every tree holds.
 pub const ID: &str = "16e2248315155803f1cc49c952999bdb5e78695829c353806a689151509ec951";

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::files::read_bounded;
 use super::mountinfo::{overlay_upper_dir, MOUNTINFO_MAX};
 use super::unix_nanos;
-use crate::cri::v1;
+use crate::api::v1;
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// The thread's name, as `ps -L` and panics show it.

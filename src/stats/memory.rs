@@ -14,7 +14,7 @@ use std::path::Path;
 use super::cgroup::{Cgroup, CgroupVersion};
 use super::files::{read_limit, read_u64, KeyedFile};
 use super::StatsError;
-use crate::cri::v1;
+use crate::api::v1;
 
 /// v1 has no word for "no limit": it reports the largest page-aligned
 /// value below 2^63 (9223372036854771712 with 4 KiB pages, less with larger

@@ -40,7 +40,7 @@ pub use cpu::CpuSampler;
 pub use error::StatsError;
 pub use layer::{LayerLimits, LayerLocation, LayerSizes, LayerUsage};
 
-use crate::cri::v1;
+use crate::api::v1;
 use psi::Resource;
 
 /// What one cgroup tells, in the CRI's shapes, all stamped with the same

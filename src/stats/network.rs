@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::files::{parse_error, read_bounded};
 use super::StatsError;
-use crate::cri::v1;
+use crate::api::v1;
 
 /// A pod with a few hundred interfaces fits, at about 130 bytes a line.
 pub const NET_DEV_MAX: u64 = 64 * 1024;

@@ -8,7 +8,7 @@
 use super::cgroup::Cgroup;
 use super::files::{parse_error, read_bounded, read_u64};
 use super::StatsError;
-use crate::cri::v1;
+use crate::api::v1;
 
 /// `cgroup.procs`: one pid per line, at most 8 bytes each; this is room
 /// for over a hundred thousand processes.

@@ -13,7 +13,7 @@ use std::path::Path;
 use super::cgroup::{Cgroup, CgroupVersion};
 use super::files::{parse_error, read_bounded, KEYED_FILE_MAX};
 use super::StatsError;
-use crate::cri::v1;
+use crate::api::v1;
 
 /// A resource the kernel tracks stalls on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,8 +33,8 @@ use super::remote_command::{RemoteCommand, ResizeEvents, StreamOptions};
 use super::session::{Handoff, Sessions, StreamRequest};
 use super::session_io::PipeReader;
 use super::spdy_session::STREAM_CREATION_TIMEOUT;
+use crate::api::v1;
 use crate::cri::exec::kill_exec;
-use crate::cri::v1;
 use crate::docker::{
     ContainerInspect, Demux, DockerClient, DockerError, ExecCreate, Hijacked, Piece, StdStream,
 };

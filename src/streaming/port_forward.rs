@@ -80,7 +80,7 @@ use super::spdy_session::{
 };
 use super::websocket;
 use super::ws_session::{WsOutbound, WsSession, WsSessionError};
-use crate::cri::v1;
+use crate::api::v1;
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::network::netns::{run_in_netns, NetnsError};

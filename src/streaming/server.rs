@@ -612,7 +612,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::cri::v1;
+    use crate::api::v1;
 
     /// Sessions that report each handoff and answer 200.
     struct Recorder(Mutex<Sender<(StreamRequest, Handoff)>>);

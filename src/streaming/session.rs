@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use super::http::RequestHead;
-use crate::cri::v1;
+use crate::api::v1;
 
 /// The CRI request a streaming URL's token stands for, as validated when
 /// the URL was issued.

@@ -16,7 +16,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 use tonic_prost::ProstCodec;
 
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 
 pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
 pub const STATUS: &str = "/runtime.v1.RuntimeService/Status";

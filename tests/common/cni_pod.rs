@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tempfile::TempDir;
 
 use super::client::CriClient;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dockshim::cri::v1 as cri;
+use dockshim::api::v1 as cri;
 use tempfile::TempDir;
 
 use super::client::CriClient;

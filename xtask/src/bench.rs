@@ -56,10 +56,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dockshim::api::v1;
 use dockshim::cri::labels::{
     CONTAINER_TYPE_CONTAINER, CONTAINER_TYPE_LABEL, CONTAINER_TYPE_SANDBOX,
 };
-use dockshim::cri::v1;
 use dockshim::docker::{
     path_with_query, ContainerCreate, ContainerSummary, CreateHostConfig, DockerClient, DockerError,
 };

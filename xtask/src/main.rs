@@ -1,6 +1,6 @@
 //! Developer tasks that produce committed files, run as `cargo xtask TASK`.
 //!
-//! - `codegen [--check]`: proto/api.proto → src/cri/gen/{runtime.v1.rs, services.rs}
+//! - `codegen [--check]`: proto/api.proto → src/api/{runtime.v1.rs, services.rs}
 //! - `man [--check]`: `dockshim::cli::man_page()` → packaging/dockshim.8, and
 //!   `dockshim::cli::example_config()` → packaging/dockshim.toml
 //! - `bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]`:

@@ -1,4 +1,4 @@
-//! Generates src/cri/gen/services.rs from the service descriptors: one trait
+//! Generates src/api/services.rs from the service descriptors: one trait
 //! per CRI service (a method per rpc, answering `UNIMPLEMENTED` by default),
 //! a private dispatcher per rpc, and the sorted `METHODS` table the server
 //! binary-searches. Only unary and server-streaming rpcs exist in the CRI;

@@ -18,7 +18,7 @@
 //! Pure functions: no I/O.
 
 use super::ContainerConfigError;
-use crate::cri::v1;
+use crate::api::v1;
 use crate::docker::{DeviceRequest, Engine};
 
 /// The annotation prefix under which the kubelet passes CDI names.

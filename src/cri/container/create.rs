@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 use super::service::{node_has_swap, ContainerError, ContainerService, NodeMounts};
 use super::{container_create_body, ContainerOptions};
+use crate::api::v1;
 use crate::cri::sandbox::security::NodeSeccompProfiles;
-use crate::cri::v1;
 use crate::cri::{cgroup_driver, naming};
 use crate::docker::{path_with_query, ImageInspect};
 use crate::failpoint::{self, FailPoint};

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::service::{ContainerError, ContainerService};
 use super::{container_status, StatusImage};
+use crate::api::v1;
 use crate::cri::naming::NamingError;
-use crate::cri::v1;
 use crate::index::{ContainerFilter, CriState, Entry};
 
 impl ContainerService {

@@ -51,7 +51,7 @@ use std::io;
 use std::path::{Component, Path};
 
 use super::ContainerConfigError;
-use crate::cri::v1;
+use crate::api::v1;
 use crate::docker::{BindOptions, DeviceMapping, Engine, ImageOptions, Mount, MountType};
 use crate::index;
 

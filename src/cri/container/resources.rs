@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::ContainerConfigError;
-use crate::cri::v1;
+use crate::api::v1;
 use crate::index;
 
 /// The cgroup v2 file the kubelet uses for a container's swap limit.

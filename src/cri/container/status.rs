@@ -23,8 +23,9 @@
 //! - not known to dockerd's inspect answer, so left unset: the stop signal
 //!   (RUNTIME_DEFAULT) and the user of the first process.
 
+use crate::api::v1;
+use crate::cri::labels;
 use crate::cri::naming::{self, NamingError};
-use crate::cri::{labels, v1};
 use crate::index::{CriState, Entry};
 
 use super::mounts::cri_mounts;

@@ -61,12 +61,13 @@ use super::cdi;
 use super::mounts::{self, HostMounts};
 use super::resources;
 use super::ContainerConfigError;
+use crate::api::v1;
+use crate::api::v1::security_profile::ProfileType;
+use crate::cri::labels;
 use crate::cri::naming::{self, NamingError};
 use crate::cri::sandbox::security::{self, SeccompProfiles, NO_NEW_PRIVILEGES};
 use crate::cri::sandbox::translate::{cgroup_parent, DEFAULT_SHM_SIZE};
 use crate::cri::sandbox::{sandbox_namespaces, SandboxNamespaces};
-use crate::cri::v1::security_profile::ProfileType;
-use crate::cri::{labels, v1};
 use crate::docker::{ContainerCreate, CreateHostConfig, Engine, HealthConfig, RestartPolicy};
 
 /// Docker's mode value for a host namespace.

@@ -55,7 +55,7 @@ use super::create::drops_a_limit;
 use super::resources::{oom_score_update, update_resources_body, OomScoreUpdate};
 use super::service::{node_has_swap, ContainerError, ContainerService};
 use super::ContainerConfigError;
-use crate::cri::v1;
+use crate::api::v1;
 use crate::pidfd::PidFd;
 
 /// Where the kernel's process files are mounted.

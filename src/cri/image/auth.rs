@@ -11,8 +11,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::api::v1;
 use crate::base64::{self, Alphabet};
-use crate::cri::v1;
 
 /// What replaces a secret in any text dockshim passes on.
 const REDACTED: &str = "<redacted>";

@@ -33,11 +33,11 @@ use serde::Deserialize;
 pub use auth::{AuthError, RegistryAuth};
 pub use reference::{ImageQuery, Match, Reference, ReferenceError};
 
+use crate::api::services::{ImageService, Sink};
+use crate::api::v1;
 use crate::cli::Config;
-use crate::cri::gen::services::{ImageService, Sink};
 use crate::cri::sandbox::translate::is_default_runtime_handler;
 use crate::cri::sandbox::SandboxConfigError;
-use crate::cri::v1;
 use crate::docker::{path_with_query, DockerClient, DockerError, ImageInspect, ImageSummary};
 use crate::grpc::{CallContext, Code, Status};
 use fs_usage::{FsUsage, Refresher};

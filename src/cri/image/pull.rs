@@ -191,7 +191,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::cri::v1;
+    use crate::api::v1;
     use crate::grpc::Status;
 
     fn status(text: &str) -> Result<PullProgress, DockerError> {

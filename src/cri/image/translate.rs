@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use crate::cri::v1;
+use crate::api::v1;
 use crate::docker::ImageInspect;
 
 /// The verbose ImageStatus key holding the image's JSON description.

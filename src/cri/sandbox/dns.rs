@@ -20,7 +20,7 @@
 use std::net::IpAddr;
 
 use super::SandboxConfigError;
-use crate::cri::v1;
+use crate::api::v1;
 
 /// Name servers the resolver reads (glibc `MAXNS`).
 pub const MAX_NAMESERVERS: usize = 3;

@@ -12,7 +12,7 @@ use super::service::{SandboxError, SandboxService};
 use super::status::{
     annotations_of, checkpoint_metadata, labels_of, metadata_of, runtime_handler_of, sandbox_state,
 };
-use crate::cri::v1;
+use crate::api::v1;
 use crate::index::SandboxFilter;
 
 impl SandboxService {

@@ -22,7 +22,7 @@ use super::security::NodeSeccompProfiles;
 use super::service::{lock, Flight, SandboxError, SandboxService};
 use super::translate::is_default_runtime_handler;
 use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
-use crate::cri::v1;
+use crate::api::v1;
 use crate::cri::{cgroup_driver, naming};
 use crate::docker::{path_with_query, ContainerCreate};
 use crate::failpoint::{self, FailPoint};

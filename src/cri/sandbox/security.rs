@@ -33,8 +33,8 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
 use super::SandboxConfigError;
-use crate::cri::v1;
-use crate::cri::v1::security_profile::ProfileType;
+use crate::api::v1;
+use crate::api::v1::security_profile::ProfileType;
 
 /// `SecurityOpt` that stops processes from gaining privileges (setuid,
 /// file capabilities) through `execve`.

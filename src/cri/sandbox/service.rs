@@ -13,8 +13,8 @@ use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::SandboxConfigError;
+use crate::api::services::ImageService;
 use crate::cli::{Config, HairpinMode, NetworkPlugin};
-use crate::cri::gen::services::ImageService;
 use crate::docker::{DockerClient, DockerError, Engine};
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};

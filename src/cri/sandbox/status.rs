@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::sandbox_namespace_options;
 use super::service::{SandboxError, SandboxService};
+use crate::api::v1;
 use crate::cri::naming;
-use crate::cri::v1;
 use crate::index::Entry;
 use crate::store::{CheckpointError, PodSandboxCheckpoint};
 

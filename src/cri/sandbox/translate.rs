@@ -53,9 +53,10 @@ use std::net::IpAddr;
 
 use super::security::{self, SeccompProfiles, NO_NEW_PRIVILEGES};
 use super::{dns, sysctl, SandboxConfigError};
+use crate::api::v1;
 use crate::cli::NetworkPlugin;
+use crate::cri::labels;
 use crate::cri::naming::{self, NamingError};
-use crate::cri::{labels, v1};
 use crate::docker::{ContainerCreate, CreateHostConfig, HealthConfig, RestartPolicy};
 
 /// The runtime handler name that, like the empty one, selects Docker.
@@ -387,7 +388,7 @@ mod tests {
 
     use super::super::security::tests::FakeProfiles;
     use super::*;
-    use crate::cri::v1::security_profile::ProfileType;
+    use crate::api::v1::security_profile::ProfileType;
     use crate::grpc::{Code, Status};
 
     const UID: &str = "0b7c8a1e-5d3b-4a8e-9f0a-2c3d4e5f6a7b";

@@ -52,7 +52,7 @@ mod tests {
     use super::v1;
     use crate::grpc::{CallContext, Code, Handler, MessageSink, Status};
 
-    const PROTO: &str = include_str!("../../../proto/api.proto");
+    const PROTO: &str = include_str!("../../proto/api.proto");
 
     /// Every rpc in proto/api.proto as (`/package.Service/Method`, streams replies).
     fn rpcs_in_proto() -> Vec<(String, bool)> {
