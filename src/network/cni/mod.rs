@@ -43,7 +43,9 @@ pub use result::PodIps;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -52,6 +54,7 @@ use super::cni_config::{CniNetwork, CniPlugin, NetworkOrigin};
 use crate::cli::Config;
 use crate::failpoint::{self, FailPoint};
 use crate::grpc::{Code, Status};
+use crate::pidfd;
 use crate::store::write_atomic;
 use exec::MAX_PLUGIN_STDOUT_BYTES;
 use result::{parse_result, pod_ips};
@@ -169,6 +172,8 @@ pub enum CniError {
         network: String,
         cause: Box<CniError>,
     },
+    /// The process whose network namespace ADD was to use has ended.
+    NamespaceGone { netns: PathBuf, source: io::Error },
 }
 
 impl CniError {
@@ -177,9 +182,9 @@ impl CniError {
     pub fn code(&self) -> Code {
         match self {
             CniError::InvalidArgument(_) | CniError::Bandwidth { .. } => Code::InvalidArgument,
-            CniError::PluginNotFound { .. } | CniError::NoCachedResult { .. } => {
-                Code::FailedPrecondition
-            }
+            CniError::PluginNotFound { .. }
+            | CniError::NoCachedResult { .. }
+            | CniError::NamespaceGone { .. } => Code::FailedPrecondition,
             CniError::Io { .. } => Code::Internal,
             CniError::Timeout { .. } => Code::DeadlineExceeded,
             CniError::Plugin { .. }
@@ -300,6 +305,11 @@ impl fmt::Display for CniError {
             CniError::Check { network, cause } => {
                 write!(f, "checking pod in CNI network {network}: {cause}")
             }
+            CniError::NamespaceGone { netns, source } => write!(
+                f,
+                "the pod's network namespace {} cannot be held: {source}",
+                netns.display()
+            ),
         }
     }
 }
@@ -399,6 +409,54 @@ pub struct CniRunner {
     options: CniOptions,
 }
 
+/// A pod's network namespace held open for one CNI operation. Plugins are
+/// given `/proc/<dockshim's PID>/fd/<n>`, which names the namespace that
+/// was opened while the sandbox's process was pinned by a pidfd, instead
+/// of `/proc/<pid>/ns/net`, which a PID recycled meanwhile would point at
+/// another process's namespace.
+#[derive(Debug)]
+struct HeldNetns {
+    held: Option<(File, PathBuf)>,
+}
+
+impl HeldNetns {
+    /// Holds `netns` if it is a `/proc/<pid>/…` path; any other path (a
+    /// namespace bind-mounted to a file) cannot be recycled and is passed
+    /// on as it is.
+    fn hold(netns: &Path) -> io::Result<HeldNetns> {
+        let Some(pid) = pidfd::pid_of_proc_path(netns) else {
+            return Ok(HeldNetns { held: None });
+        };
+        let file = pidfd::open_pinned(pid, netns, File::options().read(true))?;
+        let path = PathBuf::from(format!("/proc/{}/fd/{}", process::id(), file.as_raw_fd()));
+        Ok(HeldNetns {
+            held: Some((file, path)),
+        })
+    }
+
+    /// As [`HeldNetns::hold`], for DEL: a namespace that is gone is passed
+    /// on as it was, for the plugins to release what they hold on the host.
+    fn hold_if_there(netns: Option<&Path>) -> HeldNetns {
+        match netns.map(HeldNetns::hold) {
+            Some(Ok(held)) => held,
+            Some(Err(err)) => {
+                log::debug!("CNI DEL: the pod's network namespace is not held: {err}");
+                HeldNetns { held: None }
+            }
+            None => HeldNetns { held: None },
+        }
+    }
+
+    /// `pod`, naming the held namespace.
+    fn attachment(&self, pod: &PodAttachment) -> PodAttachment {
+        let mut pod = pod.clone();
+        if let Some((_, path)) = &self.held {
+            pod.netns = Some(path.clone());
+        }
+        pod
+    }
+}
+
 impl CniRunner {
     pub fn new(exec: Box<dyn PluginExec>, options: CniOptions) -> CniRunner {
         CniRunner { exec, options }
@@ -418,11 +476,17 @@ impl CniRunner {
         args: &RuntimeArgs,
     ) -> Result<PodIps, CniError> {
         check_request(network, pod)?;
-        if pod.netns.is_none() {
+        let Some(netns) = &pod.netns else {
             return Err(CniError::InvalidArgument(
                 "ADD needs the pod's network namespace".to_owned(),
             ));
-        }
+        };
+        let held = HeldNetns::hold(netns).map_err(|source| CniError::NamespaceGone {
+            netns: netns.clone(),
+            source,
+        })?;
+        let held_pod = held.attachment(pod);
+        let pod = &held_pod;
         let loopback = loopback_network();
         if let Err(cause) = self.add_list(&loopback, pod, args, false) {
             let cleanup = self.delete_all(&[&loopback], pod, args, None).err();
@@ -470,9 +534,11 @@ impl CniRunner {
         args: &RuntimeArgs,
     ) -> Result<(), CniError> {
         check_request(network, pod)?;
+        let held = HeldNetns::hold_if_there(pod.netns.as_deref());
+        let held_pod = held.attachment(pod);
         let prev_result = self.prev_result_for_del(network, pod);
         let loopback = loopback_network();
-        self.delete_all(&[network, &loopback], pod, args, prev_result.as_ref())?;
+        self.delete_all(&[network, &loopback], &held_pod, args, prev_result.as_ref())?;
         self.remove_cached_result(network, pod);
         Ok(())
     }
@@ -993,6 +1059,10 @@ fn check_disabled(network: &CniNetwork) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A namespace bind-mounted to a file, as `ip netns` makes them: not
+    /// under `/proc`, so passed to plugins as it is.
+    const NETNS: &str = "/var/run/netns/pod";
     use std::collections::HashMap;
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
@@ -1162,11 +1232,7 @@ mod tests {
         let h = harness(false);
         let ips = h
             .runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap();
         assert_eq!(
             h.exec.sequence(),
@@ -1180,11 +1246,7 @@ mod tests {
     fn add_chains_each_result_into_the_next_plugins_prev_result() {
         let h = harness(false);
         h.runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap();
         let calls = h.exec.calls();
         assert!(calls[0].stdin.get("prevResult").is_none());
@@ -1197,11 +1259,7 @@ mod tests {
     fn each_plugin_gets_the_lists_name_and_version_and_its_own_keys() {
         let h = harness(false);
         h.runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap();
         let calls = h.exec.calls();
         assert_eq!(
@@ -1218,16 +1276,12 @@ mod tests {
     fn environment_follows_the_spec_and_the_kubelet() {
         let h = harness(false);
         h.runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap();
         let env = &h.exec.calls()[1].env;
         assert_eq!(env["CNI_COMMAND"], "ADD");
         assert_eq!(env["CNI_CONTAINERID"], SANDBOX);
-        assert_eq!(env["CNI_NETNS"], "/proc/42/ns/net");
+        assert_eq!(env["CNI_NETNS"], NETNS);
         assert_eq!(env["CNI_IFNAME"], "eth0");
         assert_eq!(
             env["CNI_ARGS"],
@@ -1237,6 +1291,45 @@ mod tests {
             )
         );
         assert_eq!(env["CNI_PATH"], "/opt/cni/bin:/usr/lib/cni");
+    }
+
+    #[test]
+    fn a_process_namespace_reaches_plugins_through_a_held_descriptor() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let netns = format!("/proc/{}/ns/net", child.id());
+        let h = harness(false);
+        h.runner
+            .add(&pods_network(), &pod(Some(&netns)), &RuntimeArgs::default())
+            .unwrap();
+        let given = PathBuf::from(&h.exec.calls()[1].env["CNI_NETNS"]);
+        let prefix = format!("/proc/{}/fd/", process::id());
+        assert!(given.starts_with(&prefix), "{}", given.display());
+        // Held only for the length of the call.
+        assert!(!given.exists());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn add_into_the_namespace_of_a_process_that_ended_is_a_failed_precondition() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let h = harness(false);
+        let err = h
+            .runner
+            .add(
+                &pods_network(),
+                &pod(Some(&format!("/proc/{pid}/ns/net"))),
+                &RuntimeArgs::default(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, CniError::NamespaceGone { .. }), "{err}");
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        assert!(h.exec.calls().is_empty());
     }
 
     #[test]
@@ -1264,7 +1357,7 @@ mod tests {
             pod_cidrs: vec!["10.88.0.0/16".to_owned()],
         };
         h.runner
-            .add(&pods_network(), &pod(Some("/proc/42/ns/net")), &args)
+            .add(&pods_network(), &pod(Some(NETNS)), &args)
             .unwrap();
         let calls = h.exec.calls();
         assert!(calls[1].stdin.get("runtimeConfig").is_none());
@@ -1296,9 +1389,7 @@ mod tests {
             pod_cidrs: vec!["10.88.0.0/16".to_owned(), "fd00::/64".to_owned()],
             ..RuntimeArgs::default()
         };
-        h.runner
-            .add(&net, &pod(Some("/proc/42/ns/net")), &args)
-            .unwrap();
+        h.runner.add(&net, &pod(Some(NETNS)), &args).unwrap();
         assert_eq!(
             h.exec.calls()[1].stdin["runtimeConfig"],
             json!({
@@ -1316,7 +1407,7 @@ mod tests {
             "plugins": [{"type": "bridge", "capabilities": {"ipRanges": true}}]
         }));
         h.runner
-            .add(&net, &pod(Some("/proc/42/ns/net")), &RuntimeArgs::default())
+            .add(&net, &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap();
         assert!(h.exec.calls()[1].stdin.get("runtimeConfig").is_none());
     }
@@ -1326,11 +1417,7 @@ mod tests {
         let h = harness(true);
         let ips = h
             .runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap();
         assert_eq!(ips.primary, Some("10.88.0.7".parse().unwrap()));
         assert_eq!(ips.additional, ["fd00::7".parse::<IpAddr>().unwrap()]);
@@ -1342,11 +1429,7 @@ mod tests {
         h.exec.fail(CniCommand::Add, "portmap", "iptables is gone");
         let err = h
             .runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap_err();
         assert_eq!(
             h.exec.sequence(),
@@ -1384,11 +1467,7 @@ mod tests {
         h.exec.fail(CniCommand::Del, "bridge", "bridge busy");
         let err = h
             .runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap_err();
         let text = err.to_string();
         assert!(
@@ -1414,11 +1493,7 @@ mod tests {
         let h = harness(false);
         h.exec.fail(CniCommand::Add, "bandwidth", "no tc");
         h.runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap_err();
         let dels = pod_network_dels(&h);
         assert_eq!(dels.len(), 3);
@@ -1435,7 +1510,7 @@ mod tests {
     #[test]
     fn a_failed_rollback_keeps_the_result_so_far_for_the_del_retried_later() {
         let h = harness(false);
-        let p = pod(Some("/proc/42/ns/net"));
+        let p = pod(Some(NETNS));
         h.exec.fail(CniCommand::Add, "bandwidth", "no tc");
         h.exec.fail(CniCommand::Del, "bridge", "bridge busy");
         h.runner
@@ -1457,7 +1532,7 @@ mod tests {
     #[test]
     fn add_result_is_cached_and_del_passes_it_as_prev_result() {
         let h = harness(false);
-        let p = pod(Some("/proc/42/ns/net"));
+        let p = pod(Some(NETNS));
         h.runner
             .add(&pods_network(), &p, &RuntimeArgs::default())
             .unwrap();
@@ -1496,7 +1571,7 @@ mod tests {
         let mut config = pods_network().config;
         config["cniVersion"] = json!("0.3.1");
         let net = network(config);
-        let p = pod(Some("/proc/42/ns/net"));
+        let p = pod(Some(NETNS));
         h.exec
             .result_for("bridge", json!({"cniVersion": "0.3.1", "ips": []}));
         h.runner.add(&net, &p, &RuntimeArgs::default()).unwrap();
@@ -1543,7 +1618,7 @@ mod tests {
     #[test]
     fn del_keeps_the_cache_when_it_fails_so_a_retry_has_the_prev_result() {
         let h = harness(false);
-        let p = pod(Some("/proc/42/ns/net"));
+        let p = pod(Some(NETNS));
         h.runner
             .add(&pods_network(), &p, &RuntimeArgs::default())
             .unwrap();
@@ -1618,13 +1693,13 @@ mod tests {
     #[test]
     fn ids_and_names_that_would_break_args_or_paths_are_refused() {
         let h = harness(false);
-        let mut p = pod(Some("/proc/42/ns/net"));
+        let mut p = pod(Some(NETNS));
         p.sandbox_id = "../../etc".to_owned();
         assert!(h
             .runner
             .add(&pods_network(), &p, &RuntimeArgs::default())
             .is_err());
-        let mut p = pod(Some("/proc/42/ns/net"));
+        let mut p = pod(Some(NETNS));
         p.name = "web;K8S_POD_NAMESPACE=kube-system".to_owned();
         assert!(h
             .runner
@@ -1632,7 +1707,7 @@ mod tests {
             .is_err());
         let mut config = pods_network().config;
         config["name"] = json!("a/b");
-        let p = pod(Some("/proc/42/ns/net"));
+        let p = pod(Some(NETNS));
         assert!(h
             .runner
             .del(&network(config), &p, &RuntimeArgs::default())
@@ -1643,7 +1718,7 @@ mod tests {
     #[test]
     fn check_runs_in_order_with_the_cached_result() {
         let h = harness(false);
-        let p = pod(Some("/proc/42/ns/net"));
+        let p = pod(Some(NETNS));
         h.runner
             .add(&pods_network(), &p, &RuntimeArgs::default())
             .unwrap();
@@ -1666,7 +1741,7 @@ mod tests {
     #[test]
     fn check_without_an_add_result_fails_and_disabled_check_passes() {
         let h = harness(false);
-        let p = pod(Some("/proc/42/ns/net"));
+        let p = pod(Some(NETNS));
         let err = h
             .runner
             .check(&pods_network(), &p, &RuntimeArgs::default())
@@ -1691,7 +1766,7 @@ mod tests {
         }));
         let ips = h
             .runner
-            .add(&net, &pod(Some("/proc/42/ns/net")), &RuntimeArgs::default())
+            .add(&net, &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap();
         assert_eq!(h.exec.sequence(), ["ADD loopback", "ADD bridge"]);
         assert_eq!(h.exec.calls()[1].stdin["bridge"], "cni0");
@@ -1707,11 +1782,7 @@ mod tests {
         );
         let err = h
             .runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap_err();
         assert!(
             matches!(err.root_cause(), CniError::BadResult { .. }),
@@ -1790,11 +1861,7 @@ mod tests {
     fn a_result_dockshim_cached_is_an_attachment_too() {
         let h = harness(false);
         h.runner
-            .add(
-                &pods_network(),
-                &pod(Some("/proc/42/ns/net")),
-                &RuntimeArgs::default(),
-            )
+            .add(&pods_network(), &pod(Some(NETNS)), &RuntimeArgs::default())
             .unwrap();
         let found = h.runner.cached_attachment(SANDBOX).unwrap();
         assert_eq!(found.network, "pods");
