@@ -1295,10 +1295,7 @@ mod tests {
 
     #[test]
     fn a_process_namespace_reaches_plugins_through_a_held_descriptor() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
+        let mut child = process::Command::new("sleep").arg("30").spawn().unwrap();
         let netns = format!("/proc/{}/ns/net", child.id());
         let h = harness(false);
         h.runner
@@ -1315,7 +1312,7 @@ mod tests {
 
     #[test]
     fn add_into_the_namespace_of_a_process_that_ended_is_a_failed_precondition() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let mut child = process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
         let h = harness(false);
