@@ -89,7 +89,7 @@ copy_tree() {
     else
         tar -C "$REPO_ROOT" --exclude=./target -cf - . | tar -C "$TREE" -xf -
     fi
-    ln -s packaging/debian "$TREE/debian"
+    ln -sfn packaging/debian "$TREE/debian"
 }
 
 build() {
@@ -189,7 +189,9 @@ main() {
     build
     changes="$(echo "$WORKDIR"/dockshim_*.changes)"
     deb="$(echo "$WORKDIR"/dockshim_*.deb)"
-    [ -f "$changes" ] && [ -f "$deb" ] || fail "dpkg-buildpackage made no single .changes and .deb"
+    if [ ! -f "$changes" ] || [ ! -f "$deb" ]; then
+        fail "dpkg-buildpackage made no single .changes and .deb"
+    fi
     run_lintian "$changes"
     log "files, conffiles, binary, man page"
     check_file_list "$deb"
