@@ -133,8 +133,8 @@ sandbox-oom-score-adj = -500
 runtime-cgroups = "/system.slice/docker.service"
 network-plugin = "none"
 cni-bin-dir = [
-    "/opt/cni/bin",
     "/usr/lib/cni",
+    "/opt/cni/bin",
 ]
 cni-conf-dir = "/etc/cni/other"
 cni-cache-dir = "/var/cache/cni"
@@ -177,7 +177,7 @@ fn a_file_with_every_key_is_read() {
             "migrate-from-cri-dockerd = \"/srv/cri-dockerd\"",
             "runtime-cgroups = \"/system.slice/docker.service\"",
             "network-plugin = \"none\"",
-            "cni-bin-dir = [\"/opt/cni/bin\", \"/usr/lib/cni\"]",
+            "cni-bin-dir = [\"/usr/lib/cni\", \"/opt/cni/bin\"]",
             "cni-conf-dir = \"/etc/cni/other\"",
             "cni-cache-dir = \"/var/cache/cni\"",
             "pod-cidr = \"10.244.0.0/16,fd00::/64\"",

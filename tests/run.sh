@@ -35,7 +35,11 @@
 #      The tests learn the wrapper from DOCKSHIM_TEST_RUNTIME_WRAPPER_HANDLER
 #      (`wrapped`) and DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG (one line per call,
 #      the arguments runc got); both are unset for the machine's dockerd.
-#      An engine already running without that wrapper is restarted.
+#      An engine already running without that wrapper is restarted;
+#   9. builds the Debian package from this tree, runs lintian on it, unpacks
+#      it into a scratch root, checks its files and runs `systemd-analyze
+#      verify` on its units (tests/package.sh; installs dpkg-dev, debhelper,
+#      lintian, systemd and man-db if missing; nothing goes onto /).
 # A failure on any engine fails the run, yet every engine is tested; a table
 # of engines, results and seconds ends the output. The tests run with
 # DOCKSHIM_TEST_STRICT=1: a test that finds its environment missing (no
@@ -367,6 +371,16 @@ test_engine() {
     return "$status"
 }
 
+# Runs tests/package.sh, its output on stderr, and prints its row of the
+# results table: "name|status|seconds".
+package_result() {
+    local started status=0
+    started=$(date +%s)
+    log "Debian package: build, lintian, files, systemd-analyze verify"
+    bash "$REPO_ROOT/tests/package.sh" >&2 || status=$?
+    printf 'Debian package (tests/package.sh)|%s|%s\n' "$status" "$(( $(date +%s) - started ))"
+}
+
 # The server version of the engine DOCKER_HOST (or the default) names.
 engine_server_version() {
     docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown
@@ -413,6 +427,7 @@ main() {
             results+=("docker-$version|$engine_status|$(( $(date +%s) - engine_started ))")
         done
     fi
+    results+=("$(package_result)")
 
     printf '\n%-48s %-6s %s\n' engine result seconds >&2
     local row name result seconds

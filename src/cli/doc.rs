@@ -314,7 +314,14 @@ pub fn man_page() -> String {
             "/etc/cni/net.d",
             "CNI network configuration (--cni-conf-dir).",
         ),
-        ("/opt/cni/bin", "CNI plugins (--cni-bin-dir)."),
+        (
+            "/opt/cni/bin",
+            "CNI plugins installed by hand (--cni-bin-dir).",
+        ),
+        (
+            "/usr/lib/cni",
+            "CNI plugins of Debian's containernetworking-plugins package (--cni-bin-dir).",
+        ),
         (
             "/var/run/docker.sock",
             "The Docker Engine API socket (--docker-endpoint).",

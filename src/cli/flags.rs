@@ -97,7 +97,9 @@ pub(crate) const DEFAULT_RUNTIME_ENDPOINT: &str = "unix:///run/dockshim.sock";
 pub(crate) const DEFAULT_DOCKER_ENDPOINT: &str = "unix:///var/run/docker.sock";
 pub(crate) const DEFAULT_ROOT_DIRECTORY: &str = "/var/lib/dockshim";
 pub(crate) const DEFAULT_POD_INFRA_CONTAINER_IMAGE: &str = "registry.k8s.io/pause:3.10";
-pub(crate) const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
+/// Plugins installed by hand or by a network add-on first, then Debian's
+/// containernetworking-plugins: a node finds either without a flag.
+pub(crate) const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin,/usr/lib/cni";
 pub(crate) const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
 pub(crate) const DEFAULT_CNI_CACHE_DIR: &str = "/var/lib/cni/cache";
 pub(crate) const DEFAULT_CONFIG_FILE: &str = "/etc/dockshim/dockshim.toml";
@@ -272,9 +274,9 @@ pub(crate) static FLAGS: &[Flag] = &[
         help: "Directories of CNI plugin binaries; several may be listed, comma-separated",
         doc: "Absolute paths of the directories searched, in order, for CNI plugin \
               executables; plugins receive them as CNI_PATH. Several directories may be \
-              listed, separated by commas. Debian's containernetworking-plugins package \
-              installs its plugins in /usr/lib/cni, so --cni-bin-dir=/opt/cni/bin,/usr/lib/cni \
-              finds both those and plugins installed by hand.",
+              listed, separated by commas. The default searches /opt/cni/bin, where plugins \
+              installed by hand or by a network add-on go, before /usr/lib/cni, where \
+              Debian's containernetworking-plugins package installs them.",
     },
     Flag {
         id: FlagId::CniConfDir,

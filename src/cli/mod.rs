@@ -149,7 +149,10 @@ impl Default for Config {
             docker_endpoint: flags::DEFAULT_DOCKER_ENDPOINT.to_owned(),
             root_directory: PathBuf::from(flags::DEFAULT_ROOT_DIRECTORY),
             network_plugin: NetworkPlugin::Cni,
-            cni_bin_dirs: vec![PathBuf::from(flags::DEFAULT_CNI_BIN_DIR)],
+            cni_bin_dirs: flags::DEFAULT_CNI_BIN_DIR
+                .split(',')
+                .map(PathBuf::from)
+                .collect(),
             cni_conf_dir: PathBuf::from(flags::DEFAULT_CNI_CONF_DIR),
             cni_cache_dir: PathBuf::from(flags::DEFAULT_CNI_CACHE_DIR),
             pod_infra_container_image: flags::DEFAULT_POD_INFRA_CONTAINER_IMAGE.to_owned(),
@@ -986,7 +989,7 @@ mod tests {
             docker_endpoint: "unix:///run/docker.sock".to_owned(),
             root_directory: PathBuf::from("/srv/dockshim"),
             network_plugin: NetworkPlugin::None,
-            cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            cni_bin_dirs: vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
             cni_conf_dir: PathBuf::from("/etc/cni/other"),
             cni_cache_dir: PathBuf::from("/var/cache/cni"),
             pod_infra_container_image: "example.org/pause:1".to_owned(),
@@ -1020,7 +1023,7 @@ mod tests {
             "--sandbox-oom-score-adj=-500",
             "--runtime-cgroups=/system.slice/docker.service",
             "--network-plugin=none",
-            "--cni-bin-dir=/opt/cni/bin,/usr/lib/cni",
+            "--cni-bin-dir=/usr/lib/cni,/opt/cni/bin",
             "--cni-conf-dir=/etc/cni/other",
             "--cni-cache-dir=/var/cache/cni",
             "--pod-cidr=10.244.0.0/16,fd00::/64",
@@ -1263,8 +1266,8 @@ sandbox-oom-score-adj = -500
 runtime-cgroups = "/system.slice/docker.service"
 network-plugin = "none"
 cni-bin-dir = [
-    "/opt/cni/bin",  # by hand
     "/usr/lib/cni",  # Debian's containernetworking-plugins
+    "/opt/cni/bin",  # by hand
 ]
 cni-conf-dir = "/etc/cni/other"
 cni-cache-dir = "/var/cache/cni"

@@ -132,8 +132,8 @@ pub const MAX_TOTAL_PENDING_PAIRS: usize = 64;
 pub const MAX_SESSION_CONNECTIONS: usize = 32;
 
 /// Connections all sessions together forward at once. With two threads
-/// each this bounds the forwarding threads of the process, whose systemd
-/// unit sets no task limit of its own.
+/// each this bounds the forwarding threads of the process, as the systemd
+/// unit's `TasksMax=` counts on.
 pub const MAX_TOTAL_CONNECTIONS: usize = 256;
 
 /// Names of the threads of a connection, as seen in `/proc/<pid>/task/*/comm`.
