@@ -4,7 +4,8 @@
 # On a Debian 12 machine, as root, it installs what dockshim needs if missing
 # (docker.io, containernetworking-plugins, curl), starts dockerd if it does
 # not answer, builds the release binary and runs it in the foreground on
-# unix:///run/dockshim.sock with Debian's CNI plugin directory. While
+# unix:///run/dockshim.sock (Debian's CNI plugins in /usr/lib/cni are found by
+# default). While
 # /etc/cni/net.d holds no configuration, pods join dockshim's built-in
 # network (bridge dockshim0, 10.86.0.0/16 or the --pod-cidr given; see
 # --default-network), so a pod with a pod network runs at once. Extra
@@ -23,4 +24,4 @@ start_dockerd /var/log/dockerd.log
 
 cd "$REPO_ROOT"
 cargo build --release --bin dockshim
-exec target/release/dockshim --cni-bin-dir /usr/lib/cni,/opt/cni/bin "$@"
+exec target/release/dockshim "$@"
