@@ -6,9 +6,9 @@
 # not answer, builds the release binary and runs it in the foreground on
 # unix:///run/dockshim.sock (Debian's CNI plugins in /usr/lib/cni are found
 # by default). While /etc/cni/net.d holds no configuration, pods join
-# dockshim's built-in network (bridge dockshim0, 10.86.0.0/16 or the --pod-cidr given; see
-# --default-network), so a pod with a pod network runs at once. Extra
-# arguments go to dockshim. Stop it with Ctrl-C.
+# dockshim's built-in network (bridge dockshim0, 10.86.0.0/16 or the
+# --pod-cidr given; see --default-network), so a pod with a pod network runs
+# at once. Extra arguments go to dockshim. Stop it with Ctrl-C.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
