@@ -12,7 +12,7 @@
 //! WebSocket clients wait for, the resize messages (JSON objects, one after
 //! another on one stream), and the error-stream status format of each
 //! version. It must not talk to dockerd or decide what the streams are
-//! connected to: that is `docker_sessions`.
+//! connected to: that is the backend's (`super::session::Sessions`).
 
 use std::fmt;
 use std::io::{self, Read, Write};
