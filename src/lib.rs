@@ -40,17 +40,19 @@
 //! `server` and `grpc` carry calls; `cri` holds the handlers and
 //! the pure CRI ⇄ Docker translation; `docker` is the Engine API client;
 //! `index` mirrors dockerd's containers; `network` runs CNI; `store` keeps
-//! checkpoints; `logs` writes CRI-format log files; `streaming` serves
-//! exec, attach and port-forward; `stats` reads cgroup and `/proc`
-//! figures; `metrics` counts calls for the Prometheus endpoint;
+//! checkpoints; `logs` writes CRI-format log files; `streaming` is the
+//! protocol library behind exec, attach and port-forward (its dockerd
+//! backend is `cri::streaming`); `codec` holds the byte-level codecs
+//! (base64, zlib, SHA-1, the HTTP/1.1 request head); `stats` reads cgroup
+//! and `/proc` figures; `metrics` counts calls for the Prometheus endpoint;
 //! `supervisor` starts the background threads and keeps their deaths;
 //! `pidfd` pins the processes whose `/proc` files are opened; `failpoint`
 //! names the crash points the tests arm (empty unless built with the
 //! `failpoints` feature); `cli` and `logger` start the process.
 
 pub mod api;
-pub mod base64;
 pub mod cli;
+pub mod codec;
 pub mod cri;
 pub mod docker;
 pub mod failpoint;

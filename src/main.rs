@@ -16,13 +16,13 @@ use dockshim::cri::image::Images;
 use dockshim::cri::runtime::{Runtime, RuntimeParts};
 use dockshim::cri::sandbox::SandboxService;
 use dockshim::cri::stats::StatsService;
+use dockshim::cri::streaming::docker_sessions::DockerSessions;
 use dockshim::docker::DockerClient;
 use dockshim::index::Index;
 use dockshim::logs::LogManager;
-use dockshim::metrics::{self, Metrics};
+use dockshim::metrics::{self, Gauges, Metrics};
 use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
-use dockshim::streaming::docker_sessions::DockerSessions;
 use dockshim::streaming::server::StreamingServer;
 use dockshim::supervisor;
 
@@ -111,7 +111,12 @@ fn run(config: Config) -> Result<(), String> {
         .map_err(|err| format!("cannot start the log keeper: {err}"))?;
     let stats = StatsService::new(docker.clone(), index.clone());
     if let Some((addr, registry)) = registry {
-        let bound = metrics::server::start(addr, registry, index.clone())
+        let scraped = index.clone();
+        let gauges = Box::new(move || Gauges {
+            index_entries: scraped.len(),
+            event_stream_reconnects: scraped.reconnects(),
+        });
+        let bound = metrics::server::start(addr, registry, gauges)
             .map_err(|err| format!("--metrics-addr: {err}"))?;
         log::info!("metrics endpoint listening on http://{bound}/metrics");
     }

@@ -941,9 +941,9 @@ async fn registry_credentials_are_used_and_never_echoed() {
     client.remove_image(&through_auth).await.unwrap();
 
     // The same credentials as the CRI `auth` field: base64 of user:password.
-    let encoded = dockshim::base64::encode(
+    let encoded = dockshim::codec::base64::encode(
         format!("dockshim:{password}").as_bytes(),
-        dockshim::base64::Alphabet::Standard,
+        dockshim::codec::base64::Alphabet::Standard,
     );
     let pulled = client
         .pull_image(

@@ -34,10 +34,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::port_forward_client::SpdyPortForward;
-use dockshim::api::v1;
+use dockshim::cri::streaming::docker_sessions::DockerSessions;
 use dockshim::index::Index;
-use dockshim::streaming::docker_sessions::DockerSessions;
-use dockshim::streaming::session::{Sessions, StreamRequest};
+use dockshim::streaming::session::{PortForward, Sessions, StreamRequest};
 use tungstenite::{Bytes, Message, WebSocket};
 
 /// Bounds every wait, so a session that never ends fails its test.
@@ -141,9 +140,9 @@ impl Sandbox {
     }
 
     fn request(&self, ports: &[u16]) -> StreamRequest {
-        StreamRequest::PortForward(v1::PortForwardRequest {
+        StreamRequest::PortForward(PortForward {
             pod_sandbox_id: self.id.clone(),
-            port: ports.iter().map(|port| i32::from(*port)).collect(),
+            ports: ports.to_vec(),
         })
     }
 }

@@ -26,12 +26,11 @@ use std::time::{Duration, Instant};
 
 use common::port_forward_client::SPDY_PORT_FORWARD;
 use common::spdy_client::{ClientFrame, SpdyClient};
-use dockshim::api::v1;
 use dockshim::streaming::port_forward::{
     self, PortDialer, PortForwardError, MAX_SESSION_CONNECTIONS,
 };
 use dockshim::streaming::server::{StreamingServer, MAX_SESSIONS};
-use dockshim::streaming::session::{Handoff, Sessions, StreamRequest};
+use dockshim::streaming::session::{Handoff, PortForward, Sessions, StreamRequest};
 
 /// Bounds every wait.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -132,9 +131,9 @@ fn start_server(pod: &Pod) -> StreamingServer {
 
 /// A fresh port-forward URL's address and path.
 fn port_forward_url(server: &StreamingServer) -> (SocketAddr, String) {
-    let request = StreamRequest::PortForward(v1::PortForwardRequest {
+    let request = StreamRequest::PortForward(PortForward {
         pod_sandbox_id: "limits".to_owned(),
-        port: Vec::new(),
+        ports: Vec::new(),
     });
     common::split_url(&server.url(request).unwrap())
 }

@@ -26,11 +26,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::spdy_client::{ClientFrame, SpdyClient};
-use dockshim::api::v1;
+use dockshim::cri::streaming::docker_sessions::DockerSessions;
 use dockshim::docker::DockerClient;
 use dockshim::index::Index;
-use dockshim::streaming::docker_sessions::DockerSessions;
-use dockshim::streaming::session::{Sessions, StreamRequest};
+use dockshim::streaming::session::{Attach, Exec, Sessions, StreamRequest};
 use serde_json::Value;
 use tungstenite::{Bytes, Message, WebSocket};
 
@@ -199,25 +198,23 @@ const INTERACTIVE: Streams = Streams {
 };
 
 fn exec(container: &str, cmd: &[&str], streams: Streams) -> StreamRequest {
-    StreamRequest::Exec(v1::ExecRequest {
+    StreamRequest::Exec(Exec {
         container_id: container.to_owned(),
         cmd: cmd.iter().map(|word| (*word).to_owned()).collect(),
         tty: streams.tty,
         stdin: streams.stdin,
         stdout: streams.stdout,
         stderr: streams.stderr,
-        ..v1::ExecRequest::default()
     })
 }
 
 fn attach(container: &str, streams: Streams) -> StreamRequest {
-    StreamRequest::Attach(v1::AttachRequest {
+    StreamRequest::Attach(Attach {
         container_id: container.to_owned(),
         stdin: streams.stdin,
         tty: streams.tty,
         stdout: streams.stdout,
         stderr: streams.stderr,
-        ..v1::AttachRequest::default()
     })
 }
 

@@ -29,7 +29,9 @@ use crate::cri::events::EventStreams;
 use crate::cri::metrics;
 use crate::cri::sandbox::SandboxService;
 use crate::cri::stats::StatsService;
-use crate::cri::streaming::{validate_attach, validate_exec, validate_port_forward};
+use crate::cri::streaming::{
+    validate_attach, validate_exec, validate_port_forward, StreamRequestError,
+};
 use crate::docker::{DockerClient, Engine};
 use crate::grpc::{CallContext, Status};
 use crate::network::NetworkSource;
@@ -466,7 +468,10 @@ impl RuntimeService for Runtime {
     ) -> Result<v1::ExecResponse, Status> {
         let request = validate_exec(self.containers.index(), request)?;
         Ok(v1::ExecResponse {
-            url: self.streaming.url(request)?,
+            url: self
+                .streaming
+                .url(request)
+                .map_err(StreamRequestError::from)?,
         })
     }
 
@@ -477,7 +482,10 @@ impl RuntimeService for Runtime {
     ) -> Result<v1::AttachResponse, Status> {
         let request = validate_attach(self.containers.index(), request)?;
         Ok(v1::AttachResponse {
-            url: self.streaming.url(request)?,
+            url: self
+                .streaming
+                .url(request)
+                .map_err(StreamRequestError::from)?,
         })
     }
 
@@ -488,7 +496,10 @@ impl RuntimeService for Runtime {
     ) -> Result<v1::PortForwardResponse, Status> {
         let request = validate_port_forward(self.containers.index(), request)?;
         Ok(v1::PortForwardResponse {
-            url: self.streaming.url(request)?,
+            url: self
+                .streaming
+                .url(request)
+                .map_err(StreamRequestError::from)?,
         })
     }
 

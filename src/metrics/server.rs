@@ -12,9 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::{Gauges, Metrics};
-use crate::grpc::{Code, Status};
-use crate::index::Index;
-use crate::streaming::http::{self, HttpError};
+use crate::codec::http_head::{self, HttpError};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// Scrapes served at once; more are answered 503 by the accept thread.
@@ -47,15 +45,6 @@ pub enum MetricsError {
     Spawn(io::Error),
 }
 
-impl MetricsError {
-    pub fn code(&self) -> Code {
-        match self {
-            MetricsError::Bind { .. } => Code::Unavailable,
-            MetricsError::Spawn(_) => Code::ResourceExhausted,
-        }
-    }
-}
-
 impl fmt::Display for MetricsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -73,25 +62,20 @@ impl std::error::Error for MetricsError {
     }
 }
 
-impl From<MetricsError> for Status {
-    fn from(err: MetricsError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
-
-/// What a scrape reads: the registry and the index behind the gauges.
+/// What a scrape reads: the registry, and the gauges read from the layers
+/// above it at scrape time.
 struct Source {
     metrics: &'static Metrics,
-    index: Arc<Index>,
+    gauges: Box<dyn Fn() -> Gauges + Send + Sync>,
     scrapes: AtomicUsize,
 }
 
-/// Binds `addr` and serves scrapes of `metrics` and `index` until the
+/// Binds `addr` and serves scrapes of `metrics` and `gauges` until the
 /// process exits. Returns the bound address, with the port it was given.
 pub fn start(
     addr: SocketAddr,
     metrics: &'static Metrics,
-    index: Arc<Index>,
+    gauges: Box<dyn Fn() -> Gauges + Send + Sync>,
 ) -> Result<SocketAddr, MetricsError> {
     let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
     let local_addr = listener
@@ -102,7 +86,7 @@ pub fn start(
     }
     let source = Arc::new(Source {
         metrics,
-        index,
+        gauges,
         scrapes: AtomicUsize::new(0),
     });
     supervisor::spawn(ACCEPT_DUTY, move || {
@@ -125,7 +109,7 @@ fn accept_loop(listener: &TcpListener, source: &Arc<Source>) {
         if source.scrapes.fetch_add(1, Ordering::AcqRel) >= MAX_SCRAPES_IN_FLIGHT {
             source.scrapes.fetch_sub(1, Ordering::AcqRel);
             let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
-            let _ = http::write_error(&mut conn, 503, "too many scrapes in flight", &[]);
+            let _ = http_head::write_error(&mut conn, 503, "too many scrapes in flight", &[]);
             continue;
         }
         let scraping = Arc::clone(source);
@@ -146,7 +130,7 @@ fn accept_loop(listener: &TcpListener, source: &Arc<Source>) {
 
 fn serve(conn: &mut TcpStream, source: &Source) -> io::Result<()> {
     conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let head = match http::read_request(conn, REQUEST_TIMEOUT) {
+    let head = match http_head::read_request(conn, REQUEST_TIMEOUT) {
         Ok((head, _)) => head,
         Err(HttpError::Closed) => return Ok(()),
         Err(err) => {
@@ -157,15 +141,12 @@ fn serve(conn: &mut TcpStream, source: &Source) -> io::Result<()> {
         }
     };
     if head.path != METRICS_PATH {
-        return http::write_error(conn, 404, "only /metrics is served", &[]);
+        return http_head::write_error(conn, 404, "only /metrics is served", &[]);
     }
     if head.method != "GET" {
-        return http::write_error(conn, 405, "only GET is allowed", &[("Allow", "GET")]);
+        return http_head::write_error(conn, 405, "only GET is allowed", &[("Allow", "GET")]);
     }
-    let body = source.metrics.render(Gauges {
-        index_entries: source.index.len(),
-        event_stream_reconnects: source.index.reconnects(),
-    });
+    let body = source.metrics.render((source.gauges)());
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n",

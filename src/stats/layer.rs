@@ -15,7 +15,7 @@
 //! (nothing, the first time). At most one walk per container is queued or
 //! running; the queue is bounded, and a request that finds it full is
 //! simply made again by a later call. The thread starts on the first walk
-//! (after `main` has set up its signal mask, see `crate::cri`) and ends
+//! (after `main` has set up its signal mask) and ends
 //! when the [`LayerSizes`] is dropped.
 //!
 //! A walk counts like `du -x`: bytes are allocated blocks, symlinks are

@@ -31,8 +31,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::websocket::{WebSocketError, WsWriter};
-use crate::base64::{self, Alphabet, Base64Error};
-use crate::grpc::{Code, Status};
+use crate::codec::base64::{self, Alphabet, Base64Error};
 
 pub const V5_BINARY: &str = "v5.channel.k8s.io";
 pub const V4_BINARY: &str = "v4.channel.k8s.io";
@@ -163,10 +162,6 @@ impl ChannelError {
             ChannelError::MalformedCloseSignal { .. } | ChannelError::CloseOfUnknownChannel { .. }
         )
     }
-
-    pub fn code(&self) -> Code {
-        Code::InvalidArgument
-    }
 }
 
 impl fmt::Display for ChannelError {
@@ -212,12 +207,6 @@ impl std::error::Error for ChannelError {
             ChannelError::ResizeJson(source) => Some(source),
             _ => None,
         }
-    }
-}
-
-impl From<ChannelError> for Status {
-    fn from(err: ChannelError) -> Status {
-        Status::new(err.code(), format!("streaming: {err}"))
     }
 }
 
@@ -885,7 +874,6 @@ mod tests {
         for (codec, message) in cases {
             let err = codec.decode(message).unwrap_err();
             assert!(!err.ends_session(), "{message:?}: {err}");
-            assert_eq!(Status::from(err).code, Code::InvalidArgument);
         }
         assert!(matches!(
             binary.decode(b""),

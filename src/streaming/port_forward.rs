@@ -25,10 +25,9 @@
 //!   connection has.
 //!
 //! A connection is dialled to the port on the pod's loopback interface
-//! (`127.0.0.1`, then `::1`, as containerd does) by a [`PortDialer`]; on
-//! dockerd that is [`SandboxDialer`], which creates the socket on a
-//! throwaway thread inside the sandbox's network namespace (a connected
-//! socket keeps its namespace; the session's threads never change theirs).
+//! (`127.0.0.1`, then `::1`, as containerd does, see [`connect_loopback`])
+//! by a [`PortDialer`] the caller supplies: entering the pod's network
+//! namespace is the dialer's business, never this module's.
 //! Bytes are then copied both ways. When the client closes its data
 //! stream the socket's sending side is shut down and the reply still
 //! flows; when the pod closes its side the client's data stream is closed
@@ -58,9 +57,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,8 +69,8 @@ use super::channel::{
     parse_forward_ports, port_forward_error, ChannelCodec, PortChannel, PortStream,
     PORT_FORWARD_PROTOCOLS,
 };
-use super::session::Handoff;
-use super::session_io::{plain_text_response, Hangup, PipeReader};
+use super::session::{Handoff, PortForward as PortForwardRequest};
+use super::session_io::{Hangup, PipeReader};
 use super::spdy::{HeaderBlock, RstStatus, StreamId};
 use super::spdy_session::{
     NewStream, SpdyOutbound, SpdySession, SpdySessionError, StreamEvent, StreamLease,
@@ -80,10 +78,6 @@ use super::spdy_session::{
 };
 use super::websocket;
 use super::ws_session::{WsOutbound, WsSession, WsSessionError};
-use crate::api::v1;
-use crate::grpc::{Code, Status};
-use crate::index::{Index, IndexError};
-use crate::network::netns::{run_in_netns, NetnsError};
 
 /// The SPDY subprotocol of port forwarding; the kubelet accepts no other.
 pub const SPDY_PROTOCOL: &str = "portforward.k8s.io";
@@ -143,14 +137,9 @@ const UPLOAD_THREAD_NAME: &str = "port-upload";
 /// Why a port could not be forwarded, or a session not set up.
 #[derive(Debug)]
 pub enum PortForwardError {
-    /// The index has no sandbox with this ID (it was removed meanwhile).
-    SandboxNotFound { sandbox: String },
-    /// The sandbox exists but its container does not run.
-    SandboxNotRunning { sandbox: String },
-    /// The index could not answer.
-    Index(IndexError),
-    /// The sandbox's network namespace could not be entered.
-    Netns(NetnsError),
+    /// The dialer could not reach the pod at all (it is gone, or its
+    /// network namespace cannot be entered); says why in its own words.
+    Dial(Box<dyn std::error::Error + Send + Sync>),
     /// Nothing accepted a connection to the port on the pod's loopback
     /// interface, on either address family.
     Connect {
@@ -160,8 +149,6 @@ pub enum PortForwardError {
     },
     /// The request named ports and this is not one of them.
     PortNotRequested { port: u16 },
-    /// The request names a port outside 1..=65535.
-    BadRequestPort { port: i32 },
     /// A SPDY stream's headers do not describe a port-forward stream.
     BadStream { stream: StreamId, problem: String },
     /// Reading or writing the pod's socket failed.
@@ -181,41 +168,10 @@ pub enum PortForwardError {
     WebSocket(WsSessionError),
 }
 
-impl PortForwardError {
-    pub fn code(&self) -> Code {
-        match self {
-            PortForwardError::SandboxNotFound { .. } => Code::NotFound,
-            PortForwardError::SandboxNotRunning { .. } => Code::FailedPrecondition,
-            PortForwardError::Index(err) => err.code(),
-            PortForwardError::Netns(err) => err.code(),
-            PortForwardError::Connect { .. }
-            | PortForwardError::Socket(_)
-            | PortForwardError::ClientGone => Code::Unavailable,
-            PortForwardError::PortNotRequested { .. } => Code::PermissionDenied,
-            PortForwardError::BadRequestPort { .. } | PortForwardError::BadStream { .. } => {
-                Code::InvalidArgument
-            }
-            PortForwardError::Thread(_) | PortForwardError::TooManyConnections => {
-                Code::ResourceExhausted
-            }
-            PortForwardError::StreamReset { .. } => Code::Cancelled,
-            PortForwardError::Spdy(err) => err.code(),
-            PortForwardError::WebSocket(err) => err.code(),
-        }
-    }
-}
-
 impl fmt::Display for PortForwardError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PortForwardError::SandboxNotFound { sandbox } => {
-                write!(f, "pod sandbox {sandbox} not found")
-            }
-            PortForwardError::SandboxNotRunning { sandbox } => {
-                write!(f, "pod sandbox {sandbox} is not running")
-            }
-            PortForwardError::Index(source) => write!(f, "{source}"),
-            PortForwardError::Netns(source) => write!(f, "{source}"),
+            PortForwardError::Dial(source) => write!(f, "{source}"),
             PortForwardError::Connect { port, ipv4, ipv6 } => write!(
                 f,
                 "failed to connect to localhost:{port} inside the pod's network namespace, \
@@ -225,9 +181,6 @@ impl fmt::Display for PortForwardError {
                 f,
                 "port {port} is not one of the ports the port-forward request named"
             ),
-            PortForwardError::BadRequestPort { port } => {
-                write!(f, "port {port} is not in the range 1-65535")
-            }
             PortForwardError::BadStream { stream, problem } => {
                 write!(f, "port-forward stream {stream}: {problem}")
             }
@@ -255,27 +208,17 @@ impl fmt::Display for PortForwardError {
 impl std::error::Error for PortForwardError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            PortForwardError::Index(source) => Some(source),
-            PortForwardError::Netns(source) => Some(source),
+            PortForwardError::Dial(source) => Some(source.as_ref()),
             PortForwardError::Connect { ipv4, .. } => Some(ipv4),
             PortForwardError::Socket(source) | PortForwardError::Thread(source) => Some(source),
             PortForwardError::Spdy(source) => Some(source),
             PortForwardError::WebSocket(source) => Some(source),
-            PortForwardError::SandboxNotFound { .. }
-            | PortForwardError::SandboxNotRunning { .. }
-            | PortForwardError::PortNotRequested { .. }
-            | PortForwardError::BadRequestPort { .. }
+            PortForwardError::PortNotRequested { .. }
             | PortForwardError::BadStream { .. }
             | PortForwardError::ClientGone
             | PortForwardError::StreamReset { .. }
             | PortForwardError::TooManyConnections => None,
         }
-    }
-}
-
-impl From<PortForwardError> for Status {
-    fn from(err: PortForwardError) -> Status {
-        Status::new(err.code(), format!("streaming: {err}"))
     }
 }
 
@@ -285,46 +228,9 @@ pub trait PortDialer: Sync + fmt::Debug {
     fn dial(&self, port: u16) -> Result<TcpStream, PortForwardError>;
 }
 
-/// Dials inside the network namespace of a sandbox, found in the index
-/// at every dial: a sandbox stopped during the session refuses later
-/// connections.
-#[derive(Debug)]
-pub struct SandboxDialer<'a> {
-    index: &'a Index,
-    sandbox_id: &'a str,
-}
-
-impl<'a> SandboxDialer<'a> {
-    pub fn new(index: &'a Index, sandbox_id: &'a str) -> SandboxDialer<'a> {
-        SandboxDialer { index, sandbox_id }
-    }
-}
-
-impl PortDialer for SandboxDialer<'_> {
-    fn dial(&self, port: u16) -> Result<TcpStream, PortForwardError> {
-        let sandbox = self
-            .index
-            .sandbox(self.sandbox_id)
-            .map_err(PortForwardError::Index)?
-            .ok_or_else(|| PortForwardError::SandboxNotFound {
-                sandbox: self.sandbox_id.to_owned(),
-            })?;
-        if sandbox.pid <= 0 {
-            return Err(PortForwardError::SandboxNotRunning {
-                sandbox: sandbox.id.clone(),
-            });
-        }
-        // The sandbox's first process holds the pod's network namespace
-        // (for a host-network pod, the host's own).
-        let netns = format!("/proc/{}/ns/net", sandbox.pid);
-        run_in_netns(Path::new(&netns), || connect_loopback(port))
-            .map_err(PortForwardError::Netns)?
-    }
-}
-
 /// Connects to `port` on `127.0.0.1`, else on `::1`: a server may listen
 /// on one family only, and IPv4 comes first as it always has.
-fn connect_loopback(port: u16) -> Result<TcpStream, PortForwardError> {
+pub fn connect_loopback(port: u16) -> Result<TcpStream, PortForwardError> {
     let ipv4 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let ipv4 = match TcpStream::connect_timeout(&ipv4, CONNECT_TIMEOUT) {
         Ok(socket) => return Ok(socket),
@@ -343,27 +249,14 @@ fn connect_loopback(port: u16) -> Result<TcpStream, PortForwardError> {
 /// `dialer`; returns when the session is over. Refusals are answered with
 /// their HTTP error.
 pub fn serve(
-    request: &v1::PortForwardRequest,
+    request: &PortForwardRequest,
     handoff: Handoff,
     dialer: &dyn PortDialer,
     stream_creation_timeout: Duration,
 ) {
-    let sandbox_id = request.pod_sandbox_id.as_str();
-    let ports = match requested_ports(&request.port) {
-        Ok(ports) => ports,
-        Err(err) => {
-            log::info!("port-forward to pod {sandbox_id}: {err}");
-            let mut conn = handoff.conn;
-            let response = plain_text_response(400, "Bad Request", "", &err.to_string());
-            // Best effort: the client may be gone.
-            let _ = conn.write_all(&response);
-            let _ = conn.shutdown(Shutdown::Both);
-            return;
-        }
-    };
     let session = PortForward {
-        sandbox_id,
-        ports,
+        sandbox_id: &request.pod_sandbox_id,
+        ports: request.ports.clone(),
         dialer,
         stream_creation_timeout,
     };
@@ -372,19 +265,6 @@ pub fn serve(
     } else {
         session.serve_spdy(handoff);
     }
-}
-
-/// The request's ports as port numbers.
-fn requested_ports(ports: &[i32]) -> Result<Vec<u16>, PortForwardError> {
-    ports
-        .iter()
-        .map(|&port| {
-            u16::try_from(port)
-                .ok()
-                .filter(|port| *port != 0)
-                .ok_or(PortForwardError::BadRequestPort { port })
-        })
-        .collect()
 }
 
 /// One session's settings.
@@ -1149,7 +1029,7 @@ impl PendingPairs {
 mod tests {
     use super::*;
     use crate::streaming::spdy::{Frame, SpdyReader, SpdyWriter, SynStream};
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use tungstenite::client::IntoClientRequest;
     use tungstenite::{Bytes, Message};
@@ -1216,17 +1096,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn request_ports_must_be_port_numbers() {
-        assert_eq!(requested_ports(&[80, 65535]).unwrap(), vec![80, 65535]);
-        for port in [0, -1, 65536] {
-            assert!(matches!(
-                requested_ports(&[80, port]),
-                Err(PortForwardError::BadRequestPort { port: p }) if p == port
-            ));
-        }
-    }
-
     /// Dials the host's own loopback interface: the tests' "pod" is this
     /// process.
     #[derive(Debug)]
@@ -1261,10 +1130,10 @@ mod tests {
         listener.local_addr().unwrap().port()
     }
 
-    fn request(ports: &[u16]) -> v1::PortForwardRequest {
-        v1::PortForwardRequest {
+    fn request(ports: &[u16]) -> PortForwardRequest {
+        PortForwardRequest {
             pod_sandbox_id: SANDBOX.to_owned(),
-            port: ports.iter().map(|p| i32::from(*p)).collect(),
+            ports: ports.to_vec(),
         }
     }
 
@@ -1272,21 +1141,21 @@ mod tests {
     /// connection over as the server would.
     fn handoff(mut conn: TcpStream) -> Handoff {
         let (head, leftover) =
-            crate::streaming::http::read_request(&mut conn, Duration::from_secs(30)).unwrap();
+            crate::codec::http_head::read_request(&mut conn, Duration::from_secs(30)).unwrap();
         Handoff::new(head, conn, leftover, None)
     }
 
     /// Serves one port-forward session on a fresh listener; the thread
     /// ends when the session does.
     fn serve_one(
-        request: v1::PortForwardRequest,
+        request: PortForwardRequest,
         creation_timeout: Duration,
     ) -> (SocketAddr, thread::JoinHandle<()>) {
         serve_one_idle(request, creation_timeout, None)
     }
 
     fn serve_one_idle(
-        request: v1::PortForwardRequest,
+        request: PortForwardRequest,
         creation_timeout: Duration,
         idle_timeout: Option<Duration>,
     ) -> (SocketAddr, thread::JoinHandle<()>) {

@@ -12,7 +12,7 @@
 //! WebSocket clients wait for, the resize messages (JSON objects, one after
 //! another on one stream), and the error-stream status format of each
 //! version. It must not talk to dockerd or decide what the streams are
-//! connected to: that is `docker_sessions`.
+//! connected to: that is the backend's (`super::session::Sessions`).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -33,7 +33,6 @@ use super::spdy_session::{
 };
 use super::websocket;
 use super::ws_session::{WsOutbound, WsSession, WsSessionError};
-use crate::grpc::{Code, Status};
 
 pub const SPDY_V4: &str = "v4.channel.k8s.io";
 pub const SPDY_V3: &str = "v3.channel.k8s.io";
@@ -63,15 +62,6 @@ pub enum RemoteCommandError {
     WebSocket(WsSessionError),
 }
 
-impl RemoteCommandError {
-    pub fn code(&self) -> Code {
-        match self {
-            RemoteCommandError::Spdy(err) => err.code(),
-            RemoteCommandError::WebSocket(err) => err.code(),
-        }
-    }
-}
-
 impl fmt::Display for RemoteCommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -87,12 +77,6 @@ impl std::error::Error for RemoteCommandError {
             RemoteCommandError::Spdy(source) => Some(source),
             RemoteCommandError::WebSocket(source) => Some(source),
         }
-    }
-}
-
-impl From<RemoteCommandError> for Status {
-    fn from(err: RemoteCommandError) -> Status {
-        Status::new(err.code(), format!("streaming: {err}"))
     }
 }
 

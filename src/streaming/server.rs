@@ -4,7 +4,7 @@
 //!
 //! One thread (`streaming`) accepts connections; each connection gets its
 //! own thread (`stream-<n>`), which reads the request head
-//! (`super::http`), routes it, redeems the token (`super::tokens`) and
+//! (`crate::codec::http_head`), routes it, redeems the token (`super::tokens`) and
 //! then calls [`Sessions::serve`] and ends when the session does.
 //!
 //! Admission: a connection that has not yet sent its request head has
@@ -46,10 +46,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::http::{self, HttpError, RequestHead, HEAD_READ_TIMEOUT};
 use super::session::{Handoff, Sessions, StreamRequest};
 use super::tokens::{TokenCache, TokenError};
-use crate::grpc::{Code, Status};
+use crate::codec::http_head::{self, HttpError, RequestHead, HEAD_READ_TIMEOUT};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// Most sessions served at once. One more is answered 503 and closed: a
@@ -137,14 +136,14 @@ impl StreamKind {
     }
 }
 
-/// Why the server could not start, issue a URL, or serve a request.
+/// Why the server could not start, or serve a request.
 #[derive(Debug)]
 pub enum StreamingError {
     /// The listening socket could not be bound.
     Bind { addr: SocketAddr, source: io::Error },
     /// The accept thread could not be started.
     Spawn(io::Error),
-    /// No token could be issued.
+    /// The token cache could not be set up.
     Tokens(TokenError),
     /// The request head could not be read.
     Http(HttpError),
@@ -160,29 +159,19 @@ pub enum StreamingError {
 }
 
 impl StreamingError {
-    pub fn code(&self) -> Code {
-        match self {
-            StreamingError::Bind { .. } | StreamingError::Spawn(_) => Code::Internal,
-            StreamingError::Tokens(err) => err.code(),
-            StreamingError::Http(err) => err.code(),
-            StreamingError::NotFound => Code::NotFound,
-            StreamingError::MethodNotAllowed => Code::InvalidArgument,
-            StreamingError::Socket(_) => Code::Unavailable,
-            StreamingError::Busy => Code::ResourceExhausted,
-        }
-    }
-
     /// The HTTP response refusing a request, if one can be sent.
     fn response(&self) -> Option<Vec<u8>> {
         match self {
             StreamingError::Http(err) => err.response(),
-            StreamingError::NotFound => Some(http::error_response(404, &self.to_string(), &[])),
-            StreamingError::MethodNotAllowed => Some(http::error_response(
+            StreamingError::NotFound => {
+                Some(http_head::error_response(404, &self.to_string(), &[]))
+            }
+            StreamingError::MethodNotAllowed => Some(http_head::error_response(
                 405,
                 &self.to_string(),
                 &[("Allow", "GET, POST")],
             )),
-            StreamingError::Busy => Some(http::error_response(503, &self.to_string(), &[])),
+            StreamingError::Busy => Some(http_head::error_response(503, &self.to_string(), &[])),
             _ => None,
         }
     }
@@ -197,7 +186,7 @@ impl fmt::Display for StreamingError {
             StreamingError::Spawn(err) => {
                 write!(f, "cannot start the streaming server's thread: {err}")
             }
-            StreamingError::Tokens(err) => write!(f, "cannot issue a streaming URL: {err}"),
+            StreamingError::Tokens(err) => write!(f, "cannot issue streaming URLs: {err}"),
             StreamingError::Http(err) => write!(f, "{err}"),
             StreamingError::NotFound => write!(
                 f,
@@ -223,18 +212,6 @@ impl std::error::Error for StreamingError {
                 None
             }
         }
-    }
-}
-
-impl From<TokenError> for StreamingError {
-    fn from(err: TokenError) -> StreamingError {
-        StreamingError::Tokens(err)
-    }
-}
-
-impl From<StreamingError> for Status {
-    fn from(err: StreamingError) -> Status {
-        Status::new(err.code(), err.to_string())
     }
 }
 
@@ -293,7 +270,7 @@ impl StreamingServer {
             .local_addr()
             .map_err(|source| StreamingError::Bind { addr, source })?;
         let shared = Arc::new(Shared {
-            tokens: TokenCache::new()?,
+            tokens: TokenCache::new().map_err(StreamingError::Tokens)?,
             sessions,
             idle_timeout: (!idle_timeout.is_zero()).then_some(idle_timeout),
             sessions_open: AtomicUsize::new(0),
@@ -317,7 +294,7 @@ impl StreamingServer {
     /// Issues a one-time URL for `request`, which the caller has
     /// validated: `http://<host>:<port>/cri/<kind>/<token>`, with the host
     /// from [`url_authority`].
-    pub fn url(&self, request: StreamRequest) -> Result<String, StreamingError> {
+    pub fn url(&self, request: StreamRequest) -> Result<String, TokenError> {
         let kind = StreamKind::of(&request);
         let token = self.shared.tokens.insert(request)?;
         Ok(format!(
@@ -507,7 +484,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 
 fn serve_connection(mut conn: TcpStream, peer: SocketAddr, pending: PendingSlot) {
     let shared = Arc::clone(&pending.shared);
-    let read = http::read_request(&mut conn, HEAD_READ_TIMEOUT).map_err(StreamingError::Http);
+    let read = http_head::read_request(&mut conn, HEAD_READ_TIMEOUT).map_err(StreamingError::Http);
     drop(pending);
     let accepted = read.and_then(|(head, leftover)| {
         // Taken before the token is redeemed, so a busy server leaves the
@@ -612,7 +589,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::api::v1;
+    use crate::streaming::session::{Attach, Exec, PortForward};
 
     /// Sessions that report each handoff and answer 200.
     struct Recorder(Mutex<Sender<(StreamRequest, Handoff)>>);
@@ -638,19 +615,19 @@ mod tests {
     }
 
     fn exec() -> StreamRequest {
-        StreamRequest::Exec(v1::ExecRequest {
+        StreamRequest::Exec(Exec {
             container_id: "c".to_owned(),
             cmd: vec!["sh".to_owned()],
             stdout: true,
-            ..v1::ExecRequest::default()
+            ..Exec::default()
         })
     }
 
     fn attach() -> StreamRequest {
-        StreamRequest::Attach(v1::AttachRequest {
+        StreamRequest::Attach(Attach {
             container_id: "c".to_owned(),
             stdout: true,
-            ..v1::AttachRequest::default()
+            ..Attach::default()
         })
     }
 
@@ -690,7 +667,7 @@ mod tests {
         assert_eq!(token.len(), 22, "{url}");
         let url = server.url(attach()).unwrap();
         assert!(url.starts_with(&format!("http://127.0.0.1:{port}/cri/attach/")));
-        let forward = StreamRequest::PortForward(v1::PortForwardRequest::default());
+        let forward = StreamRequest::PortForward(PortForward::default());
         let url = server.url(forward).unwrap();
         assert!(url.starts_with(&format!("http://127.0.0.1:{port}/cri/portforward/")));
     }
@@ -961,13 +938,15 @@ mod tests {
     }
 
     #[test]
-    fn tokens_of_a_full_cache_are_resource_exhausted() {
+    fn no_url_is_issued_beyond_a_full_token_cache() {
         let (server, _handoffs) = server(Duration::ZERO);
         for _ in 0..crate::streaming::tokens::MAX_PENDING_TOKENS {
             server.url(exec()).unwrap();
         }
-        let status = Status::from(server.url(exec()).unwrap_err());
-        assert_eq!(status.code, Code::ResourceExhausted);
+        assert!(matches!(
+            server.url(exec()),
+            Err(TokenError::Exhausted { .. })
+        ));
     }
 
     #[test]
@@ -999,7 +978,7 @@ mod tests {
             err.to_string().contains(&server.local_addr().to_string()),
             "{err}"
         );
-        assert_eq!(err.code(), Code::Internal);
+        assert!(matches!(err, StreamingError::Bind { .. }), "{err}");
     }
 
     #[test]

@@ -11,16 +11,49 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
-use super::http::RequestHead;
-use crate::api::v1;
+use crate::codec::http_head::RequestHead;
 
-/// The CRI request a streaming URL's token stands for, as validated when
-/// the URL was issued.
-#[derive(Debug, Clone, PartialEq)]
+/// What a streaming URL's token stands for, as the RPC that issued it
+/// validated it: sessions act on exactly this, never on the CRI request.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamRequest {
-    Exec(v1::ExecRequest),
-    Attach(v1::AttachRequest),
-    PortForward(v1::PortForwardRequest),
+    Exec(Exec),
+    Attach(Attach),
+    PortForward(PortForward),
+}
+
+/// A command to run in a container, and the streams its client wants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Exec {
+    /// The container's full ID.
+    pub container_id: String,
+    pub cmd: Vec<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// A running container's main process to attach to, and the streams its
+/// client wants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attach {
+    /// The container's full ID.
+    pub container_id: String,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// The pod whose ports a client forwards.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PortForward {
+    /// The sandbox's full ID.
+    pub pod_sandbox_id: String,
+    /// The ports the client may forward; empty: any port a SPDY stream
+    /// names.
+    pub ports: Vec<u16>,
 }
 
 /// An HTTP request for a valid token, and the connection it came on.
@@ -45,7 +78,7 @@ pub struct Handoff {
 }
 
 impl Handoff {
-    /// The handoff of a request head `super::http::read_request` read from
+    /// The handoff of a request head `crate::codec::http_head::read_request` read from
     /// `conn`, with the bytes it read past the head.
     pub fn new(
         head: RequestHead,

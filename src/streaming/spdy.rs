@@ -42,7 +42,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
-use super::zlib::{Deflater, Inflater, ZlibError, SPDY3_DICTIONARY};
+use crate::codec::zlib::{Deflater, Inflater, ZlibError, SPDY3_DICTIONARY};
 
 /// The version in every control frame.
 pub const VERSION: u16 = 3;
@@ -1032,8 +1032,8 @@ impl ReceiveWindow {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::zlib::reference::{ReferenceDeflater, ReferenceInflater};
     use super::*;
+    use crate::codec::zlib::reference::{ReferenceDeflater, ReferenceInflater};
 
     fn headers(fields: &[(&str, &str)]) -> HeaderBlock {
         fields.iter().copied().collect()

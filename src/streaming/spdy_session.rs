@@ -39,7 +39,6 @@ use super::spdy::{
     Frame, GoAwayStatus, HeaderBlock, Reaction, ReceiveWindow, RstStatus, SpdyError, SpdyReader,
     SpdyWriter, StreamId, SynStream, INITIAL_WINDOW_SIZE,
 };
-use crate::grpc::{Code, Status};
 
 /// How long a client has to open the streams a session needs, as the
 /// kubelet's `StreamCreationTimeout`.
@@ -124,20 +123,6 @@ impl SpdySessionError {
             &self.to_string(),
         ))
     }
-
-    pub fn code(&self) -> Code {
-        match self {
-            SpdySessionError::MissingProtocol | SpdySessionError::NotSpdyUpgrade => {
-                Code::InvalidArgument
-            }
-            SpdySessionError::NoCommonProtocol { .. } => Code::Unimplemented,
-            SpdySessionError::StreamTimeout => Code::DeadlineExceeded,
-            SpdySessionError::Io(_)
-            | SpdySessionError::Closed
-            | SpdySessionError::Spdy(_)
-            | SpdySessionError::StreamClosed { .. } => Code::Unavailable,
-        }
-    }
 }
 
 impl fmt::Display for SpdySessionError {
@@ -184,12 +169,6 @@ impl std::error::Error for SpdySessionError {
             SpdySessionError::Spdy(source) => Some(source),
             _ => None,
         }
-    }
-}
-
-impl From<SpdySessionError> for Status {
-    fn from(err: SpdySessionError) -> Status {
-        Status::new(err.code(), format!("streaming: {err}"))
     }
 }
 
@@ -920,7 +899,7 @@ mod tests {
     fn unsupported_protocols_are_refused_with_403_listing_the_supported_ones() {
         let err =
             negotiate(&headers(&[("x-stream-protocol-version", "v9")]), PROTOCOLS).unwrap_err();
-        assert_eq!(err.code(), Code::Unimplemented);
+        assert!(matches!(err, SpdySessionError::NoCommonProtocol { .. }));
         let response = String::from_utf8(err.http_response().unwrap()).unwrap();
         assert!(
             response.starts_with("HTTP/1.1 403 Forbidden\r\n"),

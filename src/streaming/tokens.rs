@@ -18,8 +18,7 @@ use std::io::{self, Read};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::base64::{self, Alphabet};
-use crate::grpc::{Code, Status};
+use crate::codec::base64::{self, Alphabet};
 
 /// How long an issued token stays redeemable: the kubelet connects right
 /// after the RPC returns.
@@ -50,15 +49,6 @@ pub enum TokenError {
     Repeated,
 }
 
-impl TokenError {
-    pub fn code(&self) -> Code {
-        match self {
-            TokenError::Exhausted { .. } => Code::ResourceExhausted,
-            TokenError::Random(_) | TokenError::Repeated => Code::Internal,
-        }
-    }
-}
-
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -79,12 +69,6 @@ impl std::error::Error for TokenError {
             TokenError::Random(err) => Some(err),
             _ => None,
         }
-    }
-}
-
-impl From<TokenError> for Status {
-    fn from(err: TokenError) -> Status {
-        Status::new(err.code(), err.to_string())
     }
 }
 
@@ -267,14 +251,13 @@ mod tests {
     }
 
     #[test]
-    fn issuing_beyond_the_limit_is_resource_exhausted() {
+    fn nothing_is_issued_beyond_the_limit() {
         let tokens = cache(&FakeClock::new());
         for n in 0..MAX_PENDING_TOKENS {
             tokens.insert(u32::try_from(n).unwrap()).unwrap();
         }
         let err = tokens.insert(0).unwrap_err();
         assert!(matches!(err, TokenError::Exhausted { limit } if limit == MAX_PENDING_TOKENS));
-        assert_eq!(Status::from(err).code, Code::ResourceExhausted);
     }
 
     #[test]

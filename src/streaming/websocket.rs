@@ -22,9 +22,8 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
-use super::sha1::Sha1;
-use crate::base64::{self, Alphabet};
-use crate::grpc::{Code, Status};
+use crate::codec::base64::{self, Alphabet};
+use crate::codec::sha1::Sha1;
 
 /// Largest data message accepted from a client, after reassembling its
 /// fragments. The Kubernetes clients send stdin and port-forward data in
@@ -197,17 +196,6 @@ impl WebSocketError {
             _ => None,
         }
     }
-
-    /// The gRPC code for this failure where it has to become a status.
-    pub fn code(&self) -> Code {
-        match self {
-            WebSocketError::Io(_) | WebSocketError::Disconnected { .. } => Code::Unavailable,
-            WebSocketError::MessageTooBig { .. } => Code::ResourceExhausted,
-            WebSocketError::NoCommonSubprotocol { .. } => Code::Unimplemented,
-            WebSocketError::Closed => Code::FailedPrecondition,
-            _ => Code::InvalidArgument,
-        }
-    }
 }
 
 impl fmt::Display for WebSocketError {
@@ -289,12 +277,6 @@ impl std::error::Error for WebSocketError {
 impl From<io::Error> for WebSocketError {
     fn from(err: io::Error) -> WebSocketError {
         WebSocketError::Io(err)
-    }
-}
-
-impl From<WebSocketError> for Status {
-    fn from(err: WebSocketError) -> Status {
-        Status::new(err.code(), format!("websocket: {err}"))
     }
 }
 
@@ -1464,23 +1446,6 @@ mod tests {
         assert!(!writer.is_closed());
     }
 
-    #[test]
-    fn errors_map_to_grpc_codes() {
-        assert_eq!(
-            Status::from(WebSocketError::MessageTooBig {
-                length: 2,
-                limit: 1
-            })
-            .code,
-            Code::ResourceExhausted
-        );
-        assert_eq!(
-            WebSocketError::Disconnected { mid_message: false }.code(),
-            Code::Unavailable
-        );
-        assert_eq!(WebSocketError::Unmasked.code(), Code::InvalidArgument);
-    }
-
     /// Our server side against tungstenite's client over localhost TCP.
     mod interop {
         use super::*;
@@ -1535,7 +1500,7 @@ mod tests {
                 stream.set_read_timeout(Some(TIMEOUT)).unwrap();
                 // The client sends no frame before the handshake's answer.
                 let (head, leftover) =
-                    crate::streaming::http::read_request(&mut stream, TIMEOUT).unwrap();
+                    crate::codec::http_head::read_request(&mut stream, TIMEOUT).unwrap();
                 assert!(leftover.is_empty());
                 match accept(&head.method, &head.headers, PROTOCOLS) {
                     Ok(handshake) => {

@@ -30,7 +30,6 @@ use super::session_io::{
     pipe, plain_text_response, Activity, Hangup, IdleReader, PipeReader, PipeWriter,
 };
 use super::websocket::{self, CloseCode, Incoming, WebSocketError, WsReader, WsWriter};
-use crate::grpc::{Code, Status};
 
 /// Bytes queued per channel for a consumer that has not read them yet; a
 /// full queue stops the reader thread, and TCP stops the client.
@@ -61,17 +60,6 @@ pub enum WsSessionError {
     Closed,
 }
 
-impl WsSessionError {
-    pub fn code(&self) -> Code {
-        match self {
-            WsSessionError::Handshake(err) | WsSessionError::Send(err) => err.code(),
-            WsSessionError::UnknownProtocol(_) => Code::Internal,
-            WsSessionError::Channels(err) => err.code(),
-            WsSessionError::Io(_) | WsSessionError::Closed => Code::Unavailable,
-        }
-    }
-}
-
 impl fmt::Display for WsSessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -95,12 +83,6 @@ impl std::error::Error for WsSessionError {
             WsSessionError::Io(source) => Some(source),
             WsSessionError::UnknownProtocol(_) | WsSessionError::Closed => None,
         }
-    }
-}
-
-impl From<WsSessionError> for Status {
-    fn from(err: WsSessionError) -> Status {
-        Status::new(err.code(), format!("streaming: {err}"))
     }
 }
 
@@ -473,7 +455,7 @@ mod tests {
     /// Reads the request head with the server's own reader and hands the
     /// connection over as the streaming server would.
     fn handoff(mut conn: TcpStream) -> Handoff {
-        let (head, leftover) = crate::streaming::http::read_request(&mut conn, TIMEOUT).unwrap();
+        let (head, leftover) = crate::codec::http_head::read_request(&mut conn, TIMEOUT).unwrap();
         Handoff::new(head, conn, leftover, None)
     }
 

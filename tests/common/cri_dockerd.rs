@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use dockshim::base64::{self, Alphabet};
+use dockshim::codec::base64::{self, Alphabet};
 use dockshim::store::checkpoint::{checksum, CheckpointData, PortMapping};
 
 use super::docker::{docker_socket, get_json};

@@ -4,7 +4,7 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
-use dockshim::streaming::http::read_request;
+use dockshim::codec::http_head::read_request;
 use dockshim::streaming::session::Handoff;
 
 /// Reads a request head from `conn` with the server's own reader and

@@ -7,7 +7,6 @@
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
-use crate::codegen::HEADER;
 use crate::XtaskError;
 
 /// The proto package whose services are generated.
@@ -158,7 +157,6 @@ fn doc_lines(out: &mut String, indent: &str, lines: &[String]) {
 
 fn render(services: &[ServiceSpec]) -> String {
     let mut out = String::new();
-    out.push_str(HEADER);
     out.push_str(PREAMBLE);
 
     out.push_str("/// What the server dispatches to: one implementation per CRI service.\n");

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::api::v1;
-use crate::base64::{self, Alphabet};
+use crate::codec::base64::{self, Alphabet};
 
 /// What replaces a secret in any text dockshim passes on.
 const REDACTED: &str = "<redacted>";

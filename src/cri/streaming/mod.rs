@@ -9,14 +9,21 @@
 //! a prefix. A refused request gets no URL.
 //!
 //! This module makes no Docker call of its own (the index answers) and
-//! issues no token: the streaming server does.
+//! issues no token: the streaming server does. What a redeemed URL runs on
+//! dockerd is `docker_sessions`'s, and port-forward connections are made
+//! by `sandbox_dialer`: the protocol library `crate::streaming` calls them
+//! through its `Sessions` and `PortDialer` traits.
+
+pub mod docker_sessions;
+pub mod sandbox_dialer;
 
 use std::fmt;
 
 use crate::api::v1;
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
-use crate::streaming::session::StreamRequest;
+use crate::streaming::session::{Attach, Exec, PortForward, StreamRequest};
+use crate::streaming::tokens::TokenError;
 
 /// Why an Exec, Attach or PortForward request gets no URL.
 #[derive(Debug)]
@@ -46,6 +53,8 @@ pub enum StreamRequestError {
     },
     /// The state index could not answer.
     Index(IndexError),
+    /// The streaming server could not issue a token.
+    Token(TokenError),
 }
 
 impl StreamRequestError {
@@ -60,6 +69,10 @@ impl StreamRequestError {
             StreamRequestError::ContainerNotRunning { .. }
             | StreamRequestError::SandboxNotReady { .. } => Code::FailedPrecondition,
             StreamRequestError::Index(err) => err.code(),
+            StreamRequestError::Token(TokenError::Exhausted { .. }) => Code::ResourceExhausted,
+            StreamRequestError::Token(TokenError::Random(_) | TokenError::Repeated) => {
+                Code::Internal
+            }
         }
     }
 }
@@ -87,6 +100,7 @@ impl fmt::Display for StreamRequestError {
                 write!(f, "pod sandbox {id} is not ready")
             }
             StreamRequestError::Index(err) => write!(f, "{err}"),
+            StreamRequestError::Token(err) => write!(f, "cannot issue a streaming URL: {err}"),
         }
     }
 }
@@ -95,6 +109,7 @@ impl std::error::Error for StreamRequestError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StreamRequestError::Index(err) => Some(err),
+            StreamRequestError::Token(err) => Some(err),
             _ => None,
         }
     }
@@ -103,6 +118,12 @@ impl std::error::Error for StreamRequestError {
 impl From<IndexError> for StreamRequestError {
     fn from(err: IndexError) -> StreamRequestError {
         StreamRequestError::Index(err)
+    }
+}
+
+impl From<TokenError> for StreamRequestError {
+    fn from(err: TokenError) -> StreamRequestError {
+        StreamRequestError::Token(err)
     }
 }
 
@@ -123,9 +144,13 @@ pub fn validate_exec(
     }
     check_streams(request.stdin, request.stdout, request.stderr, request.tty)?;
     let container_id = running_container(index, &request.container_id)?;
-    Ok(StreamRequest::Exec(v1::ExecRequest {
+    Ok(StreamRequest::Exec(Exec {
         container_id,
-        ..request
+        cmd: request.cmd,
+        tty: request.tty,
+        stdin: request.stdin,
+        stdout: request.stdout,
+        stderr: request.stderr,
     }))
 }
 
@@ -137,9 +162,12 @@ pub fn validate_attach(
 ) -> Result<StreamRequest, StreamRequestError> {
     check_streams(request.stdin, request.stdout, request.stderr, request.tty)?;
     let container_id = running_container(index, &request.container_id)?;
-    Ok(StreamRequest::Attach(v1::AttachRequest {
+    Ok(StreamRequest::Attach(Attach {
         container_id,
-        ..request
+        tty: request.tty,
+        stdin: request.stdin,
+        stdout: request.stdout,
+        stderr: request.stderr,
     }))
 }
 
@@ -149,9 +177,16 @@ pub fn validate_port_forward(
     index: &Index,
     request: v1::PortForwardRequest,
 ) -> Result<StreamRequest, StreamRequestError> {
-    if let Some(&port) = request.port.iter().find(|p| !(1..=65535).contains(*p)) {
-        return Err(StreamRequestError::BadPort { port });
-    }
+    let ports = request
+        .port
+        .iter()
+        .map(|&port| {
+            u16::try_from(port)
+                .ok()
+                .filter(|port| *port != 0)
+                .ok_or(StreamRequestError::BadPort { port })
+        })
+        .collect::<Result<Vec<u16>, _>>()?;
     let sandbox = index.sandbox(&request.pod_sandbox_id)?.ok_or_else(|| {
         StreamRequestError::SandboxNotFound {
             id: request.pod_sandbox_id.clone(),
@@ -162,9 +197,9 @@ pub fn validate_port_forward(
             id: sandbox.id.clone(),
         });
     }
-    Ok(StreamRequest::PortForward(v1::PortForwardRequest {
+    Ok(StreamRequest::PortForward(PortForward {
         pod_sandbox_id: sandbox.id.clone(),
-        ..request
+        ports,
     }))
 }
 
@@ -316,9 +351,13 @@ mod tests {
         let validated = validate_exec(&index, request.clone()).unwrap();
         assert_eq!(
             validated,
-            StreamRequest::Exec(v1::ExecRequest {
+            StreamRequest::Exec(Exec {
                 container_id: RUNNING.to_owned(),
-                ..request
+                cmd: request.cmd,
+                tty: true,
+                stdin: true,
+                stdout: true,
+                stderr: false,
             })
         );
     }
@@ -375,7 +414,13 @@ mod tests {
         let request = attach(RUNNING, (true, true, true), false);
         assert_eq!(
             validate_attach(&index, request.clone()).unwrap(),
-            StreamRequest::Attach(request)
+            StreamRequest::Attach(Attach {
+                container_id: RUNNING.to_owned(),
+                tty: false,
+                stdin: true,
+                stdout: true,
+                stderr: true,
+            })
         );
         let cases = [
             (
@@ -408,7 +453,10 @@ mod tests {
             let validated = validate_port_forward(&index, forward(&READY_POD[..8], ports)).unwrap();
             assert_eq!(
                 validated,
-                StreamRequest::PortForward(forward(READY_POD, ports))
+                StreamRequest::PortForward(PortForward {
+                    pod_sandbox_id: READY_POD.to_owned(),
+                    ports: ports.iter().map(|&p| u16::try_from(p).unwrap()).collect(),
+                })
             );
         }
         let cases = [

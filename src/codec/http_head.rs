@@ -24,8 +24,6 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::grpc::Code;
-
 /// Largest request head, request line and terminating blank line included.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
@@ -97,15 +95,6 @@ impl HttpError {
     /// The complete response to send before closing the connection.
     pub fn response(&self) -> Option<Vec<u8>> {
         Some(error_response(self.status()?, &self.to_string(), &[]))
-    }
-
-    pub fn code(&self) -> Code {
-        match self {
-            HttpError::Closed | HttpError::Truncated | HttpError::Io(_) => Code::Unavailable,
-            HttpError::Timeout { .. } => Code::DeadlineExceeded,
-            HttpError::HeadTooLarge | HttpError::TooManyHeaders => Code::ResourceExhausted,
-            HttpError::UnsupportedVersion | HttpError::Malformed(_) => Code::InvalidArgument,
-        }
     }
 }
 

@@ -7,9 +7,8 @@
 //! copied to dockerd and half-closed when the client closes it; dockerd's
 //! output demultiplexed (raw with a TTY) onto stdout and stderr; terminal
 //! sizes applied once the process runs; the outcome reported on the error
-//! stream in the kubelet's words. Port forwarding is `port_forward`'s, with
-//! a dialer that finds the sandbox's network namespace through the state
-//! index. It must not parse HTTP or either streaming protocol
+//! stream in the kubelet's words. Port forwarding is
+//! `crate::streaming::port_forward`'s, with the dialer of `sandbox_dialer`. It must not parse HTTP or either streaming protocol
 //! (`remote_command` and the session layers do) nor validate the CRI
 //! requests (the RPCs did, before issuing the URL).
 //!
@@ -27,19 +26,18 @@ use std::sync::Arc;
 use std::thread::{self, Scope};
 use std::time::Duration;
 
-use super::channel::StreamStatus;
-use super::port_forward::{self, SandboxDialer};
-use super::remote_command::{RemoteCommand, ResizeEvents, StreamOptions};
-use super::session::{Handoff, Sessions, StreamRequest};
-use super::session_io::PipeReader;
-use super::spdy_session::STREAM_CREATION_TIMEOUT;
-use crate::api::v1;
+use super::sandbox_dialer::SandboxDialer;
 use crate::cri::exec::kill_exec;
 use crate::docker::{
     ContainerInspect, Demux, DockerClient, DockerError, ExecCreate, Hijacked, Piece, StdStream,
 };
-use crate::grpc::{Code, Status};
 use crate::index::Index;
+use crate::streaming::channel::StreamStatus;
+use crate::streaming::port_forward;
+use crate::streaming::remote_command::{RemoteCommand, ResizeEvents, StreamOptions};
+use crate::streaming::session::{Attach, Exec, Handoff, Sessions, StreamRequest};
+use crate::streaming::session_io::PipeReader;
+use crate::streaming::spdy_session::STREAM_CREATION_TIMEOUT;
 
 /// Bytes read from dockerd's side of a session at a time; dockerd writes
 /// at most 32 KiB per frame.
@@ -75,20 +73,6 @@ pub enum DockerSessionError {
     Thread(io::Error),
     /// The output ended but dockerd kept reporting the exec as running.
     NoExitCode { exec_id: String },
-}
-
-impl DockerSessionError {
-    pub fn code(&self) -> Code {
-        match self {
-            DockerSessionError::NotRunning { .. } => Code::FailedPrecondition,
-            DockerSessionError::Docker(err)
-            | DockerSessionError::ExecSetup(err)
-            | DockerSessionError::Output(err) => err.code(),
-            DockerSessionError::Client(_) => Code::Unavailable,
-            DockerSessionError::Thread(_) => Code::ResourceExhausted,
-            DockerSessionError::NoExitCode { .. } => Code::Unknown,
-        }
-    }
 }
 
 impl fmt::Display for DockerSessionError {
@@ -131,12 +115,6 @@ impl std::error::Error for DockerSessionError {
     }
 }
 
-impl From<DockerSessionError> for Status {
-    fn from(err: DockerSessionError) -> Status {
-        Status::new(err.code(), format!("streaming: {err}"))
-    }
-}
-
 /// Exec, attach and port-forward sessions on dockerd.
 #[derive(Debug, Clone)]
 pub struct DockerSessions {
@@ -150,7 +128,7 @@ impl DockerSessions {
         DockerSessions { docker, index }
     }
 
-    fn serve_exec(&self, request: v1::ExecRequest, handoff: Handoff) {
+    fn serve_exec(&self, request: Exec, handoff: Handoff) {
         let container = request.container_id.as_str();
         let options = StreamOptions {
             stdin: request.stdin,
@@ -207,7 +185,7 @@ impl DockerSessions {
     /// Creates and starts the exec; `None` if the client left first.
     fn start_exec(
         &self,
-        request: &v1::ExecRequest,
+        request: &Exec,
         remote: &RemoteCommand,
     ) -> Result<Option<(String, Hijacked)>, DockerSessionError> {
         let container = &request.container_id;
@@ -234,7 +212,7 @@ impl DockerSessions {
         Ok(Some((exec_id, hijacked)))
     }
 
-    fn serve_attach(&self, request: v1::AttachRequest, handoff: Handoff) {
+    fn serve_attach(&self, request: Attach, handoff: Handoff) {
         let container = request.container_id.as_str();
         let options = StreamOptions {
             stdin: request.stdin,
@@ -499,8 +477,8 @@ fn send<W: Write>(stream: &mut Option<&mut W>, data: &[u8]) -> Result<(), Docker
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::session_io::pipe;
     use super::*;
+    use crate::streaming::session_io::pipe;
     use std::sync::Mutex;
 
     fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
@@ -595,10 +573,6 @@ mod tests {
         let input = frame(1, b"out");
         let result = copy_output(&input[..], Some(&mut Gone), None, false);
         assert!(matches!(result, Err(DockerSessionError::Client(_))));
-        assert_eq!(
-            DockerSessionError::Client(io::ErrorKind::BrokenPipe.into()).code(),
-            Code::Unavailable
-        );
     }
 
     fn resize_events(messages: &[&[u8]]) -> ResizeEvents {

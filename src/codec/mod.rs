@@ -1,0 +1,13 @@
+//! The byte-level codecs the protocol layers share, with no state beyond
+//! one stream and no I/O beyond the one socket they are handed: base64
+//! (registry credentials, WebSocket keys and channels), zlib (SPDY header
+//! compression), SHA-1 (the WebSocket handshake digest) and the HTTP/1.1
+//! request head (the streaming server and the metrics listener).
+//!
+//! This is a leaf: it uses `std` only, and knows nothing of gRPC, the CRI,
+//! dockerd or sessions.
+
+pub mod base64;
+pub mod http_head;
+pub mod sha1;
+pub mod zlib;
