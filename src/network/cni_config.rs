@@ -22,9 +22,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::default_network::{self, BuiltInNetwork};
-use crate::cli::{Config, DefaultNetwork};
-
 /// A network configuration file larger than this is not a configuration.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -191,105 +188,6 @@ struct RawConfig {
     capabilities: BTreeMap<String, bool>,
 }
 
-/// How the pods' network is chosen: the directory's configuration, else
-/// the built-in default network when it is served.
-#[derive(Debug, Clone)]
-pub struct NetworkSource {
-    conf_dir: PathBuf,
-    bin_dirs: Vec<PathBuf>,
-    /// Known even when not served, so that pods started on it while it
-    /// was are still torn down by it.
-    built_in: BuiltInNetwork,
-    serve_built_in: bool,
-}
-
-impl NetworkSource {
-    pub fn new(
-        conf_dir: PathBuf,
-        bin_dirs: Vec<PathBuf>,
-        default_network: &DefaultNetwork,
-    ) -> NetworkSource {
-        let (built_in, serve_built_in) = match default_network {
-            DefaultNetwork::Off => (BuiltInNetwork::new(None), false),
-            DefaultNetwork::Auto { bridge } => (BuiltInNetwork::new(bridge.as_deref()), true),
-        };
-        NetworkSource {
-            conf_dir,
-            bin_dirs,
-            built_in,
-            serve_built_in,
-        }
-    }
-
-    pub fn from_config(config: &Config) -> NetworkSource {
-        NetworkSource::new(
-            config.cni_conf_dir.clone(),
-            config.cni_bin_dirs.clone(),
-            &config.default_network,
-        )
-    }
-
-    /// The network new pods join; `pod_cidr` is the node's, which the
-    /// built-in network hands addresses out of.
-    pub fn current(&self, pod_cidr: Option<&str>) -> Result<CniNetwork, CniConfigError> {
-        match load_default(&self.conf_dir, &self.bin_dirs) {
-            Err(CniConfigError::NoUsableConfig { dir, skipped })
-                if skipped.is_empty() && self.serve_built_in =>
-            {
-                self.built_in(dir, pod_cidr)
-            }
-            Err(CniConfigError::ReadDir { dir, source })
-                if source.kind() == io::ErrorKind::NotFound && self.serve_built_in =>
-            {
-                self.built_in(dir, pod_cidr)
-            }
-            found => found,
-        }
-    }
-
-    /// The network to tear down a pod with that was attached to the
-    /// network named `attached_to` (`None`: not known). A pod of the
-    /// built-in network is torn down by it even after a file took over,
-    /// unless that file's network has the same name; a pod of a file's
-    /// network never is.
-    pub fn for_teardown(&self, attached_to: Option<&str>) -> Result<CniNetwork, CniConfigError> {
-        let Some(name) = attached_to else {
-            return self.current(None);
-        };
-        let found = load_default(&self.conf_dir, &self.bin_dirs);
-        if name != self.built_in.name() {
-            return found;
-        }
-        match found {
-            Ok(network) if network.name == name => Ok(network),
-            // DEL does not depend on the subnet: host-local releases the
-            // pod's address by container ID, and the bridge, firewall and
-            // portmap plugins find what to remove by names and addresses.
-            _ => self
-                .built_in
-                .network(None)
-                .map_err(|reason| CniConfigError::BuiltIn {
-                    dir: self.conf_dir.clone(),
-                    reason,
-                }),
-        }
-    }
-
-    fn built_in(&self, dir: PathBuf, pod_cidr: Option<&str>) -> Result<CniNetwork, CniConfigError> {
-        let missing = default_network::PLUGINS
-            .iter()
-            .find(|plugin| find_plugin(plugin, &self.bin_dirs).is_none());
-        let network = match missing {
-            Some(plugin) => Err(format!(
-                "plugin {plugin:?} is not an executable in {}",
-                display_dirs(&self.bin_dirs)
-            )),
-            None => self.built_in.network(pod_cidr),
-        };
-        network.map_err(|reason| CniConfigError::BuiltIn { dir, reason })
-    }
-}
-
 /// Finds the network configuration in `conf_dir` whose plugins are all in
 /// one of `bin_dirs`.
 pub fn load_default(conf_dir: &Path, bin_dirs: &[PathBuf]) -> Result<CniNetwork, CniConfigError> {
@@ -392,7 +290,7 @@ fn check_binaries(network: CniNetwork, bin_dirs: &[PathBuf]) -> Result<CniNetwor
     Ok(network)
 }
 
-fn display_dirs(dirs: &[PathBuf]) -> String {
+pub(super) fn display_dirs(dirs: &[PathBuf]) -> String {
     let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     dirs.join(", ")
 }
@@ -411,6 +309,8 @@ pub fn find_plugin(plugin_type: &str, bin_dirs: &[PathBuf]) -> Option<PathBuf> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::cli::DefaultNetwork;
+    use crate::network::default_network::{BuiltInNetwork, NetworkSource};
 
     struct Dirs {
         _tmp: tempfile::TempDir,

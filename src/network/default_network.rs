@@ -23,14 +23,20 @@
 //! has its own host-local reservations (`/var/lib/cni/networks/NAME`),
 //! rule comments and cached results.
 //!
-//! This module builds a configuration only; `cni_config` decides when it
-//! is used and checks that its plugins are installed.
+//! [`NetworkSource`] decides when it is used: only while the configuration
+//! directory that `cni_config` reads holds no file at all, and only once its
+//! plugins are installed.
 
+use std::io;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::cni_config::{CniNetwork, CniPlugin, NetworkOrigin};
+use super::cni_config::{
+    display_dirs, find_plugin, load_default, CniConfigError, CniNetwork, CniPlugin, NetworkOrigin,
+};
+use crate::cli::{Config, DefaultNetwork};
 
 /// The bridge, and the network, when `--default-network` names none.
 pub const DEFAULT_BRIDGE: &str = "dockshim0";
@@ -165,6 +171,105 @@ fn subnet(cidr: &str) -> Result<String, String> {
         }
     };
     Ok(format!("{network}/{prefix}"))
+}
+
+/// How the pods' network is chosen: the directory's configuration, else
+/// the built-in default network when it is served.
+#[derive(Debug, Clone)]
+pub struct NetworkSource {
+    conf_dir: PathBuf,
+    bin_dirs: Vec<PathBuf>,
+    /// Known even when not served, so that pods started on it while it
+    /// was are still torn down by it.
+    built_in: BuiltInNetwork,
+    serve_built_in: bool,
+}
+
+impl NetworkSource {
+    pub fn new(
+        conf_dir: PathBuf,
+        bin_dirs: Vec<PathBuf>,
+        default_network: &DefaultNetwork,
+    ) -> NetworkSource {
+        let (built_in, serve_built_in) = match default_network {
+            DefaultNetwork::Off => (BuiltInNetwork::new(None), false),
+            DefaultNetwork::Auto { bridge } => (BuiltInNetwork::new(bridge.as_deref()), true),
+        };
+        NetworkSource {
+            conf_dir,
+            bin_dirs,
+            built_in,
+            serve_built_in,
+        }
+    }
+
+    pub fn from_config(config: &Config) -> NetworkSource {
+        NetworkSource::new(
+            config.cni_conf_dir.clone(),
+            config.cni_bin_dirs.clone(),
+            &config.default_network,
+        )
+    }
+
+    /// The network new pods join; `pod_cidr` is the node's, which the
+    /// built-in network hands addresses out of.
+    pub fn current(&self, pod_cidr: Option<&str>) -> Result<CniNetwork, CniConfigError> {
+        match load_default(&self.conf_dir, &self.bin_dirs) {
+            Err(CniConfigError::NoUsableConfig { dir, skipped })
+                if skipped.is_empty() && self.serve_built_in =>
+            {
+                self.built_in(dir, pod_cidr)
+            }
+            Err(CniConfigError::ReadDir { dir, source })
+                if source.kind() == io::ErrorKind::NotFound && self.serve_built_in =>
+            {
+                self.built_in(dir, pod_cidr)
+            }
+            found => found,
+        }
+    }
+
+    /// The network to tear down a pod with that was attached to the
+    /// network named `attached_to` (`None`: not known). A pod of the
+    /// built-in network is torn down by it even after a file took over,
+    /// unless that file's network has the same name; a pod of a file's
+    /// network never is.
+    pub fn for_teardown(&self, attached_to: Option<&str>) -> Result<CniNetwork, CniConfigError> {
+        let Some(name) = attached_to else {
+            return self.current(None);
+        };
+        let found = load_default(&self.conf_dir, &self.bin_dirs);
+        if name != self.built_in.name() {
+            return found;
+        }
+        match found {
+            Ok(network) if network.name == name => Ok(network),
+            // DEL does not depend on the subnet: host-local releases the
+            // pod's address by container ID, and the bridge, firewall and
+            // portmap plugins find what to remove by names and addresses.
+            _ => self
+                .built_in
+                .network(None)
+                .map_err(|reason| CniConfigError::BuiltIn {
+                    dir: self.conf_dir.clone(),
+                    reason,
+                }),
+        }
+    }
+
+    fn built_in(&self, dir: PathBuf, pod_cidr: Option<&str>) -> Result<CniNetwork, CniConfigError> {
+        let missing = PLUGINS
+            .iter()
+            .find(|plugin| find_plugin(plugin, &self.bin_dirs).is_none());
+        let network = match missing {
+            Some(plugin) => Err(format!(
+                "plugin {plugin:?} is not an executable in {}",
+                display_dirs(&self.bin_dirs)
+            )),
+            None => self.built_in.network(pod_cidr),
+        };
+        network.map_err(|reason| CniConfigError::BuiltIn { dir, reason })
+    }
 }
 
 #[cfg(test)]

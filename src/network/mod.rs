@@ -13,7 +13,8 @@ pub mod netlink;
 pub mod netns;
 
 pub use cni::{CniError, CniRunner, PodAttachment, PodIps, RuntimeArgs};
-pub use cni_config::{CniConfigError, CniNetwork, CniPlugin, NetworkOrigin, NetworkSource};
+pub use cni_config::{CniConfigError, CniNetwork, CniPlugin, NetworkOrigin};
+pub use default_network::NetworkSource;
 pub use hairpin::{Hairpin, HairpinError};
 pub use netlink::NetlinkError;
 pub use netns::{run_in_netns, NetnsError};
