@@ -16,7 +16,7 @@
 //! the features the engine and that runtime give together.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -30,7 +30,7 @@ use crate::cri::metrics;
 use crate::cri::sandbox::SandboxService;
 use crate::cri::stats::StatsService;
 use crate::cri::streaming::{validate_attach, validate_exec, validate_port_forward};
-use crate::docker::{DockerClient, Engine};
+use crate::docker::{DockerApi, Engine};
 use crate::grpc::{CallContext, Status};
 use crate::network::NetworkSource;
 use crate::store::Store;
@@ -61,7 +61,7 @@ const THREAD_DIED: &str = "BackgroundThreadDied";
 /// The state the runtime-wide calls share.
 #[derive(Debug)]
 pub struct Runtime {
-    docker: DockerClient,
+    docker: Arc<dyn DockerApi>,
     config: Config,
     store: Store,
     /// The pod CIDR from `--pod-cidr` or the last UpdateRuntimeConfig.
@@ -88,7 +88,7 @@ pub struct RuntimeParts {
 
 impl Runtime {
     pub fn new(
-        docker: DockerClient,
+        docker: Arc<dyn DockerApi>,
         config: Config,
         store: Store,
         pod_cidr: Option<String>,
@@ -776,15 +776,18 @@ mod tests {
             ..Config::default()
         };
         std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
-        let docker = DockerClient::new(&config.docker_endpoint, Duration::from_secs(1)).unwrap();
+        let docker =
+            crate::docker::DockerClient::new(&config.docker_endpoint, Duration::from_secs(1))
+                .unwrap();
+        let api: Arc<dyn DockerApi> = Arc::new(docker.clone());
         let store = Store::open(&config.root_directory).unwrap();
         let index = crate::index::Index::start(docker.clone()).unwrap();
-        let images = std::sync::Arc::new(crate::cri::image::Images::new(docker.clone(), &config));
+        let images = Arc::new(crate::cri::image::Images::new(Arc::clone(&api), &config));
         let sandboxes =
-            SandboxService::new(docker.clone(), index.clone(), images, &config).unwrap();
+            SandboxService::new(Arc::clone(&api), index.clone(), images, &config).unwrap();
         let logs = crate::logs::LogManager::start(docker.clone());
         let containers = ContainerService::new(
-            docker.clone(),
+            Arc::clone(&api),
             index.clone(),
             logs,
             config.runtime_request_timeout,
@@ -793,7 +796,7 @@ mod tests {
         let streaming = StreamingServer::start(
             config.streaming_bind_addr,
             config.streaming_connection_idle_timeout,
-            std::sync::Arc::new(NoSessions),
+            Arc::new(NoSessions),
         )
         .unwrap();
         let parts = RuntimeParts {
@@ -803,7 +806,7 @@ mod tests {
             streaming,
             supervisor,
         };
-        Runtime::new(docker, config, store, None, parts)
+        Runtime::new(api, config, store, None, parts)
     }
 
     fn ctx() -> CallContext {

@@ -16,14 +16,12 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
-
 use super::service::{node_has_swap, ContainerError, ContainerService, NodeMounts};
 use super::{container_create_body, ContainerOptions};
 use crate::api::v1;
 use crate::cri::sandbox::security::NodeSeccompProfiles;
 use crate::cri::{cgroup_driver, naming};
-use crate::docker::{path_with_query, ImageInspect};
+use crate::docker::CreateOutcome;
 use crate::failpoint::{self, FailPoint};
 use crate::logs::validate_log_path;
 
@@ -35,15 +33,6 @@ const DISCARDED: &str = "discarded";
 /// does not support swap limit capabilities ... Memory limited without
 /// swap."
 const SWAP_LIMIT_UNSUPPORTED: &str = "swap limit capabilities";
-
-/// `POST /containers/create`'s answer.
-#[derive(Debug, Deserialize)]
-struct Created {
-    #[serde(rename = "Id")]
-    id: String,
-    #[serde(rename = "Warnings", default)]
-    warnings: Option<Vec<String>>,
-}
 
 /// Whether a warning of dockerd's (create or update) says that it dropped
 /// a limit it was asked for. Dropped swap limits matter only on a node
@@ -114,17 +103,18 @@ impl ContainerService {
             engine: &engine,
         };
         let body = container_create_body(config, sandbox_config, &options)?;
-        let path = path_with_query("/containers/create", &[("name", &name)]);
-        let created: Created = self
-            .docker
-            .post_json(&path, &body)
-            .map_err(|err| ContainerError::docker("create the container", err))?;
+        let created = match self.docker.create_container(&name, &body) {
+            Ok(CreateOutcome::Created(created)) => created,
+            Ok(CreateOutcome::NameInUse(err)) | Err(err) => {
+                return Err(ContainerError::docker("create the container", err))
+            }
+        };
         failpoint::reached(FailPoint::CreateContainerCreated);
-        let warnings = created.warnings.unwrap_or_default();
-        for warning in &warnings {
+        for warning in &created.warnings {
             log::warn!("container {}: dockerd: {warning}", created.id);
         }
-        if let Some(warning) = warnings
+        if let Some(warning) = created
+            .warnings
             .iter()
             .find(|warning| drops_a_limit(warning, node_has_swap))
         {
@@ -139,12 +129,7 @@ impl ContainerService {
     /// Removes the container `id` dockerd just created without a limit it
     /// was asked for, and says so.
     fn remove_after_dropped_limit(&self, id: &str, warning: &str) -> ContainerError {
-        let path = path_with_query(&format!("/containers/{id}"), &[("force", "1"), ("v", "1")]);
-        let cleanup = match self.docker.delete(&path) {
-            Ok(_) => None,
-            Err(err) if err.api_status() == Some(404) => None,
-            Err(err) => Some(err),
-        };
+        let cleanup = self.docker.remove_container(id).err();
         if cleanup.is_none() {
             self.index.forget(id);
         }
@@ -157,12 +142,9 @@ impl ContainerService {
 
     /// NOT_FOUND naming `image` unless dockerd has it.
     fn check_image(&self, image: &str) -> Result<(), ContainerError> {
-        match self
-            .docker
-            .get_json::<ImageInspect>(&format!("/images/{image}/json"))
-        {
-            Ok(_) => Ok(()),
-            Err(err) if err.api_status() == Some(404) => Err(ContainerError::ImageNotFound {
+        match self.docker.inspect_image(image) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ContainerError::ImageNotFound {
                 image: image.to_owned(),
             }),
             Err(err) => Err(ContainerError::docker("inspect the container's image", err)),

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use super::service::{ContainerError, ContainerService};
 use crate::cri::exec::{exec_sync, ExecOutput};
-use crate::docker::path_with_query;
 use crate::failpoint::{self, FailPoint};
 use crate::grpc::CallContext;
 use crate::logs::LogError;
@@ -31,15 +30,13 @@ impl ContainerService {
             self.logs.prepare(&entry.id, log_path)?
         };
         failpoint::reached(FailPoint::StartContainerLogOpened);
-        let started = self
-            .docker
-            .post(&format!("/containers/{}/start", entry.id), None);
+        let started = self.docker.start_container(&entry.id);
         failpoint::reached(FailPoint::StartContainerStarted);
         let refreshed = self.index.refresh(&entry.id);
         match started {
             Ok(_) => {}
             // dockerd answered: the start did not happen.
-            Err(err) if err.api_status().is_some() => {
+            Err(err) if err.is_refusal() => {
                 refreshed?;
                 return Err(ContainerError::docker("start the container", err));
             }
@@ -75,16 +72,10 @@ impl ContainerService {
     /// running, and waits until it is stopped; returns `cause` with what
     /// the cleanup gave.
     fn stop_after_failed_start(&self, id: &str, cause: ContainerError) -> ContainerError {
-        let path = path_with_query(&format!("/containers/{id}/stop"), &[("t", "0")]);
-        let cleanup =
-            match self
-                .docker
-                .request("POST", &path, &[], None, Some(self.request_timeout))
-            {
-                Ok(_) => None,
-                Err(err) if err.api_status() == Some(404) => None,
-                Err(err) => Some(err),
-            };
+        let cleanup = self
+            .docker
+            .stop_container(id, Duration::ZERO, Some(self.request_timeout))
+            .err();
         if let Err(err) = self.index.refresh(id) {
             log::warn!("container {id}: {err}");
         }
@@ -101,18 +92,12 @@ impl ContainerService {
         let Some(entry) = self.index.container(id)? else {
             return Ok(());
         };
-        let grace = u64::try_from(timeout_secs).unwrap_or(0);
-        let path = path_with_query(
-            &format!("/containers/{}/stop", entry.id),
-            &[("t", &grace.to_string())],
-        );
+        let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
         // dockerd answers only after the grace period and the kill.
-        let budget = self.request_timeout + Duration::from_secs(grace);
-        match self.docker.request("POST", &path, &[], None, Some(budget)) {
-            Ok(_) => {}
-            Err(err) if err.api_status() == Some(404) => {}
-            Err(err) => return Err(ContainerError::docker("stop the container", err)),
-        }
+        let budget = self.request_timeout + grace;
+        self.docker
+            .stop_container(&entry.id, grace, Some(budget))
+            .map_err(|err| ContainerError::docker("stop the container", err))?;
         self.index.refresh(&entry.id)?;
         Ok(())
     }
@@ -124,15 +109,9 @@ impl ContainerService {
             return Ok(());
         };
         let _removal = self.log_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let path = path_with_query(
-            &format!("/containers/{}", entry.id),
-            &[("force", "1"), ("v", "1")],
-        );
-        match self.docker.delete(&path) {
-            Ok(_) => {}
-            Err(err) if err.api_status() == Some(404) => {}
-            Err(err) => return Err(ContainerError::docker("remove the container", err)),
-        }
+        self.docker
+            .remove_container(&entry.id)
+            .map_err(|err| ContainerError::docker("remove the container", err))?;
         if entry.log_path.is_empty() {
             self.logs.stop(&entry.id)?;
         } else {
@@ -178,7 +157,7 @@ impl ContainerService {
                     .is_some_and(|now| now.is_running())
         };
         Ok(exec_sync(
-            &self.docker,
+            self.docker.as_ref(),
             &entry.id,
             cmd,
             timeout,

@@ -60,8 +60,9 @@ impl ContainerService {
         let info = if verbose {
             let inspect = self
                 .docker
-                .get_json::<serde_json::Value>(&format!("/containers/{}/json", entry.id))
-                .map_err(|err| ContainerError::docker("inspect the container", err))?;
+                .inspect_container_json(&entry.id)
+                .map_err(|err| ContainerError::docker("inspect the container", err))?
+                .ok_or_else(|| ContainerError::NotFound { id: id.to_owned() })?;
             let info = json!({
                 "pid": entry.pid,
                 "sandboxID": entry.sandbox_id,
@@ -81,7 +82,7 @@ impl ContainerService {
 
     /// The CRI status of an indexed container, with its image's names.
     pub(crate) fn status_of(&self, entry: &Entry) -> Result<v1::ContainerStatus, NamingError> {
-        let names = self.image_names.get(&self.docker, &entry.image_id);
+        let names = self.image_names.get(self.docker.as_ref(), &entry.image_id);
         let image = StatusImage {
             tag: &names.tag,
             repo_digest: &names.repo_digest,

@@ -49,7 +49,6 @@ use std::path::{Component, Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
-use serde::Deserialize;
 
 use super::create::drops_a_limit;
 use super::resources::{oom_score_update, update_resources_body, OomScoreUpdate};
@@ -72,13 +71,6 @@ const MAX_PASSES: usize = 4;
 /// Upper bound on a process list or `/proc/<pid>/cgroup` read: room for
 /// half a million PIDs.
 const MAX_KERNEL_FILE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// `POST /containers/{id}/update`'s answer.
-#[derive(Debug, Deserialize)]
-struct Updated {
-    #[serde(rename = "Warnings", default)]
-    warnings: Option<Vec<String>>,
-}
 
 impl ContainerService {
     /// UpdateContainerResources.
@@ -115,16 +107,13 @@ impl ContainerService {
             .ok()
             .filter(|pid| *pid > 0 && entry.is_running());
         let oom_score = oom_score_update(linux, &entry.resources, main_pid.is_some())?;
-        let updated = self
-            .docker
-            .post_json::<_, Updated>(&format!("/containers/{}/update", entry.id), &body);
+        let updated = self.docker.update_container(&entry.id, &body);
         // Refreshed whatever dockerd answered: a failed update may still
         // have changed some cgroup files before it gave up.
         let refreshed = self.index.refresh(&entry.id);
-        let updated = updated
+        let warnings = updated
             .map_err(|err| ContainerError::docker("update the container's resources", err))?;
         refreshed?;
-        let warnings = updated.warnings.unwrap_or_default();
         for warning in &warnings {
             log::warn!("container {}: dockerd: {warning}", entry.id);
         }

@@ -28,8 +28,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 pub use auth::{AuthError, RegistryAuth};
 pub use reference::{ImageQuery, Match, Reference, ReferenceError};
 
@@ -38,7 +36,7 @@ use crate::api::v1;
 use crate::cli::Config;
 use crate::cri::sandbox::translate::is_default_runtime_handler;
 use crate::cri::sandbox::SandboxConfigError;
-use crate::docker::{path_with_query, DockerClient, DockerError, ImageInspect, ImageSummary};
+use crate::docker::{DockerApi, DockerError, ImageInspect};
 use crate::grpc::{CallContext, Code, Status};
 use fs_usage::{FsUsage, Refresher};
 use translate::{cri_image, verbose_info, ImageFacts};
@@ -179,7 +177,7 @@ impl From<ImageError> for Status {
 /// The image half of the CRI.
 #[derive(Debug)]
 pub struct Images {
-    docker: DockerClient,
+    docker: Arc<dyn DockerApi>,
     /// `--pod-infra-container-image`, reported as pinned.
     sandbox_image: Option<ImageQuery>,
     /// `--image-pull-progress-deadline`.
@@ -202,7 +200,7 @@ impl Images {
     /// The ImageService for `config`, on `docker`. The thread measuring
     /// image filesystem usage starts with the first ImageFsInfo call and
     /// ends when this value is dropped.
-    pub fn new(docker: DockerClient, config: &Config) -> Images {
+    pub fn new(docker: Arc<dyn DockerApi>, config: &Config) -> Images {
         let sandbox_image = match ImageQuery::parse(&config.pod_infra_container_image) {
             Ok(query) => Some(query),
             Err(err) => {
@@ -225,7 +223,7 @@ impl Images {
     fn ensure_measuring(&self) -> Result<(), ImageError> {
         let mut refresher = lock(&self.refresher);
         if refresher.is_none() {
-            let spawned = fs_usage::spawn(self.docker.clone(), Arc::clone(&self.fs_usage))
+            let spawned = fs_usage::spawn(Arc::clone(&self.docker), Arc::clone(&self.fs_usage))
                 .map_err(|err| {
                     ImageError::NotMeasured(format!("cannot start its thread: {err}"))
                 })?;
@@ -297,11 +295,7 @@ impl Images {
 
     /// `GET /images/{name}/json`; `None` when dockerd has no such image.
     fn inspect(&self, name: &str) -> Result<Option<ImageInspect>, ImageError> {
-        match self.docker.get_json(&format!("/images/{name}/json")) {
-            Ok(image) => Ok(Some(image)),
-            Err(err) if err.api_status() == Some(404) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        Ok(self.docker.inspect_image(name)?)
     }
 
     /// The image `text` names, the query that found it and how it
@@ -329,7 +323,7 @@ impl Images {
             _ => None,
         };
         self.ensure_negotiated()?;
-        let summaries: Vec<ImageSummary> = self.docker.get_json("/images/json")?;
+        let summaries = self.docker.list_images()?;
         let mut images = Vec::with_capacity(summaries.len());
         for summary in &summaries {
             let wanted = filter.as_ref().is_none_or(|f| {
@@ -408,13 +402,14 @@ impl Images {
         log::info!("pulling image {name} with {}", auth.describe());
         let started = Instant::now();
         let header = auth.header();
-        let mut progress = self
+        let progress = self
             .docker
-            .pull(
+            .pull_image(
                 &reference.repository(),
                 reference.tag_or_digest(),
                 header.as_deref(),
                 self.pull_timeout,
+                pull::POLL_INTERVAL,
             )
             .map_err(|err| match self.pull_timeout {
                 Some(after)
@@ -428,7 +423,6 @@ impl Images {
                 }
                 _ => pull::refused(&name, &err, &auth),
             })?;
-        progress.set_idle_timeout(Some(pull::POLL_INTERVAL));
         let cancelled = || ctx.is_cancelled();
         let manifest_digest = pull::follow(
             progress,
@@ -498,38 +492,22 @@ impl Images {
         self.delete_reference(&image.id)
     }
 
-    /// `DELETE /images/{name}`, without force; a missing name is success.
+    /// Removes one reference, without force; a missing name is success.
     fn delete_reference(&self, name: &str) -> Result<(), ImageError> {
-        match self.docker.delete(&format!("/images/{name}")) {
-            Ok(_) => Ok(()),
-            Err(err) if err.api_status() == Some(404) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+        self.docker.remove_image(name)?;
+        Ok(())
     }
 
     /// Names (or short IDs) of the containers whose image is `id`.
     fn containers_using(&self, id: &str) -> Result<Vec<String>, ImageError> {
-        #[derive(Deserialize)]
-        struct ContainerImage {
-            #[serde(rename = "Id", default)]
-            id: String,
-            #[serde(rename = "Names", default)]
-            names: Option<Vec<String>>,
-            #[serde(rename = "ImageID", default)]
-            image_id: String,
-        }
-        let filters = serde_json::json!({ "ancestor": [id] }).to_string();
-        let path = path_with_query("/containers/json", &[("all", "1"), ("filters", &filters)]);
-        let containers: Vec<ContainerImage> = self.docker.get_json(&path)?;
-        Ok(containers
+        Ok(self
+            .docker
+            .containers_of_image(id)?
             .into_iter()
             .filter(|c| c.image_id == id)
-            .map(|c| {
-                let name = c.names.and_then(|n| n.into_iter().next());
-                match name {
-                    Some(name) => name.trim_start_matches('/').to_owned(),
-                    None => c.id.chars().take(12).collect(),
-                }
+            .map(|c| match c.names.into_iter().next() {
+                Some(name) => name.trim_start_matches('/').to_owned(),
+                None => c.id.chars().take(12).collect(),
             })
             .collect())
     }

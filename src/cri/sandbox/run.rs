@@ -16,15 +16,13 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::security::NodeSeccompProfiles;
 use super::service::{lock, Flight, SandboxError, SandboxService};
 use super::translate::is_default_runtime_handler;
 use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
 use crate::api::v1;
 use crate::cri::{cgroup_driver, naming};
-use crate::docker::{path_with_query, ContainerCreate};
+use crate::docker::{ContainerCreate, CreateOutcome};
 use crate::failpoint::{self, FailPoint};
 use crate::grpc::{CallContext, Code, Status};
 use crate::network::cni::{self, Bandwidth, CniError, POD_IFNAME};
@@ -42,13 +40,6 @@ struct Plan {
     network: Option<CniNetwork>,
     args: RuntimeArgs,
     checkpoint: PodSandboxCheckpoint,
-}
-
-/// `POST /containers/create`'s answer.
-#[derive(Debug, Deserialize)]
-struct Created {
-    #[serde(rename = "Id")]
-    id: String,
 }
 
 /// What has been done so far, for the rollback.
@@ -281,16 +272,14 @@ impl SandboxService {
     /// after a lost answer); otherwise it is removed, once, and the create
     /// retried.
     fn create(&self, plan: &Plan) -> Result<Creation, SandboxError> {
-        let path = path_with_query("/containers/create", &[("name", &plan.name)]);
-        let first = self.docker.post_json::<_, Created>(&path, &plan.body);
-        let err = match first {
-            Ok(created) => return Ok(Creation::New(created.id)),
-            Err(err) if err.api_status() == Some(409) => err,
-            Err(err) => return Err(SandboxError::docker("create the sandbox container", err)),
+        let failed = |err| SandboxError::docker("create the sandbox container", err);
+        let err = match self.docker.create_container(&plan.name, &plan.body) {
+            Ok(CreateOutcome::Created(created)) => return Ok(Creation::New(created.id)),
+            Ok(CreateOutcome::NameInUse(err)) => err,
+            Err(err) => return Err(failed(err)),
         };
-        let existing = match self.docker.inspect_container(&plan.name) {
-            Ok(existing) => existing,
-            Err(_) => return Err(SandboxError::docker("create the sandbox container", err)),
+        let Ok(Some(existing)) = self.docker.inspect_container(&plan.name) else {
+            return Err(failed(err));
         };
         if existing.state.running && self.is_same_sandbox(&existing.id, plan) {
             log::info!(
@@ -306,10 +295,10 @@ impl SandboxService {
             plan.name
         );
         self.remove_pod_sandbox(&existing.id)?;
-        self.docker
-            .post_json::<_, Created>(&path, &plan.body)
-            .map(|created| Creation::New(created.id))
-            .map_err(|err| SandboxError::docker("create the sandbox container", err))
+        match self.docker.create_container(&plan.name, &plan.body) {
+            Ok(CreateOutcome::Created(created)) => Ok(Creation::New(created.id)),
+            Ok(CreateOutcome::NameInUse(err)) | Err(err) => Err(failed(err)),
+        }
     }
 
     /// Whether the running sandbox `id` was set up completely from a
@@ -342,21 +331,24 @@ impl SandboxService {
             .save(&id, &checkpoint)
             .map_err(|err| ("write the checkpoint", err.into()))?;
         failpoint::reached(FailPoint::RunPodSandboxCheckpointWritten);
-        self.docker
-            .post(&format!("/containers/{id}/start"), None)
-            .map_err(|err| {
-                (
-                    "start the sandbox container",
-                    SandboxError::docker("start the sandbox container", err),
-                )
-            })?;
-        failpoint::reached(FailPoint::RunPodSandboxContainerStarted);
-        let inspect = self.docker.inspect_container(&id).map_err(|err| {
+        self.docker.start_container(&id).map_err(|err| {
             (
-                "inspect the sandbox container",
-                SandboxError::docker("inspect the started sandbox container", err),
+                "start the sandbox container",
+                SandboxError::docker("start the sandbox container", err),
             )
         })?;
+        failpoint::reached(FailPoint::RunPodSandboxContainerStarted);
+        let inspect = match self.docker.inspect_container(&id) {
+            Ok(Some(inspect)) => inspect,
+            Ok(None) => {
+                let gone = SandboxError::NoProcess { id: id.clone() };
+                return Err(("inspect the sandbox container", gone));
+            }
+            Err(err) => {
+                let err = SandboxError::docker("inspect the started sandbox container", err);
+                return Err(("inspect the sandbox container", err));
+            }
+        };
         if let Some(text) = &plan.resolv_conf {
             fs::write(&inspect.resolv_conf_path, text).map_err(|source| {
                 (
