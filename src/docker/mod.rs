@@ -25,6 +25,8 @@ mod create;
 mod engine;
 mod error;
 mod exec;
+#[cfg(test)]
+pub mod fake;
 mod hijack;
 mod images;
 mod logs;

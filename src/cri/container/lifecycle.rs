@@ -180,3 +180,233 @@ impl ContainerService {
         Ok(self.logs.reopen(&entry.id)?)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cri::testing::{self, add_container};
+    use crate::docker::fake::{refused, status, FakeDocker};
+    use crate::docker::DockerApi;
+    use crate::grpc::{Code, Status};
+    use crate::index::Index;
+
+    struct Setup {
+        docker: Arc<FakeDocker>,
+        index: Arc<Index>,
+        service: ContainerService,
+        _dir: tempfile::TempDir,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = testing::docker();
+        let index = testing::index(&docker);
+        let config = testing::config(dir.path());
+        let service = testing::containers(&docker, &config, Arc::clone(&index));
+        Setup {
+            docker,
+            index,
+            service,
+            _dir: dir,
+        }
+    }
+
+    impl Setup {
+        fn container(&self) -> String {
+            add_container(&self.docker, &self.index, "k8s_app", "container", "pod")
+        }
+
+        fn running_container(&self) -> String {
+            let id = self.container();
+            self.docker.start_container(&id).unwrap();
+            self.index.refresh(&id).unwrap();
+            id
+        }
+    }
+
+    fn code(err: ContainerError) -> Code {
+        Status::from(err).code
+    }
+
+    #[test]
+    fn stopping_an_unknown_container_is_ok_without_a_docker_call() {
+        let setup = setup();
+        setup.service.stop_container("f00d", 10).unwrap();
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn stopping_a_container_dockerd_lost_is_ok() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup.docker.remove_container(&id).unwrap();
+        setup.service.stop_container(&id, 10).unwrap();
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            [format!("stop_container {id}")]
+        );
+    }
+
+    #[test]
+    fn stopping_a_stopped_container_is_ok() {
+        let setup = setup();
+        let id = setup.container();
+        setup.service.stop_container(&id, 10).unwrap();
+        setup.service.stop_container(&id, 10).unwrap();
+    }
+
+    #[test]
+    fn a_stop_dockerd_fails_keeps_dockerds_code() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup
+            .docker
+            .fail("stop_container", status(500, "runc did not answer"));
+        let err = setup.service.stop_container(&id, 10).unwrap_err();
+        assert_eq!(code(err), Code::Unknown);
+    }
+
+    #[test]
+    fn removing_a_container_twice_is_ok() {
+        let setup = setup();
+        let id = setup.container();
+        setup.service.remove_container(&id).unwrap();
+        setup.service.remove_container(&id).unwrap();
+        assert!(setup.docker.container(&id).is_none());
+        assert!(setup.index.container(&id).unwrap().is_none());
+        assert_eq!(setup.docker.calls_of("remove_container").len(), 1);
+    }
+
+    #[test]
+    fn removing_a_container_dockerd_lost_is_ok_and_forgets_it() {
+        let setup = setup();
+        let id = setup.container();
+        setup.docker.remove_container(&id).unwrap();
+        setup.service.remove_container(&id).unwrap();
+        assert!(setup.index.container(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_remove_dockerd_refuses_keeps_the_container_known() {
+        let setup = setup();
+        let id = setup.container();
+        setup
+            .docker
+            .fail("remove_container", status(409, "removal in progress"));
+        let err = setup.service.remove_container(&id).unwrap_err();
+        assert_eq!(code(err), Code::FailedPrecondition);
+        assert!(setup.index.container(&id).unwrap().is_some());
+    }
+
+    #[test]
+    fn starting_an_unknown_container_is_not_found() {
+        let setup = setup();
+        let err = setup.service.start_container("f00d").unwrap_err();
+        assert_eq!(code(err), Code::NotFound);
+    }
+
+    #[test]
+    fn a_start_dockerd_refuses_is_not_rolled_back() {
+        let setup = setup();
+        let id = setup.container();
+        setup
+            .docker
+            .fail("start_container", status(500, "exec format error"));
+        let err = setup.service.start_container(&id).unwrap_err();
+        assert_eq!(code(err), Code::Unknown);
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_start_without_an_answer_is_rolled_back_with_a_stop() {
+        let setup = setup();
+        let id = setup.container();
+        setup.docker.fail("start_container", refused());
+        let err = setup.service.start_container(&id).unwrap_err();
+        assert!(
+            matches!(err, ContainerError::StartRolledBack { cleanup: None, .. }),
+            "{err:?}"
+        );
+        assert_eq!(code(err), Code::Unavailable);
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            [format!("stop_container {id}")]
+        );
+    }
+
+    #[test]
+    fn a_rollback_whose_stop_fails_reports_both_failures() {
+        let setup = setup();
+        let id = setup.container();
+        setup.docker.fail("start_container", refused());
+        setup
+            .docker
+            .fail("stop_container", status(500, "cannot kill"));
+        let err = setup.service.start_container(&id).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ContainerError::StartRolledBack {
+                    cleanup: Some(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("cannot kill"), "{err}");
+    }
+
+    #[test]
+    fn exec_sync_in_a_stopped_container_fails_without_a_docker_call() {
+        let setup = setup();
+        let id = setup.container();
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/ExecSync", None);
+        let err = setup
+            .service
+            .exec_sync(&ctx, &id, &["true".to_owned()], 0)
+            .unwrap_err();
+        assert_eq!(code(err), Code::FailedPrecondition);
+        assert_eq!(setup.docker.calls_of("create_exec"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn exec_sync_reads_the_exit_code_dockerd_recorded() {
+        let setup = setup();
+        let id = setup.running_container();
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/ExecSync", None);
+        let output = setup
+            .service
+            .exec_sync(&ctx, &id, &["true".to_owned()], 0)
+            .unwrap();
+        assert_eq!(output.exit_code, 0);
+        assert_eq!(
+            setup.docker.calls_of("start_exec"),
+            [format!("start_exec exec-{id}")]
+        );
+    }
+
+    #[test]
+    fn exec_sync_in_a_container_that_stopped_meanwhile_keeps_dockerds_conflict() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup
+            .docker
+            .stop_container(&id, Duration::ZERO, None)
+            .unwrap();
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/ExecSync", None);
+        let err = setup
+            .service
+            .exec_sync(&ctx, &id, &["true".to_owned()], 0)
+            .unwrap_err();
+        assert_eq!(code(err), Code::FailedPrecondition);
+    }
+}

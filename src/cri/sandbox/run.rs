@@ -553,3 +553,231 @@ mod tests {
         assert!(args.port_mappings.is_empty());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod handler_tests {
+    use std::sync::Arc;
+
+    use crate::api::v1;
+    use crate::cri::sandbox::SandboxService;
+    use crate::cri::testing::{self, add_container};
+    use crate::docker::fake::{status, FakeDocker};
+    use crate::docker::DockerApi;
+    use crate::grpc::{CallContext, Code, Status};
+    use crate::index::Index;
+    use crate::store::CheckpointError;
+
+    struct Setup {
+        docker: Arc<FakeDocker>,
+        index: Arc<Index>,
+        service: SandboxService,
+        _dir: tempfile::TempDir,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = testing::docker();
+        let index = testing::index(&docker);
+        let config = testing::config(dir.path());
+        let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
+        Setup {
+            docker,
+            index,
+            service,
+            _dir: dir,
+        }
+    }
+
+    /// A host-network pod, the kind a node without CNI runs.
+    fn request() -> v1::RunPodSandboxRequest {
+        v1::RunPodSandboxRequest {
+            config: Some(v1::PodSandboxConfig {
+                metadata: Some(v1::PodSandboxMetadata {
+                    name: "web".to_owned(),
+                    uid: "uid-1".to_owned(),
+                    namespace: "prod".to_owned(),
+                    attempt: 0,
+                }),
+                linux: Some(v1::LinuxPodSandboxConfig {
+                    security_context: Some(v1::LinuxSandboxSecurityContext {
+                        namespace_options: Some(v1::NamespaceOption {
+                            network: v1::NamespaceMode::Node as i32,
+                            ..v1::NamespaceOption::default()
+                        }),
+                        ..v1::LinuxSandboxSecurityContext::default()
+                    }),
+                    ..v1::LinuxPodSandboxConfig::default()
+                }),
+                ..v1::PodSandboxConfig::default()
+            }),
+            ..v1::RunPodSandboxRequest::default()
+        }
+    }
+
+    impl Setup {
+        fn run(&self) -> Result<String, Status> {
+            let ctx = CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
+            self.service.run_pod_sandbox(&ctx, &request(), None)
+        }
+
+        fn created_ids(&self) -> Vec<String> {
+            let starts = self.docker.calls_of("start_container");
+            starts
+                .iter()
+                .map(|call| call["start_container ".len()..].to_owned())
+                .collect()
+        }
+
+        fn has_checkpoint(&self, id: &str) -> bool {
+            !matches!(
+                self.service.checkpoints.get(id),
+                Err(CheckpointError::NotFound { .. })
+            )
+        }
+    }
+
+    #[test]
+    fn a_sandbox_runs_with_a_checkpoint() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        assert!(setup.docker.container(&id).unwrap().state.running);
+        assert!(setup.has_checkpoint(&id));
+        assert!(setup.index.sandbox(&id).unwrap().unwrap().is_running());
+    }
+
+    #[test]
+    fn a_failed_create_leaves_nothing_behind() {
+        let setup = setup();
+        setup
+            .docker
+            .fail("create_container", status(500, "no space left on device"));
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unknown, "{err:?}");
+        assert!(setup.docker.container_ids().is_empty());
+    }
+
+    #[test]
+    fn a_sandbox_that_fails_to_start_is_removed_with_its_checkpoint() {
+        let setup = setup();
+        setup
+            .docker
+            .fail("start_container", status(500, "OCI runtime create failed"));
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unknown, "{err:?}");
+        assert!(err.message.contains("OCI runtime create failed"), "{err:?}");
+        let [id] = setup.created_ids().try_into().unwrap();
+        assert!(setup.docker.container(&id).is_none());
+        assert!(!setup.has_checkpoint(&id));
+        assert!(setup.index.sandbox(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_rollback_that_cannot_remove_the_container_says_so() {
+        let setup = setup();
+        setup
+            .docker
+            .fail("start_container", status(500, "OCI runtime create failed"));
+        setup
+            .docker
+            .fail("remove_container", status(500, "device or resource busy"));
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unknown, "{err:?}");
+        assert!(err.message.contains("device or resource busy"), "{err:?}");
+    }
+
+    #[test]
+    fn a_repeated_run_of_a_running_sandbox_answers_with_it() {
+        let setup = setup();
+        let first = setup.run().unwrap();
+        let second = setup.run().unwrap();
+        assert_eq!(first, second);
+        assert_eq!(setup.created_ids(), [first]);
+    }
+
+    #[test]
+    fn a_stopped_sandbox_holding_the_name_is_replaced() {
+        let setup = setup();
+        let stale = setup.run().unwrap();
+        setup.service.stop_pod_sandbox(&stale).unwrap();
+        let fresh = setup.run().unwrap();
+        assert_ne!(stale, fresh);
+        assert!(setup.docker.container(&stale).is_none());
+        assert!(!setup.has_checkpoint(&stale));
+    }
+
+    #[test]
+    fn stopping_or_removing_an_unknown_sandbox_is_ok() {
+        let setup = setup();
+        setup.service.stop_pod_sandbox("f00d").unwrap();
+        setup.service.remove_pod_sandbox("f00d").unwrap();
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn stopping_a_sandbox_twice_is_ok() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        assert!(!setup.docker.container(&id).unwrap().state.running);
+    }
+
+    #[test]
+    fn stopping_a_sandbox_stops_its_running_containers_first() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        let app = add_container(&setup.docker, &setup.index, "k8s_app", "container", &id);
+        setup.docker.start_container(&app).unwrap();
+        setup.index.refresh(&app).unwrap();
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            [
+                format!("stop_container {app}"),
+                format!("stop_container {id}")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stop_dockerd_fails_fails_the_call_with_its_code() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        setup
+            .docker
+            .fail("stop_container", status(500, "cannot kill"));
+        let err = setup.service.stop_pod_sandbox(&id).unwrap_err();
+        assert_eq!(Status::from(err).code, Code::Unknown);
+    }
+
+    #[test]
+    fn removing_a_sandbox_twice_removes_its_containers_and_checkpoint_once() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        let app = add_container(&setup.docker, &setup.index, "k8s_app", "container", &id);
+        setup.service.remove_pod_sandbox(&id).unwrap();
+        setup.service.remove_pod_sandbox(&id).unwrap();
+        assert!(setup.docker.container_ids().is_empty());
+        assert!(!setup.has_checkpoint(&id));
+        assert_eq!(
+            setup.docker.calls_of("remove_container"),
+            [
+                format!("remove_container {app}"),
+                format!("remove_container {id}")
+            ]
+        );
+    }
+
+    #[test]
+    fn removing_a_sandbox_dockerd_lost_is_ok_and_drops_its_checkpoint() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        setup.docker.remove_container(&id).unwrap();
+        setup.service.remove_pod_sandbox(&id).unwrap();
+        assert!(!setup.has_checkpoint(&id));
+    }
+}
