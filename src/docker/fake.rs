@@ -33,6 +33,7 @@ struct FakeState {
     images: BTreeMap<String, ImageInspect>,
     failures: HashMap<&'static str, VecDeque<DockerError>>,
     pull_progress: Vec<PullProgress>,
+    create_warnings: Vec<String>,
     calls: Vec<String>,
     created: u32,
 }
@@ -117,6 +118,11 @@ impl FakeDocker {
     /// The pull answers with these messages.
     pub fn set_pull_progress(&self, messages: Vec<PullProgress>) {
         self.lock().pull_progress = messages;
+    }
+
+    /// Creates answer with these warnings.
+    pub fn set_create_warnings(&self, warnings: Vec<String>) {
+        self.lock().create_warnings = warnings;
     }
 
     /// A container as dockerd holds it now, without recording a call.
@@ -211,7 +217,7 @@ impl DockerApi for FakeDocker {
         state.containers.insert(id.clone(), container);
         Ok(CreateOutcome::Created(Created {
             id,
-            warnings: Vec::new(),
+            warnings: state.create_warnings.clone(),
         }))
     }
 
@@ -323,7 +329,12 @@ impl DockerApi for FakeDocker {
         let Some(image) = state.images.remove(name) else {
             return Ok(Removed::AlreadyGone);
         };
-        if name == image.id {
+        // Untagging the last reference deletes the image, as in dockerd.
+        let last = !state
+            .images
+            .iter()
+            .any(|(other, i)| i.id == image.id && *other != i.id);
+        if name == image.id || last {
             state.images.retain(|_, other| other.id != image.id);
         }
         Ok(Removed::Removed)

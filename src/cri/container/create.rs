@@ -189,6 +189,146 @@ mod tests {
         }
     }
 
+    mod handler {
+        use std::sync::Arc;
+
+        use super::super::*;
+        use crate::cri::testing::{self, add_container, BUSYBOX_IMAGE};
+        use crate::docker::fake::{refused, status, FakeDocker};
+        use crate::grpc::{Code, Status};
+        use crate::index::Index;
+
+        struct Setup {
+            docker: Arc<FakeDocker>,
+            index: Arc<Index>,
+            service: ContainerService,
+            sandbox: String,
+            _dir: tempfile::TempDir,
+        }
+
+        fn setup() -> Setup {
+            let dir = tempfile::tempdir().unwrap();
+            let docker = testing::docker();
+            let index = testing::index(&docker);
+            let config = testing::config(dir.path());
+            let service = testing::containers(&docker, &config, Arc::clone(&index));
+            let sandbox = add_container(&docker, &index, "k8s_POD", "podsandbox", "");
+            Setup {
+                docker,
+                index,
+                service,
+                sandbox,
+                _dir: dir,
+            }
+        }
+
+        fn request(sandbox: &str, image: &str) -> v1::CreateContainerRequest {
+            v1::CreateContainerRequest {
+                pod_sandbox_id: sandbox.to_owned(),
+                config: Some(v1::ContainerConfig {
+                    metadata: Some(v1::ContainerMetadata {
+                        name: "app".to_owned(),
+                        attempt: 0,
+                    }),
+                    image: Some(v1::ImageSpec {
+                        image: image.to_owned(),
+                        ..v1::ImageSpec::default()
+                    }),
+                    ..v1::ContainerConfig::default()
+                }),
+                sandbox_config: Some(v1::PodSandboxConfig {
+                    metadata: Some(v1::PodSandboxMetadata {
+                        name: "web".to_owned(),
+                        uid: "uid-1".to_owned(),
+                        namespace: "prod".to_owned(),
+                        attempt: 0,
+                    }),
+                    ..v1::PodSandboxConfig::default()
+                }),
+            }
+        }
+
+        fn code(err: ContainerError) -> Code {
+            Status::from(err).code
+        }
+
+        #[test]
+        fn a_created_container_is_known_to_the_index_at_once() {
+            let setup = setup();
+            let id = setup
+                .service
+                .create_container(&request(&setup.sandbox, BUSYBOX_IMAGE))
+                .unwrap();
+            let entry = setup.index.container(&id).unwrap().unwrap();
+            assert_eq!(entry.sandbox_id, setup.sandbox);
+        }
+
+        #[test]
+        fn a_failed_create_leaves_nothing_behind() {
+            for err in [status(500, "no space left on device"), refused()] {
+                let setup = setup();
+                setup.docker.fail("create_container", err);
+                let request = request(&setup.sandbox, BUSYBOX_IMAGE);
+                setup.service.create_container(&request).unwrap_err();
+                assert_eq!(setup.docker.container_ids(), [setup.sandbox.clone()]);
+                assert!(setup
+                    .index
+                    .containers_of(&setup.sandbox)
+                    .unwrap()
+                    .is_empty());
+            }
+        }
+
+        #[test]
+        fn a_name_in_use_fails_the_precondition() {
+            let setup = setup();
+            let request = request(&setup.sandbox, BUSYBOX_IMAGE);
+            setup.service.create_container(&request).unwrap();
+            let err = setup.service.create_container(&request).unwrap_err();
+            assert_eq!(code(err), Code::FailedPrecondition);
+        }
+
+        #[test]
+        fn a_missing_image_is_not_found_before_any_create() {
+            let setup = setup();
+            let request = request(&setup.sandbox, "127.0.0.1:5000/none:v1");
+            let err = setup.service.create_container(&request).unwrap_err();
+            assert_eq!(code(err), Code::NotFound);
+            assert_eq!(setup.docker.container_ids(), [setup.sandbox.clone()]);
+        }
+
+        #[test]
+        fn a_container_created_without_a_limit_is_removed_again() {
+            let setup = setup();
+            setup
+                .docker
+                .set_create_warnings(vec![super::DROPPED_LIMITS[1].to_owned()]);
+            let request = request(&setup.sandbox, BUSYBOX_IMAGE);
+            let err = setup.service.create_container(&request).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ContainerError::LimitDroppedAtCreate { cleanup: None, .. }
+                ),
+                "{err:?}"
+            );
+            assert_eq!(code(err), Code::FailedPrecondition);
+            assert_eq!(setup.docker.container_ids(), [setup.sandbox.clone()]);
+        }
+
+        #[test]
+        fn a_missing_sandbox_is_not_found_without_a_docker_call() {
+            let setup = setup();
+            let before = setup.docker.calls().len();
+            let err = setup
+                .service
+                .create_container(&request("f00d", BUSYBOX_IMAGE))
+                .unwrap_err();
+            assert_eq!(code(err), Code::NotFound);
+            assert_eq!(setup.docker.calls().len(), before);
+        }
+    }
+
     #[test]
     fn a_dropped_swap_limit_counts_only_on_a_node_with_swap() {
         assert!(drops_a_limit(SWAP_DROPPED, true));

@@ -620,3 +620,163 @@ impl ImageService for Images {
         Ok(self.fs_info()?)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod handler_tests {
+    use super::*;
+    use crate::cri::testing::{self, add_container, BUSYBOX_IMAGE};
+    use crate::docker::fake::{refused, status, FakeDocker};
+    use crate::docker::PullProgress;
+
+    fn images(docker: &Arc<FakeDocker>) -> Images {
+        let dir = tempfile::tempdir().unwrap();
+        let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
+        Images::new(api, &testing::config(dir.path()))
+    }
+
+    fn ctx() -> CallContext {
+        CallContext::new("/runtime.v1.ImageService/PullImage", None)
+    }
+
+    fn pull(images: &Images, image: &str) -> Result<String, Status> {
+        let request = v1::PullImageRequest {
+            image: Some(v1::ImageSpec {
+                image: image.to_owned(),
+                ..v1::ImageSpec::default()
+            }),
+            ..v1::PullImageRequest::default()
+        };
+        images
+            .pull_image(&ctx(), request)
+            .map(|pulled| pulled.image_ref)
+    }
+
+    fn remove(images: &Images, image: &str) -> Result<(), Status> {
+        let request = v1::RemoveImageRequest {
+            image: Some(v1::ImageSpec {
+                image: image.to_owned(),
+                ..v1::ImageSpec::default()
+            }),
+        };
+        images.remove_image(&ctx(), request).map(drop)
+    }
+
+    const APP: &str = "127.0.0.1:5000/team/app:v1";
+
+    #[test]
+    fn a_pull_answers_with_the_id_of_the_image_dockerd_then_has() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.add_image(testing::image('c', &[APP]));
+        assert_eq!(pull(&images, APP).unwrap(), testing::image('c', &[]).id);
+        assert_eq!(
+            docker.calls_of("pull_image"),
+            [format!("pull_image 127.0.0.1:5000/team/app:v1")]
+        );
+    }
+
+    #[test]
+    fn a_pull_dockerd_refuses_takes_its_code_from_the_registrys_words() {
+        let cases = [
+            (status(404, "manifest unknown"), Code::NotFound),
+            (
+                status(500, "unauthorized: authentication required"),
+                Code::Unauthenticated,
+            ),
+            (
+                status(500, "toomanyrequests: slow down"),
+                Code::ResourceExhausted,
+            ),
+            (status(500, "something else"), Code::Unknown),
+            (refused(), Code::Unavailable),
+        ];
+        for (err, code) in cases {
+            let docker = testing::docker();
+            let images = images(&docker);
+            let message = err.to_string();
+            docker.fail("pull_image", err);
+            assert_eq!(pull(&images, APP).unwrap_err().code, code, "{message}");
+        }
+    }
+
+    #[test]
+    fn a_pull_that_fails_in_its_stream_takes_its_code_from_the_message() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.set_pull_progress(vec![PullProgress {
+            error: "write /var/lib/docker/tmp/x: no space left on device".to_owned(),
+            ..PullProgress::default()
+        }]);
+        let err = pull(&images, APP).unwrap_err();
+        assert_eq!(err.code, Code::ResourceExhausted, "{err:?}");
+    }
+
+    #[test]
+    fn a_pull_dockerd_reports_done_without_the_image_is_not_found() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let err = pull(&images, APP).unwrap_err();
+        assert_eq!(err.code, Code::NotFound, "{err:?}");
+    }
+
+    #[test]
+    fn pulling_an_image_id_is_an_invalid_argument_without_a_docker_call() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let err = pull(&images, &"b".repeat(64)).unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument, "{err:?}");
+        assert!(docker.calls_of("pull_image").is_empty());
+    }
+
+    #[test]
+    fn removing_an_image_twice_is_ok() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        remove(&images, BUSYBOX_IMAGE).unwrap();
+        remove(&images, BUSYBOX_IMAGE).unwrap();
+        assert!(!docker.has_image(&testing::image('b', &[]).id));
+    }
+
+    #[test]
+    fn removing_an_image_a_container_uses_fails_naming_the_container() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let index = testing::index(&docker);
+        let id = testing::image('b', &[]).id;
+        add_container(&docker, &index, "k8s_app", "container", "pod");
+        docker.edit_container(&docker.container_ids()[0], |c| c.image = id.clone());
+        let err = remove(&images, &id).unwrap_err();
+        assert_eq!(err.code, Code::FailedPrecondition, "{err:?}");
+        assert!(err.message.contains("k8s_app"), "{err:?}");
+        assert!(docker.has_image(&id));
+    }
+
+    #[test]
+    fn a_remove_dockerd_fails_keeps_its_code() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.fail(
+            "remove_image",
+            status(409, "image is being used by running container"),
+        );
+        let err = remove(&images, BUSYBOX_IMAGE).unwrap_err();
+        assert_eq!(err.code, Code::FailedPrecondition, "{err:?}");
+    }
+
+    #[test]
+    fn an_image_status_dockerd_cannot_answer_is_unavailable() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.fail("inspect_image", refused());
+        let request = v1::ImageStatusRequest {
+            image: Some(v1::ImageSpec {
+                image: BUSYBOX_IMAGE.to_owned(),
+                ..v1::ImageSpec::default()
+            }),
+            verbose: false,
+        };
+        let err = images.image_status(&ctx(), request).unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "{err:?}");
+    }
+}
