@@ -120,29 +120,17 @@ impl Runtime {
                 return Ok(version.clone());
             }
         }
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let version = self.docker.version()?.version;
         *lock(&self.docker_version) = Some((Instant::now(), version.clone()));
         Ok(version)
     }
 
-    /// dockerd may have been down when dockshim started; negotiate the API
-    /// version the first time it answers.
-    fn ensure_negotiated(&self) -> Result<(), Status> {
-        if self.docker.api_version().is_none() {
-            self.docker.negotiate()?;
-        }
-        Ok(())
-    }
-
     fn runtime_condition(&self) -> (v1::RuntimeCondition, serde_json::Value) {
-        let result = self.docker.ping(STATUS_PING_TIMEOUT).and_then(|()| {
-            if self.docker.api_version().is_none() {
-                self.docker.negotiate().map(drop)
-            } else {
-                Ok(())
-            }
-        });
+        let result = self
+            .docker
+            .ping(STATUS_PING_TIMEOUT)
+            .and_then(|()| self.docker.ensure_negotiated());
         let api_version = self.docker.api_version().map(|v| v.to_string());
         let (docker, info) = match result {
             Ok(()) => (
@@ -627,7 +615,7 @@ impl RuntimeService for Runtime {
     ) -> Result<v1::RuntimeConfigResponse, Status> {
         // Asked anew on every call: the kubelet asks once, at its start, and
         // must get the driver of the dockerd running now.
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let info = self.docker.info()?;
         let cgroup_driver = if info.is_systemd_cgroup_driver() {
             v1::CgroupDriver::Systemd

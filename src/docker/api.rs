@@ -47,19 +47,16 @@ pub enum Removed {
     AlreadyGone,
 }
 
-/// The Docker calls of the CRI handlers.
+/// The Docker calls of the CRI handlers. Those without an endpoint named
+/// here are [`DockerClient`]'s own; `timeout`s of `None` mean the client's.
 pub trait DockerApi: Send + Sync + fmt::Debug {
-    /// The negotiated version, if negotiated.
     fn api_version(&self) -> Option<ApiVersion>;
-    /// See [`DockerClient::negotiate`].
-    fn negotiate(&self) -> Result<ApiVersion, DockerError>;
-    /// `GET /_ping` within `timeout`.
+    /// Negotiates the API version unless that happened already: dockerd
+    /// may have been down when dockshim started.
+    fn ensure_negotiated(&self) -> Result<(), DockerError>;
     fn ping(&self, timeout: Duration) -> Result<(), DockerError>;
-    /// `GET /version`.
     fn version(&self) -> Result<Version, DockerError>;
-    /// `GET /info`.
     fn info(&self) -> Result<Info, DockerError>;
-    /// See [`DockerClient::engine`].
     fn engine(&self) -> Result<Arc<Engine>, DockerError>;
 
     /// `POST /containers/create?name=..`.
@@ -68,46 +65,40 @@ pub trait DockerApi: Send + Sync + fmt::Debug {
         name: &str,
         body: &ContainerCreate,
     ) -> Result<CreateOutcome, DockerError>;
-    /// `GET /containers/{id}/json`; `None` for a missing container.
+    /// `GET /containers/{id}/json`; `id` may also be a name.
     fn inspect_container(&self, id: &str) -> Result<Option<ContainerInspect>, DockerError>;
-    /// The same answer as dockerd wrote it, for verbose status.
+    /// The same, as dockerd wrote it.
     fn inspect_container_json(&self, id: &str) -> Result<Option<serde_json::Value>, DockerError>;
     /// `POST /containers/{id}/start`.
     fn start_container(&self, id: &str) -> Result<(), DockerError>;
-    /// `POST /containers/{id}/stop?t=<grace>`; `budget` bounds the call,
-    /// which dockerd answers only after the grace period (`None`: the
-    /// client's own timeout).
+    /// `POST /containers/{id}/stop?t=..`, answered after the grace period.
     fn stop_container(
         &self,
         id: &str,
         grace: Duration,
-        budget: Option<Duration>,
+        timeout: Option<Duration>,
     ) -> Result<Stopped, DockerError>;
-    /// `DELETE /containers/{id}?force=1&v=1`: the container, running or
-    /// not, and its anonymous volumes.
+    /// `DELETE /containers/{id}?force=1&v=1`, anonymous volumes included.
     fn remove_container(&self, id: &str) -> Result<Removed, DockerError>;
     /// `POST /containers/{id}/update`; returns dockerd's warnings.
     fn update_container(&self, id: &str, resources: &Resources)
         -> Result<Vec<String>, DockerError>;
-    /// `GET /containers/json?all=1&filters={"ancestor":[id]}`: containers
-    /// made from image `id` or from an image built on it.
+    /// `GET /containers/json?all=1&filters={"ancestor":[id]}`.
     fn containers_of_image(&self, id: &str) -> Result<Vec<ContainerSummary>, DockerError>;
-    /// `GET /containers/json?all=1&size=1`. `None` when dockerd failed the
-    /// listing because a container vanished while it was listed, as the
-    /// containerd image store does for a moment around a create or remove.
+    /// `GET /containers/json?all=1&size=1`; `None` when a container vanished
+    /// while listed, which fails the listing on the containerd image store.
     fn container_sizes(&self) -> Result<Option<Vec<ContainerSummary>>, DockerError>;
 
-    /// `GET /images/{name}/json`; `None` for a missing image.
+    /// `GET /images/{name}/json`.
     fn inspect_image(&self, name: &str) -> Result<Option<ImageInspect>, DockerError>;
     /// `GET /images/json`.
     fn list_images(&self) -> Result<Vec<ImageSummary>, DockerError>;
-    /// `GET /images/{id}/history`; `None` for a missing image.
+    /// `GET /images/{id}/history`.
     fn image_history(&self, id: &str) -> Result<Option<Vec<HistoryItem>>, DockerError>;
-    /// `DELETE /images/{name}`, without force: one reference, or the image
-    /// when `name` is its last one or its ID.
+    /// `DELETE /images/{name}`, without force: one reference, or the image.
     fn remove_image(&self, name: &str) -> Result<Removed, DockerError>;
-    /// See [`DockerClient::pull`]; the stream yields a timeout error after
-    /// `idle` without a message, and stays usable.
+    /// [`DockerClient::pull`], whose stream yields a timeout error after
+    /// `idle` without a message and stays usable.
     fn pull_image(
         &self,
         from_image: &str,
@@ -117,16 +108,13 @@ pub trait DockerApi: Send + Sync + fmt::Debug {
         idle: Duration,
     ) -> Result<PullStream, DockerError>;
 
-    /// See [`DockerClient::create_exec`].
     fn create_exec(
         &self,
         container: &str,
         config: &ExecCreate,
         timeout: Option<Duration>,
     ) -> Result<String, DockerError>;
-    /// See [`DockerClient::start_exec`].
     fn start_exec(&self, exec_id: &str, tty: bool) -> Result<Hijacked, DockerError>;
-    /// See [`DockerClient::inspect_exec`].
     fn inspect_exec(
         &self,
         exec_id: &str,
@@ -153,8 +141,11 @@ impl DockerApi for DockerClient {
         DockerClient::api_version(self)
     }
 
-    fn negotiate(&self) -> Result<ApiVersion, DockerError> {
-        DockerClient::negotiate(self)
+    fn ensure_negotiated(&self) -> Result<(), DockerError> {
+        if self.api_version().is_none() {
+            self.negotiate()?;
+        }
+        Ok(())
     }
 
     fn ping(&self, timeout: Duration) -> Result<(), DockerError> {
@@ -205,13 +196,13 @@ impl DockerApi for DockerClient {
         &self,
         id: &str,
         grace: Duration,
-        budget: Option<Duration>,
+        timeout: Option<Duration>,
     ) -> Result<Stopped, DockerError> {
         check_path_id(id, "container ID")?;
         let grace = grace.as_secs().to_string();
         let path = path_with_query(&format!("/containers/{id}/stop"), &[("t", &grace)]);
         Ok(
-            match found(self.request("POST", &path, &[], None, budget))? {
+            match found(self.request("POST", &path, &[], None, timeout))? {
                 Some(response) if response.status == 304 => Stopped::NotRunning,
                 Some(_) => Stopped::Stopped,
                 None => Stopped::NotFound,

@@ -160,8 +160,8 @@ impl DockerApi for FakeDocker {
         Some(API_VERSION)
     }
 
-    fn negotiate(&self) -> Result<ApiVersion, DockerError> {
-        self.enter("negotiate", "").map(|_| API_VERSION)
+    fn ensure_negotiated(&self) -> Result<(), DockerError> {
+        self.enter("ensure_negotiated", "").map(drop)
     }
 
     fn ping(&self, _timeout: Duration) -> Result<(), DockerError> {
@@ -253,7 +253,7 @@ impl DockerApi for FakeDocker {
         &self,
         id: &str,
         _grace: Duration,
-        _budget: Option<Duration>,
+        _timeout: Option<Duration>,
     ) -> Result<Stopped, DockerError> {
         let mut state = self.enter("stop_container", id)?;
         let Ok(container) = state.container(id) else {

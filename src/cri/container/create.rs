@@ -270,7 +270,10 @@ mod tests {
                 setup.docker.fail("create_container", err);
                 let request = request(&setup.sandbox, BUSYBOX_IMAGE);
                 setup.service.create_container(&request).unwrap_err();
-                assert_eq!(setup.docker.container_ids(), [setup.sandbox.clone()]);
+                assert_eq!(
+                    setup.docker.container_ids(),
+                    std::slice::from_ref(&setup.sandbox)
+                );
                 assert!(setup
                     .index
                     .containers_of(&setup.sandbox)
@@ -294,7 +297,10 @@ mod tests {
             let request = request(&setup.sandbox, "127.0.0.1:5000/none:v1");
             let err = setup.service.create_container(&request).unwrap_err();
             assert_eq!(code(err), Code::NotFound);
-            assert_eq!(setup.docker.container_ids(), [setup.sandbox.clone()]);
+            assert_eq!(
+                setup.docker.container_ids(),
+                std::slice::from_ref(&setup.sandbox)
+            );
         }
 
         #[test]
@@ -313,7 +319,10 @@ mod tests {
                 "{err:?}"
             );
             assert_eq!(code(err), Code::FailedPrecondition);
-            assert_eq!(setup.docker.container_ids(), [setup.sandbox.clone()]);
+            assert_eq!(
+                setup.docker.container_ids(),
+                std::slice::from_ref(&setup.sandbox)
+            );
         }
 
         #[test]

@@ -239,15 +239,6 @@ impl Images {
         }
     }
 
-    /// dockerd may have been down when dockshim started; negotiate the API
-    /// version the first time it answers.
-    fn ensure_negotiated(&self) -> Result<(), ImageError> {
-        if self.docker.api_version().is_none() {
-            self.docker.negotiate()?;
-        }
-        Ok(())
-    }
-
     /// Every runtime of one dockerd shares its image store, so a pull for
     /// a RuntimeClass handler is an ordinary pull, once the handler is
     /// known to be one of dockerd's runtimes.
@@ -322,7 +313,7 @@ impl Images {
             Some(spec) if !spec.image.is_empty() => Some(ImageQuery::parse(&spec.image)?),
             _ => None,
         };
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let summaries = self.docker.list_images()?;
         let mut images = Vec::with_capacity(summaries.len());
         for summary in &summaries {
@@ -354,7 +345,7 @@ impl Images {
         request: &v1::ImageStatusRequest,
     ) -> Result<v1::ImageStatusResponse, ImageError> {
         let text = image_text(request.image.as_ref())?;
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let Some(Found { image, .. }) = self.find(text)? else {
             return Ok(v1::ImageStatusResponse::default());
         };
@@ -397,7 +388,7 @@ impl Images {
             Some(auth) => RegistryAuth::from_cri(auth).map_err(ImageError::InvalidAuth)?,
             None => RegistryAuth::default(),
         };
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let name = reference.to_string();
         log::info!("pulling image {name} with {}", auth.describe());
         let started = Instant::now();
@@ -458,7 +449,7 @@ impl Images {
 
     fn remove(&self, request: &v1::RemoveImageRequest) -> Result<(), ImageError> {
         let text = image_text(request.image.as_ref())?;
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let Some(Found { image, query, how }) = self.find(text)? else {
             log::debug!("image {text} is already gone");
             return Ok(());
@@ -672,7 +663,7 @@ mod handler_tests {
         assert_eq!(pull(&images, APP).unwrap(), testing::image('c', &[]).id);
         assert_eq!(
             docker.calls_of("pull_image"),
-            [format!("pull_image 127.0.0.1:5000/team/app:v1")]
+            ["pull_image 127.0.0.1:5000/team/app:v1"]
         );
     }
 
