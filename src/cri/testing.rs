@@ -77,6 +77,7 @@ pub fn config(dir: &std::path::Path) -> Config {
         root_directory: dir.join("root"),
         cni_conf_dir: dir.join("net.d"),
         cni_bin_dirs: vec![dir.join("bin")],
+        cni_cache_dir: dir.join("cache"),
         network_plugin: NetworkPlugin::None,
         pod_infra_container_image: PAUSE_IMAGE.to_owned(),
         ..Config::default()

@@ -672,6 +672,54 @@ mod handler_tests {
         assert!(setup.index.sandbox(&id).unwrap().is_none());
     }
 
+    /// Writes an executable CNI plugin `name` into `dir`: `script` runs
+    /// for ADD, every other command succeeds with nothing to say.
+    fn plugin(dir: &std::path::Path, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        let text =
+            format!("#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n{script}\n");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn a_sandbox_whose_network_fails_is_removed_with_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = testing::config(dir.path());
+        config.network_plugin = crate::cli::NetworkPlugin::Cni;
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
+        plugin(&bin, "loopback", r#"echo '{"cniVersion":"0.3.1"}'"#);
+        plugin(
+            &bin,
+            "no-ips",
+            r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"no IP addresses available"}'; exit 1"#,
+        );
+        std::fs::write(
+            config.cni_conf_dir.join("10-pods.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"no-ips"}]}"#,
+        )
+        .unwrap();
+        let docker = testing::docker();
+        let index = testing::index(&docker);
+        let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
+        let mut request = request();
+        request.config.as_mut().unwrap().linux = None;
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
+        let err = service.run_pod_sandbox(&ctx, &request, None).unwrap_err();
+        assert!(err.message.contains("no IP addresses available"), "{err:?}");
+        let starts = docker.calls_of("start_container");
+        let [id] = starts.try_into().unwrap();
+        let id = id["start_container ".len()..].to_owned();
+        assert!(docker.container(&id).is_none(), "{:?}", docker.calls());
+        assert!(matches!(
+            service.checkpoints.get(&id),
+            Err(CheckpointError::NotFound { .. })
+        ));
+    }
+
     #[test]
     fn a_rollback_that_cannot_remove_the_container_says_so() {
         let setup = setup();
