@@ -139,3 +139,44 @@ pub fn add_container(
     index.refresh(&created.id).unwrap();
     created.id
 }
+
+/// The container calls over a fake dockerd holding the test images.
+pub struct ContainerSetup {
+    pub docker: Arc<FakeDocker>,
+    pub index: Arc<Index>,
+    pub service: ContainerService,
+    _dir: tempfile::TempDir,
+}
+
+impl ContainerSetup {
+    pub fn new() -> ContainerSetup {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = docker();
+        let index = index(&docker);
+        let service = containers(&docker, &config(dir.path()), Arc::clone(&index));
+        ContainerSetup {
+            docker,
+            index,
+            service,
+            _dir: dir,
+        }
+    }
+
+    /// A created container of sandbox `pod`.
+    pub fn container(&self) -> String {
+        add_container(
+            &self.docker,
+            &self.index,
+            "k8s_app_web_prod_uid-1_0",
+            "container",
+            "pod",
+        )
+    }
+
+    pub fn running_container(&self) -> String {
+        let id = self.container();
+        self.docker.start_container(&id).unwrap();
+        self.index.refresh(&id).unwrap();
+        id
+    }
+}

@@ -184,47 +184,14 @@ impl ContainerService {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::cri::testing::{self, add_container};
-    use crate::docker::fake::{refused, status, FakeDocker};
+    use crate::cri::testing::ContainerSetup;
+    use crate::docker::fake::{refused, status};
     use crate::docker::DockerApi;
     use crate::grpc::{Code, Status};
-    use crate::index::Index;
 
-    struct Setup {
-        docker: Arc<FakeDocker>,
-        index: Arc<Index>,
-        service: ContainerService,
-        _dir: tempfile::TempDir,
-    }
-
-    fn setup() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let docker = testing::docker();
-        let index = testing::index(&docker);
-        let config = testing::config(dir.path());
-        let service = testing::containers(&docker, &config, Arc::clone(&index));
-        Setup {
-            docker,
-            index,
-            service,
-            _dir: dir,
-        }
-    }
-
-    impl Setup {
-        fn container(&self) -> String {
-            add_container(&self.docker, &self.index, "k8s_app", "container", "pod")
-        }
-
-        fn running_container(&self) -> String {
-            let id = self.container();
-            self.docker.start_container(&id).unwrap();
-            self.index.refresh(&id).unwrap();
-            id
-        }
+    fn setup() -> ContainerSetup {
+        ContainerSetup::new()
     }
 
     fn code(err: ContainerError) -> Code {

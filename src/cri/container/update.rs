@@ -524,4 +524,48 @@ mod tests {
             status.message
         );
     }
+
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    mod handler {
+        use super::super::*;
+        use crate::cri::testing::ContainerSetup;
+        use crate::docker::fake::status;
+        use crate::grpc::{Code, Status};
+
+        fn request(id: &str) -> v1::UpdateContainerResourcesRequest {
+            v1::UpdateContainerResourcesRequest {
+                container_id: id.to_owned(),
+                linux: Some(v1::LinuxContainerResources {
+                    cpu_shares: 512,
+                    ..v1::LinuxContainerResources::default()
+                }),
+                ..v1::UpdateContainerResourcesRequest::default()
+            }
+        }
+
+        #[test]
+        fn an_update_dockerd_refuses_keeps_its_code() {
+            let setup = ContainerSetup::new();
+            let id = setup.container();
+            setup
+                .docker
+                .fail("update_container", status(400, "Conflicting options"));
+            let err = setup
+                .service
+                .update_container_resources(&request(&id))
+                .unwrap_err();
+            assert_eq!(Status::from(err).code, Code::InvalidArgument);
+        }
+
+        #[test]
+        fn updating_an_unknown_container_is_not_found_without_a_docker_call() {
+            let setup = ContainerSetup::new();
+            let err = setup
+                .service
+                .update_container_resources(&request("f00d"))
+                .unwrap_err();
+            assert_eq!(Status::from(err).code, Code::NotFound);
+            assert!(setup.docker.calls_of("update_container").is_empty());
+        }
+    }
 }
