@@ -17,7 +17,7 @@ use dockshim::cri::runtime::{Runtime, RuntimeParts};
 use dockshim::cri::sandbox::SandboxService;
 use dockshim::cri::stats::StatsService;
 use dockshim::cri::streaming::docker_sessions::DockerSessions;
-use dockshim::docker::DockerClient;
+use dockshim::docker::{DockerApi, DockerClient};
 use dockshim::index::Index;
 use dockshim::logs::LogManager;
 use dockshim::metrics::{self, Gauges, Metrics};
@@ -90,9 +90,10 @@ fn run(config: Config) -> Result<(), String> {
     let mut options = ServerOptions::new(config.runtime_endpoint.clone());
     options.socket_group = config.socket_group.clone();
     options.quick_methods = dockshim::cri::QUICK_METHODS;
-    let images = Arc::new(Images::new(docker.clone(), &config));
+    let api: Arc<dyn DockerApi> = Arc::new(docker.clone());
+    let images = Arc::new(Images::new(Arc::clone(&api), &config));
     let index = Index::start(docker.clone()).map_err(|err| err.to_string())?;
-    let sandboxes = SandboxService::new(docker.clone(), index.clone(), images.clone(), &config)
+    let sandboxes = SandboxService::new(Arc::clone(&api), index.clone(), images.clone(), &config)
         .map_err(|err| format!("--root-directory: {err}"))?;
     sandboxes
         .migrate_from_cri_dockerd(&config)
@@ -100,7 +101,7 @@ fn run(config: Config) -> Result<(), String> {
     sandboxes.settle_owed_teardowns();
     let logs = LogManager::start(docker.clone());
     let containers = ContainerService::new(
-        docker.clone(),
+        Arc::clone(&api),
         index.clone(),
         logs,
         config.runtime_request_timeout,
@@ -129,7 +130,7 @@ fn run(config: Config) -> Result<(), String> {
     log::info!("streaming server listening on {}", streaming.local_addr());
     let services = Services {
         runtime: Arc::new(Runtime::new(
-            docker,
+            api,
             config,
             store,
             pod_cidr,

@@ -43,7 +43,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::docker::{Demux, DockerClient, DockerError, ExecCreate, Piece, StdStream};
+use crate::docker::{Demux, DockerApi, DockerError, ExecCreate, Piece, StdStream};
 use crate::grpc::{CallContext, Code, Status, MAX_MESSAGE_BYTES};
 use crate::pidfd::PidFd;
 
@@ -277,7 +277,7 @@ impl From<ExecError> for Status {
 /// [`STREAM_END_GRACE`] with the exit code if dockerd has one, else with
 /// [`ExecError::ContainerStopped`] (see the module notes).
 pub fn exec_sync(
-    docker: &DockerClient,
+    docker: &dyn DockerApi,
     container_id: &str,
     cmd: &[String],
     timeout: Option<Duration>,
@@ -330,7 +330,7 @@ pub fn exec_sync(
 /// Kills the process tree of exec `exec_id` and waits until it is gone;
 /// returns how many processes were killed (0 if the exec had already
 /// ended). See the module documentation for the approach and its limits.
-pub fn kill_exec(docker: &DockerClient, exec_id: &str) -> Result<usize, ExecError> {
+pub fn kill_exec(docker: &dyn DockerApi, exec_id: &str) -> Result<usize, ExecError> {
     let docker_err = |container: &str, source| ExecError::Docker {
         container: container.to_owned(),
         source,
@@ -356,9 +356,12 @@ pub fn kill_exec(docker: &DockerClient, exec_id: &str) -> Result<usize, ExecErro
             exec_id: exec_id.to_owned(),
         });
     }
-    let container = docker
+    let Some(container) = docker
         .inspect_container(&exec.container_id)
-        .map_err(|source| docker_err(&exec.container_id, source))?;
+        .map_err(|source| docker_err(&exec.container_id, source))?
+    else {
+        return Ok(0);
+    };
     let Ok(init) = i32::try_from(container.state.pid) else {
         return Ok(0);
     };
@@ -450,7 +453,7 @@ impl<'a> Session<'a> {
     }
 
     /// Kills the exec and builds the error for `why`.
-    fn aborted(&self, why: Abort, docker: &DockerClient, exec_id: &str) -> ExecError {
+    fn aborted(&self, why: Abort, docker: &dyn DockerApi, exec_id: &str) -> ExecError {
         let cleanup = match kill_exec(docker, exec_id) {
             Ok(_) => None,
             Err(err) => {
@@ -541,7 +544,7 @@ fn read_to_end(
 /// The exit code once dockerd has recorded it; the process is killed if
 /// the deadline passes first.
 fn wait_exit_code(
-    docker: &DockerClient,
+    docker: &dyn DockerApi,
     exec_id: &str,
     session: &Session<'_>,
 ) -> Result<i32, ExecError> {
@@ -568,7 +571,7 @@ fn wait_exit_code(
 
 /// The exit code dockerd recorded for the exec, if it did; any failure to
 /// ask counts as none.
-fn recorded_exit_code(docker: &DockerClient, exec_id: &str) -> Option<i32> {
+fn recorded_exit_code(docker: &dyn DockerApi, exec_id: &str) -> Option<i32> {
     match docker.inspect_exec(exec_id, Some(KILL_CALL_TIMEOUT)) {
         Ok(exec) if !exec.running => exec.exit_code,
         Ok(_) => None,

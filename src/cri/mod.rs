@@ -17,6 +17,9 @@ pub mod runtime;
 pub mod sandbox;
 pub mod stats;
 pub mod streaming;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod testing;
 
 use crate::api::v1;
 use crate::docker::Engine;

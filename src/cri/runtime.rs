@@ -16,7 +16,7 @@
 //! the features the engine and that runtime give together.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -32,7 +32,7 @@ use crate::cri::stats::StatsService;
 use crate::cri::streaming::{
     validate_attach, validate_exec, validate_port_forward, StreamRequestError,
 };
-use crate::docker::{DockerClient, Engine};
+use crate::docker::{DockerApi, Engine};
 use crate::grpc::{CallContext, Status};
 use crate::network::NetworkSource;
 use crate::store::Store;
@@ -63,7 +63,7 @@ const THREAD_DIED: &str = "BackgroundThreadDied";
 /// The state the runtime-wide calls share.
 #[derive(Debug)]
 pub struct Runtime {
-    docker: DockerClient,
+    docker: Arc<dyn DockerApi>,
     config: Config,
     store: Store,
     /// The pod CIDR from `--pod-cidr` or the last UpdateRuntimeConfig.
@@ -90,7 +90,7 @@ pub struct RuntimeParts {
 
 impl Runtime {
     pub fn new(
-        docker: DockerClient,
+        docker: Arc<dyn DockerApi>,
         config: Config,
         store: Store,
         pod_cidr: Option<String>,
@@ -122,29 +122,17 @@ impl Runtime {
                 return Ok(version.clone());
             }
         }
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let version = self.docker.version()?.version;
         *lock(&self.docker_version) = Some((Instant::now(), version.clone()));
         Ok(version)
     }
 
-    /// dockerd may have been down when dockshim started; negotiate the API
-    /// version the first time it answers.
-    fn ensure_negotiated(&self) -> Result<(), Status> {
-        if self.docker.api_version().is_none() {
-            self.docker.negotiate()?;
-        }
-        Ok(())
-    }
-
     fn runtime_condition(&self) -> (v1::RuntimeCondition, serde_json::Value) {
-        let result = self.docker.ping(STATUS_PING_TIMEOUT).and_then(|()| {
-            if self.docker.api_version().is_none() {
-                self.docker.negotiate().map(drop)
-            } else {
-                Ok(())
-            }
-        });
+        let result = self
+            .docker
+            .ping(STATUS_PING_TIMEOUT)
+            .and_then(|()| self.docker.ensure_negotiated());
         let api_version = self.docker.api_version().map(|v| v.to_string());
         let (docker, info) = match result {
             Ok(()) => (
@@ -638,7 +626,7 @@ impl RuntimeService for Runtime {
     ) -> Result<v1::RuntimeConfigResponse, Status> {
         // Asked anew on every call: the kubelet asks once, at its start, and
         // must get the driver of the dockerd running now.
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let info = self.docker.info()?;
         let cgroup_driver = if info.is_systemd_cgroup_driver() {
             v1::CgroupDriver::Systemd
@@ -787,15 +775,18 @@ mod tests {
             ..Config::default()
         };
         std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
-        let docker = DockerClient::new(&config.docker_endpoint, Duration::from_secs(1)).unwrap();
+        let docker =
+            crate::docker::DockerClient::new(&config.docker_endpoint, Duration::from_secs(1))
+                .unwrap();
+        let api: Arc<dyn DockerApi> = Arc::new(docker.clone());
         let store = Store::open(&config.root_directory).unwrap();
         let index = crate::index::Index::start(docker.clone()).unwrap();
-        let images = std::sync::Arc::new(crate::cri::image::Images::new(docker.clone(), &config));
+        let images = Arc::new(crate::cri::image::Images::new(Arc::clone(&api), &config));
         let sandboxes =
-            SandboxService::new(docker.clone(), index.clone(), images, &config).unwrap();
+            SandboxService::new(Arc::clone(&api), index.clone(), images, &config).unwrap();
         let logs = crate::logs::LogManager::start(docker.clone());
         let containers = ContainerService::new(
-            docker.clone(),
+            Arc::clone(&api),
             index.clone(),
             logs,
             config.runtime_request_timeout,
@@ -804,7 +795,7 @@ mod tests {
         let streaming = StreamingServer::start(
             config.streaming_bind_addr,
             config.streaming_connection_idle_timeout,
-            std::sync::Arc::new(NoSessions),
+            Arc::new(NoSessions),
         )
         .unwrap();
         let parts = RuntimeParts {
@@ -814,7 +805,7 @@ mod tests {
             streaming,
             supervisor,
         };
-        Runtime::new(docker, config, store, None, parts)
+        Runtime::new(api, config, store, None, parts)
     }
 
     fn ctx() -> CallContext {

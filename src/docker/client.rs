@@ -5,8 +5,8 @@
 //! (`--runtime-request-timeout`), connection reuse and the one retry a stale
 //! pooled connection earns, and turns dockerd's error answers into
 //! [`DockerError::Api`]. It knows the paths of the few endpoints it decodes
-//! itself (`/_ping`, `/version`, `/info`, `/events`, pull); every other
-//! endpoint's path and JSON belong to the CRI code that calls it.
+//! itself (`/_ping`, `/version`, `/info`, `/events`, pull); the container,
+//! image and exec endpoints are typed in their own files and in `api`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -43,6 +43,9 @@ pub struct ContainerSummary {
     /// Human-readable, e.g. `Up 5 minutes`, `Exited (137) 2 seconds ago`.
     #[serde(rename = "Status")]
     pub status: String,
+    /// Bytes of the writable layer; only when the listing asked for sizes.
+    #[serde(rename = "SizeRw")]
+    pub size_rw: i64,
 }
 
 /// `GET /containers/{id}/json`, the fields dockshim reads.

@@ -1,16 +1,19 @@
 //! The body of `POST /containers/create`: the container configuration plus
 //! its `HostConfig`, in the Engine API's field names (API 1.41; the
-//! `Mounts` options note the version that brought them).
+//! `Mounts` options note the version that brought them); the resource
+//! fields it shares with `POST /containers/{id}/update`; both answers.
 //!
 //! Only the fields dockshim sets exist here, and every empty field is left
 //! out of the JSON, so a body says exactly what dockshim asked for and the
-//! engine's defaults apply to the rest. These types only serialize: what
+//! engine's defaults apply to the rest. These types only carry JSON: what
 //! goes into them is decided by the CRI translation code in `cri`.
 //! `vendor-docs/docker-engine-api.md` ("Container create") lists each field.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use super::types::null_as_empty;
 
 /// `Healthcheck.Test` that turns off any health check the image declares.
 pub const HEALTHCHECK_NONE: &str = "NONE";
@@ -104,29 +107,8 @@ pub struct CreateHostConfig {
     pub shm_size: Option<i64>,
     #[serde(rename = "RestartPolicy", skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
-    /// Bytes; absent is unlimited.
-    #[serde(rename = "Memory", skip_serializing_if = "Option::is_none")]
-    pub memory: Option<i64>,
-    /// Memory plus swap, bytes; -1 is unlimited swap.
-    #[serde(rename = "MemorySwap", skip_serializing_if = "Option::is_none")]
-    pub memory_swap: Option<i64>,
-    /// Relative CPU weight (cgroup v1 `cpu.shares` scale).
-    #[serde(rename = "CpuShares", skip_serializing_if = "Option::is_none")]
-    pub cpu_shares: Option<i64>,
-    /// Microseconds per `CpuPeriod`.
-    #[serde(rename = "CpuQuota", skip_serializing_if = "Option::is_none")]
-    pub cpu_quota: Option<i64>,
-    /// Microseconds.
-    #[serde(rename = "CpuPeriod", skip_serializing_if = "Option::is_none")]
-    pub cpu_period: Option<i64>,
-    /// e.g. `0-3` or `0,1`.
-    #[serde(rename = "CpusetCpus", skip_serializing_if = "String::is_empty")]
-    pub cpuset_cpus: String,
-    #[serde(rename = "CpusetMems", skip_serializing_if = "String::is_empty")]
-    pub cpuset_mems: String,
-    /// The most processes the container may have; -1 is unlimited.
-    #[serde(rename = "PidsLimit", skip_serializing_if = "Option::is_none")]
-    pub pids_limit: Option<i64>,
+    #[serde(flatten)]
+    pub resources: Resources,
     #[serde(rename = "Devices", skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceMapping>,
     /// `None` keeps dockerd's default list; `Some(vec![])` masks nothing.
@@ -148,6 +130,55 @@ pub struct CreateHostConfig {
     /// driver (API 1.44+ with CDI on in dockerd).
     #[serde(rename = "DeviceRequests", skip_serializing_if = "Vec::is_empty")]
     pub device_requests: Vec<DeviceRequest>,
+}
+
+/// The resource fields of a create's `HostConfig`, and the whole body of
+/// `POST /containers/{id}/update`; each is left out when unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    /// Bytes; absent is unlimited.
+    #[serde(rename = "Memory", skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    /// Memory plus swap, bytes; -1 is unlimited swap.
+    #[serde(rename = "MemorySwap", skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    /// Relative CPU weight (cgroup v1 `cpu.shares` scale).
+    #[serde(rename = "CpuShares", skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    /// Microseconds per `CpuPeriod`.
+    #[serde(rename = "CpuQuota", skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    /// Microseconds.
+    #[serde(rename = "CpuPeriod", skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    /// e.g. `0-3` or `0,1`.
+    #[serde(rename = "CpusetCpus", skip_serializing_if = "String::is_empty")]
+    pub cpuset_cpus: String,
+    #[serde(rename = "CpusetMems", skip_serializing_if = "String::is_empty")]
+    pub cpuset_mems: String,
+    /// The most processes the container may have; -1 is unlimited. Left
+    /// out of an update, it keeps the current limit.
+    #[serde(rename = "PidsLimit", skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+}
+
+/// `POST /containers/create`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Created {
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// Settings dockerd changed or dropped, in its words.
+    #[serde(rename = "Warnings", deserialize_with = "null_as_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// `POST /containers/{id}/update`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Updated {
+    #[serde(rename = "Warnings", deserialize_with = "null_as_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `Healthcheck`: dockshim only ever sends `{"Test": ["NONE"]}`.
@@ -330,14 +361,16 @@ mod tests {
                 cgroup_parent: "/kubepods".to_owned(),
                 shm_size: Some(64),
                 restart_policy: Some(RestartPolicy::no()),
-                memory: Some(1),
-                memory_swap: Some(2),
-                cpu_shares: Some(3),
-                cpu_quota: Some(4),
-                cpu_period: Some(5),
-                cpuset_cpus: "0-1".to_owned(),
-                cpuset_mems: "0".to_owned(),
-                pids_limit: Some(6),
+                resources: Resources {
+                    memory: Some(1),
+                    memory_swap: Some(2),
+                    cpu_shares: Some(3),
+                    cpu_quota: Some(4),
+                    cpu_period: Some(5),
+                    cpuset_cpus: "0-1".to_owned(),
+                    cpuset_mems: "0".to_owned(),
+                    pids_limit: Some(6),
+                },
                 devices: vec![DeviceMapping {
                     path_on_host: "/dev/a".to_owned(),
                     path_in_container: "/dev/b".to_owned(),

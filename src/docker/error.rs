@@ -2,8 +2,8 @@
 //! each failure reaches the kubelet as a gRPC status.
 //!
 //! It owns the wording and the code mapping; it must not decide policy such
-//! as "a missing container is fine when removing" — callers look at
-//! [`DockerError::code`] or [`DockerError::api_status`] for that.
+//! as "a missing container is fine when removing": `api` folds the answers
+//! that are not failures into typed results, and callers decide.
 
 use std::fmt;
 use std::io;
@@ -78,6 +78,12 @@ impl DockerError {
             DockerError::Api { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// Whether dockerd answered and refused the call, as opposed to the
+    /// call failing on the way, after which dockerd may have acted on it.
+    pub fn is_refusal(&self) -> bool {
+        self.api_status().is_some()
     }
 
     /// The gRPC code this failure maps to.

@@ -10,10 +10,12 @@
 //!
 //! Not supported, on purpose: TCP or TLS endpoints, proxies, redirects,
 //! content codings (gzip), HTTP/2, request bodies that are streamed rather
-//! than buffered. This module knows HTTP and the handful of endpoints it
-//! decodes itself; what container and image calls mean belongs to `cri`.
+//! than buffered. This module owns every endpoint the rest of dockshim
+//! calls, as typed methods of [`DockerApi`] and [`DockerClient`]; when a
+//! call is made and what its answer means to the kubelet belongs to `cri`.
 //! `vendor-docs/docker-engine-api.md` describes every endpoint and field used.
 
+mod api;
 mod api_version;
 mod attach;
 mod client;
@@ -23,6 +25,8 @@ mod create;
 mod engine;
 mod error;
 mod exec;
+#[cfg(test)]
+pub mod fake;
 mod hijack;
 mod images;
 mod logs;
@@ -31,6 +35,7 @@ mod response;
 mod stream;
 mod types;
 
+pub use api::{CreateOutcome, DockerApi, PullStream, Removed, Stopped};
 pub use api_version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 pub use client::{DockerClient, DEFAULT_REQUEST_TIMEOUT};
 pub use containers::{
@@ -38,8 +43,9 @@ pub use containers::{
     HostConfig, MountPoint, NetworkSettings,
 };
 pub use create::{
-    BindOptions, ContainerCreate, CreateHostConfig, DeviceMapping, DeviceRequest, HealthConfig,
-    ImageOptions, Mount, MountType, RestartPolicy, HEALTHCHECK_NONE, RESTART_POLICY_NO,
+    BindOptions, ContainerCreate, CreateHostConfig, Created, DeviceMapping, DeviceRequest,
+    HealthConfig, ImageOptions, Mount, MountType, Resources, RestartPolicy, Updated,
+    HEALTHCHECK_NONE, RESTART_POLICY_NO,
 };
 pub use engine::{Engine, EngineRuntime, ImageStore, StorageDirs};
 pub use error::DockerError;

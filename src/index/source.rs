@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::entry::TYPE_LABEL;
-use crate::docker::{ContainerInspect, DockerClient, DockerError, Event, JsonStream};
+use crate::docker::{ContainerInspect, DockerApi, DockerClient, DockerError, Event, JsonStream};
 
 /// Where the index learns about containers.
 pub trait IndexSource: Send + Sync {
@@ -65,11 +65,7 @@ impl IndexSource for DockerClient {
     }
 
     fn inspect(&self, id: &str) -> Result<Option<ContainerInspect>, DockerError> {
-        match self.inspect_container(id) {
-            Ok(inspect) => Ok(Some(inspect)),
-            Err(err) if err.api_status() == Some(404) => Ok(None),
-            Err(err) => Err(err),
-        }
+        DockerApi::inspect_container(self, id)
     }
 
     fn follow_events(

@@ -16,14 +16,12 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
-
 use super::service::{node_has_swap, ContainerError, ContainerService, NodeMounts};
 use super::{container_create_body, ContainerOptions};
 use crate::api::v1;
 use crate::cri::sandbox::security::NodeSeccompProfiles;
 use crate::cri::{cgroup_driver, naming};
-use crate::docker::{path_with_query, ImageInspect};
+use crate::docker::CreateOutcome;
 use crate::failpoint::{self, FailPoint};
 use crate::logs::validate_log_path;
 
@@ -35,15 +33,6 @@ const DISCARDED: &str = "discarded";
 /// does not support swap limit capabilities ... Memory limited without
 /// swap."
 const SWAP_LIMIT_UNSUPPORTED: &str = "swap limit capabilities";
-
-/// `POST /containers/create`'s answer.
-#[derive(Debug, Deserialize)]
-struct Created {
-    #[serde(rename = "Id")]
-    id: String,
-    #[serde(rename = "Warnings", default)]
-    warnings: Option<Vec<String>>,
-}
 
 /// Whether a warning of dockerd's (create or update) says that it dropped
 /// a limit it was asked for. Dropped swap limits matter only on a node
@@ -114,17 +103,18 @@ impl ContainerService {
             engine: &engine,
         };
         let body = container_create_body(config, sandbox_config, &options)?;
-        let path = path_with_query("/containers/create", &[("name", &name)]);
-        let created: Created = self
-            .docker
-            .post_json(&path, &body)
-            .map_err(|err| ContainerError::docker("create the container", err))?;
+        let created = match self.docker.create_container(&name, &body) {
+            Ok(CreateOutcome::Created(created)) => created,
+            Ok(CreateOutcome::NameInUse(err)) | Err(err) => {
+                return Err(ContainerError::docker("create the container", err))
+            }
+        };
         failpoint::reached(FailPoint::CreateContainerCreated);
-        let warnings = created.warnings.unwrap_or_default();
-        for warning in &warnings {
+        for warning in &created.warnings {
             log::warn!("container {}: dockerd: {warning}", created.id);
         }
-        if let Some(warning) = warnings
+        if let Some(warning) = created
+            .warnings
             .iter()
             .find(|warning| drops_a_limit(warning, node_has_swap))
         {
@@ -139,12 +129,7 @@ impl ContainerService {
     /// Removes the container `id` dockerd just created without a limit it
     /// was asked for, and says so.
     fn remove_after_dropped_limit(&self, id: &str, warning: &str) -> ContainerError {
-        let path = path_with_query(&format!("/containers/{id}"), &[("force", "1"), ("v", "1")]);
-        let cleanup = match self.docker.delete(&path) {
-            Ok(_) => None,
-            Err(err) if err.api_status() == Some(404) => None,
-            Err(err) => Some(err),
-        };
+        let cleanup = self.docker.remove_container(id).err();
         if cleanup.is_none() {
             self.index.forget(id);
         }
@@ -157,12 +142,9 @@ impl ContainerService {
 
     /// NOT_FOUND naming `image` unless dockerd has it.
     fn check_image(&self, image: &str) -> Result<(), ContainerError> {
-        match self
-            .docker
-            .get_json::<ImageInspect>(&format!("/images/{image}/json"))
-        {
-            Ok(_) => Ok(()),
-            Err(err) if err.api_status() == Some(404) => Err(ContainerError::ImageNotFound {
+        match self.docker.inspect_image(image) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ContainerError::ImageNotFound {
                 image: image.to_owned(),
             }),
             Err(err) => Err(ContainerError::docker("inspect the container's image", err)),
@@ -204,6 +186,155 @@ mod tests {
             for warning in HARMLESS {
                 assert!(!drops_a_limit(warning, node_has_swap), "{warning}");
             }
+        }
+    }
+
+    mod handler {
+        use std::sync::Arc;
+
+        use super::super::*;
+        use crate::cri::testing::{self, add_container, BUSYBOX_IMAGE};
+        use crate::docker::fake::{refused, status, FakeDocker};
+        use crate::grpc::{Code, Status};
+        use crate::index::Index;
+
+        struct Setup {
+            docker: Arc<FakeDocker>,
+            index: Arc<Index>,
+            service: ContainerService,
+            sandbox: String,
+            _dir: tempfile::TempDir,
+        }
+
+        fn setup() -> Setup {
+            let dir = tempfile::tempdir().unwrap();
+            let docker = testing::docker();
+            let index = testing::index(&docker);
+            let config = testing::config(dir.path());
+            let service = testing::containers(&docker, &config, Arc::clone(&index));
+            let sandbox = add_container(&docker, &index, "k8s_POD", "podsandbox", "");
+            Setup {
+                docker,
+                index,
+                service,
+                sandbox,
+                _dir: dir,
+            }
+        }
+
+        fn request(sandbox: &str, image: &str) -> v1::CreateContainerRequest {
+            v1::CreateContainerRequest {
+                pod_sandbox_id: sandbox.to_owned(),
+                config: Some(v1::ContainerConfig {
+                    metadata: Some(v1::ContainerMetadata {
+                        name: "app".to_owned(),
+                        attempt: 0,
+                    }),
+                    image: Some(v1::ImageSpec {
+                        image: image.to_owned(),
+                        ..v1::ImageSpec::default()
+                    }),
+                    ..v1::ContainerConfig::default()
+                }),
+                sandbox_config: Some(v1::PodSandboxConfig {
+                    metadata: Some(v1::PodSandboxMetadata {
+                        name: "web".to_owned(),
+                        uid: "uid-1".to_owned(),
+                        namespace: "prod".to_owned(),
+                        attempt: 0,
+                    }),
+                    ..v1::PodSandboxConfig::default()
+                }),
+            }
+        }
+
+        fn code(err: ContainerError) -> Code {
+            Status::from(err).code
+        }
+
+        #[test]
+        fn a_created_container_is_known_to_the_index_at_once() {
+            let setup = setup();
+            let id = setup
+                .service
+                .create_container(&request(&setup.sandbox, BUSYBOX_IMAGE))
+                .unwrap();
+            let entry = setup.index.container(&id).unwrap().unwrap();
+            assert_eq!(entry.sandbox_id, setup.sandbox);
+        }
+
+        #[test]
+        fn a_failed_create_leaves_nothing_behind() {
+            for err in [status(500, "no space left on device"), refused()] {
+                let setup = setup();
+                setup.docker.fail("create_container", err);
+                let request = request(&setup.sandbox, BUSYBOX_IMAGE);
+                setup.service.create_container(&request).unwrap_err();
+                assert_eq!(
+                    setup.docker.container_ids(),
+                    std::slice::from_ref(&setup.sandbox)
+                );
+                assert!(setup
+                    .index
+                    .containers_of(&setup.sandbox)
+                    .unwrap()
+                    .is_empty());
+            }
+        }
+
+        #[test]
+        fn a_name_in_use_fails_the_precondition() {
+            let setup = setup();
+            let request = request(&setup.sandbox, BUSYBOX_IMAGE);
+            setup.service.create_container(&request).unwrap();
+            let err = setup.service.create_container(&request).unwrap_err();
+            assert_eq!(code(err), Code::FailedPrecondition);
+        }
+
+        #[test]
+        fn a_missing_image_is_not_found_before_any_create() {
+            let setup = setup();
+            let request = request(&setup.sandbox, "127.0.0.1:5000/none:v1");
+            let err = setup.service.create_container(&request).unwrap_err();
+            assert_eq!(code(err), Code::NotFound);
+            assert_eq!(
+                setup.docker.container_ids(),
+                std::slice::from_ref(&setup.sandbox)
+            );
+        }
+
+        #[test]
+        fn a_container_created_without_a_limit_is_removed_again() {
+            let setup = setup();
+            setup
+                .docker
+                .set_create_warnings(vec![super::DROPPED_LIMITS[1].to_owned()]);
+            let request = request(&setup.sandbox, BUSYBOX_IMAGE);
+            let err = setup.service.create_container(&request).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ContainerError::LimitDroppedAtCreate { cleanup: None, .. }
+                ),
+                "{err:?}"
+            );
+            assert_eq!(code(err), Code::FailedPrecondition);
+            assert_eq!(
+                setup.docker.container_ids(),
+                std::slice::from_ref(&setup.sandbox)
+            );
+        }
+
+        #[test]
+        fn a_missing_sandbox_is_not_found_without_a_docker_call() {
+            let setup = setup();
+            let before = setup.docker.calls().len();
+            let err = setup
+                .service
+                .create_container(&request("f00d", BUSYBOX_IMAGE))
+                .unwrap_err();
+            assert_eq!(code(err), Code::NotFound);
+            assert_eq!(setup.docker.calls().len(), before);
         }
     }
 

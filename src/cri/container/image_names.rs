@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::docker::{DockerClient, ImageInspect};
+use crate::docker::DockerApi;
 
 /// How long a tag and digest read from dockerd are reported without asking
 /// again.
@@ -42,12 +42,12 @@ pub struct ImageNamesCache {
 impl ImageNamesCache {
     /// The names of `image_id`: a copy younger than [`NAMES_TTL`], else
     /// one image inspect. A failed inspect gives empty names.
-    pub fn get(&self, docker: &DockerClient, image_id: &str) -> ImageNames {
+    pub fn get(&self, docker: &dyn DockerApi, image_id: &str) -> ImageNames {
         if let Some(names) = self.fresh(image_id, Instant::now()) {
             return names;
         }
-        match docker.get_json::<ImageInspect>(&format!("/images/{image_id}/json")) {
-            Ok(inspect) => {
+        match docker.inspect_image(image_id) {
+            Ok(Some(inspect)) => {
                 let names = ImageNames {
                     tag: inspect.repo_tags.into_iter().next().unwrap_or_default(),
                     repo_digest: inspect.repo_digests.into_iter().next().unwrap_or_default(),
@@ -55,6 +55,7 @@ impl ImageNamesCache {
                 self.put(image_id, names.clone(), Instant::now());
                 names
             }
+            Ok(None) => ImageNames::default(),
             Err(err) => {
                 log::debug!("cannot read the names of image {image_id}: {err}");
                 ImageNames::default()

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use super::service::{ContainerError, ContainerService};
 use crate::cri::exec::{exec_sync, ExecOutput};
-use crate::docker::path_with_query;
 use crate::failpoint::{self, FailPoint};
 use crate::grpc::CallContext;
 use crate::logs::LogError;
@@ -31,15 +30,13 @@ impl ContainerService {
             self.logs.prepare(&entry.id, log_path)?
         };
         failpoint::reached(FailPoint::StartContainerLogOpened);
-        let started = self
-            .docker
-            .post(&format!("/containers/{}/start", entry.id), None);
+        let started = self.docker.start_container(&entry.id);
         failpoint::reached(FailPoint::StartContainerStarted);
         let refreshed = self.index.refresh(&entry.id);
         match started {
             Ok(_) => {}
             // dockerd answered: the start did not happen.
-            Err(err) if err.api_status().is_some() => {
+            Err(err) if err.is_refusal() => {
                 refreshed?;
                 return Err(ContainerError::docker("start the container", err));
             }
@@ -75,16 +72,10 @@ impl ContainerService {
     /// running, and waits until it is stopped; returns `cause` with what
     /// the cleanup gave.
     fn stop_after_failed_start(&self, id: &str, cause: ContainerError) -> ContainerError {
-        let path = path_with_query(&format!("/containers/{id}/stop"), &[("t", "0")]);
-        let cleanup =
-            match self
-                .docker
-                .request("POST", &path, &[], None, Some(self.request_timeout))
-            {
-                Ok(_) => None,
-                Err(err) if err.api_status() == Some(404) => None,
-                Err(err) => Some(err),
-            };
+        let cleanup = self
+            .docker
+            .stop_container(id, Duration::ZERO, Some(self.request_timeout))
+            .err();
         if let Err(err) = self.index.refresh(id) {
             log::warn!("container {id}: {err}");
         }
@@ -101,18 +92,12 @@ impl ContainerService {
         let Some(entry) = self.index.container(id)? else {
             return Ok(());
         };
-        let grace = u64::try_from(timeout_secs).unwrap_or(0);
-        let path = path_with_query(
-            &format!("/containers/{}/stop", entry.id),
-            &[("t", &grace.to_string())],
-        );
+        let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
         // dockerd answers only after the grace period and the kill.
-        let budget = self.request_timeout + Duration::from_secs(grace);
-        match self.docker.request("POST", &path, &[], None, Some(budget)) {
-            Ok(_) => {}
-            Err(err) if err.api_status() == Some(404) => {}
-            Err(err) => return Err(ContainerError::docker("stop the container", err)),
-        }
+        let budget = self.request_timeout + grace;
+        self.docker
+            .stop_container(&entry.id, grace, Some(budget))
+            .map_err(|err| ContainerError::docker("stop the container", err))?;
         self.index.refresh(&entry.id)?;
         Ok(())
     }
@@ -124,15 +109,9 @@ impl ContainerService {
             return Ok(());
         };
         let _removal = self.log_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let path = path_with_query(
-            &format!("/containers/{}", entry.id),
-            &[("force", "1"), ("v", "1")],
-        );
-        match self.docker.delete(&path) {
-            Ok(_) => {}
-            Err(err) if err.api_status() == Some(404) => {}
-            Err(err) => return Err(ContainerError::docker("remove the container", err)),
-        }
+        self.docker
+            .remove_container(&entry.id)
+            .map_err(|err| ContainerError::docker("remove the container", err))?;
         if entry.log_path.is_empty() {
             self.logs.stop(&entry.id)?;
         } else {
@@ -178,7 +157,7 @@ impl ContainerService {
                     .is_some_and(|now| now.is_running())
         };
         Ok(exec_sync(
-            &self.docker,
+            self.docker.as_ref(),
             &entry.id,
             cmd,
             timeout,
@@ -199,5 +178,202 @@ impl ContainerService {
             });
         }
         Ok(self.logs.reopen(&entry.id)?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::cri::testing::ContainerSetup;
+    use crate::docker::fake::{refused, status};
+    use crate::docker::DockerApi;
+    use crate::grpc::{Code, Status};
+
+    fn setup() -> ContainerSetup {
+        ContainerSetup::new()
+    }
+
+    fn code(err: ContainerError) -> Code {
+        Status::from(err).code
+    }
+
+    #[test]
+    fn stopping_an_unknown_container_is_ok_without_a_docker_call() {
+        let setup = setup();
+        setup.service.stop_container("f00d", 10).unwrap();
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn stopping_a_container_dockerd_lost_is_ok() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup.docker.remove_container(&id).unwrap();
+        setup.service.stop_container(&id, 10).unwrap();
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            [format!("stop_container {id}")]
+        );
+    }
+
+    #[test]
+    fn stopping_a_stopped_container_is_ok() {
+        let setup = setup();
+        let id = setup.container();
+        setup.service.stop_container(&id, 10).unwrap();
+        setup.service.stop_container(&id, 10).unwrap();
+    }
+
+    #[test]
+    fn a_stop_dockerd_fails_keeps_dockerds_code() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup
+            .docker
+            .fail("stop_container", status(500, "runc did not answer"));
+        let err = setup.service.stop_container(&id, 10).unwrap_err();
+        assert_eq!(code(err), Code::Unknown);
+    }
+
+    #[test]
+    fn removing_a_container_twice_is_ok() {
+        let setup = setup();
+        let id = setup.container();
+        setup.service.remove_container(&id).unwrap();
+        setup.service.remove_container(&id).unwrap();
+        assert!(setup.docker.container(&id).is_none());
+        assert!(setup.index.container(&id).unwrap().is_none());
+        assert_eq!(setup.docker.calls_of("remove_container").len(), 1);
+    }
+
+    #[test]
+    fn removing_a_container_dockerd_lost_is_ok_and_forgets_it() {
+        let setup = setup();
+        let id = setup.container();
+        setup.docker.remove_container(&id).unwrap();
+        setup.service.remove_container(&id).unwrap();
+        assert!(setup.index.container(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_remove_dockerd_refuses_keeps_the_container_known() {
+        let setup = setup();
+        let id = setup.container();
+        setup
+            .docker
+            .fail("remove_container", status(409, "removal in progress"));
+        let err = setup.service.remove_container(&id).unwrap_err();
+        assert_eq!(code(err), Code::FailedPrecondition);
+        assert!(setup.index.container(&id).unwrap().is_some());
+    }
+
+    #[test]
+    fn starting_an_unknown_container_is_not_found() {
+        let setup = setup();
+        let err = setup.service.start_container("f00d").unwrap_err();
+        assert_eq!(code(err), Code::NotFound);
+    }
+
+    #[test]
+    fn a_start_dockerd_refuses_is_not_rolled_back() {
+        let setup = setup();
+        let id = setup.container();
+        setup
+            .docker
+            .fail("start_container", status(500, "exec format error"));
+        let err = setup.service.start_container(&id).unwrap_err();
+        assert_eq!(code(err), Code::Unknown);
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_start_without_an_answer_is_rolled_back_with_a_stop() {
+        let setup = setup();
+        let id = setup.container();
+        setup.docker.fail("start_container", refused());
+        let err = setup.service.start_container(&id).unwrap_err();
+        assert!(
+            matches!(err, ContainerError::StartRolledBack { cleanup: None, .. }),
+            "{err:?}"
+        );
+        assert_eq!(code(err), Code::Unavailable);
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            [format!("stop_container {id}")]
+        );
+    }
+
+    #[test]
+    fn a_rollback_whose_stop_fails_reports_both_failures() {
+        let setup = setup();
+        let id = setup.container();
+        setup.docker.fail("start_container", refused());
+        setup
+            .docker
+            .fail("stop_container", status(500, "cannot kill"));
+        let err = setup.service.start_container(&id).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ContainerError::StartRolledBack {
+                    cleanup: Some(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("cannot kill"), "{err}");
+    }
+
+    #[test]
+    fn exec_sync_in_a_stopped_container_fails_without_a_docker_call() {
+        let setup = setup();
+        let id = setup.container();
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/ExecSync", None);
+        let err = setup
+            .service
+            .exec_sync(&ctx, &id, &["true".to_owned()], 0)
+            .unwrap_err();
+        assert_eq!(code(err), Code::FailedPrecondition);
+        assert_eq!(setup.docker.calls_of("create_exec"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn exec_sync_reads_the_exit_code_dockerd_recorded() {
+        let setup = setup();
+        let id = setup.running_container();
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/ExecSync", None);
+        let output = setup
+            .service
+            .exec_sync(&ctx, &id, &["true".to_owned()], 0)
+            .unwrap();
+        assert_eq!(output.exit_code, 0);
+        assert_eq!(
+            setup.docker.calls_of("start_exec"),
+            [format!("start_exec exec-{id}")]
+        );
+    }
+
+    #[test]
+    fn exec_sync_in_a_container_that_stopped_meanwhile_keeps_dockerds_conflict() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup
+            .docker
+            .stop_container(&id, Duration::ZERO, None)
+            .unwrap();
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/ExecSync", None);
+        let err = setup
+            .service
+            .exec_sync(&ctx, &id, &["true".to_owned()], 0)
+            .unwrap_err();
+        assert_eq!(code(err), Code::FailedPrecondition);
     }
 }

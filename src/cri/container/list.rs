@@ -60,8 +60,9 @@ impl ContainerService {
         let info = if verbose {
             let inspect = self
                 .docker
-                .get_json::<serde_json::Value>(&format!("/containers/{}/json", entry.id))
-                .map_err(|err| ContainerError::docker("inspect the container", err))?;
+                .inspect_container_json(&entry.id)
+                .map_err(|err| ContainerError::docker("inspect the container", err))?
+                .ok_or_else(|| ContainerError::NotFound { id: id.to_owned() })?;
             let info = json!({
                 "pid": entry.pid,
                 "sandboxID": entry.sandbox_id,
@@ -81,7 +82,7 @@ impl ContainerService {
 
     /// The CRI status of an indexed container, with its image's names.
     pub(crate) fn status_of(&self, entry: &Entry) -> Result<v1::ContainerStatus, NamingError> {
-        let names = self.image_names.get(&self.docker, &entry.image_id);
+        let names = self.image_names.get(self.docker.as_ref(), &entry.image_id);
         let image = StatusImage {
             tag: &names.tag,
             repo_digest: &names.repo_digest,
@@ -160,5 +161,45 @@ mod tests {
             CriState::Exited
         );
         assert_eq!(cri_state(99), CriState::Unknown);
+    }
+
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    mod handler {
+        use crate::cri::testing::ContainerSetup;
+        use crate::docker::fake::refused;
+        use crate::docker::DockerApi;
+        use crate::grpc::{Code, Status};
+
+        #[test]
+        fn verbose_status_of_a_container_dockerd_lost_is_not_found() {
+            let setup = ContainerSetup::new();
+            let id = setup.container();
+            setup.docker.remove_container(&id).unwrap();
+            let err = setup.service.container_status(&id, true).unwrap_err();
+            assert_eq!(Status::from(err).code, Code::NotFound);
+        }
+
+        #[test]
+        fn verbose_status_dockerd_cannot_answer_is_unavailable() {
+            let setup = ContainerSetup::new();
+            let id = setup.container();
+            setup.docker.fail("inspect_container_json", refused());
+            let err = setup.service.container_status(&id, true).unwrap_err();
+            assert_eq!(Status::from(err).code, Code::Unavailable);
+        }
+
+        #[test]
+        fn plain_status_asks_dockerd_only_for_the_image_names() {
+            let setup = ContainerSetup::new();
+            let id = setup.running_container();
+            let before = setup.docker.calls().len();
+            let status = setup.service.container_status(&id, false).unwrap();
+            assert!(status.info.is_empty());
+            let asked: Vec<String> = setup.docker.calls().split_off(before);
+            assert!(
+                asked.iter().all(|call| call.starts_with("inspect_image ")),
+                "{asked:?}"
+            );
+        }
     }
 }

@@ -28,7 +28,7 @@ mod update;
 pub use error::ContainerConfigError;
 pub use keeper::{LogKeeper, KEEPER_THREAD_NAME};
 pub use mounts::{HostMounts, HostPropagation};
-pub use resources::{update_resources_body, ContainerUpdate};
+pub use resources::update_resources_body;
 pub use service::{ContainerError, ContainerService};
 pub use status::{container_status, StatusImage};
 pub use translate::{container_create_body, ContainerOptions};

@@ -40,10 +40,9 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
 use super::ContainerConfigError;
 use crate::api::v1;
+use crate::docker::Resources;
 use crate::index;
 
 /// The cgroup v2 file the kubelet uses for a container's swap limit.
@@ -61,42 +60,6 @@ const DOCKER_UNLIMITED_SWAP: i64 = -1;
 const DOCKER_UNLIMITED_PIDS: i64 = -1;
 /// Bounds of Linux's `oom_score_adj`.
 const OOM_SCORE_ADJ_RANGE: std::ops::RangeInclusive<i64> = -1000..=1000;
-
-/// Docker's resource fields for one container; `None`/empty is unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DockerResources {
-    pub memory: Option<i64>,
-    pub memory_swap: Option<i64>,
-    pub cpu_shares: Option<i64>,
-    pub cpu_quota: Option<i64>,
-    pub cpu_period: Option<i64>,
-    pub cpuset_cpus: String,
-    pub cpuset_mems: String,
-    pub pids_limit: Option<i64>,
-}
-
-/// The JSON body of `POST /containers/{id}/update`: the resource fields
-/// Docker can change on a live container, each left out when unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ContainerUpdate {
-    #[serde(rename = "Memory", skip_serializing_if = "Option::is_none")]
-    pub memory: Option<i64>,
-    #[serde(rename = "MemorySwap", skip_serializing_if = "Option::is_none")]
-    pub memory_swap: Option<i64>,
-    #[serde(rename = "CpuShares", skip_serializing_if = "Option::is_none")]
-    pub cpu_shares: Option<i64>,
-    #[serde(rename = "CpuQuota", skip_serializing_if = "Option::is_none")]
-    pub cpu_quota: Option<i64>,
-    #[serde(rename = "CpuPeriod", skip_serializing_if = "Option::is_none")]
-    pub cpu_period: Option<i64>,
-    #[serde(rename = "CpusetCpus", skip_serializing_if = "String::is_empty")]
-    pub cpuset_cpus: String,
-    #[serde(rename = "CpusetMems", skip_serializing_if = "String::is_empty")]
-    pub cpuset_mems: String,
-    /// Absent keeps the current limit; -1 lifts it.
-    #[serde(rename = "PidsLimit", skip_serializing_if = "Option::is_none")]
-    pub pids_limit: Option<i64>,
-}
 
 /// What an update does to the OOM score adjustment of the container's
 /// processes.
@@ -128,7 +91,7 @@ struct Unified {
 pub fn docker_resources(
     resources: &v1::LinuxContainerResources,
     node_has_swap: bool,
-) -> Result<DockerResources, ContainerConfigError> {
+) -> Result<Resources, ContainerConfigError> {
     check_hugepage_limits(&resources.hugepage_limits)?;
     let unified = unified(&resources.unified)?;
     let memory = positive("memory_limit_in_bytes", resources.memory_limit_in_bytes)?;
@@ -136,7 +99,7 @@ pub fn docker_resources(
         "memory_swap_limit_in_bytes",
         resources.memory_swap_limit_in_bytes,
     )?;
-    Ok(DockerResources {
+    Ok(Resources {
         memory,
         memory_swap: memory_swap(memory, swap_total, unified.swap_max, node_has_swap)?,
         cpu_shares: positive("cpu_shares", resources.cpu_shares)?,
@@ -170,9 +133,9 @@ pub fn update_resources_body(
     resources: &v1::LinuxContainerResources,
     current: &index::Resources,
     node_has_swap: bool,
-) -> Result<ContainerUpdate, ContainerConfigError> {
+) -> Result<Resources, ContainerConfigError> {
     oom_score_adj(resources.oom_score_adj)?;
-    let docker = docker_resources(resources, node_has_swap)?;
+    let mut docker = docker_resources(resources, node_has_swap)?;
     let removed = [
         (
             "memory_limit_in_bytes",
@@ -207,19 +170,10 @@ pub fn update_resources_body(
     }
     // An unchanged process limit is left out, so an update that does not
     // change it never touches the pids cgroup.
-    let pids_limit = docker
+    docker.pids_limit = docker
         .pids_limit
         .filter(|limit| (*limit).max(0) != current.pids_limit);
-    Ok(ContainerUpdate {
-        memory: docker.memory,
-        memory_swap: docker.memory_swap,
-        cpu_shares: docker.cpu_shares,
-        cpu_quota: docker.cpu_quota,
-        cpu_period: docker.cpu_period,
-        cpuset_cpus: docker.cpuset_cpus,
-        cpuset_mems: docker.cpuset_mems,
-        pids_limit,
-    })
+    Ok(docker)
 }
 
 /// What an update does to the OOM score adjustment of a container created
@@ -433,63 +387,63 @@ mod tests {
     #[test]
     fn each_resource_field_reaches_its_docker_field() {
         type Edit = fn(&mut v1::LinuxContainerResources);
-        let cases: [(Edit, DockerResources); 9] = [
-            (|_| {}, DockerResources::default()),
+        let cases: [(Edit, Resources); 9] = [
+            (|_| {}, Resources::default()),
             (
                 |r| r.unified = unified_file(PIDS_MAX_FILE, "100"),
-                DockerResources {
+                Resources {
                     pids_limit: Some(100),
-                    ..DockerResources::default()
+                    ..Resources::default()
                 },
             ),
             (
                 |r| r.unified = unified_file(PIDS_MAX_FILE, "max"),
-                DockerResources {
+                Resources {
                     pids_limit: Some(-1),
-                    ..DockerResources::default()
+                    ..Resources::default()
                 },
             ),
             (
                 |r| r.cpu_shares = 512,
-                DockerResources {
+                Resources {
                     cpu_shares: Some(512),
-                    ..DockerResources::default()
+                    ..Resources::default()
                 },
             ),
             (
                 |r| r.cpu_quota = 50_000,
-                DockerResources {
+                Resources {
                     cpu_quota: Some(50_000),
-                    ..DockerResources::default()
+                    ..Resources::default()
                 },
             ),
             (
                 |r| r.cpu_period = 100_000,
-                DockerResources {
+                Resources {
                     cpu_period: Some(100_000),
-                    ..DockerResources::default()
+                    ..Resources::default()
                 },
             ),
             (
                 |r| r.cpuset_cpus = "0-1,3".to_owned(),
-                DockerResources {
+                Resources {
                     cpuset_cpus: "0-1,3".to_owned(),
-                    ..DockerResources::default()
+                    ..Resources::default()
                 },
             ),
             (
                 |r| r.cpuset_mems = "0".to_owned(),
-                DockerResources {
+                Resources {
                     cpuset_mems: "0".to_owned(),
-                    ..DockerResources::default()
+                    ..Resources::default()
                 },
             ),
             (
                 |r| r.memory_limit_in_bytes = 64 * MIB,
-                DockerResources {
+                Resources {
                     memory: Some(64 * MIB),
                     memory_swap: Some(64 * MIB),
-                    ..DockerResources::default()
+                    ..Resources::default()
                 },
             ),
         ];

@@ -21,7 +21,7 @@ use super::keeper::LogKeeper;
 use super::{ContainerConfigError, HostMounts, HostPropagation};
 use crate::cri::exec::ExecError;
 use crate::cri::naming::NamingError;
-use crate::docker::{DockerClient, DockerError, Engine, DEFAULT_REQUEST_TIMEOUT};
+use crate::docker::{DockerApi, DockerError, Engine, DEFAULT_REQUEST_TIMEOUT};
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::logs::{LogError, LogManager};
@@ -34,7 +34,7 @@ const SWAPS_PATH: &str = "/proc/swaps";
 const MAX_MOUNTINFO_BYTES: u64 = 16 * 1024 * 1024;
 /// What the container calls work with.
 pub struct ContainerService {
-    pub(super) docker: DockerClient,
+    pub(super) docker: Arc<dyn DockerApi>,
     pub(super) index: Arc<Index>,
     pub(super) logs: Arc<LogManager>,
     /// Budget of one dockerd call (`--runtime-request-timeout`).
@@ -58,7 +58,7 @@ impl ContainerService {
     /// The container calls over a running index and log manager;
     /// `request_timeout` of zero means dockerd's default budget.
     pub fn new(
-        docker: DockerClient,
+        docker: Arc<dyn DockerApi>,
         index: Arc<Index>,
         logs: Arc<LogManager>,
         request_timeout: Duration,

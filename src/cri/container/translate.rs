@@ -352,15 +352,7 @@ fn apply_resources(
     node_has_swap: bool,
     host_config: &mut CreateHostConfig,
 ) -> Result<(), ContainerConfigError> {
-    let docker = resources::docker_resources(resources, node_has_swap)?;
-    host_config.memory = docker.memory;
-    host_config.memory_swap = docker.memory_swap;
-    host_config.cpu_shares = docker.cpu_shares;
-    host_config.cpu_quota = docker.cpu_quota;
-    host_config.cpu_period = docker.cpu_period;
-    host_config.cpuset_cpus = docker.cpuset_cpus;
-    host_config.cpuset_mems = docker.cpuset_mems;
-    host_config.pids_limit = docker.pids_limit;
+    host_config.resources = resources::docker_resources(resources, node_has_swap)?;
     host_config.oom_score_adj = Some(resources::oom_score_adj(resources.oom_score_adj)?);
     Ok(())
 }

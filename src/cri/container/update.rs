@@ -49,7 +49,6 @@ use std::path::{Component, Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
-use serde::Deserialize;
 
 use super::create::drops_a_limit;
 use super::resources::{oom_score_update, update_resources_body, OomScoreUpdate};
@@ -72,13 +71,6 @@ const MAX_PASSES: usize = 4;
 /// Upper bound on a process list or `/proc/<pid>/cgroup` read: room for
 /// half a million PIDs.
 const MAX_KERNEL_FILE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// `POST /containers/{id}/update`'s answer.
-#[derive(Debug, Deserialize)]
-struct Updated {
-    #[serde(rename = "Warnings", default)]
-    warnings: Option<Vec<String>>,
-}
 
 impl ContainerService {
     /// UpdateContainerResources.
@@ -115,16 +107,13 @@ impl ContainerService {
             .ok()
             .filter(|pid| *pid > 0 && entry.is_running());
         let oom_score = oom_score_update(linux, &entry.resources, main_pid.is_some())?;
-        let updated = self
-            .docker
-            .post_json::<_, Updated>(&format!("/containers/{}/update", entry.id), &body);
+        let updated = self.docker.update_container(&entry.id, &body);
         // Refreshed whatever dockerd answered: a failed update may still
         // have changed some cgroup files before it gave up.
         let refreshed = self.index.refresh(&entry.id);
-        let updated = updated
+        let warnings = updated
             .map_err(|err| ContainerError::docker("update the container's resources", err))?;
         refreshed?;
-        let warnings = updated.warnings.unwrap_or_default();
         for warning in &warnings {
             log::warn!("container {}: dockerd: {warning}", entry.id);
         }
@@ -534,5 +523,49 @@ mod tests {
             "{}",
             status.message
         );
+    }
+
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    mod handler {
+        use super::super::*;
+        use crate::cri::testing::ContainerSetup;
+        use crate::docker::fake::status;
+        use crate::grpc::{Code, Status};
+
+        fn request(id: &str) -> v1::UpdateContainerResourcesRequest {
+            v1::UpdateContainerResourcesRequest {
+                container_id: id.to_owned(),
+                linux: Some(v1::LinuxContainerResources {
+                    cpu_shares: 512,
+                    ..v1::LinuxContainerResources::default()
+                }),
+                ..v1::UpdateContainerResourcesRequest::default()
+            }
+        }
+
+        #[test]
+        fn an_update_dockerd_refuses_keeps_its_code() {
+            let setup = ContainerSetup::new();
+            let id = setup.container();
+            setup
+                .docker
+                .fail("update_container", status(400, "Conflicting options"));
+            let err = setup
+                .service
+                .update_container_resources(&request(&id))
+                .unwrap_err();
+            assert_eq!(Status::from(err).code, Code::InvalidArgument);
+        }
+
+        #[test]
+        fn updating_an_unknown_container_is_not_found_without_a_docker_call() {
+            let setup = ContainerSetup::new();
+            let err = setup
+                .service
+                .update_container_resources(&request("f00d"))
+                .unwrap_err();
+            assert_eq!(Status::from(err).code, Code::NotFound);
+            assert!(setup.docker.calls_of("update_container").is_empty());
+        }
     }
 }

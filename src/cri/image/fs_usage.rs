@@ -32,12 +32,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
-
-use crate::docker::{
-    path_with_query, DockerClient, DockerError, HistoryItem, ImageInspect, ImageSummary,
-    StorageDirs,
-};
+use crate::docker::{DockerApi, DockerError, HistoryItem, ImageSummary, StorageDirs};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// The thread's name, as `ps -L` and panics show it.
@@ -195,7 +190,7 @@ impl Refresher {
 }
 
 /// Starts the measuring thread, which publishes into `usage`.
-pub fn spawn(docker: DockerClient, usage: Arc<FsUsage>) -> io::Result<Refresher> {
+pub fn spawn(docker: Arc<dyn DockerApi>, usage: Arc<FsUsage>) -> io::Result<Refresher> {
     let (pokes, poked) = mpsc::channel();
     supervisor::spawn(DUTY, move || {
         let mut measurer = Measurer::new(docker);
@@ -224,14 +219,14 @@ pub fn spawn(docker: DockerClient, usage: Arc<FsUsage>) -> io::Result<Refresher>
 /// The thread's own state: what it learnt about each image, and when the
 /// container sizes were last computed.
 struct Measurer {
-    docker: DockerClient,
+    docker: Arc<dyn DockerApi>,
     dirs: Option<StorageDirs>,
     images: HashMap<String, ImageLayers>,
     containers: Option<(Instant, u64)>,
 }
 
 impl Measurer {
-    fn new(docker: DockerClient) -> Measurer {
+    fn new(docker: Arc<dyn DockerApi>) -> Measurer {
         Measurer {
             docker,
             dirs: None,
@@ -283,33 +278,33 @@ impl Measurer {
     }
 
     fn image_bytes(&mut self) -> Result<u64, FsUsageError> {
-        let summaries: Vec<ImageSummary> = self.docker.get_json("/images/json")?;
+        let summaries = self.docker.list_images()?;
         let present: HashSet<&str> = summaries.iter().map(|s| s.id.as_str()).collect();
         self.images.retain(|id, _| present.contains(id.as_str()));
         for summary in &summaries {
             if self.images.contains_key(&summary.id) {
                 continue;
             }
-            match self.learn(summary) {
-                Ok(layers) => {
-                    self.images.insert(summary.id.clone(), layers);
-                }
-                // Removed since the listing: the next refresh will not see it.
-                Err(err) if err.api_status() == Some(404) => {}
-                Err(err) => return Err(err.into()),
+            // None: removed since the listing; the next refresh will not see it.
+            if let Some(layers) = self.learn(summary)? {
+                self.images.insert(summary.id.clone(), layers);
             }
         }
         Ok(unique_bytes(self.images.values()))
     }
 
-    fn learn(&self, summary: &ImageSummary) -> Result<ImageLayers, DockerError> {
-        let inspect: ImageInspect = self
-            .docker
-            .get_json(&format!("/images/{}/json", summary.id))?;
-        let history: Vec<HistoryItem> = self
-            .docker
-            .get_json(&format!("/images/{}/history", summary.id))?;
-        Ok(layer_sizes(&inspect.root_fs.layers, &history, summary.size))
+    fn learn(&self, summary: &ImageSummary) -> Result<Option<ImageLayers>, DockerError> {
+        let Some(inspect) = self.docker.inspect_image(&summary.id)? else {
+            return Ok(None);
+        };
+        let Some(history) = self.docker.image_history(&summary.id)? else {
+            return Ok(None);
+        };
+        Ok(Some(layer_sizes(
+            &inspect.root_fs.layers,
+            &history,
+            summary.size,
+        )))
     }
 
     fn container_bytes(&mut self) -> Result<u64, FsUsageError> {
@@ -318,30 +313,20 @@ impl Measurer {
                 return Ok(bytes);
             }
         }
-        #[derive(Deserialize)]
-        struct ContainerSize {
-            #[serde(rename = "SizeRw", default)]
-            size_rw: i64,
-        }
-        let path = path_with_query("/containers/json", &[("all", "1"), ("size", "1")]);
         let mut attempt = 1;
-        let containers: Vec<ContainerSize> = loop {
-            match self.docker.get_json(&path) {
-                Ok(containers) => break containers,
+        let containers = loop {
+            match self.docker.container_sizes()? {
+                Some(containers) => break containers,
                 // The containerd image store fails the whole listing when a
                 // container's snapshot is made or removed while it is
                 // listed; that lasts moments.
-                Err(err) if err.api_status() == Some(404) && attempt < CONTAINER_SIZE_ATTEMPTS => {
-                    log::debug!("container sizes, attempt {attempt}: {err}");
+                None if attempt < CONTAINER_SIZE_ATTEMPTS => {
+                    log::debug!("container sizes, attempt {attempt}: a container vanished");
                     attempt += 1;
                 }
                 // A busy node may always have one: the last figure stands
                 // until the next refresh tries again.
-                Err(err) if err.api_status() == Some(404) => {
-                    log::debug!("container sizes: {err}");
-                    return Ok(self.containers.map_or(0, |(_, bytes)| bytes));
-                }
-                Err(err) => return Err(err.into()),
+                None => return Ok(self.containers.map_or(0, |(_, bytes)| bytes)),
             }
         };
         let bytes = containers

@@ -28,8 +28,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 pub use auth::{AuthError, RegistryAuth};
 pub use reference::{ImageQuery, Match, Reference, ReferenceError};
 
@@ -38,7 +36,7 @@ use crate::api::v1;
 use crate::cli::Config;
 use crate::cri::sandbox::translate::is_default_runtime_handler;
 use crate::cri::sandbox::SandboxConfigError;
-use crate::docker::{path_with_query, DockerClient, DockerError, ImageInspect, ImageSummary};
+use crate::docker::{DockerApi, DockerError, ImageInspect};
 use crate::grpc::{CallContext, Code, Status};
 use fs_usage::{FsUsage, Refresher};
 use translate::{cri_image, verbose_info, ImageFacts};
@@ -179,7 +177,7 @@ impl From<ImageError> for Status {
 /// The image half of the CRI.
 #[derive(Debug)]
 pub struct Images {
-    docker: DockerClient,
+    docker: Arc<dyn DockerApi>,
     /// `--pod-infra-container-image`, reported as pinned.
     sandbox_image: Option<ImageQuery>,
     /// `--image-pull-progress-deadline`.
@@ -202,7 +200,7 @@ impl Images {
     /// The ImageService for `config`, on `docker`. The thread measuring
     /// image filesystem usage starts with the first ImageFsInfo call and
     /// ends when this value is dropped.
-    pub fn new(docker: DockerClient, config: &Config) -> Images {
+    pub fn new(docker: Arc<dyn DockerApi>, config: &Config) -> Images {
         let sandbox_image = match ImageQuery::parse(&config.pod_infra_container_image) {
             Ok(query) => Some(query),
             Err(err) => {
@@ -225,7 +223,7 @@ impl Images {
     fn ensure_measuring(&self) -> Result<(), ImageError> {
         let mut refresher = lock(&self.refresher);
         if refresher.is_none() {
-            let spawned = fs_usage::spawn(self.docker.clone(), Arc::clone(&self.fs_usage))
+            let spawned = fs_usage::spawn(Arc::clone(&self.docker), Arc::clone(&self.fs_usage))
                 .map_err(|err| {
                     ImageError::NotMeasured(format!("cannot start its thread: {err}"))
                 })?;
@@ -239,15 +237,6 @@ impl Images {
         if let Some(refresher) = lock(&self.refresher).as_ref() {
             refresher.poke();
         }
-    }
-
-    /// dockerd may have been down when dockshim started; negotiate the API
-    /// version the first time it answers.
-    fn ensure_negotiated(&self) -> Result<(), ImageError> {
-        if self.docker.api_version().is_none() {
-            self.docker.negotiate()?;
-        }
-        Ok(())
     }
 
     /// Every runtime of one dockerd shares its image store, so a pull for
@@ -297,11 +286,7 @@ impl Images {
 
     /// `GET /images/{name}/json`; `None` when dockerd has no such image.
     fn inspect(&self, name: &str) -> Result<Option<ImageInspect>, ImageError> {
-        match self.docker.get_json(&format!("/images/{name}/json")) {
-            Ok(image) => Ok(Some(image)),
-            Err(err) if err.api_status() == Some(404) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        Ok(self.docker.inspect_image(name)?)
     }
 
     /// The image `text` names, the query that found it and how it
@@ -328,8 +313,8 @@ impl Images {
             Some(spec) if !spec.image.is_empty() => Some(ImageQuery::parse(&spec.image)?),
             _ => None,
         };
-        self.ensure_negotiated()?;
-        let summaries: Vec<ImageSummary> = self.docker.get_json("/images/json")?;
+        self.docker.ensure_negotiated()?;
+        let summaries = self.docker.list_images()?;
         let mut images = Vec::with_capacity(summaries.len());
         for summary in &summaries {
             let wanted = filter.as_ref().is_none_or(|f| {
@@ -360,7 +345,7 @@ impl Images {
         request: &v1::ImageStatusRequest,
     ) -> Result<v1::ImageStatusResponse, ImageError> {
         let text = image_text(request.image.as_ref())?;
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let Some(Found { image, .. }) = self.find(text)? else {
             return Ok(v1::ImageStatusResponse::default());
         };
@@ -403,18 +388,19 @@ impl Images {
             Some(auth) => RegistryAuth::from_cri(auth).map_err(ImageError::InvalidAuth)?,
             None => RegistryAuth::default(),
         };
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let name = reference.to_string();
         log::info!("pulling image {name} with {}", auth.describe());
         let started = Instant::now();
         let header = auth.header();
-        let mut progress = self
+        let progress = self
             .docker
-            .pull(
+            .pull_image(
                 &reference.repository(),
                 reference.tag_or_digest(),
                 header.as_deref(),
                 self.pull_timeout,
+                pull::POLL_INTERVAL,
             )
             .map_err(|err| match self.pull_timeout {
                 Some(after)
@@ -428,7 +414,6 @@ impl Images {
                 }
                 _ => pull::refused(&name, &err, &auth),
             })?;
-        progress.set_idle_timeout(Some(pull::POLL_INTERVAL));
         let cancelled = || ctx.is_cancelled();
         let manifest_digest = pull::follow(
             progress,
@@ -464,7 +449,7 @@ impl Images {
 
     fn remove(&self, request: &v1::RemoveImageRequest) -> Result<(), ImageError> {
         let text = image_text(request.image.as_ref())?;
-        self.ensure_negotiated()?;
+        self.docker.ensure_negotiated()?;
         let Some(Found { image, query, how }) = self.find(text)? else {
             log::debug!("image {text} is already gone");
             return Ok(());
@@ -498,38 +483,22 @@ impl Images {
         self.delete_reference(&image.id)
     }
 
-    /// `DELETE /images/{name}`, without force; a missing name is success.
+    /// Removes one reference, without force; a missing name is success.
     fn delete_reference(&self, name: &str) -> Result<(), ImageError> {
-        match self.docker.delete(&format!("/images/{name}")) {
-            Ok(_) => Ok(()),
-            Err(err) if err.api_status() == Some(404) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+        self.docker.remove_image(name)?;
+        Ok(())
     }
 
     /// Names (or short IDs) of the containers whose image is `id`.
     fn containers_using(&self, id: &str) -> Result<Vec<String>, ImageError> {
-        #[derive(Deserialize)]
-        struct ContainerImage {
-            #[serde(rename = "Id", default)]
-            id: String,
-            #[serde(rename = "Names", default)]
-            names: Option<Vec<String>>,
-            #[serde(rename = "ImageID", default)]
-            image_id: String,
-        }
-        let filters = serde_json::json!({ "ancestor": [id] }).to_string();
-        let path = path_with_query("/containers/json", &[("all", "1"), ("filters", &filters)]);
-        let containers: Vec<ContainerImage> = self.docker.get_json(&path)?;
-        Ok(containers
+        Ok(self
+            .docker
+            .containers_of_image(id)?
             .into_iter()
             .filter(|c| c.image_id == id)
-            .map(|c| {
-                let name = c.names.and_then(|n| n.into_iter().next());
-                match name {
-                    Some(name) => name.trim_start_matches('/').to_owned(),
-                    None => c.id.chars().take(12).collect(),
-                }
+            .map(|c| match c.names.into_iter().next() {
+                Some(name) => name.trim_start_matches('/').to_owned(),
+                None => c.id.chars().take(12).collect(),
             })
             .collect())
     }
@@ -640,5 +609,165 @@ impl ImageService for Images {
         _request: v1::ImageFsInfoRequest,
     ) -> Result<v1::ImageFsInfoResponse, Status> {
         Ok(self.fs_info()?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod handler_tests {
+    use super::*;
+    use crate::cri::testing::{self, add_container, BUSYBOX_IMAGE};
+    use crate::docker::fake::{refused, status, FakeDocker};
+    use crate::docker::PullProgress;
+
+    fn images(docker: &Arc<FakeDocker>) -> Images {
+        let dir = tempfile::tempdir().unwrap();
+        let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
+        Images::new(api, &testing::config(dir.path()))
+    }
+
+    fn ctx() -> CallContext {
+        CallContext::new("/runtime.v1.ImageService/PullImage", None)
+    }
+
+    fn pull(images: &Images, image: &str) -> Result<String, Status> {
+        let request = v1::PullImageRequest {
+            image: Some(v1::ImageSpec {
+                image: image.to_owned(),
+                ..v1::ImageSpec::default()
+            }),
+            ..v1::PullImageRequest::default()
+        };
+        images
+            .pull_image(&ctx(), request)
+            .map(|pulled| pulled.image_ref)
+    }
+
+    fn remove(images: &Images, image: &str) -> Result<(), Status> {
+        let request = v1::RemoveImageRequest {
+            image: Some(v1::ImageSpec {
+                image: image.to_owned(),
+                ..v1::ImageSpec::default()
+            }),
+        };
+        images.remove_image(&ctx(), request).map(drop)
+    }
+
+    const APP: &str = "127.0.0.1:5000/team/app:v1";
+
+    #[test]
+    fn a_pull_answers_with_the_id_of_the_image_dockerd_then_has() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.add_image(testing::image('c', &[APP]));
+        assert_eq!(pull(&images, APP).unwrap(), testing::image('c', &[]).id);
+        assert_eq!(
+            docker.calls_of("pull_image"),
+            ["pull_image 127.0.0.1:5000/team/app:v1"]
+        );
+    }
+
+    #[test]
+    fn a_pull_dockerd_refuses_takes_its_code_from_the_registrys_words() {
+        let cases = [
+            (status(404, "manifest unknown"), Code::NotFound),
+            (
+                status(500, "unauthorized: authentication required"),
+                Code::Unauthenticated,
+            ),
+            (
+                status(500, "toomanyrequests: slow down"),
+                Code::ResourceExhausted,
+            ),
+            (status(500, "something else"), Code::Unknown),
+            (refused(), Code::Unavailable),
+        ];
+        for (err, code) in cases {
+            let docker = testing::docker();
+            let images = images(&docker);
+            let message = err.to_string();
+            docker.fail("pull_image", err);
+            assert_eq!(pull(&images, APP).unwrap_err().code, code, "{message}");
+        }
+    }
+
+    #[test]
+    fn a_pull_that_fails_in_its_stream_takes_its_code_from_the_message() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.set_pull_progress(vec![PullProgress {
+            error: "write /var/lib/docker/tmp/x: no space left on device".to_owned(),
+            ..PullProgress::default()
+        }]);
+        let err = pull(&images, APP).unwrap_err();
+        assert_eq!(err.code, Code::ResourceExhausted, "{err:?}");
+    }
+
+    #[test]
+    fn a_pull_dockerd_reports_done_without_the_image_is_not_found() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let err = pull(&images, APP).unwrap_err();
+        assert_eq!(err.code, Code::NotFound, "{err:?}");
+    }
+
+    #[test]
+    fn pulling_an_image_id_is_an_invalid_argument_without_a_docker_call() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let err = pull(&images, &"b".repeat(64)).unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument, "{err:?}");
+        assert!(docker.calls_of("pull_image").is_empty());
+    }
+
+    #[test]
+    fn removing_an_image_twice_is_ok() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        remove(&images, BUSYBOX_IMAGE).unwrap();
+        remove(&images, BUSYBOX_IMAGE).unwrap();
+        assert!(!docker.has_image(&testing::image('b', &[]).id));
+    }
+
+    #[test]
+    fn removing_an_image_a_container_uses_fails_naming_the_container() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let index = testing::index(&docker);
+        let id = testing::image('b', &[]).id;
+        add_container(&docker, &index, "k8s_app", "container", "pod");
+        docker.edit_container(&docker.container_ids()[0], |c| c.image = id.clone());
+        let err = remove(&images, &id).unwrap_err();
+        assert_eq!(err.code, Code::FailedPrecondition, "{err:?}");
+        assert!(err.message.contains("k8s_app"), "{err:?}");
+        assert!(docker.has_image(&id));
+    }
+
+    #[test]
+    fn a_remove_dockerd_fails_keeps_its_code() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.fail(
+            "remove_image",
+            status(409, "image is being used by running container"),
+        );
+        let err = remove(&images, BUSYBOX_IMAGE).unwrap_err();
+        assert_eq!(err.code, Code::FailedPrecondition, "{err:?}");
+    }
+
+    #[test]
+    fn an_image_status_dockerd_cannot_answer_is_unavailable() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.fail("inspect_image", refused());
+        let request = v1::ImageStatusRequest {
+            image: Some(v1::ImageSpec {
+                image: BUSYBOX_IMAGE.to_owned(),
+                ..v1::ImageSpec::default()
+            }),
+            verbose: false,
+        };
+        let err = images.image_status(&ctx(), request).unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "{err:?}");
     }
 }

@@ -314,8 +314,7 @@ impl SandboxService {
         let mut inspected = Vec::new();
         for (id, checkpoint) in pending {
             let container = match self.docker.inspect_container(&id) {
-                Ok(container) => Some(container),
-                Err(err) if err.api_status() == Some(404) => None,
+                Ok(container) => container,
                 Err(source) => return Err(MigrationError::Docker { id, source }),
             };
             inspected.push(Pending {

@@ -3,7 +3,6 @@
 //! Idempotent: an unknown sandbox is success.
 
 use super::service::{SandboxError, SandboxService};
-use crate::docker::path_with_query;
 use crate::store::CheckpointError;
 
 impl SandboxService {
@@ -24,15 +23,12 @@ impl SandboxService {
         }
     }
 
-    /// `DELETE /containers/{id}?v=1&force=1`; a container that is gone
-    /// already is fine.
+    /// Force-removes container `id` and its anonymous volumes; a container
+    /// that is gone already is fine.
     pub(super) fn remove_container(&self, id: &str) -> Result<(), SandboxError> {
-        let path = path_with_query(&format!("/containers/{id}"), &[("v", "1"), ("force", "1")]);
-        match self.docker.delete(&path) {
-            Ok(_) => {}
-            Err(err) if err.api_status() == Some(404) => {}
-            Err(err) => return Err(SandboxError::docker("remove a container of the pod", err)),
-        }
+        self.docker
+            .remove_container(id)
+            .map_err(|err| SandboxError::docker("remove a container of the pod", err))?;
         self.index.forget(id);
         Ok(())
     }

@@ -16,15 +16,13 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::security::NodeSeccompProfiles;
 use super::service::{lock, Flight, SandboxError, SandboxService};
 use super::translate::is_default_runtime_handler;
 use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
 use crate::api::v1;
 use crate::cri::{cgroup_driver, naming};
-use crate::docker::{path_with_query, ContainerCreate};
+use crate::docker::{ContainerCreate, CreateOutcome};
 use crate::failpoint::{self, FailPoint};
 use crate::grpc::{CallContext, Code, Status};
 use crate::network::cni::{self, Bandwidth, CniError, POD_IFNAME};
@@ -42,13 +40,6 @@ struct Plan {
     network: Option<CniNetwork>,
     args: RuntimeArgs,
     checkpoint: PodSandboxCheckpoint,
-}
-
-/// `POST /containers/create`'s answer.
-#[derive(Debug, Deserialize)]
-struct Created {
-    #[serde(rename = "Id")]
-    id: String,
 }
 
 /// What has been done so far, for the rollback.
@@ -281,16 +272,14 @@ impl SandboxService {
     /// after a lost answer); otherwise it is removed, once, and the create
     /// retried.
     fn create(&self, plan: &Plan) -> Result<Creation, SandboxError> {
-        let path = path_with_query("/containers/create", &[("name", &plan.name)]);
-        let first = self.docker.post_json::<_, Created>(&path, &plan.body);
-        let err = match first {
-            Ok(created) => return Ok(Creation::New(created.id)),
-            Err(err) if err.api_status() == Some(409) => err,
-            Err(err) => return Err(SandboxError::docker("create the sandbox container", err)),
+        let failed = |err| SandboxError::docker("create the sandbox container", err);
+        let err = match self.docker.create_container(&plan.name, &plan.body) {
+            Ok(CreateOutcome::Created(created)) => return Ok(Creation::New(created.id)),
+            Ok(CreateOutcome::NameInUse(err)) => err,
+            Err(err) => return Err(failed(err)),
         };
-        let existing = match self.docker.inspect_container(&plan.name) {
-            Ok(existing) => existing,
-            Err(_) => return Err(SandboxError::docker("create the sandbox container", err)),
+        let Ok(Some(existing)) = self.docker.inspect_container(&plan.name) else {
+            return Err(failed(err));
         };
         if existing.state.running && self.is_same_sandbox(&existing.id, plan) {
             log::info!(
@@ -306,10 +295,10 @@ impl SandboxService {
             plan.name
         );
         self.remove_pod_sandbox(&existing.id)?;
-        self.docker
-            .post_json::<_, Created>(&path, &plan.body)
-            .map(|created| Creation::New(created.id))
-            .map_err(|err| SandboxError::docker("create the sandbox container", err))
+        match self.docker.create_container(&plan.name, &plan.body) {
+            Ok(CreateOutcome::Created(created)) => Ok(Creation::New(created.id)),
+            Ok(CreateOutcome::NameInUse(err)) | Err(err) => Err(failed(err)),
+        }
     }
 
     /// Whether the running sandbox `id` was set up completely from a
@@ -342,21 +331,24 @@ impl SandboxService {
             .save(&id, &checkpoint)
             .map_err(|err| ("write the checkpoint", err.into()))?;
         failpoint::reached(FailPoint::RunPodSandboxCheckpointWritten);
-        self.docker
-            .post(&format!("/containers/{id}/start"), None)
-            .map_err(|err| {
-                (
-                    "start the sandbox container",
-                    SandboxError::docker("start the sandbox container", err),
-                )
-            })?;
-        failpoint::reached(FailPoint::RunPodSandboxContainerStarted);
-        let inspect = self.docker.inspect_container(&id).map_err(|err| {
+        self.docker.start_container(&id).map_err(|err| {
             (
-                "inspect the sandbox container",
-                SandboxError::docker("inspect the started sandbox container", err),
+                "start the sandbox container",
+                SandboxError::docker("start the sandbox container", err),
             )
         })?;
+        failpoint::reached(FailPoint::RunPodSandboxContainerStarted);
+        let inspect = match self.docker.inspect_container(&id) {
+            Ok(Some(inspect)) => inspect,
+            Ok(None) => {
+                let gone = SandboxError::NoProcess { id: id.clone() };
+                return Err(("inspect the sandbox container", gone));
+            }
+            Err(err) => {
+                let err = SandboxError::docker("inspect the started sandbox container", err);
+                return Err(("inspect the sandbox container", err));
+            }
+        };
         if let Some(text) = &plan.resolv_conf {
             fs::write(&inspect.resolv_conf_path, text).map_err(|source| {
                 (
@@ -559,5 +551,281 @@ mod tests {
         let args = runtime_args(&CheckpointData::default(), None, None);
         assert!(args.pod_cidrs.is_empty());
         assert!(args.port_mappings.is_empty());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod handler_tests {
+    use std::sync::Arc;
+
+    use crate::api::v1;
+    use crate::cri::sandbox::SandboxService;
+    use crate::cri::testing::{self, add_container};
+    use crate::docker::fake::{status, FakeDocker};
+    use crate::docker::DockerApi;
+    use crate::grpc::{CallContext, Code, Status};
+    use crate::index::Index;
+    use crate::store::CheckpointError;
+
+    struct Setup {
+        docker: Arc<FakeDocker>,
+        index: Arc<Index>,
+        service: SandboxService,
+        _dir: tempfile::TempDir,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = testing::docker();
+        let index = testing::index(&docker);
+        let config = testing::config(dir.path());
+        let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
+        Setup {
+            docker,
+            index,
+            service,
+            _dir: dir,
+        }
+    }
+
+    /// A host-network pod, the kind a node without CNI runs.
+    fn request() -> v1::RunPodSandboxRequest {
+        v1::RunPodSandboxRequest {
+            config: Some(v1::PodSandboxConfig {
+                metadata: Some(v1::PodSandboxMetadata {
+                    name: "web".to_owned(),
+                    uid: "uid-1".to_owned(),
+                    namespace: "prod".to_owned(),
+                    attempt: 0,
+                }),
+                linux: Some(v1::LinuxPodSandboxConfig {
+                    security_context: Some(v1::LinuxSandboxSecurityContext {
+                        namespace_options: Some(v1::NamespaceOption {
+                            network: v1::NamespaceMode::Node as i32,
+                            ..v1::NamespaceOption::default()
+                        }),
+                        ..v1::LinuxSandboxSecurityContext::default()
+                    }),
+                    ..v1::LinuxPodSandboxConfig::default()
+                }),
+                ..v1::PodSandboxConfig::default()
+            }),
+            ..v1::RunPodSandboxRequest::default()
+        }
+    }
+
+    impl Setup {
+        fn run(&self) -> Result<String, Status> {
+            let ctx = CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
+            self.service.run_pod_sandbox(&ctx, &request(), None)
+        }
+
+        fn created_ids(&self) -> Vec<String> {
+            let starts = self.docker.calls_of("start_container");
+            starts
+                .iter()
+                .map(|call| call["start_container ".len()..].to_owned())
+                .collect()
+        }
+
+        fn has_checkpoint(&self, id: &str) -> bool {
+            !matches!(
+                self.service.checkpoints.get(id),
+                Err(CheckpointError::NotFound { .. })
+            )
+        }
+    }
+
+    #[test]
+    fn a_sandbox_runs_with_a_checkpoint() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        assert!(setup.docker.container(&id).unwrap().state.running);
+        assert!(setup.has_checkpoint(&id));
+        assert!(setup.index.sandbox(&id).unwrap().unwrap().is_running());
+    }
+
+    #[test]
+    fn a_failed_create_leaves_nothing_behind() {
+        let setup = setup();
+        setup
+            .docker
+            .fail("create_container", status(500, "no space left on device"));
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unknown, "{err:?}");
+        assert!(setup.docker.container_ids().is_empty());
+    }
+
+    #[test]
+    fn a_sandbox_that_fails_to_start_is_removed_with_its_checkpoint() {
+        let setup = setup();
+        setup
+            .docker
+            .fail("start_container", status(500, "OCI runtime create failed"));
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unknown, "{err:?}");
+        assert!(err.message.contains("OCI runtime create failed"), "{err:?}");
+        let [id] = setup.created_ids().try_into().unwrap();
+        assert!(setup.docker.container(&id).is_none());
+        assert!(!setup.has_checkpoint(&id));
+        assert!(setup.index.sandbox(&id).unwrap().is_none());
+    }
+
+    /// Writes an executable CNI plugin `name` into `dir`: `script` runs
+    /// for ADD, every other command succeeds with nothing to say.
+    fn plugin(dir: &std::path::Path, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        let text =
+            format!("#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n{script}\n");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn a_sandbox_whose_network_fails_is_removed_with_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = testing::config(dir.path());
+        config.network_plugin = crate::cli::NetworkPlugin::Cni;
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
+        plugin(&bin, "loopback", r#"echo '{"cniVersion":"0.3.1"}'"#);
+        plugin(
+            &bin,
+            "no-ips",
+            r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"no IP addresses available"}'; exit 1"#,
+        );
+        std::fs::write(
+            config.cni_conf_dir.join("10-pods.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"no-ips"}]}"#,
+        )
+        .unwrap();
+        let docker = testing::docker();
+        let index = testing::index(&docker);
+        let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
+        let mut request = request();
+        request.config.as_mut().unwrap().linux = None;
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
+        let err = service.run_pod_sandbox(&ctx, &request, None).unwrap_err();
+        assert!(err.message.contains("no IP addresses available"), "{err:?}");
+        let starts = docker.calls_of("start_container");
+        let [id] = starts.try_into().unwrap();
+        let id = id["start_container ".len()..].to_owned();
+        assert!(docker.container(&id).is_none(), "{:?}", docker.calls());
+        assert!(matches!(
+            service.checkpoints.get(&id),
+            Err(CheckpointError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn a_rollback_that_cannot_remove_the_container_says_so() {
+        let setup = setup();
+        setup
+            .docker
+            .fail("start_container", status(500, "OCI runtime create failed"));
+        setup
+            .docker
+            .fail("remove_container", status(500, "device or resource busy"));
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unknown, "{err:?}");
+        assert!(err.message.contains("device or resource busy"), "{err:?}");
+    }
+
+    #[test]
+    fn a_repeated_run_of_a_running_sandbox_answers_with_it() {
+        let setup = setup();
+        let first = setup.run().unwrap();
+        let second = setup.run().unwrap();
+        assert_eq!(first, second);
+        assert_eq!(setup.created_ids(), [first]);
+    }
+
+    #[test]
+    fn a_stopped_sandbox_holding_the_name_is_replaced() {
+        let setup = setup();
+        let stale = setup.run().unwrap();
+        setup.service.stop_pod_sandbox(&stale).unwrap();
+        let fresh = setup.run().unwrap();
+        assert_ne!(stale, fresh);
+        assert!(setup.docker.container(&stale).is_none());
+        assert!(!setup.has_checkpoint(&stale));
+    }
+
+    #[test]
+    fn stopping_or_removing_an_unknown_sandbox_is_ok() {
+        let setup = setup();
+        setup.service.stop_pod_sandbox("f00d").unwrap();
+        setup.service.remove_pod_sandbox("f00d").unwrap();
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn stopping_a_sandbox_twice_is_ok() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        assert!(!setup.docker.container(&id).unwrap().state.running);
+    }
+
+    #[test]
+    fn stopping_a_sandbox_stops_its_running_containers_first() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        let app = add_container(&setup.docker, &setup.index, "k8s_app", "container", &id);
+        setup.docker.start_container(&app).unwrap();
+        setup.index.refresh(&app).unwrap();
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            [
+                format!("stop_container {app}"),
+                format!("stop_container {id}")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stop_dockerd_fails_fails_the_call_with_its_code() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        setup
+            .docker
+            .fail("stop_container", status(500, "cannot kill"));
+        let err = setup.service.stop_pod_sandbox(&id).unwrap_err();
+        assert_eq!(Status::from(err).code, Code::Unknown);
+    }
+
+    #[test]
+    fn removing_a_sandbox_twice_removes_its_containers_and_checkpoint_once() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        let app = add_container(&setup.docker, &setup.index, "k8s_app", "container", &id);
+        setup.service.remove_pod_sandbox(&id).unwrap();
+        setup.service.remove_pod_sandbox(&id).unwrap();
+        assert!(setup.docker.container_ids().is_empty());
+        assert!(!setup.has_checkpoint(&id));
+        assert_eq!(
+            setup.docker.calls_of("remove_container"),
+            [
+                format!("remove_container {app}"),
+                format!("remove_container {id}")
+            ]
+        );
+    }
+
+    #[test]
+    fn removing_a_sandbox_dockerd_lost_is_ok_and_drops_its_checkpoint() {
+        let setup = setup();
+        let id = setup.run().unwrap();
+        setup.docker.remove_container(&id).unwrap();
+        setup.service.remove_pod_sandbox(&id).unwrap();
+        assert!(!setup.has_checkpoint(&id));
     }
 }

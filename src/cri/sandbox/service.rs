@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use super::SandboxConfigError;
 use crate::api::services::ImageService;
 use crate::cli::{Config, HairpinMode, NetworkPlugin};
-use crate::docker::{DockerClient, DockerError, Engine};
+use crate::docker::{DockerApi, DockerError, Engine};
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::network::cni::CniOptions;
@@ -50,7 +50,7 @@ impl SandboxSettings {
 
 /// What the pod sandbox calls work with.
 pub struct SandboxService {
-    pub(super) docker: DockerClient,
+    pub(super) docker: Arc<dyn DockerApi>,
     pub(super) index: Arc<Index>,
     pub(super) checkpoints: CheckpointStore,
     pub(super) owed: OwedTeardowns,
@@ -79,7 +79,7 @@ impl SandboxService {
     /// The sandbox calls for `config`, over an index that is running and an
     /// ImageService for the sandbox image.
     pub fn new(
-        docker: DockerClient,
+        docker: Arc<dyn DockerApi>,
         index: Arc<Index>,
         images: Arc<dyn ImageService>,
         config: &Config,

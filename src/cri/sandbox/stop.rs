@@ -13,12 +13,12 @@
 //! that fail, an owed-teardown record (`owed`) takes the checkpoint's place.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::run::{annotation_map, runtime_args};
 use super::service::{lock, SandboxError, SandboxService, SANDBOX_STOP_GRACE_SECS};
 use crate::cli::NetworkPlugin;
 use crate::cri::naming;
-use crate::docker::path_with_query;
 use crate::index::Entry;
 use crate::network::cni::Bandwidth;
 use crate::network::PodAttachment;
@@ -44,16 +44,13 @@ impl SandboxService {
         Ok(())
     }
 
-    /// `POST /containers/{id}/stop` with the sandbox grace period; a
-    /// container that is gone or stopped already is fine.
+    /// Stops container `id` with the sandbox grace period; a container
+    /// that is gone or stopped already is fine.
     fn stop_container(&self, id: &str) -> Result<(), SandboxError> {
-        let grace = SANDBOX_STOP_GRACE_SECS.to_string();
-        let path = path_with_query(&format!("/containers/{id}/stop"), &[("t", &grace)]);
-        match self.docker.post(&path, None) {
-            Ok(_) => {}
-            Err(err) if err.api_status() == Some(404) => {}
-            Err(err) => return Err(SandboxError::docker("stop a container of the pod", err)),
-        }
+        let grace = Duration::from_secs(SANDBOX_STOP_GRACE_SECS.into());
+        self.docker
+            .stop_container(id, grace, None)
+            .map_err(|err| SandboxError::docker("stop a container of the pod", err))?;
         self.index.refresh(id)?;
         Ok(())
     }

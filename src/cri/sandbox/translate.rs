@@ -57,7 +57,7 @@ use crate::api::v1;
 use crate::cli::NetworkPlugin;
 use crate::cri::labels;
 use crate::cri::naming::{self, NamingError};
-use crate::docker::{ContainerCreate, CreateHostConfig, HealthConfig, RestartPolicy};
+use crate::docker::{ContainerCreate, CreateHostConfig, HealthConfig, Resources, RestartPolicy};
 
 /// The runtime handler name that, like the empty one, selects Docker.
 pub const DEFAULT_RUNTIME_HANDLER: &str = "docker";
@@ -272,7 +272,10 @@ pub fn sandbox_create_body(
         cgroup_parent: cgroup_parent(&linux.cgroup_parent, options.cgroup_driver)?,
         shm_size: Some(DEFAULT_SHM_SIZE),
         restart_policy: Some(RestartPolicy::no()),
-        cpu_shares: Some(SANDBOX_CPU_SHARES),
+        resources: Resources {
+            cpu_shares: Some(SANDBOX_CPU_SHARES),
+            ..Resources::default()
+        },
         runtime,
         sysctls: linux
             .sysctls

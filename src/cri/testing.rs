@@ -1,0 +1,182 @@
+//! Handler test support: the CRI services over a [`FakeDocker`], with an
+//! index that reads the fake's containers, and the images the tests use.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::cli::{Config, NetworkPlugin};
+use crate::cri::container::ContainerService;
+use crate::cri::image::Images;
+use crate::cri::labels::{CONTAINER_TYPE_LABEL, SANDBOX_ID_LABEL};
+use crate::cri::sandbox::SandboxService;
+use crate::docker::fake::FakeDocker;
+use crate::docker::{
+    ContainerCreate, ContainerInspect, CreateOutcome, DockerApi, DockerClient, DockerError,
+    ImageInspect,
+};
+use crate::index::{EventFeed, Index, IndexConfig, IndexSource, Polled};
+use crate::logs::LogManager;
+
+/// The sandbox image the tests' configuration names.
+pub const PAUSE_IMAGE: &str = "127.0.0.1:5000/dockshim-test/pause:3.10";
+/// The image the tests' containers run.
+pub const BUSYBOX_IMAGE: &str = "127.0.0.1:5000/dockshim-test/busybox:latest";
+
+/// The index's view of a fake dockerd, whose event stream never says
+/// anything: handlers refresh the index themselves after each change.
+struct FakeSource(Arc<FakeDocker>);
+
+impl IndexSource for FakeSource {
+    fn list(&self) -> Result<Vec<String>, DockerError> {
+        Ok(self.0.container_ids())
+    }
+
+    fn inspect(&self, id: &str) -> Result<Option<ContainerInspect>, DockerError> {
+        Ok(self.0.container(id))
+    }
+
+    fn follow_events(
+        &self,
+        _since: SystemTime,
+        idle: Duration,
+    ) -> Result<Box<dyn EventFeed>, DockerError> {
+        Ok(Box::new(Silence(idle)))
+    }
+}
+
+struct Silence(Duration);
+
+impl EventFeed for Silence {
+    fn next_event(&mut self) -> Result<Polled, DockerError> {
+        std::thread::sleep(self.0);
+        Ok(Polled::Idle)
+    }
+}
+
+/// An image with ID `sha256:<hex>` (`hex` repeated) and `tags`.
+pub fn image(hex: char, tags: &[&str]) -> ImageInspect {
+    ImageInspect {
+        id: format!("sha256:{}", hex.to_string().repeat(64)),
+        repo_tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+        ..ImageInspect::default()
+    }
+}
+
+/// A fake dockerd holding the pause and busybox images.
+pub fn docker() -> Arc<FakeDocker> {
+    let docker = FakeDocker::new();
+    docker.add_image(image('a', &[PAUSE_IMAGE]));
+    docker.add_image(image('b', &[BUSYBOX_IMAGE]));
+    docker
+}
+
+/// A configuration whose files live in `dir`, without CNI.
+pub fn config(dir: &std::path::Path) -> Config {
+    Config {
+        docker_endpoint: format!("unix://{}/no-docker.sock", dir.display()),
+        root_directory: dir.join("root"),
+        cni_conf_dir: dir.join("net.d"),
+        cni_bin_dirs: vec![dir.join("bin")],
+        cni_cache_dir: dir.join("cache"),
+        network_plugin: NetworkPlugin::None,
+        pod_infra_container_image: PAUSE_IMAGE.to_owned(),
+        ..Config::default()
+    }
+}
+
+/// A warm index over `docker`.
+pub fn index(docker: &Arc<FakeDocker>) -> Arc<Index> {
+    let source = Box::new(FakeSource(Arc::clone(docker)));
+    let index = Index::start_with(source, IndexConfig::default()).unwrap();
+    assert!(index.wait_warm(Duration::from_secs(5)));
+    index
+}
+
+/// The container calls over `docker`; the log manager has no dockerd.
+pub fn containers(
+    docker: &Arc<FakeDocker>,
+    config: &Config,
+    index: Arc<Index>,
+) -> ContainerService {
+    let nowhere = DockerClient::new(&config.docker_endpoint, Duration::from_secs(1)).unwrap();
+    let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
+    ContainerService::new(
+        api,
+        index,
+        LogManager::start(nowhere),
+        Duration::from_secs(5),
+    )
+}
+
+/// The sandbox calls over `docker`.
+pub fn sandboxes(docker: &Arc<FakeDocker>, config: &Config, index: Arc<Index>) -> SandboxService {
+    let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
+    let images = Arc::new(Images::new(Arc::clone(&api), config));
+    SandboxService::new(api, index, images, config).unwrap()
+}
+
+/// Makes a container of `kind` (`container` or `podsandbox`) in sandbox
+/// `sandbox_id` in dockerd behind the handlers' back, and tells `index`;
+/// returns its ID.
+pub fn add_container(
+    docker: &FakeDocker,
+    index: &Index,
+    name: &str,
+    kind: &str,
+    sandbox_id: &str,
+) -> String {
+    let mut body = ContainerCreate {
+        image: BUSYBOX_IMAGE.to_owned(),
+        ..ContainerCreate::default()
+    };
+    body.labels
+        .insert(CONTAINER_TYPE_LABEL.to_owned(), kind.to_owned());
+    body.labels
+        .insert(SANDBOX_ID_LABEL.to_owned(), sandbox_id.to_owned());
+    let CreateOutcome::Created(created) = docker.create_container(name, &body).unwrap() else {
+        panic!("{name} is taken");
+    };
+    index.refresh(&created.id).unwrap();
+    created.id
+}
+
+/// The container calls over a fake dockerd holding the test images.
+pub struct ContainerSetup {
+    pub docker: Arc<FakeDocker>,
+    pub index: Arc<Index>,
+    pub service: ContainerService,
+    _dir: tempfile::TempDir,
+}
+
+impl ContainerSetup {
+    pub fn new() -> ContainerSetup {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = docker();
+        let index = index(&docker);
+        let service = containers(&docker, &config(dir.path()), Arc::clone(&index));
+        ContainerSetup {
+            docker,
+            index,
+            service,
+            _dir: dir,
+        }
+    }
+
+    /// A created container of sandbox `pod`.
+    pub fn container(&self) -> String {
+        add_container(
+            &self.docker,
+            &self.index,
+            "k8s_app_web_prod_uid-1_0",
+            "container",
+            "pod",
+        )
+    }
+
+    pub fn running_container(&self) -> String {
+        let id = self.container();
+        self.docker.start_container(&id).unwrap();
+        self.index.refresh(&id).unwrap();
+        id
+    }
+}

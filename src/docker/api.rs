@@ -1,0 +1,290 @@
+//! `DockerApi`: the Docker calls the CRI handlers make, each typed, and the
+//! answers that are not failures folded into its result — a missing
+//! container or image is `None` or [`Removed::AlreadyGone`], a container
+//! that is stopped already is [`Stopped::NotRunning`], a name in use is
+//! [`CreateOutcome::NameInUse`] — so that no caller reads an HTTP status.
+//!
+//! [`DockerClient`] implements it over dockerd; tests give the handlers a
+//! recording fake (`docker::fake`) instead. Endpoint paths and versions
+//! are decided here and in the client, never by the callers.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::request::check_path_id;
+use super::{
+    path_with_query, ApiVersion, ContainerCreate, ContainerInspect, ContainerSummary, Created,
+    DockerClient, DockerError, Engine, ExecCreate, ExecInspect, Hijacked, HistoryItem,
+    ImageInspect, ImageSummary, Info, PullProgress, Resources, Updated, Version,
+};
+
+/// A pull's progress messages; see [`DockerClient::pull`].
+pub type PullStream = Box<dyn Iterator<Item = Result<PullProgress, DockerError>> + Send>;
+
+/// How a create by name ended when dockerd did not fail.
+#[derive(Debug)]
+pub enum CreateOutcome {
+    Created(Created),
+    /// Another container holds the name (409); dockerd's answer.
+    NameInUse(DockerError),
+}
+
+/// How a stop ended when dockerd did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Stopped,
+    /// dockerd answered 304: the container was not running.
+    NotRunning,
+    /// No such container.
+    NotFound,
+}
+
+/// How a remove ended when dockerd did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Removed,
+    AlreadyGone,
+}
+
+/// The Docker calls of the CRI handlers. Those without an endpoint named
+/// here are [`DockerClient`]'s own; `timeout`s of `None` mean the client's.
+pub trait DockerApi: Send + Sync + fmt::Debug {
+    fn api_version(&self) -> Option<ApiVersion>;
+    /// Negotiates the API version unless that happened already: dockerd
+    /// may have been down when dockshim started.
+    fn ensure_negotiated(&self) -> Result<(), DockerError>;
+    fn ping(&self, timeout: Duration) -> Result<(), DockerError>;
+    fn version(&self) -> Result<Version, DockerError>;
+    fn info(&self) -> Result<Info, DockerError>;
+    fn engine(&self) -> Result<Arc<Engine>, DockerError>;
+
+    /// `POST /containers/create?name=..`.
+    fn create_container(
+        &self,
+        name: &str,
+        body: &ContainerCreate,
+    ) -> Result<CreateOutcome, DockerError>;
+    /// `GET /containers/{id}/json`; `id` may also be a name.
+    fn inspect_container(&self, id: &str) -> Result<Option<ContainerInspect>, DockerError>;
+    /// The same, as dockerd wrote it.
+    fn inspect_container_json(&self, id: &str) -> Result<Option<serde_json::Value>, DockerError>;
+    /// `POST /containers/{id}/start`.
+    fn start_container(&self, id: &str) -> Result<(), DockerError>;
+    /// `POST /containers/{id}/stop?t=..`, answered after the grace period.
+    fn stop_container(
+        &self,
+        id: &str,
+        grace: Duration,
+        timeout: Option<Duration>,
+    ) -> Result<Stopped, DockerError>;
+    /// `DELETE /containers/{id}?force=1&v=1`, anonymous volumes included.
+    fn remove_container(&self, id: &str) -> Result<Removed, DockerError>;
+    /// `POST /containers/{id}/update`; returns dockerd's warnings.
+    fn update_container(&self, id: &str, resources: &Resources)
+        -> Result<Vec<String>, DockerError>;
+    /// `GET /containers/json?all=1&filters={"ancestor":[id]}`.
+    fn containers_of_image(&self, id: &str) -> Result<Vec<ContainerSummary>, DockerError>;
+    /// `GET /containers/json?all=1&size=1`; `None` when a container vanished
+    /// while listed, which fails the listing on the containerd image store.
+    fn container_sizes(&self) -> Result<Option<Vec<ContainerSummary>>, DockerError>;
+
+    /// `GET /images/{name}/json`.
+    fn inspect_image(&self, name: &str) -> Result<Option<ImageInspect>, DockerError>;
+    /// `GET /images/json`.
+    fn list_images(&self) -> Result<Vec<ImageSummary>, DockerError>;
+    /// `GET /images/{id}/history`.
+    fn image_history(&self, id: &str) -> Result<Option<Vec<HistoryItem>>, DockerError>;
+    /// `DELETE /images/{name}`, without force: one reference, or the image.
+    fn remove_image(&self, name: &str) -> Result<Removed, DockerError>;
+    /// [`DockerClient::pull`], whose stream yields a timeout error after
+    /// `idle` without a message and stays usable.
+    fn pull_image(
+        &self,
+        from_image: &str,
+        tag: &str,
+        registry_auth: Option<&str>,
+        head_timeout: Option<Duration>,
+        idle: Duration,
+    ) -> Result<PullStream, DockerError>;
+
+    fn create_exec(
+        &self,
+        container: &str,
+        config: &ExecCreate,
+        timeout: Option<Duration>,
+    ) -> Result<String, DockerError>;
+    fn start_exec(&self, exec_id: &str, tty: bool) -> Result<Hijacked, DockerError>;
+    fn inspect_exec(
+        &self,
+        exec_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ExecInspect, DockerError>;
+}
+
+/// `Ok(None)` for a 404 answer.
+fn found<T>(result: Result<T, DockerError>) -> Result<Option<T>, DockerError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.api_status() == Some(404) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// [`Removed`] for a delete's result.
+fn removed(result: Result<u16, DockerError>) -> Result<Removed, DockerError> {
+    found(result).map(|done| done.map_or(Removed::AlreadyGone, |_| Removed::Removed))
+}
+
+impl DockerApi for DockerClient {
+    fn api_version(&self) -> Option<ApiVersion> {
+        DockerClient::api_version(self)
+    }
+
+    fn ensure_negotiated(&self) -> Result<(), DockerError> {
+        if self.api_version().is_none() {
+            self.negotiate()?;
+        }
+        Ok(())
+    }
+
+    fn ping(&self, timeout: Duration) -> Result<(), DockerError> {
+        DockerClient::ping(self, timeout)
+    }
+
+    fn version(&self) -> Result<Version, DockerError> {
+        DockerClient::version(self)
+    }
+
+    fn info(&self) -> Result<Info, DockerError> {
+        DockerClient::info(self)
+    }
+
+    fn engine(&self) -> Result<Arc<Engine>, DockerError> {
+        DockerClient::engine(self)
+    }
+
+    fn create_container(
+        &self,
+        name: &str,
+        body: &ContainerCreate,
+    ) -> Result<CreateOutcome, DockerError> {
+        let path = path_with_query("/containers/create", &[("name", name)]);
+        match self.post_json(&path, body) {
+            Ok(created) => Ok(CreateOutcome::Created(created)),
+            Err(err) if err.api_status() == Some(409) => Ok(CreateOutcome::NameInUse(err)),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn inspect_container(&self, id: &str) -> Result<Option<ContainerInspect>, DockerError> {
+        found(DockerClient::inspect_container(self, id))
+    }
+
+    fn inspect_container_json(&self, id: &str) -> Result<Option<serde_json::Value>, DockerError> {
+        check_path_id(id, "container ID")?;
+        found(self.get_json(&format!("/containers/{id}/json")))
+    }
+
+    fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        check_path_id(id, "container ID")?;
+        self.post(&format!("/containers/{id}/start"), None)
+            .map(drop)
+    }
+
+    fn stop_container(
+        &self,
+        id: &str,
+        grace: Duration,
+        timeout: Option<Duration>,
+    ) -> Result<Stopped, DockerError> {
+        check_path_id(id, "container ID")?;
+        let grace = grace.as_secs().to_string();
+        let path = path_with_query(&format!("/containers/{id}/stop"), &[("t", &grace)]);
+        Ok(
+            match found(self.request("POST", &path, &[], None, timeout))? {
+                Some(response) if response.status == 304 => Stopped::NotRunning,
+                Some(_) => Stopped::Stopped,
+                None => Stopped::NotFound,
+            },
+        )
+    }
+
+    fn remove_container(&self, id: &str) -> Result<Removed, DockerError> {
+        check_path_id(id, "container ID")?;
+        let path = path_with_query(&format!("/containers/{id}"), &[("force", "1"), ("v", "1")]);
+        removed(self.delete(&path))
+    }
+
+    fn update_container(
+        &self,
+        id: &str,
+        resources: &Resources,
+    ) -> Result<Vec<String>, DockerError> {
+        check_path_id(id, "container ID")?;
+        self.post_json(&format!("/containers/{id}/update"), resources)
+            .map(|updated: Updated| updated.warnings)
+    }
+
+    fn containers_of_image(&self, id: &str) -> Result<Vec<ContainerSummary>, DockerError> {
+        let filters = serde_json::json!({ "ancestor": [id] }).to_string();
+        self.list_containers(true, Some(&filters))
+    }
+
+    fn container_sizes(&self) -> Result<Option<Vec<ContainerSummary>>, DockerError> {
+        found(self.get_json(&path_with_query(
+            "/containers/json",
+            &[("all", "1"), ("size", "1")],
+        )))
+    }
+
+    fn inspect_image(&self, name: &str) -> Result<Option<ImageInspect>, DockerError> {
+        found(self.get_json(&format!("/images/{name}/json")))
+    }
+
+    fn list_images(&self) -> Result<Vec<ImageSummary>, DockerError> {
+        self.get_json("/images/json")
+    }
+
+    fn image_history(&self, id: &str) -> Result<Option<Vec<HistoryItem>>, DockerError> {
+        found(self.get_json(&format!("/images/{id}/history")))
+    }
+
+    fn remove_image(&self, name: &str) -> Result<Removed, DockerError> {
+        removed(self.delete(&format!("/images/{name}")))
+    }
+
+    fn pull_image(
+        &self,
+        from_image: &str,
+        tag: &str,
+        registry_auth: Option<&str>,
+        head_timeout: Option<Duration>,
+        idle: Duration,
+    ) -> Result<PullStream, DockerError> {
+        let mut stream = self.pull(from_image, tag, registry_auth, head_timeout)?;
+        stream.set_idle_timeout(Some(idle));
+        Ok(Box::new(stream))
+    }
+
+    fn create_exec(
+        &self,
+        container: &str,
+        config: &ExecCreate,
+        timeout: Option<Duration>,
+    ) -> Result<String, DockerError> {
+        DockerClient::create_exec(self, container, config, timeout)
+    }
+
+    fn start_exec(&self, exec_id: &str, tty: bool) -> Result<Hijacked, DockerError> {
+        DockerClient::start_exec(self, exec_id, tty)
+    }
+
+    fn inspect_exec(
+        &self,
+        exec_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ExecInspect, DockerError> {
+        DockerClient::inspect_exec(self, exec_id, timeout)
+    }
+}
