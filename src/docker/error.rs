@@ -80,6 +80,12 @@ impl DockerError {
         }
     }
 
+    /// Whether dockerd answered that the container a call named is gone
+    /// (404) or being removed (409, "dead or marked for removal").
+    pub fn is_container_gone(&self) -> bool {
+        matches!(self.api_status(), Some(404 | 409))
+    }
+
     /// Whether dockerd answered and refused the call, as opposed to the
     /// call failing on the way, after which dockerd may have acted on it.
     pub fn is_refusal(&self) -> bool {

@@ -679,9 +679,8 @@ fn catch_up(state: &Mutex<State>, docker: &DockerClient, mut follower: Follower)
         // The kubelet renamed the file and has not asked for a reopen:
         // where the new one should start is unknown.
         Ok(None) => {}
-        // Gone (404) or being removed (409, "dead or marked for removal"):
-        // RemoveContainer deletes the file anyway.
-        Err(LogError::Docker(err)) if matches!(err.api_status(), Some(404 | 409)) => {}
+        // Gone or being removed: RemoveContainer deletes the file anyway.
+        Err(LogError::Docker(err)) if err.is_container_gone() => {}
         Err(err) => log::warn!(
             "{CATCH_UP_THREAD_NAME}: container {id}: output written last may be missing from {}: \
              {err}",
