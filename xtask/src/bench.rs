@@ -210,6 +210,8 @@ struct Options {
     kubelet_load: Option<(usize, Duration)>,
     /// The load's PodAndContainerStatsFromCRI schedule.
     pod_stats_from_cri: bool,
+    /// An idle window before the load, for dockerd's background.
+    idle_baseline: bool,
     /// The runtime process the load measures with `--endpoint`, when the
     /// socket's listener cannot be found or is ambiguous.
     runtime_pid: Option<u32>,
@@ -226,6 +228,7 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
         containers: false,
         kubelet_load: None,
         pod_stats_from_cri: false,
+        idle_baseline: false,
         runtime_pid: None,
         docker_pid: None,
     };
@@ -265,6 +268,7 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
                 options.kubelet_load = Some((pods, Duration::from_secs(seconds)));
             }
             "--pod-stats-from-cri" => options.pod_stats_from_cri = true,
+            "--idle-baseline" => options.idle_baseline = true,
             "--runtime-pid" => options.runtime_pid = Some(parse_pid(flag, value()?)?),
             "--docker-pid" => options.docker_pid = Some(parse_pid(flag, value()?)?),
             "--sandboxes" => options.sandboxes = true,

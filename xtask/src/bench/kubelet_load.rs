@@ -42,6 +42,11 @@
 //! As the kubelet does, runtime and image calls go over two connections;
 //! the activities run in turn on one client thread.
 //!
+//! With `--idle-baseline`, an idle window of the same length comes first,
+//! the pods present and no call made, and its figures are printed too:
+//! dockerd's CPU time is the whole daemon's, and a shared dockerd works for
+//! others in the same window.
+//!
 //! Figures, one `kubelet-load <what>: <value>` line each: the runtime's and
 //! dockerd's CPU seconds (utime + stime from /proc/<pid>/stat) over the
 //! window, the runtime's RSS at its end and its peak, the CRI calls made
@@ -398,11 +403,19 @@ async fn run_load(
     let mut in_calls = Duration::ZERO;
     let mut most_late = Duration::ZERO;
 
+    // The pods present and no call arriving: what the runtime and a
+    // possibly shared dockerd spend without the load.
+    let idle = if options.idle_baseline {
+        let meter = Meter::start(runtime_pid, docker_pid, bench.proxy)?;
+        std::thread::sleep(window);
+        Some(meter.read()?)
+    } else {
+        None
+    };
+
     let load_before = load_average();
-    let runtime_cpu_before = cpu_seconds(runtime_pid)?;
-    let docker_cpu_before = cpu_seconds(docker_pid)?;
-    let docker_calls_before = bench.proxy.map(CountingProxy::requests);
-    let start = Instant::now();
+    let meter = Meter::start(runtime_pid, docker_pid, bench.proxy)?;
+    let start = meter.start;
     for &(offset, index) in &runs {
         let due = start + offset;
         let now = Instant::now();
@@ -423,14 +436,14 @@ async fn run_load(
     }
     let until_end = (start + window).saturating_duration_since(Instant::now());
     std::thread::sleep(until_end);
-    let elapsed = start.elapsed().as_secs_f64();
-    let runtime_cpu = cpu_seconds(runtime_pid)? - runtime_cpu_before;
-    let docker_cpu = cpu_seconds(docker_pid)? - docker_cpu_before;
-    let docker_calls = bench
-        .proxy
-        .zip(docker_calls_before)
-        .map(|(proxy, before)| proxy.requests() - before);
+    let used = meter.read()?;
     let load_after = load_average();
+    let Used {
+        seconds: elapsed,
+        runtime_cpu,
+        docker_cpu,
+        docker_calls,
+    } = used;
 
     let figure = |what: &str, value: String| println!("kubelet-load {what}: {value}");
     figure("pods", pods.to_string());
@@ -496,7 +509,70 @@ async fn run_load(
         "machine load average",
         format!("{load_before} at start, {load_after} at end"),
     );
+    if let Some(idle) = idle {
+        figure("idle window", format!("{:.1} s", idle.seconds));
+        figure("idle runtime CPU", format!("{:.2} s", idle.runtime_cpu));
+        figure("idle dockerd CPU", format!("{:.2} s", idle.docker_cpu));
+        figure(
+            "idle Docker API calls",
+            match idle.docker_calls {
+                Some(count) => count.to_string(),
+                None => "not counted (no proxy with --endpoint)".to_owned(),
+            },
+        );
+    }
     Ok(())
+}
+
+/// Readings of the runtime's and dockerd's CPU time and of the proxy's
+/// count at the start of a window.
+struct Meter<'a> {
+    runtime_pid: u32,
+    docker_pid: u32,
+    proxy: Option<&'a CountingProxy>,
+    start: Instant,
+    runtime_cpu: f64,
+    docker_cpu: f64,
+    docker_calls: Option<u64>,
+}
+
+/// What a window cost, from a [`Meter`].
+struct Used {
+    seconds: f64,
+    runtime_cpu: f64,
+    docker_cpu: f64,
+    /// Docker calls the runtime made; `None` without the proxy.
+    docker_calls: Option<u64>,
+}
+
+impl<'a> Meter<'a> {
+    fn start(
+        runtime_pid: u32,
+        docker_pid: u32,
+        proxy: Option<&'a CountingProxy>,
+    ) -> Result<Meter<'a>, XtaskError> {
+        Ok(Meter {
+            runtime_pid,
+            docker_pid,
+            proxy,
+            runtime_cpu: cpu_seconds(runtime_pid)?,
+            docker_cpu: cpu_seconds(docker_pid)?,
+            docker_calls: proxy.map(CountingProxy::requests),
+            start: Instant::now(),
+        })
+    }
+
+    fn read(&self) -> Result<Used, XtaskError> {
+        Ok(Used {
+            seconds: self.start.elapsed().as_secs_f64(),
+            runtime_cpu: cpu_seconds(self.runtime_pid)? - self.runtime_cpu,
+            docker_cpu: cpu_seconds(self.docker_pid)? - self.docker_cpu,
+            docker_calls: self
+                .proxy
+                .zip(self.docker_calls)
+                .map(|(proxy, before)| proxy.requests() - before),
+        })
+    }
 }
 
 /// Makes one kubelet call, runtime calls over `runtime`, image calls over
