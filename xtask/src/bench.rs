@@ -40,6 +40,7 @@
 //!
 //! Every sandbox and container the bench creates is removed, also after a
 //! failure, and the bench fails if one is left behind.
+//!
 //! With `--kubelet-load PODS SECONDS` none of the above runs: instead the
 //! kubelet's periodic calls at their default periods, against PODS pods,
 //! and what they cost the runtime and dockerd (see [`kubelet_load`]).

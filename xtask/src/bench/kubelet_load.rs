@@ -9,7 +9,8 @@
 //! removed after the window, also after a failure.
 //!
 //! The load is the kubelet's periodic CRI traffic at its default periods,
-//! read from kubernetes/kubernetes pkg/kubelet (v1.32); every activity
+//! read from kubernetes/kubernetes pkg/kubelet (a 1.29 or later tree: it
+//! has `genericPlegRelistPeriod` and `ImageMaximumGCAge`); every activity
 //! starts at the window's start, as `wait.Until` runs its function at once:
 //! - every 1 s, the PLEG relist (`genericPlegRelistPeriod`,
 //!   `GenericPLEG.relist` → `GetPods(all)`): ListPodSandbox and
