@@ -40,6 +40,11 @@
 //!
 //! Every sandbox and container the bench creates is removed, also after a
 //! failure, and the bench fails if one is left behind.
+//!
+//! With `--kubelet-load PODS SECONDS` none of the above runs: instead the
+//! kubelet's periodic calls at their default periods, against PODS pods,
+//! and what they cost the runtime and dockerd (see [`kubelet_load`]).
+//!
 //! It prints figures; it asserts nothing. The client itself always runs
 //! optimised: the debug build rebuilds it and hands over (see
 //! [`run_optimised`]).
@@ -69,6 +74,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_prost::ProstCodec;
 
 use crate::XtaskError;
+
+mod kubelet_load;
 
 const DEFAULT_CALLS: usize = 20_000;
 const WARMUP_CALLS: usize = 500;
@@ -200,6 +207,17 @@ struct Options {
     calls: usize,
     sandboxes: bool,
     containers: bool,
+    /// `--kubelet-load PODS SECONDS`: only the kubelet-shaped load runs.
+    kubelet_load: Option<(usize, Duration)>,
+    /// The load's PodAndContainerStatsFromCRI schedule.
+    pod_stats_from_cri: bool,
+    /// An idle window before the load, for dockerd's background.
+    idle_baseline: bool,
+    /// The runtime process the load measures with `--endpoint`, when the
+    /// socket's listener cannot be found or is ambiguous.
+    runtime_pid: Option<u32>,
+    /// dockerd's process, likewise.
+    docker_pid: Option<u32>,
 }
 
 fn parse(flags: &[String]) -> Result<Options, XtaskError> {
@@ -209,6 +227,11 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
         calls: DEFAULT_CALLS,
         sandboxes: false,
         containers: false,
+        kubelet_load: None,
+        pod_stats_from_cri: false,
+        idle_baseline: false,
+        runtime_pid: None,
+        docker_pid: None,
     };
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {
@@ -234,12 +257,33 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
                     .parse()
                     .map_err(|_| XtaskError::Usage(format!("--calls {calls}: not a count")))?;
             }
+            "--kubelet-load" => {
+                let pods = value()?;
+                let pods = pods.parse().map_err(|_| {
+                    XtaskError::Usage(format!("--kubelet-load {pods}: not a count"))
+                })?;
+                let seconds = value()?;
+                let seconds = seconds.parse().map_err(|_| {
+                    XtaskError::Usage(format!("--kubelet-load {pods} {seconds}: not seconds"))
+                })?;
+                options.kubelet_load = Some((pods, Duration::from_secs(seconds)));
+            }
+            "--pod-stats-from-cri" => options.pod_stats_from_cri = true,
+            "--idle-baseline" => options.idle_baseline = true,
+            "--runtime-pid" => options.runtime_pid = Some(parse_pid(flag, value()?)?),
+            "--docker-pid" => options.docker_pid = Some(parse_pid(flag, value()?)?),
             "--sandboxes" => options.sandboxes = true,
             "--containers" => options.containers = true,
             other => return Err(XtaskError::Usage(format!("unknown bench flag `{other}`"))),
         }
     }
     Ok(options)
+}
+
+fn parse_pid(flag: &str, value: &str) -> Result<u32, XtaskError> {
+    value
+        .parse()
+        .map_err(|_| XtaskError::Usage(format!("{flag} {value}: not a process ID")))
 }
 
 /// A dockshim started for the run; killed when dropped.
@@ -261,6 +305,9 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
         return run_optimised(root, flags);
     }
     let options = parse(flags)?;
+    if let Some((pods, window)) = options.kubelet_load {
+        return kubelet_load::run(root, &options, pods, window);
+    }
     // One client thread: on a small machine a multi-threaded client would
     // compete with the server for the same cores and blur its latency.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -525,7 +572,8 @@ struct PodBench<'a> {
     docker: DockerClient,
     /// Counts the Docker calls of the runtime measured, when there is one.
     proxy: Option<&'a CountingProxy>,
-    /// The process of the runtime measured, when the bench started it.
+    /// The process of the runtime measured, when known: the bench started
+    /// it, or the kubelet-shaped load found it.
     server: Option<u32>,
     pause_image: String,
     busybox_image: String,

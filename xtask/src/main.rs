@@ -5,6 +5,10 @@
 //!   `dockshim::cli::example_config()` → packaging/dockshim.toml
 //! - `bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]`:
 //!   prints latency and size figures (writes nothing)
+//! - `bench --kubelet-load PODS SECONDS [--endpoint unix:///path]
+//!   [--pod-stats-from-cri] [--idle-baseline] [--runtime-pid PID]
+//!   [--docker-pid PID]`: the kubelet's periodic calls against PODS pods
+//!   for SECONDS, and the CPU and memory they cost the runtime and dockerd
 //!
 //! With `--check` nothing is written: the task fails, naming the file, when
 //! the committed copy differs from what it would produce. This crate never
@@ -22,7 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check]\n       cargo xtask man [--check]\n       cargo xtask bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]";
+const USAGE: &str = "usage: cargo xtask codegen [--check]\n       cargo xtask man [--check]\n       cargo xtask bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]\n       cargo xtask bench --kubelet-load PODS SECONDS [--endpoint unix:///path] [--docker-endpoint unix:///path] [--pod-stats-from-cri] [--idle-baseline] [--runtime-pid PID] [--docker-pid PID]";
 
 /// Everything a task can fail with.
 #[derive(Debug)]
