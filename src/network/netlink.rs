@@ -323,14 +323,17 @@ fn write_header(request: &mut [u8; NLMSG_HDRLEN + IFINFOMSG_LEN], kind: u16, fla
 }
 
 /// Where a dump stands after one datagram.
+#[doc(hidden)]
 #[derive(Debug, PartialEq, Eq)]
-enum DumpProgress {
+pub enum DumpProgress {
     More { interrupted: bool },
     Done { interrupted: bool },
 }
 
-/// Adds the links in one datagram of the dump `seq` to `links`.
-fn parse_dump(
+/// Adds the links in one datagram of the dump `seq` to `links`. Public
+/// for the fuzz targets in fuzz/ only.
+#[doc(hidden)]
+pub fn parse_dump(
     datagram: &[u8],
     seq: u32,
     links: &mut Vec<Link>,
@@ -376,8 +379,10 @@ fn parse_dump(
 }
 
 /// Looks for the acknowledgement of request `seq`: `Ok(true)` once it
-/// arrived, `Ok(false)` if this datagram holds none.
-fn parse_ack(datagram: &[u8], seq: u32, request: &'static str) -> Result<bool, NetlinkError> {
+/// arrived, `Ok(false)` if this datagram holds none. Public for the fuzz
+/// targets in fuzz/ only.
+#[doc(hidden)]
+pub fn parse_ack(datagram: &[u8], seq: u32, request: &'static str) -> Result<bool, NetlinkError> {
     for message in Messages::new(datagram) {
         let (header, payload) = message?;
         if header.seq != seq || header.kind != NLMSG_ERROR {
