@@ -352,7 +352,7 @@ pub fn parse_dump(
                 if let Some(errno) = read_i32(payload, 0).filter(|e| *e < 0) {
                     return Err(NetlinkError::Kernel {
                         request: "dump links",
-                        errno: Errno::from_raw(-errno),
+                        errno: Errno::from_raw(errno.saturating_neg()),
                     });
                 }
                 return Ok(DumpProgress::Done { interrupted });
@@ -685,6 +685,15 @@ mod tests {
             parse_dump(&datagram, 1, &mut Vec::new()).unwrap(),
             DumpProgress::Done { interrupted: true }
         );
+    }
+
+    #[test]
+    fn a_dump_ending_in_the_most_negative_errno_is_a_kernel_error() {
+        // Found by the netlink fuzz target: negating i32::MIN overflowed.
+        let mut datagram = DUMP_DONE.to_vec();
+        datagram[16..20].copy_from_slice(&i32::MIN.to_ne_bytes());
+        let err = parse_dump(&datagram, 1, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, NetlinkError::Kernel { .. }), "{err}");
     }
 
     #[test]
