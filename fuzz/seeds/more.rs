@@ -11,6 +11,7 @@ pub fn add_all(seeds: &mut Seeds) {
     store(seeds);
     stats(seeds);
     netlink(seeds);
+    streaming_session(seeds);
 }
 
 /// dockerd's answers as Go's net/http writes them.
@@ -350,4 +351,48 @@ fn netlink(seeds: &mut Seeds) {
         out.extend_from_slice(datagram);
     }
     seeds.add("netlink", "dump-and-ack", out);
+}
+
+fn streaming_session(seeds: &mut Seeds) {
+    // SPDY: a pair (data and error streams, port 8080, request 0), data on
+    // it, a second pair reset half-open, a ping, GOAWAY.
+    let spdy = [
+        &[0x08u8][..],
+        &[0x00, 0, 0x1f, 0x90, 0],
+        &[0x10, 1, 0x1f, 0x90, 0],
+        &[0x02, 0, 18],
+        b"GET / HTTP/1.0\r\n\r\n",
+        &[0x00, 2, 0x00, 0x50, 1],
+        &[0x03, 2, 4],
+        &[0x04, 0, 3],
+        &[0x82, 0, 0],
+        &[0x05, 0],
+    ]
+    .concat();
+    seeds.add("streaming_session", "spdy-port-forward", spdy);
+    // Many half-open pairs with large headers, then resets.
+    let mut flood = vec![0u8];
+    for stream in 0..40u8 {
+        flood.extend_from_slice(&[0x40, stream, 0x1f, 0x90, stream, 255]);
+        flood.extend_from_slice(&[0x03, stream, 4]);
+    }
+    seeds.add("streaming_session", "spdy-reset-flood", flood);
+    // WebSocket: two ports, data on the first, a ping, a fragmented message, close.
+    let websocket = [
+        &[0x01u8, 2][..],
+        &[0x00, 0, 5],
+        b"hello",
+        &[0x04, 4],
+        b"ping",
+        &[0x03, 2, 3],
+        b"abc",
+        &[0x05],
+    ]
+    .concat();
+    seeds.add("streaming_session", "websocket-port-forward", websocket);
+    seeds.add(
+        "streaming_session",
+        "websocket-many-ports",
+        vec![0x03, 100, 0x02, 1, 4, b'A', b'A', b'=', b'='],
+    );
 }
