@@ -4,7 +4,7 @@
 #   fuzz/run.sh build            the plain and the instrumented build
 #   fuzz/run.sh replay           every corpus through the plain build
 #   fuzz/run.sh short [TARGET..] replay, then afl-fuzz each target for
-#                                $DOCKSHIM_FUZZ_SECONDS (default 15) seconds;
+#                                $DOCKSHIM_FUZZ_SECONDS (default 12) seconds;
 #                                fails on any crash or hang
 #   fuzz/run.sh long [TARGET..]  afl-fuzz each target for $DOCKSHIM_FUZZ_MINUTES
 #                                (default 10) minutes, $DOCKSHIM_FUZZ_JOBS
@@ -27,7 +27,7 @@ set -euo pipefail
 FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WORKDIR="${DOCKSHIM_FUZZ_WORKDIR:-/tmp/dockshim-fuzz}"
 AFL_LIB_DIR="${DOCKSHIM_FUZZ_AFL_LIB:-/usr/lib/afl}"
-SHORT_SECONDS="${DOCKSHIM_FUZZ_SECONDS:-15}"
+SHORT_SECONDS="${DOCKSHIM_FUZZ_SECONDS:-12}"
 LONG_MINUTES="${DOCKSHIM_FUZZ_MINUTES:-10}"
 JOBS="${DOCKSHIM_FUZZ_JOBS:-2}"
 PLAIN_DIR="$FUZZ_DIR/target/release"
@@ -46,10 +46,12 @@ all_targets() {
 }
 
 # How long one input of target $1 may take, in ms, before afl-fuzz calls it
-# a hang. The session target sets up a connection and threads per input.
+# a hang. The session target sets up a connection and threads per input;
+# the Docker client target may wait out its stub's read timeouts.
 target_timeout_ms() {
     case "$1" in
     streaming_session) echo 5000 ;;
+    docker_client) echo 2000 ;;
     *) echo 1000 ;;
     esac
 }

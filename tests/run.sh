@@ -4,7 +4,7 @@
 # On a Debian 12 machine, as root, it makes the test environment exist and then
 # runs every check CI runs:
 #   1. installs what is missing (docker.io, containernetworking-plugins,
-#      docker-registry, busybox-static, apache2-utils, iproute2, curl);
+#      docker-registry, busybox-static, apache2-utils, iproute2, curl, afl++);
 #   2. starts dockerd if /var/run/docker.sock does not answer (no init system is
 #      assumed: dockerd runs in the background, its log under $DOCKSHIM_TEST_WORKDIR);
 #   3. refuses to go on, removing nothing, if that dockerd holds Kubernetes
@@ -36,6 +36,9 @@
 #      (`wrapped`) and DOCKSHIM_TEST_RUNTIME_WRAPPER_LOG (one line per call,
 #      the arguments runc got); both are unset for the machine's dockerd.
 #      An engine already running without that wrapper is restarted.
+#   9. the fuzz targets: every corpus under fuzz/corpus replayed, then a
+#      short afl-fuzz run of each target (fuzz/run.sh short); a crash or a
+#      hang fails the run.
 # A failure on any engine fails the run, yet every engine is tested; a table
 # of engines, results and seconds ends the output. The tests run with
 # DOCKSHIM_TEST_STRICT=1: a test that finds its environment missing (no
@@ -367,6 +370,15 @@ test_engine() {
     return "$status"
 }
 
+# The fuzz targets (fuzz/README.md): every corpus replayed on a plain build,
+# then afl-fuzz runs each target for $DOCKSHIM_FUZZ_SECONDS (12 s here); a
+# crash or a hang fails. Strict mode makes a missing afl++ fatal.
+run_fuzz_targets() {
+    log "fuzz: corpora replayed, then a short run of every target"
+    DOCKSHIM_FUZZ_WORKDIR="$WORKDIR/fuzz" DOCKSHIM_FUZZ_SECONDS="${DOCKSHIM_FUZZ_SECONDS:-12}" \
+        bash "$REPO_ROOT/fuzz/run.sh" short
+}
+
 # The server version of the engine DOCKER_HOST (or the default) names.
 engine_server_version() {
     docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown
@@ -376,7 +388,7 @@ main() {
     local started
     started=$(date +%s)
     install_missing_packages docker.io containernetworking-plugins docker-registry busybox-static \
-        apache2-utils iproute2 curl
+        apache2-utils iproute2 curl afl++
     start_dockerd "$WORKDIR/dockerd.log"
     log "checking dockerd for Kubernetes containers no test run made"
     check_host
@@ -412,6 +424,11 @@ main() {
             results+=("docker-$version|$engine_status|$(( $(date +%s) - engine_started ))")
         done
     fi
+
+    engine_started=$(date +%s)
+    engine_status=0
+    run_fuzz_targets || engine_status=$?
+    results+=("fuzz: every target, short run|$engine_status|$(( $(date +%s) - engine_started ))")
 
     printf '\n%-48s %-6s %s\n' engine result seconds >&2
     local row name result seconds

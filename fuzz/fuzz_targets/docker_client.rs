@@ -5,10 +5,10 @@
 //! mapping read them (`docker::DockerClient`).
 //!
 //! Input: a byte picking the call, then up to four answers, each a
-//! two-byte length and that many bytes, served one per request in order.
+//! two-byte length and that many bytes, served in order, one per connection.
 //!
 //! Asserts, for every input: no panic; every call ends (the stub closes
-//! each connection once its answers are spent); a buffered answer is no
+//! each connection after one answer); a buffered answer is no
 //! larger than `MAX_BUFFERED_BODY`; a stream yields finitely many
 //! messages and nothing after its end; a hijacked stream's early bytes are
 //! what followed the head on the wire.
@@ -54,21 +54,18 @@ fn stub_socket() -> &'static PathBuf {
     })
 }
 
-/// Answers connections one at a time: each request gets the next answer;
-/// a connection is closed once the answers are spent.
+/// Answers connections one at a time, one answer each, then closes
+/// them: a client waiting for the rest of a cut answer sees the end at
+/// once, and one that pooled the connection finds it gone and retries on
+/// a new one, as it must after dockerd closes an idle connection.
 fn serve(listener: UnixListener) {
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
-        // A client that neither writes nor closes must not stall the stub.
-        // (One waiting for the rest of a cut answer while answers remain
-        // queued: the stub waits for its next request.)
-        let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
-        while read_request(&mut conn).is_ok() {
-            let Some(answer) = answers().pop_front() else {
-                break;
-            };
-            if conn.write_all(&answer).is_err() || answers().is_empty() {
-                break;
+        // A client that connects and never writes must not stall the stub.
+        let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+        if read_request(&mut conn).is_ok() {
+            if let Some(answer) = answers().pop_front() {
+                let _ = conn.write_all(&answer);
             }
         }
     }

@@ -40,10 +40,11 @@ use dockshim::streaming::port_forward::{
 };
 use dockshim::streaming::session::Handoff;
 use dockshim::streaming::spdy::{
-    Frame, GoAwayStatus, HeaderBlock, Reaction, RstStatus, Setting, SpdyReader, SpdyWriter,
-    SynStream, MAX_HEADER_BLOCK,
+    Frame, GoAwayStatus, HeaderBlock, Reaction, RstStatus, Setting, SpdyError, SpdyReader,
+    SpdyWriter, SynStream, MAX_HEADER_BLOCK,
 };
 use dockshim::streaming::spdy_session::MAX_OPEN_STREAMS;
+use dockshim::streaming::websocket::{Incoming, WebSocketError, WsReader};
 use dockshim_fuzz::{alloc, Cursor};
 
 /// How long an incomplete SPDY pair is held: short, so that inputs reach
@@ -53,6 +54,10 @@ const STREAM_CREATION_TIMEOUT: Duration = Duration::from_millis(100);
 /// The longest wait for the session to answer the closing ping, to end
 /// after the hang-up, or for its threads to go.
 const WAIT: Duration = Duration::from_secs(3);
+
+/// How long a session that will not answer the closing ping is given to
+/// act on what it could read.
+const SETTLE: Duration = Duration::from_millis(20);
 
 /// The ping the client ends with (odd: client-initiated).
 const SYNC_PING: u32 = 0x7fff_ffff;
@@ -131,11 +136,26 @@ fn transport() -> (TcpStream, TcpStream) {
         .unwrap_or_else(|e| panic!("session address: {e}"));
     let client = TcpStream::connect(address).unwrap_or_else(|e| panic!("connect: {e}"));
     let (server, _) = listener.accept().unwrap_or_else(|e| panic!("accept: {e}"));
+    // Small frames each way without Nagle's 40 ms wait for an ACK.
+    for end in [&client, &server] {
+        let _ = end.set_nodelay(true);
+    }
     (client, server)
 }
 
 fn threads() -> usize {
     fs::read_dir("/proc/self/task").map_or(0, |tasks| tasks.count())
+}
+
+/// How the session is asked for, and what the client's frames allow.
+struct Setup {
+    method: &'static str,
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    /// The most dials the frames can ask for.
+    dial_cap: usize,
+    /// Whether the session can read every frame, the closing ping too.
+    readable: bool,
 }
 
 /// What the client's reader saw.
@@ -156,16 +176,16 @@ fn run(input: &[u8]) {
     let baseline_live = alloc::live();
 
     let mut cursor = Cursor::new(input);
-    let setup = cursor.u8();
-    let websocket = setup & 1 == 1;
+    let choices = cursor.u8();
+    let websocket = choices & 1 == 1;
     let (client, server) = transport();
     // A session that stops reading (a full pipe) must not stall the client
     // for ever: its writes give up.
     let _ = client.set_write_timeout(Some(Duration::from_secs(1)));
 
-    let (method, headers, query, ports, wire, dial_cap) = if websocket {
+    let (setup, wire) = if websocket {
         let ports = usize::from(cursor.u8() % 130).max(1);
-        let protocol = if setup & 2 == 0 {
+        let protocol = if choices & 2 == 0 {
             "v4.channel.k8s.io"
         } else {
             "v4.base64.channel.k8s.io"
@@ -185,11 +205,17 @@ fn run(input: &[u8]) {
             ("sec-websocket-version".to_owned(), "13".to_owned()),
             ("sec-websocket-protocol".to_owned(), protocol.to_owned()),
         ];
-        let cap = ports.min(MAX_SESSION_CONNECTIONS);
-        ("GET", headers, query, Vec::new(), wire, cap)
+        let setup = Setup {
+            method: "GET",
+            headers,
+            query,
+            dial_cap: ports.min(MAX_SESSION_CONNECTIONS),
+            readable: scan_websocket(&wire),
+        };
+        (setup, wire)
     } else {
         let wire = spdy_frames(&mut cursor);
-        let opened = syn_streams(&wire);
+        let (opened, readable) = scan_spdy(&wire);
         let headers = vec![
             ("host".to_owned(), "127.0.0.1".to_owned()),
             ("connection".to_owned(), "Upgrade".to_owned()),
@@ -199,23 +225,30 @@ fn run(input: &[u8]) {
                 "portforward.k8s.io".to_owned(),
             ),
         ];
-        ("POST", headers, Vec::new(), Vec::new(), wire, opened / 2)
+        let setup = Setup {
+            method: "POST",
+            headers,
+            query: Vec::new(),
+            dial_cap: opened / 2,
+            readable,
+        };
+        (setup, wire)
     };
     // Some of the first bytes arrive with the request head.
-    let leftover_len = wire.len().min(usize::from(setup >> 2) * 4);
+    let leftover_len = wire.len().min(usize::from(choices >> 2) * 4);
     let (leftover, rest) = wire.split_at(leftover_len);
     let handoff = Handoff {
-        method: method.to_owned(),
+        method: setup.method.to_owned(),
         path: "/cri/portforward/fuzz".to_owned(),
-        query,
-        headers,
+        query: setup.query,
+        headers: setup.headers,
         conn: server,
         leftover: leftover.to_vec(),
         idle_timeout: None,
     };
     let request = v1::PortForwardRequest {
         pod_sandbox_id: "fuzz".to_owned(),
-        port: ports,
+        port: Vec::new(),
     };
     let session = thread::Builder::new()
         .name("session".to_owned())
@@ -239,11 +272,14 @@ fn run(input: &[u8]) {
         })
         .unwrap_or_else(|e| panic!("reader thread: {e}"));
 
-    let mut writer = &client;
-    let _ = writer.write_all(rest);
+    let mut rest = rest.to_vec();
     drop(wire);
-    let _ = writer.write_all(&sync_frame(websocket));
-    let _ = heard.recv_timeout(WAIT);
+    rest.extend(sync_frame(websocket));
+    let _ = (&client).write_all(&rest);
+    drop(rest);
+    // A session that cannot read the ping (a frame left incomplete, an
+    // error that ends reading) is measured a moment later instead.
+    let _ = heard.recv_timeout(if setup.readable { WAIT } else { SETTLE });
 
     let live_threads = threads();
     assert!(
@@ -254,7 +290,8 @@ fn run(input: &[u8]) {
     let bound = MAX_OPEN_STREAMS * STREAM_BYTES + 4 * input.len() + (1 << 20);
     assert!(held <= bound, "{held} bytes held by one session");
     let dials = DIALS.load(Ordering::Acquire);
-    assert!(dials <= dial_cap, "{dials} dials for a cap of {dial_cap}");
+    let cap = setup.dial_cap;
+    assert!(dials <= cap, "{dials} dials for a cap of {cap}");
 
     let _ = client.shutdown(Shutdown::Both);
     drop(client);
@@ -373,16 +410,33 @@ fn spdy_frames(cursor: &mut Cursor<'_>) -> Vec<u8> {
 }
 
 /// The SYN_STREAM frames in `wire` up to the first frame the session
-/// cannot read past: each dial needs two of them.
-fn syn_streams(wire: &[u8]) -> usize {
+/// cannot read past (each dial needs two of them), and whether the session
+/// can read all of it: if not, it will never answer the closing ping.
+fn scan_spdy(wire: &[u8]) -> (usize, bool) {
     let mut frames = SpdyReader::new(wire);
     let mut count = 0;
     loop {
         match frames.read_frame() {
             Ok(Frame::SynStream(_)) => count += 1,
+            Ok(Frame::GoAway { .. }) => return (count, false),
             Ok(_) => {}
+            Err(SpdyError::Closed) => return (count, true),
             Err(err) if matches!(err.reaction(), Reaction::ResetStream { .. }) => {}
-            Err(_) => return count,
+            Err(_) => return (count, false),
+        }
+    }
+}
+
+/// Whether the session can read all of `wire`, and so answer the closing
+/// ping.
+fn scan_websocket(wire: &[u8]) -> bool {
+    let mut frames = WsReader::new(wire);
+    loop {
+        match frames.read() {
+            Ok(Incoming::Close(_)) => return false,
+            Ok(_) => {}
+            Err(WebSocketError::Disconnected { mid_message }) => return !mid_message,
+            Err(_) => return false,
         }
     }
 }
@@ -410,6 +464,10 @@ fn read_spdy(conn: TcpStream, heard: &Sender<Heard>) {
         match frames.read_frame() {
             Ok(Frame::Ping { id: SYNC_PING }) => {
                 let _ = heard.send(Heard::Synced);
+            }
+            // The session reads nothing more; it waits for the hang-up.
+            Ok(Frame::GoAway { .. }) => {
+                let _ = heard.send(Heard::Ended);
             }
             Ok(_) => {}
             Err(err) if matches!(err.reaction(), Reaction::ResetStream { .. }) => {}
@@ -442,12 +500,13 @@ fn ws_frame(first: u8, payload: &[u8]) -> Vec<u8> {
 /// The client's frames: channel messages, fragments, controls and raw bytes.
 fn websocket_frames(cursor: &mut Cursor<'_>, ports: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    let channels = (2 * ports).min(255) as u8;
+    // Every channel of the session, and the first one past them.
+    let channels = 2 * ports + 1;
     while !cursor.is_empty() {
         let op = cursor.u8();
         match op % 7 {
             0 | 1 => {
-                let channel = cursor.u8() % (channels + 1);
+                let channel = (usize::from(cursor.u8()) % channels) as u8;
                 let mut message = vec![channel];
                 message.extend_from_slice(cursor.piece());
                 out.extend(ws_frame(0x82, &message));
@@ -459,7 +518,7 @@ fn websocket_frames(cursor: &mut Cursor<'_>, ports: usize) -> Vec<u8> {
                 out.extend(ws_frame(0x81, &message));
             }
             3 => {
-                let channel = cursor.u8() % (channels + 1);
+                let channel = (usize::from(cursor.u8()) % channels) as u8;
                 out.extend(ws_frame(0x02, &[channel]));
                 out.extend(ws_frame(0x80, cursor.piece()));
             }
@@ -477,8 +536,15 @@ fn read_websocket(conn: TcpStream, heard: &Sender<Heard>) {
     let mut conn = io::BufReader::new(conn);
     if skip_head(&mut conn).is_ok() {
         while let Ok((opcode, payload)) = read_server_frame(&mut conn) {
-            if opcode == 0xa && payload == b"sync" {
-                let _ = heard.send(Heard::Synced);
+            match opcode {
+                0xa if payload == b"sync" => {
+                    let _ = heard.send(Heard::Synced);
+                }
+                // The session reads nothing more; it waits for the hang-up.
+                0x8 => {
+                    let _ = heard.send(Heard::Ended);
+                }
+                _ => {}
             }
         }
     }
