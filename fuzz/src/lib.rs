@@ -31,14 +31,20 @@ macro_rules! fuzz_target {
         #[global_allocator]
         static ALLOCATOR: $crate::alloc::Counting = $crate::alloc::Counting;
 
+        /// libFuzzer's entry point, which libAFLDriver's `main` calls
+        /// once per input.
+        ///
+        /// # Safety
+        ///
+        /// `data` must point to `size` readable bytes that stay valid and
+        /// unchanged until the call returns, as libAFLDriver's do.
         #[cfg(afl)]
         #[no_mangle]
-        pub extern "C" fn LLVMFuzzerTestOneInput(
+        pub unsafe extern "C" fn LLVMFuzzerTestOneInput(
             data: *const u8,
             size: usize,
         ) -> ::std::os::raw::c_int {
-            // SAFETY: libAFLDriver passes a buffer of `size` readable bytes
-            // that stays valid and unchanged until this call returns.
+            // SAFETY: the caller's guarantee is the one `run_one` needs.
             unsafe { $crate::run_one(data, size, $run) }
         }
 
