@@ -99,19 +99,16 @@ replay() {
 # Runs afl-fuzz on target $1 for $2 seconds with output in $3; `nice`
 # is prefixed by the caller when wanted.
 afl_run() {
-    local target="$1" seconds="$2" out="$3" dict=()
+    local target="$1" seconds="$2" out="$3"
     rm -rf "$out"
     mkdir -p "$out" "$WORKDIR/scratch"
-    if [ -f "$FUZZ_DIR/dict/$target.dict" ]; then
-        dict=(-x "$FUZZ_DIR/dict/$target.dict")
-    fi
     # AFL_SKIP_CPUFREQ / AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES: the host's
     # CPU governor and core_pattern are not ours to change.
     AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 \
         AFL_NO_AFFINITY=1 \
         DOCKSHIM_FUZZ_SCRATCH="$WORKDIR/scratch" \
         afl-fuzz -i "$FUZZ_DIR/corpus/$target" -o "$out" -V "$seconds" \
-        -t "$(target_timeout_ms "$target")" -m none "${dict[@]}" \
+        -t "$(target_timeout_ms "$target")" -m none \
         -- "$AFL_DIR/$target" >"$out/afl-fuzz.log" 2>&1
 }
 
@@ -182,8 +179,10 @@ short() {
 }
 
 long() {
-    local targets=("$@") target status=0 running=0 out figures
+    local targets=("$@") target status=0 running=0 out figures commit
     have_afl || die "afl-fuzz or $AFL_LIB_DIR/libAFLDriver.a is missing (apt-get install afl++)"
+    # The commit the targets are built from, named in the figures.
+    commit="$(git -C "$FUZZ_DIR" rev-parse --short HEAD 2>/dev/null || echo '?')"
     build_plain
     build_afl
     log "fuzzing ${#targets[@]} targets for $LONG_MINUTES minutes each, $JOBS at a time"
@@ -205,7 +204,7 @@ long() {
     if [ -n "${DOCKSHIM_FUZZ_FIGURES:-}" ]; then
         {
             printf 'Fuzzing figures, %s, %s, afl++ %s, %s minutes per target, %s at a time.\n\n' \
-                "$(date -u +%Y-%m-%d)" "$(git -C "$FUZZ_DIR" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+                "$(date -u +%Y-%m-%d)" "$commit" \
                 "$(dpkg-query -W -f='${Version}' afl++ 2>/dev/null || echo '?')" "$LONG_MINUTES" "$JOBS"
             printf '%s\n' "$figures"
         } >"$DOCKSHIM_FUZZ_FIGURES"
