@@ -4,7 +4,7 @@
 # On a Debian 12 machine, as root, it makes the test environment exist and then
 # runs every check CI runs:
 #   1. installs what is missing (docker.io, containernetworking-plugins,
-#      docker-registry, busybox-static, apache2-utils, iproute2, curl);
+#      docker-registry, busybox-static, apache2-utils, iproute2, curl, afl++);
 #   2. starts dockerd if /var/run/docker.sock does not answer (no init system is
 #      assumed: dockerd runs in the background, its log under $DOCKSHIM_TEST_WORKDIR);
 #   3. refuses to go on, removing nothing, if that dockerd holds Kubernetes
@@ -39,7 +39,10 @@
 #   9. builds the Debian package from this tree, runs lintian on it, unpacks
 #      it into a scratch root, checks its files and runs `systemd-analyze
 #      verify` on its units (tests/package.sh; installs dpkg-dev, debhelper,
-#      lintian, systemd and man-db if missing; nothing goes onto /).
+#      lintian, systemd and man-db if missing; nothing goes onto /);
+#  10. the fuzz targets: every corpus under fuzz/corpus replayed, then a
+#      short afl-fuzz run of each target (fuzz/run.sh short); a crash or a
+#      hang fails the run.
 # A failure on any engine fails the run, yet every engine is tested; a table
 # of engines, results and seconds ends the output. The tests run with
 # DOCKSHIM_TEST_STRICT=1: a test that finds its environment missing (no
@@ -381,6 +384,15 @@ package_result() {
     printf 'Debian package (tests/package.sh)|%s|%s\n' "$status" "$(( $(date +%s) - started ))"
 }
 
+# The fuzz targets (fuzz/README.md): every corpus replayed on a plain build,
+# then afl-fuzz runs each target for $DOCKSHIM_FUZZ_SECONDS (12 s here); a
+# crash or a hang fails. Strict mode makes a missing afl++ fatal.
+run_fuzz_targets() {
+    log "fuzz: corpora replayed, then a short run of every target"
+    DOCKSHIM_FUZZ_WORKDIR="$WORKDIR/fuzz" DOCKSHIM_FUZZ_SECONDS="${DOCKSHIM_FUZZ_SECONDS:-12}" \
+        bash "$REPO_ROOT/fuzz/run.sh" short
+}
+
 # The server version of the engine DOCKER_HOST (or the default) names.
 engine_server_version() {
     docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown
@@ -390,7 +402,7 @@ main() {
     local started
     started=$(date +%s)
     install_missing_packages docker.io containernetworking-plugins docker-registry busybox-static \
-        apache2-utils iproute2 curl
+        apache2-utils iproute2 curl afl++
     start_dockerd "$WORKDIR/dockerd.log"
     log "checking dockerd for Kubernetes containers no test run made"
     check_host
@@ -428,6 +440,11 @@ main() {
         done
     fi
     results+=("$(package_result)")
+
+    engine_started=$(date +%s)
+    engine_status=0
+    run_fuzz_targets || engine_status=$?
+    results+=("fuzz: every target, short run|$engine_status|$(( $(date +%s) - engine_started ))")
 
     printf '\n%-48s %-6s %s\n' engine result seconds >&2
     local row name result seconds

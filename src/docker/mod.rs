@@ -55,5 +55,8 @@ pub use images::{HistoryItem, ImageConfig, ImageInspect, ImageSummary, RootFs};
 pub use logs::{LogRead, LogStream, LogsSince};
 pub use request::path_with_query;
 pub use response::{Headers, Response, MAX_BUFFERED_BODY};
+// The parser itself, for the fuzz targets in fuzz/; not part of the API.
+#[doc(hidden)]
+pub use response::{Progress, ResponseParser};
 pub use stream::{JsonStream, MAX_STREAM_MESSAGE};
 pub use types::{Actor, ErrorDetail, Event, Info, PullProgress, Runtime, Version};

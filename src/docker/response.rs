@@ -96,7 +96,7 @@ pub struct Response {
 /// slice given to that call; bytes not consumed must be offered again, with
 /// whatever arrives next appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Progress {
+pub enum Progress {
     /// The first `consumed` bytes were used; the rest is an incomplete line.
     NeedMore { consumed: usize },
     /// The status line and header fields ended after `consumed` bytes;
@@ -125,7 +125,7 @@ enum State {
 
 /// Parses one response. Create one per request.
 #[derive(Debug)]
-pub(crate) struct ResponseParser {
+pub struct ResponseParser {
     state: State,
     /// Answers to HEAD carry no body whatever their headers say.
     head_request: bool,
@@ -143,7 +143,7 @@ impl ResponseParser {
     /// A parser for the answer to a request; `head_request` if it was HEAD.
     /// Bodies larger than `body_limit` are refused, a declared
     /// Content-Length or chunk size before any of its bytes are read.
-    pub(crate) fn new(head_request: bool, body_limit: u64) -> ResponseParser {
+    pub fn new(head_request: bool, body_limit: u64) -> ResponseParser {
         ResponseParser {
             state: State::StatusLine,
             head_request,
@@ -159,17 +159,17 @@ impl ResponseParser {
     }
 
     /// The status code; valid once `Head` was reported.
-    pub(crate) fn status(&self) -> u16 {
+    pub fn status(&self) -> u16 {
         self.status
     }
 
-    pub(crate) fn take_headers(&mut self) -> Headers {
+    pub fn take_headers(&mut self) -> Headers {
         std::mem::take(&mut self.headers)
     }
 
     /// True once the whole response was read and the connection may carry
     /// another request.
-    pub(crate) fn is_reusable(&self) -> bool {
+    pub fn is_reusable(&self) -> bool {
         self.state == State::Done && self.reusable
     }
 
@@ -184,7 +184,7 @@ impl ResponseParser {
     }
 
     /// Advances over `input`, stopping at the first event worth reporting.
-    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<Progress, DockerError> {
+    pub fn feed(&mut self, input: &[u8]) -> Result<Progress, DockerError> {
         let mut pos = 0;
         loop {
             // `pos` only grows by lengths measured within `input`.
@@ -282,7 +282,7 @@ impl ResponseParser {
     /// fine only where the body is delimited by the close (or complete).
     /// Otherwise the connection broke, which is an I/O failure (dockerd
     /// went away), not malformed HTTP.
-    pub(crate) fn eof(&mut self, pending: usize) -> Result<(), DockerError> {
+    pub fn eof(&mut self, pending: usize) -> Result<(), DockerError> {
         let during = match self.state {
             State::UntilClose | State::Done => {
                 self.state = State::Done;

@@ -323,14 +323,17 @@ fn write_header(request: &mut [u8; NLMSG_HDRLEN + IFINFOMSG_LEN], kind: u16, fla
 }
 
 /// Where a dump stands after one datagram.
+#[doc(hidden)]
 #[derive(Debug, PartialEq, Eq)]
-enum DumpProgress {
+pub enum DumpProgress {
     More { interrupted: bool },
     Done { interrupted: bool },
 }
 
-/// Adds the links in one datagram of the dump `seq` to `links`.
-fn parse_dump(
+/// Adds the links in one datagram of the dump `seq` to `links`. Public
+/// for the fuzz targets in fuzz/ only.
+#[doc(hidden)]
+pub fn parse_dump(
     datagram: &[u8],
     seq: u32,
     links: &mut Vec<Link>,
@@ -349,7 +352,7 @@ fn parse_dump(
                 if let Some(errno) = read_i32(payload, 0).filter(|e| *e < 0) {
                     return Err(NetlinkError::Kernel {
                         request: "dump links",
-                        errno: Errno::from_raw(-errno),
+                        errno: Errno::from_raw(errno.saturating_neg()),
                     });
                 }
                 return Ok(DumpProgress::Done { interrupted });
@@ -376,8 +379,10 @@ fn parse_dump(
 }
 
 /// Looks for the acknowledgement of request `seq`: `Ok(true)` once it
-/// arrived, `Ok(false)` if this datagram holds none.
-fn parse_ack(datagram: &[u8], seq: u32, request: &'static str) -> Result<bool, NetlinkError> {
+/// arrived, `Ok(false)` if this datagram holds none. Public for the fuzz
+/// targets in fuzz/ only.
+#[doc(hidden)]
+pub fn parse_ack(datagram: &[u8], seq: u32, request: &'static str) -> Result<bool, NetlinkError> {
     for message in Messages::new(datagram) {
         let (header, payload) = message?;
         if header.seq != seq || header.kind != NLMSG_ERROR {
@@ -680,6 +685,15 @@ mod tests {
             parse_dump(&datagram, 1, &mut Vec::new()).unwrap(),
             DumpProgress::Done { interrupted: true }
         );
+    }
+
+    #[test]
+    fn a_dump_ending_in_the_most_negative_errno_is_a_kernel_error() {
+        // Found by the netlink fuzz target: negating i32::MIN overflowed.
+        let mut datagram = DUMP_DONE.to_vec();
+        datagram[16..20].copy_from_slice(&i32::MIN.to_ne_bytes());
+        let err = parse_dump(&datagram, 1, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, NetlinkError::Kernel { .. }), "{err}");
     }
 
     #[test]
