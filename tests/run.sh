@@ -415,9 +415,11 @@ main() {
     cd "$REPO_ROOT"
     log "cargo fmt --check"
     cargo fmt --all --check
+    cargo fmt --manifest-path fuzz/Cargo.toml --all --check
     log "cargo clippy"
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --all-targets --features failpoints -- -D warnings
+    cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
     log "cargo xtask codegen --check"
     cargo xtask codegen --check
     log "cargo xtask man --check"

@@ -7,7 +7,7 @@
 //! same head.
 #![cfg_attr(afl, no_main)]
 
-use dockshim::streaming::http::{parse_head, RequestHead, MAX_HEADERS};
+use dockshim::codec::http_head::{parse_head, RequestHead, MAX_HEADERS};
 
 fn run(input: &[u8]) {
     let Ok(head) = parse_head(input) else {

@@ -14,11 +14,11 @@
 //! (when the writer may send it), reads back the same.
 #![cfg_attr(afl, no_main)]
 
+use dockshim::codec::zlib::{Deflater, SPDY3_DICTIONARY, WINDOW_SIZE};
 use dockshim::streaming::spdy::{
     Frame, Reaction, SpdyError, SpdyReader, SpdyWriter, MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD,
     MAX_HEADER_BLOCK, VERSION,
 };
-use dockshim::streaming::zlib::{Deflater, SPDY3_DICTIONARY, WINDOW_SIZE};
 use dockshim_fuzz::{alloc, Cursor};
 
 /// What one `read_frame` may hold beyond what the reader held before: the

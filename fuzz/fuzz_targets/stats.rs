@@ -23,7 +23,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
-use dockshim::cri::v1::CgroupDriver;
+use dockshim::api::v1::CgroupDriver;
 use dockshim::stats::cgroup::{container_cgroup_path, parent_cgroup_path};
 use dockshim::stats::mountinfo::{overlay_upper_dir, unescape_octal, MountLine};
 use dockshim::stats::{network, psi, read_usage, Cgroup, CgroupLocator, CgroupVersion, CpuSampler};

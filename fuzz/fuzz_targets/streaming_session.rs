@@ -34,11 +34,10 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use dockshim::cri::v1;
 use dockshim::streaming::port_forward::{
     self, PortDialer, PortForwardError, MAX_SESSION_CONNECTIONS,
 };
-use dockshim::streaming::session::Handoff;
+use dockshim::streaming::session::{Handoff, PortForward};
 use dockshim::streaming::spdy::{
     Frame, GoAwayStatus, HeaderBlock, Reaction, RstStatus, Setting, SpdyError, SpdyReader,
     SpdyWriter, SynStream, MAX_HEADER_BLOCK,
@@ -246,9 +245,9 @@ fn run(input: &[u8]) {
         leftover: leftover.to_vec(),
         idle_timeout: None,
     };
-    let request = v1::PortForwardRequest {
+    let request = PortForward {
         pod_sandbox_id: "fuzz".to_owned(),
-        port: Vec::new(),
+        ports: Vec::new(),
     };
     let session = thread::Builder::new()
         .name("session".to_owned())

@@ -16,7 +16,7 @@
 //! an error every later block is refused.
 #![cfg_attr(afl, no_main)]
 
-use dockshim::streaming::zlib::{
+use dockshim::codec::zlib::{
     Deflater, Inflater, ZlibError, MAX_INFLATED_BLOCK, SPDY3_DICTIONARY, WINDOW_SIZE,
 };
 use dockshim_fuzz::{alloc, Cursor};

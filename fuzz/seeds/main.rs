@@ -9,10 +9,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use dockshim::codec::zlib::{Deflater, SPDY3_DICTIONARY};
 use dockshim::streaming::spdy::{
     GoAwayStatus, HeaderBlock, RstStatus, Setting, SpdyWriter, SynStream,
 };
-use dockshim::streaming::zlib::{Deflater, SPDY3_DICTIONARY};
 use flate2::{Compress, Compression, FlushCompress};
 
 mod more;
