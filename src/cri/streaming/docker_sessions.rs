@@ -29,7 +29,7 @@ use std::time::Duration;
 use super::sandbox_dialer::SandboxDialer;
 use crate::cri::exec::kill_exec;
 use crate::docker::{
-    ContainerInspect, Demux, DockerClient, DockerError, ExecCreate, Hijacked, Piece, StdStream,
+    ContainerInspect, Demux, DockerApi, DockerError, ExecCreate, Hijacked, Piece, StdStream,
 };
 use crate::index::Index;
 use crate::streaming::channel::StreamStatus;
@@ -58,6 +58,8 @@ const RESIZE_RETRY_INTERVAL: Duration = Duration::from_millis(20);
 /// A failed exec or attach, as reported on the error stream.
 #[derive(Debug)]
 pub enum DockerSessionError {
+    /// No container has that ID or name.
+    NotFound { container: String },
     /// The container exists but is not running.
     NotRunning { container: String },
     /// A dockerd call failed (inspect, start, attach, ...).
@@ -78,6 +80,9 @@ pub enum DockerSessionError {
 impl fmt::Display for DockerSessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DockerSessionError::NotFound { container } => {
+                write!(f, "No such container: {container}")
+            }
             DockerSessionError::NotRunning { container } => {
                 write!(f, "container not running ({container})")
             }
@@ -110,7 +115,9 @@ impl std::error::Error for DockerSessionError {
             | DockerSessionError::ExecSetup(source)
             | DockerSessionError::Output(source) => Some(source),
             DockerSessionError::Client(source) | DockerSessionError::Thread(source) => Some(source),
-            DockerSessionError::NotRunning { .. } | DockerSessionError::NoExitCode { .. } => None,
+            DockerSessionError::NotFound { .. }
+            | DockerSessionError::NotRunning { .. }
+            | DockerSessionError::NoExitCode { .. } => None,
         }
     }
 }
@@ -118,13 +125,13 @@ impl std::error::Error for DockerSessionError {
 /// Exec, attach and port-forward sessions on dockerd.
 #[derive(Debug, Clone)]
 pub struct DockerSessions {
-    docker: DockerClient,
+    docker: Arc<dyn DockerApi>,
     /// Where port forwarding finds a sandbox's main process.
     index: Arc<Index>,
 }
 
 impl DockerSessions {
-    pub fn new(docker: DockerClient, index: Arc<Index>) -> DockerSessions {
+    pub fn new(docker: Arc<dyn DockerApi>, index: Arc<Index>) -> DockerSessions {
         DockerSessions { docker, index }
     }
 
@@ -151,7 +158,7 @@ impl DockerSessions {
                 return remote.close(Some(&StreamStatus::exec_failed(&err)));
             }
         };
-        let docker = &self.docker;
+        let docker = &*self.docker;
         let exec = exec_id.as_str();
         thread::scope(|scope| {
             let copied = relay(
@@ -243,7 +250,7 @@ impl DockerSessions {
                 return remote.close(Some(&StreamStatus::attach_failed(&err)));
             }
         };
-        let docker = &self.docker;
+        let docker = &*self.docker;
         thread::scope(|scope| {
             let copied = relay(scope, hijacked, raw, &mut remote, |height, width| {
                 docker.resize_container(container, height, width)
@@ -270,7 +277,10 @@ impl DockerSessions {
         let inspect = self
             .docker
             .inspect_container(container)
-            .map_err(DockerSessionError::Docker)?;
+            .map_err(DockerSessionError::Docker)?
+            .ok_or_else(|| DockerSessionError::NotFound {
+                container: container.to_owned(),
+            })?;
         if !inspect.state.running {
             return Err(DockerSessionError::NotRunning {
                 container: inspect.id,
@@ -302,7 +312,7 @@ impl DockerSessions {
 
     /// Kills what is left of an exec whose session ended early.
     fn kill_abandoned(&self, exec_id: &str) {
-        match kill_exec(&self.docker, exec_id) {
+        match kill_exec(&*self.docker, exec_id) {
             Ok(0) => {}
             Ok(killed) => log::info!("exec {exec_id}: killed {killed} processes left behind"),
             Err(err) => log::warn!("exec {exec_id}: cannot kill the processes left behind: {err}"),
