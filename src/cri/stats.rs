@@ -32,6 +32,7 @@ use std::time::SystemTime;
 
 use crate::api::v1;
 use crate::cri::container::{container_status, StatusImage};
+use crate::cri::error::GrpcCode;
 use crate::cri::naming::{self, NamingError};
 use crate::docker::{DockerClient, DockerError, Engine};
 use crate::grpc::{Code, Status};

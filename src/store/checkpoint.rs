@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{state_dir, write_atomic, WiderMode};
-use crate::grpc::{Code, Status};
 
 /// The directory under the root directory that holds checkpoints.
 pub const CHECKPOINT_DIR: &str = "sandbox";
@@ -76,18 +75,6 @@ pub enum CheckpointError {
     Encode(serde_json::Error),
 }
 
-impl CheckpointError {
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            CheckpointError::InvalidId { .. } => Code::InvalidArgument,
-            CheckpointError::NotFound { .. } => Code::NotFound,
-            CheckpointError::Corrupt { .. } => Code::DataLoss,
-            CheckpointError::Io { .. } | CheckpointError::Encode(_) => Code::Internal,
-        }
-    }
-}
-
 impl fmt::Display for CheckpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -123,12 +110,6 @@ impl std::error::Error for CheckpointError {
             CheckpointError::Encode(source) => Some(source),
             _ => None,
         }
-    }
-}
-
-impl From<CheckpointError> for Status {
-    fn from(err: CheckpointError) -> Status {
-        Status::new(err.code(), err.to_string())
     }
 }
 
@@ -739,7 +720,6 @@ mod tests {
         .unwrap();
         let err = store.get(ID).unwrap_err();
         assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
-        assert_eq!(err.code(), Code::DataLoss);
         assert!(err.to_string().contains("checksum 1"), "{err}");
         assert!(!store.dir().join(ID).exists());
         assert!(store.dir().join(QUARANTINE_DIR).join(ID).is_file());
@@ -822,7 +802,7 @@ mod tests {
             "", ".", "..", "../x", "a/b", "-a", "a-", ".hidden", "a b", "é", &too_long,
         ] {
             let err = validate_id(id).unwrap_err();
-            assert_eq!(err.code(), Code::InvalidArgument, "{id}");
+            assert!(matches!(err, CheckpointError::InvalidId { .. }), "{id}");
         }
         let (_root, store) = store();
         assert!(matches!(

@@ -25,8 +25,6 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::stat::{fchmod, fstat, Mode};
 
-use crate::grpc::{Code, Status};
-
 pub mod checkpoint;
 pub mod owed;
 
@@ -108,12 +106,6 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.source)
-    }
-}
-
-impl From<StoreError> for Status {
-    fn from(err: StoreError) -> Status {
-        Status::new(Code::Internal, err.to_string())
     }
 }
 

@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{validate_id, PortMapping};
 use super::{read_small, state_dir, write_atomic, WiderMode};
-use crate::grpc::{Code, Status};
 
 /// The directory under the root directory that holds the records.
 pub const OWED_TEARDOWN_DIR: &str = "owed-teardown";
@@ -43,17 +42,6 @@ pub enum OwedTeardownError {
     },
     /// The record could not be encoded.
     Encode(serde_json::Error),
-}
-
-impl OwedTeardownError {
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            OwedTeardownError::InvalidId { .. } => Code::InvalidArgument,
-            OwedTeardownError::Corrupt { .. } => Code::DataLoss,
-            OwedTeardownError::Io { .. } | OwedTeardownError::Encode(_) => Code::Internal,
-        }
-    }
 }
 
 impl fmt::Display for OwedTeardownError {
@@ -87,12 +75,6 @@ impl std::error::Error for OwedTeardownError {
             OwedTeardownError::Encode(source) => Some(source),
             _ => None,
         }
-    }
-}
-
-impl From<OwedTeardownError> for Status {
-    fn from(err: OwedTeardownError) -> Status {
-        Status::new(err.code(), err.to_string())
     }
 }
 
@@ -279,8 +261,8 @@ mod tests {
         let store = OwedTeardowns::open(root.path()).unwrap();
         fs::write(root.path().join(OWED_TEARDOWN_DIR).join("abc123"), "{").unwrap();
         let err = store.get("abc123").unwrap_err();
-        assert_eq!(err.code(), Code::DataLoss, "{err}");
+        assert!(matches!(err, OwedTeardownError::Corrupt { .. }), "{err}");
         let err = store.record("../escape", &owed()).unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+        assert!(matches!(err, OwedTeardownError::InvalidId { .. }), "{err}");
     }
 }

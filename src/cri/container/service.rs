@@ -19,6 +19,7 @@ use std::time::Duration;
 use super::image_names::ImageNamesCache;
 use super::keeper::LogKeeper;
 use super::{ContainerConfigError, HostMounts, HostPropagation};
+use crate::cri::error::GrpcCode;
 use crate::cri::exec::ExecError;
 use crate::cri::naming::NamingError;
 use crate::docker::{DockerApi, DockerError, Engine, DEFAULT_REQUEST_TIMEOUT};

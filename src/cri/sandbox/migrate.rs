@@ -48,6 +48,7 @@ use std::path::{Path, PathBuf};
 
 use super::service::SandboxService;
 use crate::cli::{Config, CriDockerdMigration, CRI_DOCKERD_ROOT_DIRECTORY};
+use crate::cri::error::GrpcCode;
 use crate::cri::naming;
 use crate::docker::{ContainerInspect, DockerError};
 use crate::grpc::{Code, Status};

@@ -15,6 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use super::SandboxConfigError;
 use crate::api::services::ImageService;
 use crate::cli::{Config, HairpinMode, NetworkPlugin};
+use crate::cri::error::GrpcCode;
 use crate::docker::{DockerApi, DockerError, Engine};
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};

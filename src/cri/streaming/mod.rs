@@ -20,6 +20,7 @@ pub mod sandbox_dialer;
 use std::fmt;
 
 use crate::api::v1;
+use crate::cri::error::GrpcCode;
 use crate::grpc::{Code, Status};
 use crate::index::{Index, IndexError};
 use crate::streaming::session::{Attach, Exec, PortForward, StreamRequest};

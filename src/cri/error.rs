@@ -1,0 +1,270 @@
+//! The gRPC codes of the errors of the modules below `cri` (`docker`,
+//! `store`, `network`, `logs`, `stats`, `index`), which speak no gRPC
+//! themselves: what each failure means to the kubelet is decided here,
+//! where the CRI answers are made.
+
+use std::fmt;
+use std::io;
+
+use crate::grpc::{Code, Status};
+use crate::index::IndexError;
+use crate::logs::LogError;
+use crate::network::{CniError, HairpinError, NetlinkError, NetnsError};
+use crate::stats::StatsError;
+use crate::store::{CheckpointError, OwedTeardownError, StoreError};
+
+/// The gRPC code of a lower module's failure, and the message that goes
+/// with it.
+pub trait GrpcCode: fmt::Display {
+    fn code(&self) -> Code;
+
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl<E: GrpcCode> From<E> for Status {
+    fn from(err: E) -> Status {
+        Status::new(err.code(), err.message())
+    }
+}
+
+impl GrpcCode for StoreError {
+    /// Stored files are dockshim's own.
+    fn code(&self) -> Code {
+        Code::Internal
+    }
+}
+
+impl GrpcCode for CheckpointError {
+    fn code(&self) -> Code {
+        match self {
+            CheckpointError::InvalidId { .. } => Code::InvalidArgument,
+            CheckpointError::NotFound { .. } => Code::NotFound,
+            CheckpointError::Corrupt { .. } => Code::DataLoss,
+            CheckpointError::Io { .. } | CheckpointError::Encode(_) => Code::Internal,
+        }
+    }
+}
+
+impl GrpcCode for OwedTeardownError {
+    fn code(&self) -> Code {
+        match self {
+            OwedTeardownError::InvalidId { .. } => Code::InvalidArgument,
+            OwedTeardownError::Corrupt { .. } => Code::DataLoss,
+            OwedTeardownError::Io { .. } | OwedTeardownError::Encode(_) => Code::Internal,
+        }
+    }
+}
+
+impl GrpcCode for HairpinError {
+    fn code(&self) -> Code {
+        match self {
+            HairpinError::Netns(err) => err.code(),
+            HairpinError::Netlink(err) => err.code(),
+            HairpinError::NoInterface { .. }
+            | HairpinError::NoPeer { .. }
+            | HairpinError::PeerNotOnHost { .. }
+            | HairpinError::NotOnBridge { .. } => Code::FailedPrecondition,
+            HairpinError::SysfsMismatch { .. } | HairpinError::Sysfs { .. } => Code::Internal,
+        }
+    }
+}
+
+impl GrpcCode for NetlinkError {
+    /// always our side or the kernel's.
+    fn code(&self) -> Code {
+        Code::Internal
+    }
+}
+
+impl GrpcCode for NetnsError {
+    /// a namespace that is gone is the
+    /// pod's state (`NOT_FOUND`), anything else is ours (`INTERNAL`).
+    fn code(&self) -> Code {
+        match self {
+            NetnsError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Code::NotFound
+            }
+            _ => Code::Internal,
+        }
+    }
+}
+
+impl GrpcCode for CniError {
+    /// A plugin's own failure is
+    /// `UNKNOWN`: it is neither the caller's fault nor dockshim's.
+    fn code(&self) -> Code {
+        match self {
+            CniError::InvalidArgument(_) | CniError::Bandwidth { .. } => Code::InvalidArgument,
+            CniError::PluginNotFound { .. }
+            | CniError::NoCachedResult { .. }
+            | CniError::NamespaceGone { .. } => Code::FailedPrecondition,
+            CniError::Io { .. } => Code::Internal,
+            CniError::Timeout { .. } => Code::DeadlineExceeded,
+            CniError::Plugin { .. }
+            | CniError::Failed { .. }
+            | CniError::OutputTooLarge { .. }
+            | CniError::BadResult { .. } => Code::Unknown,
+            CniError::Add { cause, .. } | CniError::Check { cause, .. } => cause.code(),
+            CniError::Del { failures } => failures
+                .first()
+                .map_or(Code::Unknown, |(_, failure)| failure.code()),
+        }
+    }
+}
+
+impl GrpcCode for LogError {
+    /// A reopen of a container that is
+    /// not running is the caller's precondition failing, as the CRI says.
+    /// So is a missing log directory: the kubelet creates the pod's log
+    /// directory before it creates containers, and the same request
+    /// succeeds once the directory is back, which makes it a state of the
+    /// node (FAILED_PRECONDITION) rather than a bad argument
+    /// (INVALID_ARGUMENT is for requests wrong whatever the state).
+    fn code(&self) -> Code {
+        match self {
+            LogError::InvalidPath(_) => Code::InvalidArgument,
+            LogError::MissingDirectory { .. } => Code::FailedPrecondition,
+            LogError::File { .. } | LogError::Write { .. } => Code::Internal,
+            LogError::Locked { .. } => Code::AlreadyExists,
+            LogError::Corrupt { .. } => Code::DataLoss,
+            LogError::Format(_) | LogError::IoThread(_) => Code::Internal,
+            LogError::Docker(err) => err.code(),
+            LogError::NotFollowed(_) => Code::FailedPrecondition,
+            LogError::AlreadyFollowed(_) => Code::AlreadyExists,
+        }
+    }
+
+    fn message(&self) -> String {
+        format!("logs: {self}")
+    }
+}
+
+impl GrpcCode for StatsError {
+    /// A vanished cgroup or proc entry means the container is no longer
+    /// running: `NOT_FOUND`.
+    fn code(&self) -> Code {
+        match self {
+            StatsError::Read { .. } if self.is_gone() => Code::NotFound,
+            StatsError::Read { .. } | StatsError::TooLarge { .. } | StatsError::Parse { .. } => {
+                Code::Internal
+            }
+            StatsError::InvalidId { .. } => Code::InvalidArgument,
+            StatsError::InvalidCgroupParent { .. }
+            | StatsError::UnsupportedCgroup { .. }
+            | StatsError::NoHierarchy { .. }
+            | StatsError::Unreachable { .. } => Code::FailedPrecondition,
+        }
+    }
+}
+
+impl GrpcCode for IndexError {
+    fn code(&self) -> Code {
+        match self {
+            IndexError::Docker(err) => err.code(),
+            IndexError::CatchUpTimeout { .. } => Code::DeadlineExceeded,
+            IndexError::AmbiguousId { .. } | IndexError::EmptyId => Code::InvalidArgument,
+            IndexError::Spawn(_) => Code::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::docker::DockerError;
+
+    #[test]
+    fn an_index_failure_takes_the_code_of_its_cause() {
+        let unreachable = IndexError::Docker(DockerError::Io(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(unreachable.code(), Code::Unavailable);
+        let ambiguous = IndexError::AmbiguousId {
+            prefix: "ab".to_owned(),
+            matches: 2,
+        };
+        assert_eq!(ambiguous.code(), Code::InvalidArgument);
+        let status = Status::from(ambiguous);
+        assert_eq!(status.message, "ID prefix \"ab\" matches 2 containers");
+        let slow = IndexError::CatchUpTimeout {
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(slow.code(), Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn log_failures_say_they_are_the_logs_and_keep_dockerds_answer() {
+        assert_eq!(
+            LogError::InvalidPath("x".into()).code(),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            LogError::NotFollowed("c1".into()).code(),
+            Code::FailedPrecondition
+        );
+        let docker = DockerError::Api {
+            status: 404,
+            message: "No such container: c1".into(),
+        };
+        let status = Status::from(LogError::Docker(docker));
+        assert_eq!(status.code, Code::NotFound);
+        assert!(status.message.starts_with("logs: "), "{}", status.message);
+        assert!(status.message.contains("No such container: c1"));
+    }
+
+    #[test]
+    fn a_missing_log_directory_is_a_failed_precondition_naming_it() {
+        let status = Status::from(LogError::MissingDirectory {
+            path: PathBuf::from("/var/log/pods/ns_pod_uid/app"),
+        });
+        assert_eq!(status.code, Code::FailedPrecondition);
+        assert!(status.message.contains("/var/log/pods/ns_pod_uid/app"));
+    }
+
+    #[test]
+    fn a_vanished_stats_file_is_not_found_and_a_refused_read_is_internal() {
+        let gone = StatsError::Read {
+            path: "/sys/fs/cgroup/memory/docker/abc/memory.stat".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert_eq!(gone.code(), Code::NotFound);
+        let denied = StatsError::Read {
+            path: "/proc/1/net/dev".into(),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(Status::from(denied).code, Code::Internal);
+    }
+
+    #[test]
+    fn a_corrupt_store_record_is_data_loss_and_a_bad_id_the_callers_fault() {
+        let corrupt = OwedTeardownError::Corrupt {
+            path: PathBuf::from("/var/lib/dockshim/owed/abc"),
+            reason: "EOF".to_owned(),
+        };
+        assert_eq!(corrupt.code(), Code::DataLoss);
+        let invalid = CheckpointError::InvalidId {
+            id: "../x".to_owned(),
+            reason: "not a single path component",
+        };
+        assert_eq!(invalid.code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn a_gone_namespace_is_not_found_also_beneath_a_hairpin_failure() {
+        let gone = NetnsError::Open {
+            path: PathBuf::from("/proc/1/ns/net"),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert_eq!(gone.code(), Code::NotFound);
+        assert_eq!(
+            HairpinError::Netns(gone).code(),
+            Code::NotFound,
+            "the hairpin failure keeps its cause's code"
+        );
+    }
+}
