@@ -6,6 +6,7 @@
 use std::fmt;
 use std::io;
 
+use crate::docker::DockerError;
 use crate::grpc::{Code, Status};
 use crate::index::IndexError;
 use crate::logs::LogError;
@@ -26,6 +27,47 @@ pub trait GrpcCode: fmt::Display {
 impl<E: GrpcCode> From<E> for Status {
     fn from(err: E) -> Status {
         Status::new(err.code(), err.message())
+    }
+}
+
+impl GrpcCode for DockerError {
+    /// dockerd answers 409 Conflict for state conflicts ("You cannot remove a
+    /// running container", "container is paused", "image is being used by
+    /// running container") far more often than for name clashes, so 409 maps
+    /// to `FAILED_PRECONDITION`; a caller that creates by name and wants
+    /// `ALREADY_EXISTS` checks [`DockerError::api_status`] itself. A 500 is
+    /// dockerd failing for a reason we cannot classify (runc, storage,
+    /// networking): `UNKNOWN`, not `INTERNAL`, which would blame dockshim.
+    fn code(&self) -> Code {
+        match self {
+            DockerError::Endpoint(_) => Code::Internal,
+            DockerError::Connect { .. } | DockerError::Io(_) => Code::Unavailable,
+            DockerError::Timeout { .. } => Code::DeadlineExceeded,
+            DockerError::Protocol(_) | DockerError::Json(_) => Code::Internal,
+            DockerError::Api { status, .. } => code_for_status(*status),
+            DockerError::Stream(_) => Code::Unknown,
+            DockerError::TooOld { .. } => Code::FailedPrecondition,
+            DockerError::InvalidRequest(_) => Code::InvalidArgument,
+            DockerError::Call { source, .. } => source.code(),
+        }
+    }
+
+    fn message(&self) -> String {
+        format!("docker: {self}")
+    }
+}
+
+/// The gRPC code of an HTTP status dockerd answered with.
+fn code_for_status(status: u16) -> Code {
+    match status {
+        400 => Code::InvalidArgument,
+        401 | 403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        409 => Code::FailedPrecondition,
+        429 => Code::ResourceExhausted,
+        501 => Code::Unimplemented,
+        503 => Code::Unavailable,
+        _ => Code::Unknown,
     }
 }
 
@@ -176,7 +218,65 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::docker::DockerError;
+    use crate::docker::ApiVersion;
+
+    fn not_found() -> DockerError {
+        DockerError::Api {
+            status: 404,
+            message: "No such container: x".to_owned(),
+        }
+        .in_call("GET", "/containers/x/json")
+    }
+
+    #[test]
+    fn a_docker_status_keeps_the_call_and_dockerds_message() {
+        let status = Status::from(not_found());
+        assert_eq!(status.code, Code::NotFound);
+        assert_eq!(
+            status.message,
+            "docker: GET /containers/x/json: 404: No such container: x"
+        );
+    }
+
+    #[test]
+    fn dockerds_http_statuses_map_to_grpc_codes() {
+        let cases = [
+            (400, Code::InvalidArgument),
+            (401, Code::PermissionDenied),
+            (403, Code::PermissionDenied),
+            (404, Code::NotFound),
+            (409, Code::FailedPrecondition),
+            (500, Code::Unknown),
+            (503, Code::Unavailable),
+        ];
+        for (status, code) in cases {
+            let err = DockerError::Api {
+                status,
+                message: String::new(),
+            };
+            assert_eq!(err.code(), code, "{status}");
+        }
+    }
+
+    #[test]
+    fn unreachable_dockerd_is_unavailable_slow_dockerd_deadline_exceeded_old_dockerd_a_precondition(
+    ) {
+        let refused = DockerError::Connect {
+            path: "/run/x.sock".into(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(refused.code(), Code::Unavailable);
+        let slow = DockerError::Timeout {
+            what: "waiting for the answer",
+            after: Duration::from_secs(2),
+        };
+        assert_eq!(slow.in_call("GET", "/_ping").code(), Code::DeadlineExceeded);
+        let old = DockerError::TooOld {
+            server: ApiVersion::new(1, 40),
+            minimum: ApiVersion::new(1, 41),
+        };
+        assert_eq!(old.code(), Code::FailedPrecondition);
+    }
 
     #[test]
     fn an_index_failure_takes_the_code_of_its_cause() {

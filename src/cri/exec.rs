@@ -43,6 +43,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::cri::error::GrpcCode;
 use crate::docker::{Demux, DockerApi, DockerError, ExecCreate, Piece, StdStream};
 use crate::grpc::{CallContext, Code, Status, MAX_MESSAGE_BYTES};
 use crate::pidfd::PidFd;

@@ -81,7 +81,7 @@ pub(super) struct ExecCreated {
 mod tests {
     use super::*;
     use crate::docker::request::check_path_id;
-    use crate::grpc::Code;
+    use crate::docker::DockerError;
 
     #[test]
     fn create_body_uses_engine_names_and_leaves_out_empty_settings() -> Result<(), serde_json::Error>
@@ -145,7 +145,7 @@ mod tests {
         for bad in ["", "../x", "a/b", "a?b", "-a", "a b", "a%2F"] {
             let err = check_path_id(bad, "exec ID");
             assert!(
-                matches!(&err, Err(e) if e.code() == Code::InvalidArgument),
+                matches!(&err, Err(e) if matches!(e, DockerError::InvalidRequest(_))),
                 "{bad}"
             );
         }

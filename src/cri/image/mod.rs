@@ -34,6 +34,7 @@ pub use reference::{ImageQuery, Match, Reference, ReferenceError};
 use crate::api::services::{ImageService, Sink};
 use crate::api::v1;
 use crate::cli::Config;
+use crate::cri::error::GrpcCode;
 use crate::cri::sandbox::translate::is_default_runtime_handler;
 use crate::cri::sandbox::SandboxConfigError;
 use crate::docker::{DockerApi, DockerError, ImageInspect};
