@@ -19,13 +19,13 @@
 //! exec'd process still running is killed (its client can no longer see
 //! it; containerd's CRI does the same) rather than left behind.
 
-use std::fmt;
 use std::io::{self, Cursor, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::thread::{self, Scope};
 use std::time::Duration;
 
+use super::error::DockerSessionError;
 use super::sandbox_dialer::SandboxDialer;
 use crate::cri::exec::kill_exec;
 use crate::docker::{
@@ -54,73 +54,6 @@ const LONGEST_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// TTY exists, a moment after the start call returned.
 const RESIZE_ATTEMPTS: u32 = 5;
 const RESIZE_RETRY_INTERVAL: Duration = Duration::from_millis(20);
-
-/// A failed exec or attach, as reported on the error stream.
-#[derive(Debug)]
-pub enum DockerSessionError {
-    /// No container has that ID or name.
-    NotFound { container: String },
-    /// The container exists but is not running.
-    NotRunning { container: String },
-    /// A dockerd call failed (inspect, start, attach, ...).
-    Docker(DockerError),
-    /// Creating the exec failed.
-    ExecSetup(DockerError),
-    /// Reading dockerd's side of the session failed, or dockerd reported
-    /// an error in it (such as a command that cannot be run).
-    Output(DockerError),
-    /// Output could not be sent to the client.
-    Client(io::Error),
-    /// A thread of the session could not be started.
-    Thread(io::Error),
-    /// The output ended but dockerd kept reporting the exec as running.
-    NoExitCode { exec_id: String },
-}
-
-impl fmt::Display for DockerSessionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DockerSessionError::NotFound { container } => {
-                write!(f, "No such container: {container}")
-            }
-            DockerSessionError::NotRunning { container } => {
-                write!(f, "container not running ({container})")
-            }
-            DockerSessionError::Docker(source) => write!(f, "{source}"),
-            DockerSessionError::ExecSetup(source) => {
-                write!(
-                    f,
-                    "failed to exec in container - Exec setup failed - {source}"
-                )
-            }
-            DockerSessionError::Output(source) => write!(f, "{source}"),
-            DockerSessionError::Client(source) => {
-                write!(f, "cannot send output to the client: {source}")
-            }
-            DockerSessionError::Thread(source) => {
-                write!(f, "cannot start a thread for the session: {source}")
-            }
-            DockerSessionError::NoExitCode { exec_id } => write!(
-                f,
-                "the output of exec {exec_id} ended but dockerd still reports it as running"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for DockerSessionError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DockerSessionError::Docker(source)
-            | DockerSessionError::ExecSetup(source)
-            | DockerSessionError::Output(source) => Some(source),
-            DockerSessionError::Client(source) | DockerSessionError::Thread(source) => Some(source),
-            DockerSessionError::NotFound { .. }
-            | DockerSessionError::NotRunning { .. }
-            | DockerSessionError::NoExitCode { .. } => None,
-        }
-    }
-}
 
 /// Exec, attach and port-forward sessions on dockerd.
 #[derive(Debug, Clone)]
