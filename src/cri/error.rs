@@ -1,11 +1,15 @@
-//! The gRPC codes of the errors of the modules below `cri` (`docker`,
-//! `store`, `network`, `logs`, `stats`, `index`), which speak no gRPC
-//! themselves: what each failure means to the kubelet is decided here,
-//! where the CRI answers are made.
+//! The errors of the handlers at the top of `cri` (`ExecError`,
+//! `StatsServiceError`, `NamingError`, `LabelError`), and the gRPC codes of
+//! the errors of the modules below `cri` (`docker`, `store`, `network`,
+//! `logs`, `stats`, `index`), which speak no gRPC themselves: what each
+//! failure means to the kubelet is decided here, where the CRI answers are
+//! made.
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
+use crate::cri::labels::ANNOTATION_PREFIX;
 use crate::docker::DockerError;
 use crate::grpc::{Code, Status};
 use crate::index::IndexError;
@@ -209,6 +213,333 @@ impl GrpcCode for IndexError {
             IndexError::AmbiguousId { .. } | IndexError::EmptyId => Code::InvalidArgument,
             IndexError::Spawn(_) => Code::Internal,
         }
+    }
+}
+
+/// A failed exec.
+#[derive(Debug)]
+pub enum ExecError {
+    /// No command to run.
+    EmptyCommand,
+    /// A Docker call failed: the container is missing (404), not running
+    /// or paused (409), dockerd is unreachable, or the stream is malformed.
+    Docker {
+        container: String,
+        source: DockerError,
+    },
+    /// The hijacked connection failed while the output was read.
+    Io {
+        container: String,
+        source: io::Error,
+    },
+    /// The timeout (or the gRPC deadline, if sooner) passed; the process
+    /// tree was killed unless `cleanup` says otherwise.
+    Timeout {
+        container: String,
+        command: String,
+        after: Duration,
+        cleanup: Option<Box<ExecError>>,
+    },
+    /// The caller went away; the process tree was killed unless `cleanup`
+    /// says otherwise.
+    Cancelled {
+        container: String,
+        command: String,
+        cleanup: Option<Box<ExecError>>,
+    },
+    /// The output ended but dockerd kept reporting the exec as running.
+    NoExitCode { container: String, exec_id: String },
+    /// The container stopped (or was removed) while the command ran, and
+    /// dockerd neither ended its output nor recorded its exit code.
+    ContainerStopped { container: String, command: String },
+    /// Signalling a process of the exec's tree failed.
+    Signal { pid: i32, source: io::Error },
+    /// The process table could not be read.
+    Proc(io::Error),
+    /// These processes were still alive after SIGKILL.
+    Survived { pids: Vec<i32> },
+}
+
+impl ExecError {
+    /// The gRPC code this failure maps to.
+    pub fn code(&self) -> Code {
+        match self {
+            ExecError::EmptyCommand => Code::InvalidArgument,
+            ExecError::ContainerStopped { .. } => Code::FailedPrecondition,
+            ExecError::Docker { source, .. } => source.code(),
+            ExecError::Io { .. } => Code::Unavailable,
+            ExecError::Timeout { .. } => Code::DeadlineExceeded,
+            ExecError::Cancelled { .. } => Code::Cancelled,
+            ExecError::NoExitCode { .. } => Code::Unknown,
+            ExecError::Signal { .. } | ExecError::Proc(_) | ExecError::Survived { .. } => {
+                Code::Internal
+            }
+        }
+    }
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::EmptyCommand => write!(f, "exec: the command is empty"),
+            ExecError::Docker { container, source } => {
+                write!(f, "exec in container {container}: docker: {source}")
+            }
+            ExecError::Io { container, source } => {
+                write!(
+                    f,
+                    "exec in container {container}: reading the output: {source}"
+                )
+            }
+            ExecError::Timeout {
+                container,
+                command,
+                after,
+                cleanup,
+            } => {
+                write!(
+                    f,
+                    "command {command} in container {container} timed out after {after:?}"
+                )?;
+                match cleanup {
+                    None => write!(f, " and was killed"),
+                    Some(err) => write!(f, "; killing it failed: {err}"),
+                }
+            }
+            ExecError::Cancelled {
+                container,
+                command,
+                cleanup,
+            } => {
+                write!(
+                    f,
+                    "command {command} in container {container} was cancelled by the caller"
+                )?;
+                match cleanup {
+                    None => write!(f, " and killed"),
+                    Some(err) => write!(f, "; killing it failed: {err}"),
+                }
+            }
+            ExecError::NoExitCode { container, exec_id } => write!(
+                f,
+                "exec {exec_id} in container {container}: output ended but dockerd still reports \
+                 the process running"
+            ),
+            ExecError::ContainerStopped { container, command } => write!(
+                f,
+                "container {container} stopped while command {command} ran; dockerd reported no \
+                 exit code for it"
+            ),
+            ExecError::Signal { pid, source } => write!(f, "signalling process {pid}: {source}"),
+            ExecError::Proc(source) => write!(f, "reading /proc: {source}"),
+            ExecError::Survived { pids } => {
+                write!(f, "processes {pids:?} still alive after SIGKILL")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ExecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExecError::Docker { source, .. } => Some(source),
+            ExecError::Io { source, .. }
+            | ExecError::Signal { source, .. }
+            | ExecError::Proc(source) => Some(source),
+            ExecError::Timeout {
+                cleanup: Some(err), ..
+            }
+            | ExecError::Cancelled {
+                cleanup: Some(err), ..
+            } => Some(err.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<ExecError> for Status {
+    fn from(err: ExecError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// Why a stats call failed.
+#[derive(Debug)]
+pub enum StatsServiceError {
+    /// No container or sandbox has this ID or ID prefix.
+    NotFound {
+        kind: &'static str,
+        id: String,
+    },
+    /// dockerd did not tell its cgroup setup.
+    Docker {
+        action: &'static str,
+        source: DockerError,
+    },
+    /// A cgroup or proc file could not be read, or the node's cgroup
+    /// hierarchies could not be found.
+    Stats {
+        subject: String,
+        source: StatsError,
+    },
+    Index(IndexError),
+    /// The container was not made through the CRI.
+    Naming(NamingError),
+}
+
+impl StatsServiceError {
+    pub(crate) fn not_found(kind: &'static str, id: &str) -> StatsServiceError {
+        StatsServiceError::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
+    }
+
+    pub(crate) fn docker(action: &'static str, source: DockerError) -> StatsServiceError {
+        StatsServiceError::Docker { action, source }
+    }
+
+    /// The gRPC code this failure maps to.
+    pub fn code(&self) -> Code {
+        match self {
+            StatsServiceError::NotFound { .. } => Code::NotFound,
+            StatsServiceError::Docker { source, .. } => source.code(),
+            StatsServiceError::Stats { source, .. } => source.code(),
+            StatsServiceError::Index(err) => err.code(),
+            StatsServiceError::Naming(err) => err.code(),
+        }
+    }
+}
+
+impl fmt::Display for StatsServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatsServiceError::NotFound { kind, id } => write!(f, "{kind} {id:?} not found"),
+            StatsServiceError::Docker { action, source } => {
+                write!(f, "cannot {action}: {source}")
+            }
+            StatsServiceError::Stats { subject, source } => {
+                write!(f, "stats of {subject}: {source}")
+            }
+            StatsServiceError::Index(err) => write!(f, "container state index: {err}"),
+            StatsServiceError::Naming(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for StatsServiceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StatsServiceError::NotFound { .. } => None,
+            StatsServiceError::Docker { source, .. } => Some(source),
+            StatsServiceError::Stats { source, .. } => Some(source),
+            StatsServiceError::Index(err) => Some(err),
+            StatsServiceError::Naming(err) => Some(err),
+        }
+    }
+}
+
+impl From<IndexError> for StatsServiceError {
+    fn from(err: IndexError) -> StatsServiceError {
+        StatsServiceError::Index(err)
+    }
+}
+
+impl From<NamingError> for StatsServiceError {
+    fn from(err: NamingError) -> StatsServiceError {
+        StatsServiceError::Naming(err)
+    }
+}
+
+impl From<StatsServiceError> for Status {
+    fn from(err: StatsServiceError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// A name that cannot be made or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamingError {
+    /// The request has no metadata message.
+    MissingMetadata(&'static str),
+    /// A metadata field that goes into the name is empty.
+    EmptyField(&'static str),
+    /// A metadata field holds `_` or a character Docker names cannot hold.
+    InvalidField { field: &'static str, value: String },
+    /// A Docker name that does not follow the scheme; the second field
+    /// says how.
+    NotKubernetes { name: String, reason: &'static str },
+}
+
+impl fmt::Display for NamingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamingError::MissingMetadata(what) => write!(f, "{what} has no metadata"),
+            NamingError::EmptyField(field) => write!(f, "{field} is empty"),
+            NamingError::InvalidField { field, value } => write!(
+                f,
+                "{field} {value:?} may hold only ASCII letters, digits, '.' and '-'"
+            ),
+            NamingError::NotKubernetes { name, reason } => {
+                write!(
+                    f,
+                    "container name {name:?} is not a Kubernetes name: {reason}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for NamingError {}
+
+impl NamingError {
+    /// Bad metadata is the caller's mistake: INVALID_ARGUMENT. A Docker
+    /// container whose name does not parse is, to the CRI, no sandbox or
+    /// container at all: NOT_FOUND.
+    pub fn code(&self) -> Code {
+        match self {
+            NamingError::NotKubernetes { .. } => Code::NotFound,
+            _ => Code::InvalidArgument,
+        }
+    }
+}
+
+impl From<NamingError> for Status {
+    fn from(err: NamingError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// A CRI label that cannot be stored without changing its meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelError {
+    /// The key is one of dockshim's internal labels.
+    Internal(String),
+    /// The key starts with `annotation.` and would read back as an
+    /// annotation.
+    AnnotationPrefix(String),
+}
+
+impl fmt::Display for LabelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelError::Internal(key) => {
+                write!(f, "label {key:?} is reserved for the runtime's own use")
+            }
+            LabelError::AnnotationPrefix(key) => write!(
+                f,
+                "label {key:?} starts with {ANNOTATION_PREFIX:?}, which the runtime uses \
+                 to store annotations"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LabelError {}
+
+impl From<LabelError> for Status {
+    fn from(err: LabelError) -> Status {
+        Status::invalid_argument(err.to_string())
     }
 }
 

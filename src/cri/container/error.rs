@@ -6,10 +6,10 @@
 use std::fmt;
 use std::io;
 
+use crate::cri::error::ExecError;
 use crate::cri::error::GrpcCode;
-use crate::cri::exec::ExecError;
-use crate::cri::labels::LabelError;
-use crate::cri::naming::NamingError;
+use crate::cri::error::LabelError;
+use crate::cri::error::NamingError;
 use crate::cri::sandbox::SandboxConfigError;
 use crate::docker::DockerError;
 use crate::grpc::{Code, Status};

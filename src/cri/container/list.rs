@@ -10,7 +10,7 @@ use super::error::ContainerError;
 use super::service::ContainerService;
 use super::{container_status, StatusImage};
 use crate::api::v1;
-use crate::cri::naming::NamingError;
+use crate::cri::error::NamingError;
 use crate::index::{ContainerFilter, CriState, Entry};
 
 impl ContainerService {

@@ -1,8 +1,8 @@
 //! `ContainerService`: the state the container calls share — dockerd, the
 //! state index and the log manager — the node facts the create body needs
 //! (mount propagation, seccomp profiles, swap, and from dockerd the cgroup
-//! driver and whether it has AppArmor), and `ContainerError`, why one of
-//! those calls failed.
+//! driver and whether it has AppArmor); why one of those calls failed is
+//! `error`'s `ContainerError`.
 //!
 //! The calls themselves live in `create`, `lifecycle`, `list` and
 //! `update`. This module starts no threads: the index and the log manager

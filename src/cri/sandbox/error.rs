@@ -8,8 +8,8 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::cri::error::GrpcCode;
-use crate::cri::labels::LabelError;
-use crate::cri::naming::NamingError;
+use crate::cri::error::LabelError;
+use crate::cri::error::NamingError;
 use crate::docker::DockerError;
 use crate::grpc::{Code, Status};
 use crate::index::IndexError;

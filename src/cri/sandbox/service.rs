@@ -1,7 +1,7 @@
 //! `SandboxService`: the state the five pod sandbox calls share — dockerd,
 //! the state index, the checkpoint store, the owed CNI teardowns, the CNI
 //! runner, hairpin setup and the ImageService that brings the sandbox image
-//! — and `SandboxError`, why one of those calls failed.
+//! — and nothing else: why a call failed is `error`'s `SandboxError`.
 //!
 //! The calls themselves live in `run`, `stop`, `remove`, `status` and
 //! `list`; retrying owed teardowns lives in `owed`. This module starts no threads: the index it is given has
