@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{state_dir, write_atomic, WiderMode};
+use super::{state_dir, write_atomic, CheckpointError, WiderMode};
 
 /// The directory under the root directory that holds checkpoints.
 pub const CHECKPOINT_DIR: &str = "sandbox";
@@ -50,68 +50,6 @@ const MAX_CHECKPOINT_BYTES: u64 = 1 << 20;
 /// Quarantined copies of one ID kept side by side before the oldest name
 /// is reused.
 const MAX_QUARANTINED_COPIES: usize = 100;
-
-/// What went wrong with a checkpoint.
-#[derive(Debug)]
-pub enum CheckpointError {
-    /// The sandbox ID cannot be a checkpoint file name.
-    InvalidId { id: String, reason: &'static str },
-    /// No checkpoint for this sandbox.
-    NotFound { id: String },
-    /// The file was unreadable as a checkpoint and has been moved aside
-    /// (or, if `quarantine` failed, left where it was).
-    Corrupt {
-        id: String,
-        reason: String,
-        quarantined: Result<PathBuf, String>,
-    },
-    /// A filesystem operation failed.
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        source: io::Error,
-    },
-    /// The checkpoint could not be encoded.
-    Encode(serde_json::Error),
-}
-
-impl fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckpointError::InvalidId { id, reason } => {
-                write!(f, "invalid sandbox ID {id:?} for a checkpoint: {reason}")
-            }
-            CheckpointError::NotFound { id } => write!(f, "no checkpoint for sandbox {id}"),
-            CheckpointError::Corrupt {
-                id,
-                reason,
-                quarantined,
-            } => {
-                write!(f, "checkpoint of sandbox {id} is corrupt ({reason})")?;
-                match quarantined {
-                    Ok(path) => write!(f, "; moved to {}", path.display()),
-                    Err(why) => write!(f, "; could not be moved aside: {why}"),
-                }
-            }
-            CheckpointError::Io {
-                path,
-                action,
-                source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
-            CheckpointError::Encode(source) => write!(f, "cannot encode checkpoint: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for CheckpointError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CheckpointError::Io { source, .. } => Some(source),
-            CheckpointError::Encode(source) => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// One port mapping as cri-dockerd stores it; every field may be absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

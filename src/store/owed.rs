@@ -14,7 +14,6 @@
 //! spec allows. This module stores and lists records; it never runs a
 //! plugin.
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,61 +21,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{validate_id, PortMapping};
-use super::{read_small, state_dir, write_atomic, WiderMode};
+use super::{read_small, state_dir, write_atomic, OwedTeardownError, WiderMode};
 
 /// The directory under the root directory that holds the records.
 pub const OWED_TEARDOWN_DIR: &str = "owed-teardown";
-
-/// What went wrong with an owed-teardown record.
-#[derive(Debug)]
-pub enum OwedTeardownError {
-    /// The sandbox ID cannot be a file name.
-    InvalidId { id: String, reason: String },
-    /// The record does not parse.
-    Corrupt { path: PathBuf, reason: String },
-    /// A filesystem operation failed.
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        source: io::Error,
-    },
-    /// The record could not be encoded.
-    Encode(serde_json::Error),
-}
-
-impl fmt::Display for OwedTeardownError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OwedTeardownError::InvalidId { id, reason } => {
-                write!(
-                    f,
-                    "invalid sandbox ID {id:?} for an owed teardown: {reason}"
-                )
-            }
-            OwedTeardownError::Corrupt { path, reason } => {
-                write!(f, "owed teardown {} is corrupt: {reason}", path.display())
-            }
-            OwedTeardownError::Io {
-                path,
-                action,
-                source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
-            OwedTeardownError::Encode(source) => {
-                write!(f, "cannot encode an owed teardown: {source}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for OwedTeardownError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            OwedTeardownError::Io { source, .. } => Some(source),
-            OwedTeardownError::Encode(source) => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// A CNI DEL still owed for one sandbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
