@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use dockshim::cri::error::GrpcCode;
 use dockshim::docker::{demux_copy, path_with_query, DockerClient, Hijacked, MIN_API_VERSION};
 use dockshim::grpc::Code;
 use serde_json::{json, Value};

@@ -23,7 +23,8 @@ use std::sync::{PoisonError, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dockshim::cri::exec::{exec_sync, ExecError, ExecOutput, MAX_EXEC_OUTPUT_BYTES};
+use dockshim::cri::error::ExecError;
+use dockshim::cri::exec::{exec_sync, ExecOutput, MAX_EXEC_OUTPUT_BYTES};
 use dockshim::docker::{path_with_query, DockerClient};
 use dockshim::grpc::{CallContext, Code, Status};
 use serde_json::{json, Value};

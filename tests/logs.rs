@@ -18,7 +18,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dockshim::docker::DockerClient;
-use dockshim::grpc::Code;
 use dockshim::logs::format::{parse_cri_line, CriStream, Tag};
 use dockshim::logs::{validate_log_path, LogError, LogManager, LOG_THREAD_NAME};
 
@@ -263,7 +262,6 @@ fn reopen_after_rename_writes_later_lines_to_a_new_file() {
 
     let err = manager.reopen(&container.0).unwrap_err();
     assert!(matches!(err, LogError::NotFollowed(_)), "{err}");
-    assert_eq!(err.code(), Code::FailedPrecondition);
 }
 
 #[test]
@@ -302,7 +300,7 @@ fn log_paths_outside_the_pod_directory_are_refused() {
         "evil/0.log",
     ] {
         let err = validate_log_path(dir.path(), Path::new(bad)).unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{bad}: {err}");
+        assert!(matches!(err, LogError::InvalidPath(_)), "{bad}: {err}");
     }
 }
 

@@ -78,7 +78,10 @@ fn env() -> Option<&'static Env> {
         let index = Index::start(docker.clone()).unwrap();
         assert!(index.wait_warm(TIMEOUT), "the index does not fill");
         Some(Env {
-            sessions: Arc::new(DockerSessions::new(docker.clone(), Arc::clone(&index))),
+            sessions: Arc::new(DockerSessions::new(
+                Arc::new(docker.clone()),
+                Arc::clone(&index),
+            )),
             index,
             image,
         })

@@ -57,7 +57,10 @@ struct Env {
 fn env() -> Option<Env> {
     let (docker, image) = common::docker::dockerd_with_busybox()?;
     Some(Env {
-        sessions: Arc::new(DockerSessions::new(docker.clone(), index(&docker))),
+        sessions: Arc::new(DockerSessions::new(
+            Arc::new(docker.clone()),
+            index(&docker),
+        )),
         docker,
         image,
     })

@@ -31,7 +31,6 @@
 //! reused between the scan and the signal is never signalled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -43,8 +42,9 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::cri::error::ExecError;
 use crate::docker::{Demux, DockerApi, DockerError, ExecCreate, Piece, StdStream};
-use crate::grpc::{CallContext, Code, Status, MAX_MESSAGE_BYTES};
+use crate::grpc::{CallContext, MAX_MESSAGE_BYTES};
 use crate::pidfd::PidFd;
 
 /// What an `ExecSyncResponse` adds to its output bytes: for each of stdout
@@ -111,153 +111,6 @@ pub struct ExecOutput {
     pub stdout_truncated: bool,
     /// Whether stderr went beyond the cap and was cut.
     pub stderr_truncated: bool,
-}
-
-/// A failed exec.
-#[derive(Debug)]
-pub enum ExecError {
-    /// No command to run.
-    EmptyCommand,
-    /// A Docker call failed: the container is missing (404), not running
-    /// or paused (409), dockerd is unreachable, or the stream is malformed.
-    Docker {
-        container: String,
-        source: DockerError,
-    },
-    /// The hijacked connection failed while the output was read.
-    Io {
-        container: String,
-        source: io::Error,
-    },
-    /// The timeout (or the gRPC deadline, if sooner) passed; the process
-    /// tree was killed unless `cleanup` says otherwise.
-    Timeout {
-        container: String,
-        command: String,
-        after: Duration,
-        cleanup: Option<Box<ExecError>>,
-    },
-    /// The caller went away; the process tree was killed unless `cleanup`
-    /// says otherwise.
-    Cancelled {
-        container: String,
-        command: String,
-        cleanup: Option<Box<ExecError>>,
-    },
-    /// The output ended but dockerd kept reporting the exec as running.
-    NoExitCode { container: String, exec_id: String },
-    /// The container stopped (or was removed) while the command ran, and
-    /// dockerd neither ended its output nor recorded its exit code.
-    ContainerStopped { container: String, command: String },
-    /// Signalling a process of the exec's tree failed.
-    Signal { pid: i32, source: io::Error },
-    /// The process table could not be read.
-    Proc(io::Error),
-    /// These processes were still alive after SIGKILL.
-    Survived { pids: Vec<i32> },
-}
-
-impl ExecError {
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            ExecError::EmptyCommand => Code::InvalidArgument,
-            ExecError::ContainerStopped { .. } => Code::FailedPrecondition,
-            ExecError::Docker { source, .. } => source.code(),
-            ExecError::Io { .. } => Code::Unavailable,
-            ExecError::Timeout { .. } => Code::DeadlineExceeded,
-            ExecError::Cancelled { .. } => Code::Cancelled,
-            ExecError::NoExitCode { .. } => Code::Unknown,
-            ExecError::Signal { .. } | ExecError::Proc(_) | ExecError::Survived { .. } => {
-                Code::Internal
-            }
-        }
-    }
-}
-
-impl fmt::Display for ExecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExecError::EmptyCommand => write!(f, "exec: the command is empty"),
-            ExecError::Docker { container, source } => {
-                write!(f, "exec in container {container}: docker: {source}")
-            }
-            ExecError::Io { container, source } => {
-                write!(
-                    f,
-                    "exec in container {container}: reading the output: {source}"
-                )
-            }
-            ExecError::Timeout {
-                container,
-                command,
-                after,
-                cleanup,
-            } => {
-                write!(
-                    f,
-                    "command {command} in container {container} timed out after {after:?}"
-                )?;
-                match cleanup {
-                    None => write!(f, " and was killed"),
-                    Some(err) => write!(f, "; killing it failed: {err}"),
-                }
-            }
-            ExecError::Cancelled {
-                container,
-                command,
-                cleanup,
-            } => {
-                write!(
-                    f,
-                    "command {command} in container {container} was cancelled by the caller"
-                )?;
-                match cleanup {
-                    None => write!(f, " and killed"),
-                    Some(err) => write!(f, "; killing it failed: {err}"),
-                }
-            }
-            ExecError::NoExitCode { container, exec_id } => write!(
-                f,
-                "exec {exec_id} in container {container}: output ended but dockerd still reports \
-                 the process running"
-            ),
-            ExecError::ContainerStopped { container, command } => write!(
-                f,
-                "container {container} stopped while command {command} ran; dockerd reported no \
-                 exit code for it"
-            ),
-            ExecError::Signal { pid, source } => write!(f, "signalling process {pid}: {source}"),
-            ExecError::Proc(source) => write!(f, "reading /proc: {source}"),
-            ExecError::Survived { pids } => {
-                write!(f, "processes {pids:?} still alive after SIGKILL")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ExecError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ExecError::Docker { source, .. } => Some(source),
-            ExecError::Io { source, .. }
-            | ExecError::Signal { source, .. }
-            | ExecError::Proc(source) => Some(source),
-            ExecError::Timeout {
-                cleanup: Some(err), ..
-            }
-            | ExecError::Cancelled {
-                cleanup: Some(err), ..
-            } => Some(err.as_ref()),
-            _ => None,
-        }
-    }
-}
-
-impl From<ExecError> for Status {
-    fn from(err: ExecError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
 }
 
 /// Runs `cmd` (not through a shell) in the running container
@@ -874,6 +727,7 @@ fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecErro
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::grpc::{Code, Status};
 
     fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![stream, 0, 0, 0];

@@ -20,10 +20,9 @@
 //! Pure functions: no I/O.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
+use crate::cri::error::LabelError;
 use crate::cri::naming::SANDBOX_CONTAINER_NAME;
-use crate::grpc::Status;
 
 /// Says whether a Docker container is a sandbox or a container.
 pub const CONTAINER_TYPE_LABEL: &str = "io.kubernetes.docker.type";
@@ -62,39 +61,6 @@ impl ContainerKind {
     /// The `label` filter of `GET /containers/json` selecting this kind.
     pub fn label_filter(self) -> String {
         format!("{CONTAINER_TYPE_LABEL}={}", self.label_value())
-    }
-}
-
-/// A CRI label that cannot be stored without changing its meaning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LabelError {
-    /// The key is one of dockshim's internal labels.
-    Internal(String),
-    /// The key starts with `annotation.` and would read back as an
-    /// annotation.
-    AnnotationPrefix(String),
-}
-
-impl fmt::Display for LabelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LabelError::Internal(key) => {
-                write!(f, "label {key:?} is reserved for the runtime's own use")
-            }
-            LabelError::AnnotationPrefix(key) => write!(
-                f,
-                "label {key:?} starts with {ANNOTATION_PREFIX:?}, which the runtime uses \
-                 to store annotations"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for LabelError {}
-
-impl From<LabelError> for Status {
-    fn from(err: LabelError) -> Status {
-        Status::invalid_argument(err.to_string())
     }
 }
 
@@ -208,7 +174,7 @@ fn merged(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use crate::grpc::Code;
+    use crate::grpc::{Code, Status};
 
     use super::*;
 

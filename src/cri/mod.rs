@@ -5,8 +5,14 @@
 //! background work (such as the image filesystem figures) starts its thread
 //! on first use, never at construction, so every thread is started after
 //! `main` has reserved SIGTERM and SIGINT for the signal thread.
+//!
+//! Errors: only an error that crosses the CRI boundary becomes a gRPC
+//! status, and the modules below speak none; what their failures mean to
+//! the kubelet is decided here (`error`, or the handler that meets them).
+//! Each folder keeps its error types in its own `error.rs`.
 
 pub mod container;
+pub mod error;
 pub mod events;
 pub mod exec;
 pub mod image;

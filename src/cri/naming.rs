@@ -22,10 +22,8 @@
 //!
 //! Pure functions: no I/O, no randomness (the caller supplies the suffix).
 
-use std::fmt;
-
 use crate::api::v1;
-use crate::grpc::{Code, Status};
+use crate::cri::error::NamingError;
 
 /// First part of every name dockshim (or cri-dockerd) gives a container.
 pub const NAME_PREFIX: &str = "k8s";
@@ -41,59 +39,6 @@ const DELIMITER: &str = "_";
 const NAME_PARTS: usize = 6;
 /// Hex digits of the conflict suffix.
 const CONFLICT_SUFFIX_DIGITS: usize = 8;
-
-/// A name that cannot be made or read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NamingError {
-    /// The request has no metadata message.
-    MissingMetadata(&'static str),
-    /// A metadata field that goes into the name is empty.
-    EmptyField(&'static str),
-    /// A metadata field holds `_` or a character Docker names cannot hold.
-    InvalidField { field: &'static str, value: String },
-    /// A Docker name that does not follow the scheme; the second field
-    /// says how.
-    NotKubernetes { name: String, reason: &'static str },
-}
-
-impl fmt::Display for NamingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NamingError::MissingMetadata(what) => write!(f, "{what} has no metadata"),
-            NamingError::EmptyField(field) => write!(f, "{field} is empty"),
-            NamingError::InvalidField { field, value } => write!(
-                f,
-                "{field} {value:?} may hold only ASCII letters, digits, '.' and '-'"
-            ),
-            NamingError::NotKubernetes { name, reason } => {
-                write!(
-                    f,
-                    "container name {name:?} is not a Kubernetes name: {reason}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for NamingError {}
-
-impl NamingError {
-    /// Bad metadata is the caller's mistake: INVALID_ARGUMENT. A Docker
-    /// container whose name does not parse is, to the CRI, no sandbox or
-    /// container at all: NOT_FOUND.
-    pub fn code(&self) -> Code {
-        match self {
-            NamingError::NotKubernetes { .. } => Code::NotFound,
-            _ => Code::InvalidArgument,
-        }
-    }
-}
-
-impl From<NamingError> for Status {
-    fn from(err: NamingError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
 
 /// The Docker name of a sandbox.
 pub fn sandbox_name(metadata: &v1::PodSandboxMetadata) -> Result<String, NamingError> {
@@ -263,6 +208,7 @@ fn not_kubernetes(name: &str, reason: &'static str) -> NamingError {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::grpc::{Code, Status};
 
     fn pod(name: &str, namespace: &str, uid: &str, attempt: u32) -> v1::PodSandboxMetadata {
         v1::PodSandboxMetadata {

@@ -1,7 +1,7 @@
 //! `StatsService`: ContainerStats, ListContainerStats, PodSandboxStats and
 //! ListPodSandboxStats, answered from the state index and the kernel
-//! through the `stats` readers, and `StatsServiceError`, why one of them
-//! failed.
+//! through the `stats` readers; why one of them failed is
+//! `cri::error`'s `StatsServiceError`.
 //!
 //! dockerd is asked once, for its cgroup driver, cgroup version and image
 //! store (`GET /info`), on the first call; after that no call asks it
@@ -32,10 +32,11 @@ use std::time::SystemTime;
 
 use crate::api::v1;
 use crate::cri::container::{container_status, StatusImage};
-use crate::cri::naming::{self, NamingError};
-use crate::docker::{DockerClient, DockerError, Engine};
-use crate::grpc::{Code, Status};
-use crate::index::{ContainerFilter, CriState, Entry, Index, IndexError, SandboxFilter};
+use crate::cri::error::NamingError;
+use crate::cri::error::StatsServiceError;
+use crate::cri::naming;
+use crate::docker::{DockerClient, Engine};
+use crate::index::{ContainerFilter, CriState, Entry, Index, SandboxFilter};
 use crate::stats::{
     self, cgroup, network, unix_nanos, CgroupLocator, CgroupUsage, CgroupVersion, CpuSampler,
     LayerLocation, LayerSizes, StatsError,
@@ -587,100 +588,6 @@ fn sandbox_filter(filter: Option<&v1::PodSandboxStatsFilter>) -> SandboxFilter {
     }
 }
 
-/// Why a stats call failed.
-#[derive(Debug)]
-pub enum StatsServiceError {
-    /// No container or sandbox has this ID or ID prefix.
-    NotFound {
-        kind: &'static str,
-        id: String,
-    },
-    /// dockerd did not tell its cgroup setup.
-    Docker {
-        action: &'static str,
-        source: DockerError,
-    },
-    /// A cgroup or proc file could not be read, or the node's cgroup
-    /// hierarchies could not be found.
-    Stats {
-        subject: String,
-        source: StatsError,
-    },
-    Index(IndexError),
-    /// The container was not made through the CRI.
-    Naming(NamingError),
-}
-
-impl StatsServiceError {
-    fn not_found(kind: &'static str, id: &str) -> StatsServiceError {
-        StatsServiceError::NotFound {
-            kind,
-            id: id.to_owned(),
-        }
-    }
-
-    fn docker(action: &'static str, source: DockerError) -> StatsServiceError {
-        StatsServiceError::Docker { action, source }
-    }
-
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            StatsServiceError::NotFound { .. } => Code::NotFound,
-            StatsServiceError::Docker { source, .. } => source.code(),
-            StatsServiceError::Stats { source, .. } => source.code(),
-            StatsServiceError::Index(err) => err.code(),
-            StatsServiceError::Naming(err) => err.code(),
-        }
-    }
-}
-
-impl fmt::Display for StatsServiceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StatsServiceError::NotFound { kind, id } => write!(f, "{kind} {id:?} not found"),
-            StatsServiceError::Docker { action, source } => {
-                write!(f, "cannot {action}: {source}")
-            }
-            StatsServiceError::Stats { subject, source } => {
-                write!(f, "stats of {subject}: {source}")
-            }
-            StatsServiceError::Index(err) => write!(f, "container state index: {err}"),
-            StatsServiceError::Naming(err) => write!(f, "{err}"),
-        }
-    }
-}
-
-impl std::error::Error for StatsServiceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StatsServiceError::NotFound { .. } => None,
-            StatsServiceError::Docker { source, .. } => Some(source),
-            StatsServiceError::Stats { source, .. } => Some(source),
-            StatsServiceError::Index(err) => Some(err),
-            StatsServiceError::Naming(err) => Some(err),
-        }
-    }
-}
-
-impl From<IndexError> for StatsServiceError {
-    fn from(err: IndexError) -> StatsServiceError {
-        StatsServiceError::Index(err)
-    }
-}
-
-impl From<NamingError> for StatsServiceError {
-    fn from(err: NamingError) -> StatsServiceError {
-        StatsServiceError::Naming(err)
-    }
-}
-
-impl From<StatsServiceError> for Status {
-    fn from(err: StatsServiceError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -691,6 +598,7 @@ mod tests {
 
     use super::*;
     use crate::docker::ApiVersion;
+    use crate::grpc::{Code, Status};
     use crate::stats::LayerLimits;
 
     const T0: i64 = 1_700_000_000_000_000_000;

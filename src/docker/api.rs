@@ -12,10 +12,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::exec::ExecCreated;
 use super::request::check_path_id;
 use super::{
     path_with_query, ApiVersion, ContainerCreate, ContainerInspect, ContainerSummary, Created,
-    DockerClient, DockerError, Engine, ExecCreate, ExecInspect, Hijacked, HistoryItem,
+    DockerClient, DockerError, Engine, ExecCreate, ExecInspect, ExecStart, Hijacked, HistoryItem,
     ImageInspect, ImageSummary, Info, PullProgress, Resources, Updated, Version,
 };
 
@@ -120,6 +121,23 @@ pub trait DockerApi: Send + Sync + fmt::Debug {
         exec_id: &str,
         timeout: Option<Duration>,
     ) -> Result<ExecInspect, DockerError>;
+    /// `POST /exec/{id}/resize?h=..&w=..`: a TTY session's size, in
+    /// characters.
+    fn resize_exec(&self, exec_id: &str, height: u16, width: u16) -> Result<(), DockerError>;
+    /// `POST /containers/{id}/attach?stream=1&stdin=..&stdout=..&stderr=..`:
+    /// the returned connection carries the container's stdio from now on
+    /// (no logs from before), multiplexed unless the container has a TTY.
+    fn attach_container(
+        &self,
+        container: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<Hijacked, DockerError>;
+    /// `POST /containers/{id}/resize?h=..&w=..`: the size of the
+    /// container's TTY, in characters.
+    fn resize_container(&self, container: &str, height: u16, width: u16)
+        -> Result<(), DockerError>;
 }
 
 /// `Ok(None)` for a 404 answer.
@@ -267,17 +285,35 @@ impl DockerApi for DockerClient {
         Ok(Box::new(stream))
     }
 
+    /// A missing container is status 404; a stopped or paused one 409,
+    /// with dockerd's message.
     fn create_exec(
         &self,
         container: &str,
         config: &ExecCreate,
         timeout: Option<Duration>,
     ) -> Result<String, DockerError> {
-        DockerClient::create_exec(self, container, config, timeout)
+        check_path_id(container, "container ID or name")?;
+        let path = format!("/containers/{container}/exec");
+        let body = serde_json::to_vec(config)
+            .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
+        let response = self.request("POST", &path, &[], Some(&body), timeout)?;
+        let created: ExecCreated = serde_json::from_slice(&response.body)
+            .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
+        check_path_id(&created.id, "exec ID from dockerd")
+            .map_err(|err| err.in_call("POST", &path))?;
+        Ok(created.id)
     }
 
+    /// Not detached: the returned connection carries the process's stdio
+    /// (multiplexed unless `tty`, which must be the create call's).
     fn start_exec(&self, exec_id: &str, tty: bool) -> Result<Hijacked, DockerError> {
-        DockerClient::start_exec(self, exec_id, tty)
+        check_path_id(exec_id, "exec ID")?;
+        let path = format!("/exec/{exec_id}/start");
+        let body = ExecStart { detach: false, tty };
+        let body = serde_json::to_vec(&body)
+            .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
+        self.hijack("POST", &path, Some(&body))
     }
 
     fn inspect_exec(
@@ -285,6 +321,86 @@ impl DockerApi for DockerClient {
         exec_id: &str,
         timeout: Option<Duration>,
     ) -> Result<ExecInspect, DockerError> {
-        DockerClient::inspect_exec(self, exec_id, timeout)
+        check_path_id(exec_id, "exec ID")?;
+        let path = format!("/exec/{exec_id}/json");
+        let response = self.request("GET", &path, &[], None, timeout)?;
+        serde_json::from_slice(&response.body)
+            .map_err(|err| DockerError::Json(err).in_call("GET", &path))
+    }
+
+    fn resize_exec(&self, exec_id: &str, height: u16, width: u16) -> Result<(), DockerError> {
+        check_path_id(exec_id, "exec ID")?;
+        let (height, width) = (height.to_string(), width.to_string());
+        let path = path_with_query(
+            &format!("/exec/{exec_id}/resize"),
+            &[("h", &height), ("w", &width)],
+        );
+        self.post(&path, None).map(drop)
+    }
+
+    /// A stopped container is status 409, with dockerd's message.
+    fn attach_container(
+        &self,
+        container: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<Hijacked, DockerError> {
+        check_path_id(container, "container ID or name")?;
+        let flag = |on: bool| if on { "1" } else { "0" };
+        let path = path_with_query(
+            &format!("/containers/{container}/attach"),
+            &[
+                ("stream", "1"),
+                ("stdin", flag(stdin)),
+                ("stdout", flag(stdout)),
+                ("stderr", flag(stderr)),
+            ],
+        );
+        self.hijack("POST", &path, None)
+    }
+
+    fn resize_container(
+        &self,
+        container: &str,
+        height: u16,
+        width: u16,
+    ) -> Result<(), DockerError> {
+        check_path_id(container, "container ID or name")?;
+        let (height, width) = (height.to_string(), width.to_string());
+        let path = path_with_query(
+            &format!("/containers/{container}/resize"),
+            &[("h", &height), ("w", &width)],
+        );
+        self.post(&path, None).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_could_change_the_path_are_refused_before_any_call() -> Result<(), DockerError> {
+        // No socket exists there: a refused ID never gets as far as dialling.
+        let client = DockerClient::new("unix:///nonexistent/docker.sock", Duration::from_secs(1))?;
+        for bad in ["", "../x", "a/b", "a?b"] {
+            let attach = client.attach_container(bad, true, true, false);
+            assert!(
+                matches!(&attach, Err(e) if matches!(e, DockerError::InvalidRequest(_))),
+                "{bad}"
+            );
+            let resize = client.resize_container(bad, 24, 80);
+            assert!(
+                matches!(&resize, Err(e) if matches!(e, DockerError::InvalidRequest(_))),
+                "{bad}"
+            );
+            let resize = client.resize_exec(bad, 24, 80);
+            assert!(
+                matches!(&resize, Err(e) if matches!(e, DockerError::InvalidRequest(_))),
+                "{bad}"
+            );
+        }
+        Ok(())
     }
 }

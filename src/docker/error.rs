@@ -1,7 +1,7 @@
-//! `DockerError`: everything that can go wrong talking to dockerd, and how
-//! each failure reaches the kubelet as a gRPC status.
+//! `DockerError`: everything that can go wrong talking to dockerd.
 //!
-//! It owns the wording and the code mapping; it must not decide policy such
+//! It owns the wording; how each failure reaches the kubelet is `cri`'s
+//! to say. It must not decide policy such
 //! as "a missing container is fine when removing": `api` folds the answers
 //! that are not failures into typed results, and callers decide.
 
@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ApiVersion;
-use crate::grpc::{Code, Status};
 
 /// A failed Docker Engine API call.
 #[derive(Debug)]
@@ -91,42 +90,6 @@ impl DockerError {
     pub fn is_refusal(&self) -> bool {
         self.api_status().is_some()
     }
-
-    /// The gRPC code this failure maps to.
-    ///
-    /// dockerd answers 409 Conflict for state conflicts ("You cannot remove a
-    /// running container", "container is paused", "image is being used by
-    /// running container") far more often than for name clashes, so 409 maps
-    /// to `FAILED_PRECONDITION`; a caller that creates by name and wants
-    /// `ALREADY_EXISTS` checks [`DockerError::api_status`] itself. A 500 is
-    /// dockerd failing for a reason we cannot classify (runc, storage,
-    /// networking): `UNKNOWN`, not `INTERNAL`, which would blame dockshim.
-    pub fn code(&self) -> Code {
-        match self {
-            DockerError::Endpoint(_) => Code::Internal,
-            DockerError::Connect { .. } | DockerError::Io(_) => Code::Unavailable,
-            DockerError::Timeout { .. } => Code::DeadlineExceeded,
-            DockerError::Protocol(_) | DockerError::Json(_) => Code::Internal,
-            DockerError::Api { status, .. } => code_for_status(*status),
-            DockerError::Stream(_) => Code::Unknown,
-            DockerError::TooOld { .. } => Code::FailedPrecondition,
-            DockerError::InvalidRequest(_) => Code::InvalidArgument,
-            DockerError::Call { source, .. } => source.code(),
-        }
-    }
-}
-
-fn code_for_status(status: u16) -> Code {
-    match status {
-        400 => Code::InvalidArgument,
-        401 | 403 => Code::PermissionDenied,
-        404 => Code::NotFound,
-        409 => Code::FailedPrecondition,
-        429 => Code::ResourceExhausted,
-        501 => Code::Unimplemented,
-        503 => Code::Unavailable,
-        _ => Code::Unknown,
-    }
 }
 
 impl fmt::Display for DockerError {
@@ -164,12 +127,6 @@ impl std::error::Error for DockerError {
     }
 }
 
-impl From<DockerError> for Status {
-    fn from(err: DockerError) -> Status {
-        Status::new(err.code(), format!("docker: {err}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,16 +140,6 @@ mod tests {
     }
 
     #[test]
-    fn status_keeps_call_and_dockerd_message() {
-        let status = Status::from(not_found());
-        assert_eq!(status.code, Code::NotFound);
-        assert_eq!(
-            status.message,
-            "docker: GET /containers/x/json: 404: No such container: x"
-        );
-    }
-
-    #[test]
     fn wrapping_twice_keeps_the_innermost_call() {
         let err = not_found().in_call("POST", "/other");
         assert_eq!(
@@ -203,40 +150,6 @@ mod tests {
     }
 
     #[test]
-    fn http_statuses_map_to_grpc_codes() {
-        let cases = [
-            (400, Code::InvalidArgument),
-            (401, Code::PermissionDenied),
-            (403, Code::PermissionDenied),
-            (404, Code::NotFound),
-            (409, Code::FailedPrecondition),
-            (500, Code::Unknown),
-            (503, Code::Unavailable),
-        ];
-        for (status, code) in cases {
-            let err = DockerError::Api {
-                status,
-                message: String::new(),
-            };
-            assert_eq!(err.code(), code, "{status}");
-        }
-    }
-
-    #[test]
-    fn unreachable_dockerd_is_unavailable_and_slow_dockerd_is_deadline_exceeded() {
-        let refused = DockerError::Connect {
-            path: "/run/x.sock".into(),
-            source: io::Error::from(io::ErrorKind::ConnectionRefused),
-        };
-        assert_eq!(refused.code(), Code::Unavailable);
-        let slow = DockerError::Timeout {
-            what: "waiting for the answer",
-            after: Duration::from_secs(2),
-        };
-        assert_eq!(slow.in_call("GET", "/_ping").code(), Code::DeadlineExceeded);
-    }
-
-    #[test]
     fn too_old_names_both_versions() {
         let err = DockerError::TooOld {
             server: ApiVersion::new(1, 40),
@@ -244,6 +157,5 @@ mod tests {
         };
         let text = err.to_string();
         assert!(text.contains("1.40") && text.contains("1.41"), "{text}");
-        assert_eq!(err.code(), Code::FailedPrecondition);
     }
 }

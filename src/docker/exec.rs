@@ -1,20 +1,15 @@
-//! The exec endpoints: `POST /containers/{id}/exec` (create),
-//! `POST /exec/{id}/start` (hijacked), `GET /exec/{id}/json` (inspect) and
-//! `POST /exec/{id}/resize`, with their typed bodies (API 1.41).
+//! The typed bodies of the exec endpoints: `POST /containers/{id}/exec`
+//! (create), `POST /exec/{id}/start` (hijacked), `GET /exec/{id}/json`
+//! (inspect) and `POST /exec/{id}/resize` (API 1.41).
 //!
-//! This module only builds and decodes those calls. Reading the session's
-//! output, deadlines, and killing a process that outlives its caller belong
-//! to `cri::exec`. Every ID is checked before it is put into a path, so a
-//! value taken from a CRI request can never change the endpoint called.
-//! `vendor-docs/docker-engine-api.md` ("Exec") describes each field.
-
-use std::time::Duration;
+//! The calls themselves are [`super::DockerApi`]'s, which checks every ID
+//! before it is put into a path, so a value taken from a CRI request can
+//! never change the endpoint called. Reading the session's output,
+//! deadlines, and killing a process that outlives its caller belong to
+//! `cri::exec`. `vendor-docs/docker-engine-api.md` ("Exec") describes each
+//! field.
 
 use serde::{Deserialize, Serialize};
-
-use super::hijack::Hijacked;
-use super::request::{check_path_id, path_with_query};
-use super::{DockerClient, DockerError};
 
 /// The JSON body of `POST /containers/{id}/exec`.
 ///
@@ -75,78 +70,18 @@ pub struct ExecInspect {
     pub container_id: String,
 }
 
+/// The answer to `POST /containers/{id}/exec`.
 #[derive(Deserialize)]
-struct ExecCreated {
+pub(super) struct ExecCreated {
     #[serde(rename = "Id")]
-    id: String,
-}
-
-impl DockerClient {
-    /// `POST /containers/{container}/exec`: registers a command to run in a
-    /// running container and returns the exec ID. A missing container is
-    /// status 404; a stopped or paused one 409, with dockerd's message.
-    /// `timeout` bounds the call (`None`: the client's own).
-    pub fn create_exec(
-        &self,
-        container: &str,
-        config: &ExecCreate,
-        timeout: Option<Duration>,
-    ) -> Result<String, DockerError> {
-        check_path_id(container, "container ID or name")?;
-        let path = format!("/containers/{container}/exec");
-        let body = serde_json::to_vec(config)
-            .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
-        let response = self.request("POST", &path, &[], Some(&body), timeout)?;
-        let created: ExecCreated = serde_json::from_slice(&response.body)
-            .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
-        check_path_id(&created.id, "exec ID from dockerd")
-            .map_err(|err| err.in_call("POST", &path))?;
-        Ok(created.id)
-    }
-
-    /// `POST /exec/{exec_id}/start`, not detached: the returned connection
-    /// carries the process's stdio (multiplexed unless `tty`). `tty` must be
-    /// the value the exec was created with.
-    pub fn start_exec(&self, exec_id: &str, tty: bool) -> Result<Hijacked, DockerError> {
-        check_path_id(exec_id, "exec ID")?;
-        let path = format!("/exec/{exec_id}/start");
-        let body = ExecStart { detach: false, tty };
-        let body = serde_json::to_vec(&body)
-            .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
-        self.hijack("POST", &path, Some(&body))
-    }
-
-    /// `GET /exec/{exec_id}/json`. `timeout` bounds the call (`None`: the
-    /// client's own).
-    pub fn inspect_exec(
-        &self,
-        exec_id: &str,
-        timeout: Option<Duration>,
-    ) -> Result<ExecInspect, DockerError> {
-        check_path_id(exec_id, "exec ID")?;
-        let path = format!("/exec/{exec_id}/json");
-        let response = self.request("GET", &path, &[], None, timeout)?;
-        serde_json::from_slice(&response.body)
-            .map_err(|err| DockerError::Json(err).in_call("GET", &path))
-    }
-
-    /// `POST /exec/{exec_id}/resize?h=..&w=..`: the terminal size of a TTY
-    /// session, in characters.
-    pub fn resize_exec(&self, exec_id: &str, height: u16, width: u16) -> Result<(), DockerError> {
-        check_path_id(exec_id, "exec ID")?;
-        let (height, width) = (height.to_string(), width.to_string());
-        let path = path_with_query(
-            &format!("/exec/{exec_id}/resize"),
-            &[("h", &height), ("w", &width)],
-        );
-        self.post(&path, None).map(drop)
-    }
+    pub(super) id: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grpc::Code;
+    use crate::docker::request::check_path_id;
+    use crate::docker::DockerError;
 
     #[test]
     fn create_body_uses_engine_names_and_leaves_out_empty_settings() -> Result<(), serde_json::Error>
@@ -210,7 +145,7 @@ mod tests {
         for bad in ["", "../x", "a/b", "a?b", "-a", "a b", "a%2F"] {
             let err = check_path_id(bad, "exec ID");
             assert!(
-                matches!(&err, Err(e) if e.code() == Code::InvalidArgument),
+                matches!(&err, Err(e) if matches!(e, DockerError::InvalidRequest(_))),
                 "{bad}"
             );
         }

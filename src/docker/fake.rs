@@ -386,4 +386,32 @@ impl DockerApi for FakeDocker {
             ..ExecInspect::default()
         })
     }
+
+    fn resize_exec(&self, exec_id: &str, _height: u16, _width: u16) -> Result<(), DockerError> {
+        drop(self.enter("resize_exec", exec_id)?);
+        Ok(())
+    }
+
+    /// The container writes nothing.
+    fn attach_container(
+        &self,
+        container: &str,
+        _stdin: bool,
+        _stdout: bool,
+        _stderr: bool,
+    ) -> Result<Hijacked, DockerError> {
+        drop(self.enter("attach_container", container)?);
+        let (ours, _theirs) = UnixStream::pair().map_err(DockerError::Io)?;
+        Ok(Hijacked::new(ours, Vec::new()))
+    }
+
+    fn resize_container(
+        &self,
+        container: &str,
+        _height: u16,
+        _width: u16,
+    ) -> Result<(), DockerError> {
+        drop(self.enter("resize_container", container)?);
+        Ok(())
+    }
 }

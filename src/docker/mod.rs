@@ -17,7 +17,6 @@
 
 mod api;
 mod api_version;
-mod attach;
 mod client;
 mod connection;
 mod containers;

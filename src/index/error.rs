@@ -1,12 +1,11 @@
-//! `IndexError`: why the index could not answer, and the gRPC code each
-//! reason maps to.
+//! `IndexError`: why the index could not answer. What each reason means to
+//! the kubelet is `cri`'s to say.
 
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
 use crate::docker::DockerError;
-use crate::grpc::{Code, Status};
 
 #[derive(Debug)]
 pub enum IndexError {
@@ -21,17 +20,6 @@ pub enum IndexError {
     EmptyId,
     /// The event thread could not be started.
     Spawn(io::Error),
-}
-
-impl IndexError {
-    pub fn code(&self) -> Code {
-        match self {
-            IndexError::Docker(err) => err.code(),
-            IndexError::CatchUpTimeout { .. } => Code::DeadlineExceeded,
-            IndexError::AmbiguousId { .. } | IndexError::EmptyId => Code::InvalidArgument,
-            IndexError::Spawn(_) => Code::Internal,
-        }
-    }
 }
 
 impl fmt::Display for IndexError {
@@ -68,34 +56,9 @@ impl From<DockerError> for IndexError {
     }
 }
 
-impl From<IndexError> for Status {
-    fn from(err: IndexError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn codes_follow_the_cause() {
-        let unreachable = IndexError::Docker(DockerError::Io(io::Error::from(
-            io::ErrorKind::ConnectionRefused,
-        )));
-        assert_eq!(unreachable.code(), Code::Unavailable);
-        let ambiguous = IndexError::AmbiguousId {
-            prefix: "ab".to_owned(),
-            matches: 2,
-        };
-        assert_eq!(ambiguous.code(), Code::InvalidArgument);
-        let status = Status::from(ambiguous);
-        assert_eq!(status.message, "ID prefix \"ab\" matches 2 containers");
-        let slow = IndexError::CatchUpTimeout {
-            after: Duration::from_secs(1),
-        };
-        assert_eq!(slow.code(), Code::DeadlineExceeded);
-    }
 
     #[test]
     fn docker_failures_keep_their_chain() {

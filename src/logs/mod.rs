@@ -25,7 +25,6 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::docker::DockerError;
-use crate::grpc::{Code, Status};
 
 pub use format::{CriEncoder, CriStream, ResumePoint, StreamResume, Tag, Timestamp, MAX_LINE_SIZE};
 pub use manager::{LogManager, CATCH_UP_THREAD_NAME, LOG_THREAD_NAME};
@@ -59,29 +58,6 @@ pub enum LogError {
     AlreadyFollowed(String),
     /// The log I/O thread could not be started or did not answer.
     IoThread(String),
-}
-
-impl LogError {
-    /// The gRPC code this failure maps to. A reopen of a container that is
-    /// not running is the caller's precondition failing, as the CRI says.
-    /// So is a missing log directory: the kubelet creates the pod's log
-    /// directory before it creates containers, and the same request
-    /// succeeds once the directory is back, which makes it a state of the
-    /// node (FAILED_PRECONDITION) rather than a bad argument
-    /// (INVALID_ARGUMENT is for requests wrong whatever the state).
-    pub fn code(&self) -> Code {
-        match self {
-            LogError::InvalidPath(_) => Code::InvalidArgument,
-            LogError::MissingDirectory { .. } => Code::FailedPrecondition,
-            LogError::File { .. } | LogError::Write { .. } => Code::Internal,
-            LogError::Locked { .. } => Code::AlreadyExists,
-            LogError::Corrupt { .. } => Code::DataLoss,
-            LogError::Format(_) | LogError::IoThread(_) => Code::Internal,
-            LogError::Docker(err) => err.code(),
-            LogError::NotFollowed(_) => Code::FailedPrecondition,
-            LogError::AlreadyFollowed(_) => Code::AlreadyExists,
-        }
-    }
 }
 
 impl fmt::Display for LogError {
@@ -128,44 +104,5 @@ impl std::error::Error for LogError {
             LogError::Docker(err) => Some(err),
             _ => None,
         }
-    }
-}
-
-impl From<LogError> for Status {
-    fn from(err: LogError) -> Status {
-        Status::new(err.code(), format!("logs: {err}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_map_to_grpc_codes() {
-        assert_eq!(
-            LogError::InvalidPath("x".into()).code(),
-            Code::InvalidArgument
-        );
-        assert_eq!(
-            LogError::NotFollowed("c1".into()).code(),
-            Code::FailedPrecondition
-        );
-        let docker = DockerError::Api {
-            status: 404,
-            message: "No such container: c1".into(),
-        };
-        let status = Status::from(LogError::Docker(docker));
-        assert_eq!(status.code, Code::NotFound);
-        assert!(status.message.contains("No such container: c1"));
-    }
-
-    #[test]
-    fn a_missing_log_directory_is_a_failed_precondition_naming_it() {
-        let status = Status::from(LogError::MissingDirectory {
-            path: PathBuf::from("/var/log/pods/ns_pod_uid/app"),
-        });
-        assert_eq!(status.code, Code::FailedPrecondition);
-        assert!(status.message.contains("/var/log/pods/ns_pod_uid/app"));
     }
 }

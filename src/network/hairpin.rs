@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 use super::netlink::{self, Link, NetlinkError};
 use super::netns::{run_in_netns, NetnsError};
 use crate::cli::HairpinMode;
-use crate::grpc::{Code, Status};
 
 /// Where sysfs is mounted on a normal host.
 pub const SYSFS_ROOT: &str = "/sys";
@@ -53,21 +52,6 @@ pub enum HairpinError {
     SysfsMismatch { path: PathBuf, expected: u32 },
     /// Reading or writing sysfs failed.
     Sysfs { path: PathBuf, source: io::Error },
-}
-
-impl HairpinError {
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            HairpinError::Netns(err) => err.code(),
-            HairpinError::Netlink(err) => err.code(),
-            HairpinError::NoInterface { .. }
-            | HairpinError::NoPeer { .. }
-            | HairpinError::PeerNotOnHost { .. }
-            | HairpinError::NotOnBridge { .. } => Code::FailedPrecondition,
-            HairpinError::SysfsMismatch { .. } | HairpinError::Sysfs { .. } => Code::Internal,
-        }
-    }
 }
 
 impl fmt::Display for HairpinError {
@@ -113,12 +97,6 @@ impl std::error::Error for HairpinError {
             HairpinError::Sysfs { source, .. } => Some(source),
             _ => None,
         }
-    }
-}
-
-impl From<HairpinError> for Status {
-    fn from(err: HairpinError) -> Status {
-        Status::new(err.code(), err.to_string())
     }
 }
 

@@ -26,8 +26,6 @@ use nix::sys::socket::{
 };
 use nix::sys::time::{TimeVal, TimeValLike};
 
-use crate::grpc::{Code, Status};
-
 /// Receive buffer for one datagram. The kernel sizes dump datagrams to at
 /// most 32 KiB (or the reader's buffer, if smaller); twice that leaves room.
 const RECV_BUFFER_BYTES: usize = 64 * 1024;
@@ -105,13 +103,6 @@ pub enum NetlinkError {
     Interrupted,
 }
 
-impl NetlinkError {
-    /// The gRPC code this failure maps to: always our side or the kernel's.
-    pub fn code(&self) -> Code {
-        Code::Internal
-    }
-}
-
 impl fmt::Display for NetlinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -141,12 +132,6 @@ impl std::error::Error for NetlinkError {
             NetlinkError::Socket { errno, .. } | NetlinkError::Kernel { errno, .. } => Some(errno),
             _ => None,
         }
-    }
-}
-
-impl From<NetlinkError> for Status {
-    fn from(err: NetlinkError) -> Status {
-        Status::new(err.code(), err.to_string())
     }
 }
 

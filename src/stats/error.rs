@@ -1,11 +1,9 @@
 //! `StatsError`: every way reading a cgroup, a proc file or a layer
-//! directory can fail, and the gRPC code each maps to.
+//! directory can fail. What each means to the kubelet is `cri`'s to say.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-
-use crate::grpc::{Code, Status};
 
 /// A failed stats reading.
 #[derive(Debug)]
@@ -29,32 +27,13 @@ pub enum StatsError {
 }
 
 impl StatsError {
-    /// The gRPC code this failure maps to. A vanished cgroup or proc entry
-    /// means the container is no longer running: `NOT_FOUND`. A cgroup
-    /// removed between the open and the read of one of its files reads as
-    /// `ENODEV`.
-    pub fn code(&self) -> Code {
-        match self {
-            StatsError::Read { source, .. }
-                if source.kind() == io::ErrorKind::NotFound
-                    || source.raw_os_error() == Some(nix::errno::Errno::ENODEV as i32) =>
-            {
-                Code::NotFound
-            }
-            StatsError::Read { .. } | StatsError::TooLarge { .. } | StatsError::Parse { .. } => {
-                Code::Internal
-            }
-            StatsError::InvalidId { .. } => Code::InvalidArgument,
-            StatsError::InvalidCgroupParent { .. }
-            | StatsError::UnsupportedCgroup { .. }
-            | StatsError::NoHierarchy { .. }
-            | StatsError::Unreachable { .. } => Code::FailedPrecondition,
-        }
-    }
-
-    /// Whether the file read was gone: the cgroup or process has ended.
+    /// Whether the file read was gone: the cgroup or process has ended. A
+    /// cgroup removed between the open and the read of one of its files
+    /// reads as `ENODEV`.
     pub fn is_gone(&self) -> bool {
-        self.code() == Code::NotFound
+        matches!(self, StatsError::Read { source, .. }
+            if source.kind() == io::ErrorKind::NotFound
+                || source.raw_os_error() == Some(nix::errno::Errno::ENODEV as i32))
     }
 }
 
@@ -102,23 +81,16 @@ impl std::error::Error for StatsError {
     }
 }
 
-impl From<StatsError> for Status {
-    fn from(err: StatsError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_vanished_file_is_not_found_and_other_read_failures_are_internal() {
+    fn a_vanished_file_or_a_removed_cgroup_is_gone_and_a_refused_read_is_not() {
         let gone = StatsError::Read {
             path: "/sys/fs/cgroup/memory/docker/abc/memory.stat".into(),
             source: io::Error::from(io::ErrorKind::NotFound),
         };
-        assert_eq!(gone.code(), Code::NotFound);
         assert!(gone.is_gone());
         let removed_while_open = StatsError::Read {
             path: "/sys/fs/cgroup/memory/docker/abc/memory.stat".into(),
@@ -129,7 +101,7 @@ mod tests {
             path: "/proc/1/net/dev".into(),
             source: io::Error::from(io::ErrorKind::PermissionDenied),
         };
-        assert_eq!(Status::from(denied).code, Code::Internal);
+        assert!(!denied.is_gone());
     }
 
     #[test]
@@ -138,7 +110,7 @@ mod tests {
             path: "/sys/fs/cgroup/pids/x/pids.current".into(),
             source: io::Error::from(io::ErrorKind::PermissionDenied),
         };
-        let message = Status::from(err).message;
+        let message = err.to_string();
         assert!(
             message.contains("/sys/fs/cgroup/pids/x/pids.current"),
             "{message}"

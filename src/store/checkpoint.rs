@@ -29,8 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{state_dir, write_atomic, WiderMode};
-use crate::grpc::{Code, Status};
+use super::{state_dir, write_atomic, CheckpointError, WiderMode};
 
 /// The directory under the root directory that holds checkpoints.
 pub const CHECKPOINT_DIR: &str = "sandbox";
@@ -51,86 +50,6 @@ const MAX_CHECKPOINT_BYTES: u64 = 1 << 20;
 /// Quarantined copies of one ID kept side by side before the oldest name
 /// is reused.
 const MAX_QUARANTINED_COPIES: usize = 100;
-
-/// What went wrong with a checkpoint.
-#[derive(Debug)]
-pub enum CheckpointError {
-    /// The sandbox ID cannot be a checkpoint file name.
-    InvalidId { id: String, reason: &'static str },
-    /// No checkpoint for this sandbox.
-    NotFound { id: String },
-    /// The file was unreadable as a checkpoint and has been moved aside
-    /// (or, if `quarantine` failed, left where it was).
-    Corrupt {
-        id: String,
-        reason: String,
-        quarantined: Result<PathBuf, String>,
-    },
-    /// A filesystem operation failed.
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        source: io::Error,
-    },
-    /// The checkpoint could not be encoded.
-    Encode(serde_json::Error),
-}
-
-impl CheckpointError {
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            CheckpointError::InvalidId { .. } => Code::InvalidArgument,
-            CheckpointError::NotFound { .. } => Code::NotFound,
-            CheckpointError::Corrupt { .. } => Code::DataLoss,
-            CheckpointError::Io { .. } | CheckpointError::Encode(_) => Code::Internal,
-        }
-    }
-}
-
-impl fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckpointError::InvalidId { id, reason } => {
-                write!(f, "invalid sandbox ID {id:?} for a checkpoint: {reason}")
-            }
-            CheckpointError::NotFound { id } => write!(f, "no checkpoint for sandbox {id}"),
-            CheckpointError::Corrupt {
-                id,
-                reason,
-                quarantined,
-            } => {
-                write!(f, "checkpoint of sandbox {id} is corrupt ({reason})")?;
-                match quarantined {
-                    Ok(path) => write!(f, "; moved to {}", path.display()),
-                    Err(why) => write!(f, "; could not be moved aside: {why}"),
-                }
-            }
-            CheckpointError::Io {
-                path,
-                action,
-                source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
-            CheckpointError::Encode(source) => write!(f, "cannot encode checkpoint: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for CheckpointError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CheckpointError::Io { source, .. } => Some(source),
-            CheckpointError::Encode(source) => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl From<CheckpointError> for Status {
-    fn from(err: CheckpointError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
 
 /// One port mapping as cri-dockerd stores it; every field may be absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -739,7 +658,6 @@ mod tests {
         .unwrap();
         let err = store.get(ID).unwrap_err();
         assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
-        assert_eq!(err.code(), Code::DataLoss);
         assert!(err.to_string().contains("checksum 1"), "{err}");
         assert!(!store.dir().join(ID).exists());
         assert!(store.dir().join(QUARANTINE_DIR).join(ID).is_file());
@@ -822,7 +740,7 @@ mod tests {
             "", ".", "..", "../x", "a/b", "-a", "a-", ".hidden", "a b", "é", &too_long,
         ] {
             let err = validate_id(id).unwrap_err();
-            assert_eq!(err.code(), Code::InvalidArgument, "{id}");
+            assert!(matches!(err, CheckpointError::InvalidId { .. }), "{id}");
         }
         let (_root, store) = store();
         assert!(matches!(

@@ -16,7 +16,6 @@
 //! so a wider mode there is only warned about: what lies in it is 0600
 //! or 0700 already.
 
-use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -25,13 +24,13 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::stat::{fchmod, fstat, Mode};
 
-use crate::grpc::{Code, Status};
-
 pub mod checkpoint;
+mod error;
 pub mod owed;
 
-pub use checkpoint::{CheckpointError, CheckpointStore, PodSandboxCheckpoint};
-pub use owed::{OwedTeardown, OwedTeardownError, OwedTeardowns};
+pub use checkpoint::{CheckpointStore, PodSandboxCheckpoint};
+pub use error::{CheckpointError, OwedTeardownError, StoreError};
+pub use owed::{OwedTeardown, OwedTeardowns};
 
 /// The file, relative to the root directory, holding the pod CIDR.
 const POD_CIDR_FILE: &str = "pod-cidr";
@@ -84,38 +83,6 @@ pub fn state_dir(path: &Path, wider: WiderMode) -> io::Result<()> {
 
 /// Files written here are small; anything larger is not ours.
 const MAX_STORED_FILE_BYTES: u64 = 1 << 20;
-
-/// A failed read or write of a stored file.
-#[derive(Debug)]
-pub struct StoreError {
-    pub path: PathBuf,
-    pub action: &'static str,
-    pub source: io::Error,
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot {} {}: {}",
-            self.action,
-            self.path.display(),
-            self.source
-        )
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-impl From<StoreError> for Status {
-    fn from(err: StoreError) -> Status {
-        Status::new(Code::Internal, err.to_string())
-    }
-}
 
 /// The root directory and the files in it.
 #[derive(Debug, Clone)]

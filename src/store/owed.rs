@@ -14,7 +14,6 @@
 //! spec allows. This module stores and lists records; it never runs a
 //! plugin.
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,79 +21,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{validate_id, PortMapping};
-use super::{read_small, state_dir, write_atomic, WiderMode};
-use crate::grpc::{Code, Status};
+use super::{read_small, state_dir, write_atomic, OwedTeardownError, WiderMode};
 
 /// The directory under the root directory that holds the records.
 pub const OWED_TEARDOWN_DIR: &str = "owed-teardown";
-
-/// What went wrong with an owed-teardown record.
-#[derive(Debug)]
-pub enum OwedTeardownError {
-    /// The sandbox ID cannot be a file name.
-    InvalidId { id: String, reason: String },
-    /// The record does not parse.
-    Corrupt { path: PathBuf, reason: String },
-    /// A filesystem operation failed.
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        source: io::Error,
-    },
-    /// The record could not be encoded.
-    Encode(serde_json::Error),
-}
-
-impl OwedTeardownError {
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            OwedTeardownError::InvalidId { .. } => Code::InvalidArgument,
-            OwedTeardownError::Corrupt { .. } => Code::DataLoss,
-            OwedTeardownError::Io { .. } | OwedTeardownError::Encode(_) => Code::Internal,
-        }
-    }
-}
-
-impl fmt::Display for OwedTeardownError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OwedTeardownError::InvalidId { id, reason } => {
-                write!(
-                    f,
-                    "invalid sandbox ID {id:?} for an owed teardown: {reason}"
-                )
-            }
-            OwedTeardownError::Corrupt { path, reason } => {
-                write!(f, "owed teardown {} is corrupt: {reason}", path.display())
-            }
-            OwedTeardownError::Io {
-                path,
-                action,
-                source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
-            OwedTeardownError::Encode(source) => {
-                write!(f, "cannot encode an owed teardown: {source}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for OwedTeardownError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            OwedTeardownError::Io { source, .. } => Some(source),
-            OwedTeardownError::Encode(source) => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl From<OwedTeardownError> for Status {
-    fn from(err: OwedTeardownError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
 
 /// A CNI DEL still owed for one sandbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,8 +209,8 @@ mod tests {
         let store = OwedTeardowns::open(root.path()).unwrap();
         fs::write(root.path().join(OWED_TEARDOWN_DIR).join("abc123"), "{").unwrap();
         let err = store.get("abc123").unwrap_err();
-        assert_eq!(err.code(), Code::DataLoss, "{err}");
+        assert!(matches!(err, OwedTeardownError::Corrupt { .. }), "{err}");
         let err = store.record("../escape", &owed()).unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+        assert!(matches!(err, OwedTeardownError::InvalidId { .. }), "{err}");
     }
 }

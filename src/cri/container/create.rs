@@ -16,7 +16,8 @@
 
 use std::path::Path;
 
-use super::service::{node_has_swap, ContainerError, ContainerService, NodeMounts};
+use super::error::ContainerError;
+use super::service::{node_has_swap, ContainerService, NodeMounts};
 use super::{container_create_body, ContainerOptions};
 use crate::api::v1;
 use crate::cri::sandbox::security::NodeSeccompProfiles;

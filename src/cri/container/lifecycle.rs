@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use super::service::{ContainerError, ContainerService};
+use super::error::ContainerError;
+use super::service::ContainerService;
 use crate::cri::exec::{exec_sync, ExecOutput};
 use crate::failpoint::{self, FailPoint};
 use crate::grpc::CallContext;

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use super::service::{ContainerError, ContainerService};
+use super::error::ContainerError;
+use super::service::ContainerService;
 use super::{container_status, StatusImage};
 use crate::api::v1;
-use crate::cri::naming::NamingError;
+use crate::cri::error::NamingError;
 use crate::index::{ContainerFilter, CriState, Entry};
 
 impl ContainerService {

@@ -25,10 +25,10 @@ pub mod status;
 pub mod translate;
 mod update;
 
-pub use error::ContainerConfigError;
+pub use error::{ContainerConfigError, ContainerError};
 pub use keeper::{LogKeeper, KEEPER_THREAD_NAME};
 pub use mounts::{HostMounts, HostPropagation};
 pub use resources::update_resources_body;
-pub use service::{ContainerError, ContainerService};
+pub use service::ContainerService;
 pub use status::{container_status, StatusImage};
 pub use translate::{container_create_body, ContainerOptions};

@@ -1,8 +1,8 @@
 //! `ContainerService`: the state the container calls share — dockerd, the
 //! state index and the log manager — the node facts the create body needs
 //! (mount propagation, seccomp profiles, swap, and from dockerd the cgroup
-//! driver and whether it has AppArmor), and `ContainerError`, why one of
-//! those calls failed.
+//! driver and whether it has AppArmor); why one of those calls failed is
+//! `error`'s `ContainerError`.
 //!
 //! The calls themselves live in `create`, `lifecycle`, `list` and
 //! `update`. This module starts no threads: the index and the log manager
@@ -18,13 +18,10 @@ use std::time::Duration;
 
 use super::image_names::ImageNamesCache;
 use super::keeper::LogKeeper;
-use super::{ContainerConfigError, HostMounts, HostPropagation};
-use crate::cri::exec::ExecError;
-use crate::cri::naming::NamingError;
-use crate::docker::{DockerApi, DockerError, Engine, DEFAULT_REQUEST_TIMEOUT};
-use crate::grpc::{Code, Status};
-use crate::index::{Index, IndexError};
-use crate::logs::{LogError, LogManager};
+use super::{ContainerError, HostMounts, HostPropagation};
+use crate::docker::{DockerApi, Engine, DEFAULT_REQUEST_TIMEOUT};
+use crate::index::Index;
+use crate::logs::LogManager;
 
 /// The node's mount table.
 const MOUNTINFO_PATH: &str = "/proc/self/mountinfo";
@@ -212,240 +209,9 @@ fn unescape(field: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
-/// Why a container call failed.
-#[derive(Debug)]
-pub enum ContainerError {
-    /// The configuration is refused before anything is created.
-    Config(ContainerConfigError),
-    /// The request lacks a part it needs.
-    Missing(&'static str),
-    /// No sandbox with this ID.
-    SandboxNotFound {
-        id: String,
-    },
-    /// The image is not in dockerd's image store.
-    ImageNotFound {
-        image: String,
-    },
-    /// No container with this ID.
-    NotFound {
-        id: String,
-    },
-    /// The call needs a running container.
-    NotRunning {
-        id: String,
-    },
-    /// A Docker call failed; `action` says what it was for.
-    Docker {
-        action: &'static str,
-        source: DockerError,
-    },
-    /// dockerd created the container but dropped a limit it was asked
-    /// for, saying so only in `warning`; the container was removed again,
-    /// unless `cleanup` says why it could not be.
-    LimitDroppedAtCreate {
-        id: String,
-        warning: String,
-        cleanup: Option<DockerError>,
-    },
-    /// dockerd applied an update but dropped a limit in it, saying so only
-    /// in `warning`; the rest of the update stays applied.
-    LimitDroppedAtUpdate {
-        id: String,
-        warning: String,
-    },
-    /// The new OOM score adjustment could not be given to `process` of
-    /// the container, or (`None`) its processes could not be listed.
-    OomScoreAdj {
-        id: String,
-        value: i32,
-        process: Option<u32>,
-        source: io::Error,
-    },
-    /// StartContainer failed after dockerd may have started the
-    /// container, which was then stopped again, unless `cleanup` says why
-    /// it could not be.
-    StartRolledBack {
-        id: String,
-        cause: Box<ContainerError>,
-        cleanup: Option<DockerError>,
-    },
-    Index(IndexError),
-    Logs(LogError),
-    Exec(ExecError),
-    Naming(NamingError),
-}
-
-impl ContainerError {
-    pub(super) fn docker(action: &'static str, source: DockerError) -> ContainerError {
-        ContainerError::Docker { action, source }
-    }
-
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            ContainerError::Config(err) => err.code(),
-            ContainerError::Missing(_) => Code::InvalidArgument,
-            ContainerError::SandboxNotFound { .. }
-            | ContainerError::ImageNotFound { .. }
-            | ContainerError::NotFound { .. } => Code::NotFound,
-            ContainerError::NotRunning { .. }
-            | ContainerError::LimitDroppedAtCreate { .. }
-            | ContainerError::LimitDroppedAtUpdate { .. }
-            | ContainerError::OomScoreAdj { .. } => Code::FailedPrecondition,
-            ContainerError::Docker { source, .. } => source.code(),
-            ContainerError::StartRolledBack { cause, .. } => cause.code(),
-            ContainerError::Index(err) => err.code(),
-            ContainerError::Logs(err) => err.code(),
-            ContainerError::Exec(err) => err.code(),
-            ContainerError::Naming(err) => err.code(),
-        }
-    }
-}
-
-impl fmt::Display for ContainerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ContainerError::Config(err) => err.fmt(f),
-            ContainerError::Missing(what) => write!(f, "the request has no {what}"),
-            ContainerError::SandboxNotFound { id } => write!(f, "pod sandbox {id} not found"),
-            ContainerError::ImageNotFound { image } => {
-                write!(f, "image {image:?} is not present on the node")
-            }
-            ContainerError::NotFound { id } => write!(f, "container {id} not found"),
-            ContainerError::NotRunning { id } => write!(f, "container {id} is not running"),
-            ContainerError::Docker { action, source } => write!(f, "cannot {action}: {source}"),
-            ContainerError::LimitDroppedAtCreate {
-                id,
-                warning,
-                cleanup,
-            } => {
-                write!(
-                    f,
-                    "dockerd dropped a limit from the new container {id}: {warning:?}; "
-                )?;
-                match cleanup {
-                    None => f.write_str("the container was removed"),
-                    Some(err) => write!(f, "removing the container failed too: {err}"),
-                }
-            }
-            ContainerError::LimitDroppedAtUpdate { id, warning } => write!(
-                f,
-                "dockerd dropped a limit from the update of container {id}, whose other \
-                 settings were applied: {warning:?}"
-            ),
-            ContainerError::OomScoreAdj {
-                id,
-                value,
-                process,
-                source,
-            } => {
-                match process {
-                    Some(pid) => write!(
-                        f,
-                        "oom_score_adj: cannot give {value} to process {pid} of container {id}: \
-                         {source}"
-                    )?,
-                    None => write!(
-                        f,
-                        "oom_score_adj: cannot list the processes of container {id} to give them \
-                         {value}: {source}"
-                    )?,
-                }
-                if source.kind() == io::ErrorKind::PermissionDenied {
-                    f.write_str(" (lowering it needs CAP_SYS_RESOURCE)")?;
-                }
-                Ok(())
-            }
-            ContainerError::StartRolledBack { id, cause, cleanup } => {
-                write!(f, "{cause}; ")?;
-                match cleanup {
-                    None => write!(f, "container {id} was stopped again"),
-                    Some(err) => write!(f, "stopping container {id} again failed too: {err}"),
-                }
-            }
-            ContainerError::Index(err) => err.fmt(f),
-            ContainerError::Logs(err) => err.fmt(f),
-            ContainerError::Exec(err) => err.fmt(f),
-            ContainerError::Naming(err) => err.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ContainerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ContainerError::Config(err) => Some(err),
-            ContainerError::Docker { source, .. } => Some(source),
-            ContainerError::LimitDroppedAtCreate {
-                cleanup: Some(err), ..
-            } => Some(err),
-            ContainerError::OomScoreAdj { source, .. } => Some(source),
-            ContainerError::StartRolledBack { cause, .. } => Some(cause.as_ref()),
-            ContainerError::Index(err) => Some(err),
-            ContainerError::Logs(err) => Some(err),
-            ContainerError::Exec(err) => Some(err),
-            ContainerError::Naming(err) => Some(err),
-            _ => None,
-        }
-    }
-}
-
-impl From<ContainerConfigError> for ContainerError {
-    fn from(err: ContainerConfigError) -> ContainerError {
-        ContainerError::Config(err)
-    }
-}
-
-impl From<IndexError> for ContainerError {
-    fn from(err: IndexError) -> ContainerError {
-        ContainerError::Index(err)
-    }
-}
-
-impl From<LogError> for ContainerError {
-    fn from(err: LogError) -> ContainerError {
-        ContainerError::Logs(err)
-    }
-}
-
-impl From<ExecError> for ContainerError {
-    fn from(err: ExecError) -> ContainerError {
-        ContainerError::Exec(err)
-    }
-}
-
-impl From<NamingError> for ContainerError {
-    fn from(err: NamingError) -> ContainerError {
-        ContainerError::Naming(err)
-    }
-}
-
-impl From<ContainerError> for Status {
-    fn from(err: ContainerError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_start_rolled_back_keeps_its_cause_code_and_says_the_container_was_stopped() {
-        let missing = ContainerError::Logs(LogError::MissingDirectory {
-            path: PathBuf::from("/var/log/pods/e2e_pod_uid/app"),
-        });
-        let err = ContainerError::StartRolledBack {
-            id: "c1".to_owned(),
-            cause: Box::new(missing),
-            cleanup: None,
-        };
-        assert_eq!(err.code(), Code::FailedPrecondition);
-        let text = err.to_string();
-        assert!(text.contains("/var/log/pods/e2e_pod_uid/app"), "{text}");
-        assert!(text.ends_with("container c1 was stopped again"), "{text}");
-    }
 
     const TABLE: &str = "\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -501,69 +267,5 @@ mod tests {
             "the unresolved spelling finds the wrong mount"
         );
         Ok(())
-    }
-
-    #[test]
-    fn errors_map_to_grpc_codes() {
-        let cases = [
-            (
-                ContainerError::ImageNotFound {
-                    image: "busybox:1".to_owned(),
-                },
-                Code::NotFound,
-            ),
-            (
-                ContainerError::SandboxNotFound { id: "s".to_owned() },
-                Code::NotFound,
-            ),
-            (
-                ContainerError::NotRunning { id: "c".to_owned() },
-                Code::FailedPrecondition,
-            ),
-            (ContainerError::Missing("config"), Code::InvalidArgument),
-        ];
-        for (err, code) in cases {
-            assert_eq!(Status::from(err).code, code);
-        }
-    }
-
-    #[test]
-    fn failures_after_dockerd_answered_say_what_was_left_behind() {
-        let cases = [
-            (
-                ContainerError::LimitDroppedAtCreate {
-                    id: "c1".to_owned(),
-                    warning: "PIDs limit discarded.".to_owned(),
-                    cleanup: None,
-                },
-                "dockerd dropped a limit from the new container c1: \"PIDs limit discarded.\"; \
-                 the container was removed",
-            ),
-            (
-                ContainerError::LimitDroppedAtUpdate {
-                    id: "c1".to_owned(),
-                    warning: "Shares discarded.".to_owned(),
-                },
-                "dockerd dropped a limit from the update of container c1, whose other settings \
-                 were applied: \"Shares discarded.\"",
-            ),
-            (
-                ContainerError::OomScoreAdj {
-                    id: "c1".to_owned(),
-                    value: -5,
-                    process: Some(42),
-                    source: io::Error::from(io::ErrorKind::PermissionDenied),
-                },
-                "oom_score_adj: cannot give -5 to process 42 of container c1: permission denied \
-                 (lowering it needs CAP_SYS_RESOURCE)",
-            ),
-        ];
-        for (err, message) in cases {
-            let status = Status::from(err);
-            assert_eq!(
-                (status.code, status.message.as_str()),
-                (Code::FailedPrecondition, message)
-            );
-        }
     }
 }

@@ -24,8 +24,9 @@
 //!   (RUNTIME_DEFAULT) and the user of the first process.
 
 use crate::api::v1;
+use crate::cri::error::NamingError;
 use crate::cri::labels;
-use crate::cri::naming::{self, NamingError};
+use crate::cri::naming;
 use crate::index::{CriState, Entry};
 
 use super::mounts::cri_mounts;

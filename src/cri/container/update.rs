@@ -51,8 +51,9 @@ use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 
 use super::create::drops_a_limit;
+use super::error::ContainerError;
 use super::resources::{oom_score_update, update_resources_body, OomScoreUpdate};
-use super::service::{node_has_swap, ContainerError, ContainerService};
+use super::service::{node_has_swap, ContainerService};
 use super::ContainerConfigError;
 use crate::api::v1;
 use crate::pidfd::PidFd;

@@ -11,41 +11,12 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::error::AuthError;
 use crate::api::v1;
 use crate::codec::base64::{self, Alphabet};
 
 /// What replaces a secret in any text dockshim passes on.
 const REDACTED: &str = "<redacted>";
-
-/// A CRI `auth` field that is not base64 of `user:password`. The messages
-/// never include the field's text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthError {
-    /// Not base64 in either alphabet.
-    NotBase64(base64::Base64Error),
-    /// Decoded to something other than UTF-8 `user:password`.
-    NotUserPassword,
-}
-
-impl fmt::Display for AuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AuthError::NotBase64(err) => write!(f, "AuthConfig.auth: {err}"),
-            AuthError::NotUserPassword => {
-                f.write_str("AuthConfig.auth: not base64 of \"username:password\"")
-            }
-        }
-    }
-}
-
-impl std::error::Error for AuthError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            AuthError::NotBase64(err) => Some(err),
-            AuthError::NotUserPassword => None,
-        }
-    }
-}
 
 /// The credentials of one pull, in the JSON form of Docker's `AuthConfig`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize)]

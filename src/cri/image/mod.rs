@@ -18,25 +18,27 @@
 //! with its last reference, as `docker rmi` does.
 
 mod auth;
+mod error;
 mod fs_usage;
 mod pull;
 mod reference;
 mod translate;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use auth::{AuthError, RegistryAuth};
-pub use reference::{ImageQuery, Match, Reference, ReferenceError};
+pub use auth::RegistryAuth;
+pub use error::{AuthError, ImageError, ReferenceError};
+pub use reference::{ImageQuery, Match, Reference};
 
 use crate::api::services::{ImageService, Sink};
 use crate::api::v1;
 use crate::cli::Config;
+use crate::cri::error::GrpcCode;
 use crate::cri::sandbox::translate::is_default_runtime_handler;
 use crate::cri::sandbox::SandboxConfigError;
-use crate::docker::{DockerApi, DockerError, ImageInspect};
+use crate::docker::{DockerApi, ImageInspect};
 use crate::grpc::{CallContext, Code, Status};
 use fs_usage::{FsUsage, Refresher};
 use translate::{cri_image, verbose_info, ImageFacts};
@@ -47,132 +49,6 @@ const FIRST_MEASUREMENT_WAIT: Duration = Duration::from_secs(10);
 /// Images per StreamImages message: well under the 16 MiB message limit
 /// even for images with hundreds of tags.
 const STREAM_IMAGES_BATCH: usize = 100;
-
-/// A failed image call.
-#[derive(Debug)]
-pub enum ImageError {
-    /// The request lacks a required field or asks for what Docker cannot do.
-    InvalidRequest(String),
-    InvalidReference(ReferenceError),
-    InvalidAuth(AuthError),
-    Docker(DockerError),
-    /// dockerd or the registry failed the pull; `message` is theirs,
-    /// redacted, and `code` was chosen from it.
-    PullFailed {
-        image: String,
-        code: Code,
-        message: String,
-    },
-    /// No progress message for `--image-pull-progress-deadline`.
-    PullStalled {
-        image: String,
-        after: Duration,
-        last: String,
-    },
-    /// The pull was still running at `--image-pull-timeout`.
-    PullTimedOut {
-        image: String,
-        after: Duration,
-        last: String,
-    },
-    /// The kubelet cancelled the call (or its deadline passed) mid-pull.
-    PullCancelled {
-        image: String,
-    },
-    /// RemoveImage of an image that containers still use.
-    InUse {
-        image: String,
-        containers: Vec<String>,
-    },
-    /// ImageFsInfo before any figures exist.
-    NotMeasured(String),
-    /// A pull for a RuntimeClass handler dockerd has no runtime for.
-    UnknownRuntimeHandler(SandboxConfigError),
-}
-
-impl ImageError {
-    pub fn code(&self) -> Code {
-        match self {
-            ImageError::InvalidRequest(_)
-            | ImageError::InvalidReference(_)
-            | ImageError::InvalidAuth(_) => Code::InvalidArgument,
-            ImageError::Docker(err) => err.code(),
-            ImageError::PullFailed { code, .. } => *code,
-            ImageError::PullStalled { .. } | ImageError::PullTimedOut { .. } => {
-                Code::DeadlineExceeded
-            }
-            ImageError::PullCancelled { .. } => Code::Cancelled,
-            ImageError::InUse { .. } => Code::FailedPrecondition,
-            ImageError::NotMeasured(_) => Code::Unavailable,
-            ImageError::UnknownRuntimeHandler(err) => err.code(),
-        }
-    }
-}
-
-impl fmt::Display for ImageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ImageError::InvalidRequest(why) => f.write_str(why),
-            ImageError::InvalidReference(err) => write!(f, "{err}"),
-            ImageError::InvalidAuth(err) => write!(f, "{err}"),
-            ImageError::Docker(err) => write!(f, "docker: {err}"),
-            ImageError::PullFailed { image, message, .. } => {
-                write!(f, "pulling image {image} failed: {message}")
-            }
-            ImageError::PullStalled { image, after, last } => write!(
-                f,
-                "pulling image {image} cancelled: no progress for {after:?} \
-                 (--image-pull-progress-deadline); last progress: {last}"
-            ),
-            ImageError::PullTimedOut { image, after, last } => write!(
-                f,
-                "pulling image {image} cancelled: not finished after {after:?} \
-                 (--image-pull-timeout); last progress: {last}"
-            ),
-            ImageError::PullCancelled { image } => {
-                write!(f, "pulling image {image} abandoned: the call was cancelled")
-            }
-            ImageError::InUse { image, containers } => write!(
-                f,
-                "image {image} is in use by container(s) {}; remove them first",
-                containers.join(", ")
-            ),
-            ImageError::NotMeasured(why) => {
-                write!(f, "image filesystem usage is not known yet: {why}")
-            }
-            ImageError::UnknownRuntimeHandler(err) => err.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ImageError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ImageError::InvalidReference(err) => Some(err),
-            ImageError::InvalidAuth(err) => Some(err),
-            ImageError::Docker(err) => Some(err),
-            _ => None,
-        }
-    }
-}
-
-impl From<DockerError> for ImageError {
-    fn from(err: DockerError) -> ImageError {
-        ImageError::Docker(err)
-    }
-}
-
-impl From<ReferenceError> for ImageError {
-    fn from(err: ReferenceError) -> ImageError {
-        ImageError::InvalidReference(err)
-    }
-}
-
-impl From<ImageError> for Status {
-    fn from(err: ImageError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
 
 /// The image half of the CRI.
 #[derive(Debug)]

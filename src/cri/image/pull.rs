@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::RegistryAuth;
 use super::ImageError;
+use crate::cri::error::GrpcCode;
 use crate::docker::{DockerError, PullProgress};
 use crate::grpc::Code;
 

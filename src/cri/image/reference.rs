@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use super::error::ReferenceError;
+
 /// Where names without a registry come from.
 const DEFAULT_DOMAIN: &str = "docker.io";
 /// The old name of [`DEFAULT_DOMAIN`], still accepted and rewritten.
@@ -20,47 +22,13 @@ const OFFICIAL_REPOSITORY_PREFIX: &str = "library/";
 /// The tag a reference without tag or digest means.
 const DEFAULT_TAG: &str = "latest";
 /// Longest repository name (registry included), as Docker limits it.
-const MAX_NAME_LEN: usize = 255;
+pub(super) const MAX_NAME_LEN: usize = 255;
 /// Longest tag.
 const MAX_TAG_LEN: usize = 128;
 /// The `sha256:` of image IDs and digests.
 const SHA256_PREFIX: &str = "sha256:";
 /// Hex digits of a sha256 digest.
 const SHA256_HEX_LEN: usize = 64;
-
-/// A reference that does not follow Docker's grammar. The text is not a
-/// secret, so messages quote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReferenceError {
-    Empty,
-    /// The repository name, registry included, is over 255 characters.
-    NameTooLong(String),
-    /// Docker accepts only lowercase repository paths.
-    Uppercase(String),
-    /// Any other violation; the second field says which.
-    Invalid(String, &'static str),
-}
-
-impl fmt::Display for ReferenceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReferenceError::Empty => f.write_str("no image given"),
-            ReferenceError::NameTooLong(text) => write!(
-                f,
-                "invalid image reference {text:?}: repository name longer than {MAX_NAME_LEN} characters"
-            ),
-            ReferenceError::Uppercase(text) => write!(
-                f,
-                "invalid image reference {text:?}: repository name must be lowercase"
-            ),
-            ReferenceError::Invalid(text, why) => {
-                write!(f, "invalid image reference {text:?}: {why}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ReferenceError {}
 
 /// A parsed, normalised image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]

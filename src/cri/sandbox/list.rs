@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::service::{SandboxError, SandboxService};
+use super::error::SandboxError;
+use super::service::SandboxService;
 use super::status::{
     annotations_of, checkpoint_metadata, labels_of, metadata_of, runtime_handler_of, sandbox_state,
 };

@@ -40,17 +40,15 @@
 //! engine, not another one on the same host (as in a test run against a
 //! second engine). `off` turns it off.
 
-use std::fmt;
 use std::fs;
-use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use super::error::MigrationError;
 use super::service::SandboxService;
 use crate::cli::{Config, CriDockerdMigration, CRI_DOCKERD_ROOT_DIRECTORY};
 use crate::cri::naming;
-use crate::docker::{ContainerInspect, DockerError};
-use crate::grpc::{Code, Status};
+use crate::docker::ContainerInspect;
 use crate::network::cni::{PodIps, POD_IFNAME};
 use crate::network::run_in_netns;
 use crate::store::checkpoint::SandboxNetwork;
@@ -64,88 +62,6 @@ const CRI_DOCKERD_COMM: &str = "cri-dockerd";
 
 /// The kubelet label that carries the pod's UID.
 const POD_UID_LABEL: &str = "io.kubernetes.pod.uid";
-
-/// Why the adoption of cri-dockerd's sandboxes failed.
-#[derive(Debug)]
-pub enum MigrationError {
-    /// cri-dockerd still runs and may own the sandboxes.
-    CriDockerdRunning { pid: u32 },
-    /// The directory given has no `sandbox` directory.
-    NothingToMigrate { dir: PathBuf },
-    /// A checkpoint could not be read, written or moved.
-    Checkpoint(CheckpointError),
-    /// dockerd could not say whether a sandbox container exists.
-    Docker { id: String, source: DockerError },
-    /// `/proc` could not be read.
-    Proc(io::Error),
-}
-
-impl MigrationError {
-    /// The gRPC code this failure maps to.
-    pub fn code(&self) -> Code {
-        match self {
-            MigrationError::CriDockerdRunning { .. } | MigrationError::NothingToMigrate { .. } => {
-                Code::FailedPrecondition
-            }
-            MigrationError::Checkpoint(err) => err.code(),
-            MigrationError::Docker { source, .. } => source.code(),
-            MigrationError::Proc(_) => Code::Internal,
-        }
-    }
-}
-
-impl fmt::Display for MigrationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MigrationError::CriDockerdRunning { pid } => write!(
-                f,
-                "cri-dockerd (pid {pid}) is running: stop it before dockshim adopts its pod \
-                 sandboxes (--migrate-from-cri-dockerd)"
-            ),
-            MigrationError::NothingToMigrate { dir } => write!(
-                f,
-                "--migrate-from-cri-dockerd: {} has no sandbox directory",
-                dir.display()
-            ),
-            MigrationError::Checkpoint(err) => {
-                write!(f, "cannot adopt a cri-dockerd checkpoint: {err}")
-            }
-            MigrationError::Docker { id, source } => write!(
-                f,
-                "cannot adopt cri-dockerd's sandbox {id}: cannot inspect its container: {source}"
-            ),
-            MigrationError::Proc(source) => {
-                write!(
-                    f,
-                    "cannot look for a running cri-dockerd in /proc: {source}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for MigrationError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MigrationError::Checkpoint(err) => Some(err),
-            MigrationError::Docker { source, .. } => Some(source),
-            MigrationError::Proc(source) => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl From<CheckpointError> for MigrationError {
-    fn from(err: CheckpointError) -> MigrationError {
-        MigrationError::Checkpoint(err)
-    }
-}
-
-impl From<MigrationError> for Status {
-    fn from(err: MigrationError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
 
 /// What is known of a cri-dockerd sandbox besides its checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -482,6 +398,7 @@ fn same_directory(a: &Path, b: &Path) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::grpc::Code;
     use crate::store::checkpoint::{CheckpointData, PortMapping};
 
     fn cri_dockerd_checkpoint(host_network: bool) -> PodSandboxCheckpoint {

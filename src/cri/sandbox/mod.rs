@@ -28,10 +28,10 @@ mod stop;
 pub mod sysctl;
 pub mod translate;
 
-pub use error::SandboxConfigError;
-pub use migrate::{MigrationError, MIGRATED_DIR};
+pub use error::{MigrationError, SandboxConfigError, SandboxError};
+pub use migrate::MIGRATED_DIR;
 pub use security::SeccompProfiles;
-pub use service::{SandboxError, SandboxService, SandboxSettings, SANDBOX_STOP_GRACE_SECS};
+pub use service::{SandboxService, SandboxSettings, SANDBOX_STOP_GRACE_SECS};
 pub use translate::{
     sandbox_create_body, sandbox_namespace_options, sandbox_namespaces, SandboxNamespaces,
     SandboxOptions,

@@ -13,8 +13,9 @@
 
 use std::path::Path;
 
+use super::error::SandboxError;
 use super::run::runtime_args;
-use super::service::{lock, SandboxError, SandboxService};
+use super::service::{lock, SandboxService};
 use crate::network::{CniNetwork, CniRunner, PodAttachment};
 use crate::store::checkpoint::CheckpointData;
 use crate::store::{OwedTeardown, OwedTeardownError, OwedTeardowns};

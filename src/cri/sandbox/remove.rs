@@ -2,7 +2,8 @@
 //! the pod's containers and the sandbox container, delete the checkpoint.
 //! Idempotent: an unknown sandbox is success.
 
-use super::service::{SandboxError, SandboxService};
+use super::error::SandboxError;
+use super::service::SandboxService;
 use crate::store::CheckpointError;
 
 impl SandboxService {

@@ -16,8 +16,9 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::error::SandboxError;
 use super::security::NodeSeccompProfiles;
-use super::service::{lock, Flight, SandboxError, SandboxService};
+use super::service::{lock, Flight, SandboxService};
 use super::translate::is_default_runtime_handler;
 use super::{dns, sandbox_create_body, sandbox_namespaces, SandboxOptions};
 use crate::api::v1;

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
+use super::error::SandboxError;
 use super::sandbox_namespace_options;
-use super::service::{SandboxError, SandboxService};
+use super::service::SandboxService;
 use crate::api::v1;
 use crate::cri::naming;
 use crate::index::Entry;

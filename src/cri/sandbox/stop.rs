@@ -15,8 +15,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::SandboxError;
 use super::run::{annotation_map, runtime_args};
-use super::service::{lock, SandboxError, SandboxService, SANDBOX_STOP_GRACE_SECS};
+use super::service::{lock, SandboxService, SANDBOX_STOP_GRACE_SECS};
 use crate::cli::NetworkPlugin;
 use crate::cri::naming;
 use crate::index::Entry;

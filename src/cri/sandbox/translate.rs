@@ -55,8 +55,9 @@ use super::security::{self, SeccompProfiles, NO_NEW_PRIVILEGES};
 use super::{dns, sysctl, SandboxConfigError};
 use crate::api::v1;
 use crate::cli::NetworkPlugin;
+use crate::cri::error::NamingError;
 use crate::cri::labels;
-use crate::cri::naming::{self, NamingError};
+use crate::cri::naming;
 use crate::docker::{ContainerCreate, CreateHostConfig, HealthConfig, Resources, RestartPolicy};
 
 /// The runtime handler name that, like the empty one, selects Docker.

@@ -19,17 +19,17 @@
 //! exec'd process still running is killed (its client can no longer see
 //! it; containerd's CRI does the same) rather than left behind.
 
-use std::fmt;
 use std::io::{self, Cursor, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::thread::{self, Scope};
 use std::time::Duration;
 
+use super::error::DockerSessionError;
 use super::sandbox_dialer::SandboxDialer;
 use crate::cri::exec::kill_exec;
 use crate::docker::{
-    ContainerInspect, Demux, DockerClient, DockerError, ExecCreate, Hijacked, Piece, StdStream,
+    ContainerInspect, Demux, DockerApi, DockerError, ExecCreate, Hijacked, Piece, StdStream,
 };
 use crate::index::Index;
 use crate::streaming::channel::StreamStatus;
@@ -55,76 +55,16 @@ const LONGEST_POLL_INTERVAL: Duration = Duration::from_millis(500);
 const RESIZE_ATTEMPTS: u32 = 5;
 const RESIZE_RETRY_INTERVAL: Duration = Duration::from_millis(20);
 
-/// A failed exec or attach, as reported on the error stream.
-#[derive(Debug)]
-pub enum DockerSessionError {
-    /// The container exists but is not running.
-    NotRunning { container: String },
-    /// A dockerd call failed (inspect, start, attach, ...).
-    Docker(DockerError),
-    /// Creating the exec failed.
-    ExecSetup(DockerError),
-    /// Reading dockerd's side of the session failed, or dockerd reported
-    /// an error in it (such as a command that cannot be run).
-    Output(DockerError),
-    /// Output could not be sent to the client.
-    Client(io::Error),
-    /// A thread of the session could not be started.
-    Thread(io::Error),
-    /// The output ended but dockerd kept reporting the exec as running.
-    NoExitCode { exec_id: String },
-}
-
-impl fmt::Display for DockerSessionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DockerSessionError::NotRunning { container } => {
-                write!(f, "container not running ({container})")
-            }
-            DockerSessionError::Docker(source) => write!(f, "{source}"),
-            DockerSessionError::ExecSetup(source) => {
-                write!(
-                    f,
-                    "failed to exec in container - Exec setup failed - {source}"
-                )
-            }
-            DockerSessionError::Output(source) => write!(f, "{source}"),
-            DockerSessionError::Client(source) => {
-                write!(f, "cannot send output to the client: {source}")
-            }
-            DockerSessionError::Thread(source) => {
-                write!(f, "cannot start a thread for the session: {source}")
-            }
-            DockerSessionError::NoExitCode { exec_id } => write!(
-                f,
-                "the output of exec {exec_id} ended but dockerd still reports it as running"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for DockerSessionError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DockerSessionError::Docker(source)
-            | DockerSessionError::ExecSetup(source)
-            | DockerSessionError::Output(source) => Some(source),
-            DockerSessionError::Client(source) | DockerSessionError::Thread(source) => Some(source),
-            DockerSessionError::NotRunning { .. } | DockerSessionError::NoExitCode { .. } => None,
-        }
-    }
-}
-
 /// Exec, attach and port-forward sessions on dockerd.
 #[derive(Debug, Clone)]
 pub struct DockerSessions {
-    docker: DockerClient,
+    docker: Arc<dyn DockerApi>,
     /// Where port forwarding finds a sandbox's main process.
     index: Arc<Index>,
 }
 
 impl DockerSessions {
-    pub fn new(docker: DockerClient, index: Arc<Index>) -> DockerSessions {
+    pub fn new(docker: Arc<dyn DockerApi>, index: Arc<Index>) -> DockerSessions {
         DockerSessions { docker, index }
     }
 
@@ -151,7 +91,7 @@ impl DockerSessions {
                 return remote.close(Some(&StreamStatus::exec_failed(&err)));
             }
         };
-        let docker = &self.docker;
+        let docker = &*self.docker;
         let exec = exec_id.as_str();
         thread::scope(|scope| {
             let copied = relay(
@@ -243,7 +183,7 @@ impl DockerSessions {
                 return remote.close(Some(&StreamStatus::attach_failed(&err)));
             }
         };
-        let docker = &self.docker;
+        let docker = &*self.docker;
         thread::scope(|scope| {
             let copied = relay(scope, hijacked, raw, &mut remote, |height, width| {
                 docker.resize_container(container, height, width)
@@ -270,7 +210,10 @@ impl DockerSessions {
         let inspect = self
             .docker
             .inspect_container(container)
-            .map_err(DockerSessionError::Docker)?;
+            .map_err(DockerSessionError::Docker)?
+            .ok_or_else(|| DockerSessionError::NotFound {
+                container: container.to_owned(),
+            })?;
         if !inspect.state.running {
             return Err(DockerSessionError::NotRunning {
                 container: inspect.id,
@@ -302,7 +245,7 @@ impl DockerSessions {
 
     /// Kills what is left of an exec whose session ended early.
     fn kill_abandoned(&self, exec_id: &str) {
-        match kill_exec(&self.docker, exec_id) {
+        match kill_exec(&*self.docker, exec_id) {
             Ok(0) => {}
             Ok(killed) => log::info!("exec {exec_id}: killed {killed} processes left behind"),
             Err(err) => log::warn!("exec {exec_id}: cannot kill the processes left behind: {err}"),

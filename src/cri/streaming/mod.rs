@@ -1,7 +1,7 @@
 //! Exec, Attach and PortForward before their URL is issued: the checks the
 //! kubelet and cri-dockerd make on the request, and on the container or
-//! sandbox as the state index sees it, and `StreamRequestError`, why a
-//! request is refused.
+//! sandbox as the state index sees it. Why a request is refused, and why a
+//! session fails, is `error`'s.
 //!
 //! A request that passes becomes the [`StreamRequest`] its one-time URL
 //! stands for, with the container or sandbox ID written out in full: the
@@ -15,123 +15,14 @@
 //! through its `Sessions` and `PortDialer` traits.
 
 pub mod docker_sessions;
+mod error;
 pub mod sandbox_dialer;
 
-use std::fmt;
+pub use error::{DockerSessionError, StreamRequestError};
 
 use crate::api::v1;
-use crate::grpc::{Code, Status};
-use crate::index::{Index, IndexError};
+use crate::index::Index;
 use crate::streaming::session::{Attach, Exec, PortForward, StreamRequest};
-use crate::streaming::tokens::TokenError;
-
-/// Why an Exec, Attach or PortForward request gets no URL.
-#[derive(Debug)]
-pub enum StreamRequestError {
-    /// Exec without a command.
-    NoCommand,
-    /// None of stdin, stdout and stderr was asked for.
-    NoStreams,
-    /// A terminal has one output stream, so stderr cannot be asked for
-    /// with tty.
-    TtyWithStderr,
-    /// A port outside 1..=65535.
-    BadPort {
-        port: i32,
-    },
-    ContainerNotFound {
-        id: String,
-    },
-    ContainerNotRunning {
-        id: String,
-    },
-    SandboxNotFound {
-        id: String,
-    },
-    SandboxNotReady {
-        id: String,
-    },
-    /// The state index could not answer.
-    Index(IndexError),
-    /// The streaming server could not issue a token.
-    Token(TokenError),
-}
-
-impl StreamRequestError {
-    pub fn code(&self) -> Code {
-        match self {
-            StreamRequestError::NoCommand
-            | StreamRequestError::NoStreams
-            | StreamRequestError::TtyWithStderr
-            | StreamRequestError::BadPort { .. } => Code::InvalidArgument,
-            StreamRequestError::ContainerNotFound { .. }
-            | StreamRequestError::SandboxNotFound { .. } => Code::NotFound,
-            StreamRequestError::ContainerNotRunning { .. }
-            | StreamRequestError::SandboxNotReady { .. } => Code::FailedPrecondition,
-            StreamRequestError::Index(err) => err.code(),
-            StreamRequestError::Token(TokenError::Exhausted { .. }) => Code::ResourceExhausted,
-            StreamRequestError::Token(TokenError::Random(_) | TokenError::Repeated) => {
-                Code::Internal
-            }
-        }
-    }
-}
-
-impl fmt::Display for StreamRequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StreamRequestError::NoCommand => write!(f, "exec needs a command"),
-            StreamRequestError::NoStreams => {
-                write!(f, "one of stdin, stdout and stderr must be set")
-            }
-            StreamRequestError::TtyWithStderr => write!(
-                f,
-                "tty and stderr cannot both be set: a terminal merges stderr into stdout"
-            ),
-            StreamRequestError::BadPort { port } => {
-                write!(f, "port {port} is not in the range 1-65535")
-            }
-            StreamRequestError::ContainerNotFound { id } => write!(f, "container {id} not found"),
-            StreamRequestError::ContainerNotRunning { id } => {
-                write!(f, "container {id} is not running")
-            }
-            StreamRequestError::SandboxNotFound { id } => write!(f, "pod sandbox {id} not found"),
-            StreamRequestError::SandboxNotReady { id } => {
-                write!(f, "pod sandbox {id} is not ready")
-            }
-            StreamRequestError::Index(err) => write!(f, "{err}"),
-            StreamRequestError::Token(err) => write!(f, "cannot issue a streaming URL: {err}"),
-        }
-    }
-}
-
-impl std::error::Error for StreamRequestError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StreamRequestError::Index(err) => Some(err),
-            StreamRequestError::Token(err) => Some(err),
-            _ => None,
-        }
-    }
-}
-
-impl From<IndexError> for StreamRequestError {
-    fn from(err: IndexError) -> StreamRequestError {
-        StreamRequestError::Index(err)
-    }
-}
-
-impl From<TokenError> for StreamRequestError {
-    fn from(err: TokenError) -> StreamRequestError {
-        StreamRequestError::Token(err)
-    }
-}
-
-impl From<StreamRequestError> for Status {
-    fn from(err: StreamRequestError) -> Status {
-        Status::new(err.code(), err.to_string())
-    }
-}
 
 /// Exec: a command, at least one stream, no stderr with a tty, and a
 /// running container.
@@ -234,12 +125,14 @@ fn running_container(index: &Index, id: &str) -> Result<String, StreamRequestErr
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::fmt;
     use std::sync::Arc;
     use std::thread;
     use std::time::{Duration, SystemTime};
 
     use super::*;
     use crate::docker::{ContainerInspect, DockerError};
+    use crate::grpc::{Code, Status};
     use crate::index::{EventFeed, IndexConfig, IndexSource, Polled};
 
     const RUNNING: &str = "1111111111111111111111111111111111111111111111111111111111111111";

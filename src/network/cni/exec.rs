@@ -287,7 +287,6 @@ fn read_capped(mut pipe: impl Read, limit: usize) -> io::Result<Captured> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::grpc::Code;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
@@ -370,7 +369,6 @@ mod tests {
         let started = Instant::now();
         let err = call_script(dir.path(), Duration::from_millis(300), b"{}").unwrap_err();
         assert!(matches!(err, CniError::Timeout { .. }), "{err}");
-        assert_eq!(err.code(), Code::DeadlineExceeded);
         assert!(started.elapsed() < Duration::from_secs(5));
         thread::sleep(Duration::from_millis(2500));
         assert!(

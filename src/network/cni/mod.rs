@@ -53,7 +53,6 @@ use serde_json::{json, Map, Value};
 use super::cni_config::{CniNetwork, CniPlugin, NetworkOrigin};
 use crate::cli::Config;
 use crate::failpoint::{self, FailPoint};
-use crate::grpc::{Code, Status};
 use crate::pidfd;
 use crate::store::write_atomic;
 use exec::MAX_PLUGIN_STDOUT_BYTES;
@@ -177,27 +176,6 @@ pub enum CniError {
 }
 
 impl CniError {
-    /// The gRPC code this failure maps to. A plugin's own failure is
-    /// `UNKNOWN`: it is neither the caller's fault nor dockshim's.
-    pub fn code(&self) -> Code {
-        match self {
-            CniError::InvalidArgument(_) | CniError::Bandwidth { .. } => Code::InvalidArgument,
-            CniError::PluginNotFound { .. }
-            | CniError::NoCachedResult { .. }
-            | CniError::NamespaceGone { .. } => Code::FailedPrecondition,
-            CniError::Io { .. } => Code::Internal,
-            CniError::Timeout { .. } => Code::DeadlineExceeded,
-            CniError::Plugin { .. }
-            | CniError::Failed { .. }
-            | CniError::OutputTooLarge { .. }
-            | CniError::BadResult { .. } => Code::Unknown,
-            CniError::Add { cause, .. } | CniError::Check { cause, .. } => cause.code(),
-            CniError::Del { failures } => failures
-                .first()
-                .map_or(Code::Unknown, |(_, failure)| failure.code()),
-        }
-    }
-
     /// The failure underneath the ADD/CHECK wrappers (the first one, for
     /// DEL).
     pub fn root_cause(&self) -> &CniError {
@@ -324,12 +302,6 @@ impl std::error::Error for CniError {
                 .map(|(_, failure)| failure as &(dyn std::error::Error + 'static)),
             _ => None,
         }
-    }
-}
-
-impl From<CniError> for Status {
-    fn from(err: CniError) -> Status {
-        Status::new(err.code(), err.to_string())
     }
 }
 
@@ -1325,7 +1297,6 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, CniError::NamespaceGone { .. }), "{err}");
-        assert_eq!(err.code(), Code::FailedPrecondition);
         assert!(h.exec.calls().is_empty());
     }
 
@@ -1683,7 +1654,7 @@ mod tests {
             .runner
             .add(&pods_network(), &pod(None), &RuntimeArgs::default())
             .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(matches!(err, CniError::InvalidArgument(_)), "{err}");
         assert!(h.exec.calls().is_empty());
     }
 
