@@ -18,6 +18,7 @@ use dockshim::cri::sandbox::SandboxService;
 use dockshim::cri::stats::StatsService;
 use dockshim::cri::streaming::docker_sessions::DockerSessions;
 use dockshim::docker::{DockerApi, DockerClient};
+use dockshim::host::Node;
 use dockshim::index::Index;
 use dockshim::logs::LogManager;
 use dockshim::metrics::{self, Gauges, Metrics};
@@ -104,6 +105,7 @@ fn run(config: Config) -> Result<(), String> {
         Arc::clone(&api),
         index.clone(),
         logs,
+        Arc::new(Node),
         config.runtime_request_timeout,
     );
     containers

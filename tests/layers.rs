@@ -37,6 +37,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("docker", &["grpc", "metrics"]),
     ("store", &["grpc"]),
     ("stats", &["api", "grpc", "supervisor"]),
+    // The node's mounts, swap and per-process files, behind a trait.
+    ("host", &["stats"]),
     ("network", &["cli", "failpoint", "grpc", "pidfd", "store"]),
     ("index", &["docker", "grpc", "supervisor"]),
     ("logs", &["docker", "grpc", "supervisor"]),
@@ -51,6 +53,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "docker",
             "failpoint",
             "grpc",
+            "host",
             "index",
             "logs",
             "network",

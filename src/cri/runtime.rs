@@ -789,6 +789,7 @@ mod tests {
             Arc::clone(&api),
             index.clone(),
             logs,
+            Arc::new(crate::host::Node),
             config.runtime_request_timeout,
         );
         let stats = StatsService::new(docker.clone(), index);
