@@ -126,7 +126,7 @@ fn run(config: Config) -> Result<(), String> {
     let streaming = StreamingServer::start(
         config.streaming_bind_addr,
         config.streaming_connection_idle_timeout,
-        Arc::new(DockerSessions::new(docker.clone(), index)),
+        Arc::new(DockerSessions::new(docker.clone(), index, Arc::new(Node))),
     )
     .map_err(|err| format!("--streaming-bind-addr: {err}"))?;
     log::info!("streaming server listening on {}", streaming.local_addr());

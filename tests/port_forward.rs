@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::port_forward_client::SpdyPortForward;
 use dockshim::cri::streaming::docker_sessions::DockerSessions;
+use dockshim::host::Node;
 use dockshim::index::Index;
 use dockshim::streaming::session::{PortForward, Sessions, StreamRequest};
 use tungstenite::{Bytes, Message, WebSocket};
@@ -78,7 +79,11 @@ fn env() -> Option<&'static Env> {
         let index = Index::start(docker.clone()).unwrap();
         assert!(index.wait_warm(TIMEOUT), "the index does not fill");
         Some(Env {
-            sessions: Arc::new(DockerSessions::new(docker.clone(), Arc::clone(&index))),
+            sessions: Arc::new(DockerSessions::new(
+                docker.clone(),
+                Arc::clone(&index),
+                Arc::new(Node),
+            )),
             index,
             image,
         })

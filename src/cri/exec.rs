@@ -32,9 +32,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -45,6 +43,7 @@ use nix::unistd::Pid;
 
 use crate::docker::{Demux, DockerApi, DockerError, ExecCreate, Piece, StdStream};
 use crate::grpc::{CallContext, Code, Status, MAX_MESSAGE_BYTES};
+use crate::host::Host;
 use crate::pidfd::PidFd;
 
 /// What an `ExecSyncResponse` adds to its output bytes: for each of stdout
@@ -278,6 +277,7 @@ impl From<ExecError> for Status {
 /// [`ExecError::ContainerStopped`] (see the module notes).
 pub fn exec_sync(
     docker: &dyn DockerApi,
+    host: &dyn Host,
     container_id: &str,
     cmd: &[String],
     timeout: Option<Duration>,
@@ -308,8 +308,8 @@ pub fn exec_sync(
     let read = read_to_end(&stream, &mut collector, &session);
     drop(stream);
     let exit_code = match read {
-        Ok(()) => wait_exit_code(docker, &exec_id, &session)?,
-        Err(Interrupted::Abort(why)) => return Err(session.aborted(why, docker, &exec_id)),
+        Ok(()) => wait_exit_code(docker, host, &exec_id, &session)?,
+        Err(Interrupted::Abort(why)) => return Err(session.aborted(why, docker, host, &exec_id)),
         Err(Interrupted::Failed(err)) => return Err(err),
         Err(Interrupted::ContainerStopped) => {
             recorded_exit_code(docker, &exec_id).ok_or_else(|| ExecError::ContainerStopped {
@@ -330,7 +330,11 @@ pub fn exec_sync(
 /// Kills the process tree of exec `exec_id` and waits until it is gone;
 /// returns how many processes were killed (0 if the exec had already
 /// ended). See the module documentation for the approach and its limits.
-pub fn kill_exec(docker: &dyn DockerApi, exec_id: &str) -> Result<usize, ExecError> {
+pub fn kill_exec(
+    docker: &dyn DockerApi,
+    host: &dyn Host,
+    exec_id: &str,
+) -> Result<usize, ExecError> {
     let docker_err = |container: &str, source| ExecError::Docker {
         container: container.to_owned(),
         source,
@@ -369,10 +373,10 @@ pub fn kill_exec(docker: &dyn DockerApi, exec_id: &str) -> Result<usize, ExecErr
         // The container stopped, and its processes with it.
         return Ok(0);
     }
-    let Some(pid_ns) = pid_namespace(init) else {
+    let Some(pid_ns) = host.pid_namespace(init) else {
         return Ok(0);
     };
-    kill_tree(exec.pid, init, pid_ns)
+    kill_tree(host, exec.pid, init, pid_ns)
 }
 
 /// The deadline, cancellation and wording of one exec call.
@@ -453,8 +457,14 @@ impl<'a> Session<'a> {
     }
 
     /// Kills the exec and builds the error for `why`.
-    fn aborted(&self, why: Abort, docker: &dyn DockerApi, exec_id: &str) -> ExecError {
-        let cleanup = match kill_exec(docker, exec_id) {
+    fn aborted(
+        &self,
+        why: Abort,
+        docker: &dyn DockerApi,
+        host: &dyn Host,
+        exec_id: &str,
+    ) -> ExecError {
+        let cleanup = match kill_exec(docker, host, exec_id) {
             Ok(_) => None,
             Err(err) => {
                 log::warn!("exec {exec_id} in container {}: {err}", self.container);
@@ -545,12 +555,13 @@ fn read_to_end(
 /// the deadline passes first.
 fn wait_exit_code(
     docker: &dyn DockerApi,
+    host: &dyn Host,
     exec_id: &str,
     session: &Session<'_>,
 ) -> Result<i32, ExecError> {
     for poll in 0..EXIT_CODE_POLLS {
         if let Some(why) = session.check() {
-            return Err(session.aborted(why, docker, exec_id));
+            return Err(session.aborted(why, docker, host, exec_id));
         }
         let exec = docker
             .inspect_exec(exec_id, session.call_budget())
@@ -723,26 +734,18 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-fn read_stat(pid: i32) -> Option<ProcStat> {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|text| parse_stat(&text))
+fn read_stat(host: &dyn Host, pid: i32) -> Option<ProcStat> {
+    parse_stat(&host.process_file(pid, "stat")?)
 }
 
 /// Every process on the host. Processes that end during the scan are
 /// skipped.
-fn scan_proc() -> Result<Vec<ProcStat>, ExecError> {
-    let mut table = Vec::new();
-    for entry in fs::read_dir("/proc").map_err(ExecError::Proc)? {
-        let entry = entry.map_err(ExecError::Proc)?;
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        if let Some(stat) = read_stat(pid) {
-            table.push(stat);
-        }
-    }
-    Ok(table)
+fn scan_proc(host: &dyn Host) -> Result<Vec<ProcStat>, ExecError> {
+    let pids = host.pids().map_err(ExecError::Proc)?;
+    Ok(pids
+        .into_iter()
+        .filter_map(|pid| read_stat(host, pid))
+        .collect())
 }
 
 /// `root` (if present in `table`) and all its descendants in `table`.
@@ -765,13 +768,6 @@ fn tree_of(root: i32, table: &[ProcStat]) -> Vec<ProcStat> {
     tree
 }
 
-/// The PID namespace `pid` is in, as (device, inode) of its nsfs file.
-fn pid_namespace(pid: i32) -> Option<(u64, u64)> {
-    fs::metadata(format!("/proc/{pid}/ns/pid"))
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
-}
-
 /// A process of the tree, held for signalling.
 struct Pinned {
     pid: i32,
@@ -784,7 +780,11 @@ impl Pinned {
     /// PID namespace `pid_ns`; `None` when it ended or its PID changed
     /// hands. The checks read `/proc` after the pidfd is open, so they
     /// describe the pidfd's process.
-    fn pin(stat: &ProcStat, pid_ns: (u64, u64)) -> Result<Option<Pinned>, ExecError> {
+    fn pin(
+        host: &dyn Host,
+        stat: &ProcStat,
+        pid_ns: (u64, u64),
+    ) -> Result<Option<Pinned>, ExecError> {
         let pidfd = match u32::try_from(stat.pid).map(PidFd::open) {
             Ok(Ok(pidfd)) => pidfd,
             Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -796,8 +796,8 @@ impl Pinned {
             }
             Err(_) => return Ok(None),
         };
-        let same = read_stat(stat.pid).is_some_and(|now| now.start_time == stat.start_time)
-            && pid_namespace(stat.pid) == Some(pid_ns);
+        let same = read_stat(host, stat.pid).is_some_and(|now| now.start_time == stat.start_time)
+            && host.pid_namespace(stat.pid) == Some(pid_ns);
         Ok(same.then_some(Pinned {
             pid: stat.pid,
             pidfd,
@@ -823,21 +823,26 @@ impl Pinned {
 /// no new one appears, kills them all, and waits until they are gone.
 /// Never signals `init` (the container's first process), host PID 1 or
 /// dockshim itself.
-fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecError> {
+fn kill_tree(
+    host: &dyn Host,
+    root: i32,
+    init: i32,
+    pid_ns: (u64, u64),
+) -> Result<usize, ExecError> {
     let own = i32::try_from(std::process::id()).unwrap_or(0);
     let mut held: BTreeMap<i32, (u64, Pinned)> = BTreeMap::new();
     for _ in 0..MAX_STOP_ROUNDS {
-        let table = scan_proc()?;
+        let table = scan_proc(host)?;
         let mut stopped_any = false;
         for stat in tree_of(root, &table) {
             if held.contains_key(&stat.pid)
                 || stat.is_dead()
                 || [init, 1, own].contains(&stat.pid)
-                || pid_namespace(stat.pid) != Some(pid_ns)
+                || host.pid_namespace(stat.pid) != Some(pid_ns)
             {
                 continue;
             }
-            let Some(pinned) = Pinned::pin(&stat, pid_ns)? else {
+            let Some(pinned) = Pinned::pin(host, &stat, pid_ns)? else {
                 continue;
             };
             pinned.signal(Signal::SIGSTOP)?;
@@ -856,7 +861,7 @@ fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecErro
         let survivors: Vec<i32> = held
             .iter()
             .filter(|&(&pid, &(start, _))| {
-                read_stat(pid).is_some_and(|s| s.start_time == start && !s.is_dead())
+                read_stat(host, pid).is_some_and(|s| s.start_time == start && !s.is_dead())
             })
             .map(|(&pid, _)| pid)
             .collect();
@@ -874,6 +879,7 @@ fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecErro
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::host::{Node, RecordingHost};
 
     fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![stream, 0, 0, 0];
@@ -943,6 +949,30 @@ mod tests {
         assert!(matches!(collector.finish(), Err(DockerError::Protocol(_))));
     }
 
+    fn stat_line(pid: i32, ppid: i32) -> String {
+        format!("{pid} (sh) S {ppid} {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0")
+    }
+
+    #[test]
+    fn the_scan_keeps_every_process_whose_stat_still_reads() {
+        let host = RecordingHost::default()
+            .with_file(7, "stat", &stat_line(7, 1))
+            .with_file(8, "status", "Name:\tgone\n")
+            .with_file(9, "stat", &stat_line(9, 7));
+        let table = scan_proc(&host).unwrap();
+        assert_eq!(table.iter().map(|s| s.pid).collect::<Vec<_>>(), [7, 9]);
+        assert_eq!(tree_of(7, &table).len(), 2);
+        assert!(host.reads().contains(&(8, "stat".to_owned())));
+    }
+
+    #[test]
+    fn killing_an_exec_that_has_ended_reads_no_process() {
+        let docker = crate::cri::testing::docker();
+        let host = RecordingHost::default().with_file(7, "stat", &stat_line(7, 1));
+        assert_eq!(kill_exec(docker.as_ref(), &host, "exec-c").unwrap(), 0);
+        assert!(host.reads().is_empty());
+    }
+
     #[test]
     fn stat_lines_parse_even_with_odd_command_names() {
         let line = "4242 (my (odd) cmd) S 4200 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
@@ -962,7 +992,7 @@ mod tests {
 
     #[test]
     fn our_own_stat_line_parses() {
-        let own = read_stat(i32::try_from(std::process::id()).unwrap()).unwrap();
+        let own = read_stat(&Node, i32::try_from(std::process::id()).unwrap()).unwrap();
         assert_eq!(own.pid, i32::try_from(std::process::id()).unwrap());
         assert!(!own.is_dead());
     }
@@ -1107,21 +1137,21 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
-        let scanned = read_stat(pid).unwrap();
-        let pid_ns = pid_namespace(pid).unwrap();
+        let scanned = read_stat(&Node, pid).unwrap();
+        let pid_ns = Node.pid_namespace(pid).unwrap();
         // Another start time: the PID now names a later process.
         let recycled = ProcStat {
             start_time: scanned.start_time + 1,
             ..scanned
         };
-        assert!(Pinned::pin(&recycled, pid_ns).unwrap().is_none());
-        assert!(Pinned::pin(&scanned, (0, 0)).unwrap().is_none());
+        assert!(Pinned::pin(&Node, &recycled, pid_ns).unwrap().is_none());
+        assert!(Pinned::pin(&Node, &scanned, (0, 0)).unwrap().is_none());
         assert_eq!(
             child.try_wait().unwrap(),
             None,
             "the process was left alone"
         );
-        let pinned = Pinned::pin(&scanned, pid_ns)
+        let pinned = Pinned::pin(&Node, &scanned, pid_ns)
             .unwrap()
             .expect("the scanned process");
         pinned.signal(Signal::SIGKILL).unwrap();
