@@ -27,7 +27,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("failpoint", &[]),
     ("pidfd", &[]),
     ("supervisor", &[]),
-    ("cli", &[]),
     // The generated CRI API: messages, and service traits over grpc.
     ("api", &["grpc"]),
     // The registry the server and the Docker client record into, and its
@@ -39,7 +38,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("stats", &["api", "grpc", "supervisor"]),
     // The node's mounts, swap and per-process files, behind a trait.
     ("host", &["stats"]),
-    ("network", &["cli", "failpoint", "grpc", "pidfd", "store"]),
+    ("network", &["failpoint", "grpc", "pidfd", "store"]),
+    // The command line; the network settings it parses are network's.
+    ("cli", &["network"]),
     ("index", &["docker", "grpc", "supervisor"]),
     ("logs", &["docker", "grpc", "supervisor"]),
     // The streaming protocols; their dockerd backend is cri's.
