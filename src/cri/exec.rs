@@ -287,7 +287,7 @@ pub fn exec_sync(
     if cmd.is_empty() {
         return Err(ExecError::EmptyCommand);
     }
-    let session = Session::new(container_id, cmd, timeout, ctx, container_running);
+    let session = Session::new(container_id, cmd, timeout, ctx, container_running, host);
     let docker_err = |source| ExecError::Docker {
         container: container_id.to_owned(),
         source,
@@ -308,8 +308,8 @@ pub fn exec_sync(
     let read = read_to_end(&stream, &mut collector, &session);
     drop(stream);
     let exit_code = match read {
-        Ok(()) => wait_exit_code(docker, host, &exec_id, &session)?,
-        Err(Interrupted::Abort(why)) => return Err(session.aborted(why, docker, host, &exec_id)),
+        Ok(()) => wait_exit_code(docker, &exec_id, &session)?,
+        Err(Interrupted::Abort(why)) => return Err(session.aborted(why, docker, &exec_id)),
         Err(Interrupted::Failed(err)) => return Err(err),
         Err(Interrupted::ContainerStopped) => {
             recorded_exit_code(docker, &exec_id).ok_or_else(|| ExecError::ContainerStopped {
@@ -388,6 +388,8 @@ struct Session<'a> {
     /// What the deadline amounts to, for the message.
     budget: Duration,
     container_running: &'a dyn Fn() -> bool,
+    /// Where the exec's processes are found when it must be killed.
+    host: &'a dyn Host,
 }
 
 enum Abort {
@@ -410,6 +412,7 @@ impl<'a> Session<'a> {
         timeout: Option<Duration>,
         ctx: &'a CallContext,
         container_running: &'a dyn Fn() -> bool,
+        host: &'a dyn Host,
     ) -> Session<'a> {
         let start = Instant::now();
         let own = timeout
@@ -427,6 +430,7 @@ impl<'a> Session<'a> {
             deadline,
             budget,
             container_running,
+            host,
         }
     }
 
@@ -457,14 +461,8 @@ impl<'a> Session<'a> {
     }
 
     /// Kills the exec and builds the error for `why`.
-    fn aborted(
-        &self,
-        why: Abort,
-        docker: &dyn DockerApi,
-        host: &dyn Host,
-        exec_id: &str,
-    ) -> ExecError {
-        let cleanup = match kill_exec(docker, host, exec_id) {
+    fn aborted(&self, why: Abort, docker: &dyn DockerApi, exec_id: &str) -> ExecError {
+        let cleanup = match kill_exec(docker, self.host, exec_id) {
             Ok(_) => None,
             Err(err) => {
                 log::warn!("exec {exec_id} in container {}: {err}", self.container);
@@ -555,13 +553,12 @@ fn read_to_end(
 /// the deadline passes first.
 fn wait_exit_code(
     docker: &dyn DockerApi,
-    host: &dyn Host,
     exec_id: &str,
     session: &Session<'_>,
 ) -> Result<i32, ExecError> {
     for poll in 0..EXIT_CODE_POLLS {
         if let Some(why) = session.check() {
-            return Err(session.aborted(why, docker, host, exec_id));
+            return Err(session.aborted(why, docker, exec_id));
         }
         let exec = docker
             .inspect_exec(exec_id, session.call_budget())
@@ -1091,10 +1088,17 @@ mod tests {
         let cmd = ["true".to_owned()];
         let soon = Instant::now() + Duration::from_millis(200);
         let ctx = CallContext::new("/t", Some(soon));
-        let session = Session::new("c", &cmd, Some(Duration::from_secs(10)), &ctx, &|| true);
+        let session = Session::new(
+            "c",
+            &cmd,
+            Some(Duration::from_secs(10)),
+            &ctx,
+            &|| true,
+            &Node,
+        );
         assert_eq!(session.deadline, Some(soon));
         let ctx = CallContext::new("/t", None);
-        let session = Session::new("c", &cmd, Some(Duration::ZERO), &ctx, &|| true);
+        let session = Session::new("c", &cmd, Some(Duration::ZERO), &ctx, &|| true, &Node);
         assert_eq!(session.deadline, None);
         assert!(session.check().is_none());
         ctx.cancel();
@@ -1106,7 +1110,14 @@ mod tests {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let cmd = ["sleep".to_owned(), "30".to_owned()];
         let ctx = CallContext::new("/t", None);
-        let session = Session::new("c", &cmd, Some(Duration::from_secs(30)), &ctx, &|| false);
+        let session = Session::new(
+            "c",
+            &cmd,
+            Some(Duration::from_secs(30)),
+            &ctx,
+            &|| false,
+            &Node,
+        );
         let started = Instant::now();
         let read = read_to_end(&ours, &mut Collector::new(), &session);
         let took = started.elapsed();
@@ -1124,7 +1135,7 @@ mod tests {
         drop(theirs);
         let cmd = ["true".to_owned()];
         let ctx = CallContext::new("/t", None);
-        let session = Session::new("c", &cmd, None, &ctx, &|| false);
+        let session = Session::new("c", &cmd, None, &ctx, &|| false, &Node);
         let mut collector = Collector::new();
         assert!(read_to_end(&ours, &mut collector, &session).is_ok());
         assert_eq!(collector.stdout.bytes, b"last words\n");

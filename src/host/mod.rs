@@ -1,27 +1,19 @@
-//! The node as the handlers see it: its mount table, whether it has swap,
-//! and the per-process files of `/proc` (`stat`, `cgroup`, `status`,
-//! `oom_score_adj`, the PID namespace), behind [`Host`] so the logic
-//! that reads them is tested without root and without a live process.
-//!
-//! [`Node`] reads the real files through the bounded readers of
-//! `stats::files`; a process that ends mid-read reads as absent, never as
-//! an error, because every caller treats a vanished process as done.
-//! Signalling and pinning stay with `pidfd`: this module only reads.
+//! The node as the handlers read it — mount table, swap, the files of
+//! `/proc/<pid>` — behind [`Host`], so that logic is tested without root.
+//! [`Node`] reads through `stats::files`' bounded readers; a process gone
+//! mid-read reads as absent, as every caller treats it as done. Pinning
+//! and signalling stay with `pidfd`.
 
-use std::fmt;
-use std::fs;
-use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::{fmt, fs, io};
 
 use crate::stats::files::{read_bounded, KEYED_FILE_MAX};
 use crate::stats::mountinfo::MOUNTINFO_MAX;
 
-/// The node's mount table.
 const MOUNTINFO_PATH: &str = "/proc/self/mountinfo";
 /// The node's swap areas, one line of headings first.
 const SWAPS_PATH: &str = "/proc/swaps";
-/// Where every process has its directory.
 const PROC_ROOT: &str = "/proc";
 
 /// The reads of the node the CRI handlers depend on.
@@ -56,13 +48,11 @@ impl Host for Node {
     }
 
     fn pids(&self) -> io::Result<Vec<i32>> {
-        let mut pids = Vec::new();
-        for entry in fs::read_dir(PROC_ROOT)? {
-            if let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
-                pids.push(pid);
-            }
-        }
-        Ok(pids)
+        let entries = fs::read_dir(PROC_ROOT)?.collect::<io::Result<Vec<_>>>()?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect())
     }
 
     fn process_file(&self, pid: i32, name: &str) -> Option<String> {
