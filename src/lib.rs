@@ -44,7 +44,8 @@
 //! protocol library behind exec, attach and port-forward (its dockerd
 //! backend is `cri::streaming`); `codec` holds the byte-level codecs
 //! (base64, zlib, SHA-1, the HTTP/1.1 request head); `stats` reads cgroup
-//! and `/proc` figures; `metrics` counts calls for the Prometheus endpoint;
+//! and `/proc` figures; `host` answers the handlers' reads of the node
+//! (mounts, swap, per-process files); `metrics` counts calls for the Prometheus endpoint;
 //! `supervisor` starts the background threads and keeps their deaths;
 //! `pidfd` pins the processes whose `/proc` files are opened; `failpoint`
 //! names the crash points the tests arm (empty unless built with the
@@ -57,6 +58,7 @@ pub mod cri;
 pub mod docker;
 pub mod failpoint;
 pub mod grpc;
+pub mod host;
 pub mod index;
 pub mod logger;
 pub mod logs;

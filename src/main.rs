@@ -18,6 +18,7 @@ use dockshim::cri::sandbox::SandboxService;
 use dockshim::cri::stats::StatsService;
 use dockshim::cri::streaming::docker_sessions::DockerSessions;
 use dockshim::docker::{DockerApi, DockerClient};
+use dockshim::host::Node;
 use dockshim::index::Index;
 use dockshim::logs::LogManager;
 use dockshim::metrics::{self, Gauges, Metrics};
@@ -104,6 +105,7 @@ fn run(config: Config) -> Result<(), String> {
         Arc::clone(&api),
         index.clone(),
         logs,
+        Arc::new(Node),
         config.runtime_request_timeout,
     );
     containers
@@ -124,7 +126,7 @@ fn run(config: Config) -> Result<(), String> {
     let streaming = StreamingServer::start(
         config.streaming_bind_addr,
         config.streaming_connection_idle_timeout,
-        Arc::new(DockerSessions::new(Arc::clone(&api), index)),
+        Arc::new(DockerSessions::new(Arc::clone(&api), index, Arc::new(Node))),
     )
     .map_err(|err| format!("--streaming-bind-addr: {err}"))?;
     log::info!("streaming server listening on {}", streaming.local_addr());

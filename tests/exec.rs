@@ -27,6 +27,7 @@ use dockshim::cri::error::ExecError;
 use dockshim::cri::exec::{exec_sync, ExecOutput, MAX_EXEC_OUTPUT_BYTES};
 use dockshim::docker::{path_with_query, DockerClient};
 use dockshim::grpc::{CallContext, Code, Status};
+use dockshim::host::Node;
 use serde_json::{json, Value};
 
 /// The engine under test: `DOCKSHIM_TEST_DOCKER_SOCKET` (tests/run.sh sets
@@ -197,6 +198,7 @@ fn run(
 ) -> Result<ExecOutput, ExecError> {
     exec_sync(
         client,
+        &Node,
         container,
         &words(cmd),
         timeout,
@@ -363,6 +365,7 @@ fn cancelling_the_call_kills_the_process() {
         let exec = scope.spawn(|| {
             exec_sync(
                 &client,
+                &Node,
                 &container.id,
                 &words(&["sleep", "30"]),
                 None,
@@ -484,6 +487,7 @@ fn a_container_removed_under_an_exec_in_a_shared_pid_namespace_ends_the_call_pro
         let exec = scope.spawn(|| {
             exec_sync(
                 &client,
+                &Node,
                 &container.id,
                 &words(&["sleep", "30"]),
                 Some(Duration::from_secs(60)),

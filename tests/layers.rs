@@ -27,7 +27,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("failpoint", &[]),
     ("pidfd", &[]),
     ("supervisor", &[]),
-    ("cli", &[]),
     // The generated CRI API: messages, and service traits over grpc.
     ("api", &["grpc"]),
     // The registry the server and the Docker client record into, and its
@@ -37,7 +36,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("docker", &["grpc", "metrics"]),
     ("store", &["grpc"]),
     ("stats", &["api", "grpc", "supervisor"]),
-    ("network", &["cli", "failpoint", "grpc", "pidfd", "store"]),
+    // The node's mounts, swap and per-process files, behind a trait.
+    ("host", &["stats"]),
+    ("network", &["failpoint", "grpc", "pidfd", "store"]),
+    // The command line; the network settings it parses are network's.
+    ("cli", &["network"]),
     ("index", &["docker", "grpc", "supervisor"]),
     ("logs", &["docker", "grpc", "supervisor"]),
     // The streaming protocols; their dockerd backend is cri's.
@@ -51,6 +54,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "docker",
             "failpoint",
             "grpc",
+            "host",
             "index",
             "logs",
             "network",

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::port_forward_client::SpdyPortForward;
 use dockshim::cri::streaming::docker_sessions::DockerSessions;
+use dockshim::host::Node;
 use dockshim::index::Index;
 use dockshim::streaming::session::{PortForward, Sessions, StreamRequest};
 use tungstenite::{Bytes, Message, WebSocket};
@@ -81,6 +82,7 @@ fn env() -> Option<&'static Env> {
             sessions: Arc::new(DockerSessions::new(
                 Arc::new(docker.clone()),
                 Arc::clone(&index),
+                Arc::new(Node),
             )),
             index,
             image,

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use common::spdy_client::{ClientFrame, SpdyClient};
 use dockshim::cri::streaming::docker_sessions::DockerSessions;
 use dockshim::docker::DockerClient;
+use dockshim::host::Node;
 use dockshim::index::Index;
 use dockshim::streaming::session::{Attach, Exec, Sessions, StreamRequest};
 use serde_json::Value;
@@ -60,6 +61,7 @@ fn env() -> Option<Env> {
         sessions: Arc::new(DockerSessions::new(
             Arc::new(docker.clone()),
             index(&docker),
+            Arc::new(Node),
         )),
         docker,
         image,

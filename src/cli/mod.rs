@@ -30,6 +30,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::network::default_network::DefaultNetwork;
+pub use crate::network::hairpin::HairpinMode;
 pub use doc::{example_config, help_text, man_page};
 
 /// Checks a pod CIDR list (one CIDR, or an IPv4 and an IPv6 one separated
@@ -194,16 +196,6 @@ impl NetworkPlugin {
     }
 }
 
-/// `--default-network`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DefaultNetwork {
-    /// Nothing: NetworkReady stays false until a configuration appears.
-    Off,
-    /// The built-in bridge network; `bridge` names its bridge and the
-    /// network, `None` leaving the name to the network module.
-    Auto { bridge: Option<String> },
-}
-
 impl CriDockerdMigration {
     /// The flag value that selects this setting.
     pub fn flag_value(&self) -> String {
@@ -211,19 +203,6 @@ impl CriDockerdMigration {
             CriDockerdMigration::Auto => "auto".to_owned(),
             CriDockerdMigration::Off => "off".to_owned(),
             CriDockerdMigration::From(dir) => dir.to_string_lossy().into_owned(),
-        }
-    }
-}
-
-impl DefaultNetwork {
-    /// The flag value that selects this setting.
-    pub fn flag_value(&self) -> String {
-        match self {
-            DefaultNetwork::Off => "off".to_owned(),
-            DefaultNetwork::Auto { bridge: None } => "auto".to_owned(),
-            DefaultNetwork::Auto {
-                bridge: Some(bridge),
-            } => format!("auto:{bridge}"),
         }
     }
 }
@@ -243,28 +222,6 @@ pub enum CriDockerdMigration {
     /// From this absolute root directory of cri-dockerd, which must hold a
     /// `sandbox` directory.
     From(PathBuf),
-}
-
-/// `--hairpin-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HairpinMode {
-    /// dockshim sets `hairpin_mode` on the host end of the pod's veth.
-    HairpinVeth,
-    /// The bridge is promiscuous; left to the CNI bridge plugin.
-    PromiscuousBridge,
-    /// Nothing is done.
-    None,
-}
-
-impl HairpinMode {
-    /// The flag value that selects this mode.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HairpinMode::HairpinVeth => "hairpin-veth",
-            HairpinMode::PromiscuousBridge => "promiscuous-bridge",
-            HairpinMode::None => "none",
-        }
-    }
 }
 
 /// A command line that cannot be run. Its `Display` is the one line to print

@@ -31,9 +31,7 @@
 //! reused between the scan and the signal is never signalled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -45,6 +43,7 @@ use nix::unistd::Pid;
 use crate::cri::error::ExecError;
 use crate::docker::{Demux, DockerApi, DockerError, ExecCreate, Piece, StdStream};
 use crate::grpc::{CallContext, MAX_MESSAGE_BYTES};
+use crate::host::Host;
 use crate::pidfd::PidFd;
 
 /// What an `ExecSyncResponse` adds to its output bytes: for each of stdout
@@ -131,6 +130,7 @@ pub struct ExecOutput {
 /// [`ExecError::ContainerStopped`] (see the module notes).
 pub fn exec_sync(
     docker: &dyn DockerApi,
+    host: &dyn Host,
     container_id: &str,
     cmd: &[String],
     timeout: Option<Duration>,
@@ -140,7 +140,7 @@ pub fn exec_sync(
     if cmd.is_empty() {
         return Err(ExecError::EmptyCommand);
     }
-    let session = Session::new(container_id, cmd, timeout, ctx, container_running);
+    let session = Session::new(container_id, cmd, timeout, ctx, container_running, host);
     let docker_err = |source| ExecError::Docker {
         container: container_id.to_owned(),
         source,
@@ -183,7 +183,11 @@ pub fn exec_sync(
 /// Kills the process tree of exec `exec_id` and waits until it is gone;
 /// returns how many processes were killed (0 if the exec had already
 /// ended). See the module documentation for the approach and its limits.
-pub fn kill_exec(docker: &dyn DockerApi, exec_id: &str) -> Result<usize, ExecError> {
+pub fn kill_exec(
+    docker: &dyn DockerApi,
+    host: &dyn Host,
+    exec_id: &str,
+) -> Result<usize, ExecError> {
     let docker_err = |container: &str, source| ExecError::Docker {
         container: container.to_owned(),
         source,
@@ -222,10 +226,10 @@ pub fn kill_exec(docker: &dyn DockerApi, exec_id: &str) -> Result<usize, ExecErr
         // The container stopped, and its processes with it.
         return Ok(0);
     }
-    let Some(pid_ns) = pid_namespace(init) else {
+    let Some(pid_ns) = host.pid_namespace(init) else {
         return Ok(0);
     };
-    kill_tree(exec.pid, init, pid_ns)
+    kill_tree(host, exec.pid, init, pid_ns)
 }
 
 /// The deadline, cancellation and wording of one exec call.
@@ -237,6 +241,8 @@ struct Session<'a> {
     /// What the deadline amounts to, for the message.
     budget: Duration,
     container_running: &'a dyn Fn() -> bool,
+    /// Where the exec's processes are found when it must be killed.
+    host: &'a dyn Host,
 }
 
 enum Abort {
@@ -259,6 +265,7 @@ impl<'a> Session<'a> {
         timeout: Option<Duration>,
         ctx: &'a CallContext,
         container_running: &'a dyn Fn() -> bool,
+        host: &'a dyn Host,
     ) -> Session<'a> {
         let start = Instant::now();
         let own = timeout
@@ -276,6 +283,7 @@ impl<'a> Session<'a> {
             deadline,
             budget,
             container_running,
+            host,
         }
     }
 
@@ -307,7 +315,7 @@ impl<'a> Session<'a> {
 
     /// Kills the exec and builds the error for `why`.
     fn aborted(&self, why: Abort, docker: &dyn DockerApi, exec_id: &str) -> ExecError {
-        let cleanup = match kill_exec(docker, exec_id) {
+        let cleanup = match kill_exec(docker, self.host, exec_id) {
             Ok(_) => None,
             Err(err) => {
                 log::warn!("exec {exec_id} in container {}: {err}", self.container);
@@ -576,26 +584,18 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-fn read_stat(pid: i32) -> Option<ProcStat> {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|text| parse_stat(&text))
+fn read_stat(host: &dyn Host, pid: i32) -> Option<ProcStat> {
+    parse_stat(&host.process_file(pid, "stat")?)
 }
 
 /// Every process on the host. Processes that end during the scan are
 /// skipped.
-fn scan_proc() -> Result<Vec<ProcStat>, ExecError> {
-    let mut table = Vec::new();
-    for entry in fs::read_dir("/proc").map_err(ExecError::Proc)? {
-        let entry = entry.map_err(ExecError::Proc)?;
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        if let Some(stat) = read_stat(pid) {
-            table.push(stat);
-        }
-    }
-    Ok(table)
+fn scan_proc(host: &dyn Host) -> Result<Vec<ProcStat>, ExecError> {
+    let pids = host.pids().map_err(ExecError::Proc)?;
+    Ok(pids
+        .into_iter()
+        .filter_map(|pid| read_stat(host, pid))
+        .collect())
 }
 
 /// `root` (if present in `table`) and all its descendants in `table`.
@@ -618,13 +618,6 @@ fn tree_of(root: i32, table: &[ProcStat]) -> Vec<ProcStat> {
     tree
 }
 
-/// The PID namespace `pid` is in, as (device, inode) of its nsfs file.
-fn pid_namespace(pid: i32) -> Option<(u64, u64)> {
-    fs::metadata(format!("/proc/{pid}/ns/pid"))
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
-}
-
 /// A process of the tree, held for signalling.
 struct Pinned {
     pid: i32,
@@ -637,7 +630,11 @@ impl Pinned {
     /// PID namespace `pid_ns`; `None` when it ended or its PID changed
     /// hands. The checks read `/proc` after the pidfd is open, so they
     /// describe the pidfd's process.
-    fn pin(stat: &ProcStat, pid_ns: (u64, u64)) -> Result<Option<Pinned>, ExecError> {
+    fn pin(
+        host: &dyn Host,
+        stat: &ProcStat,
+        pid_ns: (u64, u64),
+    ) -> Result<Option<Pinned>, ExecError> {
         let pidfd = match u32::try_from(stat.pid).map(PidFd::open) {
             Ok(Ok(pidfd)) => pidfd,
             Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -649,8 +646,8 @@ impl Pinned {
             }
             Err(_) => return Ok(None),
         };
-        let same = read_stat(stat.pid).is_some_and(|now| now.start_time == stat.start_time)
-            && pid_namespace(stat.pid) == Some(pid_ns);
+        let same = read_stat(host, stat.pid).is_some_and(|now| now.start_time == stat.start_time)
+            && host.pid_namespace(stat.pid) == Some(pid_ns);
         Ok(same.then_some(Pinned {
             pid: stat.pid,
             pidfd,
@@ -676,21 +673,26 @@ impl Pinned {
 /// no new one appears, kills them all, and waits until they are gone.
 /// Never signals `init` (the container's first process), host PID 1 or
 /// dockshim itself.
-fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecError> {
+fn kill_tree(
+    host: &dyn Host,
+    root: i32,
+    init: i32,
+    pid_ns: (u64, u64),
+) -> Result<usize, ExecError> {
     let own = i32::try_from(std::process::id()).unwrap_or(0);
     let mut held: BTreeMap<i32, (u64, Pinned)> = BTreeMap::new();
     for _ in 0..MAX_STOP_ROUNDS {
-        let table = scan_proc()?;
+        let table = scan_proc(host)?;
         let mut stopped_any = false;
         for stat in tree_of(root, &table) {
             if held.contains_key(&stat.pid)
                 || stat.is_dead()
                 || [init, 1, own].contains(&stat.pid)
-                || pid_namespace(stat.pid) != Some(pid_ns)
+                || host.pid_namespace(stat.pid) != Some(pid_ns)
             {
                 continue;
             }
-            let Some(pinned) = Pinned::pin(&stat, pid_ns)? else {
+            let Some(pinned) = Pinned::pin(host, &stat, pid_ns)? else {
                 continue;
             };
             pinned.signal(Signal::SIGSTOP)?;
@@ -709,7 +711,7 @@ fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecErro
         let survivors: Vec<i32> = held
             .iter()
             .filter(|&(&pid, &(start, _))| {
-                read_stat(pid).is_some_and(|s| s.start_time == start && !s.is_dead())
+                read_stat(host, pid).is_some_and(|s| s.start_time == start && !s.is_dead())
             })
             .map(|(&pid, _)| pid)
             .collect();
@@ -728,6 +730,7 @@ fn kill_tree(root: i32, init: i32, pid_ns: (u64, u64)) -> Result<usize, ExecErro
 mod tests {
     use super::*;
     use crate::grpc::{Code, Status};
+    use crate::host::{Node, RecordingHost};
 
     fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![stream, 0, 0, 0];
@@ -797,6 +800,30 @@ mod tests {
         assert!(matches!(collector.finish(), Err(DockerError::Protocol(_))));
     }
 
+    fn stat_line(pid: i32, ppid: i32) -> String {
+        format!("{pid} (sh) S {ppid} {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0")
+    }
+
+    #[test]
+    fn the_scan_keeps_every_process_whose_stat_still_reads() {
+        let host = RecordingHost::default()
+            .with_file(7, "stat", &stat_line(7, 1))
+            .with_file(8, "status", "Name:\tgone\n")
+            .with_file(9, "stat", &stat_line(9, 7));
+        let table = scan_proc(&host).unwrap();
+        assert_eq!(table.iter().map(|s| s.pid).collect::<Vec<_>>(), [7, 9]);
+        assert_eq!(tree_of(7, &table).len(), 2);
+        assert!(host.reads().contains(&(8, "stat".to_owned())));
+    }
+
+    #[test]
+    fn killing_an_exec_that_has_ended_reads_no_process() {
+        let docker = crate::cri::testing::docker();
+        let host = RecordingHost::default().with_file(7, "stat", &stat_line(7, 1));
+        assert_eq!(kill_exec(docker.as_ref(), &host, "exec-c").unwrap(), 0);
+        assert!(host.reads().is_empty());
+    }
+
     #[test]
     fn stat_lines_parse_even_with_odd_command_names() {
         let line = "4242 (my (odd) cmd) S 4200 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
@@ -816,7 +843,7 @@ mod tests {
 
     #[test]
     fn our_own_stat_line_parses() {
-        let own = read_stat(i32::try_from(std::process::id()).unwrap()).unwrap();
+        let own = read_stat(&Node, i32::try_from(std::process::id()).unwrap()).unwrap();
         assert_eq!(own.pid, i32::try_from(std::process::id()).unwrap());
         assert!(!own.is_dead());
     }
@@ -915,10 +942,17 @@ mod tests {
         let cmd = ["true".to_owned()];
         let soon = Instant::now() + Duration::from_millis(200);
         let ctx = CallContext::new("/t", Some(soon));
-        let session = Session::new("c", &cmd, Some(Duration::from_secs(10)), &ctx, &|| true);
+        let session = Session::new(
+            "c",
+            &cmd,
+            Some(Duration::from_secs(10)),
+            &ctx,
+            &|| true,
+            &Node,
+        );
         assert_eq!(session.deadline, Some(soon));
         let ctx = CallContext::new("/t", None);
-        let session = Session::new("c", &cmd, Some(Duration::ZERO), &ctx, &|| true);
+        let session = Session::new("c", &cmd, Some(Duration::ZERO), &ctx, &|| true, &Node);
         assert_eq!(session.deadline, None);
         assert!(session.check().is_none());
         ctx.cancel();
@@ -930,7 +964,14 @@ mod tests {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let cmd = ["sleep".to_owned(), "30".to_owned()];
         let ctx = CallContext::new("/t", None);
-        let session = Session::new("c", &cmd, Some(Duration::from_secs(30)), &ctx, &|| false);
+        let session = Session::new(
+            "c",
+            &cmd,
+            Some(Duration::from_secs(30)),
+            &ctx,
+            &|| false,
+            &Node,
+        );
         let started = Instant::now();
         let read = read_to_end(&ours, &mut Collector::new(), &session);
         let took = started.elapsed();
@@ -948,7 +989,7 @@ mod tests {
         drop(theirs);
         let cmd = ["true".to_owned()];
         let ctx = CallContext::new("/t", None);
-        let session = Session::new("c", &cmd, None, &ctx, &|| false);
+        let session = Session::new("c", &cmd, None, &ctx, &|| false, &Node);
         let mut collector = Collector::new();
         assert!(read_to_end(&ours, &mut collector, &session).is_ok());
         assert_eq!(collector.stdout.bytes, b"last words\n");
@@ -961,21 +1002,21 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
-        let scanned = read_stat(pid).unwrap();
-        let pid_ns = pid_namespace(pid).unwrap();
+        let scanned = read_stat(&Node, pid).unwrap();
+        let pid_ns = Node.pid_namespace(pid).unwrap();
         // Another start time: the PID now names a later process.
         let recycled = ProcStat {
             start_time: scanned.start_time + 1,
             ..scanned
         };
-        assert!(Pinned::pin(&recycled, pid_ns).unwrap().is_none());
-        assert!(Pinned::pin(&scanned, (0, 0)).unwrap().is_none());
+        assert!(Pinned::pin(&Node, &recycled, pid_ns).unwrap().is_none());
+        assert!(Pinned::pin(&Node, &scanned, (0, 0)).unwrap().is_none());
         assert_eq!(
             child.try_wait().unwrap(),
             None,
             "the process was left alone"
         );
-        let pinned = Pinned::pin(&scanned, pid_ns)
+        let pinned = Pinned::pin(&Node, &scanned, pid_ns)
             .unwrap()
             .expect("the scanned process");
         pinned.signal(Signal::SIGKILL).unwrap();

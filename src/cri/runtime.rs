@@ -166,7 +166,12 @@ impl Runtime {
             )
         };
         let pod_cidr = self.pod_cidr();
-        match NetworkSource::from_config(&self.config).current(pod_cidr.as_deref()) {
+        let networks = NetworkSource::new(
+            self.config.cni_conf_dir.clone(),
+            self.config.cni_bin_dirs.clone(),
+            &self.config.default_network,
+        );
+        match networks.current(pod_cidr.as_deref()) {
             Err(err) => not_ready(format!("network plugin is not ready: {err}")),
             Ok(network) if network.needs_pod_cidr() && pod_cidr.is_none() => not_ready(format!(
                 "network plugin is not ready: {} asks for ipRanges but no pod CIDR is known yet",
@@ -789,6 +794,7 @@ mod tests {
             Arc::clone(&api),
             index.clone(),
             logs,
+            Arc::new(crate::host::Node),
             config.runtime_request_timeout,
         );
         let stats = StatsService::new(docker.clone(), index);

@@ -14,6 +14,7 @@ use crate::docker::{
     ContainerCreate, ContainerInspect, CreateOutcome, DockerApi, DockerClient, DockerError,
     ImageInspect,
 };
+use crate::host::{Host, RecordingHost};
 use crate::index::{EventFeed, Index, IndexConfig, IndexSource, Polled};
 use crate::logs::LogManager;
 
@@ -97,6 +98,7 @@ pub fn containers(
     docker: &Arc<FakeDocker>,
     config: &Config,
     index: Arc<Index>,
+    host: Arc<dyn Host>,
 ) -> ContainerService {
     let nowhere = DockerClient::new(&config.docker_endpoint, Duration::from_secs(1)).unwrap();
     let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
@@ -104,6 +106,7 @@ pub fn containers(
         api,
         index,
         LogManager::start(nowhere),
+        host,
         Duration::from_secs(5),
     )
 }
@@ -145,19 +148,32 @@ pub struct ContainerSetup {
     pub docker: Arc<FakeDocker>,
     pub index: Arc<Index>,
     pub service: ContainerService,
+    pub host: Arc<RecordingHost>,
     _dir: tempfile::TempDir,
 }
 
 impl ContainerSetup {
     pub fn new() -> ContainerSetup {
+        ContainerSetup::with_host(RecordingHost::default())
+    }
+
+    /// The container calls over a node made of `host`.
+    pub fn with_host(host: RecordingHost) -> ContainerSetup {
         let dir = tempfile::tempdir().unwrap();
         let docker = docker();
         let index = index(&docker);
-        let service = containers(&docker, &config(dir.path()), Arc::clone(&index));
+        let host = Arc::new(host);
+        let service = containers(
+            &docker,
+            &config(dir.path()),
+            Arc::clone(&index),
+            Arc::clone(&host) as Arc<dyn Host>,
+        );
         ContainerSetup {
             docker,
             index,
             service,
+            host,
             _dir: dir,
         }
     }

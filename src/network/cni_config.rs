@@ -309,7 +309,7 @@ pub fn find_plugin(plugin_type: &str, bin_dirs: &[PathBuf]) -> Option<PathBuf> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::cli::DefaultNetwork;
+    use crate::network::default_network::DefaultNetwork;
     use crate::network::default_network::{BuiltInNetwork, NetworkSource};
 
     struct Dirs {

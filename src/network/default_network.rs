@@ -36,7 +36,29 @@ use serde_json::{json, Value};
 use super::cni_config::{
     display_dirs, find_plugin, load_default, CniConfigError, CniNetwork, CniPlugin, NetworkOrigin,
 };
-use crate::cli::{Config, DefaultNetwork};
+
+/// `--default-network`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultNetwork {
+    /// Nothing: NetworkReady stays false until a configuration appears.
+    Off,
+    /// The built-in bridge network; `bridge` names its bridge and the
+    /// network, `None` leaving the name to the network module.
+    Auto { bridge: Option<String> },
+}
+
+impl DefaultNetwork {
+    /// The flag value that selects this setting.
+    pub fn flag_value(&self) -> String {
+        match self {
+            DefaultNetwork::Off => "off".to_owned(),
+            DefaultNetwork::Auto { bridge: None } => "auto".to_owned(),
+            DefaultNetwork::Auto {
+                bridge: Some(bridge),
+            } => format!("auto:{bridge}"),
+        }
+    }
+}
 
 /// The bridge, and the network, when `--default-network` names none.
 pub const DEFAULT_BRIDGE: &str = "dockshim0";
@@ -201,14 +223,6 @@ impl NetworkSource {
             built_in,
             serve_built_in,
         }
-    }
-
-    pub fn from_config(config: &Config) -> NetworkSource {
-        NetworkSource::new(
-            config.cni_conf_dir.clone(),
-            config.cni_bin_dirs.clone(),
-            &config.default_network,
-        )
     }
 
     /// The network new pods join; `pod_cidr` is the node's, which the

@@ -26,7 +26,28 @@ use std::path::{Path, PathBuf};
 
 use super::netlink::{self, Link, NetlinkError};
 use super::netns::{run_in_netns, NetnsError};
-use crate::cli::HairpinMode;
+
+/// `--hairpin-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HairpinMode {
+    /// dockshim sets `hairpin_mode` on the host end of the pod's veth.
+    HairpinVeth,
+    /// The bridge is promiscuous; left to the CNI bridge plugin.
+    PromiscuousBridge,
+    /// Nothing is done.
+    None,
+}
+
+impl HairpinMode {
+    /// The flag value that selects this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HairpinMode::HairpinVeth => "hairpin-veth",
+            HairpinMode::PromiscuousBridge => "promiscuous-bridge",
+            HairpinMode::None => "none",
+        }
+    }
+}
 
 /// Where sysfs is mounted on a normal host.
 pub const SYSFS_ROOT: &str = "/sys";

@@ -22,7 +22,7 @@
 pub mod cgroup;
 pub mod cpu;
 mod error;
-mod files;
+pub mod files;
 pub mod layer;
 pub mod memory;
 pub mod mountinfo;

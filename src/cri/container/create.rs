@@ -17,7 +17,7 @@
 use std::path::Path;
 
 use super::error::ContainerError;
-use super::service::{node_has_swap, ContainerService, NodeMounts};
+use super::service::{ContainerService, NodeMounts};
 use super::{container_create_body, ContainerOptions};
 use crate::api::v1;
 use crate::cri::sandbox::security::NodeSeccompProfiles;
@@ -90,14 +90,14 @@ impl ContainerService {
             .into_owned()
         };
         let engine = self.engine()?;
-        let node_has_swap = node_has_swap();
+        let node_has_swap = self.host.has_swap();
         let options = ContainerOptions {
             sandbox_id: &sandbox.id,
             image,
             log_path: &log_path,
             cgroup_driver: cgroup_driver(&engine),
             seccomp_profiles: &NodeSeccompProfiles,
-            host_mounts: &NodeMounts,
+            host_mounts: &NodeMounts(self.host.as_ref()),
             node_has_swap,
             node_has_apparmor: engine.apparmor,
             runtime: &sandbox.runtime,
@@ -197,6 +197,7 @@ mod tests {
         use crate::cri::testing::{self, add_container, BUSYBOX_IMAGE};
         use crate::docker::fake::{refused, status, FakeDocker};
         use crate::grpc::{Code, Status};
+        use crate::host::RecordingHost;
         use crate::index::Index;
 
         struct Setup {
@@ -212,7 +213,12 @@ mod tests {
             let docker = testing::docker();
             let index = testing::index(&docker);
             let config = testing::config(dir.path());
-            let service = testing::containers(&docker, &config, Arc::clone(&index));
+            let service = testing::containers(
+                &docker,
+                &config,
+                Arc::clone(&index),
+                Arc::new(RecordingHost::default()),
+            );
             let sandbox = add_container(&docker, &index, "k8s_POD", "podsandbox", "");
             Setup {
                 docker,

@@ -159,6 +159,7 @@ impl ContainerService {
         };
         Ok(exec_sync(
             self.docker.as_ref(),
+            self.host.as_ref(),
             &entry.id,
             cmd,
             timeout,

@@ -11,6 +11,7 @@ use super::service::ContainerService;
 use super::{container_status, StatusImage};
 use crate::api::v1;
 use crate::cri::error::NamingError;
+use crate::host::Host;
 use crate::index::{ContainerFilter, CriState, Entry};
 
 impl ContainerService {
@@ -92,7 +93,7 @@ impl ContainerService {
         // An update may have given the processes another OOM score than
         // the one Docker records; the main process's own is the truth.
         if entry.is_running() {
-            let live = live_oom_score_adj(entry.pid);
+            let live = live_oom_score_adj(self.host.as_ref(), entry.pid);
             let linux = status
                 .resources
                 .as_mut()
@@ -106,12 +107,9 @@ impl ContainerService {
 }
 
 /// The OOM score adjustment of process `pid`, if it can be read.
-fn live_oom_score_adj(pid: i64) -> Option<i64> {
-    if pid <= 0 {
-        return None;
-    }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).ok()?;
-    text.trim().parse().ok()
+fn live_oom_score_adj(host: &dyn Host, pid: i64) -> Option<i64> {
+    let pid = i32::try_from(pid).ok().filter(|pid| *pid > 0)?;
+    host.process_file(pid, "oom_score_adj")?.trim().parse().ok()
 }
 
 /// The index filter for a CRI `ContainerFilter`; empty fields filter
@@ -170,6 +168,7 @@ mod tests {
         use crate::docker::fake::refused;
         use crate::docker::DockerApi;
         use crate::grpc::{Code, Status};
+        use crate::host::RecordingHost;
 
         #[test]
         fn verbose_status_of_a_container_dockerd_lost_is_not_found() {
@@ -201,6 +200,25 @@ mod tests {
                 asked.iter().all(|call| call.starts_with("inspect_image ")),
                 "{asked:?}"
             );
+        }
+
+        #[test]
+        fn a_running_container_reports_its_main_process_s_own_oom_score_adj() {
+            let main_pid = i32::try_from(std::process::id()).unwrap();
+            let host = RecordingHost::default().with_file(main_pid, "oom_score_adj", "-997\n");
+            let setup = ContainerSetup::with_host(host);
+            let id = setup.running_container();
+            let status = setup.service.container_status(&id, false).unwrap();
+            let linux = status.status.unwrap().resources.unwrap().linux.unwrap();
+            assert_eq!(linux.oom_score_adj, -997);
+        }
+
+        #[test]
+        fn a_stopped_container_s_oom_score_adj_is_not_read_from_any_process() {
+            let setup = ContainerSetup::new();
+            let id = setup.container();
+            setup.service.container_status(&id, false).unwrap();
+            assert!(setup.host.reads().is_empty());
         }
     }
 }

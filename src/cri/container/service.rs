@@ -10,8 +10,7 @@
 //! by the caller.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,20 +19,17 @@ use super::image_names::ImageNamesCache;
 use super::keeper::LogKeeper;
 use super::{ContainerError, HostMounts, HostPropagation};
 use crate::docker::{DockerApi, Engine, DEFAULT_REQUEST_TIMEOUT};
+use crate::host::Host;
 use crate::index::Index;
 use crate::logs::LogManager;
 
-/// The node's mount table.
-const MOUNTINFO_PATH: &str = "/proc/self/mountinfo";
-/// The node's swap areas, one line of headings first.
-const SWAPS_PATH: &str = "/proc/swaps";
-/// Upper bound on the mount table read; far beyond any real node's.
-const MAX_MOUNTINFO_BYTES: u64 = 16 * 1024 * 1024;
 /// What the container calls work with.
 pub struct ContainerService {
     pub(super) docker: Arc<dyn DockerApi>,
     pub(super) index: Arc<Index>,
     pub(super) logs: Arc<LogManager>,
+    /// The node's mounts, swap and process files.
+    pub(super) host: Arc<dyn Host>,
     /// Budget of one dockerd call (`--runtime-request-timeout`).
     pub(super) request_timeout: Duration,
     /// The tags and digests ContainerStatus reports, per image ID.
@@ -58,6 +54,7 @@ impl ContainerService {
         docker: Arc<dyn DockerApi>,
         index: Arc<Index>,
         logs: Arc<LogManager>,
+        host: Arc<dyn Host>,
         request_timeout: Duration,
     ) -> ContainerService {
         let request_timeout = if request_timeout.is_zero() {
@@ -69,6 +66,7 @@ impl ContainerService {
             docker,
             index,
             logs,
+            host,
             request_timeout,
             image_names: ImageNamesCache::default(),
             log_lock: Arc::new(Mutex::new(())),
@@ -98,32 +96,22 @@ impl ContainerService {
     }
 }
 
-/// Whether the node has a swap area; an unreadable table reads as none.
-pub(super) fn node_has_swap() -> bool {
-    std::fs::read_to_string(SWAPS_PATH)
-        .map(|text| text.lines().skip(1).any(|line| !line.trim().is_empty()))
-        .unwrap_or(false)
-}
-
-/// The node's mount table as `/proc/self/mountinfo` gives it, read on each
-/// question: mounts come and go.
+/// The node's mount table as the host gives it, read on each question:
+/// mounts come and go.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct NodeMounts;
+pub(super) struct NodeMounts<'a>(pub(super) &'a dyn Host);
 
-impl HostMounts for NodeMounts {
+impl HostMounts for NodeMounts<'_> {
     /// The mount table lists real paths, so `path` is resolved first: a
     /// symbolic link on the way (`/var/run` → `/run`) may lead onto
     /// another mount than the one its spelling suggests.
     fn propagation(&self, path: &Path) -> io::Result<HostPropagation> {
         let resolved = resolve_existing_part(path)?;
-        let mut text = String::new();
-        File::open(MOUNTINFO_PATH)?
-            .take(MAX_MOUNTINFO_BYTES)
-            .read_to_string(&mut text)?;
+        let text = self.0.mountinfo()?;
         propagation_in(&text, &resolved).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("no mount in {MOUNTINFO_PATH} holds {resolved:?}"),
+                format!("no mount in the node's mount table holds {resolved:?}"),
             )
         })
     }

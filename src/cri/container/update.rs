@@ -53,7 +53,7 @@ use nix::sys::stat::Mode;
 use super::create::drops_a_limit;
 use super::error::ContainerError;
 use super::resources::{oom_score_update, update_resources_body, OomScoreUpdate};
-use super::service::{node_has_swap, ContainerService};
+use super::service::ContainerService;
 use super::ContainerConfigError;
 use crate::api::v1;
 use crate::pidfd::PidFd;
@@ -102,7 +102,7 @@ impl ContainerService {
             .linux
             .as_ref()
             .ok_or(ContainerError::Missing("linux"))?;
-        let node_has_swap = node_has_swap();
+        let node_has_swap = self.host.has_swap();
         let body = update_resources_body(linux, &entry.resources, node_has_swap)?;
         let main_pid = u32::try_from(entry.pid)
             .ok()

@@ -42,7 +42,11 @@ impl SandboxSettings {
             oom_score_adj: config.sandbox_oom_score_adj,
             network_plugin: config.network_plugin,
             hairpin_mode: config.hairpin_mode,
-            networks: NetworkSource::from_config(config),
+            networks: NetworkSource::new(
+                config.cni_conf_dir.clone(),
+                config.cni_bin_dirs.clone(),
+                &config.default_network,
+            ),
         }
     }
 }
@@ -88,7 +92,11 @@ impl SandboxService {
             index,
             checkpoints: CheckpointStore::open(&config.root_directory)?,
             owed: OwedTeardowns::open(&config.root_directory)?,
-            cni: CniRunner::with_processes(CniOptions::from_config(config)),
+            cni: CniRunner::with_processes(CniOptions {
+                bin_dirs: config.cni_bin_dirs.clone(),
+                cache_dir: config.cni_cache_dir.clone(),
+                ipv6_dual_stack: config.ipv6_dual_stack,
+            }),
             hairpin: Hairpin::system(),
             images,
             settings: SandboxSettings::from_config(config),

@@ -31,6 +31,7 @@ use crate::cri::exec::kill_exec;
 use crate::docker::{
     ContainerInspect, Demux, DockerApi, DockerError, ExecCreate, Hijacked, Piece, StdStream,
 };
+use crate::host::Host;
 use crate::index::Index;
 use crate::streaming::channel::StreamStatus;
 use crate::streaming::port_forward;
@@ -59,13 +60,22 @@ const RESIZE_RETRY_INTERVAL: Duration = Duration::from_millis(20);
 #[derive(Debug, Clone)]
 pub struct DockerSessions {
     docker: Arc<dyn DockerApi>,
+    host: Arc<dyn Host>,
     /// Where port forwarding finds a sandbox's main process.
     index: Arc<Index>,
 }
 
 impl DockerSessions {
-    pub fn new(docker: Arc<dyn DockerApi>, index: Arc<Index>) -> DockerSessions {
-        DockerSessions { docker, index }
+    pub fn new(
+        docker: Arc<dyn DockerApi>,
+        index: Arc<Index>,
+        host: Arc<dyn Host>,
+    ) -> DockerSessions {
+        DockerSessions {
+            docker,
+            host,
+            index,
+        }
     }
 
     fn serve_exec(&self, request: Exec, handoff: Handoff) {
@@ -245,7 +255,7 @@ impl DockerSessions {
 
     /// Kills what is left of an exec whose session ended early.
     fn kill_abandoned(&self, exec_id: &str) {
-        match kill_exec(&*self.docker, exec_id) {
+        match kill_exec(&*self.docker, self.host.as_ref(), exec_id) {
             Ok(0) => {}
             Ok(killed) => log::info!("exec {exec_id}: killed {killed} processes left behind"),
             Err(err) => log::warn!("exec {exec_id}: cannot kill the processes left behind: {err}"),

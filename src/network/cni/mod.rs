@@ -51,7 +51,6 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::cni_config::{CniNetwork, CniPlugin, NetworkOrigin};
-use crate::cli::Config;
 use crate::failpoint::{self, FailPoint};
 use crate::pidfd;
 use crate::store::write_atomic;
@@ -352,17 +351,6 @@ pub struct CniOptions {
     pub cache_dir: PathBuf,
     /// Report the second address family of dual-stack pods.
     pub ipv6_dual_stack: bool,
-}
-
-impl CniOptions {
-    /// The options the command line chose.
-    pub fn from_config(config: &Config) -> CniOptions {
-        CniOptions {
-            bin_dirs: config.cni_bin_dirs.clone(),
-            cache_dir: config.cni_cache_dir.clone(),
-            ipv6_dual_stack: config.ipv6_dual_stack,
-        }
-    }
 }
 
 /// A pod network attachment the result cache records.
