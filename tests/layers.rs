@@ -33,16 +33,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     // listener, which reads the gauges of the layers above through a
     // closure.
     ("metrics", &["codec", "grpc", "supervisor"]),
-    ("docker", &["grpc", "metrics"]),
-    ("store", &["grpc"]),
-    ("stats", &["api", "grpc", "supervisor"]),
+    ("docker", &["metrics"]),
+    ("store", &[]),
+    ("stats", &["api", "supervisor"]),
     // The node's mounts, swap and per-process files, behind a trait.
     ("host", &["stats"]),
-    ("network", &["failpoint", "grpc", "pidfd", "store"]),
+    ("network", &["failpoint", "pidfd", "store"]),
     // The command line; the network settings it parses are network's.
     ("cli", &["network"]),
-    ("index", &["docker", "grpc", "supervisor"]),
-    ("logs", &["docker", "grpc", "supervisor"]),
+    ("index", &["docker", "supervisor"]),
+    ("logs", &["docker", "supervisor"]),
     // The streaming protocols; their dockerd backend is cri's.
     ("streaming", &["codec", "supervisor"]),
     (
