@@ -403,22 +403,8 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
     if started.is_some() {
         // A second instance, so the proxy's small cost is not in the
         // figures above.
-        let dir = tempdir()?;
-        let proxy_socket = dir.path().join("docker.sock");
-        let proxy = CountingProxy::start(&proxy_socket, &options.docker_socket)?;
-        let proxy_endpoint = format!("unix://{}", proxy_socket.display());
-        let sandboxed = start_dockshim(
-            root,
-            dir,
-            &[
-                "--docker-endpoint",
-                &proxy_endpoint,
-                "--pod-infra-container-image",
-                &image,
-                "--sandbox-oom-score-adj",
-                "0",
-            ],
-        )?;
+        let (proxy, proxy_endpoint, sandboxed) =
+            start_behind_proxy(root, &options.docker_socket, &image)?;
         let socket = sandboxed.dir.path().join("dockshim.sock");
         // The raw baseline goes through the proxy as well, so both sides
         // of the difference pay for it.
@@ -1771,6 +1757,9 @@ fn start_dockshim(
         .arg(format!("unix://{}", socket.display()))
         .arg("--root-directory")
         .arg(dir.path().join("root"))
+        // Nothing of the machine's: no configuration file, no cri-dockerd
+        // state to adopt.
+        .args(["--config=", "--migrate-from-cri-dockerd=off"])
         .args(["--network-plugin", "none", "--log-level", "warn"])
         .args(extra)
         .stdin(Stdio::null())
@@ -1792,6 +1781,34 @@ fn start_dockshim(
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(started)
+}
+
+/// A dockshim whose Docker calls go through a [`CountingProxy`], with
+/// `image` as its sandbox image and an `oom_score_adj` every host can
+/// grant; with the proxy's endpoint. Bound in this order, the dockshim is
+/// dropped, and stopped, before its proxy.
+fn start_behind_proxy(
+    root: &Path,
+    docker_socket: &Path,
+    image: &str,
+) -> Result<(CountingProxy, String, Started), XtaskError> {
+    let dir = tempdir()?;
+    let proxy_socket = dir.path().join("docker.sock");
+    let proxy = CountingProxy::start(&proxy_socket, docker_socket)?;
+    let proxy_endpoint = format!("unix://{}", proxy_socket.display());
+    let started = start_dockshim(
+        root,
+        dir,
+        &[
+            "--docker-endpoint",
+            &proxy_endpoint,
+            "--pod-infra-container-image",
+            image,
+            "--sandbox-oom-score-adj",
+            "0",
+        ],
+    )?;
+    Ok((proxy, proxy_endpoint, started))
 }
 
 async fn connect(socket: PathBuf) -> Result<Channel, XtaskError> {

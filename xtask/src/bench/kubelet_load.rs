@@ -67,7 +67,7 @@ use tonic::transport::Channel;
 use super::{
     build_release, call, check_no_leftovers, connect, container_config, cpu_seconds,
     engine_summary, env_or, machine_summary, proc_status_field, remove_containers,
-    remove_sandboxes, sandbox_config, start_dockshim, tempdir, CountingProxy, Created, Options,
+    remove_sandboxes, sandbox_config, start_behind_proxy, CountingProxy, Created, Options,
     PodBench, CREATE_CONTAINER, DEFAULT_PAUSE_IMAGE, IMAGE_FS_INFO, LIST_CONTAINERS,
     LIST_CONTAINER_STATS, LIST_IMAGES, LIST_POD_SANDBOX, LIST_POD_SANDBOX_STATS,
     PAUSE_IMAGE_VARIABLE, RUN_LABEL, RUN_POD_SANDBOX, START_CONTAINER, STATUS, VERSION,
@@ -266,22 +266,7 @@ pub(super) fn run(
         }
         None => {
             build_release(root)?;
-            let dir = tempdir()?;
-            let proxy_socket = dir.path().join("docker.sock");
-            let proxy = CountingProxy::start(&proxy_socket, &options.docker_socket)?;
-            let proxy_endpoint = format!("unix://{}", proxy_socket.display());
-            let started = start_dockshim(
-                root,
-                dir,
-                &[
-                    "--docker-endpoint",
-                    &proxy_endpoint,
-                    "--pod-infra-container-image",
-                    &image,
-                    "--sandbox-oom-score-adj",
-                    "0",
-                ],
-            )?;
+            let (proxy, _, started) = start_behind_proxy(root, &options.docker_socket, &image)?;
             let socket = started.dir.path().join("dockshim.sock");
             let bench = PodBench::new(
                 &socket,
