@@ -19,7 +19,7 @@
 #      every test binary gets at most $DOCKSHIM_TEST_BINARY_TIMEOUT (15m; a
 #      timeout(1) duration), then it is killed (SIGTERM, SIGKILL 30 s later)
 #      and fails with exit status 124 or 137, so one hung test cannot eat the
-#      whole CI budget (the run takes about 8 minutes, CI gives it 90);
+#      whole CI budget (the run takes 14 to 18 minutes, CI gives it 90);
 #   7. fails if a container of this run is left behind, and removes it: every
 #      container the tests make carries the label dockshim-test-run=<run ID>
 #      (DOCKSHIM_TEST_RUN_ID, fresh per run), and nothing else is touched;
