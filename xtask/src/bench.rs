@@ -832,18 +832,7 @@ async fn measure_containers(bench: &PodBench<'_>, created: &mut Created) -> Resu
 
     // The index learns of the new containers from dockerd's event stream.
     std::thread::sleep(SANDBOX_SETTLE);
-    let listed: v1::ListContainersResponse = call(
-        &mut grpc,
-        LIST_CONTAINERS,
-        v1::ListContainersRequest::default(),
-    )
-    .await?;
-    let ours = listed
-        .containers
-        .iter()
-        .filter(|container| container.labels.get(RUN_LABEL) == Some(&bench.run))
-        .filter(|container| container.state == v1::ContainerState::ContainerRunning as i32)
-        .count();
+    let (listed, ours) = running_bench_containers(&mut grpc, bench).await?;
     if ours != containers {
         return Err(XtaskError::Bench(format!(
             "ListContainers shows {ours} of the {containers} bench containers running"
@@ -861,8 +850,7 @@ async fn measure_containers(bench: &PodBench<'_>, created: &mut Created) -> Resu
     .await?;
     report(
         &format!(
-            "ListContainers, {} containers ({containers} running in the bench's sandboxes), {query_calls} sequential calls",
-            listed.containers.len()
+            "ListContainers, {listed} containers ({containers} running in the bench's sandboxes), {query_calls} sequential calls"
         ),
         &mut times,
     );
@@ -1809,6 +1797,23 @@ fn start_behind_proxy(
         ],
     )?;
     Ok((proxy, proxy_endpoint, started))
+}
+
+/// How many containers ListContainers shows, and how many of them are this
+/// run's and running.
+async fn running_bench_containers(
+    grpc: &mut Grpc<Channel>,
+    bench: &PodBench<'_>,
+) -> Result<(usize, usize), XtaskError> {
+    let listed: v1::ListContainersResponse =
+        call(grpc, LIST_CONTAINERS, v1::ListContainersRequest::default()).await?;
+    let running = listed
+        .containers
+        .iter()
+        .filter(|container| container.labels.get(RUN_LABEL) == Some(&bench.run))
+        .filter(|container| container.state == v1::ContainerState::ContainerRunning as i32)
+        .count();
+    Ok((listed.containers.len(), running))
 }
 
 async fn connect(socket: PathBuf) -> Result<Channel, XtaskError> {

@@ -67,10 +67,10 @@ use tonic::transport::Channel;
 use super::{
     build_release, call, check_no_leftovers, connect, container_config, cpu_seconds,
     engine_summary, env_or, machine_summary, proc_status_field, remove_containers,
-    remove_sandboxes, sandbox_config, start_behind_proxy, CountingProxy, Created, Options,
-    PodBench, CREATE_CONTAINER, DEFAULT_PAUSE_IMAGE, IMAGE_FS_INFO, LIST_CONTAINERS,
-    LIST_CONTAINER_STATS, LIST_IMAGES, LIST_POD_SANDBOX, LIST_POD_SANDBOX_STATS,
-    PAUSE_IMAGE_VARIABLE, RUN_LABEL, RUN_POD_SANDBOX, START_CONTAINER, STATUS, VERSION,
+    remove_sandboxes, running_bench_containers, sandbox_config, start_behind_proxy, CountingProxy,
+    Created, Options, PodBench, CREATE_CONTAINER, DEFAULT_PAUSE_IMAGE, IMAGE_FS_INFO,
+    LIST_CONTAINERS, LIST_CONTAINER_STATS, LIST_IMAGES, LIST_POD_SANDBOX, LIST_POD_SANDBOX_STATS,
+    PAUSE_IMAGE_VARIABLE, RUN_POD_SANDBOX, START_CONTAINER, STATUS, VERSION,
 };
 use crate::XtaskError;
 
@@ -359,18 +359,7 @@ async fn run_load(
     // remote runtime and image clients dial separately.
     let mut runtime_grpc = Grpc::new(connect(bench.socket.to_path_buf()).await?);
     let mut image_grpc = Grpc::new(connect(bench.socket.to_path_buf()).await?);
-    let listed: v1::ListContainersResponse = call(
-        &mut runtime_grpc,
-        LIST_CONTAINERS,
-        v1::ListContainersRequest::default(),
-    )
-    .await?;
-    let running = listed
-        .containers
-        .iter()
-        .filter(|container| container.labels.get(RUN_LABEL) == Some(&bench.run))
-        .filter(|container| container.state == v1::ContainerState::ContainerRunning as i32)
-        .count();
+    let (_, running) = running_bench_containers(&mut runtime_grpc, bench).await?;
     if running != pods {
         return Err(XtaskError::Bench(format!(
             "ListContainers shows {running} of the {pods} load containers running"
