@@ -9,6 +9,7 @@
 //!   [--pod-stats-from-cri] [--idle-baseline] [--runtime-pid PID]
 //!   [--docker-pid PID]`: the kubelet's periodic calls against PODS pods
 //!   for SECONDS, and the CPU and memory they cost the runtime and dockerd
+//! - `lines`: the production lines of `src/`, per module (writes nothing)
 //!
 //! With `--check` nothing is written: the task fails, naming the file, when
 //! the committed copy differs from what it would produce. This crate never
@@ -17,6 +18,7 @@
 #[cfg(feature = "bench")]
 mod bench;
 mod codegen;
+mod lines;
 #[cfg(feature = "man")]
 mod man;
 mod services;
@@ -26,7 +28,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check]\n       cargo xtask man [--check]\n       cargo xtask bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]\n       cargo xtask bench --kubelet-load PODS SECONDS [--endpoint unix:///path] [--docker-endpoint unix:///path] [--pod-stats-from-cri] [--idle-baseline] [--runtime-pid PID] [--docker-pid PID]";
+const USAGE: &str = "usage: cargo xtask codegen [--check]\n       cargo xtask man [--check]\n       cargo xtask bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]\n       cargo xtask lines\n       cargo xtask bench --kubelet-load PODS SECONDS [--endpoint unix:///path] [--docker-endpoint unix:///path] [--pod-stats-from-cri] [--idle-baseline] [--runtime-pid PID] [--docker-pid PID]";
 
 /// Everything a task can fail with.
 #[derive(Debug)]
@@ -122,6 +124,9 @@ fn run(args: &[String]) -> Result<(), XtaskError> {
     #[cfg(feature = "bench")]
     if task == "bench" {
         return bench::run(&workspace_root(), flags);
+    }
+    if task == "lines" && flags.is_empty() {
+        return lines::run(&workspace_root());
     }
     let check = match flags {
         [] => false,
