@@ -65,6 +65,11 @@ pub trait Host: fmt::Debug + Send + Sync {
     ) -> io::Result<bool>;
 }
 
+/// The network namespace of process `pid`, as CNI and setns name it.
+pub fn netns_path(pid: i64) -> PathBuf {
+    PathBuf::from(format!("{PROC_ROOT}/{pid}/ns/net"))
+}
+
 /// The node dockshim runs on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Node;
@@ -215,5 +220,6 @@ mod tests {
     fn a_cgroup_that_is_gone_lists_no_processes() {
         let gone = Path::new("no-such-cgroup-of-dockshim");
         assert_eq!(Node.cgroup_procs(gone).unwrap(), None);
+        assert_eq!(netns_path(42), Path::new("/proc/42/ns/net"));
     }
 }
