@@ -36,8 +36,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("docker", &["metrics"]),
     ("store", &[]),
     ("stats", &["api", "supervisor"]),
-    // The node's mounts, swap and per-process files, behind a trait.
-    ("host", &["stats"]),
+    // The node's mounts, swap, per-process files and OOM score
+    // adjustments, behind a trait.
+    ("host", &["pidfd", "stats"]),
     ("network", &["failpoint", "pidfd", "store"]),
     // The command line; the network settings it parses are network's.
     ("cli", &["network"]),

@@ -40,7 +40,6 @@
 //! engine, not another one on the same host (as in a test run against a
 //! second engine). `off` turns it off.
 
-use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -49,6 +48,7 @@ use super::service::SandboxService;
 use crate::cli::{Config, CriDockerdMigration, CRI_DOCKERD_ROOT_DIRECTORY};
 use crate::cri::naming;
 use crate::docker::ContainerInspect;
+use crate::host::{netns_path, Host};
 use crate::network::cni::{PodIps, POD_IFNAME};
 use crate::network::run_in_netns;
 use crate::store::checkpoint::SandboxNetwork;
@@ -97,7 +97,7 @@ fn adopted_checkpoint(
             cni_network: network.clone(),
             netns: facts
                 .pid
-                .map(|pid| format!("/proc/{pid}/ns/net"))
+                .map(|pid| netns_path(pid.into()).display().to_string())
                 .unwrap_or_default(),
             pid: facts.pid,
             primary_ip: facts.ips.primary,
@@ -138,23 +138,17 @@ fn is_cri_dockerd(comm: &str) -> bool {
     comm.trim_end() == CRI_DOCKERD_COMM
 }
 
-/// The pid of a running cri-dockerd under `proc` (a `/proc`), if any.
-fn running_cri_dockerd(proc: &Path) -> Result<Option<u32>, MigrationError> {
-    for entry in fs::read_dir(proc).map_err(MigrationError::Proc)? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // A process that exits meanwhile has no comm any more: not running.
-        if fs::read_to_string(entry.path().join("comm")).is_ok_and(|comm| is_cri_dockerd(&comm)) {
-            return Ok(Some(pid));
-        }
-    }
-    Ok(None)
+/// The pid of a running cri-dockerd on `host`, if any.
+fn running_cri_dockerd(host: &dyn Host) -> Result<Option<u32>, MigrationError> {
+    let pids = host.pids().map_err(MigrationError::Proc)?;
+    // A process that exits meanwhile has no comm any more: not running.
+    Ok(pids
+        .into_iter()
+        .filter(|pid| {
+            host.process_file(*pid, "comm")
+                .is_some_and(|comm| is_cri_dockerd(&comm))
+        })
+        .find_map(|pid| u32::try_from(pid).ok()))
 }
 
 /// The addresses of the pod's interface inside the namespace `netns`.
@@ -215,7 +209,7 @@ impl SandboxService {
         if pending.is_empty() {
             return Ok(0);
         }
-        if let Some(pid) = running_cri_dockerd(Path::new("/proc"))? {
+        if let Some(pid) = running_cri_dockerd(self.host.as_ref())? {
             if explicit {
                 return Err(MigrationError::CriDockerdRunning { pid });
             }
@@ -334,16 +328,13 @@ impl SandboxService {
         let cached = self.cni.cached_attachment(id);
         let ips = match (&cached, pid) {
             (Some(cached), _) => cached.ips.clone(),
-            (None, Some(pid)) => {
-                let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-                match addresses_in(&netns) {
-                    Ok(addresses) => pod_ips_of(&addresses, dual_stack),
-                    Err(err) => {
-                        log::warn!("sandbox {id}: no pod IP: {err}");
-                        PodIps::default()
-                    }
+            (None, Some(pid)) => match addresses_in(&netns_path(pid.into())) {
+                Ok(addresses) => pod_ips_of(&addresses, dual_stack),
+                Err(err) => {
+                    log::warn!("sandbox {id}: no pod IP: {err}");
+                    PodIps::default()
                 }
-            }
+            },
             (None, None) => PodIps::default(),
         };
         let network = match cached {
@@ -399,6 +390,7 @@ fn same_directory(a: &Path, b: &Path) -> bool {
 mod tests {
     use super::*;
     use crate::grpc::Code;
+    use crate::host::RecordingHost;
     use crate::store::checkpoint::{CheckpointData, PortMapping};
 
     fn cri_dockerd_checkpoint(host_network: bool) -> PodSandboxCheckpoint {
@@ -511,15 +503,12 @@ mod tests {
 
     #[test]
     fn a_running_cri_dockerd_is_found_by_its_process_name() {
-        let proc = tempfile::tempdir().unwrap();
-        for (pid, comm) in [("1", "systemd\n"), ("77", "dockerd\n"), ("self", "x\n")] {
-            fs::create_dir(proc.path().join(pid)).unwrap();
-            fs::write(proc.path().join(pid).join("comm"), comm).unwrap();
-        }
-        assert_eq!(running_cri_dockerd(proc.path()).unwrap(), None);
-        fs::create_dir(proc.path().join("812")).unwrap();
-        fs::write(proc.path().join("812/comm"), "cri-dockerd\n").unwrap();
-        assert_eq!(running_cri_dockerd(proc.path()).unwrap(), Some(812));
+        let node = RecordingHost::default()
+            .with_file(1, "comm", "systemd\n")
+            .with_file(77, "comm", "dockerd\n");
+        assert_eq!(running_cri_dockerd(&node).unwrap(), None);
+        let node = node.with_file(812, "comm", "cri-dockerd\n");
+        assert_eq!(running_cri_dockerd(&node).unwrap(), Some(812));
         assert!(!is_cri_dockerd("cri-dockerd-wrapper\n"));
     }
 

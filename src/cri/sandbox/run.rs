@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::error::SandboxError;
@@ -26,6 +25,7 @@ use crate::cri::{cgroup_driver, naming};
 use crate::docker::{ContainerCreate, CreateOutcome};
 use crate::failpoint::{self, FailPoint};
 use crate::grpc::{CallContext, Code, Status};
+use crate::host::netns_path;
 use crate::network::cni::{self, Bandwidth, CniError, POD_IFNAME};
 use crate::network::{CniNetwork, PodAttachment, RuntimeArgs};
 use crate::store::checkpoint::{self, CheckpointData, SandboxNetwork};
@@ -372,7 +372,7 @@ impl SandboxService {
                         SandboxError::NoProcess { id: id.clone() },
                     )
                 })?;
-            let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            let netns = netns_path(pid.into());
             let mut record = checkpoint.dockshim.take().unwrap_or_default();
             record.cni_network = network.name.clone();
             record.netns = netns.display().to_string();

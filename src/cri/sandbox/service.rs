@@ -1,6 +1,7 @@
 //! `SandboxService`: the state the five pod sandbox calls share — dockerd,
 //! the state index, the checkpoint store, the owed CNI teardowns, the CNI
-//! runner, hairpin setup and the ImageService that brings the sandbox image
+//! runner, hairpin setup, the node's processes (to find a running
+//! cri-dockerd) and the ImageService that brings the sandbox image
 //! — and nothing else: why a call failed is `error`'s `SandboxError`.
 //!
 //! The calls themselves live in `run`, `stop`, `remove`, `status` and
@@ -16,6 +17,7 @@ use crate::api::services::ImageService;
 use crate::cli::{Config, HairpinMode, NetworkPlugin};
 use crate::docker::{DockerApi, Engine};
 use crate::grpc::Status;
+use crate::host::{Host, Node};
 use crate::index::Index;
 use crate::network::cni::CniOptions;
 use crate::network::{CniRunner, Hairpin, NetworkSource};
@@ -59,6 +61,7 @@ pub struct SandboxService {
     pub(super) owed: OwedTeardowns,
     pub(super) cni: CniRunner,
     pub(super) hairpin: Hairpin,
+    pub(super) host: Arc<dyn Host>,
     pub(super) images: Arc<dyn ImageService>,
     pub(super) settings: SandboxSettings,
     /// RunPodSandbox calls under way, by Docker name: a repeated call waits
@@ -98,6 +101,7 @@ impl SandboxService {
                 ipv6_dual_stack: config.ipv6_dual_stack,
             }),
             hairpin: Hairpin::system(),
+            host: Arc::new(Node),
             images,
             settings: SandboxSettings::from_config(config),
             in_flight: Mutex::new(HashMap::new()),

@@ -12,7 +12,6 @@
 //! now, the pod's names from its container, no port mappings — and, should
 //! that fail, an owed-teardown record (`owed`) takes the checkpoint's place.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::SandboxError;
@@ -20,6 +19,7 @@ use super::run::{annotation_map, runtime_args};
 use super::service::{lock, SandboxService, SANDBOX_STOP_GRACE_SECS};
 use crate::cli::NetworkPlugin;
 use crate::cri::naming;
+use crate::host::netns_path;
 use crate::index::Entry;
 use crate::network::cni::Bandwidth;
 use crate::network::PodAttachment;
@@ -108,7 +108,7 @@ impl SandboxService {
             namespace: checkpoint.namespace.clone(),
             name: checkpoint.name.clone(),
             uid: uid.clone(),
-            netns: running.map(|entry| PathBuf::from(format!("/proc/{}/ns/net", entry.pid))),
+            netns: running.map(|entry| netns_path(entry.pid)),
         };
         self.cni.del(
             &network,
@@ -148,7 +148,7 @@ impl SandboxService {
             namespace: metadata.namespace,
             name: metadata.name,
             uid: metadata.uid,
-            netns: running.map(|entry| PathBuf::from(format!("/proc/{}/ns/net", entry.pid))),
+            netns: running.map(|entry| netns_path(entry.pid)),
         };
         let nothing_known = CheckpointData::default();
         if let Err(err) = self

@@ -9,8 +9,8 @@
 
 use std::fmt;
 use std::net::TcpStream;
-use std::path::Path;
 
+use crate::host::netns_path;
 use crate::index::{Index, IndexError};
 use crate::network::netns::{run_in_netns, NetnsError};
 use crate::streaming::port_forward::{connect_loopback, PortDialer, PortForwardError};
@@ -87,8 +87,7 @@ impl PortDialer for SandboxDialer<'_> {
         }
         // The sandbox's first process holds the pod's network namespace
         // (for a host-network pod, the host's own).
-        let netns = format!("/proc/{}/ns/net", sandbox.pid);
-        run_in_netns(Path::new(&netns), || connect_loopback(port))
+        run_in_netns(&netns_path(sandbox.pid), || connect_loopback(port))
             .map_err(SandboxDialError::Netns)?
     }
 }
