@@ -128,19 +128,6 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
 }
 
-impl Config {
-    /// The socket path to create, or `None` for `fd://`.
-    pub fn runtime_socket_path(&self) -> Option<&Path> {
-        self.runtime_endpoint.strip_prefix("unix://").map(Path::new)
-    }
-
-    /// The path of dockerd's API socket.
-    pub fn docker_socket_path(&self) -> &Path {
-        let path = self.docker_endpoint.strip_prefix("unix://");
-        Path::new(path.unwrap_or(&self.docker_endpoint))
-    }
-}
-
 impl Default for Config {
     /// The documented defaults; a test checks them against the flag table.
     fn default() -> Config {
@@ -999,15 +986,12 @@ mod tests {
         .unwrap();
         let expected = every_setting_changed();
         assert_eq!(config, expected);
-        assert_eq!(config.runtime_socket_path(), Some(Path::new("/run/x.sock")));
-        assert_eq!(config.docker_socket_path(), Path::new("/run/docker.sock"));
     }
 
     #[test]
-    fn socket_activation_has_no_socket_path() {
+    fn socket_activation_is_an_endpoint_without_a_path() {
         let config = run(&["--container-runtime-endpoint", "fd://"]).unwrap();
         assert_eq!(config.runtime_endpoint, "fd://");
-        assert_eq!(config.runtime_socket_path(), None);
     }
 
     #[test]
