@@ -32,15 +32,8 @@ use std::time::Duration;
 
 pub use crate::network::default_network::DefaultNetwork;
 pub use crate::network::hairpin::HairpinMode;
+pub use crate::network::NetworkPlugin;
 pub use doc::{example_config, help_text, man_page};
-
-/// Checks a pod CIDR list (one CIDR, or an IPv4 and an IPv6 one separated
-/// by a comma) the way `--pod-cidr` does, for UpdateRuntimeConfig.
-pub fn validate_pod_cidrs(text: &str) -> Result<(), String> {
-    values::cidrs(text)
-        .map(drop)
-        .map_err(|invalid| invalid.reason)
-}
 
 use config_file::{ConfigFileError, Value};
 use flags::{FileValue, Flag, FlagId};
@@ -159,26 +152,6 @@ impl Default for Config {
             migrate_from_cri_dockerd: CriDockerdMigration::Auto,
             log_level: log::LevelFilter::Info,
             metrics_addr: None,
-        }
-    }
-}
-
-/// `--network-plugin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetworkPlugin {
-    /// Pods get their network from CNI plugins.
-    Cni,
-    /// Host-network pods only: NetworkReady is always true and other pods
-    /// are refused.
-    None,
-}
-
-impl NetworkPlugin {
-    /// The flag value that selects this plugin.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkPlugin::Cni => "cni",
-            NetworkPlugin::None => "none",
         }
     }
 }

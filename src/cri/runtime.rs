@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::api::services::{RuntimeService, Sink};
 use crate::api::v1;
-use crate::cli::{Config, NetworkPlugin};
+use crate::cli::Config;
 use crate::cri::container::ContainerService;
 use crate::cri::events::EventStreams;
 use crate::cri::metrics;
@@ -34,7 +34,8 @@ use crate::cri::streaming::{
 };
 use crate::docker::{DockerApi, Engine};
 use crate::grpc::{CallContext, Status};
-use crate::network::NetworkSource;
+use crate::network::default_network::validate_pod_cidrs;
+use crate::network::{NetworkPlugin, NetworkSource};
 use crate::store::Store;
 use crate::streaming::server::StreamingServer;
 use crate::supervisor::{Death, Supervisor};
@@ -659,7 +660,7 @@ impl RuntimeService for Runtime {
         if cidr.is_empty() {
             return Ok(v1::UpdateRuntimeConfigResponse {});
         }
-        crate::cli::validate_pod_cidrs(&cidr)
+        validate_pod_cidrs(&cidr)
             .map_err(|err| Status::invalid_argument(format!("pod CIDR {cidr:?}: {err}")))?;
         let mut current = lock(&self.pod_cidr);
         if current.as_deref() != Some(cidr.as_str()) {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::cli::{Config, NetworkPlugin};
+use crate::cli::Config;
 use crate::cri::container::ContainerService;
 use crate::cri::image::Images;
 use crate::cri::labels::{CONTAINER_TYPE_LABEL, SANDBOX_ID_LABEL};
@@ -17,6 +17,7 @@ use crate::docker::{
 use crate::host::{Host, RecordingHost};
 use crate::index::{EventFeed, Index, IndexConfig, IndexSource, Polled};
 use crate::logs::LogManager;
+use crate::network::NetworkPlugin;
 
 /// The sandbox image the tests' configuration names.
 pub const PAUSE_IMAGE: &str = "127.0.0.1:5000/dockshim-test/pause:3.10";

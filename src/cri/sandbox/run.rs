@@ -688,7 +688,7 @@ mod handler_tests {
     fn a_sandbox_whose_network_fails_is_removed_with_its_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = testing::config(dir.path());
-        config.network_plugin = crate::cli::NetworkPlugin::Cni;
+        config.network_plugin = crate::network::NetworkPlugin::Cni;
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(&config.cni_conf_dir).unwrap();

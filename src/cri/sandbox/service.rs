@@ -13,12 +13,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::SandboxError;
 use crate::api::services::ImageService;
-use crate::cli::{Config, HairpinMode, NetworkPlugin};
+use crate::cli::{Config, HairpinMode};
 use crate::docker::{DockerApi, Engine};
 use crate::grpc::Status;
 use crate::index::Index;
 use crate::network::cni::CniOptions;
-use crate::network::{CniRunner, Hairpin, NetworkSource};
+use crate::network::{CniRunner, Hairpin, NetworkPlugin, NetworkSource};
 use crate::store::{CheckpointStore, OwedTeardowns};
 
 /// Seconds the sandbox container and, on StopPodSandbox, the pod's
