@@ -30,6 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::cri::sandbox::CriDockerdMigration;
 pub use crate::network::default_network::DefaultNetwork;
 pub use crate::network::hairpin::HairpinMode;
 pub use crate::network::NetworkPlugin;
@@ -154,34 +155,6 @@ impl Default for Config {
             metrics_addr: None,
         }
     }
-}
-
-impl CriDockerdMigration {
-    /// The flag value that selects this setting.
-    pub fn flag_value(&self) -> String {
-        match self {
-            CriDockerdMigration::Auto => "auto".to_owned(),
-            CriDockerdMigration::Off => "off".to_owned(),
-            CriDockerdMigration::From(dir) => dir.to_string_lossy().into_owned(),
-        }
-    }
-}
-
-/// cri-dockerd's `--cri-dockerd-root-directory` default, which
-/// `--migrate-from-cri-dockerd=auto` looks in.
-pub const CRI_DOCKERD_ROOT_DIRECTORY: &str = "/var/lib/cri-dockerd";
-
-/// `--migrate-from-cri-dockerd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CriDockerdMigration {
-    /// From [`CRI_DOCKERD_ROOT_DIRECTORY`], when what is found there shows
-    /// that cri-dockerd served this dockerd and has stopped.
-    Auto,
-    /// Never.
-    Off,
-    /// From this absolute root directory of cri-dockerd, which must hold a
-    /// `sandbox` directory.
-    From(PathBuf),
 }
 
 /// A command line that cannot be run. Its `Display` is the one line to print
@@ -1039,7 +1012,7 @@ mod tests {
             CriDockerdMigration::Off
         );
         assert_eq!(
-            run(&["--migrate-from-cri-dockerd", CRI_DOCKERD_ROOT_DIRECTORY])
+            run(&["--migrate-from-cri-dockerd", "/var/lib/cri-dockerd"])
                 .unwrap()
                 .migrate_from_cri_dockerd,
             CriDockerdMigration::From(PathBuf::from("/var/lib/cri-dockerd"))
