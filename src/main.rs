@@ -12,9 +12,9 @@ use std::sync::Arc;
 use dockshim::api::services::{Services, METHODS};
 use dockshim::cli::{self, Command, Config};
 use dockshim::cri::container::ContainerService;
-use dockshim::cri::image::Images;
-use dockshim::cri::runtime::{Runtime, RuntimeParts};
-use dockshim::cri::sandbox::SandboxService;
+use dockshim::cri::image::{ImageSettings, Images};
+use dockshim::cri::runtime::{Runtime, RuntimeParts, RuntimeSettings};
+use dockshim::cri::sandbox::{SandboxService, SandboxSettings};
 use dockshim::cri::stats::StatsService;
 use dockshim::cri::streaming::docker_sessions::DockerSessions;
 use dockshim::docker::{DockerApi, DockerClient};
@@ -22,6 +22,8 @@ use dockshim::host::Node;
 use dockshim::index::Index;
 use dockshim::logs::LogManager;
 use dockshim::metrics::{self, Gauges, Metrics};
+use dockshim::network::cni::CniOptions;
+use dockshim::network::NetworkSource;
 use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
 use dockshim::streaming::server::StreamingServer;
@@ -92,12 +94,13 @@ fn run(config: Config) -> Result<(), String> {
     options.socket_group = config.socket_group.clone();
     options.quick_methods = dockshim::cri::QUICK_METHODS;
     let api: Arc<dyn DockerApi> = Arc::new(docker.clone());
-    let images = Arc::new(Images::new(Arc::clone(&api), &config));
+    let images = Arc::new(Images::new(Arc::clone(&api), image_settings(&config)));
     let index = Index::start(docker.clone()).map_err(|err| err.to_string())?;
-    let sandboxes = SandboxService::new(Arc::clone(&api), index.clone(), images.clone(), &config)
+    let settings = sandbox_settings(&config);
+    let sandboxes = SandboxService::new(Arc::clone(&api), index.clone(), images.clone(), settings)
         .map_err(|err| format!("--root-directory: {err}"))?;
     sandboxes
-        .migrate_from_cri_dockerd(&config)
+        .migrate_from_cri_dockerd()
         .map_err(|err| err.to_string())?;
     sandboxes.settle_owed_teardowns();
     let logs = LogManager::start(docker.clone());
@@ -133,7 +136,11 @@ fn run(config: Config) -> Result<(), String> {
     let services = Services {
         runtime: Arc::new(Runtime::new(
             api,
-            config,
+            RuntimeSettings {
+                docker_endpoint: config.docker_endpoint,
+                cni_conf_dir: config.cni_conf_dir,
+                runtime_request_timeout: config.runtime_request_timeout,
+            },
             store,
             pod_cidr,
             RuntimeParts {
@@ -155,5 +162,34 @@ fn run(config: Config) -> Result<(), String> {
     match supervisor::process().fatal() {
         Some(death) => Err(format!("exiting after an essential thread died: {death}")),
         None => Ok(()),
+    }
+}
+
+fn image_settings(config: &Config) -> ImageSettings {
+    ImageSettings {
+        sandbox_image: config.pod_infra_container_image.clone(),
+        pull_progress_deadline: config.image_pull_progress_deadline,
+        pull_timeout: config.image_pull_timeout,
+    }
+}
+
+fn sandbox_settings(config: &Config) -> SandboxSettings {
+    SandboxSettings {
+        root_directory: config.root_directory.clone(),
+        cni: CniOptions {
+            bin_dirs: config.cni_bin_dirs.clone(),
+            cache_dir: config.cni_cache_dir.clone(),
+            ipv6_dual_stack: config.ipv6_dual_stack,
+        },
+        image: config.pod_infra_container_image.clone(),
+        oom_score_adj: config.sandbox_oom_score_adj,
+        network_plugin: config.network_plugin,
+        hairpin_mode: config.hairpin_mode,
+        networks: NetworkSource::new(
+            config.cni_conf_dir.clone(),
+            config.cni_bin_dirs.clone(),
+            &config.default_network,
+        ),
+        migration: config.migrate_from_cri_dockerd.clone(),
     }
 }

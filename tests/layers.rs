@@ -40,8 +40,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     // adjustments, behind a trait.
     ("host", &["pidfd", "stats"]),
     ("network", &["failpoint", "pidfd", "store"]),
-    // The command line; the network settings it parses are network's.
-    ("cli", &["network"]),
     ("index", &["docker", "supervisor"]),
     ("logs", &["docker", "supervisor"]),
     // The streaming protocols; their dockerd backend is cri's.
@@ -50,7 +48,6 @@ const LAYERS: &[(&str, &[&str])] = &[
         "cri",
         &[
             "api",
-            "cli",
             "codec",
             "docker",
             "failpoint",
@@ -69,6 +66,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The CRI-agnostic gRPC server: it carries `api`'s method table, handed
     // to it by main, and never reaches the handlers.
     ("server", &["grpc", "metrics", "supervisor"]),
+    // The command line, read by main only; the settings it parses are the
+    // types of the layers that read them.
+    ("cli", &["cri", "network"]),
 ];
 
 /// Files that are not part of any one layer.

@@ -30,17 +30,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::cri::sandbox::CriDockerdMigration;
 pub use crate::network::default_network::DefaultNetwork;
 pub use crate::network::hairpin::HairpinMode;
+pub use crate::network::NetworkPlugin;
 pub use doc::{example_config, help_text, man_page};
-
-/// Checks a pod CIDR list (one CIDR, or an IPv4 and an IPv6 one separated
-/// by a comma) the way `--pod-cidr` does, for UpdateRuntimeConfig.
-pub fn validate_pod_cidrs(text: &str) -> Result<(), String> {
-    values::cidrs(text)
-        .map(drop)
-        .map_err(|invalid| invalid.reason)
-}
 
 use config_file::{ConfigFileError, Value};
 use flags::{FileValue, Flag, FlagId};
@@ -128,19 +122,6 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
 }
 
-impl Config {
-    /// The socket path to create, or `None` for `fd://`.
-    pub fn runtime_socket_path(&self) -> Option<&Path> {
-        self.runtime_endpoint.strip_prefix("unix://").map(Path::new)
-    }
-
-    /// The path of dockerd's API socket.
-    pub fn docker_socket_path(&self) -> &Path {
-        let path = self.docker_endpoint.strip_prefix("unix://");
-        Path::new(path.unwrap_or(&self.docker_endpoint))
-    }
-}
-
 impl Default for Config {
     /// The documented defaults; a test checks them against the flag table.
     fn default() -> Config {
@@ -174,54 +155,6 @@ impl Default for Config {
             metrics_addr: None,
         }
     }
-}
-
-/// `--network-plugin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetworkPlugin {
-    /// Pods get their network from CNI plugins.
-    Cni,
-    /// Host-network pods only: NetworkReady is always true and other pods
-    /// are refused.
-    None,
-}
-
-impl NetworkPlugin {
-    /// The flag value that selects this plugin.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkPlugin::Cni => "cni",
-            NetworkPlugin::None => "none",
-        }
-    }
-}
-
-impl CriDockerdMigration {
-    /// The flag value that selects this setting.
-    pub fn flag_value(&self) -> String {
-        match self {
-            CriDockerdMigration::Auto => "auto".to_owned(),
-            CriDockerdMigration::Off => "off".to_owned(),
-            CriDockerdMigration::From(dir) => dir.to_string_lossy().into_owned(),
-        }
-    }
-}
-
-/// cri-dockerd's `--cri-dockerd-root-directory` default, which
-/// `--migrate-from-cri-dockerd=auto` looks in.
-pub const CRI_DOCKERD_ROOT_DIRECTORY: &str = "/var/lib/cri-dockerd";
-
-/// `--migrate-from-cri-dockerd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CriDockerdMigration {
-    /// From [`CRI_DOCKERD_ROOT_DIRECTORY`], when what is found there shows
-    /// that cri-dockerd served this dockerd and has stopped.
-    Auto,
-    /// Never.
-    Off,
-    /// From this absolute root directory of cri-dockerd, which must hold a
-    /// `sandbox` directory.
-    From(PathBuf),
 }
 
 /// A command line that cannot be run. Its `Display` is the one line to print
@@ -999,15 +932,12 @@ mod tests {
         .unwrap();
         let expected = every_setting_changed();
         assert_eq!(config, expected);
-        assert_eq!(config.runtime_socket_path(), Some(Path::new("/run/x.sock")));
-        assert_eq!(config.docker_socket_path(), Path::new("/run/docker.sock"));
     }
 
     #[test]
-    fn socket_activation_has_no_socket_path() {
+    fn socket_activation_is_an_endpoint_without_a_path() {
         let config = run(&["--container-runtime-endpoint", "fd://"]).unwrap();
         assert_eq!(config.runtime_endpoint, "fd://");
-        assert_eq!(config.runtime_socket_path(), None);
     }
 
     #[test]
@@ -1082,7 +1012,7 @@ mod tests {
             CriDockerdMigration::Off
         );
         assert_eq!(
-            run(&["--migrate-from-cri-dockerd", CRI_DOCKERD_ROOT_DIRECTORY])
+            run(&["--migrate-from-cri-dockerd", "/var/lib/cri-dockerd"])
                 .unwrap()
                 .migrate_from_cri_dockerd,
             CriDockerdMigration::From(PathBuf::from("/var/lib/cri-dockerd"))

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{DefaultNetwork, HairpinMode, NetworkPlugin};
+use crate::network::default_network::validate_pod_cidrs;
 
 /// `sockaddr_un.sun_path` on Linux holds 108 bytes including the final NUL.
 const MAX_SOCKET_PATH_LEN: usize = 107;
@@ -258,42 +259,9 @@ pub(crate) fn image(text: &str) -> Result<String, Invalid> {
 
 /// One CIDR, or an IPv4 and an IPv6 CIDR separated by a comma.
 pub(crate) fn cidrs(text: &str) -> Result<String, Invalid> {
-    const KIND: &str = "CIDR";
-    let mut families = Vec::with_capacity(2);
-    for entry in text.split(',') {
-        let Some((ip, prefix)) = entry.split_once('/') else {
-            return Err(Invalid::new(
-                KIND,
-                format!("{entry:?} is not of the form IP/PREFIX"),
-            ));
-        };
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|err| Invalid::new(KIND, format!("{entry:?}: {err}")))?;
-        let max_prefix = if ip.is_ipv4() { 32 } else { 128 };
-        match prefix.parse::<u8>() {
-            Ok(bits) if bits <= max_prefix && !prefix.starts_with('+') => {}
-            _ => {
-                return Err(Invalid::new(
-                    KIND,
-                    format!("{entry:?}: the prefix length must be 0 to {max_prefix}"),
-                ));
-            }
-        }
-        families.push(ip.is_ipv4());
-    }
-    match families.as_slice() {
-        [_] => Ok(text.to_owned()),
-        [first, second] if first != second => Ok(text.to_owned()),
-        [_, _] => Err(Invalid::new(
-            KIND,
-            "a dual-stack pair needs one IPv4 and one IPv6 CIDR",
-        )),
-        _ => Err(Invalid::new(
-            KIND,
-            "at most two CIDRs, one IPv4 and one IPv6",
-        )),
-    }
+    validate_pod_cidrs(text)
+        .map(|()| text.to_owned())
+        .map_err(|reason| Invalid::new("CIDR", reason))
 }
 
 /// An absolute cgroup path such as `/system.slice/docker.service`.
@@ -569,18 +537,13 @@ mod tests {
     }
 
     #[test]
-    fn cidrs_accept_one_or_a_dual_stack_pair() {
-        assert_eq!(cidrs("10.244.0.0/16"), Ok("10.244.0.0/16".to_owned()));
-        assert_eq!(cidrs("fd00::/64"), Ok("fd00::/64".to_owned()));
-        assert!(cidrs("10.244.0.0/16,fd00::/64").is_ok());
-        assert!(reason(cidrs("10.0.0.0/8,10.1.0.0/16")).contains("one IPv4 and one IPv6"));
-        assert!(reason(cidrs("10.0.0.0/8,fd00::/64,fd01::/64")).contains("at most two"));
-        assert!(reason(cidrs("10.0.0.0/33")).contains("0 to 32"));
-        assert!(reason(cidrs("fd00::/129")).contains("0 to 128"));
-        assert!(reason(cidrs("10.0.0.0/+8")).contains("0 to 32"));
-        assert!(reason(cidrs("10.0.0.0")).contains("IP/PREFIX"));
-        assert!(reason(cidrs("10.0.0/8")).contains("invalid IP address"));
-        assert!(reason(cidrs("")).contains("IP/PREFIX"));
+    fn cidrs_are_checked_as_pod_cidrs() {
+        let dual_stack = "10.244.0.0/16,fd00::/64";
+        assert_eq!(cidrs(dual_stack), Ok(dual_stack.to_owned()));
+        assert_eq!(
+            cidrs("10.0.0.0/33").map_err(|invalid| invalid.kind),
+            Err("CIDR")
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! the features the engine and that runtime give together.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,6 @@ use serde_json::json;
 
 use crate::api::services::{RuntimeService, Sink};
 use crate::api::v1;
-use crate::cli::{Config, NetworkPlugin};
 use crate::cri::container::ContainerService;
 use crate::cri::events::EventStreams;
 use crate::cri::metrics;
@@ -34,7 +34,8 @@ use crate::cri::streaming::{
 };
 use crate::docker::{DockerApi, Engine};
 use crate::grpc::{CallContext, Status};
-use crate::network::NetworkSource;
+use crate::network::default_network::validate_pod_cidrs;
+use crate::network::NetworkPlugin;
 use crate::store::Store;
 use crate::streaming::server::StreamingServer;
 use crate::supervisor::{Death, Supervisor};
@@ -60,11 +61,23 @@ const NETWORK_READY: &str = "NetworkReady";
 /// RuntimeReady's reason when dockerd answers but a background thread died.
 const THREAD_DIED: &str = "BackgroundThreadDied";
 
+/// The node-wide settings the runtime-wide calls read besides the
+/// sandbox calls' own, which Status reports from `SandboxService`.
+#[derive(Debug)]
+pub struct RuntimeSettings {
+    /// `--docker-endpoint`.
+    pub docker_endpoint: String,
+    /// `--cni-conf-dir`.
+    pub cni_conf_dir: PathBuf,
+    /// `--runtime-request-timeout`.
+    pub runtime_request_timeout: Duration,
+}
+
 /// The state the runtime-wide calls share.
 #[derive(Debug)]
 pub struct Runtime {
     docker: Arc<dyn DockerApi>,
-    config: Config,
+    settings: RuntimeSettings,
     store: Store,
     /// The pod CIDR from `--pod-cidr` or the last UpdateRuntimeConfig.
     pod_cidr: Mutex<Option<String>>,
@@ -91,14 +104,14 @@ pub struct RuntimeParts {
 impl Runtime {
     pub fn new(
         docker: Arc<dyn DockerApi>,
-        config: Config,
+        settings: RuntimeSettings,
         store: Store,
         pod_cidr: Option<String>,
         parts: RuntimeParts,
     ) -> Runtime {
         Runtime {
             docker,
-            config,
+            settings,
             store,
             pod_cidr: Mutex::new(pod_cidr),
             docker_version: Mutex::new(None),
@@ -137,11 +150,11 @@ impl Runtime {
         let (docker, info) = match result {
             Ok(()) => (
                 condition(RUNTIME_READY, true, "", ""),
-                json!({ "ready": true, "endpoint": self.config.docker_endpoint, "apiVersion": api_version }),
+                json!({ "ready": true, "endpoint": self.settings.docker_endpoint, "apiVersion": api_version }),
             ),
             Err(err) => {
                 let message = format!("docker daemon is not answering: {err}");
-                let info = json!({ "ready": false, "endpoint": self.config.docker_endpoint, "error": message });
+                let info = json!({ "ready": false, "endpoint": self.settings.docker_endpoint, "error": message });
                 (
                     condition(RUNTIME_READY, false, "DockerDaemonNotReady", &message),
                     info,
@@ -152,7 +165,8 @@ impl Runtime {
     }
 
     fn network_condition(&self) -> (v1::RuntimeCondition, serde_json::Value) {
-        if self.config.network_plugin == NetworkPlugin::None {
+        let sandbox = &self.sandboxes.settings;
+        if sandbox.network_plugin == NetworkPlugin::None {
             return (
                 condition(NETWORK_READY, true, "", ""),
                 json!({ "plugin": "none", "note": "only host-network pods are supported" }),
@@ -166,12 +180,7 @@ impl Runtime {
             )
         };
         let pod_cidr = self.pod_cidr();
-        let networks = NetworkSource::new(
-            self.config.cni_conf_dir.clone(),
-            self.config.cni_bin_dirs.clone(),
-            &self.config.default_network,
-        );
-        match networks.current(pod_cidr.as_deref()) {
+        match sandbox.networks.current(pod_cidr.as_deref()) {
             Err(err) => not_ready(format!("network plugin is not ready: {err}")),
             Ok(network) if network.needs_pod_cidr() && pod_cidr.is_none() => not_ready(format!(
                 "network plugin is not ready: {} asks for ipRanges but no pod CIDR is known yet",
@@ -201,16 +210,14 @@ impl Runtime {
         docker: serde_json::Value,
         cni: serde_json::Value,
     ) -> HashMap<String, String> {
+        let sandbox = &self.sandboxes.settings;
         let config = json!({
-            "sandboxImage": self.config.pod_infra_container_image,
-            "networkPlugin": match self.config.network_plugin {
-                NetworkPlugin::Cni => "cni",
-                NetworkPlugin::None => "none",
-            },
-            "cniConfDir": self.config.cni_conf_dir,
-            "cniBinDirs": self.config.cni_bin_dirs,
-            "rootDirectory": self.config.root_directory,
-            "runtimeRequestTimeoutSeconds": self.config.runtime_request_timeout.as_secs_f64(),
+            "sandboxImage": sandbox.image,
+            "networkPlugin": sandbox.network_plugin.as_str(),
+            "cniConfDir": self.settings.cni_conf_dir,
+            "cniBinDirs": sandbox.cni.bin_dirs,
+            "rootDirectory": sandbox.root_directory,
+            "runtimeRequestTimeoutSeconds": self.settings.runtime_request_timeout.as_secs_f64(),
         });
         HashMap::from([
             ("config".to_owned(), config.to_string()),
@@ -659,7 +666,7 @@ impl RuntimeService for Runtime {
         if cidr.is_empty() {
             return Ok(v1::UpdateRuntimeConfigResponse {});
         }
-        crate::cli::validate_pod_cidrs(&cidr)
+        validate_pod_cidrs(&cidr)
             .map_err(|err| Status::invalid_argument(format!("pod CIDR {cidr:?}: {err}")))?;
         let mut current = lock(&self.pod_cidr);
         if current.as_deref() != Some(cidr.as_str()) {
@@ -771,36 +778,38 @@ mod tests {
         network_plugin: NetworkPlugin,
         supervisor: Supervisor,
     ) -> Runtime {
-        let config = Config {
+        let settings = RuntimeSettings {
             docker_endpoint: format!("unix://{}/no-docker.sock", dir.display()),
             cni_conf_dir: dir.join("net.d"),
-            cni_bin_dirs: vec![dir.join("bin")],
-            root_directory: dir.join("root"),
-            network_plugin,
-            ..Config::default()
+            runtime_request_timeout: Duration::from_secs(120),
         };
-        std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
+        let mut sandbox = crate::cri::testing::config(dir);
+        sandbox.network_plugin = network_plugin;
+        std::fs::create_dir_all(&settings.cni_conf_dir).unwrap();
         let docker =
-            crate::docker::DockerClient::new(&config.docker_endpoint, Duration::from_secs(1))
+            crate::docker::DockerClient::new(&settings.docker_endpoint, Duration::from_secs(1))
                 .unwrap();
         let api: Arc<dyn DockerApi> = Arc::new(docker.clone());
-        let store = Store::open(&config.root_directory).unwrap();
+        let store = Store::open(&sandbox.root_directory).unwrap();
         let index = crate::index::Index::start(docker.clone()).unwrap();
-        let images = Arc::new(crate::cri::image::Images::new(Arc::clone(&api), &config));
+        let images = Arc::new(crate::cri::image::Images::new(
+            Arc::clone(&api),
+            crate::cri::testing::image_settings(),
+        ));
         let sandboxes =
-            SandboxService::new(Arc::clone(&api), index.clone(), images, &config).unwrap();
+            SandboxService::new(Arc::clone(&api), index.clone(), images, sandbox).unwrap();
         let logs = crate::logs::LogManager::start(docker.clone());
         let containers = ContainerService::new(
             Arc::clone(&api),
             index.clone(),
             logs,
             Arc::new(crate::host::Node),
-            config.runtime_request_timeout,
+            settings.runtime_request_timeout,
         );
         let stats = StatsService::new(docker.clone(), index);
         let streaming = StreamingServer::start(
-            config.streaming_bind_addr,
-            config.streaming_connection_idle_timeout,
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::ZERO,
             Arc::new(NoSessions),
         )
         .unwrap();
@@ -811,7 +820,7 @@ mod tests {
             streaming,
             supervisor,
         };
-        Runtime::new(api, config, store, None, parts)
+        Runtime::new(api, settings, store, None, parts)
     }
 
     fn ctx() -> CallContext {

@@ -1,14 +1,14 @@
 //! Handler test support: the CRI services over a [`FakeDocker`], with an
 //! index that reads the fake's containers, and the images the tests use.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::cli::{Config, NetworkPlugin};
 use crate::cri::container::ContainerService;
-use crate::cri::image::Images;
+use crate::cri::image::{ImageSettings, Images};
 use crate::cri::labels::{CONTAINER_TYPE_LABEL, SANDBOX_ID_LABEL};
-use crate::cri::sandbox::SandboxService;
+use crate::cri::sandbox::{CriDockerdMigration, SandboxService, SandboxSettings};
 use crate::docker::fake::FakeDocker;
 use crate::docker::{
     ContainerCreate, ContainerInspect, CreateOutcome, DockerApi, DockerClient, DockerError,
@@ -17,6 +17,10 @@ use crate::docker::{
 use crate::host::{Host, RecordingHost};
 use crate::index::{EventFeed, Index, IndexConfig, IndexSource, Polled};
 use crate::logs::LogManager;
+use crate::network::cni::CniOptions;
+use crate::network::default_network::DefaultNetwork;
+use crate::network::hairpin::HairpinMode;
+use crate::network::{NetworkPlugin, NetworkSource};
 
 /// The sandbox image the tests' configuration names.
 pub const PAUSE_IMAGE: &str = "127.0.0.1:5000/dockshim-test/pause:3.10";
@@ -71,17 +75,34 @@ pub fn docker() -> Arc<FakeDocker> {
     docker
 }
 
-/// A configuration whose files live in `dir`, without CNI.
-pub fn config(dir: &std::path::Path) -> Config {
-    Config {
-        docker_endpoint: format!("unix://{}/no-docker.sock", dir.display()),
+/// The sandbox settings of a node whose files live in `dir`, without CNI.
+pub fn config(dir: &Path) -> SandboxSettings {
+    SandboxSettings {
         root_directory: dir.join("root"),
-        cni_conf_dir: dir.join("net.d"),
-        cni_bin_dirs: vec![dir.join("bin")],
-        cni_cache_dir: dir.join("cache"),
+        cni: CniOptions {
+            bin_dirs: vec![dir.join("bin")],
+            cache_dir: dir.join("cache"),
+            ipv6_dual_stack: false,
+        },
+        image: PAUSE_IMAGE.to_owned(),
+        oom_score_adj: -998,
         network_plugin: NetworkPlugin::None,
-        pod_infra_container_image: PAUSE_IMAGE.to_owned(),
-        ..Config::default()
+        hairpin_mode: HairpinMode::HairpinVeth,
+        networks: NetworkSource::new(
+            dir.join("net.d"),
+            vec![dir.join("bin")],
+            &DefaultNetwork::Auto { bridge: None },
+        ),
+        migration: CriDockerdMigration::Off,
+    }
+}
+
+/// The image settings that pin the tests' sandbox image.
+pub fn image_settings() -> ImageSettings {
+    ImageSettings {
+        sandbox_image: PAUSE_IMAGE.to_owned(),
+        pull_progress_deadline: Duration::from_secs(60),
+        pull_timeout: Duration::from_secs(30 * 60),
     }
 }
 
@@ -96,11 +117,12 @@ pub fn index(docker: &Arc<FakeDocker>) -> Arc<Index> {
 /// The container calls over `docker`; the log manager has no dockerd.
 pub fn containers(
     docker: &Arc<FakeDocker>,
-    config: &Config,
+    config: &SandboxSettings,
     index: Arc<Index>,
     host: Arc<dyn Host>,
 ) -> ContainerService {
-    let nowhere = DockerClient::new(&config.docker_endpoint, Duration::from_secs(1)).unwrap();
+    let endpoint = format!("unix://{}/no-docker.sock", config.root_directory.display());
+    let nowhere = DockerClient::new(&endpoint, Duration::from_secs(1)).unwrap();
     let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
     ContainerService::new(
         api,
@@ -112,10 +134,14 @@ pub fn containers(
 }
 
 /// The sandbox calls over `docker`.
-pub fn sandboxes(docker: &Arc<FakeDocker>, config: &Config, index: Arc<Index>) -> SandboxService {
+pub fn sandboxes(
+    docker: &Arc<FakeDocker>,
+    config: &SandboxSettings,
+    index: Arc<Index>,
+) -> SandboxService {
     let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
-    let images = Arc::new(Images::new(Arc::clone(&api), config));
-    SandboxService::new(api, index, images, config).unwrap()
+    let images = Arc::new(Images::new(Arc::clone(&api), image_settings()));
+    SandboxService::new(api, index, images, config.clone()).unwrap()
 }
 
 /// Makes a container of `kind` (`container` or `podsandbox`) in sandbox

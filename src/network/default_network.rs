@@ -157,6 +157,34 @@ impl BuiltInNetwork {
     }
 }
 
+/// Checks a pod CIDR list as `--pod-cidr` and UpdateRuntimeConfig take it:
+/// one CIDR, or an IPv4 and an IPv6 one separated by a comma.
+pub fn validate_pod_cidrs(cidrs: &str) -> Result<(), String> {
+    let families = cidrs
+        .split(',')
+        .map(|cidr| parse_cidr(cidr).map(|(ip, _)| ip.is_ipv4()))
+        .collect::<Result<Vec<bool>, String>>()?;
+    match families.as_slice() {
+        [_] | [true, false] | [false, true] => Ok(()),
+        [_, _] => Err("a dual-stack pair needs one IPv4 and one IPv6 CIDR".to_owned()),
+        _ => Err("at most two CIDRs, one IPv4 and one IPv6".to_owned()),
+    }
+}
+
+/// The address and prefix length of `cidr`; a sign before the prefix,
+/// which Rust's integer parser would take, is refused.
+fn parse_cidr(cidr: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, prefix) = cidr
+        .split_once('/')
+        .ok_or_else(|| format!("{cidr:?} is not of the form IP/PREFIX"))?;
+    let ip: IpAddr = ip.parse().map_err(|err| format!("{cidr:?}: {err}"))?;
+    let bits: u8 = if ip.is_ipv4() { 32 } else { 128 };
+    match prefix.parse() {
+        Ok(length) if length <= bits && !prefix.starts_with('+') => Ok((ip, length)),
+        _ => Err(format!("{cidr:?}: the prefix length must be 0 to {bits}")),
+    }
+}
+
 /// The subnets of `cidrs` with any host bits cleared, since host-local
 /// refuses a subnet written with them (`10.86.3.7/16`).
 fn subnets(cidrs: &str) -> Result<Vec<String>, String> {
@@ -164,18 +192,8 @@ fn subnets(cidrs: &str) -> Result<Vec<String>, String> {
 }
 
 fn subnet(cidr: &str) -> Result<String, String> {
-    let (ip, prefix) = cidr
-        .split_once('/')
-        .ok_or_else(|| format!("pod CIDR {cidr:?} is not of the form IP/PREFIX"))?;
-    let ip: IpAddr = ip
-        .parse()
-        .map_err(|err| format!("pod CIDR {cidr:?}: {err}"))?;
+    let (ip, prefix) = parse_cidr(cidr).map_err(|reason| format!("pod CIDR {reason}"))?;
     let bits: u8 = if ip.is_ipv4() { 32 } else { 128 };
-    let prefix: u8 = prefix
-        .parse()
-        .ok()
-        .filter(|p| *p <= bits)
-        .ok_or_else(|| format!("pod CIDR {cidr:?}: the prefix length must be 0 to {bits}"))?;
     if bits - prefix < MIN_HOST_BITS {
         return Err(format!(
             "pod CIDR {cidr:?} is too small to give pods addresses (at most /{})",
@@ -400,5 +418,21 @@ mod tests {
         let network = BuiltInNetwork::new(Some("pods7")).network(None).unwrap();
         assert_eq!(network.name, "pods7");
         assert_eq!(network.config["plugins"][0]["bridge"], "pods7");
+    }
+
+    #[test]
+    fn pod_cidrs_are_one_cidr_or_a_dual_stack_pair() {
+        assert_eq!(validate_pod_cidrs("10.244.0.0/16"), Ok(()));
+        assert_eq!(validate_pod_cidrs("fd00::/64"), Ok(()));
+        assert_eq!(validate_pod_cidrs("10.244.0.0/16,fd00::/64"), Ok(()));
+        let reason = |cidrs: &str| validate_pod_cidrs(cidrs).unwrap_err();
+        assert!(reason("10.0.0.0/8,10.1.0.0/16").contains("one IPv4 and one IPv6"));
+        assert!(reason("10.0.0.0/8,fd00::/64,fd01::/64").contains("at most two"));
+        assert!(reason("10.0.0.0/33").contains("0 to 32"));
+        assert!(reason("fd00::/129").contains("0 to 128"));
+        assert!(reason("10.0.0.0/+8").contains("0 to 32"));
+        assert!(reason("10.0.0.0").contains("IP/PREFIX"));
+        assert!(reason("10.0.0/8").contains("invalid IP address"));
+        assert!(reason("").contains("IP/PREFIX"));
     }
 }

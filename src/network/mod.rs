@@ -18,3 +18,23 @@ pub use default_network::NetworkSource;
 pub use hairpin::{Hairpin, HairpinError};
 pub use netlink::NetlinkError;
 pub use netns::{run_in_netns, NetnsError};
+
+/// `--network-plugin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkPlugin {
+    /// Pods get their network from CNI plugins.
+    Cni,
+    /// Host-network pods only: NetworkReady is always true and other pods
+    /// are refused.
+    None,
+}
+
+impl NetworkPlugin {
+    /// The flag value that selects this plugin.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkPlugin::Cni => "cni",
+            NetworkPlugin::None => "none",
+        }
+    }
+}

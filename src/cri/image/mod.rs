@@ -34,7 +34,6 @@ pub use reference::{ImageQuery, Match, Reference};
 
 use crate::api::services::{ImageService, Sink};
 use crate::api::v1;
-use crate::cli::Config;
 use crate::cri::error::GrpcCode;
 use crate::cri::sandbox::translate::is_default_runtime_handler;
 use crate::cri::sandbox::SandboxConfigError;
@@ -49,6 +48,17 @@ const FIRST_MEASUREMENT_WAIT: Duration = Duration::from_secs(10);
 /// Images per StreamImages message: well under the 16 MiB message limit
 /// even for images with hundreds of tags.
 const STREAM_IMAGES_BATCH: usize = 100;
+
+/// The node-wide settings the image calls read.
+#[derive(Debug)]
+pub struct ImageSettings {
+    /// `--pod-infra-container-image`, reported as pinned.
+    pub sandbox_image: String,
+    /// `--image-pull-progress-deadline`.
+    pub pull_progress_deadline: Duration,
+    /// `--image-pull-timeout`; zero: no limit.
+    pub pull_timeout: Duration,
+}
 
 /// The image half of the CRI.
 #[derive(Debug)]
@@ -73,11 +83,11 @@ pub struct Images {
 }
 
 impl Images {
-    /// The ImageService for `config`, on `docker`. The thread measuring
+    /// The ImageService with `settings`, on `docker`. The thread measuring
     /// image filesystem usage starts with the first ImageFsInfo call and
     /// ends when this value is dropped.
-    pub fn new(docker: Arc<dyn DockerApi>, config: &Config) -> Images {
-        let sandbox_image = match ImageQuery::parse(&config.pod_infra_container_image) {
+    pub fn new(docker: Arc<dyn DockerApi>, settings: ImageSettings) -> Images {
+        let sandbox_image = match ImageQuery::parse(&settings.sandbox_image) {
             Ok(query) => Some(query),
             Err(err) => {
                 log::warn!("--pod-infra-container-image: {err}; no image is reported as pinned");
@@ -87,8 +97,8 @@ impl Images {
         Images {
             docker,
             sandbox_image,
-            pull_progress_deadline: config.image_pull_progress_deadline,
-            pull_timeout: Some(config.image_pull_timeout).filter(|timeout| !timeout.is_zero()),
+            pull_progress_deadline: settings.pull_progress_deadline,
+            pull_timeout: Some(settings.pull_timeout).filter(|timeout| !timeout.is_zero()),
             users: Mutex::new(HashMap::new()),
             fs_usage: Arc::new(FsUsage::default()),
             refresher: Mutex::new(None),
@@ -497,9 +507,8 @@ mod handler_tests {
     use crate::docker::PullProgress;
 
     fn images(docker: &Arc<FakeDocker>) -> Images {
-        let dir = tempfile::tempdir().unwrap();
         let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
-        Images::new(api, &testing::config(dir.path()))
+        Images::new(api, testing::image_settings())
     }
 
     fn ctx() -> CallContext {

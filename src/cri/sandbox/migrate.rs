@@ -45,7 +45,6 @@ use std::path::{Path, PathBuf};
 
 use super::error::MigrationError;
 use super::service::SandboxService;
-use crate::cli::{Config, CriDockerdMigration, CRI_DOCKERD_ROOT_DIRECTORY};
 use crate::cri::naming;
 use crate::docker::ContainerInspect;
 use crate::host::{netns_path, Host};
@@ -171,6 +170,34 @@ fn addresses_in(netns: &Path) -> Result<Vec<IpAddr>, String> {
     listed.map_err(|errno| format!("cannot list the addresses in {}: {errno}", netns.display()))
 }
 
+/// cri-dockerd's `--cri-dockerd-root-directory` default, which
+/// `--migrate-from-cri-dockerd=auto` looks in.
+pub const CRI_DOCKERD_ROOT_DIRECTORY: &str = "/var/lib/cri-dockerd";
+
+/// `--migrate-from-cri-dockerd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CriDockerdMigration {
+    /// From [`CRI_DOCKERD_ROOT_DIRECTORY`], when what is found there shows
+    /// that cri-dockerd served this dockerd and has stopped.
+    Auto,
+    /// Never.
+    Off,
+    /// From this absolute root directory of cri-dockerd, which must hold a
+    /// `sandbox` directory.
+    From(PathBuf),
+}
+
+impl CriDockerdMigration {
+    /// The flag value that selects this setting.
+    pub fn flag_value(&self) -> String {
+        match self {
+            CriDockerdMigration::Auto => "auto".to_owned(),
+            CriDockerdMigration::Off => "off".to_owned(),
+            CriDockerdMigration::From(dir) => dir.to_string_lossy().into_owned(),
+        }
+    }
+}
+
 /// A cri-dockerd checkpoint not adopted yet, with its container.
 struct Pending {
     id: String,
@@ -179,11 +206,11 @@ struct Pending {
 }
 
 impl SandboxService {
-    /// Adopts cri-dockerd's pod sandboxes as `config.migrate_from_cri_dockerd`
-    /// says (see the module notes); returns how many were adopted. Run once,
-    /// at start-up, before the first call is served.
-    pub fn migrate_from_cri_dockerd(&self, config: &Config) -> Result<usize, MigrationError> {
-        let (root, explicit) = match &config.migrate_from_cri_dockerd {
+    /// Adopts cri-dockerd's pod sandboxes as the settings' `migration`
+    /// says (see the module notes); returns how many were adopted. Run
+    /// once, at start-up, before the first call is served.
+    pub fn migrate_from_cri_dockerd(&self) -> Result<usize, MigrationError> {
+        let (root, explicit) = match &self.settings.migration {
             CriDockerdMigration::Off => return Ok(0),
             CriDockerdMigration::Auto => (PathBuf::from(CRI_DOCKERD_ROOT_DIRECTORY), false),
             CriDockerdMigration::From(root) => (root.clone(), true),
@@ -244,8 +271,9 @@ impl SandboxService {
             return Ok(0);
         }
         let count = inspected.len();
+        let dual_stack = self.settings.cni.ipv6_dual_stack;
         for pending in inspected {
-            self.adopt(&source, in_place, pending, config.ipv6_dual_stack)?;
+            self.adopt(&source, in_place, pending, dual_stack)?;
         }
         log::info!(
             "adopted {count} pod sandboxes of cri-dockerd from {}",

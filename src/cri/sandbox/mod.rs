@@ -29,7 +29,7 @@ pub mod sysctl;
 pub mod translate;
 
 pub use error::{MigrationError, SandboxConfigError, SandboxError};
-pub use migrate::MIGRATED_DIR;
+pub use migrate::{CriDockerdMigration, MIGRATED_DIR};
 pub use security::SeccompProfiles;
 pub use service::{SandboxService, SandboxSettings, SANDBOX_STOP_GRACE_SECS};
 pub use translate::{

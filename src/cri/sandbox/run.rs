@@ -688,10 +688,11 @@ mod handler_tests {
     fn a_sandbox_whose_network_fails_is_removed_with_its_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = testing::config(dir.path());
-        config.network_plugin = crate::cli::NetworkPlugin::Cni;
+        config.network_plugin = crate::network::NetworkPlugin::Cni;
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
+        let conf_dir = dir.path().join("net.d");
+        std::fs::create_dir_all(&conf_dir).unwrap();
         plugin(&bin, "loopback", r#"echo '{"cniVersion":"0.3.1"}'"#);
         plugin(
             &bin,
@@ -699,7 +700,7 @@ mod handler_tests {
             r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"no IP addresses available"}'; exit 1"#,
         );
         std::fs::write(
-            config.cni_conf_dir.join("10-pods.conflist"),
+            conf_dir.join("10-pods.conflist"),
             r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"no-ips"}]}"#,
         )
         .unwrap();

@@ -10,17 +10,18 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use super::SandboxError;
+use super::{CriDockerdMigration, SandboxError};
 use crate::api::services::ImageService;
-use crate::cli::{Config, HairpinMode, NetworkPlugin};
 use crate::docker::{DockerApi, Engine};
 use crate::grpc::Status;
 use crate::host::{Host, Node};
 use crate::index::Index;
 use crate::network::cni::CniOptions;
-use crate::network::{CniRunner, Hairpin, NetworkSource};
+use crate::network::hairpin::HairpinMode;
+use crate::network::{CniRunner, Hairpin, NetworkPlugin, NetworkSource};
 use crate::store::{CheckpointStore, OwedTeardowns};
 
 /// Seconds the sandbox container and, on StopPodSandbox, the pod's
@@ -30,27 +31,22 @@ pub const SANDBOX_STOP_GRACE_SECS: u32 = 10;
 /// The node-wide settings the sandbox calls read.
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
+    /// `--root-directory`, where checkpoints and owed teardowns are kept.
+    pub root_directory: PathBuf,
+    /// `--cni-bin-dir`, `--cni-cache-dir` and `--ipv6-dual-stack`.
+    pub cni: CniOptions,
+    /// `--pod-infra-container-image`.
     pub image: String,
+    /// `--sandbox-oom-score-adj`.
     pub oom_score_adj: i32,
+    /// `--network-plugin`.
     pub network_plugin: NetworkPlugin,
+    /// `--hairpin-mode`.
     pub hairpin_mode: HairpinMode,
+    /// `--cni-conf-dir` and `--default-network`.
     pub networks: NetworkSource,
-}
-
-impl SandboxSettings {
-    pub fn from_config(config: &Config) -> SandboxSettings {
-        SandboxSettings {
-            image: config.pod_infra_container_image.clone(),
-            oom_score_adj: config.sandbox_oom_score_adj,
-            network_plugin: config.network_plugin,
-            hairpin_mode: config.hairpin_mode,
-            networks: NetworkSource::new(
-                config.cni_conf_dir.clone(),
-                config.cni_bin_dirs.clone(),
-                &config.default_network,
-            ),
-        }
-    }
+    /// `--migrate-from-cri-dockerd`, read by `migrate_from_cri_dockerd`.
+    pub migration: CriDockerdMigration,
 }
 
 /// What the pod sandbox calls work with.
@@ -63,7 +59,7 @@ pub struct SandboxService {
     pub(super) hairpin: Hairpin,
     pub(super) host: Arc<dyn Host>,
     pub(super) images: Arc<dyn ImageService>,
-    pub(super) settings: SandboxSettings,
+    pub(crate) settings: SandboxSettings,
     /// RunPodSandbox calls under way, by Docker name: a repeated call waits
     /// for the first instead of making a second sandbox.
     pub(super) in_flight: Mutex<HashMap<String, Arc<Flight>>>,
@@ -82,28 +78,24 @@ impl fmt::Debug for SandboxService {
 }
 
 impl SandboxService {
-    /// The sandbox calls for `config`, over an index that is running and an
-    /// ImageService for the sandbox image.
+    /// The sandbox calls with `settings`, over an index that is running and
+    /// an ImageService for the sandbox image.
     pub fn new(
         docker: Arc<dyn DockerApi>,
         index: Arc<Index>,
         images: Arc<dyn ImageService>,
-        config: &Config,
+        settings: SandboxSettings,
     ) -> Result<SandboxService, SandboxError> {
         Ok(SandboxService {
             docker,
             index,
-            checkpoints: CheckpointStore::open(&config.root_directory)?,
-            owed: OwedTeardowns::open(&config.root_directory)?,
-            cni: CniRunner::with_processes(CniOptions {
-                bin_dirs: config.cni_bin_dirs.clone(),
-                cache_dir: config.cni_cache_dir.clone(),
-                ipv6_dual_stack: config.ipv6_dual_stack,
-            }),
+            checkpoints: CheckpointStore::open(&settings.root_directory)?,
+            owed: OwedTeardowns::open(&settings.root_directory)?,
+            cni: CniRunner::with_processes(settings.cni.clone()),
             hairpin: Hairpin::system(),
             host: Arc::new(Node),
             images,
-            settings: SandboxSettings::from_config(config),
+            settings,
             in_flight: Mutex::new(HashMap::new()),
             teardown: Mutex::new(()),
         })

@@ -17,12 +17,11 @@ use std::time::Duration;
 use super::error::SandboxError;
 use super::run::{annotation_map, runtime_args};
 use super::service::{lock, SandboxService, SANDBOX_STOP_GRACE_SECS};
-use crate::cli::NetworkPlugin;
 use crate::cri::naming;
 use crate::host::netns_path;
 use crate::index::Entry;
 use crate::network::cni::Bandwidth;
-use crate::network::PodAttachment;
+use crate::network::{NetworkPlugin, PodAttachment};
 use crate::store::checkpoint::{CheckpointData, SandboxNetwork};
 use crate::store::CheckpointError;
 

@@ -54,11 +54,11 @@ use std::net::IpAddr;
 use super::security::{self, SeccompProfiles, NO_NEW_PRIVILEGES};
 use super::{dns, sysctl, SandboxConfigError};
 use crate::api::v1;
-use crate::cli::NetworkPlugin;
 use crate::cri::error::NamingError;
 use crate::cri::labels;
 use crate::cri::naming;
 use crate::docker::{ContainerCreate, CreateHostConfig, HealthConfig, Resources, RestartPolicy};
+use crate::network::NetworkPlugin;
 
 /// The runtime handler name that, like the empty one, selects Docker.
 pub const DEFAULT_RUNTIME_HANDLER: &str = "docker";
