@@ -173,6 +173,69 @@ fn xtask_modules_never_import_each_other_both_ways() {
     }
 }
 
+#[test]
+fn no_files_or_folders_of_a_module_import_each_other_in_a_loop() {
+    let loops = sibling_loops(&root().join("src"));
+    assert!(loops.is_empty(), "\n{}", loops.join("\n"));
+}
+
+#[test]
+fn a_loop_is_found_through_groups_and_re_exports_but_not_through_test_code() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("net")).expect("src/net");
+    for (file, text) in [
+        ("lib.rs", "pub mod net;\n"),
+        (
+            "net/mod.rs",
+            "mod a;\nmod b;\nmod c;\nmod d;\npub use c::Gamma;\n",
+        ),
+        ("net/a.rs", "use super::{b::Beta, d};\npub struct Alpha;\n"),
+        ("net/b.rs", "pub struct Beta;\nuse crate::net::Gamma;\n"),
+        (
+            "net/c.rs",
+            "pub struct Gamma;\nfn back() -> super::a::Alpha {\n    todo!()\n}\n",
+        ),
+        (
+            "net/d.rs",
+            "// super::a::Alpha is named in a comment.\n\
+             #[cfg(test)]\nmod tests {\n    use super::super::a::Alpha;\n}\n",
+        ),
+    ] {
+        fs::write(src.join(file), text).expect("a planted file");
+    }
+    assert_eq!(
+        sibling_loops(&src),
+        ["in src/net/: a, b, c import each other in a loop:\n  \
+          a → b: src/net/a.rs:1\n  \
+          b → c: src/net/b.rs:2\n  \
+          c → a: src/net/c.rs:2"]
+    );
+}
+
+/// Every loop among the children of a folder of `src`, with the files and
+/// lines of its imports.
+fn sibling_loops(src: &Path) -> Vec<String> {
+    let tree = SourceTree::read(src);
+    let mut loops = Vec::new();
+    for (folder, graph) in tree.sibling_graphs() {
+        for component in strongly_connected(&graph) {
+            let mut lines = vec![format!(
+                "in src/{}/: {} import each other in a loop:",
+                folder.join("/"),
+                component.iter().cloned().collect::<Vec<_>>().join(", ")
+            )];
+            for ((from, to), sites) in &graph {
+                if component.contains(from) && component.contains(to) {
+                    lines.push(format!("  {from} → {to}: {}", sites.join(", ")));
+                }
+            }
+            loops.push(lines.join("\n"));
+        }
+    }
+    loops
+}
+
 /// A path from `start` back to itself, if the graph has one.
 fn cycle_from(start: &str, graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     let mut stack = vec![vec![start.to_owned()]];
@@ -434,32 +497,10 @@ fn char_literal_len(rest: &[u8]) -> Option<usize> {
     (rest.get(1 + width) == Some(&b'\'')).then_some(width + 2)
 }
 
-#[test]
-fn no_files_or_folders_of_a_module_import_each_other_in_a_loop() {
-    let tree = SourceTree::read(&root().join("src"));
-    let mut loops = Vec::new();
-    for (folder, graph) in tree.sibling_graphs() {
-        for component in strongly_connected(&graph) {
-            let mut lines = vec![format!(
-                "in src/{}/: {} import each other in a loop:",
-                folder.join("/"),
-                component.iter().cloned().collect::<Vec<_>>().join(", ")
-            )];
-            for (from, to) in graph.keys() {
-                if component.contains(from) && component.contains(to) {
-                    let sites = &graph[&(from.clone(), to.clone())];
-                    lines.push(format!("  {from} → {to}: {}", sites.join(", ")));
-                }
-            }
-            loops.push(lines.join("\n"));
-        }
-    }
-    assert!(loops.is_empty(), "\n{}", loops.join("\n"));
-}
-
-/// The non-test code of `src/`, file by file, by module path.
+/// The non-test code of `src/`, file by file, by module path, with the
+/// file's name as failures show it.
 struct SourceTree {
-    files: BTreeMap<Vec<String>, (PathBuf, String)>,
+    files: BTreeMap<Vec<String>, (String, String)>,
 }
 
 /// A folder's children graph: `(from, to)` with the `file:line`s that make
@@ -487,8 +528,7 @@ impl SourceTree {
                 child.push(name);
                 child
             }));
-            let shown = format!("src/{}", relative.display());
-            files.insert(path, (PathBuf::from(shown), code));
+            files.insert(path, (format!("src/{}", relative.display()), code));
         }
         files.retain(|path, _| !test_only.iter().any(|test| path.starts_with(test)));
         SourceTree { files }
@@ -511,7 +551,7 @@ impl SourceTree {
                     .or_default()
                     .entry((from, to))
                     .or_default();
-                let site = format!("{}:{line}", file.display());
+                let site = format!("{file}:{line}");
                 if !sites.contains(&site) {
                     sites.push(site);
                 }
