@@ -9,6 +9,17 @@
 //! string literals are not read: a doc link is no import. `main.rs` is the
 //! binary and sits above everything; `lib.rs` only declares the modules.
 //!
+//! Inside each module, no two files or folders use each other, directly or
+//! round a longer loop: for every folder under `src/<module>/`, the
+//! folder's children (each file, and each sub-folder with everything in
+//! it) import each other without a cycle, counting `crate::`, `super::` and
+//! `self::` paths. A folder's `mod.rs` is the folder itself, not one of
+//! its children: it declares and re-exports them, and a name it re-exports
+//! counts as the child's that defines it. Test code is not read:
+//! `#[cfg(test)]` items, and the files only such items declare (the test
+//! doubles `cri/testing.rs` and `docker/fake.rs`, the fixtures), exist to
+//! reach into what they test.
+//!
 //! In `xtask/`, each file is a module and none may be reached back from a
 //! module it uses.
 
@@ -161,6 +172,69 @@ fn xtask_modules_never_import_each_other_both_ways() {
             panic!("xtask modules import in a loop: {}", cycle.join(" → "));
         }
     }
+}
+
+#[test]
+fn no_files_or_folders_of_a_module_import_each_other_in_a_loop() {
+    let loops = sibling_loops(&root().join("src"));
+    assert!(loops.is_empty(), "\n{}", loops.join("\n"));
+}
+
+#[test]
+fn a_loop_is_found_through_groups_and_re_exports_but_not_through_test_code() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("net")).expect("src/net");
+    for (file, text) in [
+        ("lib.rs", "pub mod net;\n"),
+        (
+            "net/mod.rs",
+            "mod a;\nmod b;\nmod c;\nmod d;\npub use c::Gamma;\n",
+        ),
+        ("net/a.rs", "use super::{b::Beta, d};\npub struct Alpha;\n"),
+        ("net/b.rs", "pub struct Beta;\nuse crate::net::Gamma;\n"),
+        (
+            "net/c.rs",
+            "pub struct Gamma;\nfn back() -> super::a::Alpha {\n    todo!()\n}\n",
+        ),
+        (
+            "net/d.rs",
+            "// super::a::Alpha is named in a comment.\n\
+             #[cfg(test)]\nmod tests {\n    use super::super::a::Alpha;\n}\n",
+        ),
+    ] {
+        fs::write(src.join(file), text).expect("a planted file");
+    }
+    assert_eq!(
+        sibling_loops(&src),
+        ["in src/net/: a, b, c import each other in a loop:\n  \
+          a → b: src/net/a.rs:1\n  \
+          b → c: src/net/b.rs:2\n  \
+          c → a: src/net/c.rs:2"]
+    );
+}
+
+/// Every loop among the children of a folder of `src`, with the files and
+/// lines of its imports.
+fn sibling_loops(src: &Path) -> Vec<String> {
+    let tree = SourceTree::read(src);
+    let mut loops = Vec::new();
+    for (folder, graph) in tree.sibling_graphs() {
+        for component in strongly_connected(&graph) {
+            let mut lines = vec![format!(
+                "in src/{}/: {} import each other in a loop:",
+                folder.join("/"),
+                component.iter().cloned().collect::<Vec<_>>().join(", ")
+            )];
+            for ((from, to), sites) in &graph {
+                if component.contains(from) && component.contains(to) {
+                    lines.push(format!("  {from} → {to}: {}", sites.join(", ")));
+                }
+            }
+            loops.push(lines.join("\n"));
+        }
+    }
+    loops
 }
 
 /// A path from `start` back to itself, if the graph has one.
@@ -422,4 +496,306 @@ fn char_literal_len(rest: &[u8]) -> Option<usize> {
         _ => 1,
     };
     (rest.get(1 + width) == Some(&b'\'')).then_some(width + 2)
+}
+
+/// The non-test code of `src/`, file by file, by module path, with the
+/// file's name as failures show it.
+struct SourceTree {
+    files: BTreeMap<Vec<String>, (String, String)>,
+}
+
+/// A folder's children graph: `(from, to)` with the `file:line`s that make
+/// the edge.
+type SiblingGraph = BTreeMap<(String, String), Vec<String>>;
+
+impl SourceTree {
+    fn read(src: &Path) -> SourceTree {
+        let mut files = BTreeMap::new();
+        let mut test_only = BTreeSet::new();
+        for file in rust_files(src) {
+            let relative = file.strip_prefix(src).expect("under src");
+            let path = module_path(relative);
+            // Generated code `include!`d into an inline module has no
+            // module path of its own; its file name is no identifier.
+            if path.iter().any(|part| !part.bytes().all(is_ident)) || top_module(relative).is_none()
+            {
+                continue;
+            }
+            let (code, test_modules) = non_test_code(&code_only(
+                &fs::read_to_string(&file).expect("source files are readable"),
+            ));
+            test_only.extend(test_modules.into_iter().map(|name| {
+                let mut child = path.clone();
+                child.push(name);
+                child
+            }));
+            files.insert(path, (format!("src/{}", relative.display()), code));
+        }
+        files.retain(|path, _| !test_only.iter().any(|test| path.starts_with(test)));
+        SourceTree { files }
+    }
+
+    fn is_module(&self, path: &[String]) -> bool {
+        self.files.contains_key(path)
+    }
+
+    /// Every folder below the top level with its children graph.
+    fn sibling_graphs(&self) -> BTreeMap<Vec<String>, SiblingGraph> {
+        let mut graphs: BTreeMap<Vec<String>, SiblingGraph> = BTreeMap::new();
+        for (source, (file, code)) in &self.files {
+            for (line, target) in self.paths_in(source, code) {
+                let Some((folder, from, to)) = self.sibling_edge(source, &target) else {
+                    continue;
+                };
+                let sites = graphs
+                    .entry(folder)
+                    .or_default()
+                    .entry((from, to))
+                    .or_default();
+                let site = format!("{file}:{line}");
+                if !sites.contains(&site) {
+                    sites.push(site);
+                }
+            }
+        }
+        graphs
+    }
+
+    /// The folder, and the two children of it, that an import from module
+    /// `source` of the path `target` runs between; `None` for a path within
+    /// one child, to another top-level module, or out of the crate.
+    fn sibling_edge(
+        &self,
+        source: &[String],
+        target: &[String],
+    ) -> Option<(Vec<String>, String, String)> {
+        let module_len = (0..=target.len())
+            .rev()
+            .find(|len| self.is_module(&target[..*len]))?;
+        let module = &target[..module_len];
+        let shared = source
+            .iter()
+            .zip(module)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if shared == 0 {
+            return None;
+        }
+        let folder = source[..shared].to_vec();
+        let from = source.get(shared)?.clone();
+        let to = match module.get(shared) {
+            Some(child) => child.clone(),
+            None => self.re_exported_child(&folder, target.get(module_len)?)?,
+        };
+        (from != to).then_some((folder, from, to))
+    }
+
+    /// The child of `folder` whose `item` the folder's `mod.rs` imports,
+    /// if it imports it from a child.
+    fn re_exported_child(&self, folder: &[String], item: &str) -> Option<String> {
+        let (_, code) = self.files.get(folder)?;
+        self.paths_in(folder, code)
+            .into_iter()
+            .find(|(_, path)| path.last().map(String::as_str) == Some(item))
+            .filter(|(_, path)| path.starts_with(folder) && path.len() > folder.len() + 1)
+            .map(|(_, path)| path[folder.len()].clone())
+    }
+
+    /// Every path of `code`, in module `module`, that starts at `crate::`,
+    /// `super::`, `self::` or a child module of `module`, made absolute,
+    /// with its line.
+    fn paths_in(&self, module: &[String], code: &str) -> Vec<(usize, Vec<String>)> {
+        let bytes = code.as_bytes();
+        let mut paths = Vec::new();
+        let mut line = 1;
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes[at] == b'\n' {
+                line += 1;
+            }
+            let starts_word = at == 0
+                || !is_ident(bytes[at - 1]) && bytes[at - 1] != b'$' && bytes[at - 1] != b':';
+            if !starts_word || !is_ident(bytes[at]) {
+                at += 1;
+                continue;
+            }
+            let mut base = module.to_vec();
+            let mut cursor = at;
+            if code[cursor..].starts_with("crate::") {
+                base.clear();
+                cursor += "crate::".len();
+            } else if code[cursor..].starts_with("self::") {
+                cursor += "self::".len();
+            } else if code[cursor..].starts_with("super::") {
+                while code[cursor..].starts_with("super::") {
+                    base.pop();
+                    cursor += "super::".len();
+                }
+            } else {
+                let name: String = code[cursor..]
+                    .bytes()
+                    .take_while(|b| is_ident(*b))
+                    .map(char::from)
+                    .collect();
+                let mut child = module.to_vec();
+                child.push(name.clone());
+                if !code[cursor + name.len()..].starts_with("::") || !self.is_module(&child) {
+                    at += name.len().max(1);
+                    continue;
+                }
+            }
+            for tail in path_tails(&code[cursor..]) {
+                let mut path = base.clone();
+                path.extend(tail);
+                paths.push((line, path));
+            }
+            at = cursor.max(at + 1);
+        }
+        paths
+    }
+}
+
+/// The paths a `use` tree or a path expression at the start of `rest`
+/// names, one per leaf of its `{...}` groups, without `self` leaves and
+/// `as` renames.
+fn path_tails(rest: &str) -> Vec<Vec<String>> {
+    let rest = rest.trim_start();
+    if let Some(group) = rest.strip_prefix('{') {
+        return group_items(group)
+            .into_iter()
+            .flat_map(path_tails)
+            .collect();
+    }
+    let name: String = rest
+        .bytes()
+        .take_while(|b| is_ident(*b))
+        .map(char::from)
+        .collect();
+    if name.is_empty() || name == "self" {
+        return vec![Vec::new()];
+    }
+    let after = rest[name.len()..].trim_start();
+    match after.strip_prefix("::") {
+        Some(more) if !more.trim_start().starts_with('<') => path_tails(more)
+            .into_iter()
+            .map(|tail| std::iter::once(name.clone()).chain(tail).collect())
+            .collect(),
+        _ => vec![vec![name]],
+    }
+}
+
+/// The comma-separated items of a `{...}` group whose `{` is already read.
+fn group_items(group: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (index, byte) in group.bytes().enumerate() {
+        match byte {
+            b'{' => depth += 1,
+            b'}' if depth == 0 => {
+                items.push(&group[start..index]);
+                break;
+            }
+            b'}' => depth -= 1,
+            b',' if depth == 0 => {
+                items.push(&group[start..index]);
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    items.retain(|item| !item.trim().is_empty());
+    items
+}
+
+/// `code` (already without comments and literals) with every
+/// `#[cfg(test)]` item blanked out, and the modules such items declare
+/// from files of their own.
+fn non_test_code(code: &str) -> (String, Vec<String>) {
+    let mut out = code.as_bytes().to_vec();
+    let mut test_modules = Vec::new();
+    let mut from = 0;
+    while let Some(found) = ["#[cfg(test)]", "#[cfg(all(test"]
+        .iter()
+        .filter_map(|attribute| code[from..].find(attribute))
+        .min()
+    {
+        let start = from + found;
+        let mut depth = 0usize;
+        let mut end = code.len();
+        let mut item_start = None;
+        for (index, byte) in code.bytes().enumerate().skip(start) {
+            match byte {
+                b'[' | b'(' => depth += 1,
+                b']' | b')' => depth = depth.saturating_sub(1),
+                b'{' => depth += 1,
+                b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = index + 1;
+                        break;
+                    }
+                }
+                b';' if depth == 0 => {
+                    end = index + 1;
+                    let item = &code[item_start.unwrap_or(start)..index];
+                    if let Some(name) = item.split_whitespace().skip_while(|w| *w != "mod").nth(1) {
+                        test_modules.push(name.to_owned());
+                    }
+                    break;
+                }
+                b if depth == 0 && item_start.is_none() && is_ident(b) => item_start = Some(index),
+                _ => {}
+            }
+        }
+        for byte in &mut out[start..end] {
+            if *byte != b'\n' {
+                *byte = b' ';
+            }
+        }
+        from = end;
+    }
+    (
+        String::from_utf8(out).expect("blanking keeps UTF-8"),
+        test_modules,
+    )
+}
+
+/// The groups of nodes of `graph` that reach each other, each of two or
+/// more nodes.
+fn strongly_connected(graph: &SiblingGraph) -> Vec<BTreeSet<String>> {
+    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (from, to) in graph.keys() {
+        next.entry(from.as_str()).or_default().push(to.as_str());
+    }
+    let reach = |start: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start];
+        while let Some(node) = stack.pop() {
+            for to in next.get(node).into_iter().flatten() {
+                if seen.insert((*to).to_owned()) {
+                    stack.push(to);
+                }
+            }
+        }
+        seen
+    };
+    let reaches: BTreeMap<&str, BTreeSet<String>> =
+        next.keys().map(|node| (*node, reach(node))).collect();
+    let mut components: Vec<BTreeSet<String>> = Vec::new();
+    for (node, reached) in &reaches {
+        let component: BTreeSet<String> = reached
+            .iter()
+            .filter(|other| {
+                reaches
+                    .get(other.as_str())
+                    .is_some_and(|back| back.contains(*node))
+            })
+            .cloned()
+            .collect();
+        if component.len() > 1 && !components.contains(&component) {
+            components.push(component);
+        }
+    }
+    components
 }

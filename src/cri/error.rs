@@ -9,10 +9,9 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::cri::labels::ANNOTATION_PREFIX;
 use crate::docker::DockerError;
 use crate::grpc::{Code, Status};
-use crate::index::IndexError;
+use crate::index::{IndexError, ANNOTATION_PREFIX};
 use crate::logs::LogError;
 use crate::network::{CniError, HairpinError, NetlinkError, NetnsError};
 use crate::stats::StatsError;

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::cri::error::LabelError;
 use crate::cri::naming::SANDBOX_CONTAINER_NAME;
+use crate::index::ANNOTATION_PREFIX;
 
 /// Says whether a Docker container is a sandbox or a container.
 pub const CONTAINER_TYPE_LABEL: &str = "io.kubernetes.docker.type";
@@ -36,8 +37,6 @@ pub const SANDBOX_ID_LABEL: &str = "io.kubernetes.sandbox.id";
 pub const LOG_PATH_LABEL: &str = "io.kubernetes.container.logpath";
 /// The kubelet's container-name label; `POD` on sandboxes.
 pub const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
-/// Prefix turning an annotation key into a label key.
-pub const ANNOTATION_PREFIX: &str = "annotation.";
 
 /// Labels on every Docker container dockshim creates that are dockshim's.
 const INTERNAL_LABELS: [&str; 3] = [CONTAINER_TYPE_LABEL, SANDBOX_ID_LABEL, LOG_PATH_LABEL];

@@ -25,7 +25,7 @@ const LOG_PATH_LABEL: &str = "io.kubernetes.container.logpath";
 /// Set to `POD` on sandboxes; not one of the sandbox's CRI labels.
 const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
 /// CRI annotations are stored as Docker labels under this prefix.
-const ANNOTATION_PREFIX: &str = "annotation.";
+pub const ANNOTATION_PREFIX: &str = "annotation.";
 /// Labels dockshim sets for itself; the CRI never sees them.
 const INTERNAL_LABELS: [&str; 3] = [TYPE_LABEL, SANDBOX_ID_LABEL, LOG_PATH_LABEL];
 

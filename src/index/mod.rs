@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use crate::docker::{DockerClient, DockerError, DEFAULT_REQUEST_TIMEOUT};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
-pub use entry::{CriState, Entry, Kind, Mount, Resources, State};
+pub use entry::{CriState, Entry, Kind, Mount, Resources, State, ANNOTATION_PREFIX};
 pub use error::IndexError;
 pub use filter::{ContainerFilter, SandboxFilter};
 pub use source::{EventFeed, IndexSource, Polled};

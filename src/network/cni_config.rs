@@ -16,72 +16,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use super::CniConfigError;
 
 /// A network configuration file larger than this is not a configuration.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Extensions the CNI library accepts for configuration files.
 const CONFIG_EXTENSIONS: [&str; 3] = ["conf", "conflist", "json"];
-
-/// Why no usable network configuration was found.
-#[derive(Debug)]
-pub enum CniConfigError {
-    /// The configuration directory cannot be listed.
-    ReadDir { dir: PathBuf, source: io::Error },
-    /// No file in the directory is a usable configuration; `skipped`
-    /// says why each candidate was passed over.
-    NoUsableConfig {
-        dir: PathBuf,
-        skipped: Vec<(PathBuf, String)>,
-    },
-    /// A configuration recorded for a later teardown is not one.
-    Recorded { file: PathBuf, reason: String },
-    /// The directory holds no configuration and the built-in default
-    /// network cannot serve in its place.
-    BuiltIn { dir: PathBuf, reason: String },
-}
-
-impl fmt::Display for CniConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CniConfigError::ReadDir { dir, source } => {
-                write!(
-                    f,
-                    "cannot read CNI config directory {}: {source}",
-                    dir.display()
-                )
-            }
-            CniConfigError::NoUsableConfig { dir, skipped } if skipped.is_empty() => {
-                write!(f, "no CNI network config found in {}", dir.display())
-            }
-            CniConfigError::NoUsableConfig { dir, skipped } => {
-                write!(f, "no usable CNI network config in {}", dir.display())?;
-                for (file, why) in skipped {
-                    write!(f, "; {}: {why}", file.display())?;
-                }
-                Ok(())
-            }
-            CniConfigError::Recorded { file, reason } => write!(
-                f,
-                "the recorded CNI network config of {} is unusable: {reason}",
-                file.display()
-            ),
-            CniConfigError::BuiltIn { dir, reason } => write!(
-                f,
-                "no CNI network config found in {}, and the built-in default network \
-                 cannot serve: {reason}",
-                dir.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for CniConfigError {}
 
 /// One plugin of a network configuration list.
 #[derive(Debug, Clone, PartialEq, Eq)]

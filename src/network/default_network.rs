@@ -34,8 +34,9 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::cni_config::{
-    display_dirs, find_plugin, load_default, CniConfigError, CniNetwork, CniPlugin, NetworkOrigin,
+    display_dirs, find_plugin, load_default, CniNetwork, CniPlugin, NetworkOrigin,
 };
+use super::CniConfigError;
 
 /// `--default-network`.
 #[derive(Debug, Clone, PartialEq, Eq)]

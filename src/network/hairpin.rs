@@ -18,14 +18,12 @@
 //! This module does not create or delete interfaces; that is the CNI
 //! plugins' work.
 
-use std::ffi::OsString;
-use std::fmt;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
-use super::netlink::{self, Link, NetlinkError};
-use super::netns::{run_in_netns, NetnsError};
+use super::netlink::{self, Link};
+use super::netns::run_in_netns;
+use super::HairpinError;
 
 /// `--hairpin-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,87 +50,6 @@ impl HairpinMode {
 /// Where sysfs is mounted on a normal host.
 pub const SYSFS_ROOT: &str = "/sys";
 
-/// Why hairpin mode could not be set.
-#[derive(Debug)]
-pub enum HairpinError {
-    /// The pod's namespace could not be entered.
-    Netns(NetnsError),
-    /// Listing or changing links failed.
-    Netlink(NetlinkError),
-    /// The pod's namespace has no interface of that name.
-    NoInterface { ifname: String, netns: PathBuf },
-    /// The pod interface has no peer in another namespace: not a veth to
-    /// the host.
-    NoPeer { ifname: String },
-    /// No host interface is the pod interface's peer.
-    PeerNotOnHost { ifname: String, peer_index: u32 },
-    /// The host veth is not a bridge port.
-    NotOnBridge { veth: OsString },
-    /// Sysfs shows a different interface under that name: it was mounted
-    /// in another network namespace than the one dockshim runs in.
-    SysfsMismatch { path: PathBuf, expected: u32 },
-    /// Reading or writing sysfs failed.
-    Sysfs { path: PathBuf, source: io::Error },
-}
-
-impl fmt::Display for HairpinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HairpinError::Netns(err) => write!(f, "hairpin: {err}"),
-            HairpinError::Netlink(err) => write!(f, "hairpin: {err}"),
-            HairpinError::NoInterface { ifname, netns } => write!(
-                f,
-                "hairpin: no interface {ifname} in network namespace {}",
-                netns.display()
-            ),
-            HairpinError::NoPeer { ifname } => write!(
-                f,
-                "hairpin: pod interface {ifname} has no peer in another namespace (not a veth)"
-            ),
-            HairpinError::PeerNotOnHost { ifname, peer_index } => write!(
-                f,
-                "hairpin: the peer of pod interface {ifname} (index {peer_index}) is not in the host namespace"
-            ),
-            HairpinError::NotOnBridge { veth } => write!(
-                f,
-                "hairpin: host veth {} is not attached to a bridge",
-                veth.to_string_lossy()
-            ),
-            HairpinError::SysfsMismatch { path, expected } => write!(
-                f,
-                "hairpin: {} is not interface index {expected}: sysfs belongs to another network namespace",
-                path.display()
-            ),
-            HairpinError::Sysfs { path, source } => {
-                write!(f, "hairpin: {}: {source}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for HairpinError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            HairpinError::Netns(err) => Some(err),
-            HairpinError::Netlink(err) => Some(err),
-            HairpinError::Sysfs { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl From<NetnsError> for HairpinError {
-    fn from(err: NetnsError) -> HairpinError {
-        HairpinError::Netns(err)
-    }
-}
-
-impl From<NetlinkError> for HairpinError {
-    fn from(err: NetlinkError) -> HairpinError {
-        HairpinError::Netlink(err)
-    }
-}
-
 /// The link operations hairpin setup needs.
 pub trait LinkOps {
     /// The links of the network namespace at `netns`.
@@ -150,15 +67,17 @@ pub struct SystemLinks;
 
 impl LinkOps for SystemLinks {
     fn links_in_netns(&self, netns: &Path) -> Result<Vec<Link>, HairpinError> {
-        Ok(run_in_netns(netns, netlink::dump_links)??)
+        run_in_netns(netns, netlink::dump_links)
+            .map_err(HairpinError::Netns)?
+            .map_err(HairpinError::Netlink)
     }
 
     fn host_links(&self) -> Result<Vec<Link>, HairpinError> {
-        Ok(netlink::dump_links()?)
+        netlink::dump_links().map_err(HairpinError::Netlink)
     }
 
     fn set_promiscuous(&self, link: &Link) -> Result<(), HairpinError> {
-        Ok(netlink::set_promiscuous(link.index, true)?)
+        netlink::set_promiscuous(link.index, true).map_err(HairpinError::Netlink)
     }
 }
 

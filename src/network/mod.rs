@@ -8,16 +8,17 @@
 pub mod cni;
 pub mod cni_config;
 pub mod default_network;
+mod error;
 pub mod hairpin;
 pub mod netlink;
 pub mod netns;
 
 pub use cni::{CniError, CniRunner, PodAttachment, PodIps, RuntimeArgs};
-pub use cni_config::{CniConfigError, CniNetwork, CniPlugin, NetworkOrigin};
+pub use cni_config::{CniNetwork, CniPlugin, NetworkOrigin};
 pub use default_network::NetworkSource;
-pub use hairpin::{Hairpin, HairpinError};
-pub use netlink::NetlinkError;
-pub use netns::{run_in_netns, NetnsError};
+pub use error::{CniConfigError, HairpinError, NetlinkError, NetnsError};
+pub use hairpin::Hairpin;
+pub use netns::run_in_netns;
 
 /// `--network-plugin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,6 @@
 //! sequence number is skipped.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 
@@ -25,6 +24,8 @@ use nix::sys::socket::{
     SockFlag, SockProtocol, SockType,
 };
 use nix::sys::time::{TimeVal, TimeValLike};
+
+use super::NetlinkError;
 
 /// Receive buffer for one datagram. The kernel sizes dump datagrams to at
 /// most 32 KiB (or the reader's buffer, if smaller); twice that leaves room.
@@ -86,55 +87,6 @@ pub struct Link {
     pub master: Option<u32>,
 }
 
-/// A failed netlink exchange.
-#[derive(Debug)]
-pub enum NetlinkError {
-    /// A socket call failed; `action` names it.
-    Socket { action: &'static str, errno: Errno },
-    /// The kernel answered the request with an error.
-    Kernel { request: &'static str, errno: Errno },
-    /// The bytes received are not a well-formed answer.
-    Malformed(String),
-    /// A datagram was larger than the receive buffer.
-    Truncated { len: usize },
-    /// More links than [`MAX_LINKS`].
-    TooManyLinks,
-    /// The link list kept changing while it was dumped.
-    Interrupted,
-}
-
-impl fmt::Display for NetlinkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetlinkError::Socket { action, errno } => {
-                write!(f, "netlink {action}: {}", errno.desc())
-            }
-            NetlinkError::Kernel { request, errno } => {
-                write!(f, "netlink {request}: {}", errno.desc())
-            }
-            NetlinkError::Malformed(why) => write!(f, "malformed netlink answer: {why}"),
-            NetlinkError::Truncated { len } => write!(
-                f,
-                "netlink datagram of {len} bytes exceeds the {RECV_BUFFER_BYTES}-byte buffer"
-            ),
-            NetlinkError::TooManyLinks => write!(f, "more than {MAX_LINKS} network interfaces"),
-            NetlinkError::Interrupted => write!(
-                f,
-                "the interface list changed during each of {MAX_DUMP_ATTEMPTS} dumps"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for NetlinkError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            NetlinkError::Socket { errno, .. } | NetlinkError::Kernel { errno, .. } => Some(errno),
-            _ => None,
-        }
-    }
-}
-
 /// Every link of the calling thread's network namespace.
 pub fn dump_links() -> Result<Vec<Link>, NetlinkError> {
     let socket = RouteSocket::open()?;
@@ -159,7 +111,7 @@ pub fn dump_links() -> Result<Vec<Link>, NetlinkError> {
             return Ok(links);
         }
     }
-    Err(NetlinkError::Interrupted)
+    Err(NetlinkError::Interrupted(MAX_DUMP_ATTEMPTS))
 }
 
 /// Turns the promiscuous flag of the link `index` (in the calling thread's
@@ -257,7 +209,10 @@ impl RouteSocket {
             }
         };
         if len > buf.len() {
-            return Err(NetlinkError::Truncated { len });
+            return Err(NetlinkError::Truncated {
+                len,
+                buffer: RECV_BUFFER_BYTES,
+            });
         }
         Ok(Datagram { buf, len })
     }
@@ -353,7 +308,7 @@ pub fn parse_dump(
             }
             RTM_NEWLINK => {
                 if links.len() >= MAX_LINKS {
-                    return Err(NetlinkError::TooManyLinks);
+                    return Err(NetlinkError::TooManyLinks(MAX_LINKS));
                 }
                 links.push(parse_link(payload)?);
             }
@@ -788,7 +743,7 @@ mod tests {
             MAX_LINKS
         ];
         let err = parse_dump(POD_DUMP, 1, &mut links).unwrap_err();
-        assert!(matches!(err, NetlinkError::TooManyLinks), "{err}");
+        assert!(matches!(err, NetlinkError::TooManyLinks(_)), "{err}");
     }
 
     #[test]

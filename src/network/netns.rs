@@ -18,66 +18,18 @@
 //! This module owns no policy about what runs inside; it must not be used to
 //! enter any other kind of namespace.
 
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 
-use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
 
+use super::NetnsError;
 use crate::pidfd::{open_pinned, pid_of_proc_path};
 
 /// The name of the throwaway threads, as seen in `/proc/<pid>/task/*/comm`.
 const NETNS_THREAD_NAME: &str = "netns";
-
-/// Why the closure could not be run in the namespace.
-#[derive(Debug)]
-pub enum NetnsError {
-    /// The namespace path cannot be opened (gone, or not ours to open).
-    Open { path: PathBuf, source: io::Error },
-    /// `setns` refused: the path is not a network namespace, or we lack the
-    /// privilege.
-    Enter { path: PathBuf, errno: Errno },
-    /// No thread could be started.
-    Spawn(io::Error),
-}
-
-impl fmt::Display for NetnsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetnsError::Open { path, source } => {
-                write!(
-                    f,
-                    "cannot open network namespace {}: {source}",
-                    path.display()
-                )
-            }
-            NetnsError::Enter { path, errno } => write!(
-                f,
-                "cannot enter network namespace {}: {}",
-                path.display(),
-                errno.desc()
-            ),
-            NetnsError::Spawn(source) => {
-                write!(
-                    f,
-                    "cannot start a thread to enter a network namespace: {source}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for NetnsError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            NetnsError::Open { source, .. } | NetnsError::Spawn(source) => Some(source),
-            NetnsError::Enter { errno, .. } => Some(errno),
-        }
-    }
-}
 
 /// Runs `f` inside the network namespace at `netns` on a new thread that
 /// exits afterwards, and returns what `f` returned. A panic in `f` is
@@ -127,7 +79,10 @@ fn open_namespace(netns: &Path) -> io::Result<File> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::sync::mpsc;
+
+    use nix::errno::Errno;
 
     /// The identity of the calling thread's network namespace.
     fn current_netns() -> PathBuf {

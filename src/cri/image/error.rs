@@ -6,7 +6,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::reference::MAX_NAME_LEN;
 use crate::codec::base64;
 use crate::cri::error::GrpcCode;
 use crate::cri::sandbox::SandboxConfigError;
@@ -144,8 +143,9 @@ impl From<ImageError> for Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReferenceError {
     Empty,
-    /// The repository name, registry included, is over 255 characters.
-    NameTooLong(String),
+    /// The repository name, registry included, is longer than the limit
+    /// in the second field.
+    NameTooLong(String, usize),
     /// Docker accepts only lowercase repository paths.
     Uppercase(String),
     /// Any other violation; the second field says which.
@@ -156,9 +156,9 @@ impl fmt::Display for ReferenceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReferenceError::Empty => f.write_str("no image given"),
-            ReferenceError::NameTooLong(text) => write!(
+            ReferenceError::NameTooLong(text, limit) => write!(
                 f,
-                "invalid image reference {text:?}: repository name longer than {MAX_NAME_LEN} characters"
+                "invalid image reference {text:?}: repository name longer than {limit} characters"
             ),
             ReferenceError::Uppercase(text) => write!(
                 f,

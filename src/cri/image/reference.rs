@@ -22,7 +22,7 @@ const OFFICIAL_REPOSITORY_PREFIX: &str = "library/";
 /// The tag a reference without tag or digest means.
 const DEFAULT_TAG: &str = "latest";
 /// Longest repository name (registry included), as Docker limits it.
-pub(super) const MAX_NAME_LEN: usize = 255;
+const MAX_NAME_LEN: usize = 255;
 /// Longest tag.
 const MAX_TAG_LEN: usize = 128;
 /// The `sha256:` of image IDs and digests.
@@ -67,7 +67,7 @@ impl Reference {
             _ => (name_and_tag, None),
         };
         if name.len() > MAX_NAME_LEN {
-            return Err(ReferenceError::NameTooLong(text.to_owned()));
+            return Err(ReferenceError::NameTooLong(text.to_owned(), MAX_NAME_LEN));
         }
         let (domain, path) = split_domain(name);
         check_domain(domain).map_err(invalid)?;
@@ -97,7 +97,7 @@ impl Reference {
             digest,
         };
         if reference.repository().len() > MAX_NAME_LEN {
-            return Err(ReferenceError::NameTooLong(text.to_owned()));
+            return Err(ReferenceError::NameTooLong(text.to_owned(), MAX_NAME_LEN));
         }
         Ok(reference)
     }

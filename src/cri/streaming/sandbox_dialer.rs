@@ -12,7 +12,7 @@ use std::net::TcpStream;
 
 use crate::host::netns_path;
 use crate::index::{Index, IndexError};
-use crate::network::netns::{run_in_netns, NetnsError};
+use crate::network::{run_in_netns, NetnsError};
 use crate::streaming::port_forward::{connect_loopback, PortDialer, PortForwardError};
 
 /// Why the pod could not be reached at all.

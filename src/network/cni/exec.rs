@@ -220,6 +220,7 @@ impl PluginExec for ProcessExec {
             if stdout.truncated {
                 return Err(CniError::OutputTooLarge {
                     plugin: plugin.to_owned(),
+                    limit: MAX_PLUGIN_STDOUT_BYTES,
                 });
             }
             return Ok(stdout.bytes);

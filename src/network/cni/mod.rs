@@ -9,7 +9,7 @@
 //! chained, DEL in reverse, CHECK, the loopback network that goes with every
 //! pod network, and the result cache between ADD and DEL. Executing a binary
 //! sits behind [`PluginExec`] (`exec`); reading pod IPs from a result is
-//! `result`; bandwidth annotations are `bandwidth`.
+//! `result`; bandwidth annotations are `bandwidth`; the errors are `error`.
 //!
 //! Decisions:
 //! - DEL is best effort: every plugin is called even when an earlier one
@@ -33,10 +33,12 @@
 //! enter namespaces, or decide when a pod is attached; it never retries.
 
 mod bandwidth;
+mod error;
 mod exec;
 mod result;
 
 pub use bandwidth::{Bandwidth, EGRESS_BANDWIDTH_ANNOTATION, INGRESS_BANDWIDTH_ANNOTATION};
+pub use error::CniError;
 pub use exec::{PluginCall, PluginExec, ProcessExec, DEFAULT_PLUGIN_TIMEOUT};
 pub use result::PodIps;
 
@@ -46,7 +48,6 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process;
-use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
@@ -54,7 +55,6 @@ use super::cni_config::{CniNetwork, CniPlugin, NetworkOrigin};
 use crate::failpoint::{self, FailPoint};
 use crate::pidfd;
 use crate::store::write_atomic;
-use exec::MAX_PLUGIN_STDOUT_BYTES;
 use result::{parse_result, pod_ips};
 
 /// The pod's interface name, as the kubelet's CNI integrations always use.
@@ -101,206 +101,6 @@ impl CniCommand {
 impl fmt::Display for CniCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// A failed CNI operation.
-#[derive(Debug)]
-pub enum CniError {
-    /// The request cannot be expressed to a plugin.
-    InvalidArgument(String),
-    /// A bandwidth annotation is not a usable quantity.
-    Bandwidth {
-        annotation: &'static str,
-        value: String,
-        reason: String,
-    },
-    /// No executable for the plugin type in the plugin directories.
-    PluginNotFound {
-        plugin: String,
-        bin_dirs: Vec<PathBuf>,
-    },
-    /// Starting the plugin or talking to it over its pipes failed.
-    Io {
-        plugin: String,
-        action: &'static str,
-        source: io::Error,
-    },
-    /// The plugin ran longer than allowed and was killed.
-    Timeout {
-        plugin: String,
-        command: CniCommand,
-        after: Duration,
-    },
-    /// The plugin failed and said why, in the CNI error format.
-    Plugin {
-        plugin: String,
-        command: CniCommand,
-        code: u64,
-        msg: String,
-        details: String,
-    },
-    /// The plugin failed without a CNI error on stdout.
-    Failed {
-        plugin: String,
-        command: CniCommand,
-        status: String,
-        stderr: String,
-    },
-    /// The plugin printed more than [`MAX_PLUGIN_STDOUT_BYTES`].
-    OutputTooLarge { plugin: String },
-    /// The plugin's result is not a CNI result.
-    BadResult { plugin: String, reason: String },
-    /// CHECK needs the result of the ADD it checks.
-    NoCachedResult {
-        network: String,
-        container_id: String,
-    },
-    /// ADD failed; everything it did was then deleted, or `cleanup` says
-    /// what could not be.
-    Add {
-        network: String,
-        cause: Box<CniError>,
-        cleanup: Option<Box<CniError>>,
-    },
-    /// DEL failed for these plugins; the others were deleted.
-    Del { failures: Vec<(String, CniError)> },
-    /// CHECK found the network not as ADD left it.
-    Check {
-        network: String,
-        cause: Box<CniError>,
-    },
-    /// The process whose network namespace ADD was to use has ended.
-    NamespaceGone { netns: PathBuf, source: io::Error },
-}
-
-impl CniError {
-    /// The failure underneath the ADD/CHECK wrappers (the first one, for
-    /// DEL).
-    pub fn root_cause(&self) -> &CniError {
-        match self {
-            CniError::Add { cause, .. } | CniError::Check { cause, .. } => cause.root_cause(),
-            CniError::Del { failures } => failures
-                .first()
-                .map_or(self, |(_, failure)| failure.root_cause()),
-            other => other,
-        }
-    }
-}
-
-impl fmt::Display for CniError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CniError::InvalidArgument(why) => write!(f, "invalid CNI request: {why}"),
-            CniError::Bandwidth {
-                annotation,
-                value,
-                reason,
-            } => write!(f, "pod annotation {annotation}={value:?}: {reason}"),
-            CniError::PluginNotFound { plugin, bin_dirs } => {
-                let dirs: Vec<String> = bin_dirs.iter().map(|d| d.display().to_string()).collect();
-                write!(
-                    f,
-                    "CNI plugin {plugin:?} is not an executable in {}",
-                    dirs.join(", ")
-                )
-            }
-            CniError::Io {
-                plugin,
-                action,
-                source,
-            } => write!(f, "CNI plugin {plugin}: cannot {action}: {source}"),
-            CniError::Timeout {
-                plugin,
-                command,
-                after,
-            } => write!(f, "CNI plugin {plugin} {command} killed after {after:?}"),
-            CniError::Plugin {
-                plugin,
-                command,
-                code,
-                msg,
-                details,
-            } => {
-                write!(
-                    f,
-                    "CNI plugin {plugin} {command} failed (code {code}): {msg}"
-                )?;
-                if !details.is_empty() {
-                    write!(f, ": {details}")?;
-                }
-                Ok(())
-            }
-            CniError::Failed {
-                plugin,
-                command,
-                status,
-                stderr,
-            } => {
-                write!(f, "CNI plugin {plugin} {command} failed: {status}")?;
-                if !stderr.is_empty() {
-                    write!(f, ": {stderr}")?;
-                }
-                Ok(())
-            }
-            CniError::OutputTooLarge { plugin } => write!(
-                f,
-                "CNI plugin {plugin} printed more than {MAX_PLUGIN_STDOUT_BYTES} bytes"
-            ),
-            CniError::BadResult { plugin, reason } => {
-                write!(
-                    f,
-                    "CNI plugin {plugin} returned an invalid result: {reason}"
-                )
-            }
-            CniError::NoCachedResult {
-                network,
-                container_id,
-            } => write!(
-                f,
-                "no cached CNI result of network {network} for container {container_id}"
-            ),
-            CniError::Add {
-                network,
-                cause,
-                cleanup,
-            } => {
-                write!(f, "adding pod to CNI network {network}: {cause}")?;
-                match cleanup {
-                    None => Ok(()),
-                    Some(cleanup) => write!(f, "; cleanup also failed: {cleanup}"),
-                }
-            }
-            CniError::Del { failures } => {
-                f.write_str("deleting pod from CNI network")?;
-                for (i, (network, failure)) in failures.iter().enumerate() {
-                    let sep = if i == 0 { " " } else { "; " };
-                    write!(f, "{sep}{network}: {failure}")?;
-                }
-                Ok(())
-            }
-            CniError::Check { network, cause } => {
-                write!(f, "checking pod in CNI network {network}: {cause}")
-            }
-            CniError::NamespaceGone { netns, source } => write!(
-                f,
-                "the pod's network namespace {} cannot be held: {source}",
-                netns.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for CniError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CniError::Io { source, .. } => Some(source),
-            CniError::Add { cause, .. } | CniError::Check { cause, .. } => Some(cause.as_ref()),
-            CniError::Del { failures } => failures
-                .first()
-                .map(|(_, failure)| failure as &(dyn std::error::Error + 'static)),
-            _ => None,
-        }
     }
 }
 
@@ -716,17 +516,14 @@ impl CniRunner {
     /// The cached ADD result, if it is there and of the network's version.
     fn cached_result(&self, network: &CniNetwork, pod: &PodAttachment) -> Option<Value> {
         let path = self.cache_path(network, pod);
-        let mut text = String::new();
-        let read = File::open(&path)
-            .and_then(|f| f.take(MAX_CACHE_FILE_BYTES + 1).read_to_string(&mut text));
-        match read {
-            Ok(_) => {}
+        let text = match read_cache_file(&path) {
+            Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
             Err(err) => {
                 log::warn!("cannot read cached CNI result {}: {err}", path.display());
                 return None;
             }
-        }
+        };
         let entry: Value = match serde_json::from_str(&text) {
             Ok(entry) => entry,
             Err(err) => {
@@ -775,10 +572,7 @@ impl CniRunner {
         names.sort();
         names.into_iter().find_map(|name| {
             let path = dir.join(&name);
-            let mut text = String::new();
-            File::open(&path)
-                .and_then(|f| f.take(MAX_CACHE_FILE_BYTES + 1).read_to_string(&mut text))
-                .ok()?;
+            let text = read_cache_file(&path).ok()?;
             let attachment = cached_attachment_in(&text, sandbox_id, self.options.ipv6_dual_stack);
             match &attachment {
                 Some(found) if name == format!("{}{suffix}", found.network) => attachment,
@@ -789,6 +583,12 @@ impl CniRunner {
             }
         })
     }
+}
+
+/// A result cache file's text; one longer than [`MAX_CACHE_FILE_BYTES`] is
+/// cut off a byte past it, so it never parses.
+fn read_cache_file(path: &Path) -> io::Result<String> {
+    io::read_to_string(File::open(path)?.take(MAX_CACHE_FILE_BYTES + 1))
 }
 
 /// The attachment a cache entry's text records for `sandbox_id`, if it is
