@@ -44,7 +44,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::error::MigrationError;
-use super::service::SandboxService;
+use super::service::{CriDockerdMigration, SandboxService, CRI_DOCKERD_ROOT_DIRECTORY};
 use crate::cri::naming;
 use crate::docker::ContainerInspect;
 use crate::host::{netns_path, Host};
@@ -168,34 +168,6 @@ fn addresses_in(netns: &Path) -> Result<Vec<IpAddr>, String> {
     })
     .map_err(|err| err.to_string())?;
     listed.map_err(|errno| format!("cannot list the addresses in {}: {errno}", netns.display()))
-}
-
-/// cri-dockerd's `--cri-dockerd-root-directory` default, which
-/// `--migrate-from-cri-dockerd=auto` looks in.
-pub const CRI_DOCKERD_ROOT_DIRECTORY: &str = "/var/lib/cri-dockerd";
-
-/// `--migrate-from-cri-dockerd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CriDockerdMigration {
-    /// From [`CRI_DOCKERD_ROOT_DIRECTORY`], when what is found there shows
-    /// that cri-dockerd served this dockerd and has stopped.
-    Auto,
-    /// Never.
-    Off,
-    /// From this absolute root directory of cri-dockerd, which must hold a
-    /// `sandbox` directory.
-    From(PathBuf),
-}
-
-impl CriDockerdMigration {
-    /// The flag value that selects this setting.
-    pub fn flag_value(&self) -> String {
-        match self {
-            CriDockerdMigration::Auto => "auto".to_owned(),
-            CriDockerdMigration::Off => "off".to_owned(),
-            CriDockerdMigration::From(dir) => dir.to_string_lossy().into_owned(),
-        }
-    }
 }
 
 /// A cri-dockerd checkpoint not adopted yet, with its container.

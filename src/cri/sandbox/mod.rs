@@ -29,9 +29,9 @@ pub mod sysctl;
 pub mod translate;
 
 pub use error::{MigrationError, SandboxConfigError, SandboxError};
-pub use migrate::{CriDockerdMigration, MIGRATED_DIR};
+pub use migrate::MIGRATED_DIR;
 pub use security::SeccompProfiles;
-pub use service::{SandboxService, SandboxSettings, SANDBOX_STOP_GRACE_SECS};
+pub use service::{CriDockerdMigration, SandboxService, SandboxSettings, SANDBOX_STOP_GRACE_SECS};
 pub use translate::{
     sandbox_create_body, sandbox_namespace_options, sandbox_namespaces, SandboxNamespaces,
     SandboxOptions,

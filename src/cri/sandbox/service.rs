@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use super::{CriDockerdMigration, SandboxError};
+use super::SandboxError;
 use crate::api::services::ImageService;
 use crate::docker::{DockerApi, Engine};
 use crate::grpc::Status;
@@ -47,6 +47,34 @@ pub struct SandboxSettings {
     pub networks: NetworkSource,
     /// `--migrate-from-cri-dockerd`, read by `migrate_from_cri_dockerd`.
     pub migration: CriDockerdMigration,
+}
+
+/// cri-dockerd's `--cri-dockerd-root-directory` default, which
+/// `--migrate-from-cri-dockerd=auto` looks in.
+pub const CRI_DOCKERD_ROOT_DIRECTORY: &str = "/var/lib/cri-dockerd";
+
+/// `--migrate-from-cri-dockerd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CriDockerdMigration {
+    /// From [`CRI_DOCKERD_ROOT_DIRECTORY`], when what is found there shows
+    /// that cri-dockerd served this dockerd and has stopped.
+    Auto,
+    /// Never.
+    Off,
+    /// From this absolute root directory of cri-dockerd, which must hold a
+    /// `sandbox` directory.
+    From(PathBuf),
+}
+
+impl CriDockerdMigration {
+    /// The flag value that selects this setting.
+    pub fn flag_value(&self) -> String {
+        match self {
+            CriDockerdMigration::Auto => "auto".to_owned(),
+            CriDockerdMigration::Off => "off".to_owned(),
+            CriDockerdMigration::From(dir) => dir.to_string_lossy().into_owned(),
+        }
+    }
 }
 
 /// What the pod sandbox calls work with.
