@@ -20,7 +20,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use common::cni_pod::{bridge_plugin, chained_plugins, conflist};
 use common::unique;
@@ -381,6 +382,12 @@ fn del_after_the_namespace_is_gone_still_releases_the_address() {
     assert!(!ns.path.exists());
     net.del(&pod).unwrap();
     assert_eq!(net.reservations(), Vec::<IpAddr>::new());
+    // The kernel deletes the pod's veth pair when it destroys the
+    // namespace, a little after the last handle on it closes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !net.bridge_ports().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(net.bridge_ports(), Vec::<String>::new());
 }
 

@@ -487,12 +487,19 @@ fn descriptors() -> usize {
 
 /// Threads of this process running under one of the session's names.
 fn session_threads() -> Vec<String> {
+    thread_names()
+        .into_iter()
+        .filter(|name| SESSION_THREADS.contains(&name.as_str()))
+        .collect()
+}
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
     fs::read_dir("/proc/self/task")
         .unwrap()
         .flatten()
         .filter_map(|task| fs::read_to_string(task.path().join("comm")).ok())
         .map(|name| name.trim().to_owned())
-        .filter(|name| SESSION_THREADS.contains(&name.as_str()))
         .collect()
 }
 
@@ -600,9 +607,15 @@ fn a_thousand_abandoned_sessions_leave_no_thread_or_descriptor_behind() {
     );
 
     assert_eq!(session_threads(), Vec::<String>::new());
-    eventually("the thread count returns to where it was", || {
-        threads() == tasks
-    });
+    let deadline = Instant::now() + TIMEOUT;
+    while threads() != tasks {
+        assert!(
+            Instant::now() < deadline,
+            "the thread count does not return to {tasks}: {:?}",
+            thread_names()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(descriptors(), fds, "descriptors left open");
     // The pod's services still answer: nothing there is stuck either.
     let server = Server::start(env, sandbox.request(&[]), 1);
