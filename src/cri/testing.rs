@@ -268,7 +268,13 @@ impl SandboxSetup {
     /// `running`; returns its ID.
     pub fn container(&self, sandbox: &str, name: &str, running: bool) -> String {
         let docker_name = format!("k8s_{name}_web_prod_uid-web_0");
-        let id = add_container(&self.docker, &self.index, &docker_name, "container", sandbox);
+        let id = add_container(
+            &self.docker,
+            &self.index,
+            &docker_name,
+            "container",
+            sandbox,
+        );
         if running {
             self.docker.start_container(&id).unwrap();
             self.index.refresh(&id).unwrap();

@@ -125,7 +125,10 @@ mod tests {
         use crate::cri::testing::SandboxSetup;
         use crate::docker::DockerApi;
 
-        fn listed(setup: &SandboxSetup, filter: Option<&v1::PodSandboxFilter>) -> Vec<(String, i32)> {
+        fn listed(
+            setup: &SandboxSetup,
+            filter: Option<&v1::PodSandboxFilter>,
+        ) -> Vec<(String, i32)> {
             let mut items: Vec<(String, i32)> = setup
                 .service
                 .list_pod_sandbox(filter)

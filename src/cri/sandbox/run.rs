@@ -829,4 +829,74 @@ mod handler_tests {
         setup.service.remove_pod_sandbox(&id).unwrap();
         assert!(!setup.has_checkpoint(&id));
     }
+
+    fn run_with(setup: &Setup, request: &v1::RunPodSandboxRequest) -> Result<String, Status> {
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
+        setup.service.run_pod_sandbox(&ctx, request, None)
+    }
+
+    #[test]
+    fn a_request_without_a_config_is_an_invalid_argument_without_a_docker_call() {
+        let setup = setup();
+        let err = run_with(&setup, &v1::RunPodSandboxRequest::default()).unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument, "{err:?}");
+        assert_eq!(setup.docker.calls(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_sandbox_dockerd_cannot_describe_itself_for_is_not_created() {
+        let setup = setup();
+        setup.docker.fail("engine", crate::docker::fake::refused());
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "{err:?}");
+        assert_eq!(
+            setup.docker.calls_of("create_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn an_unknown_runtime_handler_is_refused_before_anything_is_created() {
+        let setup = setup();
+        let mut request = request();
+        request.runtime_handler = "kata".to_owned();
+        let err = run_with(&setup, &request).unwrap_err();
+        assert_eq!(err.code, Code::NotFound, "{err:?}");
+        assert!(err.message.contains("kata"), "{err:?}");
+        // Asked anew: a reloaded dockerd may have gained the runtime.
+        assert_eq!(setup.docker.calls_of("info").len(), 1);
+        assert_eq!(
+            setup.docker.calls_of("create_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_missing_sandbox_image_is_pulled_and_one_that_cannot_be_creates_nothing() {
+        let setup = setup();
+        setup.docker.remove_image(testing::PAUSE_IMAGE).unwrap();
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::NotFound, "{err:?}");
+        assert_eq!(
+            setup.docker.calls_of("pull_image"),
+            ["pull_image 127.0.0.1:5000/dockshim-test/pause:3.10"]
+        );
+        assert_eq!(
+            setup.docker.calls_of("create_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_stale_sandbox_that_cannot_be_removed_fails_the_run_and_stays() {
+        let setup = setup();
+        let stale = setup.run().unwrap();
+        setup.service.stop_pod_sandbox(&stale).unwrap();
+        setup
+            .docker
+            .fail("remove_container", status(500, "device or resource busy"));
+        let err = setup.run().unwrap_err();
+        assert!(err.message.contains("device or resource busy"), "{err:?}");
+        assert_eq!(setup.docker.container_ids(), [stale]);
+    }
 }

@@ -265,7 +265,13 @@ mod tests {
         assert_eq!(dels(&setup), after_teardown);
         assert!(!owes_teardown(&setup, &id));
         assert!(!setup.docker.container(&id).unwrap().state.running);
-        let record = setup.service.checkpoints.get(&id).unwrap().dockshim.unwrap();
+        let record = setup
+            .service
+            .checkpoints
+            .get(&id)
+            .unwrap()
+            .dockshim
+            .unwrap();
         assert_eq!(record.uid, "uid-web", "the pod's identity is kept");
     }
 }
