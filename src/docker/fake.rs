@@ -36,6 +36,7 @@ struct FakeState {
     failures: HashMap<&'static str, VecDeque<DockerError>>,
     pull_progress: Vec<PullProgress>,
     create_warnings: Vec<String>,
+    update_warnings: Vec<String>,
     execs: ExecScript,
     calls: Vec<String>,
     created: u32,
@@ -139,6 +140,11 @@ impl FakeDocker {
     /// Creates answer with these warnings.
     pub fn set_create_warnings(&self, warnings: Vec<String>) {
         self.lock().create_warnings = warnings;
+    }
+
+    /// Updates answer with these warnings.
+    pub fn set_update_warnings(&self, warnings: Vec<String>) {
+        self.lock().update_warnings = warnings;
     }
 
     /// Exec'd processes write `output` (multiplexed as dockerd sends it)
@@ -314,7 +320,8 @@ impl DockerApi for FakeDocker {
         _resources: &Resources,
     ) -> Result<Vec<String>, DockerError> {
         let mut state = self.enter("update_container", id)?;
-        state.container(id).map(|_| Vec::new())
+        let warnings = state.update_warnings.clone();
+        state.container(id).map(|_| warnings)
     }
 
     fn containers_of_image(&self, id: &str) -> Result<Vec<ContainerSummary>, DockerError> {
