@@ -1325,4 +1325,81 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code, crate::grpc::Code::Unavailable, "{err}");
     }
+
+    /// A client of a Stream* call that keeps how many items each message
+    /// held (`count` reads them), and goes away at message `gone_at`.
+    struct Client {
+        count: fn(&[u8]) -> usize,
+        sizes: Vec<usize>,
+        gone_at: Option<usize>,
+    }
+
+    impl crate::grpc::MessageSink for Client {
+        fn send(&mut self, message: &[u8]) -> Result<(), Status> {
+            if Some(self.sizes.len()) == self.gone_at {
+                return Err(Status::cancelled("the client went away"));
+            }
+            self.sizes.push((self.count)(message));
+            Ok(())
+        }
+    }
+
+    fn sandboxes_in(message: &[u8]) -> usize {
+        let message: v1::StreamPodSandboxesResponse = prost::Message::decode(message).unwrap();
+        message.pod_sandboxes.len()
+    }
+
+    /// A runtime over a fake dockerd holding `pods` sandboxes.
+    fn with_sandboxes(dir: &std::path::Path, pods: usize) -> Runtime {
+        let (docker, index, runtime) = faked_with_index(dir);
+        for pod in 0..pods {
+            crate::cri::testing::add_container(
+                &docker,
+                &index,
+                &format!("k8s_POD_web-{pod}_prod_uid-{pod}_0"),
+                "podsandbox",
+                "",
+            );
+        }
+        runtime
+    }
+
+    #[test]
+    fn streamed_sandboxes_come_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = with_sandboxes(dir.path(), STREAM_BATCH + 1);
+        let mut client = Client {
+            count: sandboxes_in,
+            sizes: Vec::new(),
+            gone_at: None,
+        };
+        runtime
+            .stream_pod_sandboxes(
+                &ctx(),
+                v1::StreamPodSandboxesRequest::default(),
+                &mut Sink::new(&mut client),
+            )
+            .unwrap();
+        assert_eq!(client.sizes, [STREAM_BATCH, 1]);
+    }
+
+    #[test]
+    fn a_stream_whose_client_went_away_ends_with_the_client_s_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = with_sandboxes(dir.path(), 2 * STREAM_BATCH + 1);
+        let mut client = Client {
+            count: sandboxes_in,
+            sizes: Vec::new(),
+            gone_at: Some(1),
+        };
+        let err = runtime
+            .stream_pod_sandboxes(
+                &ctx(),
+                v1::StreamPodSandboxesRequest::default(),
+                &mut Sink::new(&mut client),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Cancelled, "{err}");
+        assert_eq!(client.sizes, [STREAM_BATCH]);
+    }
 }
