@@ -287,7 +287,7 @@ mod tests {
                 }),
                 ..crate::api::v1::ContainerFilter::default()
             };
-            assert_eq!(ids(Some(&running_only)), [running.clone()]);
+            assert_eq!(ids(Some(&running_only)), std::slice::from_ref(&running));
             let of_pod = crate::api::v1::ContainerFilter {
                 pod_sandbox_id: "pod".to_owned(),
                 ..crate::api::v1::ContainerFilter::default()
