@@ -899,4 +899,153 @@ mod handler_tests {
         assert!(err.message.contains("device or resource busy"), "{err:?}");
         assert_eq!(setup.docker.container_ids(), [stale]);
     }
+
+    #[test]
+    fn a_sandbox_whose_checkpoint_cannot_be_written_is_removed() {
+        let setup = setup();
+        // A file where the checkpoint directory was: no checkpoint can be written.
+        let dir = setup.service.checkpoints.dir().to_owned();
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::write(&dir, "").unwrap();
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Internal, "{err:?}");
+        assert!(err.message.contains("write the checkpoint"), "{err:?}");
+        assert!(setup.docker.container_ids().is_empty());
+        assert_eq!(
+            setup.docker.calls_of("start_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_sandbox_dockerd_cannot_describe_once_started_is_removed_with_its_checkpoint() {
+        let setup = setup();
+        setup
+            .docker
+            .fail("inspect_container", crate::docker::fake::refused());
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "{err:?}");
+        let [id] = setup.created_ids().try_into().unwrap();
+        assert!(setup.docker.container(&id).is_none());
+        assert!(!setup.has_checkpoint(&id));
+    }
+
+    #[test]
+    fn a_sandbox_whose_resolv_conf_cannot_be_written_is_removed_with_its_checkpoint() {
+        let setup = setup();
+        let mut request = request();
+        if let Some(config) = request.config.as_mut() {
+            config.dns_config = Some(v1::DnsConfig {
+                servers: vec!["10.96.0.10".to_owned()],
+                ..v1::DnsConfig::default()
+            });
+        }
+        // The fake's containers have no resolv.conf path to write to.
+        let err = run_with(&setup, &request).unwrap_err();
+        assert!(err.message.contains("resolv.conf"), "{err:?}");
+        let [id] = setup.created_ids().try_into().unwrap();
+        assert!(setup.docker.container(&id).is_none());
+        assert!(!setup.has_checkpoint(&id));
+    }
+
+    /// A node whose CNI network `pods` is one plugin (and loopback) that
+    /// logs each command to the file `calls` in `dir`; ADD fails while the
+    /// file `add-fails` exists and DEL while `del-fails` does; a good ADD
+    /// gives the pod 10.88.0.5.
+    fn cni_setup(dir: &std::path::Path) -> Setup {
+        use std::os::unix::fs::PermissionsExt;
+        let mut config = testing::config(dir);
+        config.network_plugin = crate::cli::NetworkPlugin::Cni;
+        config.hairpin_mode = crate::cli::HairpinMode::None;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
+        let script = format!(
+            "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >>{dir}/calls\n\
+             fail() {{ echo '{{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"'\"$1\"'\"}}'; exit 1; }}\n\
+             case \"$CNI_COMMAND\" in\n\
+             ADD) [ -e {dir}/add-fails ] && fail 'no IP addresses available'\n\
+             echo '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.88.0.5/16\"}}]}}' ;;\n\
+             DEL) [ -e {dir}/del-fails ] && fail 'cannot release'; exit 0 ;;\n\
+             esac\n",
+            dir = dir.display(),
+        );
+        for plugin in ["loopback", "pods-plugin"] {
+            std::fs::write(bin.join(plugin), &script).unwrap();
+            std::fs::set_permissions(bin.join(plugin), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        std::fs::write(
+            config.cni_conf_dir.join("10-pods.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"pods-plugin"}]}"#,
+        )
+        .unwrap();
+        let docker = testing::docker();
+        let index = testing::index(&docker);
+        let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
+        Setup {
+            docker,
+            index,
+            service,
+            // The node's files are in `dir`, which the caller holds.
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The pod of [`request`] on the pod network.
+    fn pod_network_request() -> v1::RunPodSandboxRequest {
+        let mut request = request();
+        if let Some(config) = request.config.as_mut() {
+            config.linux = None;
+        }
+        request
+    }
+
+    fn cni_commands(dir: &std::path::Path) -> Vec<String> {
+        let calls = std::fs::read_to_string(dir.join("calls")).unwrap_or_default();
+        calls.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_sandbox_on_the_pod_network_records_the_ip_cni_gave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = cni_setup(dir.path());
+        let id = run_with(&setup, &pod_network_request()).unwrap();
+        let status = setup.service.pod_sandbox_status(&id, false).unwrap();
+        assert_eq!(status.status.unwrap().network.unwrap().ip, "10.88.0.5");
+        assert!(setup.docker.container(&id).unwrap().state.running);
+    }
+
+    #[test]
+    fn a_rollback_whose_teardown_fails_leaves_it_owed_and_the_next_run_settles_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = cni_setup(dir.path());
+        std::fs::write(dir.path().join("add-fails"), "").unwrap();
+        std::fs::write(dir.path().join("del-fails"), "").unwrap();
+        let err = run_with(&setup, &pod_network_request()).unwrap_err();
+        assert!(err.message.contains("no IP addresses available"), "{err:?}");
+        assert!(err.message.contains("cannot release"), "{err:?}");
+        let [failed] = setup.created_ids().try_into().unwrap();
+        assert!(setup.docker.container(&failed).is_none());
+        assert_eq!(setup.service.owed.ids().unwrap(), [failed.clone()]);
+
+        std::fs::remove_file(dir.path().join("add-fails")).unwrap();
+        std::fs::remove_file(dir.path().join("del-fails")).unwrap();
+        let dels_before = cni_commands(dir.path())
+            .iter()
+            .filter(|c| *c == "DEL")
+            .count();
+        let id = run_with(&setup, &pod_network_request()).unwrap();
+        assert_ne!(id, failed);
+        assert!(setup.service.owed.ids().unwrap().is_empty());
+        let dels = cni_commands(dir.path())
+            .iter()
+            .filter(|c| *c == "DEL")
+            .count();
+        assert!(
+            dels > dels_before,
+            "the owed DEL ran: {:?}",
+            cni_commands(dir.path())
+        );
+    }
 }
