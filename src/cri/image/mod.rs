@@ -741,4 +741,37 @@ mod handler_tests {
             .unwrap_err();
         assert_eq!(err.code, Code::Unavailable, "{err:?}");
     }
+
+    /// A client of StreamImages that keeps how many images each message held.
+    struct Client(Vec<usize>);
+
+    impl crate::grpc::MessageSink for Client {
+        fn send(&mut self, message: &[u8]) -> Result<(), Status> {
+            let message: v1::StreamImagesResponse = prost::Message::decode(message).unwrap();
+            self.0.push(message.images.len());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn streamed_images_come_in_batches() {
+        let docker = FakeDocker::new();
+        for n in 0..=STREAM_IMAGES_BATCH {
+            docker.add_image(ImageInspect {
+                id: format!("sha256:{n:064x}"),
+                repo_tags: vec![format!("127.0.0.1:5000/app-{n}:v1")],
+                ..ImageInspect::default()
+            });
+        }
+        let images = images(&docker);
+        let mut client = Client(Vec::new());
+        images
+            .stream_images(
+                &ctx(),
+                v1::StreamImagesRequest::default(),
+                &mut Sink::new(&mut client),
+            )
+            .unwrap();
+        assert_eq!(client.0, [STREAM_IMAGES_BATCH, 1]);
+    }
 }
