@@ -587,4 +587,37 @@ mod tests {
         assert!(!setup.docker.container(&id).unwrap().state.running);
         assert!(!setup.index.container(&id).unwrap().unwrap().is_running());
     }
+
+    #[test]
+    fn removing_a_container_deletes_its_log_file() {
+        let setup = setup();
+        let id = setup.container();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        std::fs::write(&log, "").unwrap();
+        with_log_path(&setup, &id, &log);
+        setup.service.remove_container(&id).unwrap();
+        assert!(!log.exists());
+    }
+
+    #[test]
+    fn a_log_file_that_cannot_be_deleted_fails_the_removal_until_a_retry_can() {
+        let setup = setup();
+        let id = setup.container();
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the log file should be: unlinking it fails.
+        let log = dir.path().join("0.log");
+        std::fs::create_dir_all(log.join("kept")).unwrap();
+        with_log_path(&setup, &id, &log);
+        let err = setup.service.remove_container(&id).unwrap_err();
+        assert_eq!(code(err), Code::Internal);
+        assert!(setup.docker.container(&id).is_none());
+        assert!(
+            setup.index.container(&id).unwrap().is_some(),
+            "kept for the retry"
+        );
+        std::fs::remove_dir_all(&log).unwrap();
+        setup.service.remove_container(&id).unwrap();
+        assert!(setup.index.container(&id).unwrap().is_none());
+    }
 }
