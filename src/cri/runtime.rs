@@ -1402,4 +1402,91 @@ mod tests {
         assert_eq!(err.code, crate::grpc::Code::Cancelled, "{err}");
         assert_eq!(client.sizes, [STREAM_BATCH]);
     }
+
+    /// A runtime whose container calls also go to the fake dockerd.
+    fn faked_containers(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<crate::docker::fake::FakeDocker>,
+        Arc<crate::index::Index>,
+        Runtime,
+    ) {
+        let (docker, index, mut runtime) = faked_with_index(dir);
+        runtime.containers = crate::cri::testing::containers(
+            &docker,
+            &runtime.config,
+            Arc::clone(&index),
+            Arc::new(crate::host::RecordingHost::default()),
+        );
+        (docker, index, runtime)
+    }
+
+    #[test]
+    fn stream_urls_are_issued_only_for_running_containers_and_ready_sandboxes() {
+        use crate::grpc::Code;
+        let dir = tempfile::tempdir().unwrap();
+        let (docker, index, runtime) = faked_containers(dir.path());
+        let pod = crate::cri::testing::add_container(
+            &docker,
+            &index,
+            "k8s_POD_web_prod_uid-1_0",
+            "podsandbox",
+            "",
+        );
+        let app = crate::cri::testing::add_container(
+            &docker,
+            &index,
+            "k8s_app_web_prod_uid-1_0",
+            "container",
+            &pod,
+        );
+        let exec = |id: &str| v1::ExecRequest {
+            container_id: id.to_owned(),
+            cmd: vec!["sh".to_owned()],
+            stdout: true,
+            ..v1::ExecRequest::default()
+        };
+        let attach = |id: &str| v1::AttachRequest {
+            container_id: id.to_owned(),
+            stdout: true,
+            ..v1::AttachRequest::default()
+        };
+        let forward = |id: &str| v1::PortForwardRequest {
+            pod_sandbox_id: id.to_owned(),
+            port: vec![80],
+        };
+        let code = |status: Status| status.code;
+        // Created, not running: no URL yet.
+        assert_eq!(
+            runtime.exec(&ctx(), exec(&app)).map_err(code).unwrap_err(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            runtime
+                .port_forward(&ctx(), forward(&pod))
+                .map_err(code)
+                .unwrap_err(),
+            Code::FailedPrecondition
+        );
+        for id in [&pod, &app] {
+            docker.start_container(id).unwrap();
+            index.refresh(id).unwrap();
+        }
+        let urls = [
+            runtime.exec(&ctx(), exec(&app)).unwrap().url,
+            runtime.attach(&ctx(), attach(&app)).unwrap().url,
+            runtime.port_forward(&ctx(), forward(&pod)).unwrap().url,
+        ];
+        for url in &urls {
+            assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        }
+        assert_eq!(
+            runtime
+                .attach(&ctx(), attach("f00d"))
+                .map_err(code)
+                .unwrap_err(),
+            Code::NotFound
+        );
+        assert_eq!(docker.calls_of("create_exec"), Vec::<String>::new());
+    }
 }
