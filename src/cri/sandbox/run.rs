@@ -1027,7 +1027,10 @@ mod handler_tests {
         assert!(err.message.contains("cannot release"), "{err:?}");
         let [failed] = setup.created_ids().try_into().unwrap();
         assert!(setup.docker.container(&failed).is_none());
-        assert_eq!(setup.service.owed.ids().unwrap(), [failed.clone()]);
+        assert_eq!(
+            setup.service.owed.ids().unwrap(),
+            std::slice::from_ref(&failed)
+        );
 
         std::fs::remove_file(dir.path().join("add-fails")).unwrap();
         std::fs::remove_file(dir.path().join("del-fails")).unwrap();
