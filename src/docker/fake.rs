@@ -148,7 +148,8 @@ impl FakeDocker {
     }
 
     /// Exec'd processes write `output` (multiplexed as dockerd sends it)
-    /// and exit with `exit_code`.
+    /// and exit with `exit_code`. The output is written before the stream
+    /// is handed over, so it must fit a socket buffer: tens of KiB.
     pub fn set_exec_output(&self, output: Vec<u8>, exit_code: i32) {
         let mut state = self.lock();
         state.execs.output = output;
