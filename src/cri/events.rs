@@ -173,3 +173,86 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod handler_tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::api::v1::ContainerEventType;
+    use crate::cri::testing::{self, SandboxSetup};
+    use crate::grpc::{Code, MessageSink};
+    use crate::host::RecordingHost;
+
+    /// A client that keeps every event it is sent.
+    struct Client(Arc<Mutex<Vec<v1::ContainerEventResponse>>>);
+
+    impl MessageSink for Client {
+        fn send(&mut self, message: &[u8]) -> Result<(), Status> {
+            let event = prost::Message::decode(message).unwrap();
+            self.0.lock().unwrap().push(event);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_started_container_s_event_carries_its_pod_and_the_stream_ends_when_cancelled() {
+        let setup = SandboxSetup::new();
+        let pod = setup.run("web");
+        let containers = testing::containers(
+            &setup.docker,
+            &testing::config(setup.dir.path()),
+            Arc::clone(&setup.index),
+            Arc::new(RecordingHost::default()),
+        );
+        let streams = EventStreams::default();
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/GetContainerEvents", None);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let started = ContainerEventType::ContainerStartedEvent as i32;
+        let (app, outcome) = std::thread::scope(|scope| {
+            let serving = scope.spawn(|| {
+                let mut client = Client(Arc::clone(&received));
+                let mut sink = Sink::new(&mut client);
+                streams.serve(&ctx, &setup.index, &setup.service, &containers, &mut sink)
+            });
+            while streams.open.load(Ordering::Acquire) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The slot is taken just before the subscription.
+            std::thread::sleep(Duration::from_millis(20));
+            let app = setup.container(&pod, "app", true);
+            let until = Instant::now() + Duration::from_secs(5);
+            while !received
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|event| event.container_id == app && event.container_event_type == started)
+            {
+                assert!(Instant::now() < until, "no start event");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            ctx.cancel();
+            (app, serving.join().unwrap())
+        });
+        assert_eq!(outcome.unwrap_err().code, Code::Cancelled);
+        let events = received.lock().unwrap();
+        let event = events
+            .iter()
+            .find(|event| event.container_id == app && event.container_event_type == started)
+            .unwrap();
+        let pod_status = event.pod_sandbox_status.as_ref().unwrap();
+        assert_eq!(pod_status.id, pod);
+        assert_eq!(pod_status.metadata.as_ref().unwrap().name, "web");
+        let members: Vec<(&str, i32)> = event
+            .containers_statuses
+            .iter()
+            .map(|status| (status.id.as_str(), status.state))
+            .collect();
+        assert_eq!(
+            members,
+            [(app.as_str(), v1::ContainerState::ContainerRunning as i32)]
+        );
+    }
+}

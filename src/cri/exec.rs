@@ -1024,4 +1024,131 @@ mod tests {
         // Gone: signalling it again is not an error and reaches no one.
         pinned.signal(Signal::SIGKILL).unwrap();
     }
+
+    /// A started container in `docker`; its main process is this test's,
+    /// as the fake's start makes it.
+    fn started(docker: &crate::docker::fake::FakeDocker) -> String {
+        let body = crate::docker::ContainerCreate::default();
+        let crate::docker::CreateOutcome::Created(created) =
+            docker.create_container("k8s_app", &body).unwrap()
+        else {
+            panic!("k8s_app is taken");
+        };
+        docker.start_container(&created.id).unwrap();
+        created.id
+    }
+
+    /// A process that outlives any test, standing for an exec'd command.
+    fn hung_process(docker: &crate::docker::fake::FakeDocker) -> std::process::Child {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        docker.hang_execs(i32::try_from(child.id()).unwrap());
+        child
+    }
+
+    fn killed(mut child: std::process::Child) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        child.wait().unwrap().signal() == Some(Signal::SIGKILL as i32)
+    }
+
+    #[test]
+    fn a_command_that_outlives_its_timeout_is_killed_and_times_out() {
+        let docker = crate::cri::testing::docker();
+        let id = started(&docker);
+        let child = hung_process(&docker);
+        let ctx = CallContext::new("/t", None);
+        let begun = Instant::now();
+        let err = exec_sync(
+            docker.as_ref(),
+            &Node,
+            &id,
+            &["sleep".to_owned(), "30".to_owned()],
+            Some(Duration::from_millis(50)),
+            &ctx,
+            &|| true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ExecError::Timeout { cleanup: None, .. }),
+            "{err}"
+        );
+        assert_eq!(err.code(), Code::DeadlineExceeded);
+        assert!(
+            begun.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            begun.elapsed()
+        );
+        assert!(killed(child));
+    }
+
+    #[test]
+    fn a_cancelled_call_kills_its_command_and_is_cancelled() {
+        let docker = crate::cri::testing::docker();
+        let id = started(&docker);
+        let child = hung_process(&docker);
+        let ctx = CallContext::new("/t", None);
+        ctx.cancel();
+        let err = exec_sync(
+            docker.as_ref(),
+            &Node,
+            &id,
+            &["sleep".to_owned(), "30".to_owned()],
+            None,
+            &ctx,
+            &|| true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ExecError::Cancelled { cleanup: None, .. }),
+            "{err}"
+        );
+        assert_eq!(err.code(), Code::Cancelled);
+        assert!(killed(child));
+    }
+
+    #[test]
+    fn a_kill_dockerd_cannot_help_with_is_named_in_the_timeout() {
+        let docker = crate::cri::testing::docker();
+        let id = started(&docker);
+        docker.hang_execs(4242);
+        docker.fail("inspect_exec", crate::docker::fake::refused());
+        let ctx = CallContext::new("/t", None);
+        let err = exec_sync(
+            docker.as_ref(),
+            &RecordingHost::default(),
+            &id,
+            &["sleep".to_owned(), "30".to_owned()],
+            Some(Duration::from_millis(20)),
+            &ctx,
+            &|| true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExecError::Timeout {
+                    cleanup: Some(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(Status::from(err).code, Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn killing_an_exec_whose_container_stopped_reads_no_process() {
+        let docker = crate::cri::testing::docker();
+        let id = started(&docker);
+        docker.hang_execs(4242);
+        docker.stop_container(&id, Duration::ZERO, None).unwrap();
+        let host = RecordingHost::default();
+        assert_eq!(
+            kill_exec(docker.as_ref(), &host, &format!("exec-{id}")).unwrap(),
+            0
+        );
+        assert!(host.reads().is_empty());
+    }
 }

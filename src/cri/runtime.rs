@@ -1125,4 +1125,377 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code, crate::grpc::Code::Unavailable, "{err}");
     }
+
+    /// A runtime whose own calls and sandbox calls go to a fake dockerd,
+    /// with the index the sandbox calls read.
+    fn faked_with_index(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<crate::docker::fake::FakeDocker>,
+        Arc<crate::index::Index>,
+        Runtime,
+    ) {
+        let docker = crate::cri::testing::docker();
+        let mut runtime = runtime(dir, NetworkPlugin::None);
+        let index = crate::cri::testing::index(&docker);
+        runtime.sandboxes =
+            crate::cri::testing::sandboxes(&docker, &runtime.config, Arc::clone(&index));
+        runtime.docker = Arc::clone(&docker) as Arc<dyn DockerApi>;
+        (docker, index, runtime)
+    }
+
+    fn faked(dir: &std::path::Path) -> (Arc<crate::docker::fake::FakeDocker>, Runtime) {
+        let (docker, _, runtime) = faked_with_index(dir);
+        (docker, runtime)
+    }
+
+    fn pod_cidr(cidr: &str) -> v1::UpdateRuntimeConfigRequest {
+        v1::UpdateRuntimeConfigRequest {
+            runtime_config: Some(v1::RuntimeConfig {
+                network_config: Some(v1::NetworkConfig {
+                    pod_cidr: cidr.to_owned(),
+                }),
+            }),
+        }
+    }
+
+    #[test]
+    fn version_names_dockerd_s_version_and_asks_it_once_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let (docker, runtime) = faked(dir.path());
+        for _ in 0..2 {
+            let version = runtime
+                .version(&ctx(), v1::VersionRequest::default())
+                .unwrap();
+            assert_eq!(version.runtime_version, "20.10.24");
+            assert_eq!(version.runtime_api_version, "v1");
+        }
+        assert_eq!(docker.calls_of("version").len(), 1);
+    }
+
+    #[test]
+    fn status_with_dockerd_answering_is_ready_with_its_handlers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_docker, runtime) = faked(dir.path());
+        let response = runtime
+            .status(&ctx(), v1::StatusRequest { verbose: false })
+            .unwrap();
+        assert_eq!(
+            conditions(&response),
+            [
+                (RUNTIME_READY.to_owned(), true, String::new()),
+                (NETWORK_READY.to_owned(), true, String::new()),
+            ]
+        );
+        let names: Vec<&str> = response
+            .runtime_handlers
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(names, [""]);
+    }
+
+    #[test]
+    fn status_whose_ping_fails_is_not_ready_without_asking_for_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let (docker, runtime) = faked(dir.path());
+        docker.fail("ping", crate::docker::fake::refused());
+        let response = runtime
+            .status(&ctx(), v1::StatusRequest { verbose: true })
+            .unwrap();
+        assert_eq!(
+            conditions(&response)[0],
+            (
+                RUNTIME_READY.to_owned(),
+                false,
+                "DockerDaemonNotReady".to_owned()
+            )
+        );
+        assert_eq!(docker.calls_of("engine"), Vec::<String>::new());
+        assert_eq!(response.info["runtimes"], "null");
+    }
+
+    #[test]
+    fn status_whose_engine_cannot_be_read_stays_ready_with_the_default_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let (docker, runtime) = faked(dir.path());
+        docker.fail("engine", crate::docker::fake::status(500, "info failed"));
+        let response = runtime
+            .status(&ctx(), v1::StatusRequest { verbose: false })
+            .unwrap();
+        assert!(conditions(&response)[0].1);
+        assert_eq!(response.runtime_handlers.len(), 1);
+    }
+
+    #[test]
+    fn runtime_config_asks_dockerd_for_its_cgroup_driver_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (docker, runtime) = faked(dir.path());
+        for _ in 0..2 {
+            let config = runtime
+                .runtime_config(&ctx(), v1::RuntimeConfigRequest::default())
+                .unwrap();
+            assert_eq!(
+                config.linux.unwrap().cgroup_driver,
+                v1::CgroupDriver::Cgroupfs as i32
+            );
+        }
+        assert_eq!(docker.calls_of("info").len(), 2);
+        docker.fail("info", crate::docker::fake::refused());
+        let err = runtime
+            .runtime_config(&ctx(), v1::RuntimeConfigRequest::default())
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Unavailable, "{err}");
+    }
+
+    #[test]
+    fn a_changed_pod_cidr_is_kept_and_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(dir.path(), NetworkPlugin::Cni);
+        runtime
+            .update_runtime_config(&ctx(), pod_cidr("10.88.0.0/16"))
+            .unwrap();
+        runtime
+            .update_runtime_config(&ctx(), pod_cidr("10.99.0.0/16"))
+            .unwrap();
+        assert_eq!(runtime.pod_cidr().as_deref(), Some("10.99.0.0/16"));
+        let store = Store::open(&dir.path().join("root")).unwrap();
+        assert_eq!(
+            store.load_pod_cidr().unwrap().as_deref(),
+            Some("10.99.0.0/16")
+        );
+    }
+
+    #[test]
+    fn an_unchanged_pod_cidr_is_not_saved_again_and_one_that_cannot_be_saved_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(dir.path(), NetworkPlugin::Cni);
+        runtime
+            .update_runtime_config(&ctx(), pod_cidr("10.88.0.0/16"))
+            .unwrap();
+        // A directory where the file goes: no save can succeed now.
+        let file = dir.path().join("root/pod-cidr");
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir_all(file.join("taken")).unwrap();
+        runtime
+            .update_runtime_config(&ctx(), pod_cidr("10.88.0.0/16"))
+            .unwrap();
+        let err = runtime
+            .update_runtime_config(&ctx(), pod_cidr("10.99.0.0/16"))
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Internal, "{err}");
+        assert_eq!(runtime.pod_cidr().as_deref(), Some("10.88.0.0/16"));
+    }
+
+    #[test]
+    fn sandbox_resources_are_left_to_the_kubelet_but_an_unknown_sandbox_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (docker, index, runtime) = faked_with_index(dir.path());
+        let request = |id: &str| v1::UpdatePodSandboxResourcesRequest {
+            pod_sandbox_id: id.to_owned(),
+            ..v1::UpdatePodSandboxResourcesRequest::default()
+        };
+        let err = runtime
+            .update_pod_sandbox_resources(&ctx(), request("f00d"))
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::NotFound, "{err}");
+        let pod = crate::cri::testing::add_container(
+            &docker,
+            &index,
+            "k8s_POD_web_prod_uid-1_0",
+            "podsandbox",
+            "",
+        );
+        runtime
+            .update_pod_sandbox_resources(&ctx(), request(&pod))
+            .unwrap();
+        assert_eq!(docker.calls_of("update_container"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn checkpoint_container_is_unimplemented() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = runtime(dir.path(), NetworkPlugin::None)
+            .checkpoint_container(&ctx(), v1::CheckpointContainerRequest::default())
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Unimplemented, "{err}");
+    }
+
+    #[test]
+    fn metrics_are_described_without_docker_but_not_measured_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(dir.path(), NetworkPlugin::None);
+        let described = runtime
+            .list_metric_descriptors(&ctx(), v1::ListMetricDescriptorsRequest::default())
+            .unwrap();
+        assert!(!described.descriptors.is_empty());
+        let err = runtime
+            .list_pod_sandbox_metrics(&ctx(), v1::ListPodSandboxMetricsRequest::default())
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Unavailable, "{err}");
+    }
+
+    /// A client of a Stream* call that keeps how many items each message
+    /// held (`count` reads them), and goes away at message `gone_at`.
+    struct Client {
+        count: fn(&[u8]) -> usize,
+        sizes: Vec<usize>,
+        gone_at: Option<usize>,
+    }
+
+    impl crate::grpc::MessageSink for Client {
+        fn send(&mut self, message: &[u8]) -> Result<(), Status> {
+            if Some(self.sizes.len()) == self.gone_at {
+                return Err(Status::cancelled("the client went away"));
+            }
+            self.sizes.push((self.count)(message));
+            Ok(())
+        }
+    }
+
+    fn sandboxes_in(message: &[u8]) -> usize {
+        let message: v1::StreamPodSandboxesResponse = prost::Message::decode(message).unwrap();
+        message.pod_sandboxes.len()
+    }
+
+    /// A runtime over a fake dockerd holding `pods` sandboxes.
+    fn with_sandboxes(dir: &std::path::Path, pods: usize) -> Runtime {
+        let (docker, index, runtime) = faked_with_index(dir);
+        for pod in 0..pods {
+            crate::cri::testing::add_container(
+                &docker,
+                &index,
+                &format!("k8s_POD_web-{pod}_prod_uid-{pod}_0"),
+                "podsandbox",
+                "",
+            );
+        }
+        runtime
+    }
+
+    #[test]
+    fn streamed_sandboxes_come_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = with_sandboxes(dir.path(), STREAM_BATCH + 1);
+        let mut client = Client {
+            count: sandboxes_in,
+            sizes: Vec::new(),
+            gone_at: None,
+        };
+        runtime
+            .stream_pod_sandboxes(
+                &ctx(),
+                v1::StreamPodSandboxesRequest::default(),
+                &mut Sink::new(&mut client),
+            )
+            .unwrap();
+        assert_eq!(client.sizes, [STREAM_BATCH, 1]);
+    }
+
+    #[test]
+    fn a_stream_whose_client_went_away_ends_with_the_client_s_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = with_sandboxes(dir.path(), 2 * STREAM_BATCH + 1);
+        let mut client = Client {
+            count: sandboxes_in,
+            sizes: Vec::new(),
+            gone_at: Some(1),
+        };
+        let err = runtime
+            .stream_pod_sandboxes(
+                &ctx(),
+                v1::StreamPodSandboxesRequest::default(),
+                &mut Sink::new(&mut client),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, crate::grpc::Code::Cancelled, "{err}");
+        assert_eq!(client.sizes, [STREAM_BATCH]);
+    }
+
+    /// A runtime whose container calls also go to the fake dockerd.
+    fn faked_containers(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<crate::docker::fake::FakeDocker>,
+        Arc<crate::index::Index>,
+        Runtime,
+    ) {
+        let (docker, index, mut runtime) = faked_with_index(dir);
+        runtime.containers = crate::cri::testing::containers(
+            &docker,
+            &runtime.config,
+            Arc::clone(&index),
+            Arc::new(crate::host::RecordingHost::default()),
+        );
+        (docker, index, runtime)
+    }
+
+    #[test]
+    fn stream_urls_are_issued_only_for_running_containers_and_ready_sandboxes() {
+        use crate::grpc::Code;
+        let dir = tempfile::tempdir().unwrap();
+        let (docker, index, runtime) = faked_containers(dir.path());
+        let pod = crate::cri::testing::add_container(
+            &docker,
+            &index,
+            "k8s_POD_web_prod_uid-1_0",
+            "podsandbox",
+            "",
+        );
+        let app = crate::cri::testing::add_container(
+            &docker,
+            &index,
+            "k8s_app_web_prod_uid-1_0",
+            "container",
+            &pod,
+        );
+        let exec = |id: &str| v1::ExecRequest {
+            container_id: id.to_owned(),
+            cmd: vec!["sh".to_owned()],
+            stdout: true,
+            ..v1::ExecRequest::default()
+        };
+        let attach = |id: &str| v1::AttachRequest {
+            container_id: id.to_owned(),
+            stdout: true,
+            ..v1::AttachRequest::default()
+        };
+        let forward = |id: &str| v1::PortForwardRequest {
+            pod_sandbox_id: id.to_owned(),
+            port: vec![80],
+        };
+        let code = |status: Status| status.code;
+        // Created, not running: no URL yet.
+        assert_eq!(
+            runtime.exec(&ctx(), exec(&app)).map_err(code).unwrap_err(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            runtime
+                .port_forward(&ctx(), forward(&pod))
+                .map_err(code)
+                .unwrap_err(),
+            Code::FailedPrecondition
+        );
+        for id in [&pod, &app] {
+            docker.start_container(id).unwrap();
+            index.refresh(id).unwrap();
+        }
+        let urls = [
+            runtime.exec(&ctx(), exec(&app)).unwrap().url,
+            runtime.attach(&ctx(), attach(&app)).unwrap().url,
+            runtime.port_forward(&ctx(), forward(&pod)).unwrap().url,
+        ];
+        for url in &urls {
+            assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        }
+        assert_eq!(
+            runtime
+                .attach(&ctx(), attach("f00d"))
+                .map_err(code)
+                .unwrap_err(),
+            Code::NotFound
+        );
+        assert_eq!(docker.calls_of("create_exec"), Vec::<String>::new());
+    }
 }

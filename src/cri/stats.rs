@@ -1083,4 +1083,227 @@ mod tests {
         assert_eq!(status.code, Code::NotFound);
         assert!(status.message.contains("\"abc\""), "{}", status.message);
     }
+
+    /// The stats calls over a fake dockerd's containers as the index sees
+    /// them, on the node of a [`Fixture`]; dockerd is never asked about
+    /// the node, which is known already.
+    struct Calls {
+        docker: Arc<crate::docker::fake::FakeDocker>,
+        index: Arc<Index>,
+        stats: StatsService,
+        /// Where the fixture's cgroups live.
+        cgroups: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Calls {
+        fn new() -> Calls {
+            let Fixture { dir, node, .. } = Fixture::new();
+            let docker = crate::cri::testing::docker();
+            let index = crate::cri::testing::index(&docker);
+            let nowhere = format!("unix://{}/no-docker.sock", dir.path().display());
+            let mut stats = StatsService::new(
+                DockerClient::new(&nowhere, std::time::Duration::from_secs(1)).unwrap(),
+                Arc::clone(&index),
+            );
+            stats.node = Mutex::new(Some(Arc::new(node)));
+            Calls {
+                docker,
+                index,
+                stats,
+                cgroups: dir.path().join("cgroup"),
+                _dir: dir,
+            }
+        }
+
+        /// A running sandbox (pod `name`) with a cgroup; returns its ID.
+        fn sandbox(&self, name: &str) -> String {
+            let docker_name = format!("k8s_POD_{name}_prod_uid-{name}_0");
+            let id = crate::cri::testing::add_container(
+                &self.docker,
+                &self.index,
+                &docker_name,
+                "podsandbox",
+                "",
+            );
+            self.start(&id, true);
+            id
+        }
+
+        /// A container `name` of `sandbox` labelled `tier=<name>`,
+        /// running if `running`, with a cgroup if `cgroup`.
+        fn container(&self, sandbox: &str, name: &str, running: bool, cgroup: bool) -> String {
+            let docker_name = format!("k8s_{name}_web_prod_uid-1_0");
+            let id = crate::cri::testing::add_container(
+                &self.docker,
+                &self.index,
+                &docker_name,
+                "container",
+                sandbox,
+            );
+            self.docker.edit_container(&id, |container| {
+                container
+                    .config
+                    .labels
+                    .insert("tier".to_owned(), name.to_owned());
+            });
+            if running {
+                self.start(&id, cgroup);
+            } else {
+                self.index.refresh(&id).unwrap();
+            }
+            id
+        }
+
+        fn start(&self, id: &str, cgroup: bool) {
+            use crate::docker::DockerApi;
+            self.docker.start_container(id).unwrap();
+            self.index.refresh(id).unwrap();
+            if cgroup {
+                let dir = self.cgroups.join("docker").join(id);
+                fs::create_dir_all(&dir).unwrap();
+                for (file, text) in [
+                    ("cpu.stat", "usage_usec 1000\n"),
+                    ("memory.current", "4096\n"),
+                    ("memory.stat", "anon 4096\ninactive_file 0\n"),
+                    ("memory.max", "max\n"),
+                    ("pids.current", "1\n"),
+                ] {
+                    fs::write(dir.join(file), text).unwrap();
+                }
+            }
+        }
+    }
+
+    fn code(err: StatsServiceError) -> Code {
+        Status::from(err).code
+    }
+
+    fn ids_of_containers(stats: &[v1::ContainerStats]) -> Vec<String> {
+        stats
+            .iter()
+            .map(|one| one.attributes.clone().unwrap().id)
+            .collect()
+    }
+
+    fn ids_of_pods(stats: &[v1::PodSandboxStats]) -> Vec<String> {
+        stats
+            .iter()
+            .map(|one| one.attributes.clone().unwrap().id)
+            .collect()
+    }
+
+    #[test]
+    fn container_stats_of_an_unknown_or_empty_id_are_refused() {
+        let calls = Calls::new();
+        assert_eq!(
+            code(calls.stats.container_stats("f00d").unwrap_err()),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(calls.stats.container_stats("").unwrap_err()),
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn container_stats_of_a_running_container_carry_its_cgroup_figures() {
+        let calls = Calls::new();
+        let pod = calls.sandbox("web");
+        let app = calls.container(&pod, "app", true, true);
+        let stats = calls.stats.container_stats(&app).unwrap();
+        assert_eq!(stats.attributes.unwrap().id, app);
+        assert_eq!(value(stats.cpu.unwrap().usage_core_nano_seconds), 1_000_000);
+    }
+
+    #[test]
+    fn a_container_whose_cgroup_went_away_mid_call_has_only_its_identity() {
+        let calls = Calls::new();
+        let pod = calls.sandbox("web");
+        let app = calls.container(&pod, "app", true, false);
+        let stats = calls.stats.container_stats(&app).unwrap();
+        assert_eq!(stats.attributes.unwrap().id, app);
+        assert_eq!((stats.cpu, stats.memory), (None, None));
+        let listed = calls.stats.list_container_stats(None).unwrap();
+        assert_eq!(ids_of_containers(&listed), Vec::<String>::new());
+    }
+
+    #[test]
+    fn container_stats_lists_leave_out_stopped_containers_and_apply_the_filter() {
+        let calls = Calls::new();
+        let web = calls.sandbox("web");
+        let db = calls.sandbox("db");
+        let app = calls.container(&web, "app", true, true);
+        calls.container(&web, "init", false, false);
+        let store = calls.container(&db, "store", true, true);
+        let all = calls.stats.list_container_stats(None).unwrap();
+        let mut listed = ids_of_containers(&all);
+        listed.sort();
+        assert_eq!(listed, [app.clone(), store.clone()]);
+        let of_web = v1::ContainerStatsFilter {
+            pod_sandbox_id: web.clone(),
+            ..v1::ContainerStatsFilter::default()
+        };
+        let listed = calls.stats.list_container_stats(Some(&of_web)).unwrap();
+        assert_eq!(ids_of_containers(&listed), [app]);
+        let labelled = v1::ContainerStatsFilter {
+            label_selector: HashMap::from([("tier".to_owned(), "store".to_owned())]),
+            ..v1::ContainerStatsFilter::default()
+        };
+        let listed = calls.stats.list_container_stats(Some(&labelled)).unwrap();
+        assert_eq!(ids_of_containers(&listed), [store]);
+    }
+
+    #[test]
+    fn pod_sandbox_stats_of_an_unknown_sandbox_are_not_found() {
+        let calls = Calls::new();
+        assert_eq!(
+            code(calls.stats.pod_sandbox_stats("f00d").unwrap_err()),
+            Code::NotFound
+        );
+    }
+
+    #[test]
+    fn a_stopped_sandbox_has_only_its_identity_and_is_left_out_of_lists() {
+        use crate::docker::DockerApi;
+        let calls = Calls::new();
+        let web = calls.sandbox("web");
+        calls
+            .docker
+            .stop_container(&web, std::time::Duration::ZERO, None)
+            .unwrap();
+        calls.index.refresh(&web).unwrap();
+        let stats = calls.stats.pod_sandbox_stats(&web).unwrap();
+        assert_eq!(stats.attributes.unwrap().id, web);
+        assert_eq!(stats.linux, None);
+        let listed = calls.stats.list_pod_sandbox_stats(None).unwrap();
+        assert_eq!(ids_of_pods(&listed), Vec::<String>::new());
+    }
+
+    #[test]
+    fn pod_sandbox_stats_lists_hold_each_pod_s_own_running_containers() {
+        let calls = Calls::new();
+        let web = calls.sandbox("web");
+        let db = calls.sandbox("db");
+        let app = calls.container(&web, "app", true, true);
+        let store = calls.container(&db, "store", true, true);
+        let members = |stats: &v1::PodSandboxStats| {
+            ids_of_containers(&stats.linux.clone().unwrap().containers)
+        };
+        let all = calls.stats.list_pod_sandbox_stats(None).unwrap();
+        let mut pods: Vec<(String, Vec<String>)> = all
+            .iter()
+            .map(|stats| (stats.attributes.clone().unwrap().id, members(stats)))
+            .collect();
+        pods.sort();
+        let mut expected = vec![(web.clone(), vec![app]), (db, vec![store])];
+        expected.sort();
+        assert_eq!(pods, expected);
+        let only_web = v1::PodSandboxStatsFilter {
+            id: web.clone(),
+            ..v1::PodSandboxStatsFilter::default()
+        };
+        let listed = calls.stats.list_pod_sandbox_stats(Some(&only_web)).unwrap();
+        assert_eq!(ids_of_pods(&listed), [web]);
+    }
 }

@@ -222,3 +222,89 @@ impl ContainerSetup {
         id
     }
 }
+
+/// RunPodSandbox for the host-network pod `name` in namespace `prod`
+/// with UID `uid-<name>`, the kind of pod a node without CNI runs.
+pub fn host_network_pod(name: &str) -> crate::api::v1::RunPodSandboxRequest {
+    use crate::api::v1;
+    v1::RunPodSandboxRequest {
+        config: Some(v1::PodSandboxConfig {
+            metadata: Some(v1::PodSandboxMetadata {
+                name: name.to_owned(),
+                uid: format!("uid-{name}"),
+                namespace: "prod".to_owned(),
+                attempt: 0,
+            }),
+            linux: Some(v1::LinuxPodSandboxConfig {
+                security_context: Some(v1::LinuxSandboxSecurityContext {
+                    namespace_options: Some(v1::NamespaceOption {
+                        network: v1::NamespaceMode::Node as i32,
+                        ..v1::NamespaceOption::default()
+                    }),
+                    ..v1::LinuxSandboxSecurityContext::default()
+                }),
+                ..v1::LinuxPodSandboxConfig::default()
+            }),
+            ..v1::PodSandboxConfig::default()
+        }),
+        ..v1::RunPodSandboxRequest::default()
+    }
+}
+
+/// The sandbox calls over a fake dockerd holding the test images.
+pub struct SandboxSetup {
+    pub docker: Arc<FakeDocker>,
+    pub index: Arc<Index>,
+    pub service: SandboxService,
+    /// Holds the root directory and the CNI directories of `config`.
+    pub dir: tempfile::TempDir,
+}
+
+impl SandboxSetup {
+    /// On a node without CNI.
+    pub fn new() -> SandboxSetup {
+        SandboxSetup::with_config(|_| {})
+    }
+
+    /// On a node whose configuration [`config`] makes and `edit` changes.
+    pub fn with_config(edit: impl FnOnce(&mut Config)) -> SandboxSetup {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        edit(&mut config);
+        let docker = docker();
+        let index = index(&docker);
+        let service = sandboxes(&docker, &config, Arc::clone(&index));
+        SandboxSetup {
+            docker,
+            index,
+            service,
+            dir,
+        }
+    }
+
+    /// Runs the pod [`host_network_pod`] makes of `name`; returns its ID.
+    pub fn run(&self, name: &str) -> String {
+        let ctx = crate::grpc::CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
+        self.service
+            .run_pod_sandbox(&ctx, &host_network_pod(name), None)
+            .unwrap()
+    }
+
+    /// A created container `name` of sandbox `sandbox`, started if
+    /// `running`; returns its ID.
+    pub fn container(&self, sandbox: &str, name: &str, running: bool) -> String {
+        let docker_name = format!("k8s_{name}_web_prod_uid-web_0");
+        let id = add_container(
+            &self.docker,
+            &self.index,
+            &docker_name,
+            "container",
+            sandbox,
+        );
+        if running {
+            self.docker.start_container(&id).unwrap();
+            self.index.refresh(&id).unwrap();
+        }
+        id
+    }
+}

@@ -2,9 +2,11 @@
 //! under `cfg(test)`. It keeps containers and images in memory and answers
 //! every call from them the way dockerd 20.10 does, unless a test scripted
 //! a failure for that call; every call is recorded as `name argument`.
+//! Exec'd processes write what [`FakeDocker::set_exec_output`] scripted
+//! and end at once, or never end ([`FakeDocker::hang_execs`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -34,8 +36,23 @@ struct FakeState {
     failures: HashMap<&'static str, VecDeque<DockerError>>,
     pull_progress: Vec<PullProgress>,
     create_warnings: Vec<String>,
+    update_warnings: Vec<String>,
+    execs: ExecScript,
     calls: Vec<String>,
     created: u32,
+}
+
+/// How every exec'd process behaves.
+#[derive(Debug, Default)]
+struct ExecScript {
+    /// The multiplexed bytes it writes to its stream.
+    output: Vec<u8>,
+    exit_code: i32,
+    /// The host PID of a process that never ends: dockerd reports it
+    /// running and never closes its stream.
+    hung_pid: Option<i32>,
+    /// The dockerd ends of the streams of hung processes, held open.
+    open_streams: Vec<UnixStream>,
 }
 
 impl FakeState {
@@ -123,6 +140,26 @@ impl FakeDocker {
     /// Creates answer with these warnings.
     pub fn set_create_warnings(&self, warnings: Vec<String>) {
         self.lock().create_warnings = warnings;
+    }
+
+    /// Updates answer with these warnings.
+    pub fn set_update_warnings(&self, warnings: Vec<String>) {
+        self.lock().update_warnings = warnings;
+    }
+
+    /// Exec'd processes write `output` (multiplexed as dockerd sends it)
+    /// and exit with `exit_code`. The output is written before the stream
+    /// is handed over, so it must fit a socket buffer: tens of KiB.
+    pub fn set_exec_output(&self, output: Vec<u8>, exit_code: i32) {
+        let mut state = self.lock();
+        state.execs.output = output;
+        state.execs.exit_code = exit_code;
+    }
+
+    /// Exec'd processes never end: each is host process `pid`, which
+    /// dockerd reports running, and its stream stays open.
+    pub fn hang_execs(&self, pid: i32) {
+        self.lock().execs.hung_pid = Some(pid);
     }
 
     /// A container as dockerd holds it now, without recording a call.
@@ -284,7 +321,8 @@ impl DockerApi for FakeDocker {
         _resources: &Resources,
     ) -> Result<Vec<String>, DockerError> {
         let mut state = self.enter("update_container", id)?;
-        state.container(id).map(|_| Vec::new())
+        let warnings = state.update_warnings.clone();
+        state.container(id).map(|_| warnings)
     }
 
     fn containers_of_image(&self, id: &str) -> Result<Vec<ContainerSummary>, DockerError> {
@@ -367,10 +405,17 @@ impl DockerApi for FakeDocker {
         Ok(format!("exec-{container}"))
     }
 
-    /// The process writes nothing and has exited by the time it is asked.
+    /// The process writes its scripted output, then ends its stream
+    /// unless it hangs.
     fn start_exec(&self, exec_id: &str, _tty: bool) -> Result<Hijacked, DockerError> {
-        drop(self.enter("start_exec", exec_id)?);
-        let (ours, _theirs) = UnixStream::pair().map_err(DockerError::Io)?;
+        let mut state = self.enter("start_exec", exec_id)?;
+        let (ours, mut theirs) = UnixStream::pair().map_err(DockerError::Io)?;
+        theirs
+            .write_all(&state.execs.output)
+            .map_err(DockerError::Io)?;
+        if state.execs.hung_pid.is_some() {
+            state.execs.open_streams.push(theirs);
+        }
         Ok(Hijacked::new(ours, Vec::new()))
     }
 
@@ -379,11 +424,21 @@ impl DockerApi for FakeDocker {
         exec_id: &str,
         _timeout: Option<Duration>,
     ) -> Result<ExecInspect, DockerError> {
-        drop(self.enter("inspect_exec", exec_id)?);
-        Ok(ExecInspect {
-            running: false,
-            exit_code: Some(0),
-            ..ExecInspect::default()
+        let state = self.enter("inspect_exec", exec_id)?;
+        let container_id = exec_id.strip_prefix("exec-").unwrap_or(exec_id).to_owned();
+        Ok(match state.execs.hung_pid {
+            Some(pid) => ExecInspect {
+                running: true,
+                pid,
+                container_id,
+                ..ExecInspect::default()
+            },
+            None => ExecInspect {
+                running: false,
+                exit_code: Some(state.execs.exit_code),
+                container_id,
+                ..ExecInspect::default()
+            },
         })
     }
 

@@ -350,4 +350,118 @@ mod tests {
         assert!(drops_a_limit(SWAP_DROPPED, true));
         assert!(!drops_a_limit(SWAP_DROPPED, false));
     }
+
+    mod refusals {
+        use super::super::*;
+        use crate::cri::testing::{add_container, ContainerSetup, BUSYBOX_IMAGE};
+        use crate::docker::fake::{refused, status};
+        use crate::grpc::{Code, Status};
+
+        /// A sandbox in `setup` and a request for container `app` in it.
+        fn request(setup: &ContainerSetup) -> v1::CreateContainerRequest {
+            let sandbox = add_container(
+                &setup.docker,
+                &setup.index,
+                "k8s_POD_web_prod_uid-1_0",
+                "podsandbox",
+                "",
+            );
+            v1::CreateContainerRequest {
+                pod_sandbox_id: sandbox,
+                config: Some(v1::ContainerConfig {
+                    metadata: Some(v1::ContainerMetadata {
+                        name: "app".to_owned(),
+                        attempt: 0,
+                    }),
+                    image: Some(v1::ImageSpec {
+                        image: BUSYBOX_IMAGE.to_owned(),
+                        ..v1::ImageSpec::default()
+                    }),
+                    ..v1::ContainerConfig::default()
+                }),
+                sandbox_config: Some(v1::PodSandboxConfig {
+                    metadata: Some(v1::PodSandboxMetadata {
+                        name: "web".to_owned(),
+                        uid: "uid-1".to_owned(),
+                        namespace: "prod".to_owned(),
+                        attempt: 0,
+                    }),
+                    ..v1::PodSandboxConfig::default()
+                }),
+            }
+        }
+
+        fn code(err: ContainerError) -> Code {
+            Status::from(err).code
+        }
+
+        #[test]
+        fn a_request_missing_a_part_is_an_invalid_argument_without_a_create() {
+            let setup = ContainerSetup::new();
+            let whole = request(&setup);
+            let whole_sandbox = whole.pod_sandbox_id.clone();
+            let mut no_config = whole.clone();
+            no_config.config = None;
+            let mut no_sandbox_config = whole.clone();
+            no_sandbox_config.sandbox_config = None;
+            let mut no_image = whole;
+            if let Some(config) = no_image.config.as_mut() {
+                config.image = None;
+            }
+            for request in [no_config, no_sandbox_config, no_image] {
+                let err = setup.service.create_container(&request).unwrap_err();
+                assert_eq!(code(err), Code::InvalidArgument, "{request:?}");
+            }
+            assert_eq!(setup.docker.container_ids(), [whole_sandbox]);
+        }
+
+        #[test]
+        fn a_log_path_leaving_the_log_directory_is_refused_before_any_create() {
+            let setup = ContainerSetup::new();
+            let mut request = request(&setup);
+            if let Some(config) = request.sandbox_config.as_mut() {
+                config.log_directory = "/var/log/pods/prod_web_uid-1".to_owned();
+            }
+            if let Some(config) = request.config.as_mut() {
+                config.log_path = "../../../etc/passwd".to_owned();
+            }
+            let err = setup.service.create_container(&request).unwrap_err();
+            assert_eq!(code(err), Code::InvalidArgument);
+            assert_eq!(setup.docker.container_ids(), [request.pod_sandbox_id]);
+        }
+
+        #[test]
+        fn an_image_check_dockerd_cannot_answer_is_unavailable_without_a_create() {
+            let setup = ContainerSetup::new();
+            let request = request(&setup);
+            setup.docker.fail("inspect_image", refused());
+            let err = setup.service.create_container(&request).unwrap_err();
+            assert_eq!(code(err), Code::Unavailable);
+            assert_eq!(setup.docker.container_ids(), [request.pod_sandbox_id]);
+        }
+
+        #[test]
+        fn a_container_without_a_limit_that_cannot_be_removed_says_so_and_stays_known() {
+            let setup = ContainerSetup::new();
+            let request = request(&setup);
+            setup
+                .docker
+                .set_create_warnings(vec![super::DROPPED_LIMITS[0].to_owned()]);
+            setup
+                .docker
+                .fail("remove_container", status(500, "device or resource busy"));
+            let err = setup.service.create_container(&request).unwrap_err();
+            let ContainerError::LimitDroppedAtCreate {
+                id,
+                cleanup: Some(_),
+                ..
+            } = &err
+            else {
+                panic!("{err:?}");
+            };
+            assert!(setup.docker.container(id).is_some());
+            assert!(err.to_string().contains("device or resource busy"), "{err}");
+            assert_eq!(code(err), Code::FailedPrecondition);
+        }
+    }
 }

@@ -153,3 +153,68 @@ fn now_ns() -> i64 {
 fn duration_ns(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::cri::labels::LOG_PATH_LABEL;
+    use crate::cri::testing::ContainerSetup;
+
+    /// A running container of `setup`, started at `started_at`, whose CRI
+    /// log file is `path`; the log manager's dockerd is not there, so no
+    /// log can be followed.
+    fn running_with_log(setup: &ContainerSetup, path: &Path, started_at: &str) -> String {
+        let id = setup.running_container();
+        setup.docker.edit_container(&id, |container| {
+            container
+                .config
+                .labels
+                .insert(LOG_PATH_LABEL.to_owned(), path.display().to_string());
+            container.state.started_at = started_at.to_owned();
+        });
+        setup.index.refresh(&id).unwrap();
+        id
+    }
+
+    const LONG_AGO: &str = "2020-01-01T00:00:00Z";
+
+    #[test]
+    fn a_log_that_cannot_be_resumed_is_tried_again_only_after_a_while() {
+        let setup = ContainerSetup::new();
+        let dir = tempfile::tempdir().unwrap();
+        let id = running_with_log(&setup, &dir.path().join("0.log"), LONG_AGO);
+        let keeper = setup.service.log_keeper();
+        let mut failed = HashMap::new();
+        keeper.sweep(&setup.index, &mut failed);
+        let first = *failed.get(&id).expect("a failed resume");
+        keeper.sweep(&setup.index, &mut failed);
+        assert_eq!(failed.get(&id), Some(&first), "not tried again yet");
+        assert!(!setup.service.logs.is_following(&id));
+    }
+
+    #[test]
+    fn a_container_within_the_adoption_delay_is_left_to_start_container() {
+        let setup = ContainerSetup::new();
+        let dir = tempfile::tempdir().unwrap();
+        // Any start after the adoption delay's beginning, the future too.
+        running_with_log(&setup, &dir.path().join("0.log"), "2200-01-01T00:00:00Z");
+        let mut failed = HashMap::new();
+        setup.service.log_keeper().sweep(&setup.index, &mut failed);
+        assert!(failed.is_empty());
+        assert!(!dir.path().join("0.log").exists());
+    }
+
+    #[test]
+    fn a_log_path_cri_dockerd_linked_is_left_alone() {
+        let setup = ContainerSetup::new();
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("0.log");
+        std::os::unix::fs::symlink(dir.path().join("json.log"), &link).unwrap();
+        running_with_log(&setup, &link, LONG_AGO);
+        let mut failed = HashMap::new();
+        setup.service.log_keeper().sweep(&setup.index, &mut failed);
+        assert!(failed.is_empty());
+        assert!(!dir.path().join("json.log").exists());
+    }
+}

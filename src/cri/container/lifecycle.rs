@@ -378,4 +378,246 @@ mod tests {
             .unwrap_err();
         assert_eq!(code(err), Code::FailedPrecondition);
     }
+
+    fn exec_ctx(deadline: Option<std::time::Instant>) -> CallContext {
+        CallContext::new("/runtime.v1.RuntimeService/ExecSync", deadline)
+    }
+
+    /// A non-TTY exec frame of `stream` (1 stdout, 2 stderr).
+    fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![stream, 0, 0, 0];
+        out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn exec_sync_in_an_unknown_container_is_not_found_without_a_docker_call() {
+        let setup = setup();
+        let err = setup
+            .service
+            .exec_sync(&exec_ctx(None), "f00d", &["true".to_owned()], 0)
+            .unwrap_err();
+        assert_eq!(code(err), Code::NotFound);
+        assert_eq!(setup.docker.calls_of("create_exec"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_empty_exec_sync_command_is_an_invalid_argument_without_a_docker_call() {
+        let setup = setup();
+        let id = setup.running_container();
+        let err = setup
+            .service
+            .exec_sync(&exec_ctx(None), &id, &[], 0)
+            .unwrap_err();
+        assert_eq!(code(err), Code::InvalidArgument);
+        assert_eq!(setup.docker.calls_of("create_exec"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn exec_sync_answers_both_streams_and_a_failing_exit_code() {
+        let setup = setup();
+        let id = setup.running_container();
+        let mut output = frame(1, b"out\n");
+        output.extend(frame(2, b"err\n"));
+        setup.docker.set_exec_output(output, 3);
+        let output = setup
+            .service
+            .exec_sync(&exec_ctx(None), &id, &["false".to_owned()], 0)
+            .unwrap();
+        assert_eq!(
+            (output.stdout.as_slice(), output.stderr.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        assert_eq!(output.exit_code, 3);
+    }
+
+    #[test]
+    fn exec_sync_while_dockerd_is_down_is_unavailable() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup.docker.fail("create_exec", refused());
+        let err = setup
+            .service
+            .exec_sync(&exec_ctx(None), &id, &["true".to_owned()], 0)
+            .unwrap_err();
+        assert_eq!(code(err), Code::Unavailable);
+    }
+
+    #[test]
+    fn exec_sync_in_a_container_dockerd_lost_is_not_found() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup.docker.remove_container(&id).unwrap();
+        let err = setup
+            .service
+            .exec_sync(&exec_ctx(None), &id, &["true".to_owned()], 0)
+            .unwrap_err();
+        assert_eq!(code(err), Code::NotFound);
+    }
+
+    #[test]
+    fn exec_sync_past_the_call_deadline_is_deadline_exceeded_and_its_process_is_killed() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup.docker.hang_execs(4242);
+        let deadline = std::time::Instant::now() + Duration::from_millis(50);
+        let err = setup
+            .service
+            .exec_sync(
+                &exec_ctx(Some(deadline)),
+                &id,
+                &["sleep".to_owned(), "30".to_owned()],
+                0,
+            )
+            .unwrap_err();
+        let status = Status::from(err);
+        assert_eq!(status.code, Code::DeadlineExceeded, "{status:?}");
+        assert!(status.message.ends_with("and was killed"), "{status:?}");
+        // The kill asked dockerd for the process and its container.
+        let exec_id = format!("exec-{id}");
+        assert_eq!(
+            setup.docker.calls_of("inspect_exec"),
+            [format!("inspect_exec {exec_id}")]
+        );
+        assert_eq!(
+            setup.docker.calls_of("inspect_container").last(),
+            Some(&format!("inspect_container {id}"))
+        );
+    }
+
+    #[test]
+    fn exec_sync_in_a_container_that_stops_while_it_runs_fails_the_precondition() {
+        let setup = setup();
+        let id = setup.running_container();
+        setup.docker.hang_execs(4242);
+        let stopper = {
+            let (docker, index, id) = (
+                std::sync::Arc::clone(&setup.docker),
+                std::sync::Arc::clone(&setup.index),
+                id.clone(),
+            );
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                docker.stop_container(&id, Duration::ZERO, None).unwrap();
+                index.refresh(&id).unwrap();
+            })
+        };
+        let err = setup
+            .service
+            .exec_sync(
+                &exec_ctx(None),
+                &id,
+                &["sleep".to_owned(), "30".to_owned()],
+                0,
+            )
+            .unwrap_err();
+        stopper.join().unwrap();
+        let status = Status::from(err);
+        assert_eq!(status.code, Code::FailedPrecondition, "{status:?}");
+        assert!(status.message.contains("stopped while"), "{status:?}");
+    }
+
+    #[test]
+    fn reopening_the_log_of_an_unknown_container_is_not_found() {
+        let setup = setup();
+        let err = setup.service.reopen_container_log("f00d").unwrap_err();
+        assert_eq!(code(err), Code::NotFound);
+    }
+
+    #[test]
+    fn reopening_the_log_of_a_container_that_is_not_running_fails_the_precondition() {
+        let setup = setup();
+        let id = setup.container();
+        let err = setup.service.reopen_container_log(&id).unwrap_err();
+        assert!(matches!(err, ContainerError::NotRunning { .. }), "{err:?}");
+        assert_eq!(code(err), Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn reopening_a_log_whose_output_is_not_followed_fails_the_precondition() {
+        let setup = setup();
+        let id = setup.running_container();
+        let err = setup.service.reopen_container_log(&id).unwrap_err();
+        assert!(
+            matches!(err, ContainerError::Logs(LogError::NotFollowed(_))),
+            "{err:?}"
+        );
+        assert_eq!(code(err), Code::FailedPrecondition);
+    }
+
+    /// Gives container `id` the CRI log file `path`.
+    fn with_log_path(setup: &ContainerSetup, id: &str, path: &Path) {
+        setup.docker.edit_container(id, |container| {
+            container.config.labels.insert(
+                crate::cri::labels::LOG_PATH_LABEL.to_owned(),
+                path.display().to_string(),
+            );
+        });
+        setup.index.refresh(id).unwrap();
+    }
+
+    #[test]
+    fn a_start_whose_log_directory_is_missing_starts_nothing() {
+        let setup = setup();
+        let id = setup.container();
+        let dir = tempfile::tempdir().unwrap();
+        with_log_path(&setup, &id, &dir.path().join("gone/0.log"));
+        let err = setup.service.start_container(&id).unwrap_err();
+        assert_eq!(code(err), Code::FailedPrecondition);
+        assert_eq!(
+            setup.docker.calls_of("start_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_start_whose_output_cannot_be_followed_is_rolled_back_with_a_stop() {
+        let setup = setup();
+        let id = setup.container();
+        let dir = tempfile::tempdir().unwrap();
+        with_log_path(&setup, &id, &dir.path().join("0.log"));
+        // The log manager reads the output from a dockerd that is not there.
+        let err = setup.service.start_container(&id).unwrap_err();
+        assert!(
+            matches!(err, ContainerError::StartRolledBack { cleanup: None, .. }),
+            "{err:?}"
+        );
+        assert_eq!(code(err), Code::Unavailable);
+        assert!(!setup.docker.container(&id).unwrap().state.running);
+        assert!(!setup.index.container(&id).unwrap().unwrap().is_running());
+    }
+
+    #[test]
+    fn removing_a_container_deletes_its_log_file() {
+        let setup = setup();
+        let id = setup.container();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        std::fs::write(&log, "").unwrap();
+        with_log_path(&setup, &id, &log);
+        setup.service.remove_container(&id).unwrap();
+        assert!(!log.exists());
+    }
+
+    #[test]
+    fn a_log_file_that_cannot_be_deleted_fails_the_removal_until_a_retry_can() {
+        let setup = setup();
+        let id = setup.container();
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the log file should be: unlinking it fails.
+        let log = dir.path().join("0.log");
+        std::fs::create_dir_all(log.join("kept")).unwrap();
+        with_log_path(&setup, &id, &log);
+        let err = setup.service.remove_container(&id).unwrap_err();
+        assert_eq!(code(err), Code::Internal);
+        assert!(setup.docker.container(&id).is_none());
+        assert!(
+            setup.index.container(&id).unwrap().is_some(),
+            "kept for the retry"
+        );
+        std::fs::remove_dir_all(&log).unwrap();
+        setup.service.remove_container(&id).unwrap();
+        assert!(setup.index.container(&id).unwrap().is_none());
+    }
 }

@@ -220,5 +220,85 @@ mod tests {
             setup.service.container_status(&id, false).unwrap();
             assert!(setup.host.reads().is_empty());
         }
+
+        fn code(err: crate::cri::container::ContainerError) -> Code {
+            Status::from(err).code
+        }
+
+        #[test]
+        fn the_status_of_an_unknown_or_empty_id_is_refused() {
+            let setup = ContainerSetup::new();
+            let err = setup.service.container_status("f00d", false).unwrap_err();
+            assert_eq!(code(err), Code::NotFound);
+            let err = setup.service.container_status("", false).unwrap_err();
+            assert_eq!(code(err), Code::InvalidArgument);
+        }
+
+        #[test]
+        fn a_container_not_made_through_the_cri_has_no_status_and_is_not_listed() {
+            let setup = ContainerSetup::new();
+            let id = crate::cri::testing::add_container(
+                &setup.docker,
+                &setup.index,
+                "hand-made",
+                "container",
+                "pod",
+            );
+            let err = setup.service.container_status(&id, false).unwrap_err();
+            assert_eq!(code(err), Code::NotFound);
+            assert!(setup.service.list_containers(None).unwrap().is_empty());
+        }
+
+        #[test]
+        fn a_list_applies_state_sandbox_and_label_filters_without_a_docker_call() {
+            let setup = ContainerSetup::new();
+            let created = setup.container();
+            let running = crate::cri::testing::add_container(
+                &setup.docker,
+                &setup.index,
+                "k8s_db_web_prod_uid-1_0",
+                "container",
+                "other-pod",
+            );
+            setup.docker.edit_container(&running, |container| {
+                container
+                    .config
+                    .labels
+                    .insert("tier".to_owned(), "db".to_owned());
+            });
+            setup.docker.start_container(&running).unwrap();
+            setup.index.refresh(&running).unwrap();
+            let before = setup.docker.calls().len();
+            let ids = |filter: Option<&crate::api::v1::ContainerFilter>| -> Vec<String> {
+                let mut ids: Vec<String> = setup
+                    .service
+                    .list_containers(filter)
+                    .unwrap()
+                    .into_iter()
+                    .map(|container| container.id)
+                    .collect();
+                ids.sort();
+                ids
+            };
+            assert_eq!(ids(None), [created.clone(), running.clone()]);
+            let running_only = crate::api::v1::ContainerFilter {
+                state: Some(crate::api::v1::ContainerStateValue {
+                    state: crate::api::v1::ContainerState::ContainerRunning as i32,
+                }),
+                ..crate::api::v1::ContainerFilter::default()
+            };
+            assert_eq!(ids(Some(&running_only)), std::slice::from_ref(&running));
+            let of_pod = crate::api::v1::ContainerFilter {
+                pod_sandbox_id: "pod".to_owned(),
+                ..crate::api::v1::ContainerFilter::default()
+            };
+            assert_eq!(ids(Some(&of_pod)), [created]);
+            let labelled = crate::api::v1::ContainerFilter {
+                label_selector: [("tier".to_owned(), "db".to_owned())].into(),
+                ..crate::api::v1::ContainerFilter::default()
+            };
+            assert_eq!(ids(Some(&labelled)), [running]);
+            assert_eq!(setup.docker.calls().len(), before);
+        }
     }
 }

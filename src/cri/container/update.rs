@@ -391,5 +391,86 @@ mod tests {
             assert_eq!(Status::from(err).code, Code::NotFound);
             assert!(setup.docker.calls_of("update_container").is_empty());
         }
+
+        #[test]
+        fn requests_docker_cannot_apply_are_refused_without_a_docker_call() {
+            let setup = ContainerSetup::new();
+            let id = setup.container();
+            let windows = v1::UpdateContainerResourcesRequest {
+                windows: Some(v1::WindowsContainerResources::default()),
+                ..request(&id)
+            };
+            let annotated = v1::UpdateContainerResourcesRequest {
+                annotations: [("io.kata.x".to_owned(), "1".to_owned())].into(),
+                ..request(&id)
+            };
+            let no_linux = v1::UpdateContainerResourcesRequest {
+                linux: None,
+                ..request(&id)
+            };
+            let cases = [
+                (windows, Code::InvalidArgument),
+                (annotated, Code::Unimplemented),
+                (no_linux, Code::InvalidArgument),
+            ];
+            for (request, code) in cases {
+                let err = setup
+                    .service
+                    .update_container_resources(&request)
+                    .unwrap_err();
+                assert_eq!(Status::from(err).code, code, "{request:?}");
+            }
+            assert!(setup.docker.calls_of("update_container").is_empty());
+        }
+
+        #[test]
+        fn a_new_oom_score_for_a_stopped_container_is_refused_without_a_docker_call() {
+            let setup = ContainerSetup::new();
+            let id = setup.container();
+            let mut request = request(&id);
+            if let Some(linux) = request.linux.as_mut() {
+                linux.oom_score_adj = 500;
+            }
+            let err = setup
+                .service
+                .update_container_resources(&request)
+                .unwrap_err();
+            assert_eq!(Status::from(err).code, Code::Unimplemented);
+            assert!(setup.docker.calls_of("update_container").is_empty());
+        }
+
+        #[test]
+        fn a_limit_dockerd_dropped_at_update_fails_the_precondition() {
+            let setup = ContainerSetup::new();
+            let id = setup.running_container();
+            setup.docker.set_update_warnings(vec![
+                "Your kernel does not support CPU shares or the cgroup is not mounted. \
+                 Shares discarded."
+                    .to_owned(),
+            ]);
+            let err = setup
+                .service
+                .update_container_resources(&request(&id))
+                .unwrap_err();
+            assert!(
+                matches!(err, ContainerError::LimitDroppedAtUpdate { .. }),
+                "{err:?}"
+            );
+            assert_eq!(Status::from(err).code, Code::FailedPrecondition);
+        }
+
+        #[test]
+        fn an_update_dockerd_cannot_answer_is_unavailable() {
+            let setup = ContainerSetup::new();
+            let id = setup.running_container();
+            setup
+                .docker
+                .fail("update_container", crate::docker::fake::refused());
+            let err = setup
+                .service
+                .update_container_resources(&request(&id))
+                .unwrap_err();
+            assert_eq!(Status::from(err).code, Code::Unavailable);
+        }
     }
 }

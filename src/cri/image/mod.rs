@@ -655,4 +655,132 @@ mod handler_tests {
         let err = images.image_status(&ctx(), request).unwrap_err();
         assert_eq!(err.code, Code::Unavailable, "{err:?}");
     }
+
+    fn spec(image: &str) -> Option<v1::ImageSpec> {
+        Some(v1::ImageSpec {
+            image: image.to_owned(),
+            ..v1::ImageSpec::default()
+        })
+    }
+
+    #[test]
+    fn the_status_of_an_image_dockerd_does_not_have_is_empty_not_an_error() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let request = v1::ImageStatusRequest {
+            image: spec(APP),
+            verbose: true,
+        };
+        let status = images.image_status(&ctx(), request).unwrap();
+        assert_eq!(status, v1::ImageStatusResponse::default());
+    }
+
+    #[test]
+    fn image_calls_without_an_image_are_invalid_arguments_without_a_docker_call() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let status = images
+            .image_status(&ctx(), v1::ImageStatusRequest::default())
+            .unwrap_err();
+        assert_eq!(status.code, Code::InvalidArgument, "{status:?}");
+        let remove = images
+            .remove_image(&ctx(), v1::RemoveImageRequest { image: spec("") })
+            .unwrap_err();
+        assert_eq!(remove.code, Code::InvalidArgument, "{remove:?}");
+        let pull = images
+            .pull_image(&ctx(), v1::PullImageRequest::default())
+            .unwrap_err();
+        assert_eq!(pull.code, Code::InvalidArgument, "{pull:?}");
+        assert_eq!(docker.calls(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_pull_for_a_runtime_handler_dockerd_lacks_is_refused_without_pulling() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let mut image = spec(APP);
+        if let Some(image) = image.as_mut() {
+            image.runtime_handler = "kata".to_owned();
+        }
+        let request = v1::PullImageRequest {
+            image,
+            ..v1::PullImageRequest::default()
+        };
+        let err = images.pull_image(&ctx(), request).unwrap_err();
+        assert_eq!(err.code, Code::NotFound, "{err:?}");
+        assert!(docker.calls_of("pull_image").is_empty());
+    }
+
+    #[test]
+    fn a_list_dockerd_cannot_answer_is_unavailable() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.fail("list_images", refused());
+        let err = images
+            .list_images(&ctx(), v1::ListImagesRequest::default())
+            .unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "{err:?}");
+    }
+
+    #[test]
+    fn a_list_filtered_by_name_holds_only_that_image() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        let request = v1::ListImagesRequest {
+            filter: Some(v1::ImageFilter {
+                image: spec(BUSYBOX_IMAGE),
+            }),
+        };
+        let listed = images.list_images(&ctx(), request).unwrap().images;
+        let ids: Vec<&str> = listed.iter().map(|image| image.id.as_str()).collect();
+        assert_eq!(ids, [testing::image('b', &[]).id]);
+        let all = images
+            .list_images(&ctx(), v1::ListImagesRequest::default())
+            .unwrap();
+        assert_eq!(all.images.len(), 2);
+    }
+
+    #[test]
+    fn image_fs_info_dockerd_cannot_describe_is_unavailable() {
+        let docker = testing::docker();
+        let images = images(&docker);
+        docker.fail("engine", refused());
+        let err = images
+            .image_fs_info(&ctx(), v1::ImageFsInfoRequest::default())
+            .unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "{err:?}");
+    }
+
+    /// A client of StreamImages that keeps how many images each message held.
+    struct Client(Vec<usize>);
+
+    impl crate::grpc::MessageSink for Client {
+        fn send(&mut self, message: &[u8]) -> Result<(), Status> {
+            let message: v1::StreamImagesResponse = prost::Message::decode(message).unwrap();
+            self.0.push(message.images.len());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn streamed_images_come_in_batches() {
+        let docker = FakeDocker::new();
+        for n in 0..=STREAM_IMAGES_BATCH {
+            docker.add_image(ImageInspect {
+                id: format!("sha256:{n:064x}"),
+                repo_tags: vec![format!("127.0.0.1:5000/app-{n}:v1")],
+                ..ImageInspect::default()
+            });
+        }
+        let images = images(&docker);
+        let mut client = Client(Vec::new());
+        images
+            .stream_images(
+                &ctx(),
+                v1::StreamImagesRequest::default(),
+                &mut Sink::new(&mut client),
+            )
+            .unwrap();
+        assert_eq!(client.0, [STREAM_IMAGES_BATCH, 1]);
+    }
 }

@@ -118,4 +118,95 @@ mod tests {
         assert_eq!(filter.ready, Some(false));
         assert_eq!(filter.labels.get("app").map(String::as_str), Some("web"));
     }
+
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    mod handler {
+        use crate::api::v1;
+        use crate::cri::testing::SandboxSetup;
+        use crate::docker::DockerApi;
+
+        fn listed(
+            setup: &SandboxSetup,
+            filter: Option<&v1::PodSandboxFilter>,
+        ) -> Vec<(String, i32)> {
+            let mut items: Vec<(String, i32)> = setup
+                .service
+                .list_pod_sandbox(filter)
+                .unwrap()
+                .into_iter()
+                .map(|item| (item.metadata.unwrap().name, item.state))
+                .collect();
+            items.sort();
+            items
+        }
+
+        const READY: i32 = v1::PodSandboxState::SandboxReady as i32;
+        const NOTREADY: i32 = v1::PodSandboxState::SandboxNotready as i32;
+
+        /// Sandboxes `web` (running) and `db` (whose container dockerd
+        /// lost, so only its checkpoint remembers it); returns their IDs.
+        fn web_and_lost_db(setup: &SandboxSetup) -> (String, String) {
+            let web = setup.run("web");
+            let db = setup.run("db");
+            setup.docker.remove_container(&db).unwrap();
+            setup.index.refresh(&db).unwrap();
+            (web, db)
+        }
+
+        #[test]
+        fn a_sandbox_only_its_checkpoint_remembers_is_listed_notready() {
+            let setup = SandboxSetup::new();
+            web_and_lost_db(&setup);
+            assert_eq!(
+                listed(&setup, None),
+                [("db".to_owned(), NOTREADY), ("web".to_owned(), READY)]
+            );
+        }
+
+        #[test]
+        fn a_sandbox_only_its_checkpoint_remembers_is_left_out_where_ready_or_labels_are_asked() {
+            let setup = SandboxSetup::new();
+            web_and_lost_db(&setup);
+            let ready = v1::PodSandboxFilter {
+                state: Some(v1::PodSandboxStateValue { state: READY }),
+                ..v1::PodSandboxFilter::default()
+            };
+            assert_eq!(listed(&setup, Some(&ready)), [("web".to_owned(), READY)]);
+            let labelled = v1::PodSandboxFilter {
+                label_selector: [("app".to_owned(), "db".to_owned())].into(),
+                ..v1::PodSandboxFilter::default()
+            };
+            assert_eq!(listed(&setup, Some(&labelled)), []);
+        }
+
+        #[test]
+        fn an_id_selects_among_live_and_checkpoint_only_sandboxes() {
+            let setup = SandboxSetup::new();
+            let (web, db) = web_and_lost_db(&setup);
+            for (id, name, state) in [(web, "web", READY), (db, "db", NOTREADY)] {
+                let filter = v1::PodSandboxFilter {
+                    id,
+                    ..v1::PodSandboxFilter::default()
+                };
+                assert_eq!(listed(&setup, Some(&filter)), [(name.to_owned(), state)]);
+            }
+        }
+
+        #[test]
+        fn a_checkpoint_only_sandbox_whose_checkpoint_is_corrupt_is_left_out() {
+            let setup = SandboxSetup::new();
+            let (_, db) = web_and_lost_db(&setup);
+            std::fs::write(setup.service.checkpoints.dir().join(db), b"{").unwrap();
+            assert_eq!(listed(&setup, None), [("web".to_owned(), READY)]);
+        }
+
+        #[test]
+        fn a_list_makes_no_docker_call() {
+            let setup = SandboxSetup::new();
+            web_and_lost_db(&setup);
+            let before = setup.docker.calls().len();
+            listed(&setup, None);
+            assert_eq!(setup.docker.calls().len(), before);
+        }
+    }
 }

@@ -34,3 +34,58 @@ impl SandboxService {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use crate::cri::testing::SandboxSetup;
+    use crate::docker::fake::{refused, status};
+    use crate::docker::DockerApi;
+    use crate::grpc::{Code, Status};
+
+    #[test]
+    fn a_remove_whose_stop_fails_removes_nothing() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        setup.container(&id, "app", true);
+        setup
+            .docker
+            .fail("stop_container", status(500, "cannot kill"));
+        let err = setup.service.remove_pod_sandbox(&id).unwrap_err();
+        assert_eq!(Status::from(err).code, Code::Unknown);
+        assert_eq!(
+            setup.docker.calls_of("remove_container"),
+            Vec::<String>::new()
+        );
+        assert!(setup.service.checkpoints.get(&id).is_ok());
+    }
+
+    #[test]
+    fn a_container_dockerd_cannot_remove_keeps_the_sandbox_and_its_checkpoint() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        let app = setup.container(&id, "app", false);
+        setup.docker.fail("remove_container", refused());
+        let err = setup.service.remove_pod_sandbox(&id).unwrap_err();
+        assert_eq!(Status::from(err).code, Code::Unavailable);
+        assert!(setup.docker.container(&app).is_some());
+        assert!(setup.docker.container(&id).is_some());
+        assert!(setup.index.sandbox(&id).unwrap().is_some());
+        assert!(setup.service.checkpoints.get(&id).is_ok());
+        setup.service.remove_pod_sandbox(&id).unwrap();
+        assert!(setup.docker.container_ids().is_empty());
+        assert!(setup.service.checkpoints.get(&id).is_err());
+    }
+
+    #[test]
+    fn removing_a_sandbox_only_its_checkpoint_remembers_drops_the_checkpoint() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        setup.docker.remove_container(&id).unwrap();
+        setup.index.refresh(&id).unwrap();
+        let calls = setup.docker.calls().len();
+        setup.service.remove_pod_sandbox(&id).unwrap();
+        assert!(setup.service.checkpoints.get(&id).is_err());
+        assert_eq!(setup.docker.calls().len(), calls, "no Docker call");
+    }
+}

@@ -830,4 +830,226 @@ mod handler_tests {
         setup.service.remove_pod_sandbox(&id).unwrap();
         assert!(!setup.has_checkpoint(&id));
     }
+
+    fn run_with(setup: &Setup, request: &v1::RunPodSandboxRequest) -> Result<String, Status> {
+        let ctx = CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
+        setup.service.run_pod_sandbox(&ctx, request, None)
+    }
+
+    #[test]
+    fn a_request_without_a_config_is_an_invalid_argument_without_a_docker_call() {
+        let setup = setup();
+        let err = run_with(&setup, &v1::RunPodSandboxRequest::default()).unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument, "{err:?}");
+        assert_eq!(setup.docker.calls(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_sandbox_dockerd_cannot_describe_itself_for_is_not_created() {
+        let setup = setup();
+        setup.docker.fail("engine", crate::docker::fake::refused());
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "{err:?}");
+        assert_eq!(
+            setup.docker.calls_of("create_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn an_unknown_runtime_handler_is_refused_before_anything_is_created() {
+        let setup = setup();
+        let mut request = request();
+        request.runtime_handler = "kata".to_owned();
+        let err = run_with(&setup, &request).unwrap_err();
+        assert_eq!(err.code, Code::NotFound, "{err:?}");
+        assert!(err.message.contains("kata"), "{err:?}");
+        // Asked anew: a reloaded dockerd may have gained the runtime.
+        assert_eq!(setup.docker.calls_of("info").len(), 1);
+        assert_eq!(
+            setup.docker.calls_of("create_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_missing_sandbox_image_is_pulled_and_one_that_cannot_be_creates_nothing() {
+        let setup = setup();
+        setup.docker.remove_image(testing::PAUSE_IMAGE).unwrap();
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::NotFound, "{err:?}");
+        assert_eq!(
+            setup.docker.calls_of("pull_image"),
+            ["pull_image 127.0.0.1:5000/dockshim-test/pause:3.10"]
+        );
+        assert_eq!(
+            setup.docker.calls_of("create_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_stale_sandbox_that_cannot_be_removed_fails_the_run_and_stays() {
+        let setup = setup();
+        let stale = setup.run().unwrap();
+        setup.service.stop_pod_sandbox(&stale).unwrap();
+        setup
+            .docker
+            .fail("remove_container", status(500, "device or resource busy"));
+        let err = setup.run().unwrap_err();
+        assert!(err.message.contains("device or resource busy"), "{err:?}");
+        assert_eq!(setup.docker.container_ids(), [stale]);
+    }
+
+    #[test]
+    fn a_sandbox_whose_checkpoint_cannot_be_written_is_removed() {
+        let setup = setup();
+        // A file where the checkpoint directory was: no checkpoint can be written.
+        let dir = setup.service.checkpoints.dir().to_owned();
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::write(&dir, "").unwrap();
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Internal, "{err:?}");
+        assert!(err.message.contains("write the checkpoint"), "{err:?}");
+        assert!(setup.docker.container_ids().is_empty());
+        assert_eq!(
+            setup.docker.calls_of("start_container"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_sandbox_dockerd_cannot_describe_once_started_is_removed_with_its_checkpoint() {
+        let setup = setup();
+        setup
+            .docker
+            .fail("inspect_container", crate::docker::fake::refused());
+        let err = setup.run().unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "{err:?}");
+        let [id] = setup.created_ids().try_into().unwrap();
+        assert!(setup.docker.container(&id).is_none());
+        assert!(!setup.has_checkpoint(&id));
+    }
+
+    #[test]
+    fn a_sandbox_whose_resolv_conf_cannot_be_written_is_removed_with_its_checkpoint() {
+        let setup = setup();
+        let mut request = request();
+        if let Some(config) = request.config.as_mut() {
+            config.dns_config = Some(v1::DnsConfig {
+                servers: vec!["10.96.0.10".to_owned()],
+                ..v1::DnsConfig::default()
+            });
+        }
+        // The fake's containers have no resolv.conf path to write to.
+        let err = run_with(&setup, &request).unwrap_err();
+        assert!(err.message.contains("resolv.conf"), "{err:?}");
+        let [id] = setup.created_ids().try_into().unwrap();
+        assert!(setup.docker.container(&id).is_none());
+        assert!(!setup.has_checkpoint(&id));
+    }
+
+    /// A node whose CNI network `pods` is one plugin (and loopback) that
+    /// logs each command to the file `calls` in `dir`; ADD fails while the
+    /// file `add-fails` exists and DEL while `del-fails` does; a good ADD
+    /// gives the pod 10.88.0.5.
+    fn cni_setup(dir: &std::path::Path) -> Setup {
+        use std::os::unix::fs::PermissionsExt;
+        let mut config = testing::config(dir);
+        config.network_plugin = crate::cli::NetworkPlugin::Cni;
+        config.hairpin_mode = crate::cli::HairpinMode::None;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
+        let script = format!(
+            "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >>{dir}/calls\n\
+             fail() {{ echo '{{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"'\"$1\"'\"}}'; exit 1; }}\n\
+             case \"$CNI_COMMAND\" in\n\
+             ADD) [ -e {dir}/add-fails ] && fail 'no IP addresses available'\n\
+             echo '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.88.0.5/16\"}}]}}' ;;\n\
+             DEL) [ -e {dir}/del-fails ] && fail 'cannot release'; exit 0 ;;\n\
+             esac\n",
+            dir = dir.display(),
+        );
+        for plugin in ["loopback", "pods-plugin"] {
+            std::fs::write(bin.join(plugin), &script).unwrap();
+            std::fs::set_permissions(bin.join(plugin), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        std::fs::write(
+            config.cni_conf_dir.join("10-pods.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"pods-plugin"}]}"#,
+        )
+        .unwrap();
+        let docker = testing::docker();
+        let index = testing::index(&docker);
+        let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
+        Setup {
+            docker,
+            index,
+            service,
+            // The node's files are in `dir`, which the caller holds.
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The pod of [`request`] on the pod network.
+    fn pod_network_request() -> v1::RunPodSandboxRequest {
+        let mut request = request();
+        if let Some(config) = request.config.as_mut() {
+            config.linux = None;
+        }
+        request
+    }
+
+    fn cni_commands(dir: &std::path::Path) -> Vec<String> {
+        let calls = std::fs::read_to_string(dir.join("calls")).unwrap_or_default();
+        calls.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_sandbox_on_the_pod_network_records_the_ip_cni_gave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = cni_setup(dir.path());
+        let id = run_with(&setup, &pod_network_request()).unwrap();
+        let status = setup.service.pod_sandbox_status(&id, false).unwrap();
+        assert_eq!(status.status.unwrap().network.unwrap().ip, "10.88.0.5");
+        assert!(setup.docker.container(&id).unwrap().state.running);
+    }
+
+    #[test]
+    fn a_rollback_whose_teardown_fails_leaves_it_owed_and_the_next_run_settles_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = cni_setup(dir.path());
+        std::fs::write(dir.path().join("add-fails"), "").unwrap();
+        std::fs::write(dir.path().join("del-fails"), "").unwrap();
+        let err = run_with(&setup, &pod_network_request()).unwrap_err();
+        assert!(err.message.contains("no IP addresses available"), "{err:?}");
+        assert!(err.message.contains("cannot release"), "{err:?}");
+        let [failed] = setup.created_ids().try_into().unwrap();
+        assert!(setup.docker.container(&failed).is_none());
+        assert_eq!(
+            setup.service.owed.ids().unwrap(),
+            std::slice::from_ref(&failed)
+        );
+
+        std::fs::remove_file(dir.path().join("add-fails")).unwrap();
+        std::fs::remove_file(dir.path().join("del-fails")).unwrap();
+        let dels_before = cni_commands(dir.path())
+            .iter()
+            .filter(|c| *c == "DEL")
+            .count();
+        let id = run_with(&setup, &pod_network_request()).unwrap();
+        assert_ne!(id, failed);
+        assert!(setup.service.owed.ids().unwrap().is_empty());
+        let dels = cni_commands(dir.path())
+            .iter()
+            .filter(|c| *c == "DEL")
+            .count();
+        assert!(
+            dels > dels_before,
+            "the owed DEL ran: {:?}",
+            cni_commands(dir.path())
+        );
+    }
 }

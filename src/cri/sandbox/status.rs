@@ -274,3 +274,110 @@ pub(super) fn annotations_of(entry: &Entry) -> HashMap<String, String> {
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::cri::testing::SandboxSetup;
+    use crate::docker::DockerApi;
+    use crate::grpc::{Code, Status};
+
+    fn code(err: SandboxError) -> Code {
+        Status::from(err).code
+    }
+
+    fn info(response: &v1::PodSandboxStatusResponse) -> serde_json::Value {
+        serde_json::from_str(&response.info["info"]).unwrap()
+    }
+
+    #[test]
+    fn the_status_of_an_unknown_or_empty_id_is_refused() {
+        let setup = SandboxSetup::new();
+        let err = setup.service.pod_sandbox_status("f00d", false).unwrap_err();
+        assert_eq!(code(err), Code::NotFound);
+        let err = setup.service.pod_sandbox_status("", false).unwrap_err();
+        assert_eq!(code(err), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn a_running_sandbox_is_ready_on_the_node_s_network_and_verbose_adds_its_checkpoint() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        let response = setup.service.pod_sandbox_status(&id, true).unwrap();
+        let status = response.status.clone().unwrap();
+        assert_eq!(status.state, v1::PodSandboxState::SandboxReady as i32);
+        assert_eq!(status.metadata.unwrap().name, "web");
+        let options = status.linux.unwrap().namespaces.unwrap().options.unwrap();
+        assert_eq!(options.network, v1::NamespaceMode::Node as i32);
+        let info = info(&response);
+        assert_eq!(info["id"], id.as_str());
+        assert_eq!(info["checkpoint"]["name"], "web");
+        let plain = setup.service.pod_sandbox_status(&id, false).unwrap();
+        assert!(plain.info.is_empty());
+    }
+
+    #[test]
+    fn a_unique_prefix_finds_the_sandbox_under_its_full_id() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        let response = setup.service.pod_sandbox_status(&id[..12], false).unwrap();
+        assert_eq!(response.status.unwrap().id, id);
+    }
+
+    #[test]
+    fn a_sandbox_dockerd_lost_is_notready_with_what_its_checkpoint_holds() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        setup.docker.remove_container(&id).unwrap();
+        assert!(setup.index.refresh(&id).unwrap().is_none());
+        let response = setup.service.pod_sandbox_status(&id, true).unwrap();
+        let status = response.status.clone().unwrap();
+        assert_eq!(status.state, v1::PodSandboxState::SandboxNotready as i32);
+        let metadata = status.metadata.unwrap();
+        assert_eq!(
+            (metadata.name.as_str(), metadata.namespace.as_str()),
+            ("web", "prod")
+        );
+        assert_eq!(metadata.uid, "uid-web");
+        assert_eq!(status.created_at, 0);
+        let info = info(&response);
+        assert_eq!(info["checkpoint"]["namespace"], "prod");
+        assert_eq!(info.get("pid"), None);
+    }
+
+    #[test]
+    fn a_sandbox_dockerd_lost_whose_checkpoint_is_corrupt_is_not_found() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        setup.docker.remove_container(&id).unwrap();
+        setup.index.refresh(&id).unwrap();
+        std::fs::write(setup.service.checkpoints.dir().join(&id), b"{\"half").unwrap();
+        let err = setup.service.pod_sandbox_status(&id, false).unwrap_err();
+        assert_eq!(code(err), Code::NotFound);
+    }
+
+    #[test]
+    fn a_sandbox_whose_checkpoint_is_corrupt_is_answered_from_dockerd() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        std::fs::write(setup.service.checkpoints.dir().join(&id), b"{\"half").unwrap();
+        let response = setup.service.pod_sandbox_status(&id, true).unwrap();
+        let status = response.status.clone().unwrap();
+        assert_eq!(status.state, v1::PodSandboxState::SandboxReady as i32);
+        assert_eq!(status.runtime_handler, "");
+        assert_eq!(info(&response)["checkpoint"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_stopped_sandbox_is_notready() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        let status = setup.service.pod_sandbox_status(&id, false).unwrap();
+        assert_eq!(
+            status.status.unwrap().state,
+            v1::PodSandboxState::SandboxNotready as i32
+        );
+    }
+}

@@ -161,3 +161,116 @@ impl SandboxService {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::cri::testing::SandboxSetup;
+    use crate::docker::fake::status;
+    use crate::grpc::{Code, Status};
+    use crate::store::PodSandboxCheckpoint;
+
+    #[test]
+    fn a_container_that_cannot_be_stopped_leaves_the_sandbox_running() {
+        let setup = SandboxSetup::new();
+        let id = setup.run("web");
+        let app = setup.container(&id, "app", true);
+        setup
+            .docker
+            .fail("stop_container", status(500, "cannot kill"));
+        let err = setup.service.stop_pod_sandbox(&id).unwrap_err();
+        assert_eq!(Status::from(err).code, Code::Unknown);
+        assert_eq!(
+            setup.docker.calls_of("stop_container"),
+            [format!("stop_container {app}")]
+        );
+        assert!(setup.docker.container(&id).unwrap().state.running);
+    }
+
+    /// A sandbox on a node whose CNI network `pods` is one plugin that
+    /// logs each command to the file `calls` and fails while the file
+    /// `fail` exists; the sandbox's checkpoint says it is attached.
+    fn attached() -> (SandboxSetup, String) {
+        let setup = SandboxSetup::with_config(|config| config.network_plugin = NetworkPlugin::Cni);
+        let dir = setup.dir.path();
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(dir.join("net.d")).unwrap();
+        let script = format!(
+            "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >>{calls}\n\
+             [ -e {fail} ] || exit 0\n\
+             echo '{{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"cannot release\"}}'\nexit 1\n",
+            calls = dir.join("calls").display(),
+            fail = dir.join("fail").display(),
+        );
+        for plugin in ["loopback", "pods-plugin"] {
+            std::fs::write(bin.join(plugin), &script).unwrap();
+            std::fs::set_permissions(bin.join(plugin), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        std::fs::write(
+            dir.join("net.d/10-pods.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"pods-plugin"}]}"#,
+        )
+        .unwrap();
+        let id = setup.run("web");
+        let checkpoint = PodSandboxCheckpoint {
+            name: "web".to_owned(),
+            namespace: "prod".to_owned(),
+            data: CheckpointData::default(),
+            dockshim: Some(SandboxNetwork {
+                uid: "uid-web".to_owned(),
+                cni_network: "pods".to_owned(),
+                network_ready: true,
+                ..SandboxNetwork::default()
+            }),
+        };
+        setup.service.checkpoints.save(&id, &checkpoint).unwrap();
+        (setup, id)
+    }
+
+    fn dels(setup: &SandboxSetup) -> usize {
+        let calls = std::fs::read_to_string(setup.dir.path().join("calls")).unwrap_or_default();
+        calls.lines().filter(|line| *line == "DEL").count()
+    }
+
+    fn owes_teardown(setup: &SandboxSetup, id: &str) -> bool {
+        let checkpoint = setup.service.checkpoints.get(id).unwrap();
+        !checkpoint.dockshim.unwrap().cni_network.is_empty()
+    }
+
+    #[test]
+    fn a_failed_network_teardown_fails_the_stop_and_stays_owed() {
+        let (setup, id) = attached();
+        std::fs::write(setup.dir.path().join("fail"), "").unwrap();
+        let err = setup.service.stop_pod_sandbox(&id).unwrap_err();
+        assert!(Status::from(err).message.contains("cannot release"));
+        assert!(owes_teardown(&setup, &id));
+        assert!(setup.docker.container(&id).unwrap().state.running);
+    }
+
+    #[test]
+    fn a_network_is_torn_down_once_over_repeated_stops() {
+        let (setup, id) = attached();
+        std::fs::write(setup.dir.path().join("fail"), "").unwrap();
+        setup.service.stop_pod_sandbox(&id).unwrap_err();
+        std::fs::remove_file(setup.dir.path().join("fail")).unwrap();
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        let after_teardown = dels(&setup);
+        setup.service.stop_pod_sandbox(&id).unwrap();
+        assert_eq!(dels(&setup), after_teardown);
+        assert!(!owes_teardown(&setup, &id));
+        assert!(!setup.docker.container(&id).unwrap().state.running);
+        let record = setup
+            .service
+            .checkpoints
+            .get(&id)
+            .unwrap()
+            .dockshim
+            .unwrap();
+        assert_eq!(record.uid, "uid-web", "the pod's identity is kept");
+    }
+}
