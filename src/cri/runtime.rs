@@ -1138,8 +1138,8 @@ mod tests {
         let docker = crate::cri::testing::docker();
         let mut runtime = runtime(dir, NetworkPlugin::None);
         let index = crate::cri::testing::index(&docker);
-        runtime.sandboxes =
-            crate::cri::testing::sandboxes(&docker, &runtime.config, Arc::clone(&index));
+        let settings = runtime.sandboxes.settings.clone();
+        runtime.sandboxes = crate::cri::testing::sandboxes(&docker, &settings, Arc::clone(&index));
         runtime.docker = Arc::clone(&docker) as Arc<dyn DockerApi>;
         (docker, index, runtime)
     }
@@ -1423,7 +1423,7 @@ mod tests {
         let (docker, index, mut runtime) = faked_with_index(dir);
         runtime.containers = crate::cri::testing::containers(
             &docker,
-            &runtime.config,
+            &runtime.sandboxes.settings,
             Arc::clone(&index),
             Arc::new(crate::host::RecordingHost::default()),
         );

@@ -267,7 +267,7 @@ impl SandboxSetup {
     }
 
     /// On a node whose configuration [`config`] makes and `edit` changes.
-    pub fn with_config(edit: impl FnOnce(&mut Config)) -> SandboxSetup {
+    pub fn with_config(edit: impl FnOnce(&mut SandboxSettings)) -> SandboxSetup {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(dir.path());
         edit(&mut config);

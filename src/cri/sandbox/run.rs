@@ -956,11 +956,12 @@ mod handler_tests {
     fn cni_setup(dir: &std::path::Path) -> Setup {
         use std::os::unix::fs::PermissionsExt;
         let mut config = testing::config(dir);
-        config.network_plugin = crate::cli::NetworkPlugin::Cni;
-        config.hairpin_mode = crate::cli::HairpinMode::None;
+        config.network_plugin = crate::network::NetworkPlugin::Cni;
+        config.hairpin_mode = crate::network::hairpin::HairpinMode::None;
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&config.cni_conf_dir).unwrap();
+        let conf_dir = dir.join("net.d");
+        std::fs::create_dir_all(&conf_dir).unwrap();
         let script = format!(
             "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >>{dir}/calls\n\
              fail() {{ echo '{{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"'\"$1\"'\"}}'; exit 1; }}\n\
@@ -977,7 +978,7 @@ mod handler_tests {
                 .unwrap();
         }
         std::fs::write(
-            config.cni_conf_dir.join("10-pods.conflist"),
+            conf_dir.join("10-pods.conflist"),
             r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"pods-plugin"}]}"#,
         )
         .unwrap();
