@@ -246,10 +246,11 @@ pub(crate) static FLAGS: &[Flag] = &[
         value_name: Some("CGROUP"),
         default: None,
         category: Category::Sandboxes,
-        help: "Absolute cgroup path of the container runtime (dockerd, containerd)",
-        doc: "Absolute path, below the cgroup root, of the cgroup the container runtime \
-              (dockerd and containerd) runs in, like the kubelet's flag of the same name. \
-              Unset, dockshim leaves the runtime's cgroups alone.",
+        help: "Accepted and checked; dockshim does not use it yet",
+        doc: "Absolute path, below the cgroup root, of a cgroup for the container runtime \
+              (dockerd and containerd), as cri-dockerd's flag of the same name. dockshim \
+              checks the value but never moves the runtime's processes: the runtime's \
+              cgroups are left as its service manager made them.",
     },
     Flag {
         id: FlagId::NetworkPlugin,
