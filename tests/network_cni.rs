@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use common::cni_pod::{bridge_plugin, chained_plugins, conflist};
 use common::unique;
-use dockshim::cli::HairpinMode;
 use dockshim::network::cni::{CniOptions, PortMapping};
 use dockshim::network::cni_config::load_default;
+use dockshim::network::hairpin::HairpinMode;
 use dockshim::network::{
     run_in_netns, CniError, CniNetwork, CniRunner, Hairpin, PodAttachment, PodIps, RuntimeArgs,
 };
