@@ -115,7 +115,7 @@ fn run(config: Config) -> Result<(), String> {
         .log_keeper()
         .spawn()
         .map_err(|err| format!("cannot start the log keeper: {err}"))?;
-    let stats = StatsService::new(docker.clone(), index.clone());
+    let stats = StatsService::new(Arc::clone(&api), index.clone());
     if let Some((addr, registry)) = registry {
         let scraped = index.clone();
         let gauges = Box::new(move || Gauges {

@@ -806,7 +806,7 @@ mod tests {
             Arc::new(crate::host::Node),
             settings.runtime_request_timeout,
         );
-        let stats = StatsService::new(docker.clone(), index);
+        let stats = StatsService::new(Arc::clone(&api), index);
         let streaming = StreamingServer::start(
             "127.0.0.1:0".parse().unwrap(),
             Duration::ZERO,

@@ -35,7 +35,7 @@ use crate::cri::container::{container_status, StatusImage};
 use crate::cri::error::NamingError;
 use crate::cri::error::StatsServiceError;
 use crate::cri::naming;
-use crate::docker::{DockerClient, Engine};
+use crate::docker::{DockerApi, Engine};
 use crate::index::{ContainerFilter, CriState, Entry, Index, SandboxFilter};
 use crate::stats::{
     self, cgroup, network, unix_nanos, CgroupLocator, CgroupUsage, CgroupVersion, CpuSampler,
@@ -51,7 +51,7 @@ const MIN_SUBJECTS_PER_THREAD: usize = 8;
 
 /// What the stats calls work with.
 pub struct StatsService {
-    docker: DockerClient,
+    docker: Arc<dyn DockerApi>,
     index: Arc<Index>,
     /// See [`Node`]; `None` until dockerd first answered.
     node: Mutex<Option<Arc<Node>>>,
@@ -91,7 +91,7 @@ struct Node {
 impl StatsService {
     /// The stats calls over a running index. Nothing is read until the
     /// first call.
-    pub fn new(docker: DockerClient, index: Arc<Index>) -> StatsService {
+    pub fn new(docker: Arc<dyn DockerApi>, index: Arc<Index>) -> StatsService {
         StatsService {
             docker,
             index,
@@ -1101,9 +1101,8 @@ mod tests {
             let Fixture { dir, node, .. } = Fixture::new();
             let docker = crate::cri::testing::docker();
             let index = crate::cri::testing::index(&docker);
-            let nowhere = format!("unix://{}/no-docker.sock", dir.path().display());
             let mut stats = StatsService::new(
-                DockerClient::new(&nowhere, std::time::Duration::from_secs(1)).unwrap(),
+                Arc::clone(&docker) as Arc<dyn DockerApi>,
                 Arc::clone(&index),
             );
             stats.node = Mutex::new(Some(Arc::new(node)));
@@ -1203,6 +1202,23 @@ mod tests {
         assert_eq!(
             code(calls.stats.container_stats("").unwrap_err()),
             Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn stats_while_dockerd_cannot_describe_the_node_are_unavailable_and_nothing_is_cached() {
+        let mut calls = Calls::new();
+        let pod = calls.sandbox("web");
+        let app = calls.container(&pod, "app", true, true);
+        calls.stats.node = Mutex::new(None);
+        calls.docker.fail("info", crate::docker::fake::refused());
+        assert_eq!(
+            code(calls.stats.container_stats(&app).unwrap_err()),
+            Code::Unavailable
+        );
+        assert!(
+            calls.stats.node.lock().unwrap().is_none(),
+            "a failure is not cached"
         );
     }
 
