@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use super::list::ListedCheckpoints;
 use super::SandboxError;
 use crate::api::services::ImageService;
 use crate::cli::{Config, HairpinMode, NetworkPlugin};
@@ -67,6 +68,8 @@ pub struct SandboxService {
     /// Held while a sandbox's network is torn down, so that concurrent
     /// Stop and Remove calls run CNI DEL once.
     pub(super) teardown: Mutex<()>,
+    /// What ListPodSandbox has read of the checkpoints (see `list`).
+    pub(super) listed: Mutex<ListedCheckpoints>,
 }
 
 impl fmt::Debug for SandboxService {
@@ -102,6 +105,7 @@ impl SandboxService {
             settings: SandboxSettings::from_config(config),
             in_flight: Mutex::new(HashMap::new()),
             teardown: Mutex::new(()),
+            listed: Mutex::default(),
         })
     }
 
