@@ -18,6 +18,12 @@ const READINESS_WATCH: Duration = Duration::from_secs(3);
 const STATUS_POLL: Duration = Duration::from_millis(100);
 /// A Status call must answer within this even while dockerd is gone.
 const STATUS_PROMPT: Duration = Duration::from_secs(2);
+/// How soon after dockerd stops answering, its event stream left open,
+/// RuntimeReady must be false: the 5 s an answer vouches for dockerd, the
+/// 1 s Status waits for a ping, and a margin for a loaded machine.
+const HUNG_READINESS_LAG: Duration = Duration::from_secs(8);
+/// Longer than the test: a held request is never answered.
+const HUNG_FOR: Duration = Duration::from_secs(60);
 
 /// A bridge network with host-local addresses; the plugins ship in Debian's
 /// containernetworking-plugins.
@@ -161,6 +167,39 @@ async fn runtime_ready_follows_dockerd_going_away_and_coming_back_within_two_sec
     proxy.revive();
     let answers = watch_runtime_ready(&client, Instant::now()).await;
     assert_settled(&answers, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_ready_turns_false_when_dockerd_hangs_with_its_event_stream_open() {
+    let proxy = DockerProxy::start();
+    let dockshim = Dockshim::start_with(Options {
+        docker_socket: proxy.socket().to_owned(),
+        ..Options::default()
+    });
+    let client = dockshim.client().await;
+    assert!(ready(&client, "RuntimeReady").await.0, "not ready at start");
+
+    // Every request from now on is held; the event stream stays open.
+    proxy.delay("/", HUNG_FOR);
+    let hung = Instant::now();
+    loop {
+        let started = Instant::now();
+        let (runtime_ready, reason) = ready(&client, "RuntimeReady").await;
+        let took = started.elapsed();
+        assert!(took <= STATUS_PROMPT, "Status took {took:?}");
+        if !runtime_ready {
+            assert_eq!(reason, "DockerDaemonNotReady");
+            break;
+        }
+        assert!(
+            hung.elapsed() < HUNG_READINESS_LAG,
+            "RuntimeReady still true {:?} after dockerd hung",
+            hung.elapsed()
+        );
+        tokio::time::sleep(STATUS_POLL).await;
+    }
+    println!("RuntimeReady false {:?} after dockerd hung", hung.elapsed());
+    proxy.clear_delays();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

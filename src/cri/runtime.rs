@@ -6,14 +6,22 @@
 //! `metrics`), and Exec, Attach and PortForward checked by
 //! `streaming` and answered with a URL on the `StreamingServer`.
 //!
-//! Status must tell the truth *now*: it pings dockerd on every call with a
-//! short timeout instead of answering from a cache, and it re-reads the CNI
-//! configuration directory, which is cheap and may change at any time.
-//! RuntimeReady is also false once a supervised background thread has died
-//! (`crate::supervisor`), with a message naming it, until a restart. Its
-//! runtime handlers are the default one (`""`) and one per runtime dockerd
-//! listed in `/info` when first asked (`DockerClient::engine`), each with
-//! the features the engine and that runtime give together.
+//! Status vouches for dockerd from what dockshim already holds while that
+//! is fresh, and asks it otherwise: RuntimeReady is true without a Docker
+//! call while the state index follows dockerd's event stream and dockerd
+//! answered within `STATUS_FRESHNESS` (an event, a call of the index's, or
+//! Status's own last ping); else Status pings dockerd with a short timeout.
+//! A dockerd that exits closes the stream, so the next Status pings and
+//! reports it; one that hangs keeps the stream open but answers nothing
+//! more, so RuntimeReady turns false at most `STATUS_FRESHNESS` plus
+//! `STATUS_PING_TIMEOUT` after its last answer. Status re-reads the CNI
+//! configuration directory on every call, which is cheap and may change at
+//! any time. RuntimeReady is also false once a supervised background thread
+//! has died (`crate::supervisor`), with a message naming it, until a
+//! restart. Its runtime handlers are the default one (`""`) and one per
+//! runtime dockerd listed in `/info` when first asked
+//! (`DockerClient::engine`), each with the features the engine and that
+//! runtime give together.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -52,6 +60,11 @@ const RUNTIME_API_VERSION: &str = "v1";
 /// How long Status waits for dockerd before calling it not ready; short so
 /// the answer reflects the daemon's state within the kubelet's 2 s budget.
 const STATUS_PING_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long an answer from dockerd vouches for it while the event stream
+/// is up: the kubelet's Status period, so the kubelet hears of a hung
+/// dockerd at most one Status late, and callers that ask more often cost
+/// dockerd one ping per period at most.
+const STATUS_FRESHNESS: Duration = Duration::from_secs(5);
 /// dockerd's version changes only across a daemon restart; Version is
 /// answered from a copy at most this old.
 const VERSION_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -141,11 +154,19 @@ impl Runtime {
         Ok(version)
     }
 
-    fn runtime_condition(&self) -> (v1::RuntimeCondition, serde_json::Value) {
-        let result = self
-            .docker
-            .ping(STATUS_PING_TIMEOUT)
-            .and_then(|()| self.docker.ensure_negotiated());
+    /// RuntimeReady, pinging dockerd unless an answer younger than
+    /// `freshness` vouches for it.
+    fn runtime_condition(&self, freshness: Duration) -> (v1::RuntimeCondition, serde_json::Value) {
+        let index = self.containers.index();
+        let result = if self.docker.api_version().is_some() && index.dockerd_alive_within(freshness)
+        {
+            Ok(())
+        } else {
+            self.docker
+                .ping(STATUS_PING_TIMEOUT)
+                .and_then(|()| self.docker.ensure_negotiated())
+                .inspect(|()| index.heard_from_dockerd())
+        };
         let api_version = self.docker.api_version().map(|v| v.to_string());
         let (docker, info) = match result {
             Ok(()) => (
@@ -247,7 +268,7 @@ impl RuntimeService for Runtime {
         _ctx: &CallContext,
         request: v1::StatusRequest,
     ) -> Result<v1::StatusResponse, Status> {
-        let (runtime, docker_info) = self.runtime_condition();
+        let (runtime, docker_info) = self.runtime_condition(STATUS_FRESHNESS);
         let (network, cni_info) = self.network_condition();
         // Asked only of a daemon that just answered: without one, reading
         // the engine's facts would wait out the Docker call timeout.
@@ -753,6 +774,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::cri::testing;
+    use crate::docker::fake::{refused, FakeDocker};
 
     /// Sessions that close every connection unanswered.
     struct NoSessions;
@@ -823,6 +846,31 @@ mod tests {
         Runtime::new(api, settings, store, None, parts)
     }
 
+    /// A runtime over the fake `docker`, its index warm, without CNI.
+    fn runtime_over(dir: &std::path::Path, docker: &Arc<FakeDocker>) -> Runtime {
+        let config = testing::config(dir);
+        let index = testing::index(docker);
+        let nowhere =
+            crate::docker::DockerClient::new(&config.docker_endpoint, Duration::from_secs(1))
+                .unwrap();
+        let host = Arc::new(crate::host::RecordingHost::default());
+        let parts = RuntimeParts {
+            sandboxes: testing::sandboxes(docker, &config, Arc::clone(&index)),
+            containers: testing::containers(docker, &config, Arc::clone(&index), host),
+            stats: StatsService::new(nowhere, index),
+            streaming: StreamingServer::start(
+                config.streaming_bind_addr,
+                config.streaming_connection_idle_timeout,
+                Arc::new(NoSessions),
+            )
+            .unwrap(),
+            supervisor: Supervisor::new(),
+        };
+        let store = Store::open(&config.root_directory).unwrap();
+        let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
+        Runtime::new(api, config, store, None, parts)
+    }
+
     fn ctx() -> CallContext {
         CallContext::new("/runtime.v1.RuntimeService/Status", None)
     }
@@ -858,6 +906,56 @@ mod tests {
             ]
         );
         assert!(response.info.is_empty());
+    }
+
+    #[test]
+    fn a_warm_status_asks_dockerd_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = testing::docker();
+        let runtime = runtime_over(dir.path(), &docker);
+        let before = docker.calls().len();
+        let response = runtime
+            .status(&ctx(), v1::StatusRequest { verbose: false })
+            .unwrap();
+        assert_eq!(
+            conditions(&response)[0],
+            (RUNTIME_READY.to_owned(), true, String::new())
+        );
+        // The engine's facts are the client's copy, asked of dockerd once.
+        assert_eq!(docker.calls()[before..], ["engine "]);
+    }
+
+    #[test]
+    fn past_the_freshness_bound_status_pings_dockerd_once_and_the_answer_vouches_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = testing::docker();
+        let runtime = runtime_over(dir.path(), &docker);
+        let (ready, _) = runtime.runtime_condition(Duration::ZERO);
+        assert!(ready.status, "{ready:?}");
+        assert_eq!(docker.calls_of("ping"), ["ping "]);
+        runtime.runtime_condition(STATUS_FRESHNESS);
+        assert_eq!(docker.calls_of("ping"), ["ping "]);
+    }
+
+    #[test]
+    fn a_ping_that_fails_past_the_freshness_bound_makes_the_runtime_not_ready_saying_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = testing::docker();
+        let runtime = runtime_over(dir.path(), &docker);
+        docker.fail("ping", refused());
+        let (ready, info) = runtime.runtime_condition(Duration::ZERO);
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (false, "DockerDaemonNotReady")
+        );
+        assert!(
+            ready
+                .message
+                .starts_with("docker daemon is not answering: "),
+            "{}",
+            ready.message
+        );
+        assert_eq!(info["ready"], false);
     }
 
     #[test]

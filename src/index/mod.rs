@@ -13,6 +13,11 @@
 //! call [`Index::refresh`] right after they change a container so their
 //! own change shows at once.
 //!
+//! It also keeps when dockerd last answered (an event, a list, an inspect,
+//! or a call made elsewhere and reported here), so that Status can vouch
+//! for dockerd without asking it while the stream is up and that answer
+//! is recent.
+//!
 //! This module owns the entries, the change events, and the Docker calls
 //! behind them (counted, for the metrics and for tests that demand zero per
 //! warm query). It must not translate to CRI messages, create or change
@@ -123,6 +128,8 @@ pub struct Index {
     warm: AtomicBool,
     warm_lock: Mutex<()>,
     warm_changed: Condvar,
+    /// When dockerd last answered; see [`Index::dockerd_alive_within`].
+    heard: Mutex<Option<Instant>>,
     counters: Counters,
 }
 
@@ -238,6 +245,7 @@ impl Index {
             warm: AtomicBool::new(false),
             warm_lock: Mutex::new(()),
             warm_changed: Condvar::new(),
+            heard: Mutex::new(None),
             counters: Counters::default(),
         });
         let weak: Weak<Index> = Arc::downgrade(&index);
@@ -271,6 +279,19 @@ impl Index {
                 .0;
         }
         true
+    }
+
+    /// Whether dockerd has shown itself alive within `bound` while the index
+    /// follows its event stream. A dockerd that exits closes the stream, and
+    /// the index turns cold at once; one that hangs keeps the stream open
+    /// but answers nothing more, so its last answer ages past any bound.
+    pub fn dockerd_alive_within(&self, bound: Duration) -> bool {
+        self.is_warm() && lock(&self.heard).is_some_and(|at| at.elapsed() < bound)
+    }
+
+    /// Notes that dockerd has just answered a call made outside the index.
+    pub fn heard_from_dockerd(&self) {
+        *lock(&self.heard) = Some(Instant::now());
     }
 
     /// Sandboxes matching `filter`, in ID order.
@@ -554,6 +575,7 @@ impl Index {
         self.counters
             .events_received
             .fetch_add(1, Ordering::Relaxed);
+        self.heard_from_dockerd();
         let id = event.actor.id.as_str();
         if event.kind != "container" || id.is_empty() {
             return Ok(());
@@ -595,7 +617,9 @@ impl Index {
         call: impl FnOnce(&dyn IndexSource) -> Result<T, DockerError>,
     ) -> Result<T, IndexError> {
         self.counters.docker_calls.fetch_add(1, Ordering::Relaxed);
-        call(self.source.as_ref()).map_err(IndexError::Docker)
+        let answer = call(self.source.as_ref()).map_err(IndexError::Docker)?;
+        self.heard_from_dockerd();
+        Ok(answer)
     }
 
     fn catch_up_timeout(&self) -> IndexError {

@@ -394,6 +394,35 @@ fn an_idle_warm_index_makes_no_docker_calls() {
 }
 
 #[test]
+fn dockerd_is_alive_while_its_last_answer_is_younger_than_the_bound() {
+    let fake = FakeDocker::default();
+    pod(&fake);
+    let index = warm(&fake);
+    assert!(index.dockerd_alive_within(WAIT));
+    // An idle stream proves nothing: the answers of the fill age.
+    let bound = Duration::from_millis(100);
+    thread::sleep(bound + Duration::from_millis(50));
+    assert!(!index.dockerd_alive_within(bound));
+
+    fake.kill("c1");
+    eventually("the event heard", || index.dockerd_alive_within(bound));
+    thread::sleep(bound + Duration::from_millis(50));
+    index.heard_from_dockerd();
+    assert!(index.dockerd_alive_within(bound));
+}
+
+#[test]
+fn a_fresh_answer_does_not_vouch_for_dockerd_while_the_stream_is_lost() {
+    let fake = FakeDocker::default();
+    pod(&fake);
+    let index = warm(&fake);
+    fake.set_down(true);
+    eventually("cold", || !index.is_warm());
+    index.heard_from_dockerd();
+    assert!(!index.dockerd_alive_within(WAIT));
+}
+
+#[test]
 fn dropping_the_index_ends_its_thread() {
     let fake = FakeDocker::default();
     pod(&fake);

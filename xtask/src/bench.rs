@@ -12,7 +12,8 @@
 //! with [`BENCH_SANDBOXES`] sandboxes, Docker calls per warm call, and
 //! RunPodSandbox against a raw docker create+start) run on a second
 //! dockshim whose `--docker-endpoint` is a counting proxy in front of
-//! dockerd, so the Docker calls are counted from outside dockshim. With
+//! dockerd, so the Docker calls are counted from outside dockshim; Status
+//! is timed there again first, for its Docker calls per warm call. With
 //! `--endpoint` they run only when `--sandboxes` is given, without the
 //! Docker call count. Host-network sandboxes need no CNI configuration.
 //!
@@ -615,6 +616,7 @@ fn pod_figures(
 ) -> Result<(), XtaskError> {
     let mut created = Created::default();
     let measured = runtime.block_on(async {
+        measure_status(bench).await?;
         measure_sandboxes(bench, &mut created).await?;
         if containers {
             measure_containers(bench, &mut created).await?;
@@ -657,6 +659,28 @@ struct Created {
 
 fn docker_error(err: DockerError) -> XtaskError {
     XtaskError::Bench(format!("dockerd: {err}"))
+}
+
+/// Status on the runtime behind the proxy, warmed up first: its Docker
+/// calls per warm call.
+async fn measure_status(bench: &PodBench<'_>) -> Result<(), XtaskError> {
+    let mut grpc = Grpc::new(connect(bench.socket.to_path_buf()).await?);
+    let calls = bench.calls / CONTAINER_QUERY_SHARE;
+    let (mut times, status_calls) = time_calls::<_, v1::StatusResponse>(
+        &mut grpc,
+        STATUS,
+        SANDBOX_WARMUP_CALLS,
+        calls,
+        bench.proxy,
+        |_| v1::StatusRequest::default(),
+    )
+    .await?;
+    report(
+        &format!("Status, warm, {calls} sequential calls"),
+        &mut times,
+    );
+    report_docker_calls("Status", status_calls, calls);
+    Ok(())
 }
 
 async fn measure_sandboxes(bench: &PodBench<'_>, created: &mut Created) -> Result<(), XtaskError> {

@@ -5,16 +5,46 @@
 //! namespace and UID the checkpoint holds, as PodSandboxStatus reports
 //! them, so the kubelet stops and removes them, which tears their network
 //! down.
+//!
+//! What a list needs of a checkpoint (its runtime handler and pod
+//! metadata) is fixed when RunPodSandbox writes it, so each checkpoint is
+//! read once and held in memory. The held set is trusted while the checkpoint
+//! directory's mtime stays what it was when the directory was last listed:
+//! every save, removal or quarantine, by dockshim or behind its back,
+//! renames or removes an entry of that directory and so moves its mtime. A
+//! warm list thus opens no file; after a change it lists the directory
+//! again and reads only the checkpoints it has not read before. A listing
+//! taken within [`MTIME_SETTLE`] of the directory's last change is listed
+//! again on the next call, since a second change that soon may leave the
+//! mtime as it was.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::fs;
+use std::ops::Bound;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use super::error::SandboxError;
-use super::service::SandboxService;
+use super::service::{lock, SandboxService};
 use super::status::{
     annotations_of, checkpoint_metadata, labels_of, metadata_of, runtime_handler_of, sandbox_state,
 };
 use crate::api::v1;
-use crate::index::SandboxFilter;
+use crate::index::{Entry, SandboxFilter};
+use crate::store::PodSandboxCheckpoint;
+
+/// How coarse a directory's mtime may be: the kernel stamps it from a
+/// clock that moves in ticks, and some filesystems keep whole seconds.
+const MTIME_SETTLE: Duration = Duration::from_secs(1);
+
+/// The checkpoints ListPodSandbox has read.
+#[derive(Debug, Default)]
+pub(super) struct ListedCheckpoints {
+    /// The checkpoint directory's mtime when it was listed, while the
+    /// listing can be trusted until that changes.
+    settled: Option<SystemTime>,
+    by_id: BTreeMap<String, PodSandboxCheckpoint>,
+}
 
 impl SandboxService {
     /// ListPodSandbox with the CRI `filter`.
@@ -23,10 +53,16 @@ impl SandboxService {
         filter: Option<&v1::PodSandboxFilter>,
     ) -> Result<Vec<v1::PodSandbox>, SandboxError> {
         let filter = sandbox_filter(filter);
-        let mut items: Vec<v1::PodSandbox> = self
-            .index
-            .sandboxes(&filter)?
+        // Every sandbox under the prefix: those the filter leaves out are
+        // still not checkpoint-only.
+        let known = self.index.sandboxes(&SandboxFilter {
+            id_prefix: filter.id_prefix.clone(),
+            ..SandboxFilter::default()
+        })?;
+        let listed = self.listed_checkpoints()?;
+        let mut items: Vec<v1::PodSandbox> = known
             .iter()
+            .filter(|entry| filter.matches(entry))
             .filter_map(|entry| {
                 Some(v1::PodSandbox {
                     id: entry.id.clone(),
@@ -35,44 +71,72 @@ impl SandboxService {
                     created_at: entry.created_ns,
                     labels: labels_of(entry),
                     annotations: annotations_of(entry),
-                    runtime_handler: runtime_handler_of(self.checkpoint_of(&entry.id).as_ref()),
+                    runtime_handler: runtime_handler_of(listed.by_id.get(&entry.id)),
                 })
             })
             .collect();
         // A checkpoint-only sandbox has no labels and is never ready.
         if filter.ready != Some(true) && filter.labels.is_empty() {
-            items.extend(self.checkpoint_only(filter.id_prefix.as_deref())?);
+            let prefix = filter.id_prefix.as_deref().unwrap_or_default();
+            items.extend(listed.only_in_checkpoints(prefix, &known));
         }
         Ok(items)
     }
 
-    fn checkpoint_only(
-        &self,
-        id_prefix: Option<&str>,
-    ) -> Result<Vec<v1::PodSandbox>, SandboxError> {
-        let known: HashSet<String> = self
-            .index
-            .sandboxes(&SandboxFilter::default())?
-            .iter()
-            .map(|entry| entry.id.clone())
-            .collect();
-        let mut items = Vec::new();
-        for id in self.checkpoints.list()? {
-            if known.contains(&id) || !id.starts_with(id_prefix.unwrap_or_default()) {
-                continue;
-            }
-            let Some(checkpoint) = self.checkpoint_of(&id) else {
-                continue;
-            };
-            items.push(v1::PodSandbox {
-                id,
-                metadata: Some(checkpoint_metadata(&checkpoint)),
-                state: v1::PodSandboxState::SandboxNotready as i32,
-                runtime_handler: runtime_handler_of(Some(&checkpoint)),
-                ..v1::PodSandbox::default()
-            });
+    /// The checkpoints as the directory holds them now, listed again only
+    /// when its mtime moved or the last listing was not to be trusted.
+    fn listed_checkpoints(&self) -> Result<MutexGuard<'_, ListedCheckpoints>, SandboxError> {
+        let mut listed = lock(&self.listed);
+        // A directory that cannot be read is reported by the listing.
+        let modified = fs::metadata(self.checkpoints.dir())
+            .and_then(|meta| meta.modified())
+            .ok();
+        if modified.is_some() && listed.settled == modified {
+            return Ok(listed);
         }
-        Ok(items)
+        let listing_started = SystemTime::now();
+        let ids = self.checkpoints.list()?;
+        let count = ids.len();
+        let mut by_id = BTreeMap::new();
+        for id in ids {
+            let checkpoint = listed.by_id.remove(&id).or_else(|| self.checkpoint_of(&id));
+            by_id.extend(checkpoint.map(|checkpoint| (id, checkpoint)));
+        }
+        // A checkpoint that could not be read is tried again next time.
+        let settled = modified.filter(|modified| {
+            by_id.len() == count
+                && listing_started
+                    .duration_since(*modified)
+                    .is_ok_and(|age| age >= MTIME_SETTLE)
+        });
+        *listed = ListedCheckpoints { settled, by_id };
+        Ok(listed)
+    }
+}
+
+impl ListedCheckpoints {
+    /// NOTREADY items for the checkpoints under `prefix` whose sandbox is
+    /// not in `known`, index entries in ID order.
+    fn only_in_checkpoints<'a>(
+        &'a self,
+        prefix: &'a str,
+        known: &'a [Arc<Entry>],
+    ) -> impl Iterator<Item = v1::PodSandbox> + 'a {
+        self.by_id
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(id, _)| id.starts_with(prefix))
+            .filter(|(id, _)| {
+                known
+                    .binary_search_by(|entry| entry.id.as_str().cmp(id))
+                    .is_err()
+            })
+            .map(|(id, checkpoint)| v1::PodSandbox {
+                id: id.clone(),
+                metadata: Some(checkpoint_metadata(checkpoint)),
+                state: v1::PodSandboxState::SandboxNotready as i32,
+                runtime_handler: runtime_handler_of(Some(checkpoint)),
+                ..v1::PodSandbox::default()
+            })
     }
 }
 
@@ -208,5 +272,185 @@ mod tests {
             listed(&setup, None);
             assert_eq!(setup.docker.calls().len(), before);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod handler_tests {
+    use std::fs::File;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cri::testing::{self, add_container};
+    use crate::docker::fake::FakeDocker;
+    use crate::docker::DockerApi;
+    use crate::index::Index;
+    use crate::store::checkpoint::{CheckpointData, SandboxNetwork};
+    use crate::store::CheckpointStore;
+
+    struct Setup {
+        docker: Arc<FakeDocker>,
+        index: Arc<Index>,
+        service: SandboxService,
+        _dir: tempfile::TempDir,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = testing::docker();
+        let index = testing::index(&docker);
+        let config = testing::config(dir.path());
+        let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
+        Setup {
+            docker,
+            index,
+            service,
+            _dir: dir,
+        }
+    }
+
+    fn checkpoint(name: &str, runtime_handler: &str) -> PodSandboxCheckpoint {
+        PodSandboxCheckpoint {
+            name: name.to_owned(),
+            namespace: "prod".to_owned(),
+            data: CheckpointData::new(Vec::new(), true),
+            dockshim: Some(SandboxNetwork {
+                uid: format!("uid-{name}"),
+                runtime_handler: runtime_handler.to_owned(),
+                ..SandboxNetwork::default()
+            }),
+        }
+    }
+
+    /// Sets the directory's mtime, as if its last change was `ago`.
+    fn changed_ago(dir: &Path, ago: Duration) {
+        let when = SystemTime::now() - ago;
+        File::open(dir).unwrap().set_modified(when).unwrap();
+    }
+
+    fn modified(dir: &Path) -> SystemTime {
+        fs::metadata(dir).unwrap().modified().unwrap()
+    }
+
+    impl Setup {
+        fn store(&self) -> &CheckpointStore {
+            &self.service.checkpoints
+        }
+
+        /// A sandbox container, created and started as `name`.
+        fn running_sandbox(&self, name: &str) -> String {
+            let id = add_container(&self.docker, &self.index, name, "podsandbox", "");
+            self.docker.start_container(&id).unwrap();
+            self.index.refresh(&id).unwrap();
+            id
+        }
+
+        /// (ID, NOTREADY, runtime handler) of each sandbox listed.
+        fn list(&self, state: Option<v1::PodSandboxState>) -> Vec<(String, bool, String)> {
+            let filter = v1::PodSandboxFilter {
+                state: state.map(|state| v1::PodSandboxStateValue {
+                    state: state as i32,
+                }),
+                ..v1::PodSandboxFilter::default()
+            };
+            let not_ready = v1::PodSandboxState::SandboxNotready as i32;
+            let mut items: Vec<_> = self
+                .service
+                .list_pod_sandbox(Some(&filter))
+                .unwrap()
+                .into_iter()
+                .map(|item| (item.id, item.state == not_ready, item.runtime_handler))
+                .collect();
+            items.sort();
+            items
+        }
+    }
+
+    #[test]
+    fn checkpoints_are_not_read_again_while_their_directory_is_unchanged() {
+        let setup = setup();
+        let sandbox = setup.running_sandbox("k8s_POD_web_prod_uid-web_0");
+        setup
+            .store()
+            .save(&sandbox, &checkpoint("web", "kata"))
+            .unwrap();
+        setup
+            .store()
+            .save("gone", &checkpoint("db", "runc"))
+            .unwrap();
+        let dir = setup.store().dir().to_path_buf();
+        changed_ago(&dir, Duration::from_secs(10));
+        let expected = [
+            (sandbox.clone(), false, "kata".to_owned()),
+            ("gone".to_owned(), true, "runc".to_owned()),
+        ];
+        assert_eq!(setup.list(None), expected);
+
+        // Rewritten in place, the directory's mtime stays: a read would
+        // find them corrupt and quarantine them.
+        for id in [sandbox.as_str(), "gone"] {
+            fs::write(dir.join(id), "not a checkpoint").unwrap();
+        }
+        assert_eq!(setup.list(None), expected);
+        for id in [sandbox.as_str(), "gone"] {
+            assert_eq!(
+                fs::read_to_string(dir.join(id)).unwrap(),
+                "not a checkpoint"
+            );
+        }
+    }
+
+    #[test]
+    fn checkpoints_added_or_removed_behind_dockshims_back_are_listed_at_the_next_call() {
+        let setup = setup();
+        let dir = setup.store().dir().to_path_buf();
+        let elsewhere = CheckpointStore::open(dir.parent().unwrap()).unwrap();
+        changed_ago(&dir, Duration::from_secs(30));
+        assert_eq!(setup.list(None), []);
+
+        elsewhere.save("late", &checkpoint("db", "")).unwrap();
+        changed_ago(&dir, Duration::from_secs(20));
+        assert_eq!(setup.list(None), [("late".to_owned(), true, String::new())]);
+
+        elsewhere.remove("late").unwrap();
+        changed_ago(&dir, Duration::from_secs(10));
+        assert_eq!(setup.list(None), []);
+    }
+
+    #[test]
+    fn a_change_right_after_a_listing_is_seen_even_if_the_mtime_did_not_move() {
+        let setup = setup();
+        let dir = setup.store().dir().to_path_buf();
+        setup.store().save("first", &checkpoint("web", "")).unwrap();
+        let first_change = modified(&dir);
+        assert_eq!(setup.list(None).len(), 1);
+
+        setup.store().save("second", &checkpoint("db", "")).unwrap();
+        File::open(&dir)
+            .unwrap()
+            .set_modified(first_change)
+            .unwrap();
+        assert_eq!(setup.list(None).len(), 2);
+    }
+
+    #[test]
+    fn a_state_filter_leaves_a_ready_sandbox_out_of_the_checkpoint_only_ones() {
+        let setup = setup();
+        let sandbox = setup.running_sandbox("k8s_POD_web_prod_uid-web_0");
+        setup
+            .store()
+            .save(&sandbox, &checkpoint("web", ""))
+            .unwrap();
+        setup.store().save("gone", &checkpoint("db", "")).unwrap();
+        assert_eq!(
+            setup.list(Some(v1::PodSandboxState::SandboxNotready)),
+            [("gone".to_owned(), true, String::new())]
+        );
+        assert_eq!(
+            setup.list(Some(v1::PodSandboxState::SandboxReady)),
+            [(sandbox, false, String::new())]
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use super::list::ListedCheckpoints;
 use super::SandboxError;
 use crate::api::services::ImageService;
 use crate::docker::{DockerApi, Engine};
@@ -94,6 +95,8 @@ pub struct SandboxService {
     /// Held while a sandbox's network is torn down, so that concurrent
     /// Stop and Remove calls run CNI DEL once.
     pub(super) teardown: Mutex<()>,
+    /// What ListPodSandbox has read of the checkpoints (see `list`).
+    pub(super) listed: Mutex<ListedCheckpoints>,
 }
 
 impl fmt::Debug for SandboxService {
@@ -126,6 +129,7 @@ impl SandboxService {
             settings,
             in_flight: Mutex::new(HashMap::new()),
             teardown: Mutex::new(()),
+            listed: Mutex::default(),
         })
     }
 
