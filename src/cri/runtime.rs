@@ -806,7 +806,7 @@ mod tests {
             cni_conf_dir: dir.join("net.d"),
             runtime_request_timeout: Duration::from_secs(120),
         };
-        let mut sandbox = crate::cri::testing::config(dir);
+        let mut sandbox = testing::config(dir);
         sandbox.network_plugin = network_plugin;
         std::fs::create_dir_all(&settings.cni_conf_dir).unwrap();
         let docker =
@@ -817,7 +817,7 @@ mod tests {
         let index = crate::index::Index::start(docker.clone()).unwrap();
         let images = Arc::new(crate::cri::image::Images::new(
             Arc::clone(&api),
-            crate::cri::testing::image_settings(),
+            testing::image_settings(),
         ));
         let sandboxes =
             SandboxService::new(Arc::clone(&api), index.clone(), images, sandbox).unwrap();
@@ -849,26 +849,28 @@ mod tests {
     /// A runtime over the fake `docker`, its index warm, without CNI.
     fn runtime_over(dir: &std::path::Path, docker: &Arc<FakeDocker>) -> Runtime {
         let config = testing::config(dir);
+        let settings = RuntimeSettings {
+            docker_endpoint: format!("unix://{}/no-docker.sock", dir.display()),
+            cni_conf_dir: dir.join("net.d"),
+            runtime_request_timeout: Duration::from_secs(120),
+        };
         let index = testing::index(docker);
-        let nowhere =
-            crate::docker::DockerClient::new(&config.docker_endpoint, Duration::from_secs(1))
-                .unwrap();
+        let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
         let host = Arc::new(crate::host::RecordingHost::default());
         let parts = RuntimeParts {
             sandboxes: testing::sandboxes(docker, &config, Arc::clone(&index)),
             containers: testing::containers(docker, &config, Arc::clone(&index), host),
-            stats: StatsService::new(nowhere, index),
+            stats: StatsService::new(Arc::clone(&api), index),
             streaming: StreamingServer::start(
-                config.streaming_bind_addr,
-                config.streaming_connection_idle_timeout,
+                "127.0.0.1:0".parse().unwrap(),
+                Duration::ZERO,
                 Arc::new(NoSessions),
             )
             .unwrap(),
             supervisor: Supervisor::new(),
         };
         let store = Store::open(&config.root_directory).unwrap();
-        let api: Arc<dyn DockerApi> = Arc::clone(docker) as Arc<dyn DockerApi>;
-        Runtime::new(api, config, store, None, parts)
+        Runtime::new(api, settings, store, None, parts)
     }
 
     fn ctx() -> CallContext {
@@ -1228,21 +1230,17 @@ mod tests {
     /// with the index the sandbox calls read.
     fn faked_with_index(
         dir: &std::path::Path,
-    ) -> (
-        Arc<crate::docker::fake::FakeDocker>,
-        Arc<crate::index::Index>,
-        Runtime,
-    ) {
-        let docker = crate::cri::testing::docker();
+    ) -> (Arc<FakeDocker>, Arc<crate::index::Index>, Runtime) {
+        let docker = testing::docker();
         let mut runtime = runtime(dir, NetworkPlugin::None);
-        let index = crate::cri::testing::index(&docker);
+        let index = testing::index(&docker);
         let settings = runtime.sandboxes.settings.clone();
-        runtime.sandboxes = crate::cri::testing::sandboxes(&docker, &settings, Arc::clone(&index));
+        runtime.sandboxes = testing::sandboxes(&docker, &settings, Arc::clone(&index));
         runtime.docker = Arc::clone(&docker) as Arc<dyn DockerApi>;
         (docker, index, runtime)
     }
 
-    fn faked(dir: &std::path::Path) -> (Arc<crate::docker::fake::FakeDocker>, Runtime) {
+    fn faked(dir: &std::path::Path) -> (Arc<FakeDocker>, Runtime) {
         let (docker, _, runtime) = faked_with_index(dir);
         (docker, runtime)
     }
@@ -1297,7 +1295,7 @@ mod tests {
     fn status_whose_ping_fails_is_not_ready_without_asking_for_the_engine() {
         let dir = tempfile::tempdir().unwrap();
         let (docker, runtime) = faked(dir.path());
-        docker.fail("ping", crate::docker::fake::refused());
+        docker.fail("ping", refused());
         let response = runtime
             .status(&ctx(), v1::StatusRequest { verbose: true })
             .unwrap();
@@ -1339,7 +1337,7 @@ mod tests {
             );
         }
         assert_eq!(docker.calls_of("info").len(), 2);
-        docker.fail("info", crate::docker::fake::refused());
+        docker.fail("info", refused());
         let err = runtime
             .runtime_config(&ctx(), v1::RuntimeConfigRequest::default())
             .unwrap_err();
@@ -1397,7 +1395,7 @@ mod tests {
             .update_pod_sandbox_resources(&ctx(), request("f00d"))
             .unwrap_err();
         assert_eq!(err.code, crate::grpc::Code::NotFound, "{err}");
-        let pod = crate::cri::testing::add_container(
+        let pod = testing::add_container(
             &docker,
             &index,
             "k8s_POD_web_prod_uid-1_0",
@@ -1460,7 +1458,7 @@ mod tests {
     fn with_sandboxes(dir: &std::path::Path, pods: usize) -> Runtime {
         let (docker, index, runtime) = faked_with_index(dir);
         for pod in 0..pods {
-            crate::cri::testing::add_container(
+            testing::add_container(
                 &docker,
                 &index,
                 &format!("k8s_POD_web-{pod}_prod_uid-{pod}_0"),
@@ -1513,13 +1511,9 @@ mod tests {
     /// A runtime whose container calls also go to the fake dockerd.
     fn faked_containers(
         dir: &std::path::Path,
-    ) -> (
-        Arc<crate::docker::fake::FakeDocker>,
-        Arc<crate::index::Index>,
-        Runtime,
-    ) {
+    ) -> (Arc<FakeDocker>, Arc<crate::index::Index>, Runtime) {
         let (docker, index, mut runtime) = faked_with_index(dir);
-        runtime.containers = crate::cri::testing::containers(
+        runtime.containers = testing::containers(
             &docker,
             &runtime.sandboxes.settings,
             Arc::clone(&index),
@@ -1533,14 +1527,14 @@ mod tests {
         use crate::grpc::Code;
         let dir = tempfile::tempdir().unwrap();
         let (docker, index, runtime) = faked_containers(dir.path());
-        let pod = crate::cri::testing::add_container(
+        let pod = testing::add_container(
             &docker,
             &index,
             "k8s_POD_web_prod_uid-1_0",
             "podsandbox",
             "",
         );
-        let app = crate::cri::testing::add_container(
+        let app = testing::add_container(
             &docker,
             &index,
             "k8s_app_web_prod_uid-1_0",

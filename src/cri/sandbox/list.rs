@@ -25,26 +25,16 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::error::SandboxError;
-use super::service::{lock, SandboxService};
+use super::service::{lock, ListedCheckpoints, SandboxService};
 use super::status::{
     annotations_of, checkpoint_metadata, labels_of, metadata_of, runtime_handler_of, sandbox_state,
 };
 use crate::api::v1;
 use crate::index::{Entry, SandboxFilter};
-use crate::store::PodSandboxCheckpoint;
 
 /// How coarse a directory's mtime may be: the kernel stamps it from a
 /// clock that moves in ticks, and some filesystems keep whole seconds.
 const MTIME_SETTLE: Duration = Duration::from_secs(1);
-
-/// The checkpoints ListPodSandbox has read.
-#[derive(Debug, Default)]
-pub(super) struct ListedCheckpoints {
-    /// The checkpoint directory's mtime when it was listed, while the
-    /// listing can be trusted until that changes.
-    settled: Option<SystemTime>,
-    by_id: BTreeMap<String, PodSandboxCheckpoint>,
-}
 
 impl SandboxService {
     /// ListPodSandbox with the CRI `filter`.
@@ -288,7 +278,7 @@ mod handler_tests {
     use crate::docker::DockerApi;
     use crate::index::Index;
     use crate::store::checkpoint::{CheckpointData, SandboxNetwork};
-    use crate::store::CheckpointStore;
+    use crate::store::{CheckpointStore, PodSandboxCheckpoint};
 
     struct Setup {
         docker: Arc<FakeDocker>,

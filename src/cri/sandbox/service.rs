@@ -8,12 +8,12 @@
 //! `list`; retrying owed teardowns lives in `owed`. This module starts no threads: the index it is given has
 //! already started its own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
 
-use super::list::ListedCheckpoints;
 use super::SandboxError;
 use crate::api::services::ImageService;
 use crate::docker::{DockerApi, Engine};
@@ -23,7 +23,7 @@ use crate::index::Index;
 use crate::network::cni::CniOptions;
 use crate::network::hairpin::HairpinMode;
 use crate::network::{CniRunner, Hairpin, NetworkPlugin, NetworkSource};
-use crate::store::{CheckpointStore, OwedTeardowns};
+use crate::store::{CheckpointStore, OwedTeardowns, PodSandboxCheckpoint};
 
 /// Seconds the sandbox container and, on StopPodSandbox, the pod's
 /// containers get between SIGTERM and SIGKILL (cri-dockerd's fixed value).
@@ -76,6 +76,15 @@ impl CriDockerdMigration {
             CriDockerdMigration::From(dir) => dir.to_string_lossy().into_owned(),
         }
     }
+}
+
+/// The checkpoints ListPodSandbox has read (see `list.rs`).
+#[derive(Debug, Default)]
+pub(super) struct ListedCheckpoints {
+    /// The checkpoint directory's mtime when it was listed, while the
+    /// listing can be trusted until that changes.
+    pub(super) settled: Option<SystemTime>,
+    pub(super) by_id: BTreeMap<String, PodSandboxCheckpoint>,
 }
 
 /// What the pod sandbox calls work with.
