@@ -15,27 +15,44 @@ use crate::XtaskError;
 
 /// Generated from `proto/`: read through the proto, not line by line.
 const GENERATED: &str = "api";
-/// Files compiled only under `#[cfg(test)]`, beside the code they stand in for.
-const TEST_ONLY: &[&str] = &["docker/fake.rs", "cri/testing.rs", "host/recording.rs"];
-
 /// Prints the production lines of each top-level module and their total.
 pub fn run(root: &Path) -> Result<(), XtaskError> {
     let src = root.join("src");
-    let mut per_module: BTreeMap<String, usize> = BTreeMap::new();
+    let mut files = Vec::new();
+    let mut test_only = Vec::new();
     for file in rust_files(&src)? {
         let relative = file.strip_prefix(&src).unwrap_or(&file);
         let relative = relative.to_string_lossy().replace('\\', "/");
-        let module = relative
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(".rs")
-            .to_owned();
-        if module == GENERATED || TEST_ONLY.contains(&relative.as_str()) {
-            continue;
-        }
         let text = fs::read_to_string(&file).map_err(|err| XtaskError::io(&file, err))?;
-        *per_module.entry(module).or_default() += production_lines(&text);
+        let counted = count(&text);
+        // `a/mod.rs` and `lib.rs` declare children beside them, `a/b.rs`
+        // in `a/b/`.
+        let base = match relative.rsplit_once('/') {
+            Some((dir, "mod.rs")) => dir.to_owned(),
+            None if relative == "lib.rs" || relative == "main.rs" => String::new(),
+            _ => relative.trim_end_matches(".rs").to_owned(),
+        };
+        for name in &counted.test_modules {
+            let child = if base.is_empty() {
+                name.clone()
+            } else {
+                format!("{base}/{name}")
+            };
+            test_only.push(format!("{child}.rs"));
+            test_only.push(format!("{child}/"));
+        }
+        files.push((relative, counted.lines));
+    }
+    let mut per_module: BTreeMap<String, usize> = BTreeMap::new();
+    for (relative, lines) in files {
+        let module = relative.split('/').next().unwrap_or_default();
+        let module = module.trim_end_matches(".rs").to_owned();
+        let for_tests = test_only.iter().any(|test| {
+            relative == *test || (test.ends_with('/') && relative.starts_with(test.as_str()))
+        });
+        if module != GENERATED && !for_tests {
+            *per_module.entry(module).or_default() += lines;
+        }
     }
     for (module, lines) in &per_module {
         println!("{lines:>6}  src/{module}");
@@ -44,27 +61,43 @@ pub fn run(root: &Path) -> Result<(), XtaskError> {
     Ok(())
 }
 
-/// The lines of one file that count: see the module's documentation.
-/// A `#[cfg(test)]` item runs to its line ending in `;` (or, at its own
-/// indentation, `,`: a field) or, once it has opened a brace, to the line
-/// where its braces balance; braces inside
-/// string literals of test code are assumed balanced, as they are here.
-fn production_lines(text: &str) -> usize {
+/// What one file holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Counted {
+    /// The lines that count: see the module's documentation.
+    lines: usize,
+    /// The modules it declares under `#[cfg(test)]` (`mod fake;`), whose
+    /// files are test doubles and fixtures.
+    test_modules: Vec<String>,
+}
+
+/// Counts one file. A `#[cfg(test)]` item runs to its line ending in `;`
+/// (or, at its own indentation, `,`: a field) or, once it has opened a
+/// brace, to the line where its braces balance; braces inside string
+/// literals of test code are assumed balanced, as they are here.
+fn count(text: &str) -> Counted {
     let mut lines = text.lines();
-    let mut count = 0;
+    let mut counted = Counted::default();
     while let Some(line) = lines.next() {
         let line = line.trim();
         if line.starts_with("#[cfg(test)]") {
-            skip_item(&mut lines);
+            let last = skip_item(&mut lines);
+            let declared = last.strip_suffix(';').and_then(|item| {
+                let (visibility, name) = item.rsplit_once("mod ")?;
+                let visibility = visibility.trim();
+                (visibility.is_empty() || visibility.starts_with("pub")).then(|| name.trim())
+            });
+            counted.test_modules.extend(declared.map(str::to_owned));
         } else if !line.is_empty() && !line.starts_with("//") {
-            count += 1;
+            counted.lines += 1;
         }
     }
-    count
+    counted
 }
 
-/// Consumes the lines of the item that follows a `#[cfg(test)]`.
-fn skip_item<'a>(lines: &mut impl Iterator<Item = &'a str>) {
+/// Consumes the lines of the item that follows a `#[cfg(test)]`; returns
+/// the last, trimmed.
+fn skip_item<'a>(lines: &mut impl Iterator<Item = &'a str>) -> &'a str {
     let mut depth: i64 = 0;
     let mut opened = false;
     // The item's own indentation, from its first line that is not an
@@ -87,9 +120,10 @@ fn skip_item<'a>(lines: &mut impl Iterator<Item = &'a str>) {
             line.ends_with(';') || (own_level && line.ends_with(','))
         };
         if ended {
-            return;
+            return line;
         }
     }
+    ""
 }
 
 /// Every `.rs` file under `dir`, in a stable order.
@@ -134,7 +168,22 @@ mod tests {
                     \x20   seen: u8,\n\
                     }\n\
                     fn h() {}\n";
-        assert_eq!(production_lines(text), 5);
+        assert_eq!(count(text).lines, 5);
+    }
+
+    #[test]
+    fn modules_declared_for_tests_are_named() {
+        let text = "#[cfg(test)]\n\
+                    #[allow(clippy::unwrap_used)]\n\
+                    pub(crate) mod testing;\n\
+                    #[cfg(test)]\n\
+                    use std::io;\n\
+                    #[cfg(test)]\n\
+                    mod tests {}\n\
+                    mod counted;\n";
+        let counted = count(text);
+        assert_eq!(counted.test_modules, ["testing"]);
+        assert_eq!(counted.lines, 1);
     }
 
     #[test]
@@ -154,6 +203,6 @@ mod tests {
                     \x20   a\n\
                     }\n\
                     fn also_counted() {}\n";
-        assert_eq!(production_lines(text), 2);
+        assert_eq!(count(text).lines, 2);
     }
 }
