@@ -13,12 +13,16 @@
 //! round a longer loop: for every folder under `src/<module>/`, the
 //! folder's children (each file, and each sub-folder with everything in
 //! it) import each other without a cycle, counting `crate::`, `super::` and
-//! `self::` paths. A folder's `mod.rs` is the folder itself, not one of
-//! its children: it declares and re-exports them, and a name it re-exports
-//! counts as the child's that defines it. Test code is not read:
-//! `#[cfg(test)]` items, and the files only such items declare (the test
-//! doubles `cri/testing.rs` and `docker/fake.rs`, the fixtures), exist to
-//! reach into what they test.
+//! `self::` paths. The folder's own `mod.rs` is one of those children. It
+//! may declare its children and re-export their items: a `pub use` of a
+//! child's item is no use of that child unless `mod.rs`'s own code names
+//! the item too. A child that names an item through the folder uses the
+//! child that defines it: `mod.rs` for an item `mod.rs` defines, the child
+//! `mod.rs` re-exports it from, none for an item from outside the folder.
+//! Test code is not read: `#[cfg(test)]` items, and the files only such
+//! items declare (the test doubles `cri/testing.rs`, `docker/fake.rs`,
+//! `host/recording.rs` and `index/testing.rs`, the fixtures and test
+//! files), exist to reach into what they test.
 //!
 //! In `xtask/`, each file is a module and none may be reached back from a
 //! module it uses.
@@ -211,6 +215,61 @@ fn a_loop_is_found_through_groups_and_re_exports_but_not_through_test_code() {
           a → b: src/net/a.rs:1\n  \
           b → c: src/net/b.rs:2\n  \
           c → a: src/net/c.rs:2"]
+    );
+}
+
+#[test]
+fn a_mod_rs_is_one_of_its_folders_children_and_re_exporting_a_child_is_no_use() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let src = dir.path().join("src");
+    for folder in ["cli", "logs", "store"] {
+        fs::create_dir_all(src.join(folder)).expect("a planted folder");
+    }
+    for (file, text) in [
+        ("lib.rs", "pub mod cli;\npub mod logs;\npub mod store;\n"),
+        (
+            "cli/mod.rs",
+            "mod doc;\npub struct Config;\npub fn help() -> String {\n    doc::help_text()\n}\n",
+        ),
+        (
+            "cli/doc.rs",
+            "use super::Config;\npub fn help_text() -> String {\n    String::new()\n}\n",
+        ),
+        (
+            "logs/mod.rs",
+            "mod format;\n#[cfg(test)]\nmod recording;\npub use format::Encoder;\n\
+             pub struct LogError;\n#[cfg(test)]\nmod tests {\n    use super::recording::Recorder;\n}\n",
+        ),
+        ("logs/format.rs", "use super::LogError;\npub struct Encoder;\n"),
+        (
+            "logs/recording.rs",
+            "use super::{Encoder, LogError};\npub struct Recorder;\n",
+        ),
+        (
+            "store/mod.rs",
+            "mod checkpoint;\npub use checkpoint::Checkpoint as Saved;\npub fn write_atomic() {}\n\
+             pub fn open() -> Saved {\n    Saved\n}\n",
+        ),
+        (
+            "store/checkpoint.rs",
+            "use super::write_atomic;\npub struct Checkpoint;\n",
+        ),
+    ] {
+        fs::write(src.join(file), text).expect("a planted file");
+    }
+    let logs = |file: &str| vec!["logs".to_owned(), file.to_owned()];
+    let tree = SourceTree::read(&src);
+    assert!(tree.is_module(&logs("format")) && !tree.is_module(&logs("recording")));
+    assert_eq!(
+        sibling_loops(&src),
+        [
+            "in src/cli/: doc, mod.rs import each other in a loop:\n  \
+             doc → mod.rs: src/cli/doc.rs:1\n  \
+             mod.rs → doc: src/cli/mod.rs:4",
+            "in src/store/: checkpoint, mod.rs import each other in a loop:\n  \
+             checkpoint → mod.rs: src/store/checkpoint.rs:1\n  \
+             mod.rs → checkpoint: src/store/mod.rs:4",
+        ]
     );
 }
 
@@ -504,6 +563,10 @@ struct SourceTree {
     files: BTreeMap<Vec<String>, (String, String)>,
 }
 
+/// A folder's own file among its children: `mod.rs` is a node of its
+/// folder's graph like every file beside it.
+const FOLDER_FILE: &str = "mod.rs";
+
 /// A folder's children graph: `(from, to)` with the `file:line`s that make
 /// the edge.
 type SiblingGraph = BTreeMap<(String, String), Vec<String>>;
@@ -543,7 +606,24 @@ impl SourceTree {
     fn sibling_graphs(&self) -> BTreeMap<Vec<String>, SiblingGraph> {
         let mut graphs: BTreeMap<Vec<String>, SiblingGraph> = BTreeMap::new();
         for (source, (file, code)) in &self.files {
-            for (line, target) in self.paths_in(source, code) {
+            let (own, re_exports) = split_re_exports(code);
+            let mut paths = self.paths_in(source, &own);
+            for (line, target) in self.paths_in(source, &re_exports) {
+                match self.sibling_edge(source, &target) {
+                    // A folder's file that re-exports a child's item only
+                    // names it; it uses the child where its own code does.
+                    Some((_, from, _)) if from == FOLDER_FILE => {
+                        let item = target.last().expect("a re-export names an item");
+                        let name = renamed(&re_exports, item).unwrap_or(item);
+                        if let Some(line) = word_line(&own, name) {
+                            paths.push((line, target));
+                        }
+                    }
+                    _ => paths.push((line, target)),
+                }
+            }
+            paths.sort();
+            for (line, target) in paths {
                 let Some((folder, from, to)) = self.sibling_edge(source, &target) else {
                     continue;
                 };
@@ -563,7 +643,8 @@ impl SourceTree {
 
     /// The folder, and the two children of it, that an import from module
     /// `source` of the path `target` runs between; `None` for a path within
-    /// one child, to another top-level module, or out of the crate.
+    /// one child, to another top-level module, or out of the crate. A
+    /// folder's own file is the child [`FOLDER_FILE`].
     fn sibling_edge(
         &self,
         source: &[String],
@@ -582,23 +663,30 @@ impl SourceTree {
             return None;
         }
         let folder = source[..shared].to_vec();
-        let from = source.get(shared)?.clone();
-        let to = match module.get(shared) {
-            Some(child) => child.clone(),
-            None => self.re_exported_child(&folder, target.get(module_len)?)?,
+        let from = source.get(shared).map_or(FOLDER_FILE, String::as_str);
+        let to = match (module.get(shared), target.get(module_len)) {
+            (Some(child), _) => child.clone(),
+            (None, Some(item)) => self.owner_of(&folder, item)?,
+            (None, None) => FOLDER_FILE.to_owned(),
         };
-        (from != to).then_some((folder, from, to))
+        (from != to).then(|| (folder, from.to_owned(), to))
     }
 
-    /// The child of `folder` whose `item` the folder's `mod.rs` imports,
-    /// if it imports it from a child.
-    fn re_exported_child(&self, folder: &[String], item: &str) -> Option<String> {
+    /// The child of `folder` that defines `item` named through the folder:
+    /// the child its file imports it from, the folder's own file if it
+    /// imports it from nowhere; `None` if it imports it from outside the
+    /// folder.
+    fn owner_of(&self, folder: &[String], item: &str) -> Option<String> {
         let (_, code) = self.files.get(folder)?;
-        self.paths_in(folder, code)
+        let Some((_, path)) = self
+            .paths_in(folder, code)
             .into_iter()
             .find(|(_, path)| path.last().map(String::as_str) == Some(item))
-            .filter(|(_, path)| path.starts_with(folder) && path.len() > folder.len() + 1)
-            .map(|(_, path)| path[folder.len()].clone())
+        else {
+            return Some(FOLDER_FILE.to_owned());
+        };
+        (path.starts_with(folder) && path.len() > folder.len() + 1)
+            .then(|| path[folder.len()].clone())
     }
 
     /// Every path of `code`, in module `module`, that starts at `crate::`,
@@ -653,6 +741,77 @@ impl SourceTree {
         }
         paths
     }
+}
+
+/// `code` split in two, line breaks kept in both: everything but its
+/// public `use` items, and those items alone.
+fn split_re_exports(code: &str) -> (String, String) {
+    let mut own = code.as_bytes().to_vec();
+    let mut re_exports: Vec<u8> = code
+        .bytes()
+        .map(|byte| if byte == b'\n' { byte } else { b' ' })
+        .collect();
+    let mut from = 0;
+    while let Some(found) = code[from..].find("pub") {
+        let start = from + found;
+        from = start + "pub".len();
+        if start > 0 && is_ident(code.as_bytes()[start - 1]) {
+            continue;
+        }
+        let mut rest = code[from..].trim_start();
+        if let Some(scoped) = rest.strip_prefix('(') {
+            rest = scoped
+                .split_once(')')
+                .map_or("", |(_, after)| after.trim_start());
+        }
+        let is_use = rest
+            .strip_prefix("use")
+            .is_some_and(|after| after.starts_with(|c: char| c.is_whitespace() || c == '{'));
+        let Some(len) = rest.find(';').filter(|_| is_use) else {
+            continue;
+        };
+        let end = code.len() - rest.len() + len + 1;
+        re_exports[start..end].copy_from_slice(&own[start..end]);
+        for byte in &mut own[start..end] {
+            if *byte != b'\n' {
+                *byte = b' ';
+            }
+        }
+        from = end;
+    }
+    (
+        String::from_utf8(own).expect("blanking keeps UTF-8"),
+        String::from_utf8(re_exports).expect("blanking keeps UTF-8"),
+    )
+}
+
+/// The name `use` items in `code` give `item` with `as`, if they rename it.
+fn renamed<'a>(code: &'a str, item: &str) -> Option<&'a str> {
+    let mut words = code
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|word| !word.is_empty());
+    while let Some(word) = words.next() {
+        if word == item {
+            let mut after = words.clone();
+            if after.next() == Some("as") {
+                return after.next();
+            }
+        }
+    }
+    None
+}
+
+/// The line where `code` first names `name` on its own, not as the tail of
+/// a path.
+fn word_line(code: &str, name: &str) -> Option<usize> {
+    let bytes = code.as_bytes();
+    code.match_indices(name)
+        .find(|(at, _)| {
+            let end = at + name.len();
+            (*at == 0 || !is_ident(bytes[at - 1]) && !code[..*at].ends_with("::"))
+                && bytes.get(end).is_none_or(|byte| !is_ident(*byte))
+        })
+        .map(|(at, _)| code[..at].matches('\n').count() + 1)
 }
 
 /// The paths a `use` tree or a path expression at the start of `rest`

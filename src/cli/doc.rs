@@ -8,8 +8,8 @@
 
 use std::fmt::Write as _;
 
+use super::config::{file_value, Config};
 use super::flags::{self, Category, FileValue, Flag, FLAGS};
-use super::{file_value, Config};
 
 /// Column at which `--help` lines are wrapped.
 const HELP_WIDTH: usize = 79;

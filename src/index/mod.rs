@@ -38,12 +38,11 @@ mod watch;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLockWriteGuard;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
-use std::sync::{RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 
-use crate::docker::{DockerClient, DockerError, DEFAULT_REQUEST_TIMEOUT};
-use crate::supervisor::{self, Duty, Ended, OnDeath};
+use crate::docker::{DockerError, DEFAULT_REQUEST_TIMEOUT};
 
 pub use entry::{CriState, Entry, Kind, Mount, Resources, State, ANNOTATION_PREFIX};
 pub use error::IndexError;
@@ -74,15 +73,6 @@ pub const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 
 /// Longest delay between reconnection attempts.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// The event thread: without it every answer would come from a frozen
-/// index, so its death stops dockshim (see `crate::supervisor`). It ends
-/// by itself only when the index is dropped.
-const EVENTS_THREAD: Duty = Duty {
-    name: "docker-events",
-    on_death: OnDeath::Exit,
-    loss: "the state index no longer follows dockerd",
-};
 
 /// Docker event actions after which a container is re-inspected: those
 /// that change what an entry holds. `destroy` removes the entry instead;
@@ -222,20 +212,10 @@ impl Ticket<'_> {
 }
 
 impl Index {
-    /// Starts the index on dockerd with the default timing.
-    pub fn start(docker: DockerClient) -> Result<Arc<Index>, IndexError> {
-        Index::start_with(Box::new(docker), IndexConfig::default())
-    }
-
-    /// Starts the index on any source, and its `docker-events` thread.
-    /// Returns at once; the index fills in the background (see
-    /// [`Index::wait_warm`]), and queries made before that catch up
-    /// themselves.
-    pub fn start_with(
-        source: Box<dyn IndexSource>,
-        config: IndexConfig,
-    ) -> Result<Arc<Index>, IndexError> {
-        let index = Arc::new(Index {
+    /// A cold index on `source`, its thread not started (see
+    /// [`Index::start_with`]).
+    fn new(source: Box<dyn IndexSource>, config: IndexConfig) -> Arc<Index> {
+        Arc::new(Index {
             source,
             config,
             state: RwLock::new(state::State::default()),
@@ -247,14 +227,7 @@ impl Index {
             warm_changed: Condvar::new(),
             heard: Mutex::new(None),
             counters: Counters::default(),
-        });
-        let weak: Weak<Index> = Arc::downgrade(&index);
-        supervisor::spawn(EVENTS_THREAD, move || {
-            watch::run(&weak);
-            Ended::Released
         })
-        .map_err(IndexError::Spawn)?;
-        Ok(index)
     }
 
     /// Whether the index is filled and following dockerd's event stream:

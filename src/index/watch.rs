@@ -1,19 +1,56 @@
-//! The `docker-events` thread: subscribe, fill, follow, and on any loss of
-//! the stream go cold, back off, and start over.
+//! The `docker-events` thread, which [`Index::start_with`] starts with the
+//! index: subscribe, fill, follow, and on any loss of the stream go cold,
+//! back off, and start over.
 //!
 //! It holds the index only weakly while it waits on the stream, so the
 //! index can be dropped; the thread notices within an idle tick (or a
 //! backoff delay) and ends. It must not hold a lock while it waits.
 
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use log::{debug, info, warn};
 
-use super::source::{EventFeed, Polled};
+use super::source::{EventFeed, IndexSource, Polled};
 use super::{Caller, Index, IndexConfig, IndexError};
+use crate::docker::DockerClient;
+use crate::supervisor::{self, Duty, Ended, OnDeath};
+
+/// The event thread: without it every answer would come from a frozen
+/// index, so its death stops dockshim (see `crate::supervisor`). It ends
+/// by itself only when the index is dropped.
+const EVENTS_THREAD: Duty = Duty {
+    name: "docker-events",
+    on_death: OnDeath::Exit,
+    loss: "the state index no longer follows dockerd",
+};
+
+impl Index {
+    /// Starts the index on dockerd with the default timing.
+    pub fn start(docker: DockerClient) -> Result<Arc<Index>, IndexError> {
+        Index::start_with(Box::new(docker), IndexConfig::default())
+    }
+
+    /// Starts the index on any source, and its `docker-events` thread.
+    /// Returns at once; the index fills in the background (see
+    /// [`Index::wait_warm`]), and queries made before that catch up
+    /// themselves.
+    pub fn start_with(
+        source: Box<dyn IndexSource>,
+        config: IndexConfig,
+    ) -> Result<Arc<Index>, IndexError> {
+        let index = Index::new(source, config);
+        let weak: Weak<Index> = Arc::downgrade(&index);
+        supervisor::spawn(EVENTS_THREAD, move || {
+            run(&weak);
+            Ended::Released
+        })
+        .map_err(IndexError::Spawn)?;
+        Ok(index)
+    }
+}
 
 /// Why following the stream stopped.
 enum Stop {
@@ -23,7 +60,7 @@ enum Stop {
     Lost(String),
 }
 
-pub(super) fn run(index: &Weak<Index>) {
+fn run(index: &Weak<Index>) {
     let mut delay = None;
     let mut connected_before = false;
     let mut failing = false;

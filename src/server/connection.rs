@@ -1,6 +1,8 @@
 //! One client connection: the HTTP/2 handshake, accepting streams, and
 //! advancing every call on it, all as the single task its thread's
-//! executor polls.
+//! executor polls. [`Shared`] is what connections share with the accept
+//! loop and the shutdown handles: the stop flag and the wakers of the
+//! accept loop and of every live connection.
 //!
 //! Every poll advances the calls first and then polls h2's
 //! `Connection::accept`, because all h2 socket I/O happens inside that
@@ -14,9 +16,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -29,7 +31,6 @@ use super::calls::{Call, CallEnv, Step};
 use super::dispatch::Reply;
 use super::executor::{Progress, Socket, Task};
 use super::workers::WorkerPool;
-use super::Shared;
 use crate::grpc::{check_request, Method, Status};
 
 /// Flow-control window per stream: a whole typical message fits, so a
@@ -49,6 +50,24 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the grace period, time left to flush the last answers before the
 /// connection is dropped regardless.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the accept loop, the connection threads and shutdown handles share.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) stopping: AtomicBool,
+    pub(super) accept_waker: mio::Waker,
+    /// The waker of every live connection thread, by connection id.
+    pub(super) connections: Mutex<HashMap<u64, Waker>>,
+}
+
+impl Shared {
+    pub(super) fn connections(&self) -> MutexGuard<'_, HashMap<u64, Waker>> {
+        // Only inserts and removes happen under this lock.
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Everything a connection thread needs from the server.
 #[derive(Debug)]

@@ -31,8 +31,7 @@ mod workers;
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use crate::grpc::Method;
 use crate::supervisor::{self, Duty, Ended, OnDeath};
-use connection::{Connection, ConnectionConfig};
+use connection::{Connection, ConnectionConfig, Shared};
 use executor::{Executor, Socket};
 use listener::{bind_endpoint, Bound, Endpoint, SocketClaim};
 use systemd::Notifier;
@@ -96,24 +95,6 @@ impl ServerOptions {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             quick_methods: &[],
         }
-    }
-}
-
-/// What the accept loop, the connection threads and shutdown handles share.
-#[derive(Debug)]
-struct Shared {
-    stopping: AtomicBool,
-    accept_waker: mio::Waker,
-    /// The waker of every live connection thread, by connection id.
-    connections: Mutex<HashMap<u64, Waker>>,
-}
-
-impl Shared {
-    fn connections(&self) -> MutexGuard<'_, HashMap<u64, Waker>> {
-        // Only inserts and removes happen under this lock.
-        self.connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -9,7 +9,8 @@
 //! chained, DEL in reverse, CHECK, the loopback network that goes with every
 //! pod network, and the result cache between ADD and DEL. Executing a binary
 //! sits behind [`PluginExec`] (`exec`); reading pod IPs from a result is
-//! `result`; bandwidth annotations are `bandwidth`; the errors are `error`.
+//! `result`; bandwidth annotations are `bandwidth`; the operations are
+//! `command`; the errors are `error`.
 //!
 //! Decisions:
 //! - DEL is best effort: every plugin is called even when an earlier one
@@ -33,16 +34,17 @@
 //! enter namespaces, or decide when a pod is attached; it never retries.
 
 mod bandwidth;
+mod command;
 mod error;
 mod exec;
 mod result;
 
 pub use bandwidth::{Bandwidth, EGRESS_BANDWIDTH_ANNOTATION, INGRESS_BANDWIDTH_ANNOTATION};
+pub use command::CniCommand;
 pub use error::CniError;
 pub use exec::{PluginCall, PluginExec, ProcessExec, DEFAULT_PLUGIN_TIMEOUT};
 pub use result::PodIps;
 
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -78,31 +80,6 @@ const BANDWIDTH_BURST: u64 = i32::MAX as u64;
 
 /// The error text that means a path is gone.
 const NO_SUCH_FILE: &str = "no such file or directory";
-
-/// A CNI operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CniCommand {
-    Add,
-    Del,
-    Check,
-}
-
-impl CniCommand {
-    /// The `CNI_COMMAND` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CniCommand::Add => "ADD",
-            CniCommand::Del => "DEL",
-            CniCommand::Check => "CHECK",
-        }
-    }
-}
-
-impl fmt::Display for CniCommand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The pod a CNI operation is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
