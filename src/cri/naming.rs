@@ -67,12 +67,6 @@ pub fn container_name(
     ]))
 }
 
-/// `name` with the suffix that makes it differ from a stale container
-/// holding the same name; `random` comes from the caller.
-pub fn with_conflict_suffix(name: &str, random: u32) -> String {
-    format!("{name}{DELIMITER}{random:08x}")
-}
-
 /// The sandbox metadata a Docker name records.
 pub fn parse_sandbox_name(name: &str) -> Result<v1::PodSandboxMetadata, NamingError> {
     let parts = split_name(name)?;
@@ -271,8 +265,8 @@ mod tests {
         );
         let parsed = parse_container_name(&format!("/k8s_coredns_coredns_kube-system_{UID}_7"));
         assert_eq!(parsed.unwrap().metadata, container("coredns", 7));
-        let suffixed = with_conflict_suffix(&format!("k8s_c_p_n_{UID}_1"), 0xbeef);
-        assert_eq!(suffixed, format!("k8s_c_p_n_{UID}_1_0000beef"));
+        // cri-dockerd appends a random suffix when the name is taken.
+        let suffixed = format!("k8s_c_p_n_{UID}_1_0000beef");
         assert_eq!(
             parse_container_name(&suffixed).unwrap().metadata,
             container("c", 1)

@@ -23,9 +23,6 @@ use super::ApiVersion;
 const API_READ_ONLY_MOUNT_KINDS: ApiVersion = ApiVersion::new(1, 44);
 /// API 1.48 (Engine 28.0): mounts of `Type: "image"`.
 const API_IMAGE_MOUNTS: ApiVersion = ApiVersion::new(1, 48);
-/// API 1.52 (Engine 29.0): `Storage` replaces `GraphDriver` for the
-/// containerd image store.
-const API_STORAGE_FIELD: ApiVersion = ApiVersion::new(1, 52);
 /// The first kernel with `mount_setattr(2)`, which recursive read-only
 /// mounts need (Linux 5.12).
 const KERNEL_MOUNT_SETATTR: (u32, u32) = (5, 12);
@@ -240,12 +237,6 @@ impl Engine {
         self.runtimes.contains_key(name)
     }
 
-    /// Whether container inspect carries `Storage` rather than a
-    /// `GraphDriver` for the containerd image store.
-    pub fn has_storage_field(&self) -> bool {
-        self.api_version >= API_STORAGE_FIELD
-    }
-
     /// Where images and writable layers are kept. Under the containerd
     /// image store that is the root of the containerd dockerd uses, which
     /// `/info` does not name: its address tells a system containerd (at
@@ -360,7 +351,6 @@ mod tests {
         assert!(engine.supports_recursive_read_only());
         assert!(engine.supports_image_mounts());
         assert!(engine.supports_cdi());
-        assert!(engine.has_storage_field());
         assert_eq!(engine.runtimes["kata"].path, "io.containerd.kata.v2");
     }
 

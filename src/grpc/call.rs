@@ -36,11 +36,6 @@ impl CallContext {
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
     }
-
-    /// The shared flag, for code that outlives the handler's borrow.
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.cancelled)
-    }
 }
 
 /// Where a server-streaming handler puts its encoded messages.
