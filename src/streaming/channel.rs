@@ -31,7 +31,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::websocket::{WebSocketError, WsWriter};
-use crate::codec::base64::{self, Alphabet, Base64Error};
+use crate::codec::base64::{self, Alphabet};
+use crate::codec::Base64Error;
 
 pub const V5_BINARY: &str = "v5.channel.k8s.io";
 pub const V4_BINARY: &str = "v4.channel.k8s.io";

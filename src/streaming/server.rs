@@ -48,7 +48,8 @@ use std::time::{Duration, Instant};
 
 use super::session::{Handoff, Sessions, StreamRequest};
 use super::tokens::{TokenCache, TokenError};
-use crate::codec::http_head::{self, HttpError, RequestHead, HEAD_READ_TIMEOUT};
+use crate::codec::http_head::{self, RequestHead, HEAD_READ_TIMEOUT};
+use crate::codec::HttpError;
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// Most sessions served at once. One more is answered 503 and closed: a

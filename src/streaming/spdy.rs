@@ -42,7 +42,8 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
-use crate::codec::zlib::{Deflater, Inflater, ZlibError, SPDY3_DICTIONARY};
+use crate::codec::zlib::{Deflater, Inflater, SPDY3_DICTIONARY};
+use crate::codec::ZlibError;
 
 /// The version in every control frame.
 pub const VERSION: u16 = 3;

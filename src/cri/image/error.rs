@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::codec::base64;
+use crate::codec::Base64Error;
 use crate::cri::error::GrpcCode;
 use crate::cri::sandbox::SandboxConfigError;
 use crate::docker::DockerError;
@@ -178,7 +178,7 @@ impl std::error::Error for ReferenceError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
     /// Not base64 in either alphabet.
-    NotBase64(base64::Base64Error),
+    NotBase64(Base64Error),
     /// Decoded to something other than UTF-8 `user:password`.
     NotUserPassword,
 }
