@@ -10,7 +10,7 @@ use crate::cri::error::GrpcCode;
 use crate::docker::DockerError;
 use crate::grpc::{Code, Status};
 use crate::index::IndexError;
-use crate::streaming::tokens::TokenError;
+use crate::streaming::TokenError;
 
 /// Why an Exec, Attach or PortForward request gets no URL.
 #[derive(Debug)]
@@ -57,7 +57,7 @@ impl StreamRequestError {
             | StreamRequestError::SandboxNotReady { .. } => Code::FailedPrecondition,
             StreamRequestError::Index(err) => err.code(),
             StreamRequestError::Token(TokenError::Exhausted { .. }) => Code::ResourceExhausted,
-            StreamRequestError::Token(TokenError::Random(_) | TokenError::Repeated) => {
+            StreamRequestError::Token(TokenError::Random(..) | TokenError::Repeated(_)) => {
                 Code::Internal
             }
         }

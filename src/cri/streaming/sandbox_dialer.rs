@@ -13,7 +13,8 @@ use std::net::TcpStream;
 use crate::host::netns_path;
 use crate::index::{Index, IndexError};
 use crate::network::{run_in_netns, NetnsError};
-use crate::streaming::port_forward::{connect_loopback, PortDialer, PortForwardError};
+use crate::streaming::port_forward::{connect_loopback, PortDialer};
+use crate::streaming::PortForwardError;
 
 /// Why the pod could not be reached at all.
 #[derive(Debug)]
