@@ -26,11 +26,10 @@ use std::time::{Duration, Instant};
 
 use common::port_forward_client::SPDY_PORT_FORWARD;
 use common::spdy_client::{ClientFrame, SpdyClient};
-use dockshim::streaming::port_forward::{
-    self, PortDialer, PortForwardError, MAX_SESSION_CONNECTIONS,
-};
+use dockshim::streaming::port_forward::{self, PortDialer, MAX_SESSION_CONNECTIONS};
 use dockshim::streaming::server::{StreamingServer, MAX_SESSIONS};
 use dockshim::streaming::session::{Handoff, PortForward, Sessions, StreamRequest};
+use dockshim::streaming::PortForwardError;
 
 /// Bounds every wait.
 const TIMEOUT: Duration = Duration::from_secs(30);

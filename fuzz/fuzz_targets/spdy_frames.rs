@@ -16,9 +16,10 @@
 
 use dockshim::codec::zlib::{Deflater, SPDY3_DICTIONARY, WINDOW_SIZE};
 use dockshim::streaming::spdy::{
-    Frame, Reaction, SpdyError, SpdyReader, SpdyWriter, MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD,
+    Frame, Reaction, SpdyReader, SpdyWriter, MAX_CONTROL_PAYLOAD, MAX_DATA_PAYLOAD,
     MAX_HEADER_BLOCK, VERSION,
 };
+use dockshim::streaming::SpdyError;
 use dockshim_fuzz::{alloc, Cursor};
 
 /// What one `read_frame` may hold beyond what the reader held before: the

@@ -34,16 +34,15 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use dockshim::streaming::port_forward::{
-    self, PortDialer, PortForwardError, MAX_SESSION_CONNECTIONS,
-};
+use dockshim::streaming::port_forward::{self, PortDialer, MAX_SESSION_CONNECTIONS};
 use dockshim::streaming::session::{Handoff, PortForward};
 use dockshim::streaming::spdy::{
-    Frame, GoAwayStatus, HeaderBlock, Reaction, RstStatus, Setting, SpdyError, SpdyReader,
-    SpdyWriter, SynStream, MAX_HEADER_BLOCK,
+    Frame, GoAwayStatus, HeaderBlock, Reaction, RstStatus, Setting, SpdyReader, SpdyWriter,
+    SynStream, MAX_HEADER_BLOCK,
 };
 use dockshim::streaming::spdy_session::MAX_OPEN_STREAMS;
-use dockshim::streaming::websocket::{Incoming, WebSocketError, WsReader};
+use dockshim::streaming::websocket::{Incoming, WsReader};
+use dockshim::streaming::{PortForwardError, SpdyError, WebSocketError};
 use dockshim_fuzz::{alloc, Cursor};
 
 /// How long an incomplete SPDY pair is held: short, so that inputs reach

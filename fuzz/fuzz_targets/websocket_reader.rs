@@ -14,7 +14,8 @@
 
 use std::io::Read;
 
-use dockshim::streaming::websocket::{Incoming, WebSocketError, WsReader, MAX_CONTROL_PAYLOAD};
+use dockshim::streaming::websocket::{Incoming, WsReader, MAX_CONTROL_PAYLOAD};
+use dockshim::streaming::WebSocketError;
 use dockshim_fuzz::{alloc, pieces, split_points, Cursor, PieceReader};
 
 /// A message as read, owned; errors by their text.

@@ -17,8 +17,9 @@
 #![cfg_attr(afl, no_main)]
 
 use dockshim::codec::zlib::{
-    Deflater, Inflater, ZlibError, MAX_INFLATED_BLOCK, SPDY3_DICTIONARY, WINDOW_SIZE,
+    Deflater, Inflater, MAX_INFLATED_BLOCK, SPDY3_DICTIONARY, WINDOW_SIZE,
 };
+use dockshim::codec::ZlibError;
 use dockshim_fuzz::{alloc, Cursor};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 

@@ -124,7 +124,7 @@ fn syn(stream: u32, fields: &[(&str, &str)]) -> SynStream {
 /// our writer (stored zlib blocks).
 fn spdy_session(port_forward: bool) -> Vec<u8> {
     let mut writer = SpdyWriter::new(Vec::new());
-    let mut frames = || -> Result<(), dockshim::streaming::spdy::SpdyError> {
+    let mut frames = || -> Result<(), dockshim::streaming::SpdyError> {
         if port_forward {
             for (stream, kind) in [(1, "error"), (3, "data")] {
                 writer.write_syn_stream(&syn(

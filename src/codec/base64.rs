@@ -7,7 +7,7 @@
 //! whitespace or line breaks. Error messages give positions, never the
 //! input, because the input is usually a secret.
 
-use std::fmt;
+use super::Base64Error;
 
 /// Which 64-character alphabet to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,31 +44,6 @@ impl Alphabet {
         }
     }
 }
-
-/// Input that is not base64 in the alphabet asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Base64Error {
-    /// A byte outside the alphabet (or `=` before the end) at this offset.
-    InvalidSymbol { position: usize },
-    /// A length no encoder produces: one symbol too many for a whole byte,
-    /// or padding that does not complete a 4-symbol group.
-    InvalidLength { length: usize },
-}
-
-impl fmt::Display for Base64Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Base64Error::InvalidSymbol { position } => {
-                write!(f, "not base64: unexpected symbol at offset {position}")
-            }
-            Base64Error::InvalidLength { length } => {
-                write!(f, "not base64: {length} symbols cannot encode whole bytes")
-            }
-        }
-    }
-}
-
-impl std::error::Error for Base64Error {}
 
 /// Encodes `bytes`, padded with `=` to a multiple of four symbols.
 pub fn encode(bytes: &[u8], alphabet: Alphabet) -> String {

@@ -19,10 +19,11 @@
 //!
 //! This module does not route, know about tokens, or upgrade protocols.
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+use super::HttpError;
 
 /// Largest request head, request line and terminating blank line included.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -56,80 +57,12 @@ pub struct RequestHead {
     pub headers: Vec<(String, String)>,
 }
 
-/// Why no request head could be read. [`HttpError::response`] gives the
-/// answer to send, when one can be sent.
-#[derive(Debug)]
-pub enum HttpError {
-    /// The client closed the connection before sending a byte.
-    Closed,
-    /// The client closed the connection in the middle of the head.
-    Truncated,
-    /// The head did not arrive within the time allowed.
-    Timeout { after: Duration },
-    /// The head is longer than [`MAX_HEAD_BYTES`].
-    HeadTooLarge,
-    /// The head has more than [`MAX_HEADERS`] header fields.
-    TooManyHeaders,
-    /// An HTTP version other than 1.0 and 1.1.
-    UnsupportedVersion,
-    /// The head breaks the syntax, or asks for something outside the
-    /// scope above; says what.
-    Malformed(&'static str),
-    /// Reading the socket failed.
-    Io(io::Error),
-}
-
+// The answer is written by `error_response`, so this stays beside it:
+// `error` cannot import this file, which imports it.
 impl HttpError {
-    /// The status to answer with; `None` when the client is gone or the
-    /// connection is broken.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            HttpError::Closed | HttpError::Io(_) => None,
-            HttpError::Truncated | HttpError::Malformed(_) => Some(400),
-            HttpError::Timeout { .. } => Some(408),
-            HttpError::HeadTooLarge | HttpError::TooManyHeaders => Some(431),
-            HttpError::UnsupportedVersion => Some(505),
-        }
-    }
-
     /// The complete response to send before closing the connection.
     pub fn response(&self) -> Option<Vec<u8>> {
         Some(error_response(self.status()?, &self.to_string(), &[]))
-    }
-}
-
-impl fmt::Display for HttpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HttpError::Closed => write!(f, "the client closed the connection without a request"),
-            HttpError::Truncated => {
-                write!(
-                    f,
-                    "the client closed the connection inside the request head"
-                )
-            }
-            HttpError::Timeout { after } => {
-                write!(f, "the request head did not arrive within {after:?}")
-            }
-            HttpError::HeadTooLarge => {
-                write!(f, "the request head is longer than {MAX_HEAD_BYTES} bytes")
-            }
-            HttpError::TooManyHeaders => {
-                write!(f, "the request has more than {MAX_HEADERS} header fields")
-            }
-            HttpError::UnsupportedVersion => write!(f, "only HTTP/1.1 and HTTP/1.0 are spoken"),
-            HttpError::Malformed(what) => write!(f, "bad request: {what}"),
-            HttpError::Io(err) => write!(f, "cannot read the request: {err}"),
-        }
-    }
-}
-
-impl std::error::Error for HttpError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            HttpError::Io(err) => Some(err),
-            _ => None,
-        }
     }
 }
 
@@ -200,7 +133,9 @@ impl HeadSearch {
             .position(|w| w == HEAD_END)
         {
             Some(end) => Ok(Some(from + end)),
-            None if buffer.len() >= MAX_HEAD_BYTES => Err(HttpError::HeadTooLarge),
+            None if buffer.len() >= MAX_HEAD_BYTES => Err(HttpError::HeadTooLarge {
+                limit: MAX_HEAD_BYTES,
+            }),
             None => {
                 self.searched = window.len();
                 Ok(None)
@@ -232,7 +167,7 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead, HttpError> {
     let mut headers = Vec::new();
     for line in lines {
         if headers.len() == MAX_HEADERS {
-            return Err(HttpError::TooManyHeaders);
+            return Err(HttpError::TooManyHeaders { limit: MAX_HEADERS });
         }
         headers.push(parse_header_line(line?)?);
     }
@@ -668,7 +603,7 @@ mod tests {
         );
         assert!(matches!(
             parse(&head(MAX_HEADERS + 1)),
-            Err(HttpError::TooManyHeaders)
+            Err(HttpError::TooManyHeaders { .. })
         ));
     }
 
@@ -684,7 +619,9 @@ mod tests {
         longer.extend_from_slice(HEAD_END);
         assert!(matches!(
             find_head_end(&longer),
-            Err(HttpError::HeadTooLarge)
+            Err(HttpError::HeadTooLarge {
+                limit: MAX_HEAD_BYTES
+            })
         ));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r").unwrap(), None);
     }
@@ -728,7 +665,12 @@ mod tests {
                 assert_eq!(search.find(&buffer).unwrap(), None);
             }
         }
-        assert!(matches!(search.find(&buffer), Err(HttpError::HeadTooLarge)));
+        assert!(matches!(
+            search.find(&buffer),
+            Err(HttpError::HeadTooLarge {
+                limit: MAX_HEAD_BYTES
+            })
+        ));
     }
 
     #[test]
@@ -827,7 +769,7 @@ mod tests {
             while client.write_all(line).is_ok() {}
         });
         let err = read_request(&mut server, Duration::from_secs(5)).unwrap_err();
-        assert!(matches!(err, HttpError::HeadTooLarge), "{err:?}");
+        assert!(matches!(err, HttpError::HeadTooLarge { .. }), "{err:?}");
         drop(server);
         writer.join().unwrap();
     }

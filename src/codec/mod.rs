@@ -4,10 +4,15 @@
 //! compression), SHA-1 (the WebSocket handshake digest) and the HTTP/1.1
 //! request head (the streaming server and the metrics listener).
 //!
+//! Their errors, each with the wire form it has, are `error`'s.
+//!
 //! This is a leaf: it uses `std` only, and knows nothing of gRPC, the CRI,
 //! dockerd or sessions.
 
 pub mod base64;
+mod error;
 pub mod http_head;
 pub mod sha1;
 pub mod zlib;
+
+pub use error::{Base64Error, HttpError, ZlibError};

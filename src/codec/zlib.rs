@@ -31,7 +31,7 @@
 //! FDICT, and the header every SPDY peer has been tested against is the
 //! safest one to send.
 
-use std::fmt;
+use super::ZlibError;
 
 /// The history DEFLATE back-references can reach (RFC 1951 section 2).
 pub const WINDOW_SIZE: usize = 32 * 1024;
@@ -165,72 +165,6 @@ const fn build_dictionary() -> [u8; DICTIONARY_LEN] {
     }
     out
 }
-
-/// A zlib stream we cannot decode. Any of these ends the stream: the
-/// history the next block depends on is no longer known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ZlibError {
-    /// The two header bytes are not a zlib header for deflate.
-    BadHeader(&'static str),
-    /// The header asks for a dictionary other than the one we hold.
-    WrongDictionary { expected: u32, found: u32 },
-    /// Block framing that no encoder produces (reserved block type, a
-    /// stored length that does not match its complement).
-    BadBlock(&'static str),
-    /// Code lengths of a dynamic block that do not form a usable code.
-    BadCodeLengths(&'static str),
-    /// A code that decodes to no symbol, or to a symbol DEFLATE reserves.
-    BadSymbol(&'static str),
-    /// A back-reference further back than the history we have.
-    DistanceTooFar { distance: usize, available: usize },
-    /// The block decompresses to more than the limit.
-    TooLarge { limit: usize },
-    /// The input ends inside the header or inside a block: the peer did not
-    /// flush at the end of the header block, or the block was cut short.
-    UnfinishedBlock,
-    /// The Adler-32 after the final block does not match the data.
-    BadChecksum { expected: u32, found: u32 },
-    /// Input after the block marked final.
-    AfterEnd,
-    /// An earlier error already ended this stream.
-    Failed,
-}
-
-impl fmt::Display for ZlibError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ZlibError::BadHeader(why) => write!(f, "bad zlib header: {why}"),
-            ZlibError::WrongDictionary { expected, found } => write!(
-                f,
-                "zlib stream wants dictionary {found:#010x}, ours is {expected:#010x}"
-            ),
-            ZlibError::BadBlock(why) => write!(f, "bad deflate block: {why}"),
-            ZlibError::BadCodeLengths(why) => write!(f, "bad Huffman code lengths: {why}"),
-            ZlibError::BadSymbol(why) => write!(f, "bad deflate code: {why}"),
-            ZlibError::DistanceTooFar {
-                distance,
-                available,
-            } => write!(
-                f,
-                "deflate distance {distance} reaches beyond the {available} bytes of history"
-            ),
-            ZlibError::TooLarge { limit } => {
-                write!(f, "header block decompresses to more than {limit} bytes")
-            }
-            ZlibError::UnfinishedBlock => {
-                write!(f, "header block does not end on a flushed deflate block")
-            }
-            ZlibError::BadChecksum { expected, found } => write!(
-                f,
-                "zlib checksum {found:#010x} does not match the data ({expected:#010x})"
-            ),
-            ZlibError::AfterEnd => write!(f, "data after the end of the zlib stream"),
-            ZlibError::Failed => write!(f, "zlib stream already failed"),
-        }
-    }
-}
-
-impl std::error::Error for ZlibError {}
 
 /// The Adler-32 checksum of `bytes` (RFC 1950 section 8.2).
 pub fn adler32(bytes: &[u8]) -> u32 {

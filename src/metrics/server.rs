@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::{Gauges, Metrics};
-use crate::codec::http_head::{self, HttpError};
+use crate::codec::{http_head, HttpError};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// Scrapes served at once; more are answered 503 by the accept thread.

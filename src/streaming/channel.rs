@@ -30,8 +30,10 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::websocket::{WebSocketError, WsWriter};
-use crate::codec::base64::{self, Alphabet, Base64Error};
+use super::websocket::WsWriter;
+use super::{ChannelError, WebSocketError};
+use crate::codec::base64::{self, Alphabet};
+use crate::codec::Base64Error;
 
 pub const V5_BINARY: &str = "v5.channel.k8s.io";
 pub const V4_BINARY: &str = "v4.channel.k8s.io";
@@ -119,93 +121,6 @@ impl ChannelProtocol {
                 StatusFormat::Json
             }
             ChannelProtocol::V1 | ChannelProtocol::V1Base64 => StatusFormat::Text,
-        }
-    }
-}
-
-/// A malformed channel message or port-forward request.
-#[derive(Debug)]
-pub enum ChannelError {
-    /// A message with no channel byte.
-    EmptyMessage,
-    /// Data for a channel the session does not have.
-    UnknownChannel { channel: u8, channels: u8 },
-    /// A v5 close signal not followed by exactly one channel byte.
-    MalformedCloseSignal { length: usize },
-    /// A v5 close signal for a channel the session does not have.
-    CloseOfUnknownChannel { channel: u8, channels: u8 },
-    /// The data of a base64 message is not base64.
-    BadBase64 { channel: u8, source: Base64Error },
-    /// A resize message longer than [`MAX_RESIZE_MESSAGE_BYTES`].
-    ResizeTooLong { length: usize },
-    /// A resize message that is not JSON.
-    ResizeJson(serde_json::Error),
-    /// A resize message that is JSON but not a terminal size.
-    BadResize(&'static str),
-    /// A port-forward request without a port.
-    NoPorts,
-    /// A `port` value that is not a list of port numbers from 1 to 65535.
-    BadPort { value: String, reason: &'static str },
-    /// More ports than one session can carry.
-    TooManyPorts { limit: usize },
-}
-
-impl ChannelError {
-    /// Whether the kubelet's own server ends the session on this error in
-    /// an incoming message. It logs and skips a message that is empty, for
-    /// an unknown channel or not base64; it stops reading resize messages
-    /// after a bad one but carries on with the session; it drops the
-    /// connection on a malformed close signal.
-    pub fn ends_session(&self) -> bool {
-        matches!(
-            self,
-            ChannelError::MalformedCloseSignal { .. } | ChannelError::CloseOfUnknownChannel { .. }
-        )
-    }
-}
-
-impl fmt::Display for ChannelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChannelError::EmptyMessage => write!(f, "a message carries no channel"),
-            ChannelError::UnknownChannel { channel, channels } => write!(
-                f,
-                "a message for channel {channel}, but the session has channels 0 to {}",
-                channels.saturating_sub(1)
-            ),
-            ChannelError::MalformedCloseSignal { length } => write!(
-                f,
-                "a close signal must be followed by one channel byte, not {length}"
-            ),
-            ChannelError::CloseOfUnknownChannel { channel, channels } => write!(
-                f,
-                "a close signal for channel {channel}, but the session has channels 0 to {}",
-                channels.saturating_sub(1)
-            ),
-            ChannelError::BadBase64 { channel, source } => {
-                write!(f, "the data for channel {channel} is {source}")
-            }
-            ChannelError::ResizeTooLong { length } => write!(
-                f,
-                "a resize message of {length} bytes exceeds {MAX_RESIZE_MESSAGE_BYTES} bytes"
-            ),
-            ChannelError::ResizeJson(source) => write!(f, "a resize message is not JSON: {source}"),
-            ChannelError::BadResize(why) => write!(f, "bad resize message: {why}"),
-            ChannelError::NoPorts => write!(f, "query parameter \"port\" is required"),
-            ChannelError::BadPort { value, reason } => write!(f, "port {value:?} {reason}"),
-            ChannelError::TooManyPorts { limit } => {
-                write!(f, "at most {limit} ports can be forwarded in one session")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ChannelError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ChannelError::BadBase64 { source, .. } => Some(source),
-            ChannelError::ResizeJson(source) => Some(source),
-            _ => None,
         }
     }
 }
@@ -522,6 +437,7 @@ pub fn parse_resize(payload: &[u8]) -> Result<TerminalSize, ChannelError> {
     if payload.len() > MAX_RESIZE_MESSAGE_BYTES {
         return Err(ChannelError::ResizeTooLong {
             length: payload.len(),
+            limit: MAX_RESIZE_MESSAGE_BYTES,
         });
     }
     let mut last = None;
@@ -996,7 +912,7 @@ mod tests {
         let long = vec![b' '; MAX_RESIZE_MESSAGE_BYTES + 1];
         assert!(matches!(
             parse_resize(&long),
-            Err(ChannelError::ResizeTooLong { length }) if length == MAX_RESIZE_MESSAGE_BYTES + 1
+            Err(ChannelError::ResizeTooLong { length, .. }) if length == MAX_RESIZE_MESSAGE_BYTES + 1
         ));
     }
 

@@ -24,12 +24,13 @@
 //!
 //! Each error speaks its own wire form: an HTTP status before the upgrade,
 //! a RST_STREAM or GOAWAY status on SPDY, a close code on WebSocket, the
-//! Kubernetes status on the error stream. This library uses `std`, `log`,
-//! `serde`, the codecs and the supervisor only; it must not know
-//! about dockerd, the CRI, the state index or network namespaces (the
-//! backend in `crate::cri::streaming` does).
+//! Kubernetes status on the error stream; `error` holds them all. This
+//! library uses `std`, `log`, `serde`, the codecs and the supervisor only;
+//! it must not know about dockerd, the CRI, the state index or network
+//! namespaces (the backend in `crate::cri::streaming` does).
 
 pub mod channel;
+mod error;
 pub mod port_forward;
 pub mod remote_command;
 pub mod server;
@@ -40,3 +41,8 @@ pub mod spdy_session;
 pub mod tokens;
 pub mod websocket;
 pub mod ws_session;
+
+pub use error::{
+    ChannelError, PortForwardError, RemoteCommandError, SpdyError, SpdySessionError,
+    StreamingError, TokenError, WebSocketError, WsSessionError,
+};

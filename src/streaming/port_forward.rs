@@ -73,11 +73,11 @@ use super::session::{Handoff, PortForward as PortForwardRequest};
 use super::session_io::{Hangup, PipeReader};
 use super::spdy::{HeaderBlock, RstStatus, StreamId};
 use super::spdy_session::{
-    NewStream, SpdyOutbound, SpdySession, SpdySessionError, StreamEvent, StreamLease,
-    STREAM_TYPE_HEADER,
+    NewStream, SpdyOutbound, SpdySession, StreamEvent, StreamLease, STREAM_TYPE_HEADER,
 };
 use super::websocket;
-use super::ws_session::{WsOutbound, WsSession, WsSessionError};
+use super::ws_session::{WsOutbound, WsSession};
+use super::{PortForwardError, SpdySessionError};
 
 /// The SPDY subprotocol of port forwarding; the kubelet accepts no other.
 pub const SPDY_PROTOCOL: &str = "portforward.k8s.io";
@@ -130,97 +130,15 @@ pub const MAX_SESSION_CONNECTIONS: usize = 32;
 /// unit's `TasksMax=` counts on.
 pub const MAX_TOTAL_CONNECTIONS: usize = 256;
 
+/// The refusal of a connection beyond either limit.
+const TOO_MANY_CONNECTIONS: PortForwardError = PortForwardError::TooManyConnections {
+    per_session: MAX_SESSION_CONNECTIONS,
+    total: MAX_TOTAL_CONNECTIONS,
+};
+
 /// Names of the threads of a connection, as seen in `/proc/<pid>/task/*/comm`.
 const CONNECTION_THREAD_NAME: &str = "port-forward";
 const UPLOAD_THREAD_NAME: &str = "port-upload";
-
-/// Why a port could not be forwarded, or a session not set up.
-#[derive(Debug)]
-pub enum PortForwardError {
-    /// The dialer could not reach the pod at all (it is gone, or its
-    /// network namespace cannot be entered); says why in its own words.
-    Dial(Box<dyn std::error::Error + Send + Sync>),
-    /// Nothing accepted a connection to the port on the pod's loopback
-    /// interface, on either address family.
-    Connect {
-        port: u16,
-        ipv4: io::Error,
-        ipv6: io::Error,
-    },
-    /// The request named ports and this is not one of them.
-    PortNotRequested { port: u16 },
-    /// A SPDY stream's headers do not describe a port-forward stream.
-    BadStream { stream: StreamId, problem: String },
-    /// Reading or writing the pod's socket failed.
-    Socket(io::Error),
-    /// A thread for the connection could not be started.
-    Thread(io::Error),
-    /// The client went away before the connection was made.
-    ClientGone,
-    /// The client reset the connection's data stream.
-    StreamReset { stream: StreamId },
-    /// As many connections as [`MAX_SESSION_CONNECTIONS`] or
-    /// [`MAX_TOTAL_CONNECTIONS`] allow are being forwarded.
-    TooManyConnections,
-    /// The SPDY session could not be set up or written to.
-    Spdy(SpdySessionError),
-    /// The WebSocket session could not be set up or written to.
-    WebSocket(WsSessionError),
-}
-
-impl fmt::Display for PortForwardError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PortForwardError::Dial(source) => write!(f, "{source}"),
-            PortForwardError::Connect { port, ipv4, ipv6 } => write!(
-                f,
-                "failed to connect to localhost:{port} inside the pod's network namespace, \
-                 IPv4: {ipv4}, IPv6: {ipv6}"
-            ),
-            PortForwardError::PortNotRequested { port } => write!(
-                f,
-                "port {port} is not one of the ports the port-forward request named"
-            ),
-            PortForwardError::BadStream { stream, problem } => {
-                write!(f, "port-forward stream {stream}: {problem}")
-            }
-            PortForwardError::Socket(source) => {
-                write!(f, "copying between the client and the pod failed: {source}")
-            }
-            PortForwardError::Thread(source) => {
-                write!(f, "cannot start a thread for the connection: {source}")
-            }
-            PortForwardError::ClientGone => write!(f, "the client went away"),
-            PortForwardError::StreamReset { stream } => {
-                write!(f, "the client reset data stream {stream}")
-            }
-            PortForwardError::TooManyConnections => write!(
-                f,
-                "too many forwarded connections (at most {MAX_SESSION_CONNECTIONS} per session \
-                 and {MAX_TOTAL_CONNECTIONS} in all)"
-            ),
-            PortForwardError::Spdy(source) => write!(f, "{source}"),
-            PortForwardError::WebSocket(source) => write!(f, "{source}"),
-        }
-    }
-}
-
-impl std::error::Error for PortForwardError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            PortForwardError::Dial(source) => Some(source.as_ref()),
-            PortForwardError::Connect { ipv4, .. } => Some(ipv4),
-            PortForwardError::Socket(source) | PortForwardError::Thread(source) => Some(source),
-            PortForwardError::Spdy(source) => Some(source),
-            PortForwardError::WebSocket(source) => Some(source),
-            PortForwardError::PortNotRequested { .. }
-            | PortForwardError::BadStream { .. }
-            | PortForwardError::ClientGone
-            | PortForwardError::StreamReset { .. }
-            | PortForwardError::TooManyConnections => None,
-        }
-    }
-}
 
 /// Opens connections to the ports of one pod.
 pub trait PortDialer: Sync + fmt::Debug {
@@ -340,7 +258,7 @@ impl PortForward<'_> {
                 self.sandbox_id,
                 data.id,
                 error.id,
-                PortForwardError::TooManyConnections
+                TOO_MANY_CONNECTIONS
             );
             for stream in [data.id, error.id] {
                 let _ = outbound.reset_stream(stream, RstStatus::REFUSED_STREAM);
@@ -419,7 +337,7 @@ impl PortForward<'_> {
                     error,
                 };
                 let Some(places) = Places::take(&connections, &TOTAL_CONNECTIONS) else {
-                    self.fail(port, &client, &PortForwardError::TooManyConnections);
+                    self.fail(port, &client, &TOO_MANY_CONNECTIONS);
                     continue;
                 };
                 let held = Held {

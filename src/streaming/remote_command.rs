@@ -14,7 +14,6 @@
 //! version. It must not talk to dockerd or decide what the streams are
 //! connected to: that is the backend's (`super::session::Sessions`).
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,17 +21,16 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 
 use super::channel::{
-    parse_resize, ChannelCodec, ChannelError, StatusFormat, StreamId, StreamStatus, TerminalSize,
+    parse_resize, ChannelCodec, StatusFormat, StreamId, StreamStatus, TerminalSize,
     MAX_RESIZE_MESSAGE_BYTES, REMOTE_COMMAND_PROTOCOLS,
 };
 use super::session::Handoff;
 use super::session_io::{Hangup, PipeReader};
 use super::spdy::StreamId as SpdyStreamId;
-use super::spdy_session::{
-    NewStream, SpdyOutbound, SpdySession, SpdySessionError, STREAM_TYPE_HEADER,
-};
+use super::spdy_session::{NewStream, SpdyOutbound, SpdySession, STREAM_TYPE_HEADER};
 use super::websocket;
-use super::ws_session::{WsOutbound, WsSession, WsSessionError};
+use super::ws_session::{WsOutbound, WsSession};
+use super::{ChannelError, RemoteCommandError};
 
 pub const SPDY_V4: &str = "v4.channel.k8s.io";
 pub const SPDY_V3: &str = "v3.channel.k8s.io";
@@ -53,31 +51,6 @@ pub struct StreamOptions {
     pub stdout: bool,
     pub stderr: bool,
     pub tty: bool,
-}
-
-/// A session that could not be set up.
-#[derive(Debug)]
-pub enum RemoteCommandError {
-    Spdy(SpdySessionError),
-    WebSocket(WsSessionError),
-}
-
-impl fmt::Display for RemoteCommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RemoteCommandError::Spdy(source) => write!(f, "{source}"),
-            RemoteCommandError::WebSocket(source) => write!(f, "{source}"),
-        }
-    }
-}
-
-impl std::error::Error for RemoteCommandError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RemoteCommandError::Spdy(source) => Some(source),
-            RemoteCommandError::WebSocket(source) => Some(source),
-        }
-    }
 }
 
 /// A client stream the session writes to: stdout or stderr.

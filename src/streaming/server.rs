@@ -47,8 +47,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::session::{Handoff, Sessions, StreamRequest};
-use super::tokens::{TokenCache, TokenError};
-use crate::codec::http_head::{self, HttpError, RequestHead, HEAD_READ_TIMEOUT};
+use super::tokens::TokenCache;
+use super::{StreamingError, TokenError};
+use crate::codec::http_head::{self, RequestHead, HEAD_READ_TIMEOUT};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// Most sessions served at once. One more is answered 503 and closed: a
@@ -133,85 +134,6 @@ impl StreamKind {
         ]
         .into_iter()
         .find(|kind| kind.segment() == segment)
-    }
-}
-
-/// Why the server could not start, or serve a request.
-#[derive(Debug)]
-pub enum StreamingError {
-    /// The listening socket could not be bound.
-    Bind { addr: SocketAddr, source: io::Error },
-    /// The accept thread could not be started.
-    Spawn(io::Error),
-    /// The token cache could not be set up.
-    Tokens(TokenError),
-    /// The request head could not be read.
-    Http(HttpError),
-    /// No route has this path, or the token is unknown, used, expired or
-    /// for another route.
-    NotFound,
-    /// A route exists but not for this method.
-    MethodNotAllowed,
-    /// The accepted connection could not be set up.
-    Socket(io::Error),
-    /// As many sessions as [`MAX_SESSIONS`] are being served.
-    Busy,
-}
-
-impl StreamingError {
-    /// The HTTP response refusing a request, if one can be sent.
-    fn response(&self) -> Option<Vec<u8>> {
-        match self {
-            StreamingError::Http(err) => err.response(),
-            StreamingError::NotFound => {
-                Some(http_head::error_response(404, &self.to_string(), &[]))
-            }
-            StreamingError::MethodNotAllowed => Some(http_head::error_response(
-                405,
-                &self.to_string(),
-                &[("Allow", "GET, POST")],
-            )),
-            StreamingError::Busy => Some(http_head::error_response(503, &self.to_string(), &[])),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for StreamingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StreamingError::Bind { addr, source } => {
-                write!(f, "cannot listen on {addr}: {source}")
-            }
-            StreamingError::Spawn(err) => {
-                write!(f, "cannot start the streaming server's thread: {err}")
-            }
-            StreamingError::Tokens(err) => write!(f, "cannot issue streaming URLs: {err}"),
-            StreamingError::Http(err) => write!(f, "{err}"),
-            StreamingError::NotFound => write!(
-                f,
-                "no such streaming URL, or it was already used or has expired"
-            ),
-            StreamingError::MethodNotAllowed => {
-                write!(f, "streaming URLs take GET or POST requests")
-            }
-            StreamingError::Socket(err) => write!(f, "cannot set up the connection: {err}"),
-            StreamingError::Busy => write!(f, "too many streaming sessions"),
-        }
-    }
-}
-
-impl std::error::Error for StreamingError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StreamingError::Bind { source, .. } => Some(source),
-            StreamingError::Spawn(err) | StreamingError::Socket(err) => Some(err),
-            StreamingError::Tokens(err) => Some(err),
-            StreamingError::Http(err) => Some(err),
-            StreamingError::NotFound | StreamingError::MethodNotAllowed | StreamingError::Busy => {
-                None
-            }
-        }
     }
 }
 

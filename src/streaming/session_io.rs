@@ -1,9 +1,8 @@
 //! The plumbing both session transports share: the bounded in-memory
 //! [`pipe`] that carries a client stream's bytes from the session's reader
 //! thread to whoever consumes them, the [`IdleReader`] that ends a session
-//! which carried no data for too long, the [`Hangup`] signal that tells
-//! the consumers the client has gone, and the plain-text HTTP answer a
-//! refused upgrade gets.
+//! which carried no data for too long, and the [`Hangup`] signal that
+//! tells the consumers the client has gone.
 //!
 //! It owns blocking, wake-ups and the idle clock. It must not know the
 //! protocols spoken after an upgrade (SPDY, WebSocket), stream numbering,
@@ -274,19 +273,6 @@ impl Read for IdleReader {
             }
         }
     }
-}
-
-/// A complete `text/plain` HTTP/1.1 response that closes the connection,
-/// laid out as Go's `http.Error` writes them (the kubelet's refusals);
-/// `extra` is header lines, each ending in CRLF.
-pub fn plain_text_response(status: u16, reason: &str, extra: &str, message: &str) -> Vec<u8> {
-    let body = format!("{message}\n");
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\
-         X-Content-Type-Options: nosniff\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    [head.into_bytes(), body.into_bytes()].concat()
 }
 
 type HangupAction = Box<dyn FnOnce() + Send>;

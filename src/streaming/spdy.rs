@@ -39,10 +39,10 @@
 //! header blocks sent to it should stay well below 4 KiB; a session's
 //! replies are a few dozen bytes.
 
-use std::fmt;
 use std::io::{self, Read, Write};
 
-use crate::codec::zlib::{Deflater, Inflater, ZlibError, SPDY3_DICTIONARY};
+use super::SpdyError;
+use crate::codec::zlib::{Deflater, Inflater, SPDY3_DICTIONARY};
 
 /// The version in every control frame.
 pub const VERSION: u16 = 3;
@@ -294,41 +294,8 @@ pub enum Reaction {
     GoAway(GoAwayStatus),
 }
 
-/// A failure reading or writing SPDY frames.
-#[derive(Debug)]
-pub enum SpdyError {
-    /// The peer closed the connection between two frames.
-    Closed,
-    /// The connection failed, or ended inside a frame.
-    Io(io::Error),
-    /// A control frame of a version other than 3.
-    UnsupportedVersion(u16),
-    /// A frame longer than we accept. A DATA frame's payload was read and
-    /// dropped, so the session stays in step; a control frame's was not.
-    FrameTooLarge {
-        stream: Option<StreamId>,
-        length: usize,
-        limit: usize,
-    },
-    /// A frame whose fixed fields break the protocol.
-    InvalidFrame {
-        frame: &'static str,
-        reason: &'static str,
-    },
-    /// A header block that does not decompress; the compression context,
-    /// and with it the session, is lost.
-    Compression(ZlibError),
-    /// A header block that decompressed but breaks the name/value rules.
-    /// The compression context is intact, so only the stream fails.
-    InvalidHeaders {
-        stream: StreamId,
-        reason: &'static str,
-    },
-    /// A frame the caller asked to write breaks the protocol; nothing was
-    /// written.
-    Unwritable(&'static str),
-}
-
+// A reaction is a frame to send, so this mapping stays beside `Reaction`:
+// `error` cannot import this file, which imports it.
 impl SpdyError {
     /// The frame the protocol calls for, if any.
     pub fn reaction(&self) -> Reaction {
@@ -351,57 +318,6 @@ impl SpdyError {
             | SpdyError::Compression(_) => Reaction::GoAway(GoAwayStatus::PROTOCOL_ERROR),
             SpdyError::Unwritable(_) => Reaction::GoAway(GoAwayStatus::INTERNAL_ERROR),
         }
-    }
-}
-
-impl fmt::Display for SpdyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpdyError::Closed => write!(f, "SPDY peer closed the connection"),
-            SpdyError::Io(source) => write!(f, "SPDY connection failed: {source}"),
-            SpdyError::UnsupportedVersion(version) => {
-                write!(f, "SPDY version {version} frame; only version 3 is spoken")
-            }
-            SpdyError::FrameTooLarge {
-                stream: Some(stream),
-                length,
-                limit,
-            } => write!(
-                f,
-                "SPDY DATA frame of {length} bytes on stream {stream} exceeds {limit}"
-            ),
-            SpdyError::FrameTooLarge {
-                stream: None,
-                length,
-                limit,
-            } => write!(f, "SPDY control frame of {length} bytes exceeds {limit}"),
-            SpdyError::InvalidFrame { frame, reason } => {
-                write!(f, "invalid SPDY {frame} frame: {reason}")
-            }
-            SpdyError::Compression(source) => {
-                write!(f, "SPDY header block does not decompress: {source}")
-            }
-            SpdyError::InvalidHeaders { stream, reason } => {
-                write!(f, "invalid SPDY header block on stream {stream}: {reason}")
-            }
-            SpdyError::Unwritable(reason) => write!(f, "refusing to write SPDY frame: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for SpdyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SpdyError::Io(source) => Some(source),
-            SpdyError::Compression(source) => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for SpdyError {
-    fn from(source: io::Error) -> SpdyError {
-        SpdyError::Io(source)
     }
 }
 
@@ -1034,6 +950,7 @@ impl ReceiveWindow {
 mod tests {
     use super::*;
     use crate::codec::zlib::reference::{ReferenceDeflater, ReferenceInflater};
+    use crate::codec::ZlibError;
 
     fn headers(fields: &[(&str, &str)]) -> HeaderBlock {
         fields.iter().copied().collect()

@@ -23,8 +23,7 @@
 //! to each stream with an empty header block.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -33,12 +32,13 @@ use std::time::{Duration, Instant};
 
 use super::session::Handoff;
 use super::session_io::{
-    pipe, plain_text_response, Activity, Hangup, HangupActionId, IdleReader, PipeReader, PipeWriter,
+    pipe, Activity, Hangup, HangupActionId, IdleReader, PipeReader, PipeWriter,
 };
 use super::spdy::{
-    Frame, GoAwayStatus, HeaderBlock, Reaction, ReceiveWindow, RstStatus, SpdyError, SpdyReader,
-    SpdyWriter, StreamId, SynStream, INITIAL_WINDOW_SIZE,
+    Frame, GoAwayStatus, HeaderBlock, Reaction, ReceiveWindow, RstStatus, SpdyReader, SpdyWriter,
+    StreamId, SynStream, INITIAL_WINDOW_SIZE,
 };
+use super::{SpdyError, SpdySessionError};
 
 /// How long a client has to open the streams a session needs, as the
 /// kubelet's `StreamCreationTimeout`.
@@ -68,109 +68,8 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// carrying the chosen one (lower-case, as the handoff's names are).
 const PROTOCOL_HEADER: &str = "x-stream-protocol-version";
 
-/// The response header listing the supported subprotocols on a refusal.
-const ACCEPTED_PROTOCOLS_HEADER: &str = "X-Accepted-Stream-Protocol-Versions";
-
 /// The stream header every Kubernetes client sets.
 pub const STREAM_TYPE_HEADER: &str = "streamtype";
-
-/// A failed SPDY session, from the upgrade on.
-#[derive(Debug)]
-pub enum SpdySessionError {
-    /// The request names no subprotocol.
-    MissingProtocol,
-    /// None of the client's subprotocols is supported.
-    NoCommonProtocol {
-        offered: Vec<String>,
-        supported: &'static [&'static str],
-    },
-    /// `Connection` and `Upgrade` do not ask for SPDY/3.1.
-    NotSpdyUpgrade,
-    /// Answering the upgrade or starting the reader thread failed.
-    Io(io::Error),
-    /// The client did not open the streams the session needs in time.
-    StreamTimeout,
-    /// The connection ended: the client closed or broke it, it was idle too
-    /// long, or the session is closing.
-    Closed,
-    /// A frame could not be written; nothing more can be.
-    Spdy(SpdyError),
-    /// A write to a stream the client reset or that was already closed.
-    StreamClosed { stream: StreamId },
-}
-
-impl SpdySessionError {
-    /// A complete HTTP/1.1 response refusing the upgrade, as the kubelet
-    /// words it; `None` for failures after the upgrade.
-    pub fn http_response(&self) -> Option<Vec<u8>> {
-        let (status, reason) = match self {
-            SpdySessionError::MissingProtocol | SpdySessionError::NotSpdyUpgrade => {
-                (400, "Bad Request")
-            }
-            SpdySessionError::NoCommonProtocol { .. } => (403, "Forbidden"),
-            _ => return None,
-        };
-        let mut extra = String::new();
-        if let SpdySessionError::NoCommonProtocol { supported, .. } = self {
-            for protocol in *supported {
-                extra.push_str(&format!("{ACCEPTED_PROTOCOLS_HEADER}: {protocol}\r\n"));
-            }
-        }
-        Some(plain_text_response(
-            status,
-            reason,
-            &extra,
-            &self.to_string(),
-        ))
-    }
-}
-
-impl fmt::Display for SpdySessionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpdySessionError::MissingProtocol => {
-                write!(
-                    f,
-                    "unable to upgrade: X-Stream-Protocol-Version is required"
-                )
-            }
-            SpdySessionError::NoCommonProtocol { offered, supported } => write!(
-                f,
-                "unable to upgrade: unable to negotiate protocol: client supports [{}], \
-                 server accepts [{}]",
-                offered.join(" "),
-                supported.join(" ")
-            ),
-            SpdySessionError::NotSpdyUpgrade => write!(
-                f,
-                "unable to upgrade: missing upgrade headers in request \
-                 (Connection: Upgrade and Upgrade: SPDY/3.1 are required)"
-            ),
-            SpdySessionError::Io(source) => write!(f, "SPDY session failed: {source}"),
-            SpdySessionError::StreamTimeout => {
-                write!(f, "timed out waiting for client to create streams")
-            }
-            SpdySessionError::Closed => write!(f, "the SPDY connection is closed"),
-            SpdySessionError::Spdy(source) => write!(f, "{source}"),
-            SpdySessionError::StreamClosed { stream } => {
-                write!(
-                    f,
-                    "SPDY stream {stream} is closed or was reset by the client"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for SpdySessionError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SpdySessionError::Io(source) => Some(source),
-            SpdySessionError::Spdy(source) => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// Chooses the subprotocol: the first value the client sent (the header may
 /// repeat and hold comma-separated lists) that `supported` lists.

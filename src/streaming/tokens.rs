@@ -14,10 +14,11 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::TokenError;
 use crate::codec::base64::{self, Alphabet};
 
 /// How long an issued token stays redeemable: the kubelet connects right
@@ -36,41 +37,6 @@ const RANDOM_SOURCE: &str = "/dev/urandom";
 
 /// Where the cache reads the time from; tests substitute a clock they move.
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
-
-/// Why no token could be issued.
-#[derive(Debug)]
-pub enum TokenError {
-    /// [`MAX_PENDING_TOKENS`] unexpired tokens are waiting.
-    Exhausted { limit: usize },
-    /// The random source could not be opened or read.
-    Random(io::Error),
-    /// The random source repeated a pending token, which a working one
-    /// does not do with 128-bit values.
-    Repeated,
-}
-
-impl fmt::Display for TokenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TokenError::Exhausted { limit } => write!(
-                f,
-                "{limit} streaming URLs are waiting to be used; try again when some have been \
-                 used or have expired"
-            ),
-            TokenError::Random(err) => write!(f, "cannot read {RANDOM_SOURCE}: {err}"),
-            TokenError::Repeated => write!(f, "{RANDOM_SOURCE} repeated a 128-bit value"),
-        }
-    }
-}
-
-impl std::error::Error for TokenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TokenError::Random(err) => Some(err),
-            _ => None,
-        }
-    }
-}
 
 struct Pending<T> {
     value: T,
@@ -103,7 +69,8 @@ impl<T> TokenCache<T> {
     pub fn with_clock(clock: Clock) -> Result<TokenCache<T>, TokenError> {
         Ok(TokenCache {
             pending: Mutex::new(HashMap::new()),
-            random: File::open(RANDOM_SOURCE).map_err(TokenError::Random)?,
+            random: File::open(RANDOM_SOURCE)
+                .map_err(|err| TokenError::Random(RANDOM_SOURCE, err))?,
             clock,
         })
     }
@@ -121,7 +88,7 @@ impl<T> TokenCache<T> {
             });
         }
         match pending.entry(token) {
-            Entry::Occupied(_) => Err(TokenError::Repeated),
+            Entry::Occupied(_) => Err(TokenError::Repeated(RANDOM_SOURCE)),
             Entry::Vacant(slot) => {
                 let token = slot.key().clone();
                 slot.insert(Pending {
@@ -157,7 +124,7 @@ impl<T> TokenCache<T> {
         // `Read for &File`: concurrent reads of the random source need no lock.
         (&self.random)
             .read_exact(&mut bytes)
-            .map_err(TokenError::Random)?;
+            .map_err(|err| TokenError::Random(RANDOM_SOURCE, err))?;
         let mut token = base64::encode(&bytes, Alphabet::UrlSafe);
         // Padding carries no bits and `=` would need escaping in a query.
         token.truncate(token.trim_end_matches('=').len());

@@ -22,6 +22,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use super::WebSocketError;
 use crate::codec::base64::{self, Alphabet};
 use crate::codec::sha1::Sha1;
 
@@ -72,111 +73,9 @@ impl CloseCode {
     }
 }
 
-impl fmt::Display for CloseCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// Everything that can go wrong in the handshake or on an established
-/// connection. Handshake failures say which HTTP status to answer
-/// ([`WebSocketError::http_status`], [`WebSocketError::http_response`]);
-/// frame failures say which close code to send
-/// ([`WebSocketError::close_code`]).
-#[derive(Debug)]
-pub enum WebSocketError {
-    /// The upgrade request's method is not GET (section 4.1).
-    MethodNotGet,
-    /// `Upgrade` does not list `websocket`.
-    NotWebSocketUpgrade,
-    /// `Connection` does not list `upgrade`.
-    ConnectionNotUpgrade,
-    /// `Sec-WebSocket-Key` is missing, repeated, or not the base64 of 16
-    /// bytes.
-    BadKey,
-    /// `Sec-WebSocket-Version` is missing or not 13.
-    UnsupportedVersion,
-    /// The client offered subprotocols and none of them is supported.
-    NoCommonSubprotocol { supported: &'static [&'static str] },
-    /// Reading or writing the socket failed. `WouldBlock` and `TimedOut`
-    /// from a read leave the reader able to continue where it stopped.
-    Io(io::Error),
-    /// The client closed the connection without a close frame; `mid_message`
-    /// if it did so inside a frame or a fragmented message.
-    Disconnected { mid_message: bool },
-    /// A client frame was not masked (section 5.1).
-    Unmasked,
-    /// A reserved bit was set, and no extension defines it.
-    ReservedBits { bits: u8 },
-    /// An opcode RFC 6455 does not define.
-    UnknownOpcode { opcode: u8 },
-    /// A control frame without FIN (control frames cannot be fragmented).
-    FragmentedControl,
-    /// A control frame longer than [`MAX_CONTROL_PAYLOAD`].
-    ControlTooLong { length: u64 },
-    /// A continuation frame with no fragmented message to continue.
-    UnexpectedContinuation,
-    /// A new text or binary frame while a fragmented message is unfinished.
-    InterleavedMessage,
-    /// A 64-bit payload length with its most significant bit set.
-    BadLength,
-    /// A close frame with a 1-byte payload (a code needs two).
-    BadClosePayload,
-    /// A close frame with a code that may not be sent.
-    InvalidCloseCode { code: u16 },
-    /// A text message or close reason that is not UTF-8.
-    InvalidUtf8,
-    /// A data message longer than the limit, refused before it is read.
-    MessageTooBig { length: u64, limit: usize },
-    /// A read after the connection closed or failed, or a send after a
-    /// close frame was sent.
-    Closed,
-}
-
+// A close code is a frame field, so this mapping stays beside `CloseCode`:
+// `error` cannot import this file, which imports it.
 impl WebSocketError {
-    /// The HTTP status to answer a refused upgrade with; `None` for errors
-    /// on an established connection.
-    ///
-    /// A subprotocol mismatch is 403, as the kubelet's own streaming server
-    /// answers; a version mismatch is 426 with the version we speak
-    /// (section 4.4).
-    pub fn http_status(&self) -> Option<u16> {
-        match self {
-            WebSocketError::MethodNotGet => Some(405),
-            WebSocketError::NotWebSocketUpgrade
-            | WebSocketError::ConnectionNotUpgrade
-            | WebSocketError::BadKey => Some(400),
-            WebSocketError::UnsupportedVersion => Some(426),
-            WebSocketError::NoCommonSubprotocol { .. } => Some(403),
-            _ => None,
-        }
-    }
-
-    /// A complete HTTP/1.1 response refusing the upgrade, closing the
-    /// connection, with this error as a plain-text body; `None` for errors
-    /// on an established connection.
-    pub fn http_response(&self) -> Option<Vec<u8>> {
-        let status = self.http_status()?;
-        let reason = match status {
-            400 => "Bad Request",
-            403 => "Forbidden",
-            405 => "Method Not Allowed",
-            _ => "Upgrade Required",
-        };
-        let extra = match self {
-            WebSocketError::MethodNotGet => "Allow: GET\r\n",
-            WebSocketError::UnsupportedVersion => "Sec-WebSocket-Version: 13\r\n",
-            _ => "",
-        };
-        let body = format!("{self}\n");
-        let head = format!(
-            "HTTP/1.1 {status} {reason}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        Some([head.into_bytes(), body.into_bytes()].concat())
-    }
-
     /// The close code to send the client before dropping the connection;
     /// `None` where no close frame can or need be sent.
     pub fn close_code(&self) -> Option<CloseCode> {
@@ -198,85 +97,9 @@ impl WebSocketError {
     }
 }
 
-impl fmt::Display for WebSocketError {
+impl fmt::Display for CloseCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WebSocketError::MethodNotGet => write!(f, "a WebSocket upgrade must be a GET request"),
-            WebSocketError::NotWebSocketUpgrade => {
-                write!(f, "the Upgrade header field does not ask for websocket")
-            }
-            WebSocketError::ConnectionNotUpgrade => {
-                write!(f, "the Connection header field does not list upgrade")
-            }
-            WebSocketError::BadKey => {
-                write!(
-                    f,
-                    "Sec-WebSocket-Key must appear once, as the base64 of 16 bytes"
-                )
-            }
-            WebSocketError::UnsupportedVersion => {
-                write!(f, "Sec-WebSocket-Version must be {WEBSOCKET_VERSION}")
-            }
-            WebSocketError::NoCommonSubprotocol { supported } => write!(
-                f,
-                "none of the requested subprotocols is supported; supported: {}",
-                supported.join(", ")
-            ),
-            WebSocketError::Io(source) => write!(f, "WebSocket connection failed: {source}"),
-            WebSocketError::Disconnected { mid_message: true } => {
-                write!(f, "the client disconnected in the middle of a message")
-            }
-            WebSocketError::Disconnected { mid_message: false } => {
-                write!(f, "the client disconnected without a close frame")
-            }
-            WebSocketError::Unmasked => write!(f, "a client frame was not masked"),
-            WebSocketError::ReservedBits { bits } => {
-                write!(
-                    f,
-                    "reserved frame bits {bits:#05b} are set and no extension was agreed"
-                )
-            }
-            WebSocketError::UnknownOpcode { opcode } => {
-                write!(f, "unknown frame opcode {opcode:#x}")
-            }
-            WebSocketError::FragmentedControl => write!(f, "a control frame was fragmented"),
-            WebSocketError::ControlTooLong { length } => write!(
-                f,
-                "a control frame of {length} bytes exceeds {MAX_CONTROL_PAYLOAD} bytes"
-            ),
-            WebSocketError::UnexpectedContinuation => {
-                write!(f, "a continuation frame continues no message")
-            }
-            WebSocketError::InterleavedMessage => {
-                write!(f, "a new message started before the fragmented one ended")
-            }
-            WebSocketError::BadLength => write!(f, "a 64-bit frame length has its top bit set"),
-            WebSocketError::BadClosePayload => write!(f, "a close frame carries a 1-byte payload"),
-            WebSocketError::InvalidCloseCode { code } => {
-                write!(f, "close code {code} may not be sent")
-            }
-            WebSocketError::InvalidUtf8 => write!(f, "text is not valid UTF-8"),
-            WebSocketError::MessageTooBig { length, limit } => write!(
-                f,
-                "a message of {length} bytes exceeds the limit of {limit} bytes"
-            ),
-            WebSocketError::Closed => write!(f, "the WebSocket connection is closed"),
-        }
-    }
-}
-
-impl std::error::Error for WebSocketError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WebSocketError::Io(source) => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for WebSocketError {
-    fn from(err: io::Error) -> WebSocketError {
-        WebSocketError::Io(err)
+        write!(f, "{}", self.0)
     }
 }
 
@@ -352,9 +175,10 @@ pub fn accept<N: AsRef<str>, V: AsRef<str>>(
         _ => return Err(WebSocketError::BadKey),
     }
     let mut versions = values(headers, "sec-websocket-version");
+    let ours = WEBSOCKET_VERSION;
     match (versions.next(), versions.next()) {
-        (Some(version), None) if version.trim() == WEBSOCKET_VERSION => {}
-        _ => return Err(WebSocketError::UnsupportedVersion),
+        (Some(version), None) if version.trim() == ours => {}
+        _ => return Err(WebSocketError::UnsupportedVersion { supported: ours }),
     }
     let mut offered = values(headers, "sec-websocket-protocol")
         .flat_map(|v| v.split(','))
@@ -690,7 +514,10 @@ impl<R: Read> WsReader<R> {
                 return Err(WebSocketError::FragmentedControl);
             }
             if header.len > MAX_CONTROL_PAYLOAD as u64 {
-                return Err(WebSocketError::ControlTooLong { length: header.len });
+                return Err(WebSocketError::ControlTooLong {
+                    length: header.len,
+                    limit: MAX_CONTROL_PAYLOAD,
+                });
             }
             return Ok(());
         }
@@ -855,7 +682,10 @@ impl<W: Write> WsWriter<W> {
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if opcode.is_control() && len > MAX_CONTROL_PAYLOAD {
-            return Err(WebSocketError::ControlTooLong { length: len as u64 });
+            return Err(WebSocketError::ControlTooLong {
+                length: len as u64,
+                limit: MAX_CONTROL_PAYLOAD,
+            });
         }
         self.frame.clear();
         self.frame.push(0x80 | opcode.bits());
@@ -1069,6 +899,21 @@ mod tests {
             "{response}"
         );
         assert!(response.ends_with("supported: v5.channel.k8s.io, v4.channel.k8s.io\n"));
+        let response = String::from_utf8(WebSocketError::MethodNotGet.http_response().unwrap());
+        let body = "a WebSocket upgrade must be a GET request\n";
+        assert_eq!(
+            response.unwrap(),
+            format!(
+                "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        );
+        let response = String::from_utf8(WebSocketError::BadKey.http_response().unwrap());
+        assert!(response
+            .unwrap()
+            .starts_with("HTTP/1.1 400 Bad Request\r\nContent-Type"));
         assert!(WebSocketError::Unmasked.http_response().is_none());
     }
 
@@ -1436,7 +1281,7 @@ mod tests {
         let mut writer = WsWriter::new(Vec::new());
         assert!(matches!(
             writer.ping(&[0; 126]),
-            Err(WebSocketError::ControlTooLong { length: 126 })
+            Err(WebSocketError::ControlTooLong { length: 126, .. })
         ));
         assert!(matches!(
             writer.close(CloseCode(1006), ""),

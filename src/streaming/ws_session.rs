@@ -16,7 +16,6 @@
 //! they end the session.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{self, Receiver};
@@ -24,12 +23,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use super::channel::{ChannelCodec, ChannelError, ChannelProtocol, Received, StreamStatus};
+use super::channel::{ChannelCodec, ChannelProtocol, Received, StreamStatus};
 use super::session::Handoff;
-use super::session_io::{
-    pipe, plain_text_response, Activity, Hangup, IdleReader, PipeReader, PipeWriter,
-};
-use super::websocket::{self, CloseCode, Incoming, WebSocketError, WsReader, WsWriter};
+use super::session_io::{pipe, Activity, Hangup, IdleReader, PipeReader, PipeWriter};
+use super::websocket::{self, CloseCode, Incoming, WsReader, WsWriter};
+use super::{ChannelError, WebSocketError, WsSessionError};
 
 /// Bytes queued per channel for a consumer that has not read them yet; a
 /// full queue stops the reader thread, and TCP stops the client.
@@ -41,50 +39,6 @@ const MAX_OUTBOUND_DATA: usize = 32 * 1024;
 /// How long closing waits for the client to answer the close frame before
 /// the socket is shut down regardless.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
-
-/// A failed WebSocket session, from the upgrade on.
-#[derive(Debug)]
-pub enum WsSessionError {
-    /// The upgrade request was refused; the HTTP answer was sent.
-    Handshake(WebSocketError),
-    /// The negotiated subprotocol has no channel framing.
-    UnknownProtocol(&'static str),
-    /// The request does not fit the channel framing (for example too many
-    /// forwarded ports); refused with 400.
-    Channels(ChannelError),
-    /// Answering the upgrade or starting the reader thread failed.
-    Io(io::Error),
-    /// A message could not be sent; nothing more can be.
-    Send(WebSocketError),
-    /// The connection is closed or closing.
-    Closed,
-}
-
-impl fmt::Display for WsSessionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WsSessionError::Handshake(source) => write!(f, "WebSocket upgrade refused: {source}"),
-            WsSessionError::UnknownProtocol(protocol) => {
-                write!(f, "subprotocol {protocol:?} has no channel framing")
-            }
-            WsSessionError::Channels(source) => write!(f, "{source}"),
-            WsSessionError::Io(source) => write!(f, "WebSocket session failed: {source}"),
-            WsSessionError::Send(source) => write!(f, "{source}"),
-            WsSessionError::Closed => write!(f, "the WebSocket connection is closed"),
-        }
-    }
-}
-
-impl std::error::Error for WsSessionError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WsSessionError::Handshake(source) | WsSessionError::Send(source) => Some(source),
-            WsSessionError::Channels(source) => Some(source),
-            WsSessionError::Io(source) => Some(source),
-            WsSessionError::UnknownProtocol(_) | WsSessionError::Closed => None,
-        }
-    }
-}
 
 /// An upgraded connection: the reader thread and the shared writer, until
 /// [`WsSession::close`] (or drop) ends it and joins the reader.
@@ -131,22 +85,7 @@ impl WsSession {
         let (handshake, codec) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
-                let response = match &err {
-                    WsSessionError::Handshake(refusal) => refusal.http_response(),
-                    WsSessionError::Channels(refusal) => Some(plain_text_response(
-                        400,
-                        "Bad Request",
-                        "",
-                        &refusal.to_string(),
-                    )),
-                    other => Some(plain_text_response(
-                        500,
-                        "Internal Server Error",
-                        "",
-                        &other.to_string(),
-                    )),
-                };
-                if let Some(response) = response {
+                if let Some(response) = err.http_response() {
                     // The refusal is best effort: the client may be gone.
                     let _ = conn.write_all(&response);
                 }

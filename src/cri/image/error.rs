@@ -1,12 +1,16 @@
 //! The image calls' errors: `ImageError`, why an image call failed, with
 //! the gRPC code each reason reaches the kubelet with; `ReferenceError`, an
-//! image reference outside Docker's grammar; and `AuthError`, a CRI `auth`
-//! field that cannot be decoded.
+//! image reference outside Docker's grammar; `AuthError`, a CRI `auth`
+//! field that cannot be decoded; and `FsUsageError`, a failed measurement
+//! of the image filesystem, which is logged and reaches the kubelet only as
+//! the text of `ImageError::NotMeasured`.
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::codec::base64;
+use crate::codec::Base64Error;
 use crate::cri::error::GrpcCode;
 use crate::cri::sandbox::SandboxConfigError;
 use crate::docker::DockerError;
@@ -178,7 +182,7 @@ impl std::error::Error for ReferenceError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
     /// Not base64 in either alphabet.
-    NotBase64(base64::Base64Error),
+    NotBase64(Base64Error),
     /// Decoded to something other than UTF-8 `user:password`.
     NotUserPassword,
 }
@@ -200,5 +204,49 @@ impl std::error::Error for AuthError {
             AuthError::NotBase64(err) => Some(err),
             AuthError::NotUserPassword => None,
         }
+    }
+}
+
+/// A failed measurement.
+#[derive(Debug)]
+pub enum FsUsageError {
+    Docker(DockerError),
+    /// `statfs` on the layers' directory failed.
+    Statfs {
+        path: String,
+        errno: nix::errno::Errno,
+    },
+    /// The content store could not be listed.
+    Content {
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for FsUsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsUsageError::Docker(err) => write!(f, "docker: {err}"),
+            FsUsageError::Statfs { path, errno } => write!(f, "statfs {path}: {errno}"),
+            FsUsageError::Content { path, source } => {
+                write!(f, "list the content store {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for FsUsageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FsUsageError::Docker(err) => Some(err),
+            FsUsageError::Statfs { errno, .. } => Some(errno),
+            FsUsageError::Content { source, .. } => Some(source),
+        }
+    }
+}
+
+impl From<DockerError> for FsUsageError {
+    fn from(err: DockerError) -> FsUsageError {
+        FsUsageError::Docker(err)
     }
 }

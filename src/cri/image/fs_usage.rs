@@ -23,15 +23,15 @@
 //! thread stops when its [`Refresher`] is dropped.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::FsUsageError;
 use crate::docker::{DockerApi, DockerError, HistoryItem, ImageSummary, StorageDirs};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
@@ -62,50 +62,6 @@ const CONTENT_BLOBS: &str = "blobs";
 const MAX_BLOBS: u64 = 1_000_000;
 /// Size of a block as `st_blocks` counts them.
 const BLOCK_BYTES: u64 = 512;
-
-/// A failed measurement.
-#[derive(Debug)]
-pub enum FsUsageError {
-    Docker(DockerError),
-    /// `statfs` on the layers' directory failed.
-    Statfs {
-        path: String,
-        errno: nix::errno::Errno,
-    },
-    /// The content store could not be listed.
-    Content {
-        path: PathBuf,
-        source: io::Error,
-    },
-}
-
-impl fmt::Display for FsUsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FsUsageError::Docker(err) => write!(f, "docker: {err}"),
-            FsUsageError::Statfs { path, errno } => write!(f, "statfs {path}: {errno}"),
-            FsUsageError::Content { path, source } => {
-                write!(f, "list the content store {}: {source}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for FsUsageError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            FsUsageError::Docker(err) => Some(err),
-            FsUsageError::Statfs { errno, .. } => Some(errno),
-            FsUsageError::Content { source, .. } => Some(source),
-        }
-    }
-}
-
-impl From<DockerError> for FsUsageError {
-    fn from(err: DockerError) -> FsUsageError {
-        FsUsageError::Docker(err)
-    }
-}
 
 /// One measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]

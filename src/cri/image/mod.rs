@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use auth::RegistryAuth;
-pub use error::{AuthError, ImageError, ReferenceError};
+pub use error::{AuthError, FsUsageError, ImageError, ReferenceError};
 pub use reference::{ImageQuery, Match, Reference};
 
 use crate::api::services::{ImageService, Sink};

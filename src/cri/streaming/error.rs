@@ -1,7 +1,9 @@
 //! The streaming errors: `StreamRequestError`, why an Exec, Attach or
-//! PortForward request gets no URL (a gRPC status), and
+//! PortForward request gets no URL (a gRPC status);
 //! `DockerSessionError`, why an exec or attach failed once its URL was
-//! redeemed (text on the session's error stream, never a gRPC status).
+//! redeemed (text on the session's error stream, never a gRPC status); and
+//! `SandboxDialError`, why a port-forward connection could not reach the
+//! pod (the protocol library's `PortForwardError::Dial`).
 
 use std::fmt;
 use std::io;
@@ -10,7 +12,8 @@ use crate::cri::error::GrpcCode;
 use crate::docker::DockerError;
 use crate::grpc::{Code, Status};
 use crate::index::IndexError;
-use crate::streaming::tokens::TokenError;
+use crate::network::NetnsError;
+use crate::streaming::{PortForwardError, TokenError};
 
 /// Why an Exec, Attach or PortForward request gets no URL.
 #[derive(Debug)]
@@ -57,7 +60,7 @@ impl StreamRequestError {
             | StreamRequestError::SandboxNotReady { .. } => Code::FailedPrecondition,
             StreamRequestError::Index(err) => err.code(),
             StreamRequestError::Token(TokenError::Exhausted { .. }) => Code::ResourceExhausted,
-            StreamRequestError::Token(TokenError::Random(_) | TokenError::Repeated) => {
+            StreamRequestError::Token(TokenError::Random(..) | TokenError::Repeated(_)) => {
                 Code::Internal
             }
         }
@@ -184,5 +187,47 @@ impl std::error::Error for DockerSessionError {
             | DockerSessionError::NotRunning { .. }
             | DockerSessionError::NoExitCode { .. } => None,
         }
+    }
+}
+
+/// Why the pod could not be reached at all.
+#[derive(Debug)]
+pub enum SandboxDialError {
+    /// The index has no sandbox with this ID (it was removed meanwhile).
+    NotFound { sandbox: String },
+    /// The sandbox exists but its container does not run.
+    NotRunning { sandbox: String },
+    /// The index could not answer.
+    Index(IndexError),
+    /// The sandbox's network namespace could not be entered.
+    Netns(NetnsError),
+}
+
+impl fmt::Display for SandboxDialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SandboxDialError::NotFound { sandbox } => write!(f, "pod sandbox {sandbox} not found"),
+            SandboxDialError::NotRunning { sandbox } => {
+                write!(f, "pod sandbox {sandbox} is not running")
+            }
+            SandboxDialError::Index(source) => write!(f, "{source}"),
+            SandboxDialError::Netns(source) => write!(f, "{source}"),
+        }
+    }
+}
+
+impl std::error::Error for SandboxDialError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SandboxDialError::Index(source) => Some(source),
+            SandboxDialError::Netns(source) => Some(source),
+            SandboxDialError::NotFound { .. } | SandboxDialError::NotRunning { .. } => None,
+        }
+    }
+}
+
+impl From<SandboxDialError> for PortForwardError {
+    fn from(err: SandboxDialError) -> PortForwardError {
+        PortForwardError::Dial(Box::new(err))
     }
 }

@@ -1,7 +1,7 @@
 //! Exec, Attach and PortForward before their URL is issued: the checks the
 //! kubelet and cri-dockerd make on the request, and on the container or
-//! sandbox as the state index sees it. Why a request is refused, and why a
-//! session fails, is `error`'s.
+//! sandbox as the state index sees it. Why a request is refused, why a
+//! session fails and why a forwarded port cannot be dialled is `error`'s.
 //!
 //! A request that passes becomes the [`StreamRequest`] its one-time URL
 //! stands for, with the container or sandbox ID written out in full: the
@@ -18,7 +18,7 @@ pub mod docker_sessions;
 mod error;
 pub mod sandbox_dialer;
 
-pub use error::{DockerSessionError, StreamRequestError};
+pub use error::{DockerSessionError, SandboxDialError, StreamRequestError};
 
 use crate::api::v1;
 use crate::index::Index;

@@ -7,55 +7,14 @@
 //! keeps its namespace; the session's threads never change theirs). The
 //! port-forward protocol itself is `crate::streaming::port_forward`'s.
 
-use std::fmt;
 use std::net::TcpStream;
 
+use super::SandboxDialError;
 use crate::host::netns_path;
-use crate::index::{Index, IndexError};
-use crate::network::{run_in_netns, NetnsError};
-use crate::streaming::port_forward::{connect_loopback, PortDialer, PortForwardError};
-
-/// Why the pod could not be reached at all.
-#[derive(Debug)]
-pub enum SandboxDialError {
-    /// The index has no sandbox with this ID (it was removed meanwhile).
-    NotFound { sandbox: String },
-    /// The sandbox exists but its container does not run.
-    NotRunning { sandbox: String },
-    /// The index could not answer.
-    Index(IndexError),
-    /// The sandbox's network namespace could not be entered.
-    Netns(NetnsError),
-}
-
-impl fmt::Display for SandboxDialError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SandboxDialError::NotFound { sandbox } => write!(f, "pod sandbox {sandbox} not found"),
-            SandboxDialError::NotRunning { sandbox } => {
-                write!(f, "pod sandbox {sandbox} is not running")
-            }
-            SandboxDialError::Index(source) => write!(f, "{source}"),
-            SandboxDialError::Netns(source) => write!(f, "{source}"),
-        }
-    }
-}
-
-impl std::error::Error for SandboxDialError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SandboxDialError::Index(source) => Some(source),
-            SandboxDialError::Netns(source) => Some(source),
-            SandboxDialError::NotFound { .. } | SandboxDialError::NotRunning { .. } => None,
-        }
-    }
-}
-
-impl From<SandboxDialError> for PortForwardError {
-    fn from(err: SandboxDialError) -> PortForwardError {
-        PortForwardError::Dial(Box::new(err))
-    }
-}
+use crate::index::Index;
+use crate::network::run_in_netns;
+use crate::streaming::port_forward::{connect_loopback, PortDialer};
+use crate::streaming::PortForwardError;
 
 /// Dials inside the network namespace of one sandbox.
 #[derive(Debug)]
