@@ -20,6 +20,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::error::ConfigFileError;
+
 /// One `key = value` setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -92,71 +94,6 @@ fn write_basic_string(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
     }
     f.write_str("\"")
 }
-
-/// A file that is not in the subset; the first problem found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigFileError {
-    /// TOML files are UTF-8.
-    NotUtf8 { line: usize },
-    /// A `[table]` or `[[array of tables]]` header.
-    Table { line: usize },
-    /// Text that is not a `key = value` line of the subset; `key` is set
-    /// once the key has been read.
-    Syntax {
-        line: usize,
-        key: Option<String>,
-        reason: String,
-    },
-    /// A key set twice.
-    DuplicateKey {
-        line: usize,
-        key: String,
-        first_line: usize,
-    },
-}
-
-impl ConfigFileError {
-    /// The line of the problem, counting from 1.
-    pub fn line(&self) -> usize {
-        match self {
-            ConfigFileError::NotUtf8 { line }
-            | ConfigFileError::Table { line }
-            | ConfigFileError::Syntax { line, .. }
-            | ConfigFileError::DuplicateKey { line, .. } => *line,
-        }
-    }
-
-    /// The key the problem is in, once it is known.
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            ConfigFileError::Syntax { key, .. } => key.as_deref(),
-            ConfigFileError::DuplicateKey { key, .. } => Some(key),
-            ConfigFileError::NotUtf8 { .. } | ConfigFileError::Table { .. } => None,
-        }
-    }
-}
-
-impl fmt::Display for ConfigFileError {
-    /// `LINE: [KEY: ]REASON`, to follow the file's name and a colon.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.line())?;
-        if let Some(key) = self.key() {
-            write!(f, "{key}: ")?;
-        }
-        match self {
-            ConfigFileError::NotUtf8 { .. } => f.write_str("not valid UTF-8"),
-            ConfigFileError::Table { .. } => f.write_str(
-                "tables are not supported: every key goes at the top level, before any [header]",
-            ),
-            ConfigFileError::Syntax { reason, .. } => f.write_str(reason),
-            ConfigFileError::DuplicateKey { first_line, .. } => {
-                write!(f, "set twice; first set on line {first_line}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigFileError {}
 
 /// Reads a whole file's text into its entries, in file order.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, ConfigFileError> {

@@ -21,11 +21,11 @@
 mod config;
 pub mod config_file;
 mod doc;
+mod error;
 mod flags;
 mod values;
 
 use std::ffi::OsString;
-use std::fmt;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,13 +36,11 @@ pub use crate::network::hairpin::HairpinMode;
 pub use crate::network::NetworkPlugin;
 pub use config::Config;
 pub use doc::{example_config, help_text, man_page};
+pub use error::{CliError, ConfigFileError};
 
-use config_file::{ConfigFileError, Value};
+use config_file::Value;
 use flags::{FileValue, Flag, FlagId};
 use values::Invalid;
-
-/// The exit status for any command-line or configuration file error.
-const USAGE_EXIT_CODE: i32 = 2;
 
 /// The most a configuration file may hold; a file with every key set and
 /// commented takes a few kilobytes.
@@ -64,79 +62,7 @@ pub enum Command {
     PrintConfig(String),
 }
 
-/// A command line that cannot be run. Its `Display` is the one line to print
-/// on stderr, starting with `dockshim:` and naming the offending flag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CliError {
-    /// A `-x` or `--name` that is not in the flag table.
-    UnknownFlag {
-        /// As typed, without any `=value`.
-        flag: String,
-        /// The closest known long name, if it is close.
-        suggestion: Option<&'static str>,
-    },
-    /// A flag that takes a value came last.
-    MissingValue {
-        flag: &'static str,
-        value_name: &'static str,
-    },
-    /// A value that does not parse or is out of range.
-    InvalidValue {
-        flag: &'static str,
-        kind: &'static str,
-        value: String,
-        reason: String,
-    },
-    /// dockshim takes no positional arguments.
-    UnexpectedArgument { argument: String },
-    /// The configuration file exists but cannot be read, or a file named
-    /// with `--config` does not exist.
-    UnreadableFile { path: PathBuf, reason: String },
-    /// The configuration file is not in the supported subset of TOML.
-    FileSyntax {
-        path: PathBuf,
-        error: ConfigFileError,
-    },
-    /// A key of the configuration file that is not a flag's name.
-    UnknownKey {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        suggestion: Option<&'static str>,
-    },
-    /// A key of the configuration file naming a flag that acts on the
-    /// command line itself, such as `config` or `help`.
-    CommandLineOnlyKey {
-        path: PathBuf,
-        line: usize,
-        key: &'static str,
-    },
-    /// A configuration file value of the wrong TOML type for its key.
-    WrongType {
-        path: PathBuf,
-        line: usize,
-        key: &'static str,
-        expected: &'static str,
-        found: &'static str,
-    },
-    /// A configuration file value its flag would refuse; `value` is as
-    /// written in the file.
-    InvalidFileValue {
-        path: PathBuf,
-        line: usize,
-        key: &'static str,
-        kind: &'static str,
-        value: String,
-        reason: String,
-    },
-}
-
 impl CliError {
-    /// The process exit status for this error: always 2, a usage error.
-    pub fn exit_code(&self) -> i32 {
-        USAGE_EXIT_CODE
-    }
-
     fn invalid(flag: &'static Flag, value: &str, invalid: Invalid) -> CliError {
         CliError::InvalidValue {
             flag: flag.long,
@@ -146,120 +72,6 @@ impl CliError {
         }
     }
 }
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Values are printed with `{:?}` so that quotes, newlines and control
-        // characters come out escaped and the message stays on one line.
-        match self {
-            CliError::UnknownFlag {
-                flag,
-                suggestion: Some(suggestion),
-            } => {
-                write!(
-                    f,
-                    "dockshim: unknown flag {flag:?}; did you mean --{suggestion}?"
-                )
-            }
-            CliError::UnknownFlag {
-                flag,
-                suggestion: None,
-            } => {
-                write!(f, "dockshim: unknown flag {flag:?}; see dockshim --help")
-            }
-            CliError::MissingValue { flag, value_name } => {
-                write!(f, "dockshim: --{flag}: missing value {value_name}")
-            }
-            CliError::InvalidValue {
-                flag,
-                kind,
-                value,
-                reason,
-            } => {
-                write!(f, "dockshim: --{flag}: invalid {kind} {value:?}: {reason}")
-            }
-            CliError::UnexpectedArgument { argument } => {
-                write!(
-                    f,
-                    "dockshim: unexpected argument {argument:?}: dockshim takes only flags"
-                )
-            }
-            CliError::UnreadableFile { path, reason } => {
-                let path = shown_path(path);
-                write!(
-                    f,
-                    "dockshim: cannot read configuration file {path}: {reason}"
-                )
-            }
-            CliError::FileSyntax { path, error } => {
-                write!(f, "dockshim: {}:{error}", shown_path(path))
-            }
-            CliError::UnknownKey {
-                path,
-                line,
-                key,
-                suggestion,
-            } => {
-                let path = shown_path(path);
-                let key = key.escape_debug();
-                match suggestion {
-                    Some(suggestion) => write!(
-                        f,
-                        "dockshim: {path}:{line}: {key}: unknown key; did you mean {suggestion}?"
-                    ),
-                    None => write!(
-                        f,
-                        "dockshim: {path}:{line}: {key}: unknown key; the keys are the flags of \
-                         dockshim --help without their leading --"
-                    ),
-                }
-            }
-            CliError::CommandLineOnlyKey { path, line, key } => {
-                let path = shown_path(path);
-                write!(
-                    f,
-                    "dockshim: {path}:{line}: {key}: accepted only on the command line, as --{key}"
-                )
-            }
-            CliError::WrongType {
-                path,
-                line,
-                key,
-                expected,
-                found,
-            } => {
-                let path = shown_path(path);
-                write!(
-                    f,
-                    "dockshim: {path}:{line}: {key}: expected {expected}, found {found}"
-                )
-            }
-            CliError::InvalidFileValue {
-                path,
-                line,
-                key,
-                kind,
-                value,
-                reason,
-            } => {
-                // The value is TOML already, quoted and escaped onto one line.
-                let path = shown_path(path);
-                write!(
-                    f,
-                    "dockshim: {path}:{line}: {key}: invalid {kind} {value}: {reason}"
-                )
-            }
-        }
-    }
-}
-
-/// A path for a one-line message: as it is, unless it holds characters
-/// (line ends, quotes, backslashes) that need escaping.
-fn shown_path(path: &Path) -> String {
-    path.to_string_lossy().escape_debug().to_string()
-}
-
-impl std::error::Error for CliError {}
 
 /// Parses the arguments that follow the program name, reading the
 /// configuration file they name (or the default one) from the filesystem.
