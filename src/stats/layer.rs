@@ -233,6 +233,7 @@ impl LayerSizes {
     }
 
     /// Walks finished since this cache was made, failed ones included.
+    #[cfg(test)]
     pub fn walks_completed(&self) -> u64 {
         self.shared.completed.load(Ordering::Relaxed)
     }

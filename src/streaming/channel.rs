@@ -300,6 +300,7 @@ impl StreamId {
         }
     }
 
+    #[cfg(test)]
     pub fn from_channel(channel: u8) -> Option<StreamId> {
         match channel {
             0 => Some(StreamId::Stdin),
@@ -341,6 +342,7 @@ pub struct PortChannel {
 }
 
 impl PortChannel {
+    #[cfg(test)]
     pub fn from_channel(channel: u8) -> PortChannel {
         PortChannel {
             index: usize::from(channel / 2),

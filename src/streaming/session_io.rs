@@ -356,6 +356,7 @@ impl Hangup {
     }
 
     /// Actions registered and neither run nor cancelled.
+    #[cfg(test)]
     pub fn pending_actions(&self) -> usize {
         self.lock().actions.len()
     }
