@@ -6,25 +6,25 @@
 //! Docker's update cannot change the OOM score adjustment, which the
 //! kubelet recomputes when it resizes a Burstable pod's memory request in
 //! place; so once dockerd applied the rest, the new value is written to
-//! `/proc/<pid>/oom_score_adj` of every process of a running container.
-//! The processes are those of the container's cgroup (`cgroup.procs`),
-//! found from `/proc/<main pid>/cgroup`. That needs nothing but the
-//! kernel's files and numbers the processes as dockshim's own PID
-//! namespace does, the numbering `/proc` uses; `GET /containers/{id}/top`
-//! would instead have dockerd run `ps` on the node and leave dockshim to
-//! find the PID column in its output. The cgroup must be the container's
-//! own (its last path element holds the container ID), so a main PID the
-//! kernel has since given to another process is never written to. Each
-//! listed process's own `cgroup` file is checked the same way by
-//! [`Host::write_oom_score_adj`], which pins the process with a pidfd and
-//! opens both files beneath one handle on `/proc/<pid>` before the pidfd
-//! confirms the process still lives, so a PID that changed hands after
-//! the list was read is skipped too. The list is read again after writing
-//! until it shows no process not yet written (at most `MAX_PASSES`
-//! reads), so a process forked from one not yet written is not missed;
-//! processes forked later inherit the value from their parent. A process started by a later exec gets the value
-//! the container was created with: runc gives every process it starts the
-//! value of the container's configuration, which Docker cannot change.
+//! `/proc/<pid>/oom_score_adj` of every process of a running container. The
+//! processes are those of the container's cgroup (`cgroup.procs`), found
+//! from `/proc/<main pid>/cgroup`. That needs nothing but the kernel's
+//! files and numbers the processes as dockshim's own PID namespace does,
+//! the numbering `/proc` uses; `GET /containers/{id}/top` would instead
+//! have dockerd run `ps` on the node and leave dockshim to find the PID
+//! column in its output. The cgroup must be the container's own (its last
+//! path element holds the container ID), so a main PID the kernel has since
+//! given to another process is never written to. Each listed process's own
+//! `cgroup` file is checked the same way by [`Host::write_oom_score_adj`],
+//! which pins the process with a pidfd and opens both files beneath one
+//! handle on `/proc/<pid>` before the pidfd confirms the process still
+//! lives, so a PID that changed hands after the list was read is skipped
+//! too. The list is read again after writing until it shows no process not
+//! yet written (at most `MAX_PASSES` reads), so a process forked from one
+//! not yet written is not missed; processes forked later inherit the value
+//! from their parent. A process started by a later exec gets the value the
+//! container was created with: runc gives every process it starts the value
+//! of the container's configuration, which Docker cannot change.
 //! ContainerStatus reports the main process's value.
 //! Raising the value needs no privilege; lowering it needs
 //! CAP_SYS_RESOURCE, and a write the kernel refuses is FAILED_PRECONDITION
