@@ -31,6 +31,7 @@
 //! reused between the scan and the signal is never signalled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::thread;
@@ -41,7 +42,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::cri::error::ExecError;
-use crate::docker::{Demux, DockerApi, DockerError, ExecCreate, Piece, StdStream};
+use crate::docker::{DockerApi, DockerError, ExecCreate, FeedError, Output, OutputDemux};
 use crate::grpc::{CallContext, MAX_MESSAGE_BYTES};
 use crate::host::Host;
 use crate::pidfd::PidFd;
@@ -495,12 +496,9 @@ impl CappedBuffer {
 /// [`MAX_EXEC_OUTPUT_BYTES`].
 #[derive(Debug, Default)]
 struct Collector {
-    demux: Demux,
+    demux: OutputDemux,
     stdout: CappedBuffer,
     stderr: CappedBuffer,
-    /// An error frame dockerd writes into the stream; bounded by
-    /// `MAX_FRAME_SIZE`, since it is reported as soon as its frame ends.
-    daemon_error: Vec<u8>,
 }
 
 impl Collector {
@@ -508,44 +506,25 @@ impl Collector {
         Collector::default()
     }
 
-    fn feed(&mut self, mut input: &[u8]) -> Result<(), DockerError> {
-        while !input.is_empty() {
-            let (used, piece) = self.demux.feed(input)?;
-            input = &input[used..];
+    fn feed(&mut self, input: &[u8]) -> Result<(), DockerError> {
+        let (stdout, stderr) = (&mut self.stdout, &mut self.stderr);
+        let fed = self.demux.feed(input, |output, data, _| {
             // No underflow: together the buffers never exceed the budget.
-            let room = MAX_EXEC_OUTPUT_BYTES - self.stdout.bytes.len() - self.stderr.bytes.len();
-            match piece {
-                Some(Piece {
-                    stream: StdStream::Stdout | StdStream::Stdin,
-                    data,
-                }) => self.stdout.push(data, room),
-                Some(Piece {
-                    stream: StdStream::Stderr,
-                    data,
-                }) => self.stderr.push(data, room),
-                Some(Piece {
-                    stream: StdStream::DaemonError,
-                    data,
-                }) => self.daemon_error.extend_from_slice(data),
-                None => {}
+            let room = MAX_EXEC_OUTPUT_BYTES - stdout.bytes.len() - stderr.bytes.len();
+            match output {
+                Output::Stdout => stdout.push(data, room),
+                Output::Stderr => stderr.push(data, room),
             }
-            if !self.daemon_error.is_empty() && self.demux.at_frame_boundary() {
-                return Err(DockerError::Stream(
-                    String::from_utf8_lossy(&self.daemon_error).into_owned(),
-                ));
-            }
-        }
-        Ok(())
+            Ok::<(), Infallible>(())
+        });
+        fed.map_err(|err| match err {
+            FeedError::Stream(err) => err,
+            FeedError::Sink(never) => match never {},
+        })
     }
 
     fn finish(&self) -> Result<(), DockerError> {
-        if self.demux.at_frame_boundary() {
-            Ok(())
-        } else {
-            Err(DockerError::Protocol(
-                "exec output ended inside a frame".to_owned(),
-            ))
-        }
+        self.demux.finish()
     }
 }
 

@@ -226,57 +226,105 @@ fn parse_header(header: [u8; FRAME_HEADER_LEN]) -> Result<DemuxState, DockerErro
     })
 }
 
-/// Copies a multiplexed stream to `stdout` and `stderr` until it ends.
-/// Echoed stdin goes to `stdout`, as Docker's own client does. An error
-/// dockerd reports in the stream ends the copy as [`DockerError::Stream`].
+/// The stream a container's output piece goes to, as Docker's own client
+/// shows it: echoed stdin is stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+/// Why [`OutputDemux::feed`] stopped: the stream from dockerd, or the sink
+/// its output went to.
+#[derive(Debug)]
+pub enum FeedError<E> {
+    Stream(DockerError),
+    Sink(E),
+}
+
+/// A container's multiplexed output, split for the callers that copy,
+/// collect or log it: payload goes to a sink by [`Output`], and an error
+/// frame dockerd writes ends the stream as [`DockerError::Stream`] once the
+/// frame is whole (at most [`MAX_FRAME_SIZE`] bytes are held for it).
+#[derive(Debug, Clone, Default)]
+pub struct OutputDemux {
+    demux: Demux,
+    daemon_error: Vec<u8>,
+}
+
+impl OutputDemux {
+    /// Consumes `input`, in any split, handing each payload piece to `sink`
+    /// with its stream and whether it ends its frame.
+    pub fn feed<E>(
+        &mut self,
+        mut input: &[u8],
+        mut sink: impl FnMut(Output, &[u8], bool) -> Result<(), E>,
+    ) -> Result<(), FeedError<E>> {
+        while !input.is_empty() {
+            let (used, piece) = self.demux.feed(input).map_err(FeedError::Stream)?;
+            input = &input[used..];
+            let ended = self.demux.at_frame_boundary();
+            let output = match piece {
+                Some(Piece { stream, data }) => match stream {
+                    StdStream::Stdout | StdStream::Stdin => Some((Output::Stdout, data)),
+                    StdStream::Stderr => Some((Output::Stderr, data)),
+                    StdStream::DaemonError => {
+                        self.daemon_error.extend_from_slice(data);
+                        None
+                    }
+                },
+                None => None,
+            };
+            if let Some((output, data)) = output {
+                sink(output, data, ended).map_err(FeedError::Sink)?;
+            }
+            if ended && !self.daemon_error.is_empty() {
+                return Err(FeedError::Stream(DockerError::Stream(
+                    String::from_utf8_lossy(&self.daemon_error).into_owned(),
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the stream may end here: only between frames.
+    pub fn finish(&self) -> Result<(), DockerError> {
+        if self.demux.at_frame_boundary() {
+            Ok(())
+        } else {
+            Err(DockerError::Protocol(
+                "multiplexed stream ended inside a frame".to_owned(),
+            ))
+        }
+    }
+}
+
+/// Copies a multiplexed stream to `stdout` and `stderr` until it ends (see
+/// [`OutputDemux`]).
 pub fn demux_copy(
     mut source: impl Read,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<(), DockerError> {
-    let mut demux = Demux::new();
+    let mut demux = OutputDemux::default();
     let mut buf = vec![0u8; 32 * 1024];
-    let mut daemon_error: Vec<u8> = Vec::new();
     loop {
         let n = match source.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return demux.finish(),
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(DockerError::Io(err)),
         };
-        let mut input = &buf[..n];
-        while !input.is_empty() {
-            let (used, piece) = demux.feed(input)?;
-            input = &input[used..];
-            match piece {
-                Some(Piece {
-                    stream: StdStream::Stdout | StdStream::Stdin,
-                    data,
-                }) => stdout.write_all(data).map_err(DockerError::Io)?,
-                Some(Piece {
-                    stream: StdStream::Stderr,
-                    data,
-                }) => stderr.write_all(data).map_err(DockerError::Io)?,
-                // Bounded by MAX_FRAME_SIZE: the copy ends with the frame.
-                Some(Piece {
-                    stream: StdStream::DaemonError,
-                    data,
-                }) => daemon_error.extend_from_slice(data),
-                None => {}
-            }
-            if !daemon_error.is_empty() && demux.at_frame_boundary() {
-                return Err(DockerError::Stream(
-                    String::from_utf8_lossy(&daemon_error).into_owned(),
-                ));
-            }
-        }
+        demux
+            .feed(&buf[..n], |output, data, _| match output {
+                Output::Stdout => stdout.write_all(data),
+                Output::Stderr => stderr.write_all(data),
+            })
+            .map_err(|err| match err {
+                FeedError::Stream(err) => err,
+                FeedError::Sink(err) => DockerError::Io(err),
+            })?;
     }
-    if !demux.at_frame_boundary() {
-        return Err(DockerError::Protocol(
-            "multiplexed stream ended inside a frame".to_owned(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

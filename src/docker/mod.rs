@@ -49,7 +49,9 @@ pub use create::{
 pub use engine::{Engine, EngineRuntime, ImageStore, StorageDirs};
 pub use error::DockerError;
 pub use exec::{ExecCreate, ExecInspect, ExecStart};
-pub use hijack::{demux_copy, Demux, Hijacked, Piece, StdStream, MAX_FRAME_SIZE};
+pub use hijack::{
+    demux_copy, Demux, FeedError, Hijacked, Output, OutputDemux, Piece, StdStream, MAX_FRAME_SIZE,
+};
 pub use images::{HistoryItem, ImageConfig, ImageInspect, ImageSummary, RootFs};
 pub use logs::{LogRead, LogStream, LogsSince};
 pub use request::path_with_query;

@@ -35,7 +35,7 @@
 //! output is neither repeated nor lost.
 
 use super::LogError;
-use crate::docker::{Demux, Piece, StdStream};
+use crate::docker::{FeedError, Output, OutputDemux};
 
 /// Longest message in one CRI log line; longer lines become `P` chunks.
 /// containerd splits at the same 16 KiB (its `max_container_log_line_size`
@@ -488,10 +488,8 @@ fn append_timestamp(
 #[derive(Debug)]
 pub struct CriEncoder {
     /// `None` for a TTY container's raw body.
-    demux: Option<Demux>,
+    demux: Option<OutputDemux>,
     streams: [StreamAssembler; 2],
-    /// An error dockerd reported inside the stream, collected to its frame's end.
-    daemon_error: Vec<u8>,
 }
 
 impl CriEncoder {
@@ -503,58 +501,37 @@ impl CriEncoder {
             None => (None, None),
         };
         CriEncoder {
-            demux: (!tty).then(Demux::new),
+            demux: (!tty).then(OutputDemux::default),
             streams: [
                 StreamAssembler::new(CriStream::Stdout, stdout),
                 StreamAssembler::new(CriStream::Stderr, stderr),
             ],
-            daemon_error: Vec::new(),
         }
     }
 
     /// Consumes body bytes in any split, appending complete CRI lines to
     /// `out`.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), LogError> {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), LogError> {
         let Some(demux) = &mut self.demux else {
             return self.streams[CriStream::Stdout.index()].feed(input, false, out);
         };
-        while !input.is_empty() {
-            let (used, piece) = demux.feed(input).map_err(LogError::Docker)?;
-            input = &input[used..];
-            let ended = demux.at_frame_boundary();
-            let stream = match piece {
-                Some(Piece {
-                    stream: StdStream::Stdout | StdStream::Stdin,
-                    data,
-                }) => Some((CriStream::Stdout, data)),
-                Some(Piece {
-                    stream: StdStream::Stderr,
-                    data,
-                }) => Some((CriStream::Stderr, data)),
-                Some(Piece {
-                    stream: StdStream::DaemonError,
-                    data,
-                }) => {
-                    // Bounded by the demuxer's frame size limit.
-                    self.daemon_error.extend_from_slice(data);
-                    None
-                }
-                None => None,
+        let streams = &mut self.streams;
+        let fed = demux.feed(input, |output, data, ended| {
+            let stream = match output {
+                Output::Stdout => CriStream::Stdout,
+                Output::Stderr => CriStream::Stderr,
             };
-            if let Some((stream, data)) = stream {
-                let assembler = &mut self.streams[stream.index()];
-                assembler.feed(data, true, out)?;
-                if ended {
-                    assembler.end_message(out);
-                }
+            let assembler = &mut streams[stream.index()];
+            assembler.feed(data, true, out)?;
+            if ended {
+                assembler.end_message(out);
             }
-            if ended && !self.daemon_error.is_empty() {
-                return Err(LogError::Docker(crate::docker::DockerError::Stream(
-                    String::from_utf8_lossy(&self.daemon_error).into_owned(),
-                )));
-            }
-        }
-        Ok(())
+            Ok(())
+        });
+        fed.map_err(|err| match err {
+            FeedError::Stream(err) => LogError::Docker(err),
+            FeedError::Sink(err) => err,
+        })
     }
 
     /// The body ended or following stops: writes what is pending as `P`

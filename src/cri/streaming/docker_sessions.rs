@@ -29,7 +29,7 @@ use super::error::DockerSessionError;
 use super::sandbox_dialer::SandboxDialer;
 use crate::cri::exec::kill_exec;
 use crate::docker::{
-    ContainerInspect, Demux, DockerApi, DockerError, ExecCreate, Hijacked, Piece, StdStream,
+    ContainerInspect, DockerApi, DockerError, ExecCreate, FeedError, Hijacked, Output, OutputDemux,
 };
 use crate::host::Host;
 use crate::index::Index;
@@ -86,12 +86,9 @@ impl DockerSessions {
             stderr: request.stderr,
             tty: request.tty,
         };
-        let mut remote = match RemoteCommand::open(handoff, options, STREAM_CREATION_TIMEOUT) {
-            Ok(remote) => remote,
-            Err(err) => {
-                log::info!("exec in container {container}: no session: {err}");
-                return;
-            }
+        let Some(mut remote) = open_session(handoff, options, "exec in container", container)
+        else {
+            return;
         };
         let (exec_id, hijacked) = match self.start_exec(&request, &remote) {
             Ok(Some(started)) => started,
@@ -170,12 +167,9 @@ impl DockerSessions {
             stderr: request.stderr,
             tty: request.tty,
         };
-        let mut remote = match RemoteCommand::open(handoff, options, STREAM_CREATION_TIMEOUT) {
-            Ok(remote) => remote,
-            Err(err) => {
-                log::info!("attach to container {container}: no session: {err}");
-                return;
-            }
+        let Some(mut remote) = open_session(handoff, options, "attach to container", container)
+        else {
+            return;
         };
         let attached = self.running_container(container).and_then(|inspect| {
             let hijacked = self
@@ -360,6 +354,19 @@ fn apply_sizes(sizes: ResizeEvents, resize: impl Fn(u16, u16) -> Result<(), Dock
     }
 }
 
+/// The session's streams once the client has opened them; `None`, logged
+/// as `what` `container`, when it does not.
+fn open_session(
+    handoff: Handoff,
+    options: StreamOptions,
+    what: &str,
+    container: &str,
+) -> Option<RemoteCommand> {
+    RemoteCommand::open(handoff, options, STREAM_CREATION_TIMEOUT)
+        .inspect_err(|err| log::info!("{what} {container}: no session: {err}"))
+        .ok()
+}
+
 /// Copies dockerd's output to the client until it ends: raw onto stdout
 /// for a TTY, else demultiplexed (echoed stdin goes to stdout, as Docker's
 /// own client does). Output for a stream the client did not ask for is
@@ -371,8 +378,7 @@ fn copy_output<W: Write>(
     raw: bool,
 ) -> Result<(), DockerSessionError> {
     let mut buffer = vec![0u8; OUTPUT_READ_BYTES];
-    let mut demux = Demux::new();
-    let mut daemon_error = Vec::new();
+    let mut demux = OutputDemux::default();
     loop {
         let read = match source.read(&mut buffer) {
             Ok(0) => break,
@@ -384,40 +390,20 @@ fn copy_output<W: Write>(
             send(&mut stdout, &buffer[..read])?;
             continue;
         }
-        let mut input = &buffer[..read];
-        while !input.is_empty() {
-            let (used, piece) = demux.feed(input).map_err(DockerSessionError::Output)?;
-            input = &input[used..];
-            match piece {
-                Some(Piece {
-                    stream: StdStream::Stdout | StdStream::Stdin,
-                    data,
-                }) => send(&mut stdout, data)?,
-                Some(Piece {
-                    stream: StdStream::Stderr,
-                    data,
-                }) => send(&mut stderr, data)?,
-                // Bounded by the frame size limit: it is reported when its
-                // frame ends.
-                Some(Piece {
-                    stream: StdStream::DaemonError,
-                    data,
-                }) => daemon_error.extend_from_slice(data),
-                None => {}
-            }
-            if !daemon_error.is_empty() && demux.at_frame_boundary() {
-                return Err(DockerSessionError::Output(DockerError::Stream(
-                    String::from_utf8_lossy(&daemon_error).into_owned(),
-                )));
-            }
-        }
+        let fed = demux.feed(&buffer[..read], |output, data, _| match output {
+            Output::Stdout => send(&mut stdout, data),
+            Output::Stderr => send(&mut stderr, data),
+        });
+        fed.map_err(|err| match err {
+            FeedError::Stream(err) => DockerSessionError::Output(err),
+            FeedError::Sink(err) => err,
+        })?;
     }
-    if !raw && !demux.at_frame_boundary() {
-        return Err(DockerSessionError::Output(DockerError::Protocol(
-            "multiplexed stream ended inside a frame".to_owned(),
-        )));
+    if raw {
+        Ok(())
+    } else {
+        demux.finish().map_err(DockerSessionError::Output)
     }
-    Ok(())
 }
 
 fn send<W: Write>(stream: &mut Option<&mut W>, data: &[u8]) -> Result<(), DockerSessionError> {
