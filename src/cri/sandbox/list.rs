@@ -270,36 +270,12 @@ mod tests {
 mod handler_tests {
     use std::fs::File;
     use std::path::Path;
-    use std::sync::Arc;
 
     use super::*;
-    use crate::cri::testing::{self, add_container};
-    use crate::docker::fake::FakeDocker;
+    use crate::cri::testing::{add_container, SandboxSetup};
     use crate::docker::DockerApi;
-    use crate::index::Index;
     use crate::store::checkpoint::{CheckpointData, SandboxNetwork};
     use crate::store::{CheckpointStore, PodSandboxCheckpoint};
-
-    struct Setup {
-        docker: Arc<FakeDocker>,
-        index: Arc<Index>,
-        service: SandboxService,
-        _dir: tempfile::TempDir,
-    }
-
-    fn setup() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let docker = testing::docker();
-        let index = testing::index(&docker);
-        let config = testing::config(dir.path());
-        let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
-        Setup {
-            docker,
-            index,
-            service,
-            _dir: dir,
-        }
-    }
 
     fn checkpoint(name: &str, runtime_handler: &str) -> PodSandboxCheckpoint {
         PodSandboxCheckpoint {
@@ -324,66 +300,65 @@ mod handler_tests {
         fs::metadata(dir).unwrap().modified().unwrap()
     }
 
-    impl Setup {
-        fn store(&self) -> &CheckpointStore {
-            &self.service.checkpoints
-        }
+    fn store(setup: &SandboxSetup) -> &CheckpointStore {
+        &setup.service.checkpoints
+    }
 
-        /// A sandbox container, created and started as `name`.
-        fn running_sandbox(&self, name: &str) -> String {
-            let id = add_container(&self.docker, &self.index, name, "podsandbox", "");
-            self.docker.start_container(&id).unwrap();
-            self.index.refresh(&id).unwrap();
-            id
-        }
+    /// A sandbox container, created and started as `name`.
+    fn running_sandbox(setup: &SandboxSetup, name: &str) -> String {
+        let id = add_container(&setup.docker, &setup.index, name, "podsandbox", "");
+        setup.docker.start_container(&id).unwrap();
+        setup.index.refresh(&id).unwrap();
+        id
+    }
 
-        /// (ID, NOTREADY, runtime handler) of each sandbox listed.
-        fn list(&self, state: Option<v1::PodSandboxState>) -> Vec<(String, bool, String)> {
-            let filter = v1::PodSandboxFilter {
-                state: state.map(|state| v1::PodSandboxStateValue {
-                    state: state as i32,
-                }),
-                ..v1::PodSandboxFilter::default()
-            };
-            let not_ready = v1::PodSandboxState::SandboxNotready as i32;
-            let mut items: Vec<_> = self
-                .service
-                .list_pod_sandbox(Some(&filter))
-                .unwrap()
-                .into_iter()
-                .map(|item| (item.id, item.state == not_ready, item.runtime_handler))
-                .collect();
-            items.sort();
-            items
-        }
+    /// (ID, NOTREADY, runtime handler) of each sandbox listed.
+    fn list(
+        setup: &SandboxSetup,
+        state: Option<v1::PodSandboxState>,
+    ) -> Vec<(String, bool, String)> {
+        let filter = v1::PodSandboxFilter {
+            state: state.map(|state| v1::PodSandboxStateValue {
+                state: state as i32,
+            }),
+            ..v1::PodSandboxFilter::default()
+        };
+        let not_ready = v1::PodSandboxState::SandboxNotready as i32;
+        let mut items: Vec<_> = setup
+            .service
+            .list_pod_sandbox(Some(&filter))
+            .unwrap()
+            .into_iter()
+            .map(|item| (item.id, item.state == not_ready, item.runtime_handler))
+            .collect();
+        items.sort();
+        items
     }
 
     #[test]
     fn checkpoints_are_not_read_again_while_their_directory_is_unchanged() {
-        let setup = setup();
-        let sandbox = setup.running_sandbox("k8s_POD_web_prod_uid-web_0");
-        setup
-            .store()
+        let setup = SandboxSetup::new();
+        let sandbox = running_sandbox(&setup, "k8s_POD_web_prod_uid-web_0");
+        store(&setup)
             .save(&sandbox, &checkpoint("web", "kata"))
             .unwrap();
-        setup
-            .store()
+        store(&setup)
             .save("gone", &checkpoint("db", "runc"))
             .unwrap();
-        let dir = setup.store().dir().to_path_buf();
+        let dir = store(&setup).dir().to_path_buf();
         changed_ago(&dir, Duration::from_secs(10));
         let expected = [
             (sandbox.clone(), false, "kata".to_owned()),
             ("gone".to_owned(), true, "runc".to_owned()),
         ];
-        assert_eq!(setup.list(None), expected);
+        assert_eq!(list(&setup, None), expected);
 
         // Rewritten in place, the directory's mtime stays: a read would
         // find them corrupt and quarantine them.
         for id in [sandbox.as_str(), "gone"] {
             fs::write(dir.join(id), "not a checkpoint").unwrap();
         }
-        assert_eq!(setup.list(None), expected);
+        assert_eq!(list(&setup, None), expected);
         for id in [sandbox.as_str(), "gone"] {
             assert_eq!(
                 fs::read_to_string(dir.join(id)).unwrap(),
@@ -394,52 +369,54 @@ mod handler_tests {
 
     #[test]
     fn checkpoints_added_or_removed_behind_dockshims_back_are_listed_at_the_next_call() {
-        let setup = setup();
-        let dir = setup.store().dir().to_path_buf();
+        let setup = SandboxSetup::new();
+        let dir = store(&setup).dir().to_path_buf();
         let elsewhere = CheckpointStore::open(dir.parent().unwrap()).unwrap();
         changed_ago(&dir, Duration::from_secs(30));
-        assert_eq!(setup.list(None), []);
+        assert_eq!(list(&setup, None), []);
 
         elsewhere.save("late", &checkpoint("db", "")).unwrap();
         changed_ago(&dir, Duration::from_secs(20));
-        assert_eq!(setup.list(None), [("late".to_owned(), true, String::new())]);
+        assert_eq!(
+            list(&setup, None),
+            [("late".to_owned(), true, String::new())]
+        );
 
         elsewhere.remove("late").unwrap();
         changed_ago(&dir, Duration::from_secs(10));
-        assert_eq!(setup.list(None), []);
+        assert_eq!(list(&setup, None), []);
     }
 
     #[test]
     fn a_change_right_after_a_listing_is_seen_even_if_the_mtime_did_not_move() {
-        let setup = setup();
-        let dir = setup.store().dir().to_path_buf();
-        setup.store().save("first", &checkpoint("web", "")).unwrap();
+        let setup = SandboxSetup::new();
+        let dir = store(&setup).dir().to_path_buf();
+        store(&setup).save("first", &checkpoint("web", "")).unwrap();
         let first_change = modified(&dir);
-        assert_eq!(setup.list(None).len(), 1);
+        assert_eq!(list(&setup, None).len(), 1);
 
-        setup.store().save("second", &checkpoint("db", "")).unwrap();
+        store(&setup).save("second", &checkpoint("db", "")).unwrap();
         File::open(&dir)
             .unwrap()
             .set_modified(first_change)
             .unwrap();
-        assert_eq!(setup.list(None).len(), 2);
+        assert_eq!(list(&setup, None).len(), 2);
     }
 
     #[test]
     fn a_state_filter_leaves_a_ready_sandbox_out_of_the_checkpoint_only_ones() {
-        let setup = setup();
-        let sandbox = setup.running_sandbox("k8s_POD_web_prod_uid-web_0");
-        setup
-            .store()
+        let setup = SandboxSetup::new();
+        let sandbox = running_sandbox(&setup, "k8s_POD_web_prod_uid-web_0");
+        store(&setup)
             .save(&sandbox, &checkpoint("web", ""))
             .unwrap();
-        setup.store().save("gone", &checkpoint("db", "")).unwrap();
+        store(&setup).save("gone", &checkpoint("db", "")).unwrap();
         assert_eq!(
-            setup.list(Some(v1::PodSandboxState::SandboxNotready)),
+            list(&setup, Some(v1::PodSandboxState::SandboxNotready)),
             [("gone".to_owned(), true, String::new())]
         );
         assert_eq!(
-            setup.list(Some(v1::PodSandboxState::SandboxReady)),
+            list(&setup, Some(v1::PodSandboxState::SandboxReady)),
             [(sandbox, false, String::new())]
         );
     }

@@ -590,36 +590,11 @@ mod handler_tests {
         }
     }
 
-    /// A host-network pod, the kind a node without CNI runs.
-    fn request() -> v1::RunPodSandboxRequest {
-        v1::RunPodSandboxRequest {
-            config: Some(v1::PodSandboxConfig {
-                metadata: Some(v1::PodSandboxMetadata {
-                    name: "web".to_owned(),
-                    uid: "uid-1".to_owned(),
-                    namespace: "prod".to_owned(),
-                    attempt: 0,
-                }),
-                linux: Some(v1::LinuxPodSandboxConfig {
-                    security_context: Some(v1::LinuxSandboxSecurityContext {
-                        namespace_options: Some(v1::NamespaceOption {
-                            network: v1::NamespaceMode::Node as i32,
-                            ..v1::NamespaceOption::default()
-                        }),
-                        ..v1::LinuxSandboxSecurityContext::default()
-                    }),
-                    ..v1::LinuxPodSandboxConfig::default()
-                }),
-                ..v1::PodSandboxConfig::default()
-            }),
-            ..v1::RunPodSandboxRequest::default()
-        }
-    }
-
     impl Setup {
         fn run(&self) -> Result<String, Status> {
             let ctx = CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
-            self.service.run_pod_sandbox(&ctx, &request(), None)
+            self.service
+                .run_pod_sandbox(&ctx, &testing::host_network_pod("web"), None)
         }
 
         fn created_ids(&self) -> Vec<String> {
@@ -707,7 +682,7 @@ mod handler_tests {
         let docker = testing::docker();
         let index = testing::index(&docker);
         let service = testing::sandboxes(&docker, &config, Arc::clone(&index));
-        let mut request = request();
+        let mut request = testing::host_network_pod("web");
         request.config.as_mut().unwrap().linux = None;
         let ctx = CallContext::new("/runtime.v1.RuntimeService/RunPodSandbox", None);
         let err = service.run_pod_sandbox(&ctx, &request, None).unwrap_err();
@@ -859,7 +834,7 @@ mod handler_tests {
     #[test]
     fn an_unknown_runtime_handler_is_refused_before_anything_is_created() {
         let setup = setup();
-        let mut request = request();
+        let mut request = testing::host_network_pod("web");
         request.runtime_handler = "kata".to_owned();
         let err = run_with(&setup, &request).unwrap_err();
         assert_eq!(err.code, Code::NotFound, "{err:?}");
@@ -934,7 +909,7 @@ mod handler_tests {
     #[test]
     fn a_sandbox_whose_resolv_conf_cannot_be_written_is_removed_with_its_checkpoint() {
         let setup = setup();
-        let mut request = request();
+        let mut request = testing::host_network_pod("web");
         if let Some(config) = request.config.as_mut() {
             config.dns_config = Some(v1::DnsConfig {
                 servers: vec!["10.96.0.10".to_owned()],
@@ -996,7 +971,7 @@ mod handler_tests {
 
     /// The pod of [`request`] on the pod network.
     fn pod_network_request() -> v1::RunPodSandboxRequest {
-        let mut request = request();
+        let mut request = testing::host_network_pod("web");
         if let Some(config) = request.config.as_mut() {
             config.linux = None;
         }
