@@ -42,6 +42,9 @@
 //! Every sandbox and container the bench creates is removed, also after a
 //! failure, and the bench fails if one is left behind.
 //!
+//! `--server PATH` starts that dockshim binary instead of building one,
+//! so an earlier build can be measured beside the current one.
+//!
 //! With `--kubelet-load PODS SECONDS` none of the above runs: instead the
 //! kubelet's periodic calls at their default periods, against PODS pods,
 //! and what they cost the runtime and dockerd (see [`kubelet_load`]).
@@ -219,6 +222,8 @@ struct Options {
     runtime_pid: Option<u32>,
     /// dockerd's process, likewise.
     docker_pid: Option<u32>,
+    /// `--server PATH`: the dockshim binary to start instead of building one.
+    server: Option<PathBuf>,
 }
 
 fn parse(flags: &[String]) -> Result<Options, XtaskError> {
@@ -233,6 +238,7 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
         idle_baseline: false,
         runtime_pid: None,
         docker_pid: None,
+        server: None,
     };
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {
@@ -273,6 +279,7 @@ fn parse(flags: &[String]) -> Result<Options, XtaskError> {
             "--idle-baseline" => options.idle_baseline = true,
             "--runtime-pid" => options.runtime_pid = Some(parse_pid(flag, value()?)?),
             "--docker-pid" => options.docker_pid = Some(parse_pid(flag, value()?)?),
+            "--server" => options.server = Some(PathBuf::from(value()?)),
             "--sandboxes" => options.sandboxes = true,
             "--containers" => options.containers = true,
             other => return Err(XtaskError::Usage(format!("unknown bench flag `{other}`"))),
@@ -320,16 +327,19 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
     let (socket, started) = match &options.endpoint {
         Some(path) => (path.clone(), None),
         None => {
-            build_release(root)?;
             let dir = tempdir()?;
-            let started = start_dockshim(root, dir, &["--docker-endpoint", &docker_endpoint])?;
+            let started = start_dockshim(
+                &server_binary(root, &options)?,
+                dir,
+                &["--docker-endpoint", &docker_endpoint],
+            )?;
             (started.dir.path().join("dockshim.sock"), Some(started))
         }
     };
     println!("machine: {}", machine_summary());
     println!("docker engine: {}", engine_summary(&docker_endpoint)?);
     if let Some(started) = &started {
-        let binary = root.join("target/release/dockshim");
+        let binary = server_binary(root, &options)?;
         let size = fs::metadata(&binary)
             .map_err(|err| XtaskError::io(&binary, err))?
             .len();
@@ -404,8 +414,11 @@ pub fn run(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
     if started.is_some() {
         // A second instance, so the proxy's small cost is not in the
         // figures above.
-        let (proxy, proxy_endpoint, sandboxed) =
-            start_behind_proxy(root, &options.docker_socket, &image)?;
+        let (proxy, proxy_endpoint, sandboxed) = start_behind_proxy(
+            &server_binary(root, &options)?,
+            &options.docker_socket,
+            &image,
+        )?;
         let socket = sandboxed.dir.path().join("dockshim.sock");
         // The raw baseline goes through the proxy as well, so both sides
         // of the difference pay for it.
@@ -1723,11 +1736,17 @@ fn run_optimised(root: &Path, flags: &[String]) -> Result<(), XtaskError> {
     )))
 }
 
-fn build_release(root: &Path) -> Result<(), XtaskError> {
+/// The dockshim binary to start: `--server`'s, or the release build, built
+/// now (cargo leaves an up-to-date build alone).
+fn server_binary(root: &Path, options: &Options) -> Result<PathBuf, XtaskError> {
+    if let Some(server) = &options.server {
+        return Ok(server.clone());
+    }
     cargo_build(
         root,
         &["--release", "--package", "dockshim", "--bin", "dockshim"],
-    )
+    )?;
+    Ok(root.join("target/release/dockshim"))
 }
 
 /// `cargo build --quiet` with `args` in the workspace at `root`.
@@ -1759,12 +1778,12 @@ fn tempdir() -> Result<tempfile::TempDir, XtaskError> {
 /// Starts the release binary on `dir/dockshim.sock` with `extra` flags and
 /// waits for its socket.
 fn start_dockshim(
-    root: &Path,
+    binary: &Path,
     dir: tempfile::TempDir,
     extra: &[&str],
 ) -> Result<Started, XtaskError> {
     let socket = dir.path().join("dockshim.sock");
-    let child = Command::new(root.join("target/release/dockshim"))
+    let child = Command::new(binary)
         .arg("--container-runtime-endpoint")
         .arg(format!("unix://{}", socket.display()))
         .arg("--root-directory")
@@ -1800,7 +1819,7 @@ fn start_dockshim(
 /// grant; with the proxy's endpoint. Bound in this order, the dockshim is
 /// dropped, and stopped, before its proxy.
 fn start_behind_proxy(
-    root: &Path,
+    binary: &Path,
     docker_socket: &Path,
     image: &str,
 ) -> Result<(CountingProxy, String, Started), XtaskError> {
@@ -1809,7 +1828,7 @@ fn start_behind_proxy(
     let proxy = CountingProxy::start(&proxy_socket, docker_socket)?;
     let proxy_endpoint = format!("unix://{}", proxy_socket.display());
     let started = start_dockshim(
-        root,
+        binary,
         dir,
         &[
             "--docker-endpoint",

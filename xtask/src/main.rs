@@ -3,9 +3,9 @@
 //! - `codegen [--check]`: proto/api.proto → src/api/{runtime.v1.rs, services.rs}
 //! - `man [--check]`: `dockshim::cli::man_page()` → packaging/dockshim.8, and
 //!   `dockshim::cli::example_config()` → packaging/dockshim.toml
-//! - `bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]`:
-//!   prints latency and size figures (writes nothing)
-//! - `bench --kubelet-load PODS SECONDS [--endpoint unix:///path]
+//! - `bench [--endpoint unix:///path | --server PATH] [--calls N] [--sandboxes]
+//!   [--containers]`: prints latency and size figures (writes nothing)
+//! - `bench --kubelet-load PODS SECONDS [--endpoint unix:///path | --server PATH]
 //!   [--pod-stats-from-cri] [--idle-baseline] [--runtime-pid PID]
 //!   [--docker-pid PID]`: the kubelet's periodic calls against PODS pods
 //!   for SECONDS, and the CPU and memory they cost the runtime and dockerd
@@ -28,7 +28,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check]\n       cargo xtask man [--check]\n       cargo xtask bench [--endpoint unix:///path] [--calls N] [--sandboxes] [--containers]\n       cargo xtask lines\n       cargo xtask bench --kubelet-load PODS SECONDS [--endpoint unix:///path] [--docker-endpoint unix:///path] [--pod-stats-from-cri] [--idle-baseline] [--runtime-pid PID] [--docker-pid PID]";
+const USAGE: &str = "usage: cargo xtask codegen [--check]\n       cargo xtask man [--check]\n       cargo xtask bench [--endpoint unix:///path | --server PATH] [--calls N] [--sandboxes] [--containers]\n       cargo xtask lines\n       cargo xtask bench --kubelet-load PODS SECONDS [--endpoint unix:///path | --server PATH] [--docker-endpoint unix:///path] [--pod-stats-from-cri] [--idle-baseline] [--runtime-pid PID] [--docker-pid PID]";
 
 /// Everything a task can fail with.
 #[derive(Debug)]

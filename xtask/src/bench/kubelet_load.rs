@@ -65,9 +65,9 @@ use tonic::client::Grpc;
 use tonic::transport::Channel;
 
 use super::{
-    build_release, call, check_no_leftovers, connect, container_config, cpu_seconds,
-    engine_summary, env_or, machine_summary, proc_status_field, remove_containers,
-    remove_sandboxes, running_bench_containers, sandbox_config, start_behind_proxy, CountingProxy,
+    call, check_no_leftovers, connect, container_config, cpu_seconds, engine_summary, env_or,
+    machine_summary, proc_status_field, remove_containers, remove_sandboxes,
+    running_bench_containers, sandbox_config, server_binary, start_behind_proxy, CountingProxy,
     Created, Options, PodBench, CREATE_CONTAINER, DEFAULT_PAUSE_IMAGE, IMAGE_FS_INFO,
     LIST_CONTAINERS, LIST_CONTAINER_STATS, LIST_IMAGES, LIST_POD_SANDBOX, LIST_POD_SANDBOX_STATS,
     PAUSE_IMAGE_VARIABLE, RUN_POD_SANDBOX, START_CONTAINER, STATUS, VERSION,
@@ -265,8 +265,8 @@ pub(super) fn run(
             load_figures(&runtime, &bench, options, pods, window)
         }
         None => {
-            build_release(root)?;
-            let (proxy, _, started) = start_behind_proxy(root, &options.docker_socket, &image)?;
+            let binary = server_binary(root, options)?;
+            let (proxy, _, started) = start_behind_proxy(&binary, &options.docker_socket, &image)?;
             let socket = started.dir.path().join("dockshim.sock");
             let bench = PodBench::new(
                 &socket,
