@@ -25,6 +25,11 @@ pub fn decode<T: FromJson>(bytes: impl AsRef<[u8]>) -> Result<T, serde_json::Err
     T::from_json(&serde_json::from_slice(bytes.as_ref())?)
 }
 
+/// An error that says `message`.
+pub fn error(message: impl std::fmt::Display) -> serde_json::Error {
+    serde_json::Error::custom(message)
+}
+
 /// The error for `value` where `expected` was wanted, without the value.
 pub fn invalid_type(value: &Value, expected: &str) -> serde_json::Error {
     let found = match value {
@@ -142,8 +147,7 @@ impl FromJson for IpAddr {
         let text = value
             .as_str()
             .ok_or_else(|| invalid_type(value, "an IP address"))?;
-        text.parse()
-            .map_err(|_| serde_json::Error::custom("invalid IP address syntax"))
+        text.parse().map_err(|_| error("invalid IP address syntax"))
     }
 }
 
@@ -205,54 +209,79 @@ pub fn unless_empty(value: impl Into<Value>) -> Option<Value> {
     (!empty).then_some(value)
 }
 
-/// A JSON object written with its keys in the order they are added,
-/// compact, as serde_json writes a struct.
-#[derive(Debug)]
+/// A JSON object that keeps its keys in the order they are added: its
+/// text is compact, byte for byte as serde_json writes a struct, and it
+/// converts into a `Value` (whose keys are sorted) for embedding.
+#[derive(Debug, Default)]
 pub struct OrderedObject {
     text: String,
-}
-
-impl Default for OrderedObject {
-    fn default() -> Self {
-        OrderedObject::new()
-    }
+    value: Map<String, Value>,
 }
 
 impl OrderedObject {
     pub fn new() -> OrderedObject {
-        OrderedObject {
-            text: String::from("{"),
-        }
+        OrderedObject::default()
     }
 
     /// Adds `key` with `value`.
     pub fn add(&mut self, key: &str, value: impl Into<Value>) -> &mut OrderedObject {
-        self.add_json(key, &value.into().to_string())
+        let value = value.into();
+        self.push_key(key);
+        self.text.push_str(&value.to_string());
+        self.value.insert(key.to_owned(), value);
+        self
     }
 
-    /// Adds `key` with a value already written as JSON: an object or a
-    /// list of this writer's ([`OrderedObject::finish`], [`ordered_list`]).
-    pub fn add_json(&mut self, key: &str, json: &str) -> &mut OrderedObject {
-        if self.text.len() > 1 {
-            self.text.push(',');
+    /// Adds `key` with an object that keeps its own order.
+    pub fn add_object(&mut self, key: &str, object: OrderedObject) -> &mut OrderedObject {
+        self.push_key(key);
+        self.text.push_str(&object.text_so_far());
+        self.value
+            .insert(key.to_owned(), Value::Object(object.value));
+        self
+    }
+
+    /// Adds `key` with a list of objects that keep their own order.
+    pub fn add_objects(
+        &mut self,
+        key: &str,
+        objects: impl IntoIterator<Item = OrderedObject>,
+    ) -> &mut OrderedObject {
+        self.push_key(key);
+        self.text.push('[');
+        let mut values = Vec::new();
+        for object in objects {
+            if !values.is_empty() {
+                self.text.push(',');
+            }
+            self.text.push_str(&object.text_so_far());
+            values.push(Value::Object(object.value));
         }
-        self.text.push_str(&Value::from(key).to_string());
-        self.text.push(':');
-        self.text.push_str(json);
+        self.text.push(']');
+        self.value.insert(key.to_owned(), Value::Array(values));
         self
     }
 
     /// The object's text.
-    pub fn finish(mut self) -> String {
-        self.text.push('}');
-        self.text
+    pub fn into_text(self) -> String {
+        self.text_so_far()
     }
-}
 
-/// A JSON list of values already written as JSON.
-pub fn ordered_list(items: impl IntoIterator<Item = String>) -> String {
-    let items: Vec<String> = items.into_iter().collect();
-    format!("[{}]", items.join(","))
+    pub fn into_value(self) -> Value {
+        Value::Object(self.value)
+    }
+
+    fn text_so_far(&self) -> String {
+        format!("{{{}}}", self.text)
+    }
+
+    fn push_key(&mut self, key: &str) {
+        if !self.text.is_empty() {
+            self.text.push(',');
+        }
+        self.text.push_str(&Value::from(key).to_string());
+        self.text.push(':');
+    }
 }
 
 #[cfg(test)]
@@ -337,26 +366,35 @@ mod tests {
         );
     }
 
+    fn ordered(z: i32) -> OrderedObject {
+        let mut object = OrderedObject::new();
+        object.add("z", z).add("a", "q\"\n");
+        object
+    }
+
     #[test]
     fn ordered_objects_keep_their_key_order_and_escape_as_serde_json_does() {
-        let mut inner = OrderedObject::new();
-        inner.add("z", 1).add("a", "q\"\n");
         let mut outer = OrderedObject::new();
         outer
             .add("b", true)
-            .add_json(
-                "list",
-                &ordered_list([inner.finish(), OrderedObject::new().finish()]),
-            )
+            .add_objects("list", [ordered(1), OrderedObject::new()])
+            .add_object("one", ordered(2))
             .add("a", json!(null));
-        let text = outer.finish();
         assert_eq!(
-            text,
-            r#"{"b":true,"list":[{"z":1,"a":"q\"\n"},{}],"a":null}"#
+            outer.into_text(),
+            r#"{"b":true,"list":[{"z":1,"a":"q\"\n"},{}],"one":{"z":2,"a":"q\"\n"},"a":null}"#
         );
+    }
+
+    #[test]
+    fn an_ordered_object_converts_into_the_same_value() {
+        let mut outer = OrderedObject::new();
+        outer
+            .add_objects("list", [ordered(1)])
+            .add_object("one", ordered(2));
         assert_eq!(
-            serde_json::from_str::<Value>(&text).unwrap()["list"][0]["a"],
-            "q\"\n"
+            outer.into_value(),
+            json!({"list": [{"z": 1, "a": "q\"\n"}], "one": {"z": 2, "a": "q\"\n"}})
         );
     }
 }
