@@ -1,15 +1,17 @@
 //! Reading typed values out of a parsed `serde_json::Value`, and writing
 //! JSON objects whose key order matters. A decoder implements [`FromJson`]
 //! and reads each field through [`Fields`], so it reads like a table of its
-//! fields: a field that is missing or `null` takes its type's empty value,
-//! unknown fields are ignored, and a field of the wrong type is an error
-//! naming the field. [`OrderedObject`] writes keys in the order they are
+//! fields: a field that is missing or `null` takes its type's empty value
+//! (unless it is required), unknown fields are ignored, and a field of the
+//! wrong type is an error naming the field. [`OrderedObject`] writes keys in the order they are
 //! added, byte for byte as serde_json writes a struct, where a file format
 //! or a peer's encoder fixes the order (`serde_json::Map` sorts its keys).
 //! Errors are `serde_json::Error`s, as those of the parse before them are,
 //! and never quote the input.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::net::IpAddr;
 
 use serde::de::Error as _;
@@ -26,12 +28,12 @@ pub fn decode<T: FromJson>(bytes: impl AsRef<[u8]>) -> Result<T, serde_json::Err
 }
 
 /// An error that says `message`.
-pub fn error(message: impl std::fmt::Display) -> serde_json::Error {
+pub fn error(message: impl fmt::Display) -> serde_json::Error {
     serde_json::Error::custom(message)
 }
 
 /// The error for `value` where `expected` was wanted, without the value.
-pub fn invalid_type(value: &Value, expected: &str) -> serde_json::Error {
+fn invalid_type(value: &Value, expected: &str) -> serde_json::Error {
     let found = match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -40,43 +42,78 @@ pub fn invalid_type(value: &Value, expected: &str) -> serde_json::Error {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     };
-    serde_json::Error::custom(format!("invalid type: {found}, expected {expected}"))
+    error(format!("invalid type: {found}, expected {expected}"))
 }
 
-/// The fields of a JSON object.
-#[derive(Debug, Clone, Copy)]
-pub struct Fields<'a>(&'a Map<String, Value>);
+/// The fields of a JSON object, read one by one into a struct literal.
+/// A field that cannot be read takes its empty value and its error is
+/// kept; [`Fields::finish`] returns the first one. Reading on past an
+/// error keeps a decoder free of an early return per field.
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    error: Cell<Option<serde_json::Error>>,
+}
+
+impl fmt::Debug for Fields<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fields")
+            .field("keys", &self.map.len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl<'a> Fields<'a> {
     /// The fields of `value`, which must be an object.
     pub fn of(value: &'a Value) -> Result<Fields<'a>, serde_json::Error> {
-        value
+        let map = value
             .as_object()
-            .map(Fields)
-            .ok_or_else(|| invalid_type(value, "an object"))
-    }
-
-    /// The value of `key`; `None` when it is missing or `null`.
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
-        self.0.get(key).filter(|value| !value.is_null())
+            .ok_or_else(|| invalid_type(value, "an object"))?;
+        Ok(Fields {
+            map,
+            error: Cell::new(None),
+        })
     }
 
     /// `key` read as a `T`; missing or `null` is `T`'s empty value, as
     /// dockerd and Go encoders write `null` for empty lists and maps.
-    pub fn field<T: FromJson + Default>(&self, key: &str) -> Result<T, serde_json::Error> {
-        Ok(self.opt(key)?.unwrap_or_default())
+    pub fn field<T: FromJson + Default>(&self, key: &str) -> T {
+        self.opt(key).unwrap_or_default()
     }
 
     /// `key` read as a `T`; `None` when it is missing or `null`.
-    pub fn opt<T: FromJson>(&self, key: &str) -> Result<Option<T>, serde_json::Error> {
-        self.get(key).map(|value| read(key, value)).transpose()
+    pub fn opt<T: FromJson>(&self, key: &str) -> Option<T> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => None,
+            Some(value) => self.keep(read(key, value)),
+        }
     }
 
     /// `key` read as a `T`, which must be present.
-    pub fn required<T: FromJson>(&self, key: &str) -> Result<T, serde_json::Error> {
-        match self.0.get(key) {
+    pub fn required<T: FromJson + Default>(&self, key: &str) -> T {
+        let value = match self.map.get(key) {
             Some(value) => read(key, value),
-            None => Err(serde_json::Error::custom(format!("missing field `{key}`"))),
+            None => Err(error(format!("missing field `{key}`"))),
+        };
+        self.keep(value).unwrap_or_default()
+    }
+
+    /// `value`, the struct the fields were read into, unless a field
+    /// could not be read.
+    pub fn finish<T>(&self, value: T) -> Result<T, serde_json::Error> {
+        match self.error.take() {
+            Some(err) => Err(err),
+            None => Ok(value),
+        }
+    }
+
+    fn keep<T>(&self, result: Result<T, serde_json::Error>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                let first = self.error.take().unwrap_or(err);
+                self.error.set(Some(first));
+                None
+            }
         }
     }
 }
@@ -84,7 +121,7 @@ impl<'a> Fields<'a> {
 /// Names the field in an error from inside it, so a nested error reads as
 /// a path: `State: Pid: invalid type: ...`.
 fn read<T: FromJson>(key: &str, value: &Value) -> Result<T, serde_json::Error> {
-    T::from_json(value).map_err(|err| serde_json::Error::custom(format!("{key}: {err}")))
+    T::from_json(value).map_err(|err| error(format!("{key}: {err}")))
 }
 
 impl FromJson for Value {
@@ -178,7 +215,7 @@ fn entries<T: FromJson, M: FromIterator<(String, T)>>(
     value: &Value,
 ) -> Result<M, serde_json::Error> {
     Fields::of(value)?
-        .0
+        .map
         .iter()
         .map(|(key, value)| Ok((key.clone(), read(key, value)?)))
         .collect()
@@ -301,11 +338,11 @@ mod tests {
     impl FromJson for Sample {
         fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
             let fields = Fields::of(value)?;
-            Ok(Sample {
-                name: fields.required("Name")?,
-                labels: fields.field("Labels")?,
-                count: fields.opt("Count")?,
-                tags: fields.field("Tags")?,
+            fields.finish(Sample {
+                name: fields.required("Name"),
+                labels: fields.field("Labels"),
+                count: fields.opt("Count"),
+                tags: fields.field("Tags"),
             })
         }
     }
@@ -338,6 +375,17 @@ mod tests {
         );
         let err = decode::<Sample>(br#"{"Name":"a","Count":4294967296}"#).unwrap_err();
         assert!(err.to_string().starts_with("Count: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn the_first_field_that_cannot_be_read_is_the_error() {
+        let err = decode::<Sample>(br#"{"Labels":[],"Count":"x"}"#).unwrap_err();
+        assert_eq!(err.to_string(), "missing field `Name`");
+        let err = decode::<Sample>(br#"{"Name":"a","Labels":[],"Count":"x"}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Labels: invalid type: an array, expected an object"
+        );
     }
 
     #[test]

@@ -41,16 +41,16 @@ pub struct ContainerSummary {
 impl FromJson for ContainerSummary {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ContainerSummary {
-            id: fields.field("Id")?,
-            names: fields.field("Names")?,
-            image: fields.field("Image")?,
-            image_id: fields.field("ImageID")?,
-            created: fields.field("Created")?,
-            labels: fields.field("Labels")?,
-            state: fields.field("State")?,
-            status: fields.field("Status")?,
-            size_rw: fields.field("SizeRw")?,
+        fields.finish(ContainerSummary {
+            id: fields.field("Id"),
+            names: fields.field("Names"),
+            image: fields.field("Image"),
+            image_id: fields.field("ImageID"),
+            created: fields.field("Created"),
+            labels: fields.field("Labels"),
+            state: fields.field("State"),
+            status: fields.field("Status"),
+            size_rw: fields.field("SizeRw"),
         })
     }
 }
@@ -84,20 +84,20 @@ pub struct ContainerInspect {
 impl FromJson for ContainerInspect {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ContainerInspect {
-            id: fields.field("Id")?,
-            name: fields.field("Name")?,
-            created: fields.field("Created")?,
-            state: fields.field("State")?,
-            config: fields.field("Config")?,
-            image: fields.field("Image")?,
-            host_config: fields.field("HostConfig")?,
-            mounts: fields.field("Mounts")?,
-            log_path: fields.field("LogPath")?,
-            resolv_conf_path: fields.field("ResolvConfPath")?,
-            network_settings: fields.field("NetworkSettings")?,
-            graph_driver: fields.field("GraphDriver")?,
-            storage: fields.field("Storage")?,
+        fields.finish(ContainerInspect {
+            id: fields.field("Id"),
+            name: fields.field("Name"),
+            created: fields.field("Created"),
+            state: fields.field("State"),
+            config: fields.field("Config"),
+            image: fields.field("Image"),
+            host_config: fields.field("HostConfig"),
+            mounts: fields.field("Mounts"),
+            log_path: fields.field("LogPath"),
+            resolv_conf_path: fields.field("ResolvConfPath"),
+            network_settings: fields.field("NetworkSettings"),
+            graph_driver: fields.field("GraphDriver"),
+            storage: fields.field("Storage"),
         })
     }
 }
@@ -128,18 +128,18 @@ pub struct ContainerState {
 impl FromJson for ContainerState {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ContainerState {
-            status: fields.field("Status")?,
-            running: fields.field("Running")?,
-            paused: fields.field("Paused")?,
-            restarting: fields.field("Restarting")?,
-            oom_killed: fields.field("OOMKilled")?,
-            dead: fields.field("Dead")?,
-            pid: fields.field("Pid")?,
-            exit_code: fields.field("ExitCode")?,
-            error: fields.field("Error")?,
-            started_at: fields.field("StartedAt")?,
-            finished_at: fields.field("FinishedAt")?,
+        fields.finish(ContainerState {
+            status: fields.field("Status"),
+            running: fields.field("Running"),
+            paused: fields.field("Paused"),
+            restarting: fields.field("Restarting"),
+            oom_killed: fields.field("OOMKilled"),
+            dead: fields.field("Dead"),
+            pid: fields.field("Pid"),
+            exit_code: fields.field("ExitCode"),
+            error: fields.field("Error"),
+            started_at: fields.field("StartedAt"),
+            finished_at: fields.field("FinishedAt"),
         })
     }
 }
@@ -162,15 +162,15 @@ pub struct ContainerConfig {
 impl FromJson for ContainerConfig {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ContainerConfig {
-            image: fields.field("Image")?,
-            labels: fields.field("Labels")?,
-            env: fields.field("Env")?,
-            tty: fields.field("Tty")?,
-            open_stdin: fields.field("OpenStdin")?,
-            stdin_once: fields.field("StdinOnce")?,
-            hostname: fields.field("Hostname")?,
-            user: fields.field("User")?,
+        fields.finish(ContainerConfig {
+            image: fields.field("Image"),
+            labels: fields.field("Labels"),
+            env: fields.field("Env"),
+            tty: fields.field("Tty"),
+            open_stdin: fields.field("OpenStdin"),
+            stdin_once: fields.field("StdinOnce"),
+            hostname: fields.field("Hostname"),
+            user: fields.field("User"),
         })
     }
 }
@@ -208,21 +208,21 @@ pub struct HostConfig {
 impl FromJson for HostConfig {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(HostConfig {
-            network_mode: fields.field("NetworkMode")?,
-            ipc_mode: fields.field("IpcMode")?,
-            pid_mode: fields.field("PidMode")?,
-            cpu_shares: fields.field("CpuShares")?,
-            cpu_period: fields.field("CpuPeriod")?,
-            cpu_quota: fields.field("CpuQuota")?,
-            memory: fields.field("Memory")?,
-            memory_swap: fields.field("MemorySwap")?,
-            cpuset_cpus: fields.field("CpusetCpus")?,
-            cpuset_mems: fields.field("CpusetMems")?,
-            oom_score_adj: fields.field("OomScoreAdj")?,
-            pids_limit: fields.opt("PidsLimit")?,
-            cgroup_parent: fields.field("CgroupParent")?,
-            runtime: fields.field("Runtime")?,
+        fields.finish(HostConfig {
+            network_mode: fields.field("NetworkMode"),
+            ipc_mode: fields.field("IpcMode"),
+            pid_mode: fields.field("PidMode"),
+            cpu_shares: fields.field("CpuShares"),
+            cpu_period: fields.field("CpuPeriod"),
+            cpu_quota: fields.field("CpuQuota"),
+            memory: fields.field("Memory"),
+            memory_swap: fields.field("MemorySwap"),
+            cpuset_cpus: fields.field("CpusetCpus"),
+            cpuset_mems: fields.field("CpusetMems"),
+            oom_score_adj: fields.field("OomScoreAdj"),
+            pids_limit: fields.opt("PidsLimit"),
+            cgroup_parent: fields.field("CgroupParent"),
+            runtime: fields.field("Runtime"),
         })
     }
 }
@@ -249,14 +249,14 @@ pub struct MountPoint {
 impl FromJson for MountPoint {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(MountPoint {
-            kind: fields.field("Type")?,
-            name: fields.field("Name")?,
-            source: fields.field("Source")?,
-            destination: fields.field("Destination")?,
-            mode: fields.field("Mode")?,
-            rw: fields.field("RW")?,
-            propagation: fields.field("Propagation")?,
+        fields.finish(MountPoint {
+            kind: fields.field("Type"),
+            name: fields.field("Name"),
+            source: fields.field("Source"),
+            destination: fields.field("Destination"),
+            mode: fields.field("Mode"),
+            rw: fields.field("RW"),
+            propagation: fields.field("Propagation"),
         })
     }
 }
@@ -275,8 +275,8 @@ pub struct NetworkSettings {
 impl FromJson for NetworkSettings {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(NetworkSettings {
-            networks: fields.field("Networks")?,
+        fields.finish(NetworkSettings {
+            networks: fields.field("Networks"),
         })
     }
 }
@@ -308,9 +308,9 @@ pub struct EndpointSettings {
 impl FromJson for EndpointSettings {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(EndpointSettings {
-            ip_address: fields.field("IPAddress")?,
-            global_ipv6_address: fields.field("GlobalIPv6Address")?,
+        fields.finish(EndpointSettings {
+            ip_address: fields.field("IPAddress"),
+            global_ipv6_address: fields.field("GlobalIPv6Address"),
         })
     }
 }
@@ -327,9 +327,9 @@ pub struct GraphDriver {
 impl FromJson for GraphDriver {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(GraphDriver {
-            name: fields.field("Name")?,
-            data: fields.field("Data")?,
+        fields.finish(GraphDriver {
+            name: fields.field("Name"),
+            data: fields.field("Data"),
         })
     }
 }
@@ -345,8 +345,8 @@ pub struct GraphDriverData {
 impl FromJson for GraphDriverData {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(GraphDriverData {
-            upper_dir: fields.field("UpperDir")?,
+        fields.finish(GraphDriverData {
+            upper_dir: fields.field("UpperDir"),
         })
     }
 }
@@ -361,8 +361,8 @@ pub struct Storage {
 impl FromJson for Storage {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(Storage {
-            root_fs: fields.field("RootFS")?,
+        fields.finish(Storage {
+            root_fs: fields.field("RootFS"),
         })
     }
 }
@@ -376,8 +376,8 @@ pub struct StorageRootFs {
 impl FromJson for StorageRootFs {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(StorageRootFs {
-            snapshot: fields.field("Snapshot")?,
+        fields.finish(StorageRootFs {
+            snapshot: fields.field("Snapshot"),
         })
     }
 }
@@ -393,8 +393,8 @@ pub struct StorageSnapshot {
 impl FromJson for StorageSnapshot {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(StorageSnapshot {
-            name: fields.field("Name")?,
+        fields.finish(StorageSnapshot {
+            name: fields.field("Name"),
         })
     }
 }

@@ -49,6 +49,7 @@ pub struct ContainerCreate {
 }
 
 impl ContainerCreate {
+    /// The request body, empty fields left out.
     pub fn to_json(&self) -> Value {
         Value::Object(object_of([
             ("Hostname", unless_empty(self.hostname.as_str())),
@@ -120,7 +121,9 @@ pub struct CreateHostConfig {
 }
 
 impl CreateHostConfig {
-    pub fn to_json(&self) -> Value {
+    /// `HostConfig` with the resource fields at its top level, as the
+    /// Engine API has them; empty fields left out.
+    fn to_json(&self) -> Value {
         let mut body = object_of([
             ("Binds", unless_empty(self.binds.as_slice())),
             ("NetworkMode", unless_empty(self.network_mode.as_str())),
@@ -215,9 +218,9 @@ pub struct Created {
 impl FromJson for Created {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(Created {
-            id: fields.field("Id")?,
-            warnings: fields.field("Warnings")?,
+        fields.finish(Created {
+            id: fields.field("Id"),
+            warnings: fields.field("Warnings"),
         })
     }
 }
@@ -230,8 +233,9 @@ pub struct Updated {
 
 impl FromJson for Updated {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
-        Ok(Updated {
-            warnings: Fields::of(value)?.field("Warnings")?,
+        let fields = Fields::of(value)?;
+        fields.finish(Updated {
+            warnings: fields.field("Warnings"),
         })
     }
 }
@@ -313,6 +317,7 @@ pub struct Mount {
 }
 
 impl Mount {
+    /// The entry, empty options left out.
     pub fn to_json(&self) -> Value {
         let kind = match self.kind {
             MountType::Bind => "bind",
@@ -411,6 +416,7 @@ impl DeviceRequest {
         }
     }
 
+    /// The entry, every field present.
     pub fn to_json(&self) -> Value {
         Value::Object(object_of([
             ("Driver", Some(self.driver.as_str().into())),

@@ -284,7 +284,9 @@ impl Engine {
 /// The `mountOptions` an OCI runtime features document lists.
 fn mount_options(document: &str) -> Result<Vec<String>, serde_json::Error> {
     let features: Value = serde_json::from_str(document)?;
-    Fields::of(&features)?.field("mountOptions")
+    let fields = Fields::of(&features)?;
+    let options = fields.field("mountOptions");
+    fields.finish(options)
 }
 
 fn kernel_at_least(release: &str, (major, minor): (u32, u32)) -> bool {

@@ -35,6 +35,7 @@ pub struct ExecCreate {
 }
 
 impl ExecCreate {
+    /// The request body, empty settings left out.
     pub fn to_json(&self) -> Value {
         Value::Object(object_of([
             ("AttachStdin", Some(self.attach_stdin.into())),
@@ -59,6 +60,7 @@ pub struct ExecStart {
 }
 
 impl ExecStart {
+    /// The request body.
     pub fn to_json(&self) -> Value {
         Value::Object(object_of([
             ("Detach", Some(self.detach.into())),
@@ -83,12 +85,12 @@ pub struct ExecInspect {
 impl FromJson for ExecInspect {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ExecInspect {
-            id: fields.field("ID")?,
-            running: fields.field("Running")?,
-            exit_code: fields.opt("ExitCode")?,
-            pid: fields.field("Pid")?,
-            container_id: fields.field("ContainerID")?,
+        fields.finish(ExecInspect {
+            id: fields.field("ID"),
+            running: fields.field("Running"),
+            exit_code: fields.opt("ExitCode"),
+            pid: fields.field("Pid"),
+            container_id: fields.field("ContainerID"),
         })
     }
 }
@@ -100,8 +102,9 @@ pub(super) struct ExecCreated {
 
 impl FromJson for ExecCreated {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
-        Ok(ExecCreated {
-            id: Fields::of(value)?.required("Id")?,
+        let fields = Fields::of(value)?;
+        fields.finish(ExecCreated {
+            id: fields.required("Id"),
         })
     }
 }

@@ -55,11 +55,11 @@ pub struct ImageSummary {
 impl FromJson for ImageSummary {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ImageSummary {
-            id: fields.field("Id")?,
-            repo_tags: repo_tags(fields.field("RepoTags")?),
-            repo_digests: repo_digests(fields.field("RepoDigests")?),
-            size: fields.field("Size")?,
+        fields.finish(ImageSummary {
+            id: fields.field("Id"),
+            repo_tags: repo_tags(fields.field("RepoTags")),
+            repo_digests: repo_digests(fields.field("RepoDigests")),
+            size: fields.field("Size"),
         })
     }
 }
@@ -85,17 +85,17 @@ pub struct ImageInspect {
 impl FromJson for ImageInspect {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ImageInspect {
-            id: fields.field("Id")?,
-            repo_tags: repo_tags(fields.field("RepoTags")?),
-            repo_digests: repo_digests(fields.field("RepoDigests")?),
-            created: fields.field("Created")?,
-            author: fields.field("Author")?,
-            architecture: fields.field("Architecture")?,
-            os: fields.field("Os")?,
-            size: fields.field("Size")?,
-            config: fields.field("Config")?,
-            root_fs: fields.field("RootFS")?,
+        fields.finish(ImageInspect {
+            id: fields.field("Id"),
+            repo_tags: repo_tags(fields.field("RepoTags")),
+            repo_digests: repo_digests(fields.field("RepoDigests")),
+            created: fields.field("Created"),
+            author: fields.field("Author"),
+            architecture: fields.field("Architecture"),
+            os: fields.field("Os"),
+            size: fields.field("Size"),
+            config: fields.field("Config"),
+            root_fs: fields.field("RootFS"),
         })
     }
 }
@@ -122,16 +122,16 @@ pub struct ImageConfig {
 impl FromJson for ImageConfig {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ImageConfig {
-            user: fields.field("User")?,
-            exposed_ports: fields.field("ExposedPorts")?,
-            env: fields.field("Env")?,
-            entrypoint: fields.field("Entrypoint")?,
-            cmd: fields.field("Cmd")?,
-            volumes: fields.field("Volumes")?,
-            working_dir: fields.field("WorkingDir")?,
-            labels: fields.field("Labels")?,
-            stop_signal: fields.field("StopSignal")?,
+        fields.finish(ImageConfig {
+            user: fields.field("User"),
+            exposed_ports: fields.field("ExposedPorts"),
+            env: fields.field("Env"),
+            entrypoint: fields.field("Entrypoint"),
+            cmd: fields.field("Cmd"),
+            volumes: fields.field("Volumes"),
+            working_dir: fields.field("WorkingDir"),
+            labels: fields.field("Labels"),
+            stop_signal: fields.field("StopSignal"),
         })
     }
 }
@@ -165,9 +165,9 @@ pub struct RootFs {
 impl FromJson for RootFs {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(RootFs {
-            kind: fields.field("Type")?,
-            layers: fields.field("Layers")?,
+        fields.finish(RootFs {
+            kind: fields.field("Type"),
+            layers: fields.field("Layers"),
         })
     }
 }
@@ -188,11 +188,11 @@ pub struct HistoryItem {
 impl FromJson for HistoryItem {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(HistoryItem {
-            created: fields.field("Created")?,
-            created_by: fields.field("CreatedBy")?,
-            size: fields.field("Size")?,
-            comment: fields.field("Comment")?,
+        fields.finish(HistoryItem {
+            created: fields.field("Created"),
+            created_by: fields.field("CreatedBy"),
+            size: fields.field("Size"),
+            comment: fields.field("Comment"),
         })
     }
 }

@@ -29,14 +29,14 @@ pub struct Version {
 impl FromJson for Version {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(Version {
-            version: fields.field("Version")?,
-            api_version: fields.field("ApiVersion")?,
-            min_api_version: fields.field("MinAPIVersion")?,
-            os: fields.field("Os")?,
-            arch: fields.field("Arch")?,
-            kernel_version: fields.field("KernelVersion")?,
-            git_commit: fields.field("GitCommit")?,
+        fields.finish(Version {
+            version: fields.field("Version"),
+            api_version: fields.field("ApiVersion"),
+            min_api_version: fields.field("MinAPIVersion"),
+            os: fields.field("Os"),
+            arch: fields.field("Arch"),
+            kernel_version: fields.field("KernelVersion"),
+            git_commit: fields.field("GitCommit"),
         })
     }
 }
@@ -82,24 +82,24 @@ pub struct Info {
 impl FromJson for Info {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(Info {
-            server_version: fields.field("ServerVersion")?,
-            cgroup_driver: fields.field("CgroupDriver")?,
-            cgroup_version: fields.field("CgroupVersion")?,
-            docker_root_dir: fields.field("DockerRootDir")?,
-            driver: fields.field("Driver")?,
-            operating_system: fields.field("OperatingSystem")?,
-            ncpu: fields.field("NCPU")?,
-            mem_total: fields.field("MemTotal")?,
-            id: fields.field("ID")?,
-            name: fields.field("Name")?,
-            security_options: fields.opt("SecurityOptions")?,
-            driver_status: fields.field("DriverStatus")?,
-            kernel_version: fields.field("KernelVersion")?,
-            runtimes: fields.field("Runtimes")?,
-            default_runtime: fields.field("DefaultRuntime")?,
-            cdi_spec_dirs: fields.field("CDISpecDirs")?,
-            containerd: fields.field("Containerd")?,
+        fields.finish(Info {
+            server_version: fields.field("ServerVersion"),
+            cgroup_driver: fields.field("CgroupDriver"),
+            cgroup_version: fields.field("CgroupVersion"),
+            docker_root_dir: fields.field("DockerRootDir"),
+            driver: fields.field("Driver"),
+            operating_system: fields.field("OperatingSystem"),
+            ncpu: fields.field("NCPU"),
+            mem_total: fields.field("MemTotal"),
+            id: fields.field("ID"),
+            name: fields.field("Name"),
+            security_options: fields.opt("SecurityOptions"),
+            driver_status: fields.field("DriverStatus"),
+            kernel_version: fields.field("KernelVersion"),
+            runtimes: fields.field("Runtimes"),
+            default_runtime: fields.field("DefaultRuntime"),
+            cdi_spec_dirs: fields.field("CDISpecDirs"),
+            containerd: fields.field("Containerd"),
         })
     }
 }
@@ -115,8 +115,8 @@ pub struct InfoContainerd {
 impl FromJson for InfoContainerd {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(InfoContainerd {
-            address: fields.field("Address")?,
+        fields.finish(InfoContainerd {
+            address: fields.field("Address"),
         })
     }
 }
@@ -138,10 +138,10 @@ pub struct Runtime {
 impl FromJson for Runtime {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(Runtime {
-            path: fields.field("path")?,
-            runtime_type: fields.field("runtimeType")?,
-            status: fields.field("status")?,
+        fields.finish(Runtime {
+            path: fields.field("path"),
+            runtime_type: fields.field("runtimeType"),
+            status: fields.field("status"),
         })
     }
 }
@@ -179,12 +179,12 @@ pub struct Event {
 impl FromJson for Event {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(Event {
-            kind: fields.field("Type")?,
-            action: fields.field("Action")?,
-            actor: fields.field("Actor")?,
-            time: fields.field("time")?,
-            time_nano: fields.field("timeNano")?,
+        fields.finish(Event {
+            kind: fields.field("Type"),
+            action: fields.field("Action"),
+            actor: fields.field("Actor"),
+            time: fields.field("time"),
+            time_nano: fields.field("timeNano"),
         })
     }
 }
@@ -202,9 +202,9 @@ pub struct Actor {
 impl FromJson for Actor {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(Actor {
-            id: fields.field("ID")?,
-            attributes: fields.field("Attributes")?,
+        fields.finish(Actor {
+            id: fields.field("ID"),
+            attributes: fields.field("Attributes"),
         })
     }
 }
@@ -227,12 +227,12 @@ pub struct PullProgress {
 impl FromJson for PullProgress {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(PullProgress {
-            status: fields.field("status")?,
-            id: fields.field("id")?,
-            progress: fields.field("progress")?,
-            error: fields.field("error")?,
-            error_detail: fields.field("errorDetail")?,
+        fields.finish(PullProgress {
+            status: fields.field("status"),
+            id: fields.field("id"),
+            progress: fields.field("progress"),
+            error: fields.field("error"),
+            error_detail: fields.field("errorDetail"),
         })
     }
 }
@@ -255,8 +255,8 @@ pub struct ErrorDetail {
 impl FromJson for ErrorDetail {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ErrorDetail {
-            message: fields.field("message")?,
+        fields.finish(ErrorDetail {
+            message: fields.field("message"),
         })
     }
 }

@@ -118,9 +118,9 @@ struct RawPlugin {
 impl FromJson for RawPlugin {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(RawPlugin {
-            plugin_type: fields.field("type")?,
-            capabilities: fields.field("capabilities")?,
+        fields.finish(RawPlugin {
+            plugin_type: fields.field("type"),
+            capabilities: fields.field("capabilities"),
         })
     }
 }
@@ -138,12 +138,12 @@ struct RawConfig {
 impl FromJson for RawConfig {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(RawConfig {
-            name: fields.field("name")?,
-            cni_version: fields.field("cniVersion")?,
-            plugins: fields.opt("plugins")?,
-            plugin_type: fields.opt("type")?,
-            capabilities: fields.field("capabilities")?,
+        fields.finish(RawConfig {
+            name: fields.field("name"),
+            cni_version: fields.field("cniVersion"),
+            plugins: fields.opt("plugins"),
+            plugin_type: fields.opt("type"),
+            capabilities: fields.field("capabilities"),
         })
     }
 }

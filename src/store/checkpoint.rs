@@ -65,11 +65,11 @@ pub struct PortMapping {
 impl FromJson for PortMapping {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(PortMapping {
-            protocol: fields.opt("protocol")?,
-            container_port: fields.opt("container_port")?,
-            host_port: fields.opt("host_port")?,
-            host_ip: fields.field("host_ip")?,
+        fields.finish(PortMapping {
+            protocol: fields.opt("protocol"),
+            container_port: fields.opt("container_port"),
+            host_port: fields.opt("host_port"),
+            host_ip: fields.field("host_ip"),
         })
     }
 }
@@ -106,9 +106,9 @@ pub struct CheckpointData {
 impl FromJson for CheckpointData {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(CheckpointData {
-            port_mappings: fields.opt("port_mappings")?,
-            host_network: fields.field("host_network")?,
+        fields.finish(CheckpointData {
+            port_mappings: fields.opt("port_mappings"),
+            host_network: fields.field("host_network"),
         })
     }
 }
@@ -167,15 +167,15 @@ pub struct SandboxNetwork {
 impl FromJson for SandboxNetwork {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(SandboxNetwork {
-            uid: fields.field("uid")?,
-            runtime_handler: fields.field("runtime_handler")?,
-            cni_network: fields.field("cni_network")?,
-            netns: fields.field("netns")?,
-            pid: fields.opt("pid")?,
-            primary_ip: fields.opt("primary_ip")?,
-            additional_ips: fields.field("additional_ips")?,
-            network_ready: fields.field("network_ready")?,
+        fields.finish(SandboxNetwork {
+            uid: fields.field("uid"),
+            runtime_handler: fields.field("runtime_handler"),
+            cni_network: fields.field("cni_network"),
+            netns: fields.field("netns"),
+            pid: fields.opt("pid"),
+            primary_ip: fields.opt("primary_ip"),
+            additional_ips: fields.field("additional_ips"),
+            network_ready: fields.field("network_ready"),
         })
     }
 }
@@ -557,14 +557,14 @@ fn decode(bytes: &[u8]) -> Result<PodSandboxCheckpoint, String> {
 /// but `dockshim` is required, `version` too although only `v1` exists.
 fn read_file(file: &Value) -> Result<(PodSandboxCheckpoint, u64), serde_json::Error> {
     let fields = Fields::of(file)?;
-    fields.required::<String>("version")?;
+    fields.required::<String>("version");
     let checkpoint = PodSandboxCheckpoint {
-        name: fields.required("name")?,
-        namespace: fields.required("namespace")?,
-        data: fields.required("data")?,
-        dockshim: fields.opt("dockshim")?,
+        name: fields.required("name"),
+        namespace: fields.required("namespace"),
+        data: fields.required("data"),
+        dockshim: fields.opt("dockshim"),
     };
-    Ok((checkpoint, fields.required("checksum")?))
+    fields.finish((checkpoint, fields.required("checksum")))
 }
 
 #[cfg(test)]

@@ -43,13 +43,13 @@ pub struct OwedTeardown {
 impl FromJson for OwedTeardown {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(OwedTeardown {
-            name: fields.required("name")?,
-            namespace: fields.required("namespace")?,
-            uid: fields.required("uid")?,
-            network_file: PathBuf::from(fields.required::<String>("network_file")?),
-            network_config: fields.required("network_config")?,
-            port_mappings: fields.field("port_mappings")?,
+        fields.finish(OwedTeardown {
+            name: fields.required("name"),
+            namespace: fields.required("namespace"),
+            uid: fields.required("uid"),
+            network_file: PathBuf::from(fields.required::<String>("network_file")),
+            network_config: fields.required("network_config"),
+            port_mappings: fields.field("port_mappings"),
         })
     }
 }

@@ -264,10 +264,10 @@ struct PluginErrorJson {
 impl FromJson for PluginErrorJson {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(PluginErrorJson {
-            code: fields.required("code")?,
-            msg: fields.field("msg")?,
-            details: fields.field("details")?,
+        fields.finish(PluginErrorJson {
+            code: fields.required("code"),
+            msg: fields.field("msg"),
+            details: fields.field("details"),
         })
     }
 }

@@ -38,8 +38,9 @@ struct ResultInterface {
 
 impl FromJson for ResultInterface {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
-        Ok(ResultInterface {
-            sandbox: Fields::of(value)?.field("sandbox")?,
+        let fields = Fields::of(value)?;
+        fields.finish(ResultInterface {
+            sandbox: fields.field("sandbox"),
         })
     }
 }
@@ -52,9 +53,9 @@ struct ResultIp {
 impl FromJson for ResultIp {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(ResultIp {
-            address: fields.required("address")?,
-            interface: fields.opt("interface")?,
+        fields.finish(ResultIp {
+            address: fields.required("address"),
+            interface: fields.opt("interface"),
         })
     }
 }
@@ -66,8 +67,9 @@ struct LegacyIp {
 
 impl FromJson for LegacyIp {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
-        Ok(LegacyIp {
-            ip: Fields::of(value)?.required("ip")?,
+        let fields = Fields::of(value)?;
+        fields.finish(LegacyIp {
+            ip: fields.required("ip"),
         })
     }
 }
@@ -82,11 +84,11 @@ struct CniResult {
 impl FromJson for CniResult {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
         let fields = Fields::of(value)?;
-        Ok(CniResult {
-            interfaces: fields.field("interfaces")?,
-            ips: fields.field("ips")?,
-            ip4: fields.opt("ip4")?,
-            ip6: fields.opt("ip6")?,
+        fields.finish(CniResult {
+            interfaces: fields.field("interfaces"),
+            ips: fields.field("ips"),
+            ip4: fields.opt("ip4"),
+            ip6: fields.opt("ip6"),
         })
     }
 }
