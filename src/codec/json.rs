@@ -269,6 +269,14 @@ impl OrderedObject {
         self
     }
 
+    /// Adds `key` with `value` if there is one.
+    pub fn add_some(&mut self, key: &str, value: Option<impl Into<Value>>) -> &mut OrderedObject {
+        match value {
+            Some(value) => self.add(key, value),
+            None => self,
+        }
+    }
+
     /// Adds `key` with an object that keeps its own order.
     pub fn add_object(&mut self, key: &str, object: OrderedObject) -> &mut OrderedObject {
         self.push_key(key);
@@ -427,6 +435,7 @@ mod tests {
             .add("b", true)
             .add_objects("list", [ordered(1), OrderedObject::new()])
             .add_object("one", ordered(2))
+            .add_some("none", None::<i32>)
             .add("a", json!(null));
         assert_eq!(
             outer.into_text(),

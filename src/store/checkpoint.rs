@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{state_dir, write_atomic, CheckpointError, WiderMode};
-use crate::codec::json::{Fields, FromJson, OrderedObject};
+use crate::codec::json::{unless_empty, Fields, FromJson, OrderedObject};
 
 /// The directory under the root directory that holds checkpoints.
 pub const CHECKPOINT_DIR: &str = "sandbox";
@@ -78,18 +78,11 @@ impl PortMapping {
     /// The mapping as cri-dockerd writes it: absent fields left out.
     pub fn to_json(&self) -> OrderedObject {
         let mut object = OrderedObject::new();
-        if let Some(protocol) = &self.protocol {
-            object.add("protocol", protocol.as_str());
-        }
-        if let Some(port) = self.container_port {
-            object.add("container_port", port);
-        }
-        if let Some(port) = self.host_port {
-            object.add("host_port", port);
-        }
-        if !self.host_ip.is_empty() {
-            object.add("host_ip", self.host_ip.as_str());
-        }
+        object
+            .add_some("protocol", self.protocol.as_deref())
+            .add_some("container_port", self.container_port)
+            .add_some("host_port", self.host_port)
+            .add_some("host_ip", unless_empty(self.host_ip.as_str()));
         object
     }
 }
@@ -133,9 +126,7 @@ impl CheckpointData {
         if let Some(mappings) = &self.port_mappings {
             object.add_objects("port_mappings", mappings.iter().map(PortMapping::to_json));
         }
-        if self.host_network {
-            object.add("host_network", true);
-        }
+        object.add_some("host_network", unless_empty(self.host_network));
         object
     }
 }
@@ -183,28 +174,21 @@ impl FromJson for SandboxNetwork {
 impl SandboxNetwork {
     /// The record with empty optional fields left out.
     pub fn to_json(&self) -> OrderedObject {
+        let additional_ips: Vec<String> =
+            self.additional_ips.iter().map(IpAddr::to_string).collect();
         let mut object = OrderedObject::new();
-        object.add("uid", self.uid.as_str());
-        for (key, text) in [
-            ("runtime_handler", &self.runtime_handler),
-            ("cni_network", &self.cni_network),
-            ("netns", &self.netns),
-        ] {
-            if !text.is_empty() {
-                object.add(key, text.as_str());
-            }
-        }
-        if let Some(pid) = self.pid {
-            object.add("pid", pid);
-        }
-        if let Some(ip) = self.primary_ip {
-            object.add("primary_ip", ip.to_string());
-        }
-        if !self.additional_ips.is_empty() {
-            let ips: Vec<String> = self.additional_ips.iter().map(IpAddr::to_string).collect();
-            object.add("additional_ips", ips);
-        }
-        object.add("network_ready", self.network_ready);
+        object
+            .add("uid", self.uid.as_str())
+            .add_some(
+                "runtime_handler",
+                unless_empty(self.runtime_handler.as_str()),
+            )
+            .add_some("cni_network", unless_empty(self.cni_network.as_str()))
+            .add_some("netns", unless_empty(self.netns.as_str()))
+            .add_some("pid", self.pid)
+            .add_some("primary_ip", self.primary_ip.map(|ip| ip.to_string()))
+            .add_some("additional_ips", unless_empty(additional_ips))
+            .add("network_ready", self.network_ready);
         object
     }
 }

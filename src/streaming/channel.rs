@@ -540,22 +540,18 @@ impl StreamStatus {
             }
             StreamStatus::InternalError(cause) => ("InternalError", None, cause.clone(), Some(500)),
         };
-        document.add("status", "Failure");
-        if let Some(message) = self.to_text() {
-            document.add("message", message);
-        }
-        document.add("reason", reason);
         let mut cause_object = OrderedObject::new();
-        if let Some(cause_reason) = cause_reason {
-            cause_object.add("reason", cause_reason);
-        }
-        cause_object.add("message", cause);
+        cause_object
+            .add_some("reason", cause_reason)
+            .add("message", cause);
         let mut details = OrderedObject::new();
         details.add_objects("causes", [cause_object]);
-        document.add_object("details", details);
-        if let Some(code) = code {
-            document.add("code", code);
-        }
+        document
+            .add("status", "Failure")
+            .add_some("message", self.to_text())
+            .add("reason", reason)
+            .add_object("details", details)
+            .add_some("code", code);
         document.into_text()
     }
 }

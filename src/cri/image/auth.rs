@@ -12,7 +12,7 @@ use std::fmt;
 use super::error::AuthError;
 use crate::api::v1;
 use crate::codec::base64::{self, Alphabet};
-use crate::codec::json::OrderedObject;
+use crate::codec::json::{unless_empty, OrderedObject};
 
 /// What replaces a secret in any text dockshim passes on.
 const REDACTED: &str = "<redacted>";
@@ -80,17 +80,11 @@ impl RegistryAuth {
             return None;
         }
         let mut json = OrderedObject::new();
-        for (key, value) in [
-            ("username", &self.username),
-            ("password", &self.password),
-            ("serveraddress", &self.server_address),
-            ("identitytoken", &self.identity_token),
-            ("registrytoken", &self.registry_token),
-        ] {
-            if !value.is_empty() {
-                json.add(key, value.as_str());
-            }
-        }
+        json.add_some("username", unless_empty(self.username.as_str()))
+            .add_some("password", unless_empty(self.password.as_str()))
+            .add_some("serveraddress", unless_empty(self.server_address.as_str()))
+            .add_some("identitytoken", unless_empty(self.identity_token.as_str()))
+            .add_some("registrytoken", unless_empty(self.registry_token.as_str()));
         Some(base64::encode(
             json.into_text().as_bytes(),
             Alphabet::UrlSafe,
