@@ -18,6 +18,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use dockshim::codec::json::FromJson;
 use dockshim::store::checkpoint::{checksum, CheckpointData, QUARANTINE_DIR};
 use dockshim::store::owed::OWED_TEARDOWN_DIR;
 use dockshim::store::{CheckpointError, CheckpointStore, OwedTeardowns};
@@ -46,7 +47,7 @@ fn with_checksum(bytes: &[u8]) -> Vec<u8> {
     };
     let data = file
         .get("data")
-        .and_then(|data| serde_json::from_value::<CheckpointData>(data.clone()).ok());
+        .and_then(|data| CheckpointData::from_json(data).ok());
     if let (Some(data), Some(object)) = (data, file.as_object_mut()) {
         object.insert("checksum".to_owned(), checksum(&data).into());
     }

@@ -87,7 +87,7 @@ impl GrpcCode for CheckpointError {
             CheckpointError::InvalidId { .. } => Code::InvalidArgument,
             CheckpointError::NotFound { .. } => Code::NotFound,
             CheckpointError::Corrupt { .. } => Code::DataLoss,
-            CheckpointError::Io { .. } | CheckpointError::Encode(_) => Code::Internal,
+            CheckpointError::Io { .. } => Code::Internal,
         }
     }
 }

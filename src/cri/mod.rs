@@ -114,7 +114,7 @@ mod tests {
             ("{}", v1::CgroupDriver::Cgroupfs, false),
         ];
         for (json, driver, apparmor) in cases {
-            let info: Info = serde_json::from_str(json).unwrap();
+            let info: Info = crate::codec::json::decode(json).unwrap();
             let engine = Engine::new(ApiVersion::new(1, 41), &info);
             assert_eq!(
                 (cgroup_driver(&engine), engine.apparmor),

@@ -1071,7 +1071,7 @@ mod tests {
     }
 
     fn engine(api: (u16, u16), kernel: &str) -> Engine {
-        let info = serde_json::from_value(json!({
+        let info = crate::codec::json::FromJson::from_json(&json!({
             "ServerVersion": "29.7.2",
             "KernelVersion": kernel,
             "Runtimes": {"runc": {"path": "runc"}, "kata": {"runtimeType": "io.containerd.kata.v2"}},
@@ -1096,7 +1096,7 @@ mod tests {
 
     #[test]
     fn a_runtime_that_lists_no_rro_mount_option_has_no_recursive_read_only_mounts() {
-        let info = serde_json::from_value(json!({
+        let info = crate::codec::json::FromJson::from_json(&json!({
             "KernelVersion": "6.1.0",
             "DefaultRuntime": "runc",
             "Runtimes": {

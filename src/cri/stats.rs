@@ -652,7 +652,7 @@ mod tests {
         /// `info` makes dockerd's `/info` from the temporary directory.
         fn with_engine(info: impl FnOnce(&Path) -> serde_json::Value) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
-            let info = serde_json::from_value(info(dir.path())).unwrap();
+            let info = crate::codec::json::FromJson::from_json(&info(dir.path())).unwrap();
             let engine = Arc::new(Engine::new(ApiVersion::new(1, 44), &info));
             let mountinfo = format!(
                 "41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n",
@@ -736,7 +736,7 @@ mod tests {
                 "annotation.seen": "yes",
             }},
         });
-        Entry::from_inspect(&serde_json::from_value(inspect).unwrap()).unwrap()
+        Entry::from_inspect(&crate::codec::json::FromJson::from_json(&inspect).unwrap()).unwrap()
     }
 
     fn sandbox(status: &str, parent: &str) -> Entry {

@@ -19,6 +19,7 @@ use super::{
     DockerClient, DockerError, Engine, ExecCreate, ExecInspect, ExecStart, Hijacked, HistoryItem,
     ImageInspect, ImageSummary, Info, PullProgress, Resources, Updated, Version,
 };
+use crate::codec::json;
 
 /// A pull's progress messages; see [`DockerClient::pull`].
 pub type PullStream = Box<dyn Iterator<Item = Result<PullProgress, DockerError>> + Send>;
@@ -188,7 +189,7 @@ impl DockerApi for DockerClient {
         body: &ContainerCreate,
     ) -> Result<CreateOutcome, DockerError> {
         let path = path_with_query("/containers/create", &[("name", name)]);
-        match self.post_json(&path, body) {
+        match self.post_json(&path, &body.to_json()) {
             Ok(created) => Ok(CreateOutcome::Created(created)),
             Err(err) if err.api_status() == Some(409) => Ok(CreateOutcome::NameInUse(err)),
             Err(err) => Err(err),
@@ -240,7 +241,7 @@ impl DockerApi for DockerClient {
         resources: &Resources,
     ) -> Result<Vec<String>, DockerError> {
         check_path_id(id, "container ID")?;
-        self.post_json(&format!("/containers/{id}/update"), resources)
+        self.post_json(&format!("/containers/{id}/update"), &resources.to_json())
             .map(|updated: Updated| updated.warnings)
     }
 
@@ -295,10 +296,9 @@ impl DockerApi for DockerClient {
     ) -> Result<String, DockerError> {
         check_path_id(container, "container ID or name")?;
         let path = format!("/containers/{container}/exec");
-        let body = serde_json::to_vec(config)
-            .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
-        let response = self.request("POST", &path, &[], Some(&body), timeout)?;
-        let created: ExecCreated = serde_json::from_slice(&response.body)
+        let body = config.to_json().to_string();
+        let response = self.request("POST", &path, &[], Some(body.as_bytes()), timeout)?;
+        let created: ExecCreated = json::decode(&response.body)
             .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
         check_path_id(&created.id, "exec ID from dockerd")
             .map_err(|err| err.in_call("POST", &path))?;
@@ -310,10 +310,8 @@ impl DockerApi for DockerClient {
     fn start_exec(&self, exec_id: &str, tty: bool) -> Result<Hijacked, DockerError> {
         check_path_id(exec_id, "exec ID")?;
         let path = format!("/exec/{exec_id}/start");
-        let body = ExecStart { detach: false, tty };
-        let body = serde_json::to_vec(&body)
-            .map_err(|err| DockerError::Json(err).in_call("POST", &path))?;
-        self.hijack("POST", &path, Some(&body))
+        let body = ExecStart { detach: false, tty }.to_json().to_string();
+        self.hijack("POST", &path, Some(body.as_bytes()))
     }
 
     fn inspect_exec(
@@ -324,8 +322,7 @@ impl DockerApi for DockerClient {
         check_path_id(exec_id, "exec ID")?;
         let path = format!("/exec/{exec_id}/json");
         let response = self.request("GET", &path, &[], None, timeout)?;
-        serde_json::from_slice(&response.body)
-            .map_err(|err| DockerError::Json(err).in_call("GET", &path))
+        json::decode(&response.body).map_err(|err| DockerError::Json(err).in_call("GET", &path))
     }
 
     fn resize_exec(&self, exec_id: &str, height: u16, width: u16) -> Result<(), DockerError> {

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::api_version::MIN_API_VERSION;
 use super::connection::{Connection, Deadline, Pumped, Wait};
@@ -25,6 +24,7 @@ use super::response::{Response, ResponseParser, MAX_BUFFERED_BODY};
 use super::stream::JsonStream;
 use super::types::{Event, Info, PullProgress, Version};
 use super::{ApiVersion, DockerError};
+use crate::codec::json::{self, FromJson};
 use crate::metrics;
 
 /// Idle keep-alive connections kept for reuse. The kubelet's calls arrive a
@@ -192,19 +192,14 @@ impl DockerClient {
     }
 
     /// `GET path`, decoding the JSON answer.
-    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, DockerError> {
+    pub fn get_json<T: FromJson>(&self, path: &str) -> Result<T, DockerError> {
         let response = self.request("GET", path, &[], None, None)?;
         decode(&response.body).map_err(|err| err.in_call("GET", path))
     }
 
     /// `POST path` with a JSON body, decoding the JSON answer.
-    pub fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, DockerError> {
-        let body =
-            serde_json::to_vec(body).map_err(|err| DockerError::Json(err).in_call("POST", path))?;
+    pub fn post_json<T: FromJson>(&self, path: &str, body: &Value) -> Result<T, DockerError> {
+        let body = body.to_string().into_bytes();
         let response = self.request("POST", path, &[], Some(&body), None)?;
         decode(&response.body).map_err(|err| err.in_call("POST", path))
     }
@@ -224,7 +219,7 @@ impl DockerClient {
     /// A call whose answer is a stream of JSON messages, on a connection of
     /// its own. The request and the response head must complete within the
     /// client's timeout; after that only `idle_timeout` (per read) applies.
-    pub fn stream<T: DeserializeOwned>(
+    pub fn stream<T: FromJson>(
         &self,
         method: &str,
         path: &str,
@@ -554,17 +549,10 @@ fn check_status(response: Response) -> Result<Response, DockerError> {
 /// dockerd's error answers are `{"message": "..."}`; the message is kept
 /// verbatim. Anything else is kept as (bounded) text.
 fn api_error(status: u16, body: &[u8]) -> DockerError {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        message: String,
-    }
-    let message = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(parsed) => parsed.message,
-        Err(_) => {
-            let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_TEXT)]);
-            text.trim().to_owned()
-        }
-    };
+    let message = error_message(body).unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_TEXT)]);
+        text.trim().to_owned()
+    });
     let message = if message.is_empty() {
         "(no message)".to_owned()
     } else {
@@ -573,8 +561,14 @@ fn api_error(status: u16, body: &[u8]) -> DockerError {
     DockerError::Api { status, message }
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DockerError> {
-    serde_json::from_slice(body).map_err(DockerError::Json)
+/// The `message` of a JSON error body.
+pub(super) fn error_message(body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    body.get("message")?.as_str().map(str::to_owned)
+}
+
+fn decode<T: FromJson>(body: &[u8]) -> Result<T, DockerError> {
+    json::decode(body).map_err(DockerError::Json)
 }
 
 /// `seconds.nanoseconds` since the Unix epoch, the form `/events` takes.
@@ -841,7 +835,7 @@ mod tests {
         )]);
         let client = client(&fake);
         let err = client
-            .get_json::<serde_json::Value>("/containers/nope/json")
+            .get_json::<Value>("/containers/nope/json")
             .unwrap_err();
         assert_eq!(err.api_status(), Some(404));
         assert_eq!(err.api_status(), Some(404));
@@ -868,7 +862,7 @@ mod tests {
         let fake = fake_dockerd(vec![answer_all(
             "HTTP/1.1 201 Created\r\nContent-Length: 29\r\n\r\n{\"Id\":\"abc\",\"Warnings\":null}\n",
         )]);
-        let created: serde_json::Value = client(&fake)
+        let created: Value = client(&fake)
             .post_json(
                 "/containers/create?name=x",
                 &serde_json::json!({"Image": "busybox"}),

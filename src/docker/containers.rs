@@ -1,235 +1,284 @@
 //! The typed subsets of dockerd's container answers, `GET /containers/json`
 //! and `GET /containers/{id}/json`, and the two calls that fetch them.
 //!
-//! Like `types` and `images`, every field has a default and unknown fields
-//! are ignored; dockerd writes `null` for empty lists and maps here too, so
-//! those fields read `null` as empty. This module only decodes: what a state
+//! Like `types` and `images`, a field that is missing or `null` reads as
+//! empty (dockerd writes `null` for empty lists and maps here too) and
+//! unknown fields are ignored. This module only decodes: what a state
 //! or a label means to the kubelet is decided in `index` and `cri`.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde_json::Value;
 
-use super::types::null_as_empty;
+use crate::codec::json::{Fields, FromJson};
 
 use super::request::{check_path_id, path_with_query};
 use super::{DockerClient, DockerError};
 
 /// One entry of `GET /containers/json`. The list lacks the timestamps,
 /// exit code and host configuration that [`ContainerInspect`] has.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerSummary {
-    #[serde(rename = "Id")]
     pub id: String,
     /// Names with their leading `/`; the first is the container's own.
-    #[serde(rename = "Names", deserialize_with = "null_as_empty")]
     pub names: Vec<String>,
     /// The image as the container was created with it (a reference or ID).
-    #[serde(rename = "Image")]
     pub image: String,
     /// `sha256:<hex>`.
-    #[serde(rename = "ImageID")]
     pub image_id: String,
     /// Unix seconds.
-    #[serde(rename = "Created")]
     pub created: i64,
-    #[serde(rename = "Labels", deserialize_with = "null_as_empty")]
     pub labels: BTreeMap<String, String>,
     /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`
     /// or `dead`.
-    #[serde(rename = "State")]
     pub state: String,
     /// Human-readable, e.g. `Up 5 minutes`, `Exited (137) 2 seconds ago`.
-    #[serde(rename = "Status")]
     pub status: String,
     /// Bytes of the writable layer; only when the listing asked for sizes.
-    #[serde(rename = "SizeRw")]
     pub size_rw: i64,
 }
 
+impl FromJson for ContainerSummary {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ContainerSummary {
+            id: fields.field("Id"),
+            names: fields.field("Names"),
+            image: fields.field("Image"),
+            image_id: fields.field("ImageID"),
+            created: fields.field("Created"),
+            labels: fields.field("Labels"),
+            state: fields.field("State"),
+            status: fields.field("Status"),
+            size_rw: fields.field("SizeRw"),
+        })
+    }
+}
+
 /// `GET /containers/{id}/json`, the fields dockshim reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerInspect {
     /// The full 64-hex ID.
-    #[serde(rename = "Id")]
     pub id: String,
     /// The name with its leading `/`.
-    #[serde(rename = "Name")]
     pub name: String,
     /// RFC 3339 with nanoseconds, UTC.
-    #[serde(rename = "Created")]
     pub created: String,
-    #[serde(rename = "State", deserialize_with = "null_as_empty")]
     pub state: ContainerState,
-    #[serde(rename = "Config", deserialize_with = "null_as_empty")]
     pub config: ContainerConfig,
     /// The image ID, `sha256:<hex>`.
-    #[serde(rename = "Image")]
     pub image: String,
-    #[serde(rename = "HostConfig", deserialize_with = "null_as_empty")]
     pub host_config: HostConfig,
-    #[serde(rename = "Mounts", deserialize_with = "null_as_empty")]
     pub mounts: Vec<MountPoint>,
     /// Docker's own log file (json-file driver), empty for other drivers.
-    #[serde(rename = "LogPath")]
     pub log_path: String,
     /// The resolv.conf dockerd bind-mounts into the container.
-    #[serde(rename = "ResolvConfPath")]
     pub resolv_conf_path: String,
-    #[serde(rename = "NetworkSettings", deserialize_with = "null_as_empty")]
     pub network_settings: NetworkSettings,
-    #[serde(rename = "GraphDriver", deserialize_with = "null_as_empty")]
     pub graph_driver: GraphDriver,
     /// API 1.52+ with the containerd image store, in place of a
     /// `GraphDriver`.
-    #[serde(rename = "Storage", deserialize_with = "null_as_empty")]
     pub storage: Storage,
+}
+
+impl FromJson for ContainerInspect {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ContainerInspect {
+            id: fields.field("Id"),
+            name: fields.field("Name"),
+            created: fields.field("Created"),
+            state: fields.field("State"),
+            config: fields.field("Config"),
+            image: fields.field("Image"),
+            host_config: fields.field("HostConfig"),
+            mounts: fields.field("Mounts"),
+            log_path: fields.field("LogPath"),
+            resolv_conf_path: fields.field("ResolvConfPath"),
+            network_settings: fields.field("NetworkSettings"),
+            graph_driver: fields.field("GraphDriver"),
+            storage: fields.field("Storage"),
+        })
+    }
 }
 
 /// `State` of an inspected container. The times are RFC 3339 with
 /// nanoseconds; dockerd writes `0001-01-01T00:00:00Z` for "never".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerState {
     /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`
     /// or `dead`.
-    #[serde(rename = "Status")]
     pub status: String,
     /// True while the process lives, also when paused or restarting.
-    #[serde(rename = "Running")]
     pub running: bool,
-    #[serde(rename = "Paused")]
     pub paused: bool,
-    #[serde(rename = "Restarting")]
     pub restarting: bool,
     /// Whether the last run ended because the kernel's OOM killer struck.
-    #[serde(rename = "OOMKilled")]
     pub oom_killed: bool,
-    #[serde(rename = "Dead")]
     pub dead: bool,
     /// The host PID of the container's first process; 0 when not running.
-    #[serde(rename = "Pid")]
     pub pid: i64,
-    #[serde(rename = "ExitCode")]
     pub exit_code: i64,
     /// Why the last start failed, e.g. runc's message.
-    #[serde(rename = "Error")]
     pub error: String,
-    #[serde(rename = "StartedAt")]
     pub started_at: String,
-    #[serde(rename = "FinishedAt")]
     pub finished_at: String,
 }
 
+impl FromJson for ContainerState {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ContainerState {
+            status: fields.field("Status"),
+            running: fields.field("Running"),
+            paused: fields.field("Paused"),
+            restarting: fields.field("Restarting"),
+            oom_killed: fields.field("OOMKilled"),
+            dead: fields.field("Dead"),
+            pid: fields.field("Pid"),
+            exit_code: fields.field("ExitCode"),
+            error: fields.field("Error"),
+            started_at: fields.field("StartedAt"),
+            finished_at: fields.field("FinishedAt"),
+        })
+    }
+}
+
 /// `Config` of an inspected container: what it was created with.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerConfig {
     /// The image as given at creation (a reference or ID).
-    #[serde(rename = "Image")]
     pub image: String,
-    #[serde(rename = "Labels", deserialize_with = "null_as_empty")]
     pub labels: BTreeMap<String, String>,
     /// `KEY=value` strings.
-    #[serde(rename = "Env", deserialize_with = "null_as_empty")]
     pub env: Vec<String>,
-    #[serde(rename = "Tty")]
     pub tty: bool,
-    #[serde(rename = "OpenStdin")]
     pub open_stdin: bool,
-    #[serde(rename = "StdinOnce")]
     pub stdin_once: bool,
-    #[serde(rename = "Hostname")]
     pub hostname: String,
-    #[serde(rename = "User")]
     pub user: String,
 }
 
+impl FromJson for ContainerConfig {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ContainerConfig {
+            image: fields.field("Image"),
+            labels: fields.field("Labels"),
+            env: fields.field("Env"),
+            tty: fields.field("Tty"),
+            open_stdin: fields.field("OpenStdin"),
+            stdin_once: fields.field("StdinOnce"),
+            hostname: fields.field("Hostname"),
+            user: fields.field("User"),
+        })
+    }
+}
+
 /// `HostConfig` of an inspected container: namespaces and resources.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostConfig {
     /// `default`, `bridge`, `host`, `none`, `container:<id>`, or a network.
-    #[serde(rename = "NetworkMode")]
     pub network_mode: String,
     /// `private`, `shareable`, `host`, `container:<id>`, ...
-    #[serde(rename = "IpcMode")]
     pub ipc_mode: String,
     /// Empty (own namespace), `host` or `container:<id>`.
-    #[serde(rename = "PidMode")]
     pub pid_mode: String,
-    #[serde(rename = "CpuShares")]
     pub cpu_shares: i64,
-    #[serde(rename = "CpuPeriod")]
     pub cpu_period: i64,
-    #[serde(rename = "CpuQuota")]
     pub cpu_quota: i64,
     /// Bytes; 0 is unlimited.
-    #[serde(rename = "Memory")]
     pub memory: i64,
     /// Memory plus swap, bytes; 0 is unset, -1 unlimited.
-    #[serde(rename = "MemorySwap")]
     pub memory_swap: i64,
-    #[serde(rename = "CpusetCpus")]
     pub cpuset_cpus: String,
-    #[serde(rename = "CpusetMems")]
     pub cpuset_mems: String,
-    #[serde(rename = "OomScoreAdj")]
     pub oom_score_adj: i64,
     /// The most processes the container may have; `null` (or 0, or -1)
     /// is unlimited.
-    #[serde(rename = "PidsLimit")]
     pub pids_limit: Option<i64>,
     /// The cgroup the container's cgroup is made under; empty for
     /// dockerd's default. The kubelet sets a sandbox's to its pod cgroup.
-    #[serde(rename = "CgroupParent")]
     pub cgroup_parent: String,
     /// The runtime dockerd runs the container with; dockerd records its
     /// default runtime's name when the create body named none.
-    #[serde(rename = "Runtime")]
     pub runtime: String,
 }
 
+impl FromJson for HostConfig {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(HostConfig {
+            network_mode: fields.field("NetworkMode"),
+            ipc_mode: fields.field("IpcMode"),
+            pid_mode: fields.field("PidMode"),
+            cpu_shares: fields.field("CpuShares"),
+            cpu_period: fields.field("CpuPeriod"),
+            cpu_quota: fields.field("CpuQuota"),
+            memory: fields.field("Memory"),
+            memory_swap: fields.field("MemorySwap"),
+            cpuset_cpus: fields.field("CpusetCpus"),
+            cpuset_mems: fields.field("CpusetMems"),
+            oom_score_adj: fields.field("OomScoreAdj"),
+            pids_limit: fields.opt("PidsLimit"),
+            cgroup_parent: fields.field("CgroupParent"),
+            runtime: fields.field("Runtime"),
+        })
+    }
+}
+
 /// One entry of an inspected container's `Mounts`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MountPoint {
     /// `bind`, `volume`, `tmpfs`, ...
-    #[serde(rename = "Type")]
     pub kind: String,
     /// The volume name, for volumes.
-    #[serde(rename = "Name")]
     pub name: String,
     /// The host path.
-    #[serde(rename = "Source")]
     pub source: String,
     /// The path inside the container.
-    #[serde(rename = "Destination")]
     pub destination: String,
     /// The mode string as given, e.g. `ro`, `z`, `rw,Z`.
-    #[serde(rename = "Mode")]
     pub mode: String,
     /// False for read-only mounts.
-    #[serde(rename = "RW")]
     pub rw: bool,
     /// `rprivate`, `rslave`, `rshared`, ...; empty for volumes.
-    #[serde(rename = "Propagation")]
     pub propagation: String,
+}
+
+impl FromJson for MountPoint {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(MountPoint {
+            kind: fields.field("Type"),
+            name: fields.field("Name"),
+            source: fields.field("Source"),
+            destination: fields.field("Destination"),
+            mode: fields.field("Mode"),
+            rw: fields.field("RW"),
+            propagation: fields.field("Propagation"),
+        })
+    }
 }
 
 /// `NetworkSettings` of an inspected container: its endpoint on each
 /// Docker network it joined. The same addresses at the top level of
 /// `NetworkSettings` (`IPAddress`, `GlobalIPv6Address`, ...) are not read:
 /// Docker 29 no longer sends them at any API version.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSettings {
     /// Network name → endpoint; `none` and `host` networking have an
     /// endpoint without addresses, `container:<id>` has none.
-    #[serde(rename = "Networks", deserialize_with = "null_as_empty")]
     pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+impl FromJson for NetworkSettings {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(NetworkSettings {
+            networks: fields.field("Networks"),
+        })
+    }
 }
 
 /// The network `HostConfig.NetworkMode` `default` stands for on Linux.
@@ -249,63 +298,105 @@ impl NetworkSettings {
 }
 
 /// One entry of `NetworkSettings.Networks`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointSettings {
     /// Empty where the network gives no IPv4 address.
-    #[serde(rename = "IPAddress")]
     pub ip_address: String,
-    #[serde(rename = "GlobalIPv6Address")]
     pub global_ipv6_address: String,
+}
+
+impl FromJson for EndpointSettings {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(EndpointSettings {
+            ip_address: fields.field("IPAddress"),
+            global_ipv6_address: fields.field("GlobalIPv6Address"),
+        })
+    }
 }
 
 /// `GraphDriver` of an inspected container: the storage driver and its
 /// directories.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GraphDriver {
     /// `overlay2`, `btrfs`, `zfs`, ...
-    #[serde(rename = "Name")]
     pub name: String,
-    #[serde(rename = "Data", deserialize_with = "null_as_empty")]
     pub data: GraphDriverData,
+}
+
+impl FromJson for GraphDriver {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(GraphDriver {
+            name: fields.field("Name"),
+            data: fields.field("Data"),
+        })
+    }
 }
 
 /// `GraphDriver.Data`: driver-specific paths; overlay2 gives the four
 /// below, other drivers other keys or none.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GraphDriverData {
     /// The container's writable layer.
-    #[serde(rename = "UpperDir")]
     pub upper_dir: String,
+}
+
+impl FromJson for GraphDriverData {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(GraphDriverData {
+            upper_dir: fields.field("UpperDir"),
+        })
+    }
 }
 
 /// `Storage` of an inspected container (API 1.52+): what holds its root
 /// filesystem under the containerd image store.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Storage {
-    #[serde(rename = "RootFS", deserialize_with = "null_as_empty")]
     pub root_fs: StorageRootFs,
 }
 
+impl FromJson for Storage {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(Storage {
+            root_fs: fields.field("RootFS"),
+        })
+    }
+}
+
 /// `Storage.RootFS`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StorageRootFs {
-    #[serde(rename = "Snapshot", deserialize_with = "null_as_empty")]
     pub snapshot: StorageSnapshot,
+}
+
+impl FromJson for StorageRootFs {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(StorageRootFs {
+            snapshot: fields.field("Snapshot"),
+        })
+    }
 }
 
 /// `Storage.RootFS.Snapshot`: the container's snapshot, whose key is the
 /// container's ID.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StorageSnapshot {
     /// The snapshotter, e.g. `overlayfs`.
-    #[serde(rename = "Name")]
     pub name: String,
+}
+
+impl FromJson for StorageSnapshot {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(StorageSnapshot {
+            name: fields.field("Name"),
+        })
+    }
 }
 
 impl DockerClient {
@@ -339,6 +430,7 @@ impl DockerClient {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::codec::json;
 
     /// `docker kill` of a container started from the test image, as dockerd
     /// 20.10 answers on API 1.41 (trimmed).
@@ -375,7 +467,7 @@ mod tests {
 
     #[test]
     fn inspect_of_a_killed_container_decodes() -> Result<(), serde_json::Error> {
-        let inspect: ContainerInspect = serde_json::from_str(KILLED)?;
+        let inspect: ContainerInspect = json::decode(KILLED)?;
         assert_eq!(inspect.name, "/k8s_fx_pod_ns_uid_0");
         assert_eq!(inspect.state.status, "exited");
         assert_eq!(inspect.state.exit_code, 137);
@@ -407,7 +499,7 @@ mod tests {
 
     #[test]
     fn inspect_reads_null_sections_as_empty() -> Result<(), serde_json::Error> {
-        let inspect: ContainerInspect = serde_json::from_str(
+        let inspect: ContainerInspect = json::decode(
             r#"{"Id":"a1","State":null,"Config":{"Labels":null,"Env":null},"HostConfig":null,
                 "Mounts":null,"NetworkSettings":null,"GraphDriver":{"Name":"vfs","Data":null}}"#,
         )?;
@@ -444,7 +536,7 @@ mod tests {
     #[test]
     fn inspect_from_docker_29_decodes_without_the_removed_fields() -> Result<(), serde_json::Error>
     {
-        let inspect: ContainerInspect = serde_json::from_str(HOST_NETWORK_29)?;
+        let inspect: ContainerInspect = json::decode(HOST_NETWORK_29)?;
         assert_eq!(
             inspect.image,
             "sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b"
@@ -457,7 +549,7 @@ mod tests {
 
     #[test]
     fn the_default_network_mode_is_the_bridge_network() -> Result<(), serde_json::Error> {
-        let settings: NetworkSettings = serde_json::from_str(
+        let settings: NetworkSettings = json::decode(
             r#"{"IPAddress":"172.17.0.9","Networks":{"bridge":{"IPAddress":"172.17.0.3",
                 "GlobalIPv6Address":"fd00::3"}}}"#,
         )?;
@@ -466,22 +558,21 @@ mod tests {
         assert_eq!(endpoint.global_ipv6_address, "fd00::3");
         assert_eq!(settings.endpoint("bridge"), Some(endpoint));
         assert_eq!(settings.endpoint("container:78bf"), None);
-        let none: NetworkSettings = serde_json::from_str(r#"{"Networks":null}"#)?;
+        let none: NetworkSettings = json::decode(r#"{"Networks":null}"#)?;
         assert_eq!(none.endpoint("none"), None);
         Ok(())
     }
 
     #[test]
     fn the_containerd_store_names_the_snapshotter_in_storage() -> Result<(), serde_json::Error> {
-        let inspect: ContainerInspect = serde_json::from_str(
+        let inspect: ContainerInspect = json::decode(
             r#"{"Id":"6608","GraphDriver":null,
                 "Storage":{"RootFS":{"Snapshot":{"Name":"overlayfs"}}}}"#,
         )?;
         assert_eq!(inspect.storage.root_fs.snapshot.name, "overlayfs");
         assert_eq!(inspect.graph_driver, GraphDriver::default());
-        let older: ContainerInspect = serde_json::from_str(
-            r#"{"Id":"6608","GraphDriver":{"Name":"overlayfs","Data":null}}"#,
-        )?;
+        let older: ContainerInspect =
+            json::decode(r#"{"Id":"6608","GraphDriver":{"Name":"overlayfs","Data":null}}"#)?;
         assert_eq!(older.storage, Storage::default());
         assert_eq!(older.graph_driver.name, "overlayfs");
         Ok(())
@@ -489,7 +580,7 @@ mod tests {
 
     #[test]
     fn summary_decodes_from_the_list() -> Result<(), serde_json::Error> {
-        let list: Vec<ContainerSummary> = serde_json::from_str(
+        let list: Vec<ContainerSummary> = json::decode(
             r#"[{"Id":"78bf","Names":["/k8s_fx_pod_ns_uid_0"],"Image":"busybox",
                 "ImageID":"sha256:f6a1","Command":"sleep 300","Created":1795433187,"Ports":[],
                 "Labels":{"io.kubernetes.docker.type":"container"},"State":"running",

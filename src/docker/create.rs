@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::types::null_as_empty;
+use crate::codec::json::{object_of, unless_empty, Fields, FromJson};
 
 /// `Healthcheck.Test` that turns off any health check the image declares.
 pub const HEALTHCHECK_NONE: &str = "NONE";
@@ -21,170 +21,228 @@ pub const HEALTHCHECK_NONE: &str = "NONE";
 pub const RESTART_POLICY_NO: &str = "no";
 
 /// The JSON body of `POST /containers/create`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerCreate {
     /// Empty lets dockerd use the container ID (or the host's name with
     /// host networking).
-    #[serde(rename = "Hostname", skip_serializing_if = "String::is_empty")]
     pub hostname: String,
     /// `uid`, `uid:gid`, `name` or `name:gid`; empty keeps the image's user.
-    #[serde(rename = "User", skip_serializing_if = "String::is_empty")]
     pub user: String,
     /// `KEY=value` strings.
-    #[serde(rename = "Env", skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
     /// Empty keeps the image's command.
-    #[serde(rename = "Cmd", skip_serializing_if = "Vec::is_empty")]
     pub cmd: Vec<String>,
     /// Empty keeps the image's entrypoint.
-    #[serde(rename = "Entrypoint", skip_serializing_if = "Vec::is_empty")]
     pub entrypoint: Vec<String>,
     /// A reference or an image ID.
-    #[serde(rename = "Image")]
     pub image: String,
-    #[serde(rename = "Labels", skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Empty keeps the image's working directory.
-    #[serde(rename = "WorkingDir", skip_serializing_if = "String::is_empty")]
     pub working_dir: String,
-    #[serde(rename = "OpenStdin", skip_serializing_if = "is_false")]
     pub open_stdin: bool,
-    #[serde(rename = "StdinOnce", skip_serializing_if = "is_false")]
     pub stdin_once: bool,
-    #[serde(rename = "Tty", skip_serializing_if = "is_false")]
     pub tty: bool,
     /// A signal name such as `SIGTERM`; empty keeps the image's.
-    #[serde(rename = "StopSignal", skip_serializing_if = "String::is_empty")]
     pub stop_signal: String,
-    #[serde(rename = "Healthcheck", skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthConfig>,
-    #[serde(rename = "HostConfig")]
     pub host_config: CreateHostConfig,
 }
 
+impl ContainerCreate {
+    /// The request body, empty fields left out.
+    pub fn to_json(&self) -> Value {
+        Value::Object(object_of([
+            ("Hostname", unless_empty(self.hostname.as_str())),
+            ("User", unless_empty(self.user.as_str())),
+            ("Env", unless_empty(self.env.as_slice())),
+            ("Cmd", unless_empty(self.cmd.as_slice())),
+            ("Entrypoint", unless_empty(self.entrypoint.as_slice())),
+            ("Image", Some(self.image.as_str().into())),
+            ("Labels", unless_empty(string_map(&self.labels))),
+            ("WorkingDir", unless_empty(self.working_dir.as_str())),
+            ("OpenStdin", unless_empty(self.open_stdin)),
+            ("StdinOnce", unless_empty(self.stdin_once)),
+            ("Tty", unless_empty(self.tty)),
+            ("StopSignal", unless_empty(self.stop_signal.as_str())),
+            (
+                "Healthcheck",
+                self.healthcheck.as_ref().map(HealthConfig::to_json),
+            ),
+            ("HostConfig", Some(self.host_config.to_json())),
+        ]))
+    }
+}
+
 /// `HostConfig` of a create request: namespaces, security and resources.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateHostConfig {
     /// `host-path:container-path[:options]` bind mounts.
-    #[serde(rename = "Binds", skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<String>,
     /// `none`, `host` or `container:<id>` as dockshim uses it.
-    #[serde(rename = "NetworkMode", skip_serializing_if = "String::is_empty")]
     pub network_mode: String,
     /// `shareable`, `host` or `container:<id>` as dockshim uses it.
-    #[serde(rename = "IpcMode", skip_serializing_if = "String::is_empty")]
     pub ipc_mode: String,
     /// Empty (own namespace), `host` or `container:<id>`.
-    #[serde(rename = "PidMode", skip_serializing_if = "String::is_empty")]
     pub pid_mode: String,
     /// Empty (own namespace) or `host`.
-    #[serde(rename = "UTSMode", skip_serializing_if = "String::is_empty")]
     pub uts_mode: String,
-    #[serde(rename = "Privileged", skip_serializing_if = "is_false")]
     pub privileged: bool,
-    #[serde(rename = "ReadonlyRootfs", skip_serializing_if = "is_false")]
     pub readonly_rootfs: bool,
     /// Capability names such as `NET_ADMIN`, or `ALL`.
-    #[serde(rename = "CapAdd", skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
-    #[serde(rename = "CapDrop", skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
     /// `key=value` options: `label=...`, `seccomp=...`, `apparmor=...`,
     /// `no-new-privileges`.
-    #[serde(rename = "SecurityOpt", skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
     /// Numeric group IDs or group names, as strings.
-    #[serde(rename = "GroupAdd", skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
-    #[serde(rename = "Sysctls", skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
-    #[serde(rename = "OomScoreAdj", skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
-    #[serde(rename = "CgroupParent", skip_serializing_if = "String::is_empty")]
     pub cgroup_parent: String,
     /// Bytes of `/dev/shm`.
-    #[serde(rename = "ShmSize", skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<i64>,
-    #[serde(rename = "RestartPolicy", skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
-    #[serde(flatten)]
     pub resources: Resources,
-    #[serde(rename = "Devices", skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceMapping>,
     /// `None` keeps dockerd's default list; `Some(vec![])` masks nothing.
-    #[serde(rename = "MaskedPaths", skip_serializing_if = "Option::is_none")]
     pub masked_paths: Option<Vec<String>>,
     /// `None` keeps dockerd's default list; `Some(vec![])` protects nothing.
-    #[serde(rename = "ReadonlyPaths", skip_serializing_if = "Option::is_none")]
     pub readonly_paths: Option<Vec<String>>,
 
     /// Mounts `Binds` cannot express (API 1.44 and later): read-only
     /// binds that say how far down they are read-only, and images.
-    #[serde(rename = "Mounts", skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
 
     /// One of `/info`'s `Runtimes`; empty is dockerd's `DefaultRuntime`.
-    #[serde(rename = "Runtime", skip_serializing_if = "String::is_empty")]
     pub runtime: String,
     /// Devices a driver injects at start; dockshim asks only the `cdi`
     /// driver (API 1.44+ with CDI on in dockerd).
-    #[serde(rename = "DeviceRequests", skip_serializing_if = "Vec::is_empty")]
     pub device_requests: Vec<DeviceRequest>,
+}
+
+impl CreateHostConfig {
+    /// `HostConfig` with the resource fields at its top level, as the
+    /// Engine API has them; empty fields left out.
+    fn to_json(&self) -> Value {
+        let mut body = object_of([
+            ("Binds", unless_empty(self.binds.as_slice())),
+            ("NetworkMode", unless_empty(self.network_mode.as_str())),
+            ("IpcMode", unless_empty(self.ipc_mode.as_str())),
+            ("PidMode", unless_empty(self.pid_mode.as_str())),
+            ("UTSMode", unless_empty(self.uts_mode.as_str())),
+            ("Privileged", unless_empty(self.privileged)),
+            ("ReadonlyRootfs", unless_empty(self.readonly_rootfs)),
+            ("CapAdd", unless_empty(self.cap_add.as_slice())),
+            ("CapDrop", unless_empty(self.cap_drop.as_slice())),
+            ("SecurityOpt", unless_empty(self.security_opt.as_slice())),
+            ("GroupAdd", unless_empty(self.group_add.as_slice())),
+            ("Sysctls", unless_empty(string_map(&self.sysctls))),
+            ("OomScoreAdj", self.oom_score_adj.map(Value::from)),
+            ("CgroupParent", unless_empty(self.cgroup_parent.as_str())),
+            ("ShmSize", self.shm_size.map(Value::from)),
+            (
+                "RestartPolicy",
+                self.restart_policy.as_ref().map(RestartPolicy::to_json),
+            ),
+            (
+                "Devices",
+                unless_empty(list(&self.devices, DeviceMapping::to_json)),
+            ),
+            ("MaskedPaths", self.masked_paths.as_deref().map(Value::from)),
+            (
+                "ReadonlyPaths",
+                self.readonly_paths.as_deref().map(Value::from),
+            ),
+            ("Mounts", unless_empty(list(&self.mounts, Mount::to_json))),
+            ("Runtime", unless_empty(self.runtime.as_str())),
+            (
+                "DeviceRequests",
+                unless_empty(list(&self.device_requests, DeviceRequest::to_json)),
+            ),
+        ]);
+        body.extend(self.resources.to_map());
+        Value::Object(body)
+    }
 }
 
 /// The resource fields of a create's `HostConfig`, and the whole body of
 /// `POST /containers/{id}/update`; each is left out when unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
     /// Bytes; absent is unlimited.
-    #[serde(rename = "Memory", skip_serializing_if = "Option::is_none")]
     pub memory: Option<i64>,
     /// Memory plus swap, bytes; -1 is unlimited swap.
-    #[serde(rename = "MemorySwap", skip_serializing_if = "Option::is_none")]
     pub memory_swap: Option<i64>,
     /// Relative CPU weight (cgroup v1 `cpu.shares` scale).
-    #[serde(rename = "CpuShares", skip_serializing_if = "Option::is_none")]
     pub cpu_shares: Option<i64>,
     /// Microseconds per `CpuPeriod`.
-    #[serde(rename = "CpuQuota", skip_serializing_if = "Option::is_none")]
     pub cpu_quota: Option<i64>,
     /// Microseconds.
-    #[serde(rename = "CpuPeriod", skip_serializing_if = "Option::is_none")]
     pub cpu_period: Option<i64>,
     /// e.g. `0-3` or `0,1`.
-    #[serde(rename = "CpusetCpus", skip_serializing_if = "String::is_empty")]
     pub cpuset_cpus: String,
-    #[serde(rename = "CpusetMems", skip_serializing_if = "String::is_empty")]
     pub cpuset_mems: String,
     /// The most processes the container may have; -1 is unlimited. Left
     /// out of an update, it keeps the current limit.
-    #[serde(rename = "PidsLimit", skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
 }
 
+impl Resources {
+    /// The body of an update.
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.to_map())
+    }
+
+    fn to_map(&self) -> Map<String, Value> {
+        object_of([
+            ("Memory", self.memory.map(Value::from)),
+            ("MemorySwap", self.memory_swap.map(Value::from)),
+            ("CpuShares", self.cpu_shares.map(Value::from)),
+            ("CpuQuota", self.cpu_quota.map(Value::from)),
+            ("CpuPeriod", self.cpu_period.map(Value::from)),
+            ("CpusetCpus", unless_empty(self.cpuset_cpus.as_str())),
+            ("CpusetMems", unless_empty(self.cpuset_mems.as_str())),
+            ("PidsLimit", self.pids_limit.map(Value::from)),
+        ])
+    }
+}
+
 /// `POST /containers/create`'s answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Created {
-    #[serde(rename = "Id")]
     pub id: String,
     /// Settings dockerd changed or dropped, in its words.
-    #[serde(rename = "Warnings", deserialize_with = "null_as_empty")]
     pub warnings: Vec<String>,
+}
+
+impl FromJson for Created {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(Created {
+            id: fields.field("Id"),
+            warnings: fields.field("Warnings"),
+        })
+    }
 }
 
 /// `POST /containers/{id}/update`'s answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Updated {
-    #[serde(rename = "Warnings", deserialize_with = "null_as_empty")]
     pub warnings: Vec<String>,
 }
 
+impl FromJson for Updated {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(Updated {
+            warnings: fields.field("Warnings"),
+        })
+    }
+}
+
 /// `Healthcheck`: dockshim only ever sends `{"Test": ["NONE"]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HealthConfig {
-    #[serde(rename = "Test")]
     pub test: Vec<String>,
 }
 
@@ -195,12 +253,15 @@ impl HealthConfig {
             test: vec![HEALTHCHECK_NONE.to_owned()],
         }
     }
+
+    fn to_json(&self) -> Value {
+        Value::Object(object_of([("Test", Some(self.test.as_slice().into()))]))
+    }
 }
 
 /// `RestartPolicy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestartPolicy {
-    #[serde(rename = "Name")]
     pub name: String,
 }
 
@@ -211,73 +272,127 @@ impl RestartPolicy {
             name: RESTART_POLICY_NO.to_owned(),
         }
     }
+
+    fn to_json(&self) -> Value {
+        Value::Object(object_of([("Name", Some(self.name.as_str().into()))]))
+    }
 }
 
 /// One entry of `Devices`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceMapping {
-    #[serde(rename = "PathOnHost")]
     pub path_on_host: String,
-    #[serde(rename = "PathInContainer")]
     pub path_in_container: String,
     /// Any of `r`, `w`, `m`.
-    #[serde(rename = "CgroupPermissions")]
     pub cgroup_permissions: String,
 }
 
+impl DeviceMapping {
+    fn to_json(&self) -> Value {
+        Value::Object(object_of([
+            ("PathOnHost", Some(self.path_on_host.as_str().into())),
+            (
+                "PathInContainer",
+                Some(self.path_in_container.as_str().into()),
+            ),
+            (
+                "CgroupPermissions",
+                Some(self.cgroup_permissions.as_str().into()),
+            ),
+        ]))
+    }
+}
+
 /// One entry of `HostConfig.Mounts`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    #[serde(rename = "Type")]
     pub kind: MountType,
     /// The host path of a bind; the reference or ID of an image.
-    #[serde(rename = "Source")]
     pub source: String,
     /// The path inside the container.
-    #[serde(rename = "Target")]
     pub target: String,
-    #[serde(rename = "ReadOnly", skip_serializing_if = "is_false")]
     pub read_only: bool,
-    #[serde(rename = "BindOptions", skip_serializing_if = "Option::is_none")]
     pub bind_options: Option<BindOptions>,
-    #[serde(rename = "ImageOptions", skip_serializing_if = "Option::is_none")]
     pub image_options: Option<ImageOptions>,
 }
 
+impl Mount {
+    /// The entry, empty options left out.
+    pub fn to_json(&self) -> Value {
+        let kind = match self.kind {
+            MountType::Bind => "bind",
+            MountType::Image => "image",
+        };
+        Value::Object(object_of([
+            ("Type", Some(kind.into())),
+            ("Source", Some(self.source.as_str().into())),
+            ("Target", Some(self.target.as_str().into())),
+            ("ReadOnly", unless_empty(self.read_only)),
+            (
+                "BindOptions",
+                self.bind_options.as_ref().map(BindOptions::to_json),
+            ),
+            (
+                "ImageOptions",
+                self.image_options.as_ref().map(ImageOptions::to_json),
+            ),
+        ]))
+    }
+}
+
 /// `Mount.Type`, of the kinds dockshim asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountType {
-    #[serde(rename = "bind")]
     Bind,
     /// An image's filesystem, read-only (API 1.48).
-    #[serde(rename = "image")]
     Image,
 }
 
 /// `Mount.BindOptions`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BindOptions {
     /// `rprivate`, `rslave` or `rshared` as dockshim uses it.
-    #[serde(rename = "Propagation", skip_serializing_if = "String::is_empty")]
     pub propagation: String,
     /// Create a missing host path, as `Binds` always do (API 1.42).
-    #[serde(rename = "CreateMountpoint", skip_serializing_if = "is_false")]
     pub create_mountpoint: bool,
     /// Read-only at the top only; submounts keep their own flags (API
     /// 1.44).
-    #[serde(rename = "ReadOnlyNonRecursive", skip_serializing_if = "is_false")]
     pub read_only_non_recursive: bool,
     /// Read-only all the way down, or fail the start (API 1.44).
-    #[serde(rename = "ReadOnlyForceRecursive", skip_serializing_if = "is_false")]
     pub read_only_force_recursive: bool,
 }
 
+impl BindOptions {
+    fn to_json(&self) -> Value {
+        Value::Object(object_of([
+            ("Propagation", unless_empty(self.propagation.as_str())),
+            ("CreateMountpoint", unless_empty(self.create_mountpoint)),
+            (
+                "ReadOnlyNonRecursive",
+                unless_empty(self.read_only_non_recursive),
+            ),
+            (
+                "ReadOnlyForceRecursive",
+                unless_empty(self.read_only_force_recursive),
+            ),
+        ]))
+    }
+}
+
 /// `Mount.ImageOptions` (API 1.48).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageOptions {
     /// A relative path inside the image to mount instead of its root.
-    #[serde(rename = "Subpath", skip_serializing_if = "String::is_empty")]
     pub subpath: String,
+}
+
+impl ImageOptions {
+    fn to_json(&self) -> Value {
+        Value::Object(object_of([(
+            "Subpath",
+            unless_empty(self.subpath.as_str()),
+        )]))
+    }
 }
 
 /// The driver of a `DeviceRequests` entry that names CDI devices.
@@ -285,12 +400,10 @@ pub const DEVICE_DRIVER_CDI: &str = "cdi";
 
 /// One entry of `DeviceRequests`. Of Docker's fields only those a CDI
 /// request uses exist: `Count`, `Capabilities` and `Options` stay unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceRequest {
-    #[serde(rename = "Driver")]
     pub driver: String,
     /// Fully qualified CDI names, `vendor/class=name`.
-    #[serde(rename = "DeviceIDs")]
     pub device_ids: Vec<String>,
 }
 
@@ -302,11 +415,24 @@ impl DeviceRequest {
             device_ids: names,
         }
     }
+
+    /// The entry, every field present.
+    pub fn to_json(&self) -> Value {
+        Value::Object(object_of([
+            ("Driver", Some(self.driver.as_str().into())),
+            ("DeviceIDs", Some(self.device_ids.as_slice().into())),
+        ]))
+    }
 }
 
-// serde's skip_serializing_if hands the field over by reference.
-fn is_false(value: &bool) -> bool {
-    !*value
+fn string_map(map: &BTreeMap<String, String>) -> Value {
+    map.iter()
+        .map(|(key, value)| (key.clone(), Value::from(value.as_str())))
+        .collect()
+}
+
+fn list<T>(items: &[T], to_json: fn(&T) -> Value) -> Value {
+    Value::Array(items.iter().map(to_json).collect())
 }
 
 #[cfg(test)]
@@ -323,7 +449,7 @@ mod tests {
             ..ContainerCreate::default()
         };
         assert_eq!(
-            serde_json::to_value(&body).unwrap(),
+            body.to_json(),
             json!({"Image": "busybox", "HostConfig": {}})
         );
     }
@@ -480,7 +606,7 @@ mod tests {
             "Healthcheck": {"Test": ["NONE"]},
             "HostConfig": host_config
         });
-        assert_eq!(serde_json::to_value(&body).unwrap(), expected);
+        assert_eq!(body.to_json(), expected);
     }
 
     #[test]
@@ -496,7 +622,7 @@ mod tests {
             ..ContainerCreate::default()
         };
         assert_eq!(
-            serde_json::to_value(&body).unwrap()["HostConfig"],
+            body.to_json()["HostConfig"],
             json!({"OomScoreAdj": 0, "MaskedPaths": [], "ReadonlyPaths": []})
         );
     }

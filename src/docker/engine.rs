@@ -12,10 +12,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::types::Info;
 use super::ApiVersion;
+use crate::codec::json::Fields;
 
 /// API 1.44 (Engine 25.0): `BindOptions.ReadOnlyNonRecursive` and
 /// `ReadOnlyForceRecursive`; a read-only bind is recursively read-only by
@@ -97,13 +98,6 @@ pub struct EngineRuntime {
     pub mount_options: Option<Vec<String>>,
 }
 
-/// The part of an OCI runtime features document dockshim reads.
-#[derive(Debug, Default, Deserialize)]
-struct RuntimeFeatures {
-    #[serde(rename = "mountOptions", default)]
-    mount_options: Vec<String>,
-}
-
 /// The facts about one running engine that dockshim's behaviour depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
@@ -158,8 +152,7 @@ impl Engine {
                 let mount_options = runtime
                     .status
                     .get(RUNTIME_FEATURES_KEY)
-                    .and_then(|document| serde_json::from_str::<RuntimeFeatures>(document).ok())
-                    .map(|features| features.mount_options);
+                    .and_then(|document| mount_options(document).ok());
                 (
                     name.clone(),
                     EngineRuntime {
@@ -288,6 +281,14 @@ impl Engine {
 
 /// Whether the kernel release `release` (`6.1.0-18-amd64`) is at least
 /// `major.minor`; an unreadable release is taken as too old.
+/// The `mountOptions` an OCI runtime features document lists.
+fn mount_options(document: &str) -> Result<Vec<String>, serde_json::Error> {
+    let features: Value = serde_json::from_str(document)?;
+    let fields = Fields::of(&features)?;
+    let options = fields.field("mountOptions");
+    fields.finish(options)
+}
+
 fn kernel_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     let number = |part: Option<&str>| part.and_then(|p| p.parse::<u32>().ok());
@@ -303,7 +304,7 @@ mod tests {
     use super::*;
 
     fn info(json: &str) -> Info {
-        serde_json::from_str(json).unwrap()
+        crate::codec::json::decode(json).unwrap()
     }
 
     #[test]

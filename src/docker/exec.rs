@@ -9,77 +9,112 @@
 //! `cri::exec`. `vendor-docs/docker-engine-api.md` ("Exec") describes each
 //! field.
 
-use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::codec::json::{object_of, unless_empty, Fields, FromJson};
 
 /// The JSON body of `POST /containers/{id}/exec`.
 ///
 /// Empty `env`, `user` and `working_dir` are left out of the JSON, so the
 /// container's own settings apply.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecCreate {
-    #[serde(rename = "AttachStdin")]
     pub attach_stdin: bool,
-    #[serde(rename = "AttachStdout")]
     pub attach_stdout: bool,
-    #[serde(rename = "AttachStderr")]
     pub attach_stderr: bool,
     /// Must be repeated in [`ExecStart::tty`]: the engine multiplexes the
     /// output according to the start body, not this one.
-    #[serde(rename = "Tty")]
     pub tty: bool,
     /// The program and its arguments; not run through a shell.
-    #[serde(rename = "Cmd")]
     pub cmd: Vec<String>,
     /// `KEY=value` strings added to the container's environment.
-    #[serde(rename = "Env", skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
     /// `uid`, `uid:gid`, `name` or `name:gid`.
-    #[serde(rename = "User", skip_serializing_if = "String::is_empty")]
     pub user: String,
-    #[serde(rename = "WorkingDir", skip_serializing_if = "String::is_empty")]
     pub working_dir: String,
 }
 
+impl ExecCreate {
+    /// The request body, empty settings left out.
+    pub fn to_json(&self) -> Value {
+        Value::Object(object_of([
+            ("AttachStdin", Some(self.attach_stdin.into())),
+            ("AttachStdout", Some(self.attach_stdout.into())),
+            ("AttachStderr", Some(self.attach_stderr.into())),
+            ("Tty", Some(self.tty.into())),
+            ("Cmd", Some(self.cmd.as_slice().into())),
+            ("Env", unless_empty(self.env.as_slice())),
+            ("User", unless_empty(self.user.as_str())),
+            ("WorkingDir", unless_empty(self.working_dir.as_str())),
+        ]))
+    }
+}
+
 /// The JSON body of `POST /exec/{id}/start`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecStart {
     /// Always false here: a detached start answers at once and hijacks
     /// nothing.
-    #[serde(rename = "Detach")]
     pub detach: bool,
-    #[serde(rename = "Tty")]
     pub tty: bool,
 }
 
+impl ExecStart {
+    /// The request body.
+    pub fn to_json(&self) -> Value {
+        Value::Object(object_of([
+            ("Detach", Some(self.detach.into())),
+            ("Tty", Some(self.tty.into())),
+        ]))
+    }
+}
+
 /// `GET /exec/{id}/json`, the fields dockshim reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecInspect {
-    #[serde(rename = "ID")]
     pub id: String,
-    #[serde(rename = "Running")]
     pub running: bool,
     /// `None` (JSON `null`) until the process has ended.
-    #[serde(rename = "ExitCode")]
     pub exit_code: Option<i32>,
     /// The process's PID in the host's PID namespace (dockerd's own); 0
     /// before the process started and when it could not start.
-    #[serde(rename = "Pid")]
     pub pid: i32,
-    #[serde(rename = "ContainerID")]
     pub container_id: String,
 }
 
+impl FromJson for ExecInspect {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ExecInspect {
+            id: fields.field("ID"),
+            running: fields.field("Running"),
+            exit_code: fields.opt("ExitCode"),
+            pid: fields.field("Pid"),
+            container_id: fields.field("ContainerID"),
+        })
+    }
+}
+
 /// The answer to `POST /containers/{id}/exec`.
-#[derive(Deserialize)]
 pub(super) struct ExecCreated {
-    #[serde(rename = "Id")]
     pub(super) id: String,
+}
+
+impl FromJson for ExecCreated {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ExecCreated {
+            id: fields.required("Id"),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::codec::json;
     use crate::docker::request::check_path_id;
     use crate::docker::DockerError;
 
@@ -93,8 +128,10 @@ mod tests {
             ..ExecCreate::default()
         };
         assert_eq!(
-            serde_json::to_string(&body)?,
-            r#"{"AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"Cmd":["echo","hi"]}"#
+            body.to_json(),
+            serde_json::from_str::<Value>(
+                r#"{"AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"Cmd":["echo","hi"]}"#
+            )?
         );
         let body = ExecCreate {
             env: vec!["A=b".to_owned()],
@@ -102,10 +139,10 @@ mod tests {
             working_dir: "/tmp".to_owned(),
             ..body
         };
-        let text = serde_json::to_string(&body)?;
-        assert!(
-            text.ends_with(r#""Env":["A=b"],"User":"1000:1000","WorkingDir":"/tmp"}"#),
-            "{text}"
+        let json = body.to_json();
+        assert_eq!(
+            (&json["Env"], &json["User"], &json["WorkingDir"]),
+            (&json!(["A=b"]), &json!("1000:1000"), &json!("/tmp"))
         );
         Ok(())
     }
@@ -116,16 +153,13 @@ mod tests {
             detach: false,
             tty: true,
         };
-        assert_eq!(
-            serde_json::to_string(&body)?,
-            r#"{"Detach":false,"Tty":true}"#
-        );
+        assert_eq!(body.to_json().to_string(), r#"{"Detach":false,"Tty":true}"#);
         Ok(())
     }
 
     #[test]
     fn inspect_reads_a_null_exit_code_as_still_unknown() -> Result<(), serde_json::Error> {
-        let running: ExecInspect = serde_json::from_str(
+        let running: ExecInspect = json::decode(
             r#"{"ID":"abc","Running":true,"ExitCode":null,"Pid":4242,"ContainerID":"c1",
                 "ProcessConfig":{"tty":false,"entrypoint":"sleep","arguments":["30"]}}"#,
         )?;
@@ -133,7 +167,7 @@ mod tests {
         assert_eq!(running.exit_code, None);
         assert_eq!(running.pid, 4242);
         // As dockerd 20.10 answers for a command that is not in the image.
-        let failed: ExecInspect = serde_json::from_str(
+        let failed: ExecInspect = json::decode(
             r#"{"ID":"abc","Running":false,"ExitCode":126,"Pid":0,"ContainerID":"c1"}"#,
         )?;
         assert_eq!((failed.running, failed.exit_code), (false, Some(126)));

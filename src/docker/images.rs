@@ -1,9 +1,9 @@
 //! The typed subsets of dockerd's image answers: `GET /images/json`,
 //! `GET /images/{name}/json` and `GET /images/{name}/history`.
 //!
-//! Like `types`, every field has a default and unknown fields are ignored.
-//! dockerd writes `null` rather than `[]` or `{}` for empty lists and maps
-//! in these answers, so those fields read `null` as empty. What the fields
+//! Like `types`, a field that is missing or `null` reads as empty (dockerd
+//! writes `null` rather than `[]` or `{}` for empty lists and maps in these
+//! answers) and unknown fields are ignored. What the fields
 //! mean to the kubelet is decided in `cri::image`, not here.
 //!
 //! `RepoTags` and `RepoDigests` are read into one form on every engine:
@@ -17,146 +17,197 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{json, Value};
 
-use super::types::null_as_empty;
+use crate::codec::json::{Fields, FromJson};
 
 /// How dockerd's placeholders for a missing tag or digest begin.
 const PLACEHOLDER_PREFIX: &str = "<none>";
 
 /// `RepoTags` without placeholders and without digested names.
-fn repo_tags<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    let mut tags: Vec<String> = null_as_empty(deserializer)?;
+fn repo_tags(mut tags: Vec<String>) -> Vec<String> {
     tags.retain(|tag| !tag.starts_with(PLACEHOLDER_PREFIX) && !tag.contains('@'));
-    Ok(tags)
+    tags
 }
 
 /// `RepoDigests` without placeholders.
-fn repo_digests<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    let mut digests: Vec<String> = null_as_empty(deserializer)?;
+fn repo_digests(mut digests: Vec<String>) -> Vec<String> {
     digests.retain(|digest| !digest.starts_with(PLACEHOLDER_PREFIX));
-    Ok(digests)
+    digests
 }
 
 /// One entry of `GET /images/json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageSummary {
     /// `sha256:<hex>`: the configuration digest under a graph driver, the
     /// manifest or index digest under the containerd image store.
-    #[serde(rename = "Id")]
     pub id: String,
     /// Familiar `name:tag` strings; empty for an untagged image.
-    #[serde(rename = "RepoTags", deserialize_with = "repo_tags")]
     pub repo_tags: Vec<String>,
     /// Familiar `name@digest` strings.
-    #[serde(rename = "RepoDigests", deserialize_with = "repo_digests")]
     pub repo_digests: Vec<String>,
     /// Bytes of all the image's layers, shared ones included; the
     /// containerd image store adds the unpacked snapshots to the packed
     /// content, so its figure is larger than inspect's `Size`.
-    #[serde(rename = "Size")]
     pub size: i64,
+}
+
+impl FromJson for ImageSummary {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ImageSummary {
+            id: fields.field("Id"),
+            repo_tags: repo_tags(fields.field("RepoTags")),
+            repo_digests: repo_digests(fields.field("RepoDigests")),
+            size: fields.field("Size"),
+        })
+    }
 }
 
 /// `GET /images/{name}/json`, the fields dockshim reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageInspect {
     /// As [`ImageSummary::id`].
-    #[serde(rename = "Id")]
     pub id: String,
-    #[serde(rename = "RepoTags", deserialize_with = "repo_tags")]
     pub repo_tags: Vec<String>,
-    #[serde(rename = "RepoDigests", deserialize_with = "repo_digests")]
     pub repo_digests: Vec<String>,
     /// RFC 3339 creation time from the image configuration; absent from
     /// API 1.44 when the configuration has none.
-    #[serde(rename = "Created")]
     pub created: String,
-    #[serde(rename = "Author")]
     pub author: String,
-    #[serde(rename = "Architecture")]
     pub architecture: String,
-    #[serde(rename = "Os")]
     pub os: String,
-    #[serde(rename = "Size")]
     pub size: i64,
-    #[serde(rename = "Config", deserialize_with = "null_as_empty")]
     pub config: ImageConfig,
-    #[serde(rename = "RootFS", deserialize_with = "null_as_empty")]
     pub root_fs: RootFs,
 }
 
+impl FromJson for ImageInspect {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ImageInspect {
+            id: fields.field("Id"),
+            repo_tags: repo_tags(fields.field("RepoTags")),
+            repo_digests: repo_digests(fields.field("RepoDigests")),
+            created: fields.field("Created"),
+            author: fields.field("Author"),
+            architecture: fields.field("Architecture"),
+            os: fields.field("Os"),
+            size: fields.field("Size"),
+            config: fields.field("Config"),
+            root_fs: fields.field("RootFS"),
+        })
+    }
+}
+
 /// The run-time defaults an image carries. The field names are the OCI
-/// image configuration's, which Docker shares, so the struct serialises
-/// back into the OCI form for verbose ImageStatus answers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default)]
+/// image configuration's, which Docker shares, so [`ImageConfig::to_json`]
+/// writes it back in the OCI form for verbose ImageStatus answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageConfig {
     /// `user`, `uid`, `user:group` or `uid:gid`; empty means root.
-    #[serde(rename = "User")]
     pub user: String,
     /// Keys such as `80/tcp`; the values are empty objects.
-    #[serde(rename = "ExposedPorts", deserialize_with = "null_as_empty")]
-    pub exposed_ports: BTreeMap<String, serde_json::Value>,
-    #[serde(rename = "Env", deserialize_with = "null_as_empty")]
+    pub exposed_ports: BTreeMap<String, Value>,
     pub env: Vec<String>,
-    #[serde(rename = "Entrypoint", deserialize_with = "null_as_empty")]
     pub entrypoint: Vec<String>,
-    #[serde(rename = "Cmd", deserialize_with = "null_as_empty")]
     pub cmd: Vec<String>,
     /// Keys are container paths; the values are empty objects.
-    #[serde(rename = "Volumes", deserialize_with = "null_as_empty")]
-    pub volumes: BTreeMap<String, serde_json::Value>,
-    #[serde(rename = "WorkingDir")]
+    pub volumes: BTreeMap<String, Value>,
     pub working_dir: String,
-    #[serde(rename = "Labels", deserialize_with = "null_as_empty")]
     pub labels: BTreeMap<String, String>,
-    #[serde(rename = "StopSignal")]
     pub stop_signal: String,
 }
 
+impl FromJson for ImageConfig {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ImageConfig {
+            user: fields.field("User"),
+            exposed_ports: fields.field("ExposedPorts"),
+            env: fields.field("Env"),
+            entrypoint: fields.field("Entrypoint"),
+            cmd: fields.field("Cmd"),
+            volumes: fields.field("Volumes"),
+            working_dir: fields.field("WorkingDir"),
+            labels: fields.field("Labels"),
+            stop_signal: fields.field("StopSignal"),
+        })
+    }
+}
+
+impl ImageConfig {
+    /// Every field, empty ones too, under the names it was read from.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "User": self.user,
+            "ExposedPorts": self.exposed_ports,
+            "Env": self.env,
+            "Entrypoint": self.entrypoint,
+            "Cmd": self.cmd,
+            "Volumes": self.volumes,
+            "WorkingDir": self.working_dir,
+            "Labels": self.labels,
+            "StopSignal": self.stop_signal,
+        })
+    }
+}
+
 /// The image's layers, bottom first, as uncompressed-content digests.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RootFs {
     /// Always `layers` on Linux.
-    #[serde(rename = "Type")]
     pub kind: String,
     /// Diff IDs, `sha256:<hex>`, bottom layer first.
-    #[serde(rename = "Layers", deserialize_with = "null_as_empty")]
     pub layers: Vec<String>,
+}
+
+impl FromJson for RootFs {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(RootFs {
+            kind: fields.field("Type"),
+            layers: fields.field("Layers"),
+        })
+    }
 }
 
 /// One entry of `GET /images/{name}/history`, newest first. Entries that
 /// made a layer carry that layer's size; the others (`ENV`, `CMD`, ...)
 /// have size 0.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryItem {
     /// Unix seconds.
-    #[serde(rename = "Created")]
     pub created: i64,
-    #[serde(rename = "CreatedBy")]
     pub created_by: String,
     /// Bytes of the layer this step made.
-    #[serde(rename = "Size")]
     pub size: i64,
-    #[serde(rename = "Comment")]
     pub comment: String,
+}
+
+impl FromJson for HistoryItem {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(HistoryItem {
+            created: fields.field("Created"),
+            created_by: fields.field("CreatedBy"),
+            size: fields.field("Size"),
+            comment: fields.field("Comment"),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::json;
 
     #[test]
     fn summary_reads_nulls_as_empty_lists() -> Result<(), serde_json::Error> {
         let line = r#"{"Containers":-1,"Created":1795432708,"Id":"sha256:c81e","Labels":null,
             "ParentId":"","RepoDigests":["r/p@sha256:2816"],"RepoTags":null,"SharedSize":-1,
             "Size":1984241,"VirtualSize":1984241}"#;
-        let summary: ImageSummary = serde_json::from_str(line)?;
+        let summary: ImageSummary = json::decode(line)?;
         assert_eq!(summary.id, "sha256:c81e");
         assert!(summary.repo_tags.is_empty());
         assert_eq!(summary.repo_digests, ["r/p@sha256:2816"]);
@@ -172,7 +223,7 @@ mod tests {
             "Entrypoint":null,"Labels":{"a":"b"},"ExposedPorts":{"80/tcp":{}},"Volumes":null,
             "WorkingDir":"/w","StopSignal":"SIGQUIT","Hostname":""},
             "RootFS":{"Type":"layers","Layers":["sha256:5fea"]},"GraphDriver":{"Name":"overlay2"}}"#;
-        let inspect: ImageInspect = serde_json::from_str(body)?;
+        let inspect: ImageInspect = json::decode(body)?;
         assert_eq!(inspect.config.user, "1000:1000");
         assert_eq!(inspect.config.cmd, ["/bin/sh"]);
         assert!(inspect.config.env.is_empty());
@@ -207,8 +258,8 @@ mod tests {
             "RepoDigests":["127.0.0.1:5000/dockshim-test/busybox@sha256:8970f662e85201ed2b4b90d675bcc553c39d9847ad2d0735251a2e428afdce5b"],
             "RepoTags":["127.0.0.1:5000/dockshim-test/busybox:latest"],"SharedSize":-1,
             "Size":3102223}"#;
-        let graph: ImageSummary = serde_json::from_str(docker_27)?;
-        let containerd: ImageSummary = serde_json::from_str(docker_29)?;
+        let graph: ImageSummary = json::decode(docker_27)?;
+        let containerd: ImageSummary = json::decode(docker_29)?;
         assert_eq!(graph.repo_tags, containerd.repo_tags);
         assert_eq!(graph.repo_digests, containerd.repo_digests);
         assert!(graph.id.starts_with("sha256:bb3058"));
@@ -219,7 +270,7 @@ mod tests {
     #[test]
     fn placeholders_of_untagged_images_are_dropped() -> Result<(), serde_json::Error> {
         // dockerd 20.10 (API 1.41) for an imported, untagged image.
-        let summary: ImageSummary = serde_json::from_str(
+        let summary: ImageSummary = json::decode(
             r#"{"Id":"sha256:5ba8","RepoTags":["<none>:<none>"],"RepoDigests":["<none>@<none>"],
                 "Size":10,"VirtualSize":10}"#,
         )?;
@@ -233,7 +284,7 @@ mod tests {
     {
         // Docker 29.7.2 (API 1.55) for an image pulled by digest and
         // tagged, trimmed: the ID is the manifest digest.
-        let inspect: ImageInspect = serde_json::from_str(
+        let inspect: ImageInspect = json::decode(
             r#"{"Id":"sha256:e1e9c3ff42175456e85a66c86de4177f42d9c4720c1786ed675deff4fb410879",
                 "RepoTags":["127.0.0.1:5000/e2e/app:v1",
                     "127.0.0.1:5000/e2e/app@sha256:e1e9c3ff42175456e85a66c86de4177f42d9c4720c1786ed675deff4fb410879"],
@@ -255,7 +306,7 @@ mod tests {
     #[test]
     fn inspect_tolerates_a_null_config() -> Result<(), serde_json::Error> {
         let inspect: ImageInspect =
-            serde_json::from_str(r#"{"Id":"sha256:1","Config":null,"RootFS":null}"#)?;
+            json::decode(r#"{"Id":"sha256:1","Config":null,"RootFS":null}"#)?;
         assert_eq!(inspect.config, ImageConfig::default());
         assert!(inspect.root_fs.layers.is_empty());
         Ok(())
@@ -267,7 +318,7 @@ mod tests {
             user: "nobody".to_owned(),
             ..ImageConfig::default()
         };
-        let json = serde_json::to_value(&config)?;
+        let json = config.to_json();
         assert_eq!(json["User"], "nobody");
         assert!(json.get("WorkingDir").is_some());
         Ok(())

@@ -13,8 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use serde::Deserialize;
-
+use super::client::error_message;
 use super::connection::{Connection, Deadline, Pumped, Wait};
 use super::request::{path_with_query, RequestHead};
 use super::response::{Progress, ResponseParser};
@@ -246,14 +245,8 @@ fn unix_nanos_text(nanos: i128) -> String {
 }
 
 fn logs_api_error(status: u16, body: &[u8]) -> DockerError {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        message: String,
-    }
-    let message = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(parsed) => parsed.message,
-        Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
-    };
+    let message =
+        error_message(body).unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
     DockerError::Api { status, message }
 }
 

@@ -10,11 +10,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::connection::{Connection, Pumped, Wait};
 use super::response::ResponseParser;
 use super::DockerError;
+use crate::codec::json::FromJson;
 
 /// Largest single JSON message accepted. dockerd's event and progress
 /// messages are well under 4 KiB; a message this large means the stream is
@@ -81,7 +82,7 @@ impl<T> JsonStream<T> {
     }
 }
 
-impl<T: DeserializeOwned> JsonStream<T> {
+impl<T: FromJson> JsonStream<T> {
     fn next_message(&mut self) -> Result<Option<T>, DockerError> {
         loop {
             if let Some(message) = self.decode_one()? {
@@ -112,12 +113,12 @@ impl<T: DeserializeOwned> JsonStream<T> {
 
     /// Decodes the first complete message in `pending`, if there is one.
     fn decode_one(&mut self) -> Result<Option<T>, DockerError> {
-        let mut messages = serde_json::Deserializer::from_slice(&self.pending).into_iter::<T>();
+        let mut messages = serde_json::Deserializer::from_slice(&self.pending).into_iter::<Value>();
         match messages.next() {
             Some(Ok(message)) => {
                 let used = messages.byte_offset();
                 self.pending.drain(..used);
-                Ok(Some(message))
+                T::from_json(&message).map(Some).map_err(DockerError::Json)
             }
             Some(Err(err)) if err.is_eof() => Ok(None),
             Some(Err(err)) => Err(DockerError::Json(err)),
@@ -130,7 +131,7 @@ impl<T: DeserializeOwned> JsonStream<T> {
     }
 }
 
-impl<T: DeserializeOwned> Iterator for JsonStream<T> {
+impl<T: FromJson> Iterator for JsonStream<T> {
     type Item = Result<T, DockerError>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -392,7 +392,7 @@ mod tests {
     }"#;
 
     fn entry(json: &str) -> Entry {
-        Entry::from_inspect(&serde_json::from_str(json).unwrap()).unwrap()
+        Entry::from_inspect(&crate::codec::json::decode(json).unwrap()).unwrap()
     }
 
     #[test]
@@ -489,7 +489,7 @@ mod tests {
 
     #[test]
     fn every_unlimited_pids_limit_reads_as_zero() {
-        let mut inspect: ContainerInspect = serde_json::from_str(KILLED_CONTAINER).unwrap();
+        let mut inspect: ContainerInspect = crate::codec::json::decode(KILLED_CONTAINER).unwrap();
         for unlimited in [None, Some(0), Some(-1)] {
             inspect.host_config.pids_limit = unlimited;
             let e = Entry::from_inspect(&inspect).unwrap();
@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn containers_without_the_type_label_are_not_ours() {
-        let mut inspect: ContainerInspect = serde_json::from_str(KILLED_CONTAINER).unwrap();
+        let mut inspect: ContainerInspect = crate::codec::json::decode(KILLED_CONTAINER).unwrap();
         inspect.config.labels.remove(TYPE_LABEL);
         assert_eq!(Entry::from_inspect(&inspect), None);
         inspect
@@ -607,7 +607,7 @@ mod tests {
 
     #[test]
     fn unreadable_times_read_as_zero() {
-        let mut inspect: ContainerInspect = serde_json::from_str(KILLED_CONTAINER).unwrap();
+        let mut inspect: ContainerInspect = crate::codec::json::decode(KILLED_CONTAINER).unwrap();
         inspect.state.started_at = "yesterday".to_owned();
         let e = Entry::from_inspect(&inspect).unwrap();
         assert_eq!(e.started_ns, 0);

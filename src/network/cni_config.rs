@@ -20,9 +20,10 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::CniConfigError;
+use crate::codec::json::{Fields, FromJson};
 
 /// A network configuration file larger than this is not a configuration.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -78,7 +79,7 @@ pub struct CniNetwork {
     pub cni_version: String,
     pub plugins: Vec<CniPlugin>,
     /// The configuration as found, handed to the plugins on stdin.
-    pub config: serde_json::Value,
+    pub config: Value,
 }
 
 impl CniNetwork {
@@ -86,10 +87,7 @@ impl CniNetwork {
     /// of `file` then; an empty `file` records a built-in network), checked
     /// as a file's would be but without looking for the plugins: a teardown
     /// owed since then reaches the same ones.
-    pub fn from_recorded(
-        file: &Path,
-        config: serde_json::Value,
-    ) -> Result<CniNetwork, CniConfigError> {
+    pub fn from_recorded(file: &Path, config: Value) -> Result<CniNetwork, CniConfigError> {
         let origin = if file.as_os_str().is_empty() {
             NetworkOrigin::BuiltIn {
                 subnets: Vec::new(),
@@ -112,27 +110,42 @@ impl CniNetwork {
     }
 }
 
-#[derive(Deserialize)]
 struct RawPlugin {
-    #[serde(rename = "type", default)]
     plugin_type: String,
-    #[serde(default)]
     capabilities: BTreeMap<String, bool>,
 }
 
-#[derive(Deserialize)]
+impl FromJson for RawPlugin {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(RawPlugin {
+            plugin_type: fields.field("type"),
+            capabilities: fields.field("capabilities"),
+        })
+    }
+}
+
 struct RawConfig {
-    #[serde(default)]
     name: String,
-    #[serde(rename = "cniVersion", default)]
     cni_version: String,
     /// Present in a `.conflist`.
     plugins: Option<Vec<RawPlugin>>,
     /// Present in a single-plugin `.conf`.
-    #[serde(rename = "type")]
     plugin_type: Option<String>,
-    #[serde(default)]
     capabilities: BTreeMap<String, bool>,
+}
+
+impl FromJson for RawConfig {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(RawConfig {
+            name: fields.field("name"),
+            cni_version: fields.field("cniVersion"),
+            plugins: fields.opt("plugins"),
+            plugin_type: fields.opt("type"),
+            capabilities: fields.field("capabilities"),
+        })
+    }
 }
 
 /// Finds the network configuration in `conf_dir` whose plugins are all in
@@ -173,14 +186,13 @@ fn load_file(file: &Path) -> Result<CniNetwork, String> {
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(format!("larger than {MAX_CONFIG_BYTES} bytes"));
     }
-    let config: serde_json::Value =
-        serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
+    let config: Value = serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
     parse(NetworkOrigin::File(file.to_path_buf()), config)
 }
 
 /// The network `config` describes, found at `origin`.
-fn parse(origin: NetworkOrigin, config: serde_json::Value) -> Result<CniNetwork, String> {
-    let raw = RawConfig::deserialize(&config).map_err(|err| format!("invalid: {err}"))?;
+fn parse(origin: NetworkOrigin, config: Value) -> Result<CniNetwork, String> {
+    let raw = RawConfig::from_json(&config).map_err(|err| format!("invalid: {err}"))?;
     let plugins = match (raw.plugins, raw.plugin_type) {
         (Some(list), _) => list
             .into_iter()
@@ -418,7 +430,7 @@ mod tests {
     fn a_recorded_config_is_the_same_network_without_its_plugins_present() {
         let d = dirs(&[]);
         let file = d.conf.join("10-pods.conflist");
-        let config: serde_json::Value = serde_json::from_str(BRIDGE_LIST).unwrap();
+        let config: Value = serde_json::from_str(BRIDGE_LIST).unwrap();
         let network = CniNetwork::from_recorded(&file, config.clone()).unwrap();
         assert_eq!(network.name, "pods");
         assert_eq!(network.origin, NetworkOrigin::File(file.clone()));

@@ -27,9 +27,10 @@ use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{state_dir, write_atomic, CheckpointError, WiderMode};
+use crate::codec::json::{unless_empty, Fields, FromJson, OrderedObject};
 
 /// The directory under the root directory that holds checkpoints.
 pub const CHECKPOINT_DIR: &str = "sandbox";
@@ -52,28 +53,57 @@ const MAX_CHECKPOINT_BYTES: u64 = 1 << 20;
 const MAX_QUARANTINED_COPIES: usize = 100;
 
 /// One port mapping as cri-dockerd stores it; every field may be absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortMapping {
     /// `tcp`, `udp` or `sctp`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_port: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i32>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host_ip: String,
 }
 
+impl FromJson for PortMapping {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(PortMapping {
+            protocol: fields.opt("protocol"),
+            container_port: fields.opt("container_port"),
+            host_port: fields.opt("host_port"),
+            host_ip: fields.field("host_ip"),
+        })
+    }
+}
+
+impl PortMapping {
+    /// The mapping as cri-dockerd writes it: absent fields left out.
+    pub fn to_json(&self) -> OrderedObject {
+        let mut object = OrderedObject::new();
+        object
+            .add_some("protocol", self.protocol.as_deref())
+            .add_some("container_port", self.container_port)
+            .add_some("host_port", self.host_port)
+            .add_some("host_ip", unless_empty(self.host_ip.as_str()));
+        object
+    }
+}
+
 /// The checksummed part of a checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckpointData {
     /// `None` when the file has no `port_mappings` key; cri-dockerd hashes
     /// an absent list and an empty one differently.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_mappings: Option<Vec<PortMapping>>,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub host_network: bool,
+}
+
+impl FromJson for CheckpointData {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(CheckpointData {
+            port_mappings: fields.opt("port_mappings"),
+            host_network: fields.field("host_network"),
+        })
+    }
 }
 
 impl CheckpointData {
@@ -89,42 +119,78 @@ impl CheckpointData {
     pub fn port_mappings(&self) -> &[PortMapping] {
         self.port_mappings.as_deref().unwrap_or_default()
     }
-}
 
-fn is_false(value: &bool) -> bool {
-    !*value
+    /// The data as cri-dockerd writes it.
+    pub fn to_json(&self) -> OrderedObject {
+        let mut object = OrderedObject::new();
+        if let Some(mappings) = &self.port_mappings {
+            object.add_objects("port_mappings", mappings.iter().map(PortMapping::to_json));
+        }
+        object.add_some("host_network", unless_empty(self.host_network));
+        object
+    }
 }
 
 /// dockshim's own fields, under the `dockshim` key. Checkpoints written by
 /// cri-dockerd have none; every field then takes its default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SandboxNetwork {
     /// The pod's UID from the sandbox metadata.
-    #[serde(default)]
     pub uid: String,
     /// `RunPodSandboxRequest.runtime_handler` as given; files written
     /// before it was recorded read as the default handler, `""`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub runtime_handler: String,
     /// The CNI network the sandbox was (or is being) attached to; empty
     /// for host-network sandboxes and before setup started.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cni_network: String,
     /// The namespace path given to the plugins as `CNI_NETNS`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub netns: String,
     /// The pid whose namespace `netns` names, when it is `/proc/<pid>/ns/net`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     /// The pod's primary IP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_ip: Option<IpAddr>,
     /// The pod's other IPs (the other family on a dual-stack node).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_ips: Vec<IpAddr>,
     /// True once CNI ADD completed; false again after DEL.
-    #[serde(default)]
     pub network_ready: bool,
+}
+
+impl FromJson for SandboxNetwork {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(SandboxNetwork {
+            uid: fields.field("uid"),
+            runtime_handler: fields.field("runtime_handler"),
+            cni_network: fields.field("cni_network"),
+            netns: fields.field("netns"),
+            pid: fields.opt("pid"),
+            primary_ip: fields.opt("primary_ip"),
+            additional_ips: fields.field("additional_ips"),
+            network_ready: fields.field("network_ready"),
+        })
+    }
+}
+
+impl SandboxNetwork {
+    /// The record with empty optional fields left out.
+    pub fn to_json(&self) -> OrderedObject {
+        let additional_ips: Vec<String> =
+            self.additional_ips.iter().map(IpAddr::to_string).collect();
+        let mut object = OrderedObject::new();
+        object
+            .add("uid", self.uid.as_str())
+            .add_some(
+                "runtime_handler",
+                unless_empty(self.runtime_handler.as_str()),
+            )
+            .add_some("cni_network", unless_empty(self.cni_network.as_str()))
+            .add_some("netns", unless_empty(self.netns.as_str()))
+            .add_some("pid", self.pid)
+            .add_some("primary_ip", self.primary_ip.map(|ip| ip.to_string()))
+            .add_some("additional_ips", unless_empty(additional_ips))
+            .add("network_ready", self.network_ready);
+        object
+    }
 }
 
 /// A sandbox checkpoint.
@@ -139,16 +205,20 @@ pub struct PodSandboxCheckpoint {
     pub dockshim: Option<SandboxNetwork>,
 }
 
-/// The file's layout, key order as cri-dockerd writes it.
-#[derive(Serialize, Deserialize)]
-struct CheckpointFile {
-    version: String,
-    name: String,
-    namespace: String,
-    data: CheckpointData,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    dockshim: Option<SandboxNetwork>,
-    checksum: u64,
+impl PodSandboxCheckpoint {
+    /// The file's text, keys in the order cri-dockerd writes them.
+    fn to_json(&self) -> String {
+        let mut file = OrderedObject::new();
+        file.add("version", CHECKPOINT_VERSION)
+            .add("name", self.name.as_str())
+            .add("namespace", self.namespace.as_str())
+            .add_object("data", self.data.to_json());
+        if let Some(dockshim) = &self.dockshim {
+            file.add_object("dockshim", dockshim.to_json());
+        }
+        file.add("checksum", checksum(&self.data));
+        file.into_text()
+    }
 }
 
 /// The checksum cri-dockerd stores: FNV-32a of `data` rendered the way
@@ -279,17 +349,8 @@ impl CheckpointStore {
     /// Writes (or replaces) the checkpoint of sandbox `id`, atomically.
     pub fn save(&self, id: &str, checkpoint: &PodSandboxCheckpoint) -> Result<(), CheckpointError> {
         validate_id(id)?;
-        let file = CheckpointFile {
-            version: CHECKPOINT_VERSION.to_owned(),
-            name: checkpoint.name.clone(),
-            namespace: checkpoint.namespace.clone(),
-            data: checkpoint.data.clone(),
-            dockshim: checkpoint.dockshim.clone(),
-            checksum: checksum(&checkpoint.data),
-        };
-        let bytes = serde_json::to_vec(&file).map_err(CheckpointError::Encode)?;
         let path = self.dir.join(id);
-        write_atomic(&path, &bytes).map_err(|source| CheckpointError::Io {
+        write_atomic(&path, checkpoint.to_json().as_bytes()).map_err(|source| CheckpointError::Io {
             path,
             action: "write",
             source,
@@ -464,21 +525,30 @@ fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
 
 /// Parses and verifies a checkpoint file; the error says why it is corrupt.
 fn decode(bytes: &[u8]) -> Result<PodSandboxCheckpoint, String> {
-    let file: CheckpointFile =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a checkpoint: {e}"))?;
-    let expected = checksum(&file.data);
-    if file.checksum != expected {
+    let (checkpoint, stored) = serde_json::from_slice(bytes)
+        .and_then(|file| read_file(&file))
+        .map_err(|e| format!("not a checkpoint: {e}"))?;
+    let expected = checksum(&checkpoint.data);
+    if stored != expected {
         return Err(format!(
-            "checksum {} does not match its data ({expected})",
-            file.checksum
+            "checksum {stored} does not match its data ({expected})"
         ));
     }
-    Ok(PodSandboxCheckpoint {
-        name: file.name,
-        namespace: file.namespace,
-        data: file.data,
-        dockshim: file.dockshim,
-    })
+    Ok(checkpoint)
+}
+
+/// A checkpoint file's content and the checksum stored with it. Every key
+/// but `dockshim` is required, `version` too although only `v1` exists.
+fn read_file(file: &Value) -> Result<(PodSandboxCheckpoint, u64), serde_json::Error> {
+    let fields = Fields::of(file)?;
+    fields.required::<String>("version");
+    let checkpoint = PodSandboxCheckpoint {
+        name: fields.required("name"),
+        namespace: fields.required("namespace"),
+        data: fields.required("data"),
+        dockshim: fields.opt("dockshim"),
+    };
+    fields.finish((checkpoint, fields.required("checksum")))
 }
 
 #[cfg(test)]
@@ -585,8 +655,7 @@ mod tests {
     fn saved_file_has_cri_dockerds_keys_and_ours_aside() {
         let (_root, store) = store();
         store.save(ID, &checkpoint()).unwrap();
-        let json: serde_json::Value =
-            serde_json::from_slice(&fs::read(store.dir().join(ID)).unwrap()).unwrap();
+        let json: Value = serde_json::from_slice(&fs::read(store.dir().join(ID)).unwrap()).unwrap();
         assert_eq!(json["version"], "v1");
         assert_eq!(json["name"], "web");
         assert_eq!(json["namespace"], "default");
@@ -778,7 +847,7 @@ mod tests {
             store.get(ID).unwrap_err(),
             CheckpointError::NotFound { .. }
         ));
-        let kept: serde_json::Value = serde_json::from_slice(&fs::read(&moved).unwrap()).unwrap();
+        let kept: Value = serde_json::from_slice(&fs::read(&moved).unwrap()).unwrap();
         assert_eq!(kept["name"], "web");
         assert!(store.set_aside(ID, "visible").is_err());
     }
@@ -789,5 +858,85 @@ mod tests {
         fs::write(store.dir().join(ID), vec![b' '; 2 << 20]).unwrap();
         let err = store.get(ID).unwrap_err();
         assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn files_keep_the_bytes_cri_dockerd_and_earlier_versions_wrote() {
+        let (_root, store) = store();
+        let mut full = checkpoint();
+        full.data = CheckpointData::new(
+            vec![
+                one_port().port_mappings()[0].clone(),
+                PortMapping {
+                    container_port: Some(53),
+                    ..PortMapping::default()
+                },
+            ],
+            true,
+        );
+        let escaped = PodSandboxCheckpoint {
+            name: "q\"x\u{e9}\u{1}".to_owned(),
+            namespace: "n".to_owned(),
+            data: CheckpointData::default(),
+            dockshim: Some(SandboxNetwork::default()),
+        };
+        let bare = PodSandboxCheckpoint {
+            name: "w".to_owned(),
+            namespace: "n".to_owned(),
+            data: CheckpointData::default(),
+            dockshim: None,
+        };
+        let cases = [
+            (
+                full,
+                concat!(
+                    r#"{"version":"v1","name":"web","namespace":"default","data":{"port_mappings":["#,
+                    r#"{"protocol":"tcp","container_port":80,"host_port":8080,"host_ip":"127.0.0.1"},"#,
+                    r#"{"container_port":53}],"host_network":true},"dockshim":{"uid":"0d1e2f","#,
+                    r#""runtime_handler":"docker","cni_network":"pods","netns":"/proc/4242/ns/net","#,
+                    r#""pid":4242,"primary_ip":"10.88.0.7","additional_ips":["fd00::7"],"#,
+                    r#""network_ready":true},"checksum":2178858124}"#
+                ),
+            ),
+            (
+                escaped,
+                r#"{"version":"v1","name":"q\"xé\u0001","namespace":"n","data":{},"dockshim":{"uid":"","network_ready":false},"checksum":2305795928}"#,
+            ),
+            (
+                bare,
+                r#"{"version":"v1","name":"w","namespace":"n","data":{},"checksum":2305795928}"#,
+            ),
+        ];
+        for (checkpoint, bytes) in cases {
+            store.save(ID, &checkpoint).unwrap();
+            assert_eq!(fs::read_to_string(store.dir().join(ID)).unwrap(), bytes);
+            assert_eq!(store.get(ID).unwrap(), checkpoint);
+        }
+    }
+
+    #[test]
+    fn a_file_missing_a_required_key_or_with_a_bad_address_is_corrupt() {
+        let (_root, store) = store();
+        let empty = checksum(&CheckpointData::default());
+        for (text, reason) in [
+            (
+                format!(r#"{{"version":"v1","namespace":"n","data":{{}},"checksum":{empty}}}"#),
+                "missing field `name`",
+            ),
+            (
+                format!(
+                    r#"{{"version":"v1","name":"w","namespace":"n","data":{{}},"dockshim":{{"primary_ip":"10.88"}},"checksum":{empty}}}"#
+                ),
+                "dockshim: primary_ip: invalid IP address syntax",
+            ),
+        ] {
+            fs::write(store.dir().join(ID), text).unwrap();
+            match store.get(ID) {
+                Err(CheckpointError::Corrupt { reason: got, .. }) => {
+                    assert_eq!(got, format!("not a checkpoint: {reason}"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -53,8 +53,6 @@ pub enum CheckpointError {
         action: &'static str,
         source: io::Error,
     },
-    /// The checkpoint could not be encoded.
-    Encode(serde_json::Error),
 }
 
 impl fmt::Display for CheckpointError {
@@ -80,7 +78,6 @@ impl fmt::Display for CheckpointError {
                 action,
                 source,
             } => write!(f, "cannot {action} {}: {source}", path.display()),
-            CheckpointError::Encode(source) => write!(f, "cannot encode checkpoint: {source}"),
         }
     }
 }
@@ -89,7 +86,6 @@ impl std::error::Error for CheckpointError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             CheckpointError::Io { source, .. } => Some(source),
-            CheckpointError::Encode(source) => Some(source),
             _ => None,
         }
     }

@@ -18,16 +18,17 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::checkpoint::{validate_id, PortMapping};
 use super::{read_small, state_dir, write_atomic, OwedTeardownError, WiderMode};
+use crate::codec::json::{self, Fields, FromJson, OrderedObject};
 
 /// The directory under the root directory that holds the records.
 pub const OWED_TEARDOWN_DIR: &str = "owed-teardown";
 
 /// A CNI DEL still owed for one sandbox.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OwedTeardown {
     pub name: String,
     pub namespace: String,
@@ -35,9 +36,47 @@ pub struct OwedTeardown {
     /// Where the network configuration was read from.
     pub network_file: PathBuf,
     /// The network configuration as the plugins read it at ADD.
-    pub network_config: serde_json::Value,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_config: Value,
     pub port_mappings: Vec<PortMapping>,
+}
+
+impl FromJson for OwedTeardown {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(OwedTeardown {
+            name: fields.required("name"),
+            namespace: fields.required("namespace"),
+            uid: fields.required("uid"),
+            network_file: PathBuf::from(fields.required::<String>("network_file")),
+            network_config: fields.required("network_config"),
+            port_mappings: fields.field("port_mappings"),
+        })
+    }
+}
+
+impl OwedTeardown {
+    /// The record's text; a network file whose path is not UTF-8 cannot be
+    /// written.
+    fn to_json(&self) -> Result<String, serde_json::Error> {
+        let network_file = self
+            .network_file
+            .to_str()
+            .ok_or_else(|| json::error("path contains invalid UTF-8 characters"))?;
+        let mut record = OrderedObject::new();
+        record
+            .add("name", self.name.as_str())
+            .add("namespace", self.namespace.as_str())
+            .add("uid", self.uid.as_str())
+            .add("network_file", network_file)
+            .add("network_config", self.network_config.clone());
+        if !self.port_mappings.is_empty() {
+            record.add_objects(
+                "port_mappings",
+                self.port_mappings.iter().map(PortMapping::to_json),
+            );
+        }
+        Ok(record.into_text())
+    }
 }
 
 /// The record directory.
@@ -61,8 +100,8 @@ impl OwedTeardowns {
     /// Records (or replaces) the teardown owed for sandbox `id`, atomically.
     pub fn record(&self, id: &str, owed: &OwedTeardown) -> Result<(), OwedTeardownError> {
         let path = self.path(id)?;
-        let bytes = serde_json::to_vec(owed).map_err(OwedTeardownError::Encode)?;
-        write_atomic(&path, &bytes).map_err(|source| OwedTeardownError::Io {
+        let text = owed.to_json().map_err(OwedTeardownError::Encode)?;
+        write_atomic(&path, text.as_bytes()).map_err(|source| OwedTeardownError::Io {
             path,
             action: "write",
             source,
@@ -89,7 +128,7 @@ impl OwedTeardowns {
                 })
             }
         };
-        serde_json::from_str(&text)
+        json::decode(text)
             .map(Some)
             .map_err(|err| OwedTeardownError::Corrupt {
                 path,
@@ -212,5 +251,31 @@ mod tests {
         assert!(matches!(err, OwedTeardownError::Corrupt { .. }), "{err}");
         let err = store.record("../escape", &owed()).unwrap_err();
         assert!(matches!(err, OwedTeardownError::InvalidId { .. }), "{err}");
+    }
+
+    #[test]
+    fn records_keep_the_bytes_earlier_versions_wrote() {
+        let root = tempfile::tempdir().unwrap();
+        let store = OwedTeardowns::open(root.path()).unwrap();
+        let mut record = owed();
+        record.network_config["plugins"][0]["ipam"] = serde_json::json!({"type": "host-local"});
+        let written = |store: &OwedTeardowns, record: &OwedTeardown| {
+            store.record("abc123", record).unwrap();
+            fs::read_to_string(root.path().join(OWED_TEARDOWN_DIR).join("abc123")).unwrap()
+        };
+        let head = concat!(
+            r#"{"name":"web","namespace":"default","uid":"11111111-2222","#,
+            r#""network_file":"/etc/cni/net.d/10-pods.conflist","network_config":"#,
+            r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"ipam":{"type":"host-local"},"type":"bridge"}]}"#
+        );
+        assert_eq!(
+            written(&store, &record),
+            format!(
+                r#"{head},"port_mappings":[{{"protocol":"tcp","container_port":80,"host_port":8080}}]}}"#
+            )
+        );
+        record.port_mappings.clear();
+        assert_eq!(written(&store, &record), format!("{head}}}"));
+        assert_eq!(store.get("abc123").unwrap(), Some(record));
     }
 }

@@ -28,11 +28,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
 
-use serde::Serialize;
-
 use super::websocket::WsWriter;
 use super::{ChannelError, WebSocketError};
 use crate::codec::base64::{self, Alphabet};
+use crate::codec::json::OrderedObject;
 use crate::codec::Base64Error;
 
 pub const V5_BINARY: &str = "v5.channel.k8s.io";
@@ -529,82 +528,32 @@ impl StreamStatus {
     /// `details.causes[].message` of the cause whose `reason` is
     /// `ExitCode`.
     pub fn to_json(&self) -> String {
-        let message = self.to_text();
-        let exit_code;
-        let document = match self {
-            StreamStatus::Success => StatusDocument {
-                metadata: EmptyObject {},
-                status: "Success",
-                message: None,
-                reason: None,
-                details: None,
-                code: None,
-            },
-            StreamStatus::ExitCode(code) => {
-                exit_code = code.to_string();
-                StatusDocument {
-                    metadata: EmptyObject {},
-                    status: "Failure",
-                    message: message.as_deref(),
-                    reason: Some("NonZeroExitCode"),
-                    details: Some(StatusDetails {
-                        causes: [StatusCause {
-                            reason: Some("ExitCode"),
-                            message: &exit_code,
-                        }],
-                    }),
-                    code: None,
-                }
+        let mut document = OrderedObject::new();
+        document.add_object("metadata", OrderedObject::new());
+        let (reason, cause_reason, cause, code) = match self {
+            StreamStatus::Success => {
+                document.add("status", "Success");
+                return document.into_text();
             }
-            StreamStatus::InternalError(cause) => StatusDocument {
-                metadata: EmptyObject {},
-                status: "Failure",
-                message: message.as_deref(),
-                reason: Some("InternalError"),
-                details: Some(StatusDetails {
-                    causes: [StatusCause {
-                        reason: None,
-                        message: cause,
-                    }],
-                }),
-                code: Some(500),
-            },
+            StreamStatus::ExitCode(code) => {
+                ("NonZeroExitCode", Some("ExitCode"), code.to_string(), None)
+            }
+            StreamStatus::InternalError(cause) => ("InternalError", None, cause.clone(), Some(500)),
         };
-        // Serializing structs of strings and integers into a String cannot
-        // fail: there are no maps with non-string keys and no I/O.
-        #[allow(clippy::expect_used)]
-        let json = serde_json::to_string(&document).expect("a status document always serializes");
-        json
+        let mut cause_object = OrderedObject::new();
+        cause_object
+            .add_some("reason", cause_reason)
+            .add("message", cause);
+        let mut details = OrderedObject::new();
+        details.add_objects("causes", [cause_object]);
+        document
+            .add("status", "Failure")
+            .add_some("message", self.to_text())
+            .add("reason", reason)
+            .add_object("details", details)
+            .add_some("code", code);
+        document.into_text()
     }
-}
-
-#[derive(Serialize)]
-struct StatusDocument<'a> {
-    metadata: EmptyObject,
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<StatusDetails<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<u16>,
-}
-
-#[derive(Serialize)]
-struct EmptyObject {}
-
-#[derive(Serialize)]
-struct StatusDetails<'a> {
-    causes: [StatusCause<'a>; 1],
-}
-
-#[derive(Serialize)]
-struct StatusCause<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    message: &'a str,
 }
 
 #[cfg(test)]

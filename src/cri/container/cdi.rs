@@ -197,7 +197,7 @@ mod tests {
         );
         let requests = device_requests(&config, &engine(&["/etc/cdi", "/var/run/cdi"])).unwrap();
         assert_eq!(
-            serde_json::to_value(&requests).unwrap(),
+            serde_json::Value::Array(requests.iter().map(DeviceRequest::to_json).collect()),
             serde_json::json!([{
                 "Driver": "cdi",
                 "DeviceIDs": [

@@ -508,7 +508,7 @@ pub(crate) mod tests {
     /// An engine as dockshim sees it at `api`, from the `/info` fields
     /// that matter for mounts.
     fn engine(version: &str, api: ApiVersion, kernel: &str) -> Engine {
-        let info: Info = serde_json::from_value(json!({
+        let info: Info = crate::codec::json::FromJson::from_json(&json!({
             "ServerVersion": version,
             "KernelVersion": kernel,
             "Driver": "overlay2",
@@ -584,7 +584,7 @@ pub(crate) mod tests {
     fn mounts_json(mounts: &[v1::Mount], engine: &Engine) -> Value {
         let docker = docker_mounts(mounts, engine, &table()).unwrap();
         assert!(docker.binds.is_empty(), "{docker:?}");
-        serde_json::to_value(&docker.mounts).unwrap()
+        Value::Array(docker.mounts.iter().map(Mount::to_json).collect())
     }
 
     fn refusal(mount: v1::Mount, engine: &Engine) -> (Code, String) {

@@ -676,7 +676,7 @@ mod tests {
         };
         let body = update_resources_body(&resources, &current, true).unwrap();
         assert_eq!(
-            serde_json::to_value(&body).unwrap(),
+            body.to_json(),
             json!({
                 "Memory": 128 * MIB,
                 "MemorySwap": 128 * MIB,

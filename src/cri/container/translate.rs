@@ -553,7 +553,7 @@ mod tests {
     /// Docker 29.7.2 as it reports itself, CDI on.
     /// An engine with CDI on, as Docker 29 has by default.
     fn engine_with_cdi() -> Engine {
-        let info = serde_json::from_value(json!({
+        let info = crate::codec::json::FromJson::from_json(&json!({
             "ServerVersion": "29.7.2",
             "KernelVersion": "6.1.0",
             "Runtimes": {"runc": {"path": "runc"}, "io.containerd.runc.v2": {"path": "runc"}},
@@ -628,8 +628,9 @@ mod tests {
 
     fn body_of(config: &v1::ContainerConfig, sandbox: &v1::PodSandboxConfig) -> Value {
         let node = Node::new();
-        serde_json::to_value(container_create_body(config, sandbox, &node.options()).unwrap())
+        container_create_body(config, sandbox, &node.options())
             .unwrap()
+            .to_json()
     }
 
     fn refusal(config: &v1::ContainerConfig) -> (Code, String) {
@@ -1204,7 +1205,7 @@ mod tests {
             ),
         ];
         for (edit, expected) in accepted {
-            let body = serde_json::to_value(create(edit).unwrap()).unwrap();
+            let body = create(edit).unwrap().to_json();
             assert_eq!(field(&body, "SecurityOpt").unwrap_or(Value::Null), expected);
         }
     }
@@ -1305,7 +1306,7 @@ mod tests {
             ..Node::new()
         };
         let body = container_create_body(&config, &sandbox(false), &node.options()).unwrap();
-        let body = serde_json::to_value(body).unwrap();
+        let body = body.to_json();
         assert_eq!(field(&body, "Binds"), Some(json!(["/shared:/rw:rprivate"])));
         assert_eq!(
             field(&body, "Mounts"),
@@ -1389,7 +1390,7 @@ mod tests {
         };
         let body = container_create_body(&config(), &sandbox(false), &options).unwrap();
         assert_eq!(
-            serde_json::to_value(&body).unwrap()["HostConfig"]["Runtime"],
+            body.to_json()["HostConfig"]["Runtime"],
             "io.containerd.runc.v2"
         );
     }
@@ -1409,7 +1410,7 @@ mod tests {
             ..Node::new()
         };
         let body = container_create_body(&config, &sandbox(false), &node.options()).unwrap();
-        let body = serde_json::to_value(body).unwrap();
+        let body = body.to_json();
         assert_eq!(
             field(&body, "DeviceRequests"),
             Some(json!([{"Driver": "cdi", "DeviceIDs": ["vendor.com/gpu=0", "vendor.com/gpu=1"]}]))

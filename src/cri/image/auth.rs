@@ -9,31 +9,24 @@
 
 use std::fmt;
 
-use serde::Serialize;
-
 use super::error::AuthError;
 use crate::api::v1;
 use crate::codec::base64::{self, Alphabet};
+use crate::codec::json::{unless_empty, OrderedObject};
 
 /// What replaces a secret in any text dockshim passes on.
 const REDACTED: &str = "<redacted>";
 
 /// The credentials of one pull, in the JSON form of Docker's `AuthConfig`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RegistryAuth {
-    #[serde(skip_serializing_if = "String::is_empty")]
     username: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     password: String,
-    #[serde(rename = "serveraddress", skip_serializing_if = "String::is_empty")]
     server_address: String,
-    #[serde(rename = "identitytoken", skip_serializing_if = "String::is_empty")]
     identity_token: String,
-    #[serde(rename = "registrytoken", skip_serializing_if = "String::is_empty")]
     registry_token: String,
     /// Other forms the secrets may take in a message (the CRI `auth`
     /// field, the Basic credentials a registry sees); never serialised.
-    #[serde(skip)]
     aliases: Vec<String>,
 }
 
@@ -86,10 +79,16 @@ impl RegistryAuth {
         if self.is_empty() {
             return None;
         }
-        // Serialising a struct of strings cannot fail; an empty object
-        // would still be a valid (anonymous) header.
-        let json = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
-        Some(base64::encode(&json, Alphabet::UrlSafe))
+        let mut json = OrderedObject::new();
+        json.add_some("username", unless_empty(self.username.as_str()))
+            .add_some("password", unless_empty(self.password.as_str()))
+            .add_some("serveraddress", unless_empty(self.server_address.as_str()))
+            .add_some("identitytoken", unless_empty(self.identity_token.as_str()))
+            .add_some("registrytoken", unless_empty(self.registry_token.as_str()));
+        Some(base64::encode(
+            json.into_text().as_bytes(),
+            Alphabet::UrlSafe,
+        ))
     }
 
     /// Which credentials are used, for logs: the user name, or the kind of

@@ -76,7 +76,7 @@ pub fn verbose_info(image: &ImageInspect) -> HashMap<String, String> {
             "author": image.author,
             "architecture": image.architecture,
             "os": image.os,
-            "config": image.config,
+            "config": image.config.to_json(),
             "rootfs": {
                 "type": image.root_fs.kind,
                 "diff_ids": image.root_fs.layers,

@@ -178,8 +178,8 @@ fn checkpoint_json(checkpoint: &PodSandboxCheckpoint) -> serde_json::Value {
     json!({
         "name": checkpoint.name,
         "namespace": checkpoint.namespace,
-        "data": checkpoint.data,
-        "network": checkpoint.dockshim,
+        "data": checkpoint.data.to_json().into_value(),
+        "network": checkpoint.dockshim.as_ref().map(|network| network.to_json().into_value()),
     })
 }
 

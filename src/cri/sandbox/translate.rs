@@ -470,7 +470,9 @@ mod tests {
 
     fn body(config: &v1::PodSandboxConfig) -> serde_json::Value {
         let profiles = FakeProfiles::default();
-        serde_json::to_value(sandbox_create_body(config, &options(&profiles)).unwrap()).unwrap()
+        sandbox_create_body(config, &options(&profiles))
+            .unwrap()
+            .to_json()
     }
 
     fn refusal(config: &v1::PodSandboxConfig, opts: &SandboxOptions<'_>) -> (Code, String) {
@@ -655,7 +657,7 @@ mod tests {
             };
             let body = sandbox_create_body(&config(), &opts).unwrap();
             assert_eq!(body.host_config.runtime, "", "{handler}");
-            let json = serde_json::to_value(&body).unwrap();
+            let json = body.to_json();
             assert!(json["HostConfig"].get("Runtime").is_none(), "{json}");
         }
     }
@@ -671,7 +673,7 @@ mod tests {
         };
         let body = sandbox_create_body(&config(), &opts).unwrap();
         assert_eq!(
-            serde_json::to_value(&body).unwrap()["HostConfig"]["Runtime"],
+            body.to_json()["HostConfig"]["Runtime"],
             "io.containerd.runc.v2"
         );
     }
@@ -818,9 +820,9 @@ mod tests {
         for (set, key, expected) in cases {
             let mut config = config();
             set(security(&mut config));
-            let body =
-                serde_json::to_value(sandbox_create_body(&config, &options(&profiles)).unwrap())
-                    .unwrap();
+            let body = sandbox_create_body(&config, &options(&profiles))
+                .unwrap()
+                .to_json();
             let value = body.get(key).or_else(|| body["HostConfig"].get(key));
             assert_eq!(value, Some(&expected), "{key}");
         }

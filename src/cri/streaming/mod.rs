@@ -172,7 +172,7 @@ mod tests {
     }
 
     fn inspect(id: &str, kind: &str, status: &str) -> ContainerInspect {
-        serde_json::from_value(serde_json::json!({
+        crate::codec::json::FromJson::from_json(&serde_json::json!({
             "Id": id,
             "Name": format!("/k8s_{id}"),
             "State": {"Status": status, "Running": status == "running"},

@@ -19,9 +19,10 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::{CniCommand, CniError};
+use crate::codec::json::{self, Fields, FromJson};
 use crate::network::cni_config::find_plugin;
 
 /// How long one plugin execution may take before it is killed. Plugins
@@ -226,7 +227,7 @@ impl PluginExec for ProcessExec {
             return Ok(stdout.bytes);
         }
         if let Some(error) = (!stdout.truncated)
-            .then(|| serde_json::from_slice::<PluginErrorJson>(&stdout.bytes).ok())
+            .then(|| json::decode::<PluginErrorJson>(&stdout.bytes).ok())
             .flatten()
         {
             return Err(CniError::Plugin {
@@ -254,13 +255,21 @@ impl PluginExec for ProcessExec {
 }
 
 /// The CNI error format; `code` is required to tell it from a result.
-#[derive(Deserialize)]
 struct PluginErrorJson {
     code: u64,
-    #[serde(default)]
     msg: String,
-    #[serde(default)]
     details: String,
+}
+
+impl FromJson for PluginErrorJson {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(PluginErrorJson {
+            code: fields.required("code"),
+            msg: fields.field("msg"),
+            details: fields.field("details"),
+        })
+    }
 }
 
 /// Kills the plugin and everything in its process group, then reaps it.

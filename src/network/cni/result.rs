@@ -5,10 +5,10 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::CniError;
+use crate::codec::json::{Fields, FromJson};
 
 /// The pod's addresses from an ADD result.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,32 +32,65 @@ pub(super) fn parse_result(plugin: &str, output: &[u8]) -> Result<Value, CniErro
     Ok(value)
 }
 
-#[derive(Deserialize)]
 struct ResultInterface {
-    #[serde(default)]
     sandbox: String,
 }
 
-#[derive(Deserialize)]
+impl FromJson for ResultInterface {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ResultInterface {
+            sandbox: fields.field("sandbox"),
+        })
+    }
+}
+
 struct ResultIp {
     address: String,
     interface: Option<usize>,
 }
 
+impl FromJson for ResultIp {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(ResultIp {
+            address: fields.required("address"),
+            interface: fields.opt("interface"),
+        })
+    }
+}
+
 /// The `ip4`/`ip6` entries of results before version 0.3.0.
-#[derive(Deserialize)]
 struct LegacyIp {
     ip: String,
 }
 
-#[derive(Deserialize)]
+impl FromJson for LegacyIp {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(LegacyIp {
+            ip: fields.required("ip"),
+        })
+    }
+}
+
 struct CniResult {
-    #[serde(default)]
     interfaces: Vec<ResultInterface>,
-    #[serde(default)]
     ips: Vec<ResultIp>,
     ip4: Option<LegacyIp>,
     ip6: Option<LegacyIp>,
+}
+
+impl FromJson for CniResult {
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let fields = Fields::of(value)?;
+        fields.finish(CniResult {
+            interfaces: fields.field("interfaces"),
+            ips: fields.field("ips"),
+            ip4: fields.opt("ip4"),
+            ip6: fields.opt("ip6"),
+        })
+    }
 }
 
 /// The pod's addresses in a final ADD result: those on an interface inside
@@ -67,7 +100,7 @@ pub(super) fn pod_ips(result: &Value, dual_stack: bool) -> Result<PodIps, CniErr
         plugin: "(final result)".to_owned(),
         reason,
     };
-    let parsed = CniResult::deserialize(result).map_err(|e| bad(e.to_string()))?;
+    let parsed = CniResult::from_json(result).map_err(|e| bad(e.to_string()))?;
     let in_sandbox = |ip: &&ResultIp| match ip.interface {
         None => true,
         Some(index) => parsed
@@ -134,6 +167,17 @@ mod tests {
         let ips = pod_ips(&result, true).unwrap();
         assert_eq!(ips.primary, Some("fd00::3".parse().unwrap()));
         assert!(ips.additional.is_empty());
+    }
+
+    #[test]
+    fn an_address_without_its_field_or_on_a_negative_interface_is_a_bad_result() {
+        for result in [
+            json!({"ips": [{"interface": 0}]}),
+            json!({"ips": [{"address": "10.88.0.9/24", "interface": -1}]}),
+        ] {
+            let err = pod_ips(&result, false).unwrap_err();
+            assert!(matches!(err, CniError::BadResult { .. }), "{err}");
+        }
     }
 
     #[test]
