@@ -126,7 +126,10 @@ impl Metrics {
     /// A registry for the gRPC methods `methods` (full paths); calls to
     /// other methods are not counted.
     pub fn new(methods: impl IntoIterator<Item = &'static str>) -> Metrics {
-        let mut grpc: Vec<GrpcSeries> = methods
+        let mut methods: Vec<&'static str> = methods.into_iter().collect();
+        methods.sort_unstable();
+        methods.dedup();
+        let grpc = methods
             .into_iter()
             .map(|method| GrpcSeries {
                 method,
@@ -135,8 +138,6 @@ impl Metrics {
                 latency: Histogram::default(),
             })
             .collect();
-        grpc.sort_by_key(|series| series.method);
-        grpc.dedup_by_key(|series| series.method);
         Metrics {
             grpc,
             docker: Default::default(),
