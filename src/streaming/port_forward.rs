@@ -78,6 +78,7 @@ use super::spdy_session::{
 use super::websocket;
 use super::ws_session::{WsOutbound, WsSession};
 use super::{PortForwardError, SpdySessionError};
+use crate::supervisor;
 
 /// The SPDY subprotocol of port forwarding; the kubelet accepts no other.
 pub const SPDY_PROTOCOL: &str = "portforward.k8s.io";
@@ -362,11 +363,11 @@ impl PortForward<'_> {
         held: Held<'env>,
     ) {
         let reporter = client.clone();
-        let spawned = thread::Builder::new()
-            .name(CONNECTION_THREAD_NAME.to_owned())
-            .spawn_scoped(scope, move || {
-                self.forward(port, &client, inbound, hangup, &held);
-            });
+        let spawned = supervisor::spawn_scoped_named(
+            scope,
+            CONNECTION_THREAD_NAME.to_owned(),
+            Box::new(move || self.forward(port, &client, inbound, hangup, &held)),
+        );
         if let Err(err) = spawned {
             self.fail(port, &reporter, &PortForwardError::Thread(err));
             reporter.finish();
