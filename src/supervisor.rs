@@ -2,7 +2,8 @@
 //! by [`spawn`], which names it and catches its death — a panic, or a
 //! return its body reports as a failure — so that no such thread ends
 //! unnoticed. Threads that live for one call, one connection or one
-//! session are not supervised: whoever waits for them sees them end.
+//! session are not supervised: whoever waits for them sees them end. Both
+//! kinds start through [`spawn_named`] or [`spawn_scoped_named`].
 //!
 //! What follows a death depends on what the thread's loss costs
 //! ([`OnDeath`]):
@@ -33,7 +34,7 @@ use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::thread::{self, JoinHandle, Scope, ScopedJoinHandle};
 
 /// Deaths kept for Status. Each supervised thread dies at most once, but
 /// `layer-sizes` and `log-catch-up` are started again by their owners, so
@@ -139,10 +140,18 @@ impl Supervisor {
     where
         F: FnOnce() -> Ended + Send + 'static,
     {
+        self.spawn_boxed(duty, Box::new(body))
+    }
+
+    fn spawn_boxed(
+        &self,
+        duty: Duty,
+        body: Box<dyn FnOnce() -> Ended + Send>,
+    ) -> io::Result<JoinHandle<()>> {
         let supervisor = self.clone();
-        thread::Builder::new()
-            .name(duty.name.to_owned())
-            .spawn(move || {
+        spawn_named(
+            duty.name.to_owned(),
+            Box::new(move || {
                 // Nothing the body owned is used once it has unwound: the
                 // thread ends here either way, and what it shared with
                 // other threads sits behind locks whose users accept a
@@ -153,7 +162,8 @@ impl Supervisor {
                     Err(payload) => Cause::Panicked(panic_message(payload.as_ref())),
                 };
                 supervisor.bury(Death { duty, cause });
-            })
+            }),
+        )
     }
 
     /// Every death so far (at most [`MAX_DEATHS_KEPT`]), oldest first.
@@ -224,6 +234,25 @@ where
     F: FnOnce() -> Ended + Send + 'static,
 {
     process().spawn(duty, body).map(drop)
+}
+
+/// Starts `body` on a thread named `name`, unsupervised: for threads that
+/// live for one call, connection or session, and under the supervised ones.
+/// A boxed body gives every thread started here one type, so the standard
+/// library's thread start-up is built once rather than once per closure
+/// (2 to 3 KB each).
+pub fn spawn_named(name: String, body: Box<dyn FnOnce() + Send>) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new().name(name).spawn(body)
+}
+
+/// [`spawn_named`] for a thread of `scope`, which may borrow from its
+/// caller.
+pub fn spawn_scoped_named<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    name: String,
+    body: Box<dyn FnOnce() + Send + 'scope>,
+) -> io::Result<ScopedJoinHandle<'scope, ()>> {
+    thread::Builder::new().name(name).spawn_scoped(scope, body)
 }
 
 /// The text `panic!` was given: a `&str` or a `String` payload.

@@ -584,7 +584,10 @@ fn tree_of(root: i32, table: &[ProcStat]) -> Vec<ProcStat> {
         children.entry(stat.ppid).or_default().push(stat);
     }
     let mut tree: Vec<ProcStat> = table.iter().filter(|s| s.pid == root).copied().collect();
-    let mut seen: BTreeSet<i32> = tree.iter().map(|s| s.pid).collect();
+    // Extended, not collected: collecting into a BTreeSet builds a sort
+    // for each call site.
+    let mut seen = BTreeSet::new();
+    seen.extend(tree.iter().map(|s| s.pid));
     let mut next = 0;
     while let Some(parent) = tree.get(next).map(|s| s.pid) {
         next += 1;

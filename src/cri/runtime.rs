@@ -724,14 +724,13 @@ fn runtime_handlers(engine: Option<&Engine>) -> Vec<v1::RuntimeHandler> {
 /// runtime's executable or shim; `null` while the engine is unknown.
 fn runtimes_info(engine: Option<&Engine>) -> serde_json::Value {
     match engine {
-        Some(engine) => json!({
-            "default": engine.default_runtime,
-            "runtimes": engine
-                .runtimes
-                .iter()
-                .map(|(name, runtime)| (name.clone(), json!(runtime.path)))
-                .collect::<serde_json::Map<_, _>>(),
-        }),
+        Some(engine) => {
+            let mut runtimes = serde_json::Map::new();
+            for (name, runtime) in &engine.runtimes {
+                runtimes.insert(name.clone(), json!(runtime.path));
+            }
+            json!({ "default": engine.default_runtime, "runtimes": runtimes })
+        }
         None => serde_json::Value::Null,
     }
 }

@@ -7,7 +7,7 @@
 //! and times, and for which labels the CRI sees. It does no I/O and knows
 //! nothing of CRI messages; the handlers turn entries into CRI statuses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use log::warn;
 
@@ -317,7 +317,7 @@ impl Entry {
 
     /// Whether every `key=value` of a CRI label selector is among
     /// [`Entry::cri_labels`].
-    pub fn matches_selector(&self, selector: &BTreeMap<String, String>) -> bool {
+    pub fn matches_selector(&self, selector: &HashMap<String, String>) -> bool {
         selector.iter().all(|(key, value)| {
             self.is_cri_label(key) && self.labels.get(key).is_some_and(|v| v == value)
         })
@@ -565,7 +565,7 @@ mod tests {
     #[test]
     fn selectors_match_only_visible_labels_and_all_of_them() {
         let e = entry(KILLED_CONTAINER);
-        let selector = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        let selector = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

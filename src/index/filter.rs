@@ -3,7 +3,7 @@
 //! empty string in a CRI filter field means "no filter" and becomes `None`
 //! (an empty string here also matches everything).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use super::entry::{CriState, Entry, Kind};
 
@@ -15,7 +15,7 @@ pub struct SandboxFilter {
     /// `SANDBOX_READY` is `Some(true)`, `SANDBOX_NOTREADY` `Some(false)`.
     pub ready: Option<bool>,
     /// Every pair must be among the sandbox's CRI labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: HashMap<String, String>,
 }
 
 /// ListContainers' `ContainerFilter`.
@@ -28,7 +28,7 @@ pub struct ContainerFilter {
     /// typed).
     pub sandbox_id: Option<String>,
     /// Every pair must be among the container's CRI labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: HashMap<String, String>,
 }
 
 impl SandboxFilter {
@@ -64,7 +64,7 @@ mod tests {
     use super::super::testing::{entry, sandbox};
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

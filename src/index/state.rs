@@ -11,7 +11,7 @@
 //! This module does no I/O and never blocks on anything but its callers'
 //! locks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::entry::Entry;
@@ -21,7 +21,9 @@ use super::subscribe::{transitions, IndexEvent, Subscribers};
 #[derive(Debug, Default)]
 pub(super) struct TicketBook {
     next: u64,
-    in_flight: BTreeSet<u64>,
+    /// Ascending, since tickets are issued in ascending order; a few at a
+    /// time, one per observation under way.
+    in_flight: Vec<u64>,
 }
 
 impl TicketBook {
@@ -29,12 +31,14 @@ impl TicketBook {
     pub(super) fn issue(&mut self) -> u64 {
         let ticket = self.next;
         self.next += 1;
-        self.in_flight.insert(ticket);
+        self.in_flight.push(ticket);
         ticket
     }
 
     pub(super) fn finish(&mut self, ticket: u64) {
-        self.in_flight.remove(&ticket);
+        if let Ok(at) = self.in_flight.binary_search(&ticket) {
+            self.in_flight.remove(at);
+        }
     }
 
     /// The next ticket to be issued: every observation with a smaller

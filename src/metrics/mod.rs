@@ -13,7 +13,7 @@
 
 pub mod server;
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -36,7 +36,7 @@ const CODES: usize = 17;
 /// under the last one.
 const DOCKER_METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OTHER"];
 
-const MICROS_PER_SECOND: f64 = 1_000_000.0;
+const MICROS_PER_SECOND: u64 = 1_000_000;
 
 static GLOBAL: OnceLock<Metrics> = OnceLock::new();
 
@@ -88,14 +88,35 @@ impl Histogram {
         let mut cumulative = 0;
         for (slot, bound) in self.slots.iter().zip(BUCKET_BOUNDS_MICROS) {
             cumulative += slot.load(Ordering::Relaxed);
-            let le = bound as f64 / MICROS_PER_SECOND;
+            let le = Seconds(bound);
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
         }
         cumulative += self.slots[BUCKET_SLOTS - 1].load(Ordering::Relaxed);
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / MICROS_PER_SECOND;
+        let sum = Seconds(self.sum_micros.load(Ordering::Relaxed));
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// Microseconds as decimal seconds without trailing zeros (`0.0005`, `1`,
+/// `2.5`): what `f64`'s `Display` writes for them below 10^15 µs, without
+/// the float formatting code that would take into the binary.
+struct Seconds(u64);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, mut fraction) = (self.0 / MICROS_PER_SECOND, self.0 % MICROS_PER_SECOND);
+        write!(f, "{whole}")?;
+        if fraction == 0 {
+            return Ok(());
+        }
+        let mut width = 6;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
+        write!(f, ".{fraction:0width$}")
     }
 }
 
@@ -126,7 +147,10 @@ impl Metrics {
     /// A registry for the gRPC methods `methods` (full paths); calls to
     /// other methods are not counted.
     pub fn new(methods: impl IntoIterator<Item = &'static str>) -> Metrics {
-        let mut grpc: Vec<GrpcSeries> = methods
+        let mut methods: Vec<&'static str> = methods.into_iter().collect();
+        methods.sort_unstable();
+        methods.dedup();
+        let grpc = methods
             .into_iter()
             .map(|method| GrpcSeries {
                 method,
@@ -135,8 +159,6 @@ impl Metrics {
                 latency: Histogram::default(),
             })
             .collect();
-        grpc.sort_by_key(|series| series.method);
-        grpc.dedup_by_key(|series| series.method);
         Metrics {
             grpc,
             docker: Default::default(),
@@ -305,6 +327,18 @@ mod tests {
 
     const VERSION: &str = "/runtime.v1.RuntimeService/Version";
     const STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
+
+    #[test]
+    fn seconds_are_written_as_an_f64_of_them_displays() {
+        let mut micros: Vec<u64> = vec![0, 1, 10, 999_999, 1_000_000, 1_000_001, 123_456_789];
+        micros.extend(BUCKET_BOUNDS_MICROS);
+        micros.extend((0..40).map(|shift| (1u64 << shift) * 7 + 3));
+        micros.push(999_999_999_999_999);
+        for m in micros {
+            let f64_display = (m as f64 / 1_000_000.0).to_string();
+            assert_eq!(Seconds(m).to_string(), f64_display, "{m} µs");
+        }
+    }
 
     /// A rendering parsed back: samples by their full `name{labels}`, and
     /// the families that had HELP and TYPE lines, with their type.

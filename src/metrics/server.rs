@@ -8,7 +8,6 @@ use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use super::{Gauges, Metrics};
@@ -113,14 +112,15 @@ fn accept_loop(listener: &TcpListener, source: &Arc<Source>) {
             continue;
         }
         let scraping = Arc::clone(source);
-        let spawned = thread::Builder::new()
-            .name("metrics-scrape".to_owned())
-            .spawn(move || {
+        let spawned = supervisor::spawn_named(
+            "metrics-scrape".to_owned(),
+            Box::new(move || {
                 if let Err(err) = serve(&mut conn, &scraping) {
                     log::debug!("metrics: scrape failed: {err}");
                 }
                 scraping.scrapes.fetch_sub(1, Ordering::AcqRel);
-            });
+            }),
+        );
         if let Err(err) = spawned {
             source.scrapes.fetch_sub(1, Ordering::AcqRel);
             log::warn!("metrics: cannot start a scrape thread: {err}");

@@ -27,6 +27,7 @@
 //! directory that `cni_config` reads holds no file at all, and only once its
 //! plugins are installed.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -137,22 +138,17 @@ impl BuiltInNetwork {
                 { "type": "portmap", "capabilities": { "portMappings": true } },
             ],
         });
-        let plugin = |plugin_type: &str, capabilities: &[&str]| CniPlugin {
+        let plugin = |plugin_type: &str| CniPlugin {
             plugin_type: plugin_type.to_owned(),
-            capabilities: capabilities
-                .iter()
-                .map(|c| ((*c).to_owned(), true))
-                .collect(),
+            capabilities: BTreeMap::new(),
         };
+        let mut portmap = plugin("portmap");
+        portmap.capabilities.insert("portMappings".to_owned(), true);
         Ok(CniNetwork {
             origin: NetworkOrigin::BuiltIn { subnets },
             name: self.bridge.clone(),
             cni_version: CNI_VERSION.to_owned(),
-            plugins: vec![
-                plugin("bridge", &[]),
-                plugin("firewall", &[]),
-                plugin("portmap", &["portMappings"]),
-            ],
+            plugins: vec![plugin("bridge"), plugin("firewall"), portmap],
             config,
         })
     }

@@ -27,6 +27,7 @@ use nix::sched::{setns, CloneFlags};
 
 use super::NetnsError;
 use crate::pidfd::{open_pinned, pid_of_proc_path};
+use crate::supervisor::spawn_scoped_named;
 
 /// The name of the throwaway threads, as seen in `/proc/<pid>/task/*/comm`.
 const NETNS_THREAD_NAME: &str = "netns";
@@ -45,23 +46,32 @@ where
         path: netns.to_path_buf(),
         source,
     })?;
-    let outcome = thread::scope(|scope| {
-        let thread = thread::Builder::new()
-            .name(NETNS_THREAD_NAME.to_owned())
-            .spawn_scoped(scope, move || {
-                setns(&namespace, CloneFlags::CLONE_NEWNET)?;
-                Ok(f())
-            })
-            .map_err(NetnsError::Spawn)?;
+    // The thread leaves its outcome here rather than returning it, so that
+    // its body has one type whatever `T` is (see `spawn_scoped_named`).
+    let mut outcome = None;
+    thread::scope(|scope| {
+        let thread = spawn_scoped_named(
+            scope,
+            NETNS_THREAD_NAME.to_owned(),
+            Box::new(|| {
+                outcome = Some(setns(&namespace, CloneFlags::CLONE_NEWNET).map(|()| f()));
+            }),
+        )
+        .map_err(NetnsError::Spawn)?;
         match thread.join() {
-            Ok(result) => Ok(result),
+            Ok(()) => Ok(()),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })?;
-    outcome.map_err(|errno| NetnsError::Enter {
-        path: netns.to_path_buf(),
-        errno,
-    })
+    match outcome {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(errno)) => Err(NetnsError::Enter {
+            path: netns.to_path_buf(),
+            errno,
+        }),
+        // The thread returned, and it sets the outcome before it does.
+        None => unreachable!("the netns thread ended without an outcome"),
+    }
 }
 
 /// Opens the namespace file, pinned to its process when the path is one

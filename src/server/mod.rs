@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::{Events, Interest, Token};
@@ -225,10 +225,10 @@ impl<S: Send + Sync + 'static> Server<S> {
                             shutdown_grace: options.shutdown_grace,
                         };
                         next_id += 1;
-                        match thread::Builder::new()
-                            .name(format!("conn-{}", config.id))
-                            .spawn(move || serve_connection(stream, config))
-                        {
+                        match supervisor::spawn_named(
+                            format!("conn-{}", config.id),
+                            Box::new(move || serve_connection(stream, config)),
+                        ) {
                             Ok(thread) => threads.push(thread),
                             Err(err) => log::error!("cannot start a connection thread: {err}"),
                         }

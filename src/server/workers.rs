@@ -22,10 +22,11 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
 use std::time::Duration;
 
 use bytes::BytesMut;
+
+use crate::supervisor;
 
 /// How long a worker waits for a job before its thread exits.
 pub(super) const IDLE_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -221,10 +222,7 @@ impl WorkerPool {
                 Kind::Reserved => format!("quick-{}", crew.started),
             };
             let shared = Arc::clone(&self.shared);
-            match thread::Builder::new()
-                .name(name)
-                .spawn(move || work(&shared, kind))
-            {
+            match supervisor::spawn_named(name, Box::new(move || work(&shared, kind))) {
                 Ok(_) => {
                     crew.total += 1;
                     crew.started += 1;
@@ -311,6 +309,7 @@ fn work(shared: &PoolShared, kind: Kind) {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+    use std::thread;
     use std::time::Instant;
 
     fn wait_until(mut condition: impl FnMut() -> bool) {

@@ -78,6 +78,7 @@ use super::spdy_session::{
 use super::websocket;
 use super::ws_session::{WsOutbound, WsSession};
 use super::{PortForwardError, SpdySessionError};
+use crate::supervisor;
 
 /// The SPDY subprotocol of port forwarding; the kubelet accepts no other.
 pub const SPDY_PROTOCOL: &str = "portforward.k8s.io";
@@ -362,11 +363,11 @@ impl PortForward<'_> {
         held: Held<'env>,
     ) {
         let reporter = client.clone();
-        let spawned = thread::Builder::new()
-            .name(CONNECTION_THREAD_NAME.to_owned())
-            .spawn_scoped(scope, move || {
-                self.forward(port, &client, inbound, hangup, &held);
-            });
+        let spawned = supervisor::spawn_scoped_named(
+            scope,
+            CONNECTION_THREAD_NAME.to_owned(),
+            Box::new(move || self.forward(port, &client, inbound, hangup, &held)),
+        );
         if let Err(err) = spawned {
             self.fail(port, &reporter, &PortForwardError::Thread(err));
             reporter.finish();
@@ -588,15 +589,21 @@ fn copy_both_ways(
     client: &ClientEnd,
 ) -> Result<(), PortForwardError> {
     let releaser = inbound.closer();
-    thread::scope(|scope| {
+    // The upload thread leaves its outcome here rather than returning it
+    // (see `spawn_scoped_named`).
+    let mut uploaded = Ok(());
+    let outcome = &mut uploaded;
+    let downloaded = thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel::<()>();
-        let upload = thread::Builder::new()
-            .name(UPLOAD_THREAD_NAME.to_owned())
-            .spawn_scoped(scope, move || {
+        let upload_thread = supervisor::spawn_scoped_named(
+            scope,
+            UPLOAD_THREAD_NAME.to_owned(),
+            Box::new(move || {
                 let _done = done_tx;
-                upload(inbound, socket)
-            })
-            .map_err(PortForwardError::Thread)?;
+                *outcome = upload(inbound, socket);
+            }),
+        )
+        .map_err(PortForwardError::Thread)?;
         let downloaded = download(socket, client);
         if matches!(downloaded, Ok(DownloadEnd::PodClosed)) {
             client.end_data();
@@ -606,12 +613,12 @@ fn copy_both_ways(
         // Whatever is still going on ends now.
         releaser.close();
         let _ = socket.shutdown(Shutdown::Both);
-        let uploaded = match upload.join() {
-            Ok(uploaded) => uploaded,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        downloaded.and(uploaded)
-    })
+        if let Err(panic) = upload_thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+        downloaded
+    });
+    downloaded.and(uploaded)
 }
 
 /// Copies what the client sends to the pod; when the client closes its

@@ -393,9 +393,10 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             }
         };
         serial = serial.wrapping_add(1);
-        let spawned = thread::Builder::new()
-            .name(format!("stream-{serial}"))
-            .spawn(move || serve_connection(conn, peer, slot));
+        let spawned = supervisor::spawn_named(
+            format!("stream-{serial}"),
+            Box::new(move || serve_connection(conn, peer, slot)),
+        );
         // A failed spawn drops the closure, and with it the connection and
         // its slot.
         if let Err(err) = spawned {

@@ -27,7 +27,7 @@ use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::session::Handoff;
@@ -39,6 +39,7 @@ use super::spdy::{
     StreamId, SynStream, INITIAL_WINDOW_SIZE,
 };
 use super::{SpdyError, SpdySessionError};
+use crate::supervisor;
 
 /// How long a client has to open the streams a session needs, as the
 /// kubelet's `StreamCreationTimeout`.
@@ -240,13 +241,14 @@ impl SpdySession {
             hangup: hangup.clone(),
             conn: clone()?,
         };
-        let handle = thread::Builder::new()
-            .name("spdy-reader".to_owned())
-            .spawn(move || {
+        let handle = supervisor::spawn_named(
+            "spdy-reader".to_owned(),
+            Box::new(move || {
                 let _done = done_tx;
                 reader.run();
-            })
-            .map_err(SpdySessionError::Io)?;
+            }),
+        )
+        .map_err(SpdySessionError::Io)?;
         Ok(SpdySession {
             protocol,
             outbound,
@@ -757,6 +759,7 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Read};
     use std::net::TcpListener;
+    use std::thread;
 
     const PROTOCOLS: &[&str] = &["v4.channel.k8s.io", "v3.channel.k8s.io", "channel.k8s.io"];
 

@@ -20,7 +20,7 @@ use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::channel::{ChannelCodec, ChannelProtocol, Received, StreamStatus};
@@ -28,6 +28,7 @@ use super::session::Handoff;
 use super::session_io::{pipe, Activity, Hangup, IdleReader, PipeReader, PipeWriter};
 use super::websocket::{self, CloseCode, Incoming, WsReader, WsWriter};
 use super::{ChannelError, WebSocketError, WsSessionError};
+use crate::supervisor;
 
 /// Bytes queued per channel for a consumer that has not read them yet; a
 /// full queue stops the reader thread, and TCP stops the client.
@@ -130,13 +131,14 @@ impl WsSession {
             conn: clone()?,
         };
         let (done_tx, done_rx) = mpsc::channel::<()>();
-        let handle = thread::Builder::new()
-            .name("ws-reader".to_owned())
-            .spawn(move || {
+        let handle = supervisor::spawn_named(
+            "ws-reader".to_owned(),
+            Box::new(move || {
                 let _done = done_tx;
                 reader.run();
-            })
-            .map_err(WsSessionError::Io)?;
+            }),
+        )
+        .map_err(WsSessionError::Io)?;
         let session = WsSession {
             outbound,
             reader: Some(handle),
@@ -384,6 +386,7 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::net::TcpListener;
+    use std::thread;
     use std::time::Instant;
     use tungstenite::client::IntoClientRequest;
     use tungstenite::protocol::frame::coding::CloseCode as TgCloseCode;

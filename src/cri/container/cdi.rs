@@ -60,14 +60,15 @@ pub fn device_names(config: &v1::ContainerConfig) -> Result<Vec<String>, Contain
             names.push(device.name.clone());
         }
     }
-    let mut annotations: Vec<(&String, &String)> = config
+    let mut keys: Vec<&str> = config
         .annotations
-        .iter()
-        .filter(|(key, _)| key.starts_with(CDI_ANNOTATION_PREFIX))
+        .keys()
+        .map(String::as_str)
+        .filter(|key| key.starts_with(CDI_ANNOTATION_PREFIX))
         .collect();
-    annotations.sort();
-    for (key, value) in annotations {
-        for name in value.split(',') {
+    keys.sort_unstable();
+    for key in keys {
+        for name in config.annotations[key].split(',') {
             check_qualified_name(name).map_err(|reason| {
                 ContainerConfigError::invalid(format!("annotations[{key:?}]"), reason)
             })?;

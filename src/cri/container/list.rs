@@ -120,11 +120,7 @@ fn index_filter(filter: &v1::ContainerFilter) -> ContainerFilter {
         id_prefix: non_empty(&filter.id),
         state: filter.state.as_ref().map(|state| cri_state(state.state)),
         sandbox_id: non_empty(&filter.pod_sandbox_id),
-        labels: filter
-            .label_selector
-            .iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect(),
+        labels: filter.label_selector.clone(),
     }
 }
 

@@ -289,11 +289,11 @@ fn check_hugepage_limits(limits: &[v1::HugepageLimit]) -> Result<(), ContainerCo
 }
 
 fn unified(unified: &HashMap<String, String>) -> Result<Unified, ContainerConfigError> {
-    let mut keys: Vec<&String> = unified.keys().collect();
-    keys.sort();
-    if let Some(key) = keys
-        .into_iter()
-        .find(|key| !MAPPED_FILES.contains(&key.as_str()))
+    // The least unmapped key, so that every retry reports the same one.
+    if let Some(key) = unified
+        .keys()
+        .filter(|key| !MAPPED_FILES.contains(&key.as_str()))
+        .min()
     {
         return Err(ContainerConfigError::unsupported(
             format!("unified[{key:?}]"),

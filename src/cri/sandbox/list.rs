@@ -141,11 +141,7 @@ fn sandbox_filter(filter: Option<&v1::PodSandboxFilter>) -> SandboxFilter {
             .state
             .as_ref()
             .map(|state| state.state == v1::PodSandboxState::SandboxReady as i32),
-        labels: filter
-            .label_selector
-            .iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect::<BTreeMap<_, _>>(),
+        labels: filter.label_selector.clone(),
     }
 }
 

@@ -87,9 +87,9 @@ pub fn validate_sysctls(
     host_network: bool,
     host_ipc: bool,
 ) -> Result<(), SandboxConfigError> {
-    let mut names: Vec<&String> = sysctls.keys().collect();
+    let mut names: Vec<&str> = sysctls.keys().map(String::as_str).collect();
     // A stable order makes the reported sysctl the same on every retry.
-    names.sort();
+    names.sort_unstable();
     for name in names {
         let field = || format!("linux.sysctls[{name:?}]");
         check_name(name).map_err(|reason| SandboxConfigError::invalid(field(), reason))?;

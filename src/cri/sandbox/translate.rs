@@ -278,13 +278,11 @@ pub fn sandbox_create_body(
             ..Resources::default()
         },
         runtime,
-        sysctls: linux
-            .sysctls
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect(),
         ..CreateHostConfig::default()
     };
+    // Extended, not collected: collecting into a BTreeMap builds a sort for
+    // each call site.
+    host_config.sysctls.extend(linux.sysctls.clone());
     if namespaces.host_pid {
         host_config.pid_mode = HOST_MODE.to_owned();
     }

@@ -39,6 +39,7 @@ use crate::streaming::remote_command::{RemoteCommand, ResizeEvents, StreamOption
 use crate::streaming::session::{Attach, Exec, Handoff, Sessions, StreamRequest};
 use crate::streaming::session_io::PipeReader;
 use crate::streaming::spdy_session::STREAM_CREATION_TIMEOUT;
+use crate::supervisor::spawn_scoped_named;
 
 /// Bytes read from dockerd's side of a session at a time; dockerd writes
 /// at most 32 KiB per frame.
@@ -296,10 +297,12 @@ fn relay<'scope>(
         let stdin_writer = Hijacked::new(clone()?, Vec::new());
         match remote.stdin.take() {
             Some(stdin) => {
-                thread::Builder::new()
-                    .name("session-stdin".to_owned())
-                    .spawn_scoped(scope, move || copy_stdin(stdin, stdin_writer))
-                    .map_err(DockerSessionError::Thread)?;
+                spawn_scoped_named(
+                    scope,
+                    "session-stdin".to_owned(),
+                    Box::new(move || copy_stdin(stdin, stdin_writer)),
+                )
+                .map_err(DockerSessionError::Thread)?;
             }
             // As the reference runtime does: no stdin, so end it at once.
             None => {
@@ -307,10 +310,12 @@ fn relay<'scope>(
             }
         }
         if let Some(sizes) = remote.resize.take() {
-            thread::Builder::new()
-                .name("session-resize".to_owned())
-                .spawn_scoped(scope, move || apply_sizes(sizes, resize))
-                .map_err(DockerSessionError::Thread)?;
+            spawn_scoped_named(
+                scope,
+                "session-resize".to_owned(),
+                Box::new(move || apply_sizes(sizes, resize)),
+            )
+            .map_err(DockerSessionError::Thread)?;
         }
         let output = Cursor::new(early).chain(&socket);
         copy_output(output, remote.stdout.as_mut(), remote.stderr.as_mut(), raw)

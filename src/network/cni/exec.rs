@@ -12,7 +12,6 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -24,6 +23,7 @@ use serde_json::Value;
 use super::{CniCommand, CniError};
 use crate::codec::json::{self, Fields, FromJson};
 use crate::network::cni_config::find_plugin;
+use crate::supervisor::spawn_named;
 
 /// How long one plugin execution may take before it is killed. Plugins
 /// normally answer in well under a second.
@@ -152,37 +152,41 @@ impl ProcessExec {
             return Err(io::Error::other("the child's pipes are missing"));
         };
         let input = call.stdin.to_vec();
-        thread::Builder::new()
-            .name("cni-stdin".to_owned())
-            .spawn(move || {
+        spawn_named(
+            "cni-stdin".to_owned(),
+            Box::new(move || {
                 // A plugin may exit without reading all of its input; the
                 // broken pipe that causes is its business, not a failure
                 // here.
                 let _ = stdin.write_all(&input);
-            })?;
+            }),
+        )?;
         let tx = events.clone();
-        thread::Builder::new()
-            .name("cni-stdout".to_owned())
-            .spawn(move || {
+        spawn_named(
+            "cni-stdout".to_owned(),
+            Box::new(move || {
                 let _ = tx.send(Event::Stdout(read_capped(stdout, MAX_PLUGIN_STDOUT_BYTES)));
-            })?;
+            }),
+        )?;
         let tx = events.clone();
-        thread::Builder::new()
-            .name("cni-stderr".to_owned())
-            .spawn(move || {
+        spawn_named(
+            "cni-stderr".to_owned(),
+            Box::new(move || {
                 let _ = tx.send(Event::Stderr(read_capped(stderr, MAX_PLUGIN_STDERR_BYTES)));
-            })?;
+            }),
+        )?;
         let tx = events.clone();
-        thread::Builder::new()
-            .name("cni-wait".to_owned())
-            .spawn(move || {
+        spawn_named(
+            "cni-wait".to_owned(),
+            Box::new(move || {
                 // WNOWAIT leaves the child unreaped, so its pid (and process
                 // group id) cannot be reused before the supervisor, which
                 // alone reaps it, is done signalling it.
                 let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
                 while matches!(waitid(Id::Pid(pid), flags), Err(Errno::EINTR)) {}
                 let _ = tx.send(Event::Exited);
-            })?;
+            }),
+        )?;
         Ok(())
     }
 }
@@ -300,6 +304,7 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+    use std::thread;
 
     /// A plugin directory holding one shell script named `name`.
     ///

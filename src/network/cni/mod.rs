@@ -388,7 +388,8 @@ impl CniRunner {
                 match self.run(CniCommand::Del, network, plugin, pod, args, prev_result) {
                     Ok(_) => {}
                     Err(err)
-                        if netns_gone && err.to_string().to_lowercase().contains(NO_SUCH_FILE) =>
+                        if netns_gone
+                            && err.to_string().to_ascii_lowercase().contains(NO_SUCH_FILE) =>
                     {
                         log::debug!(
                             "CNI DEL of {} on {} whose namespace is gone: {err}",
@@ -739,7 +740,7 @@ fn runtime_config(plugin: &Map<String, Value>, args: &RuntimeArgs) -> Map<String
                 json!({
                     "hostPort": m.host_port,
                     "containerPort": m.container_port,
-                    "protocol": m.protocol.to_lowercase(),
+                    "protocol": m.protocol.to_ascii_lowercase(),
                     "hostIP": m.host_ip,
                 })
             })
