@@ -199,26 +199,27 @@ impl<T: FromJson> FromJson for Vec<T> {
     }
 }
 
+// Maps are built by insert: collecting into a `BTreeMap` compiles a sort
+// for each value type, and the entries come in key order anyway.
+
 impl<T: FromJson> FromJson for BTreeMap<String, T> {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
-        entries(value)
+        let mut map = BTreeMap::new();
+        for (key, value) in Fields::of(value)?.map {
+            map.insert(key.clone(), read(key, value)?);
+        }
+        Ok(map)
     }
 }
 
 impl<T: FromJson> FromJson for HashMap<String, T> {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
-        entries(value)
+        let mut map = HashMap::new();
+        for (key, value) in Fields::of(value)?.map {
+            map.insert(key.clone(), read(key, value)?);
+        }
+        Ok(map)
     }
-}
-
-fn entries<T: FromJson, M: FromIterator<(String, T)>>(
-    value: &Value,
-) -> Result<M, serde_json::Error> {
-    Fields::of(value)?
-        .map
-        .iter()
-        .map(|(key, value)| Ok((key.clone(), read(key, value)?)))
-        .collect()
 }
 
 /// An object of the entries that have a value; request bodies leave out
@@ -226,10 +227,13 @@ fn entries<T: FromJson, M: FromIterator<(String, T)>>(
 pub fn object_of<'a>(
     entries: impl IntoIterator<Item = (&'a str, Option<Value>)>,
 ) -> Map<String, Value> {
-    entries
-        .into_iter()
-        .filter_map(|(key, value)| Some((key.to_owned(), value?)))
-        .collect()
+    let mut object = Map::new();
+    for (key, value) in entries {
+        if let Some(value) = value {
+            object.insert(key.to_owned(), value);
+        }
+    }
+    object
 }
 
 /// `value`, unless it is `""`, `[]`, `{}`, `false` or `null`.
