@@ -48,14 +48,17 @@ const LAYERS: &[(&str, &[&str])] = &[
     // listener, which reads the gauges of the layers above through a
     // closure.
     ("metrics", &["codec", "grpc", "supervisor"]),
-    ("docker", &["metrics"]),
-    ("store", &[]),
+    ("docker", &["codec", "metrics"]),
+    ("store", &["codec"]),
     ("stats", &["api", "supervisor"]),
     // The node's mounts, swap, per-process files and OOM score
     // adjustments, behind a trait.
     ("host", &["pidfd", "stats"]),
-    ("network", &["failpoint", "pidfd", "store"]),
-    ("index", &["docker", "supervisor"]),
+    (
+        "network",
+        &["codec", "failpoint", "pidfd", "store", "supervisor"],
+    ),
+    ("index", &["codec", "docker", "supervisor"]),
     ("logs", &["docker", "supervisor"]),
     // The streaming protocols; their dockerd backend is cri's.
     ("streaming", &["codec", "supervisor"]),
