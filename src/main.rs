@@ -28,6 +28,7 @@ use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
 use dockshim::streaming::server::StreamingServer;
 use dockshim::supervisor;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1)) {
@@ -60,6 +61,16 @@ fn run(config: Config) -> Result<(), String> {
     // keeps SIGTERM and SIGINT for the signal thread.
     server::block_shutdown_signals().map_err(|err| err.to_string())?;
     log::info!("dockshim {} starting", env!("CARGO_PKG_VERSION"));
+    // Sockets and the stats calls' kept cgroup files share this limit; a
+    // launcher's soft 1024 is a select(2)-era default dockshim has no use for.
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::warn!("cannot raise the open-file limit from {soft} to {hard}: {err}");
+            }
+        }
+        _ => {}
+    }
     if let Some(path) = &config.config_file {
         log::info!("configuration read from {}", path.display());
     }
