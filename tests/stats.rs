@@ -92,7 +92,7 @@ impl Container {
         self.inspect("{{.State.Pid}}").parse().unwrap()
     }
 
-    fn cgroup(&self, locator: &CgroupLocator) -> stats::Cgroup {
+    fn cgroup(&self, locator: &CgroupLocator) -> std::sync::Arc<stats::Cgroup> {
         let parent = self.inspect("{{.HostConfig.CgroupParent}}");
         locator.container(&self.id, &parent, self.pid()).unwrap()
     }
