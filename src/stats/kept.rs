@@ -25,10 +25,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::files::Files;
 
-/// Most files kept open at once: a node's 110 pods, each a pod cgroup, a
-/// sandbox and a container with the ten files a v2 cgroup is read from,
-/// and room to spare.
-pub const MAX_KEPT_FILES: usize = 4096;
+/// Most files kept open at once. Each costs about 4 KiB of kernel memory
+/// once read (the seq file's page-sized buffer, kept until the close, and
+/// charged to dockshim's cgroup), so this bounds that to 4 MiB: the five
+/// files of a v1 cgroup or the ten of a v2 one, for about 200 or 100
+/// cgroups (a pod's, its sandbox's and its containers'). Past it, reads
+/// open and close as they did before files were kept.
+pub const MAX_KEPT_FILES: usize = 1024;
 /// A read buffer that grew past this (a long `cgroup.procs`) is not kept
 /// for later readings.
 const MAX_KEPT_BUFFER_BYTES: usize = 64 * 1024;
@@ -74,8 +77,8 @@ impl KeptFiles {
     }
 
     /// The cap for a process whose soft open-file limit is `soft_limit`:
-    /// [`MAX_KEPT_FILES`], or a quarter of the limit, which sockets, pipes
-    /// and the Docker connections need more.
+    /// the smaller of [`MAX_KEPT_FILES`] and a quarter of the limit, so
+    /// sockets, pipes and the Docker connections keep the rest.
     pub fn cap_within(soft_limit: u64) -> usize {
         usize::try_from(soft_limit / 4)
             .map_or(MAX_KEPT_FILES, |quarter| quarter.min(MAX_KEPT_FILES))
@@ -83,20 +86,7 @@ impl KeptFiles {
 
     /// Runs `read` over subject `id`'s kept files and a reused buffer.
     pub fn read<R>(&self, id: &str, read: impl FnOnce(&mut Files<'_>) -> R) -> R {
-        let subject = {
-            let mut subjects = self.subjects();
-            match subjects.get(id) {
-                Some(subject) => Arc::clone(subject),
-                None => {
-                    let subject = Arc::new(Mutex::new(SubjectFiles {
-                        files: Vec::new(),
-                        shared: Arc::clone(&self.shared),
-                    }));
-                    subjects.insert(id.to_owned(), Arc::clone(&subject));
-                    subject
-                }
-            }
-        };
+        let subject = self.subject(id);
         let mut buf = self.shared.take_buffer();
         let result = {
             let mut kept = subject.lock().unwrap_or_else(PoisonError::into_inner);
@@ -104,6 +94,20 @@ impl KeptFiles {
         };
         self.shared.give_buffer(buf);
         result
+    }
+
+    /// Subject `id`'s files, a place for them made on its first reading.
+    fn subject(&self, id: &str) -> Arc<Mutex<SubjectFiles>> {
+        let mut subjects = self.subjects();
+        if let Some(subject) = subjects.get(id) {
+            return Arc::clone(subject);
+        }
+        let subject = Arc::new(Mutex::new(SubjectFiles {
+            files: Vec::new(),
+            shared: Arc::clone(&self.shared),
+        }));
+        subjects.insert(id.to_owned(), Arc::clone(&subject));
+        subject
     }
 
     /// Runs `read` over files opened and closed as it reads them, and a
@@ -325,6 +329,7 @@ mod tests {
     #[test]
     fn the_cap_leaves_most_of_the_open_file_limit_to_the_rest() {
         assert_eq!(KeptFiles::cap_within(1024), 256);
+        assert_eq!(KeptFiles::cap_within(4096), MAX_KEPT_FILES);
         assert_eq!(KeptFiles::cap_within(1 << 20), MAX_KEPT_FILES);
         assert_eq!(KeptFiles::cap_within(u64::MAX), MAX_KEPT_FILES);
         assert_eq!(KeptFiles::cap_within(0), 0);
