@@ -62,14 +62,10 @@ fn run(config: Config) -> Result<(), String> {
     server::block_shutdown_signals().map_err(|err| err.to_string())?;
     log::info!("dockshim {} starting", env!("CARGO_PKG_VERSION"));
     // Sockets and the stats calls' kept cgroup files share this limit; a
-    // launcher's soft 1024 is a select(2)-era default dockshim has no use for.
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                log::warn!("cannot raise the open-file limit from {soft} to {hard}: {err}");
-            }
-        }
-        _ => {}
+    // launcher's soft 1024 is a select(2)-era default dockshim has no use
+    // for. Where it cannot be raised, fewer files are kept (`stats::kept`).
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, soft.max(hard), hard);
     }
     if let Some(path) = &config.config_file {
         log::info!("configuration read from {}", path.display());

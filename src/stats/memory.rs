@@ -93,60 +93,57 @@ pub fn read(cgroup: &Cgroup, files: &mut Files<'_>) -> Result<MemoryFigures, Sta
     }
 }
 
-/// What `memory.stat` tells beside the usage and the limit.
-struct StatFigures {
-    inactive_file: u64,
-    rss_bytes: Option<u64>,
-    page_faults: Option<u64>,
-    major_page_faults: Option<u64>,
-    swap_bytes: Option<u64>,
-}
-
 fn read_v1(dir: &Path, files: &mut Files<'_>) -> Result<MemoryFigures, StatsError> {
     let usage_bytes = files.u64(dir, "memory.usage_in_bytes")?;
-    let stat = {
+    // The limit is read into the buffer that holds `memory.stat`, so the
+    // optional keys are looked up first and their errors raised after the
+    // limit's, in the order a reading has always failed in.
+    let (inactive_file, optional) = {
         let stat = files.keyed(dir, "memory.stat")?;
-        StatFigures {
-            inactive_file: stat.require_first_of(&["total_inactive_file", "inactive_file"])?,
-            rss_bytes: stat.first_of(&["total_rss", "rss"])?,
-            page_faults: stat.first_of(&["total_pgfault", "pgfault"])?,
-            major_page_faults: stat.first_of(&["total_pgmajfault", "pgmajfault"])?,
-            swap_bytes: stat.first_of(&["total_swap", "swap"])?,
-        }
+        let inactive_file = stat.require_first_of(&["total_inactive_file", "inactive_file"])?;
+        let optional = [
+            ["total_swap", "swap"],
+            ["total_rss", "rss"],
+            ["total_pgfault", "pgfault"],
+            ["total_pgmajfault", "pgmajfault"],
+        ]
+        .map(|keys| stat.first_of(&keys));
+        (inactive_file, optional)
     };
     let limit = files.u64(dir, "memory.limit_in_bytes")?;
+    let [swap, rss_bytes, page_faults, major_page_faults] = optional;
+    let swap = swap?.map(|usage_bytes| SwapFigures {
+        usage_bytes,
+        limit_bytes: None,
+    });
     Ok(MemoryFigures {
         usage_bytes,
-        working_set_bytes: usage_bytes.saturating_sub(stat.inactive_file),
-        rss_bytes: stat.rss_bytes,
-        page_faults: stat.page_faults,
-        major_page_faults: stat.major_page_faults,
+        working_set_bytes: usage_bytes.saturating_sub(inactive_file),
+        rss_bytes: rss_bytes?,
+        page_faults: page_faults?,
+        major_page_faults: major_page_faults?,
         limit_bytes: Some(limit).filter(|&l| l < V1_UNLIMITED_FLOOR),
-        swap: stat.swap_bytes.map(|usage_bytes| SwapFigures {
-            usage_bytes,
-            limit_bytes: None,
-        }),
+        swap,
     })
 }
 
 fn read_v2(dir: &Path, files: &mut Files<'_>) -> Result<MemoryFigures, StatsError> {
     let usage_bytes = files.u64(dir, "memory.current")?;
-    let stat = {
+    let (inactive_file, rss_bytes, page_faults, major_page_faults) = {
         let stat = files.keyed(dir, "memory.stat")?;
-        StatFigures {
-            inactive_file: stat.require("inactive_file")?,
-            rss_bytes: stat.get("anon")?,
-            page_faults: stat.get("pgfault")?,
-            major_page_faults: stat.get("pgmajfault")?,
-            swap_bytes: None,
-        }
+        (
+            stat.require("inactive_file")?,
+            stat.get("anon")?,
+            stat.get("pgfault")?,
+            stat.get("pgmajfault")?,
+        )
     };
     Ok(MemoryFigures {
         usage_bytes,
-        working_set_bytes: usage_bytes.saturating_sub(stat.inactive_file),
-        rss_bytes: stat.rss_bytes,
-        page_faults: stat.page_faults,
-        major_page_faults: stat.major_page_faults,
+        working_set_bytes: usage_bytes.saturating_sub(inactive_file),
+        rss_bytes,
+        page_faults,
+        major_page_faults,
         // The root cgroup has no memory.max: nothing limits it.
         limit_bytes: absent_as_none(files.limit(dir, "memory.max"))?.flatten(),
         swap: read_swap_v2(dir, files)?,
