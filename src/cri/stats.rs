@@ -1329,6 +1329,46 @@ mod tests {
     }
 
     #[test]
+    fn kept_files_close_at_the_next_list_once_their_container_stops_or_goes() {
+        use crate::docker::DockerApi;
+        let calls = Calls::new();
+        let web = calls.sandbox("web");
+        let app = calls.container(&web, "app", true, true);
+        let store = calls.container(&web, "store", true, true);
+        calls.stats.list_container_stats(None).unwrap();
+        let kept = calls.stats.container_files.open();
+        // cpu.stat, memory.current, memory.stat, memory.max, pids.current.
+        assert_eq!(kept, 10);
+        calls.stats.list_container_stats(None).unwrap();
+        assert_eq!(calls.stats.container_files.open(), kept);
+
+        calls
+            .docker
+            .stop_container(&app, std::time::Duration::ZERO, None)
+            .unwrap();
+        calls.index.refresh(&app).unwrap();
+        calls.stats.list_container_stats(None).unwrap();
+        assert_eq!(calls.stats.container_files.open(), kept / 2);
+
+        calls.docker.remove_container(&store).unwrap();
+        calls.index.forget(&store);
+        // The pod has no cgroup of its own: its sandbox container's are
+        // read for the sum, and kept.
+        calls.stats.list_pod_sandbox_stats(None).unwrap();
+        assert_eq!(calls.stats.container_files.open(), kept / 2);
+        assert_eq!(calls.stats.container_files.subjects_kept(), 1);
+
+        calls
+            .docker
+            .stop_container(&web, std::time::Duration::ZERO, None)
+            .unwrap();
+        calls.index.refresh(&web).unwrap();
+        calls.stats.list_pod_sandbox_stats(None).unwrap();
+        assert_eq!(calls.stats.container_files.open(), 0);
+        assert_eq!(calls.stats.container_files.subjects_kept(), 0);
+    }
+
+    #[test]
     fn a_stopped_sandbox_has_only_its_identity_and_is_left_out_of_lists() {
         use crate::docker::DockerApi;
         let calls = Calls::new();
