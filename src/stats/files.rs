@@ -28,14 +28,21 @@ const FIRST_READ_BYTES: usize = 4096;
 
 /// Reads `path` whole, refusing files longer than `limit` bytes.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<String, StatsError> {
+    let mut buf = Vec::new();
+    open_whole(path, limit, &mut buf)?;
+    String::from_utf8(buf).map_err(|_| parse_error(path, "not UTF-8"))
+}
+
+/// Opens `path` and reads it whole into `buf`, refusing files longer than
+/// `limit` bytes; returns the open file.
+fn open_whole(path: &Path, limit: u64, buf: &mut Vec<u8>) -> Result<File, StatsError> {
     let read_error = |source| StatsError::Read {
         path: path.to_owned(),
         source,
     };
     let file = File::open(path).map_err(read_error)?;
-    let mut buf = Vec::new();
-    match read_whole(&file, limit, &mut buf) {
-        Ok(true) => String::from_utf8(buf).map_err(|_| parse_error(path, "not UTF-8")),
+    match read_whole(&file, limit, buf) {
+        Ok(true) => Ok(file),
         Ok(false) => Err(too_large(path, limit)),
         Err(err) => Err(read_error(err)),
     }
@@ -138,22 +145,11 @@ impl<'a> Files<'a> {
                 match read_whole(file, limit, self.buf) {
                     Ok(true) => return Ok(()),
                     Ok(false) => return Err(too_large(&dir.join(name), limit)),
-                    Err(err) => {
-                        log::debug!("kept {}/{name}: {err}; opening it again", dir.display());
-                        kept.close(dir, name);
-                    }
+                    Err(_) => kept.close(dir, name),
                 }
             }
         }
-        let path = dir.join(name);
-        let read_error = |source| StatsError::Read {
-            path: path.clone(),
-            source,
-        };
-        let file = File::open(&path).map_err(read_error)?;
-        if !read_whole(&file, limit, self.buf).map_err(read_error)? {
-            return Err(too_large(&path, limit));
-        }
+        let file = open_whole(&dir.join(name), limit, self.buf)?;
         if let Some(kept) = self.kept.as_deref_mut() {
             kept.keep(dir, name, file);
         }
