@@ -18,9 +18,11 @@
 //! A list's subjects are read on up to [`MAX_READ_THREADS`] threads (one
 //! per core) that end before the call answers: the figures are about a
 //! dozen small kernel files per pod, which the kernel formats anew on
-//! every read, so the work is CPU time that spreads over cores. This
-//! module reads no cgroup file itself; it must not make a Docker call on
-//! the request path once warm.
+//! every read, so the work is CPU time that spreads over cores. The
+//! cgroup files stay open between calls (`stats::kept`), for running
+//! containers and ready sandboxes only: each list closes the others'.
+//! This module reads no cgroup file itself; it must not make a Docker
+//! call on the request path once warm.
 
 use std::collections::HashMap;
 use std::fmt;
