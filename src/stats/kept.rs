@@ -1,12 +1,11 @@
-//! The cgroup and proc files the stats readers keep open between calls,
-//! per subject (a container, or a pod), so that a steady list of stats
-//! costs a `pread` per file instead of a path walk, an open and a close.
+//! The cgroup files the stats readers keep open between calls, per
+//! subject (a container, or a pod), so that a steady list of stats costs a
+//! `pread` per file instead of a path walk, an open and a close.
 //!
-//! A kept file is safe to reread: the cgroup and proc files the readers
-//! use are seq files, which the kernel formats afresh for a read at
-//! offset 0, so a handle gives current figures for as long as its cgroup
-//! or process exists, and fails (`ENODEV` for a removed cgroup) once it
-//! does not. A read that fails closes the handle and opens the path again
+//! A kept file is safe to reread: the cgroup files the readers use are
+//! seq files, which the kernel formats afresh for a read at offset 0, so a
+//! handle gives current figures for as long as its cgroup exists, and
+//! fails (`ENODEV`) once it is removed. A read that fails closes the handle and opens the path again
 //! (see [`Files`]), so a subject whose cgroup was removed and made again
 //! at the same path reads the new one, and a vanished one fails as it
 //! would have without kept files.
