@@ -28,6 +28,7 @@ use dockshim::server::{self, Server, ServerOptions};
 use dockshim::store::Store;
 use dockshim::streaming::server::StreamingServer;
 use dockshim::supervisor;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1)) {
@@ -60,6 +61,12 @@ fn run(config: Config) -> Result<(), String> {
     // keeps SIGTERM and SIGINT for the signal thread.
     server::block_shutdown_signals().map_err(|err| err.to_string())?;
     log::info!("dockshim {} starting", env!("CARGO_PKG_VERSION"));
+    // Sockets and the stats calls' kept cgroup files share this limit; a
+    // launcher's soft 1024 is a select(2)-era default dockshim has no use
+    // for. Where it cannot be raised, fewer files are kept (`stats::kept`).
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, soft.max(hard), hard);
+    }
     if let Some(path) = &config.config_file {
         log::info!("configuration read from {}", path.display());
     }

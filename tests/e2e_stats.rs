@@ -294,6 +294,54 @@ async fn lists_filter_by_sandbox_and_label_and_pods_add_up_their_containers() {
     world.clean_up().await;
 }
 
+/// The descriptors dockshim (`pid`) holds on files whose path names
+/// container `id`: its cgroup files.
+fn files_naming(pid: u32, id: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains(id))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_s_cgroup_files_stay_open_between_lists_and_close_once_it_is_removed() {
+    let world = World::start().await;
+    let id = run(&world, "kept", "exec sleep 3600", &[]).await;
+    let pid = world.dockshim.pid();
+    let ours = cri::ContainerStatsFilter {
+        id: id.clone(),
+        ..cri::ContainerStatsFilter::default()
+    };
+
+    let listed = world
+        .client
+        .list_container_stats(Some(ours.clone()))
+        .await
+        .unwrap();
+    assert_eq!(ids(&listed), [id.as_str()]);
+    let kept = files_naming(pid, &id);
+    assert!(kept > 0, "no cgroup file of {id} kept open");
+    let listed = world
+        .client
+        .list_container_stats(Some(ours.clone()))
+        .await
+        .unwrap();
+    assert!(listed[0].cpu.is_some() && listed[0].memory.is_some());
+    assert_eq!(files_naming(pid, &id), kept, "a second list opened more");
+
+    world.client.stop_container(&id, 0).await.unwrap();
+    world.client.remove_container(&id).await.unwrap();
+    let listed = world.client.list_container_stats(None).await.unwrap();
+    assert!(!ids(&listed).contains(&id));
+    assert_eq!(
+        files_naming(pid, &id),
+        0,
+        "a removed container's files stay open"
+    );
+    world.clean_up().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_of_unknown_ids_are_not_found() {
     let world = World::start().await;

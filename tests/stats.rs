@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dockshim::api::v1;
 use dockshim::stats::{
-    self, cgroup, cpu, memory, network, process, CgroupLocator, CgroupVersion, CpuSampler,
+    self, cgroup, cpu, memory, network, process, CgroupLocator, CgroupVersion, CpuSampler, Files,
     LayerLocation, LayerSizes,
 };
 
@@ -92,7 +92,7 @@ impl Container {
         self.inspect("{{.State.Pid}}").parse().unwrap()
     }
 
-    fn cgroup(&self, locator: &CgroupLocator) -> stats::Cgroup {
+    fn cgroup(&self, locator: &CgroupLocator) -> std::sync::Arc<stats::Cgroup> {
         let parent = self.inspect("{{.HostConfig.CgroupParent}}");
         locator.container(&self.id, &parent, self.pid()).unwrap()
     }
@@ -108,6 +108,11 @@ impl Drop for Container {
 
 fn now() -> i64 {
     stats::unix_nanos(SystemTime::now())
+}
+
+/// Runs `read` over files opened and closed as read.
+fn unkept<R>(read: impl FnOnce(&mut Files<'_>) -> R) -> R {
+    read(&mut Files::unkept(&mut Vec::new()))
 }
 
 #[test]
@@ -140,7 +145,7 @@ fn the_cgroup_from_the_pid_is_the_one_dockerd_computes() {
     assert_eq!(from_pid, computed);
     assert!(from_pid.cpu_dir().is_dir(), "{from_pid:?}");
     assert!(from_pid.memory_dir().is_dir(), "{from_pid:?}");
-    assert_eq!(process::count(&from_pid).unwrap(), 1);
+    assert_eq!(unkept(|files| process::count(&from_pid, files)).unwrap(), 1);
 }
 
 #[test]
@@ -152,11 +157,11 @@ fn a_busy_loop_shows_up_as_cpu_time_and_rate() {
     let sampler = CpuSampler::new();
 
     let first_at = now();
-    let first = cpu::usage_ns(&cgroup).unwrap();
+    let first = unkept(|files| cpu::usage_ns(&cgroup, files)).unwrap();
     assert_eq!(sampler.observe(&container.id, first_at, first), None);
     thread::sleep(Duration::from_secs(2));
     let second_at = now();
-    let second = cpu::usage_ns(&cgroup).unwrap();
+    let second = unkept(|files| cpu::usage_ns(&cgroup, files)).unwrap();
     assert!(
         second > first,
         "CPU time did not grow: {first} then {second}"
@@ -167,7 +172,9 @@ fn a_busy_loop_shows_up_as_cpu_time_and_rate() {
         "a loop capped at half a core ran at {rate} nanocores"
     );
 
-    let usage = stats::read_usage(&cgroup, &sampler, &container.id, now()).unwrap();
+    let read =
+        |files: &mut Files<'_>| stats::read_usage(&cgroup, files, &sampler, &container.id, now());
+    let usage = unkept(read).unwrap();
     assert!(usage.cpu.usage_core_nano_seconds.unwrap().value >= second);
 }
 
@@ -186,14 +193,14 @@ fn memory_held_in_shm_is_working_set_and_the_layer_is_measured() {
     let cgroup = container.cgroup(&locator);
     let deadline = Instant::now() + WAIT;
     let figures = loop {
-        let figures = memory::read(&cgroup).unwrap();
+        let figures = unkept(|files| memory::read(&cgroup, files)).unwrap();
         let written = Command::new("docker")
             .args(["exec", &container.id, "test", "-e", "/dev/shm/done"])
             .status()
             .unwrap()
             .success();
         if written {
-            break memory::read(&cgroup).unwrap();
+            break unkept(|files| memory::read(&cgroup, files)).unwrap();
         }
         assert!(
             Instant::now() < deadline,
@@ -264,8 +271,9 @@ fn a_container_on_the_bridge_has_eth0_counters() {
         return;
     }
     let container = Container::run(&[], "exec sleep 3600");
-    let interfaces = network::read(Path::new("/proc"), container.pid()).unwrap();
-    let usage = network::to_cri(&interfaces, network::DEFAULT_INTERFACE, now());
+    let read =
+        |files: &mut Files<'_>| network::read(Path::new("/proc"), container.pid(), files, now());
+    let usage = unkept(read).unwrap();
     let default: v1::NetworkInterfaceUsage = usage.default_interface.expect("no eth0");
     assert_eq!(default.name, "eth0");
     assert!(default.rx_bytes.is_some());

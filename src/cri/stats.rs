@@ -18,17 +18,21 @@
 //! A list's subjects are read on up to [`MAX_READ_THREADS`] threads (one
 //! per core) that end before the call answers: the figures are about a
 //! dozen small kernel files per pod, which the kernel formats anew on
-//! every read, so the work is CPU time that spreads over cores. This
-//! module reads no cgroup file itself; it must not make a Docker call on
-//! the request path once warm.
+//! every read, so the work is CPU time that spreads over cores. The
+//! cgroup files stay open between calls (`stats::kept`), for running
+//! containers and ready sandboxes only: each list closes the others'.
+//! This module reads no cgroup file itself; it must not make a Docker
+//! call on the request path once warm.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::SystemTime;
+
+use nix::sys::resource::{getrlimit, Resource};
 
 use crate::api::v1;
 use crate::cri::container::{container_status, StatusImage};
@@ -39,7 +43,7 @@ use crate::docker::{DockerApi, Engine};
 use crate::index::{ContainerFilter, CriState, Entry, Index, SandboxFilter};
 use crate::stats::{
     self, cgroup, network, unix_nanos, CgroupLocator, CgroupUsage, CgroupVersion, CpuSampler,
-    LayerLocation, LayerSizes, StatsError,
+    KeptFiles, LayerLocation, LayerSizes, StatsError,
 };
 
 /// Where the kernel shows processes.
@@ -59,6 +63,12 @@ pub struct StatsService {
     container_cpu: CpuSampler,
     /// Previous CPU readings of pods, by sandbox ID.
     pod_cpu: CpuSampler,
+    /// The cgroup files of running containers (sandbox containers
+    /// included), kept open between calls.
+    container_files: KeptFiles,
+    /// The pod cgroup files of ready sandboxes, kept open between calls,
+    /// under the same cap as `container_files`.
+    pod_files: KeptFiles,
     layers: LayerSizes,
 }
 
@@ -67,6 +77,7 @@ impl fmt::Debug for StatsService {
         f.debug_struct("StatsService")
             .field("containers_sampled", &self.container_cpu.len())
             .field("pods_sampled", &self.pod_cpu.len())
+            .field("files_kept", &self.container_files.open())
             .finish_non_exhaustive()
     }
 }
@@ -92,12 +103,16 @@ impl StatsService {
     /// The stats calls over a running index. Nothing is read until the
     /// first call.
     pub fn new(docker: Arc<dyn DockerApi>, index: Arc<Index>) -> StatsService {
+        let open_files = getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft);
+        let container_files = KeptFiles::new(KeptFiles::cap_within(open_files));
         StatsService {
             docker,
             index,
             node: Mutex::new(None),
             container_cpu: CpuSampler::new(),
             pod_cpu: CpuSampler::new(),
+            pod_files: container_files.sharing_cap(),
+            container_files,
             layers: LayerSizes::default(),
         }
     }
@@ -193,26 +208,34 @@ impl StatsService {
             node,
             container_cpu: &self.container_cpu,
             pod_cpu: &self.pod_cpu,
+            container_files: &self.container_files,
+            pod_files: &self.pod_files,
             layers: &self.layers,
             timestamp_ns: unix_nanos(SystemTime::now()),
         }
     }
 
     /// Drops the CPU readings, cgroup locations and layer sizes of
-    /// containers and sandboxes the index no longer holds.
+    /// containers and sandboxes the index no longer holds, and closes the
+    /// kept files of containers that no longer run and of sandboxes that
+    /// are no longer ready.
     fn forget_removed(&self, node: &Node) -> Result<(), StatsServiceError> {
         let containers = self.index.containers(&ContainerFilter::default())?;
         let sandboxes = self.index.sandboxes(&SandboxFilter::default())?;
-        let sandbox_ids: HashSet<&str> = sandboxes.iter().map(|e| e.id.as_str()).collect();
-        let all_ids: HashSet<&str> = containers
-            .iter()
-            .map(|e| e.id.as_str())
-            .chain(sandbox_ids.iter().copied())
-            .collect();
-        self.container_cpu.retain(|id| all_ids.contains(id));
-        self.pod_cpu.retain(|id| sandbox_ids.contains(id));
-        self.layers.retain(|id| all_ids.contains(id));
-        node.locator.retain(|id| all_ids.contains(id));
+        // Both lists are in ID order.
+        let find = |entries: &[Arc<Entry>], id: &str| {
+            let at = entries.binary_search_by(|e| e.id.as_str().cmp(id)).ok()?;
+            entries.get(at).map(Arc::clone)
+        };
+        let known = |id: &str| find(&containers, id).or_else(|| find(&sandboxes, id));
+        self.container_cpu.retain(|id| known(id).is_some());
+        self.pod_cpu.retain(|id| find(&sandboxes, id).is_some());
+        self.layers.retain(|id| known(id).is_some());
+        node.locator.retain(|id| known(id).is_some());
+        self.container_files
+            .retain(|id| known(id).is_some_and(|e| e.is_running()));
+        self.pod_files
+            .retain(|id| find(&sandboxes, id).is_some_and(|e| e.is_ready()));
         Ok(())
     }
 
@@ -259,6 +282,8 @@ struct Reader<'a> {
     node: &'a Node,
     container_cpu: &'a CpuSampler,
     pod_cpu: &'a CpuSampler,
+    container_files: &'a KeptFiles,
+    pod_files: &'a KeptFiles,
     layers: &'a LayerSizes,
     timestamp_ns: i64,
 }
@@ -277,7 +302,15 @@ impl Reader<'_> {
             .locator
             .container(&entry.id, &entry.cgroup_parent, pid)
             .and_then(|cgroup| {
-                stats::read_usage(&cgroup, self.container_cpu, &entry.id, self.timestamp_ns)
+                self.container_files.read(&entry.id, |files| {
+                    stats::read_usage(
+                        &cgroup,
+                        files,
+                        self.container_cpu,
+                        &entry.id,
+                        self.timestamp_ns,
+                    )
+                })
             });
         match reading {
             Ok(usage) => Ok(Some(usage)),
@@ -398,7 +431,15 @@ impl Reader<'_> {
             .and_then(|cgroup| {
                 cgroup
                     .map(|cgroup| {
-                        stats::read_usage(&cgroup, self.pod_cpu, &sandbox.id, self.timestamp_ns)
+                        self.pod_files.read(&sandbox.id, |files| {
+                            stats::read_usage(
+                                &cgroup,
+                                files,
+                                self.pod_cpu,
+                                &sandbox.id,
+                                self.timestamp_ns,
+                            )
+                        })
                     })
                     .transpose()
             });
@@ -416,12 +457,13 @@ impl Reader<'_> {
     /// when its process is gone or they cannot be read.
     fn network(&self, sandbox: &Entry) -> Option<v1::NetworkUsage> {
         let pid = u32::try_from(sandbox.pid).ok().filter(|pid| *pid != 0)?;
-        match network::read(&self.node.proc_root, pid) {
-            Ok(interfaces) => Some(network::to_cri(
-                &interfaces,
-                network::DEFAULT_INTERFACE,
-                self.timestamp_ns,
-            )),
+        // Not kept: an open `net/dev` holds its network namespace, and
+        // would go on reading it after the sandbox's process has ended.
+        let read = self.pod_files.read_unkept(|files| {
+            network::read(&self.node.proc_root, pid, files, self.timestamp_ns)
+        });
+        match read {
+            Ok(usage) => Some(usage),
             Err(err) => {
                 log::debug!("network of sandbox {}: {err}", sandbox.id);
                 None
@@ -591,7 +633,7 @@ fn sandbox_filter(filter: Option<&v1::PodSandboxStatsFilter>) -> SandboxFilter {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use std::fs;
 
     use serde_json::json;
@@ -616,6 +658,8 @@ mod tests {
         node: Node,
         container_cpu: CpuSampler,
         pod_cpu: CpuSampler,
+        container_files: KeptFiles,
+        pod_files: KeptFiles,
         layers: LayerSizes,
     }
 
@@ -681,6 +725,8 @@ mod tests {
                 dir,
                 container_cpu: CpuSampler::new(),
                 pod_cpu: CpuSampler::new(),
+                container_files: KeptFiles::new(0),
+                pod_files: KeptFiles::new(0),
                 layers: LayerSizes::default(),
             }
         }
@@ -690,6 +736,8 @@ mod tests {
                 node: &self.node,
                 container_cpu: &self.container_cpu,
                 pod_cpu: &self.pod_cpu,
+                container_files: &self.container_files,
+                pod_files: &self.pod_files,
                 layers: &self.layers,
                 timestamp_ns,
             }
@@ -1001,7 +1049,10 @@ mod tests {
         fixture.cgroup("b", 2_000, 5_000, 2);
         let read = |path: &str| {
             let cgroup = fixture.node.locator.pod(path).unwrap().unwrap();
-            stats::read_usage(&cgroup, &fixture.container_cpu, path, T0).unwrap()
+            let read = |files: &mut stats::Files<'_>| {
+                stats::read_usage(&cgroup, files, &fixture.container_cpu, path, T0)
+            };
+            fixture.container_files.read_unkept(read).unwrap()
         };
         let sum = sum_usage(&[read("/a"), read("/b")], T0);
         assert_eq!(value(sum.cpu.usage_core_nano_seconds), 3_000_000);
@@ -1277,6 +1328,46 @@ mod tests {
             code(calls.stats.pod_sandbox_stats("f00d").unwrap_err()),
             Code::NotFound
         );
+    }
+
+    #[test]
+    fn kept_files_close_at_the_next_list_once_their_container_stops_or_goes() {
+        use crate::docker::DockerApi;
+        let calls = Calls::new();
+        let web = calls.sandbox("web");
+        let app = calls.container(&web, "app", true, true);
+        let store = calls.container(&web, "store", true, true);
+        calls.stats.list_container_stats(None).unwrap();
+        let kept = calls.stats.container_files.open();
+        // cpu.stat, memory.current, memory.stat, memory.max, pids.current.
+        assert_eq!(kept, 10);
+        calls.stats.list_container_stats(None).unwrap();
+        assert_eq!(calls.stats.container_files.open(), kept);
+
+        calls
+            .docker
+            .stop_container(&app, std::time::Duration::ZERO, None)
+            .unwrap();
+        calls.index.refresh(&app).unwrap();
+        calls.stats.list_container_stats(None).unwrap();
+        assert_eq!(calls.stats.container_files.open(), kept / 2);
+
+        calls.docker.remove_container(&store).unwrap();
+        calls.index.forget(&store);
+        // The pod has no cgroup of its own: its sandbox container's are
+        // read for the sum, and kept.
+        calls.stats.list_pod_sandbox_stats(None).unwrap();
+        assert_eq!(calls.stats.container_files.open(), kept / 2);
+        assert_eq!(calls.stats.container_files.subjects_kept(), 1);
+
+        calls
+            .docker
+            .stop_container(&web, std::time::Duration::ZERO, None)
+            .unwrap();
+        calls.index.refresh(&web).unwrap();
+        calls.stats.list_pod_sandbox_stats(None).unwrap();
+        assert_eq!(calls.stats.container_files.open(), 0);
+        assert_eq!(calls.stats.container_files.subjects_kept(), 0);
     }
 
     #[test]

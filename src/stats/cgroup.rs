@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::files::{parse_error, read_bounded};
 use super::mountinfo::{unescape_octal, MountLine, MOUNTINFO_MAX};
@@ -187,7 +187,7 @@ pub struct CgroupLocator {
     hierarchies: Hierarchies,
     /// By container ID: the pid whose `/proc/<pid>/cgroup` was read, and
     /// the cgroup it named.
-    found: Mutex<HashMap<String, (u32, Cgroup)>>,
+    found: Mutex<HashMap<String, (u32, Arc<Cgroup>)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -262,27 +262,34 @@ impl CgroupLocator {
 
     /// The cgroup of container `id`, whose main process is `pid` (0 when
     /// not running) and whose inspect `HostConfig.CgroupParent` is
-    /// `cgroup_parent`.
-    pub fn container(&self, id: &str, cgroup_parent: &str, pid: u32) -> Result<Cgroup, StatsError> {
+    /// `cgroup_parent`. A running container's is shared with the table
+    /// that remembers it, so a list of stats copies no paths.
+    pub fn container(
+        &self,
+        id: &str,
+        cgroup_parent: &str,
+        pid: u32,
+    ) -> Result<Arc<Cgroup>, StatsError> {
         validate_id(id)?;
         if pid != 0 {
             if let Some((_, cgroup)) = self.found().get(id).filter(|(seen, _)| *seen == pid) {
-                return Ok(cgroup.clone());
+                return Ok(Arc::clone(cgroup));
             }
             match self.container_from_pid(id, pid) {
                 Ok(cgroup) => {
+                    let cgroup = Arc::new(cgroup);
                     let mut found = self.found();
                     if found.len() >= MAX_REMEMBERED {
                         found.clear();
                     }
-                    found.insert(id.to_owned(), (pid, cgroup.clone()));
+                    found.insert(id.to_owned(), (pid, Arc::clone(&cgroup)));
                     return Ok(cgroup);
                 }
                 Err(err) => log::debug!("cgroup of container {id} from pid {pid}: {err}"),
             }
         }
         let path = container_cgroup_path(self.driver, id, cgroup_parent)?;
-        self.at(&path)
+        self.at(&path).map(Arc::new)
     }
 
     /// Forgets where the containers `keep` says are gone were found.
@@ -297,7 +304,7 @@ impl CgroupLocator {
 
     /// The table holds whole values replaced at once: a panic elsewhere
     /// cannot leave it half-written.
-    fn found(&self) -> MutexGuard<'_, HashMap<String, (u32, Cgroup)>> {
+    fn found(&self) -> MutexGuard<'_, HashMap<String, (u32, Arc<Cgroup>)>> {
         self.found.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -644,7 +651,11 @@ mod tests {
             |controller: &str| PathBuf::from(format!("/sys/fs/cgroup/{controller}/docker/{ID}"));
         assert_eq!(
             cgroup,
-            Cgroup::per_controller(dir("cpu,cpuacct"), dir("memory"), dir("pids"))
+            Arc::new(Cgroup::per_controller(
+                dir("cpu,cpuacct"),
+                dir("memory"),
+                dir("pids")
+            ))
         );
 
         let locator = CgroupLocator::from_mountinfo(
@@ -747,7 +758,7 @@ mod tests {
         for (version, driver) in fixture::LAYOUTS {
             let tree = fixture::Tree::new(version, driver);
             let cgroup = tree.locator().container(ID, tree.parent(), 0).unwrap();
-            assert_eq!(cgroup, tree.container_cgroup(), "{version:?} {driver:?}");
+            assert_eq!(*cgroup, tree.container_cgroup(), "{version:?} {driver:?}");
             assert!(cgroup.memory_dir().is_dir(), "{version:?} {driver:?}");
             let pod = tree.locator().pod(tree.parent()).unwrap().unwrap();
             assert!(pod.cpu_dir().is_dir(), "{version:?} {driver:?}");
@@ -778,7 +789,7 @@ mod tests {
         let locator = tree.locator();
         tree.write_proc_cgroup(4242, &tree.container_path());
         assert_eq!(
-            locator.container(ID, "", 4242).unwrap(),
+            *locator.container(ID, "", 4242).unwrap(),
             tree.container_cgroup()
         );
         assert_eq!(locator.remembered(), 1);
@@ -787,7 +798,7 @@ mod tests {
         let elsewhere = format!("/elsewhere/{}", tree.leaf());
         tree.write_proc_cgroup(4242, &elsewhere);
         assert_eq!(
-            locator.container(ID, "", 4242).unwrap(),
+            *locator.container(ID, "", 4242).unwrap(),
             tree.container_cgroup()
         );
 
@@ -805,7 +816,7 @@ mod tests {
         let tree = fixture::Tree::new(CgroupVersion::V2, CGROUPFS);
         tree.write_proc_cgroup(4242, "/user.slice/session-1.scope");
         let cgroup = tree.locator().container(ID, tree.parent(), 4242).unwrap();
-        assert_eq!(cgroup, tree.container_cgroup());
+        assert_eq!(*cgroup, tree.container_cgroup());
     }
 
     #[test]
@@ -815,7 +826,7 @@ mod tests {
             .locator()
             .container(ID, tree.parent(), 999_999)
             .unwrap();
-        assert_eq!(cgroup, tree.container_cgroup());
+        assert_eq!(*cgroup, tree.container_cgroup());
     }
 
     #[test]

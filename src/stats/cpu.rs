@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::cgroup::{Cgroup, CgroupVersion};
-use super::files::{read_u64, KeyedFile};
+use super::files::Files;
 use super::StatsError;
 
 /// Subjects whose previous reading is kept; a node runs at most a few
@@ -29,11 +29,11 @@ pub const SAMPLE_TTL_NS: i64 = 10 * 60 * 1_000_000_000;
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
 
 /// Cumulative CPU time of every task in the cgroup, in nanoseconds.
-pub fn usage_ns(cgroup: &Cgroup) -> Result<u64, StatsError> {
+pub fn usage_ns(cgroup: &Cgroup, files: &mut Files<'_>) -> Result<u64, StatsError> {
     match cgroup.version() {
-        CgroupVersion::V1 => read_u64(&cgroup.cpu_dir().join("cpuacct.usage")),
+        CgroupVersion::V1 => files.u64(cgroup.cpu_dir(), "cpuacct.usage"),
         CgroupVersion::V2 => {
-            let stat = KeyedFile::read(&cgroup.cpu_dir().join("cpu.stat"))?;
+            let stat = files.keyed(cgroup.cpu_dir(), "cpu.stat")?;
             Ok(stat.require("usage_usec")?.saturating_mul(1000))
         }
     }
@@ -165,7 +165,7 @@ mod tests {
                 CgroupVersion::V2 => 271_347_000,
             };
             assert_eq!(
-                usage_ns(&cgroup).unwrap(),
+                fixture::unkept(|files| usage_ns(&cgroup, files)).unwrap(),
                 expected,
                 "{version:?} {driver:?}"
             );
@@ -176,7 +176,7 @@ mod tests {
     fn a_cpu_stat_without_usage_is_a_parse_error() {
         let tree = Tree::new(CgroupVersion::V2, crate::api::v1::CgroupDriver::Systemd);
         tree.write_container("cpu.stat", "user_usec 5\n");
-        let err = usage_ns(&tree.container_cgroup()).unwrap_err();
+        let err = fixture::unkept(|files| usage_ns(&tree.container_cgroup(), files)).unwrap_err();
         assert!(matches!(err, StatsError::Parse { .. }), "{err}");
     }
 

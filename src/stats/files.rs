@@ -7,9 +7,11 @@
 //! malformed lines other than the one asked for, do not matter.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
+use super::kept::SubjectFiles;
 use super::StatsError;
 
 /// A one-number file (`cpuacct.usage`, `memory.max`, `pids.current`): a
@@ -25,54 +27,133 @@ pub const KEYED_FILE_MAX: u64 = 64 * 1024;
 const FIRST_READ_BYTES: usize = 4096;
 
 /// Reads `path` whole, refusing files longer than `limit` bytes.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<String, StatsError> {
+    let mut buf = Vec::new();
+    open_whole(path, limit, &mut buf)?;
+    String::from_utf8(buf).map_err(|_| parse_error(path, "not UTF-8"))
+}
+
+/// Opens `path` and reads it whole into `buf`, refusing files longer than
+/// `limit` bytes; returns the open file.
+fn open_whole(path: &Path, limit: u64, buf: &mut Vec<u8>) -> Result<File, StatsError> {
+    let read_error = |source| StatsError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    match read_whole(&file, limit, buf) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(too_large(path, limit)),
+        Err(err) => Err(read_error(err)),
+    }
+}
+
+/// Reads `file` from its start into `buf` (cleared first); `false` when it
+/// is longer than `limit` bytes.
 ///
 /// Kernel files report no size, and the kernel formats a seq file anew
 /// for every `read` that starts past what it already produced, so this
 /// reads into a buffer that grows (up to one byte past `limit`, which
 /// tells a file of exactly `limit` bytes from a longer one) rather than
-/// probing with small reads.
-pub fn read_bounded(path: &Path, limit: u64) -> Result<String, StatsError> {
-    let read_error = |source| StatsError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = File::open(path).map_err(read_error)?;
+/// probing with small reads. It reads at explicit offsets from 0: a cgroup
+/// or proc seq file read again from offset 0 is formatted afresh, so a
+/// file kept open gives current figures on every reading.
+fn read_whole(file: &File, limit: u64, buf: &mut Vec<u8>) -> io::Result<bool> {
     let most = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
-    let mut buf = vec![0; most.min(FIRST_READ_BYTES)];
+    buf.clear();
+    buf.resize(FIRST_READ_BYTES.min(most), 0);
     let mut len = 0;
     loop {
         if len == buf.len() {
             if len == most {
-                return Err(StatsError::TooLarge {
-                    path: path.to_owned(),
-                    limit,
-                });
+                return Ok(false);
             }
             buf.resize(len.saturating_mul(2).min(most), 0);
         }
-        match file.read(&mut buf[len..]) {
+        // `len` counts bytes read, so it fits in a file offset.
+        match file.read_at(&mut buf[len..], len as u64) {
             Ok(0) => break,
             Ok(read) => len += read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(read_error(err)),
+            Err(err) => return Err(err),
         }
     }
     buf.truncate(len);
-    String::from_utf8(buf).map_err(|_| parse_error(path, "not UTF-8"))
+    Ok(true)
 }
 
-/// Reads a file holding one unsigned number.
-pub fn read_u64(path: &Path) -> Result<u64, StatsError> {
-    let text = read_bounded(path, SINGLE_VALUE_MAX)?;
-    parse_u64(path, text.trim())
+/// Where one subject's readings read files: through the files its
+/// [`SubjectFiles`] keeps open when it has them, opening (and keeping, while
+/// there is room) the others; into one buffer reused for every file.
+#[derive(Debug)]
+pub struct Files<'a> {
+    kept: Option<&'a mut SubjectFiles>,
+    buf: &'a mut Vec<u8>,
 }
 
-/// Reads a v2 limit file: a number, or `max` for none.
-pub fn read_limit(path: &Path) -> Result<Option<u64>, StatsError> {
-    let text = read_bounded(path, SINGLE_VALUE_MAX)?;
-    match text.trim() {
-        "max" => Ok(None),
-        value => parse_u64(path, value).map(Some),
+impl<'a> Files<'a> {
+    /// Reads that open and close every file.
+    pub fn unkept(buf: &'a mut Vec<u8>) -> Files<'a> {
+        Files { kept: None, buf }
+    }
+
+    pub(super) fn kept(kept: &'a mut SubjectFiles, buf: &'a mut Vec<u8>) -> Files<'a> {
+        Files {
+            kept: Some(kept),
+            buf,
+        }
+    }
+
+    /// The text of `dir/name`, refused past `limit` bytes.
+    pub fn text(&mut self, dir: &Path, name: &'static str, limit: u64) -> Result<&str, StatsError> {
+        self.read(dir, name, limit)?;
+        std::str::from_utf8(self.buf).map_err(|_| parse_error(&dir.join(name), "not UTF-8"))
+    }
+
+    /// A file holding one unsigned number.
+    pub fn u64(&mut self, dir: &Path, name: &'static str) -> Result<u64, StatsError> {
+        let text = self.text(dir, name, SINGLE_VALUE_MAX)?;
+        parse_u64(&dir.join(name), text.trim())
+    }
+
+    /// A v2 limit file: a number, or `max` for none.
+    pub fn limit(&mut self, dir: &Path, name: &'static str) -> Result<Option<u64>, StatsError> {
+        match self.text(dir, name, SINGLE_VALUE_MAX)?.trim() {
+            "max" => Ok(None),
+            value => parse_u64(&dir.join(name), value).map(Some),
+        }
+    }
+
+    /// A file of `key value` lines.
+    pub fn keyed<'s>(
+        &'s mut self,
+        dir: &'s Path,
+        name: &'static str,
+    ) -> Result<KeyedFile<'s>, StatsError> {
+        let text = self.text(dir, name, KEYED_FILE_MAX)?;
+        Ok(KeyedFile { dir, name, text })
+    }
+
+    /// Reads `dir/name` into the buffer. A kept file that fails to read
+    /// (its cgroup or process is gone: `ENODEV`, `ENOENT`, `ESRCH`) is
+    /// closed, and the file is then opened afresh as if it had never been
+    /// kept, so a stale handle never answers for a new cgroup at the same
+    /// path and a vanished one fails as an unkept read would.
+    fn read(&mut self, dir: &Path, name: &'static str, limit: u64) -> Result<(), StatsError> {
+        if let Some(kept) = self.kept.as_deref_mut() {
+            if let Some(file) = kept.get(dir, name) {
+                match read_whole(file, limit, self.buf) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => return Err(too_large(&dir.join(name), limit)),
+                    Err(_) => kept.close(dir, name),
+                }
+            }
+        }
+        let file = open_whole(&dir.join(name), limit, self.buf)?;
+        if let Some(kept) = self.kept.as_deref_mut() {
+            kept.keep(dir, name, file);
+        }
+        Ok(())
     }
 }
 
@@ -90,21 +171,23 @@ pub fn parse_error(path: &Path, reason: impl Into<String>) -> StatsError {
     }
 }
 
-/// A file of `key value` lines (`memory.stat`, `cpu.stat`).
-#[derive(Debug)]
-pub struct KeyedFile {
-    path: PathBuf,
-    text: String,
+fn too_large(path: &Path, limit: u64) -> StatsError {
+    StatsError::TooLarge {
+        path: path.to_owned(),
+        limit,
+    }
 }
 
-impl KeyedFile {
-    pub fn read(path: &Path) -> Result<KeyedFile, StatsError> {
-        Ok(KeyedFile {
-            text: read_bounded(path, KEYED_FILE_MAX)?,
-            path: path.to_owned(),
-        })
-    }
+/// A file of `key value` lines (`memory.stat`, `cpu.stat`), as read into
+/// a [`Files`] buffer.
+#[derive(Debug)]
+pub struct KeyedFile<'a> {
+    dir: &'a Path,
+    name: &'a str,
+    text: &'a str,
+}
 
+impl KeyedFile<'_> {
     /// The value of `key`, or `None` when the kernel does not write it.
     pub fn get(&self, key: &str) -> Result<Option<u64>, StatsError> {
         for line in self.text.lines() {
@@ -113,9 +196,9 @@ impl KeyedFile {
                 continue;
             }
             return match (fields.next(), fields.next()) {
-                (Some(value), None) => parse_u64(&self.path, value).map(Some),
+                (Some(value), None) => parse_u64(&self.path(), value).map(Some),
                 _ => Err(parse_error(
-                    &self.path,
+                    &self.path(),
                     format!("line {line:?} is not \"{key} <number>\""),
                 )),
             };
@@ -132,7 +215,7 @@ impl KeyedFile {
     pub fn require_first_of(&self, keys: &[&str]) -> Result<u64, StatsError> {
         self.first_of(keys)?.ok_or_else(|| {
             let wanted = keys.join(" or ");
-            parse_error(&self.path, format!("no {wanted} line"))
+            parse_error(&self.path(), format!("no {wanted} line"))
         })
     }
 
@@ -147,11 +230,17 @@ impl KeyedFile {
         Ok(None)
     }
 
+    /// Named only in errors, so joined only for them.
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.join(self.name)
+    }
+
     #[cfg(test)]
-    pub fn from_text(path: &str, text: &str) -> KeyedFile {
+    pub fn from_text(name: &'static str, text: &'static str) -> KeyedFile<'static> {
         KeyedFile {
-            path: path.into(),
-            text: text.to_owned(),
+            dir: Path::new(""),
+            name,
+            text,
         }
     }
 }
@@ -162,12 +251,16 @@ mod tests {
     use super::*;
     use std::fs;
 
+    fn read_u64(dir: &Path, name: &'static str) -> Result<u64, StatsError> {
+        Files::unkept(&mut Vec::new()).u64(dir, name)
+    }
+
     #[test]
     fn a_file_over_its_limit_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pids.current");
         fs::write(&path, "1".repeat(SINGLE_VALUE_MAX as usize + 1)).unwrap();
-        let err = read_u64(&path).unwrap_err();
+        let err = read_u64(dir.path(), "pids.current").unwrap_err();
         assert!(
             matches!(
                 err,
@@ -209,11 +302,12 @@ mod tests {
         let path = dir.path().join("memory.current");
         for odd in ["", "-1\n", "12 34\n", "0x10\n", "max\n", "\u{0}\n"] {
             fs::write(&path, odd).unwrap();
-            let err = read_u64(&path).unwrap_err();
+            let err = read_u64(dir.path(), "memory.current").unwrap_err();
             assert!(matches!(err, StatsError::Parse { .. }), "{odd:?}: {err}");
         }
         fs::write(&path, [0xff, 0xfe]).unwrap();
-        assert!(matches!(read_u64(&path), Err(StatsError::Parse { .. })));
+        let err = read_u64(dir.path(), "memory.current").unwrap_err();
+        assert!(matches!(err, StatsError::Parse { .. }), "{err}");
     }
 
     #[test]
@@ -221,9 +315,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("memory.max");
         fs::write(&path, "max\n").unwrap();
-        assert_eq!(read_limit(&path).unwrap(), None);
+        let mut buf = Vec::new();
+        let mut files = Files::unkept(&mut buf);
+        assert_eq!(files.limit(dir.path(), "memory.max").unwrap(), None);
         fs::write(&path, "104857600\n").unwrap();
-        assert_eq!(read_limit(&path).unwrap(), Some(104_857_600));
+        assert_eq!(
+            files.limit(dir.path(), "memory.max").unwrap(),
+            Some(104_857_600)
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 use super::cgroup::{Cgroup, CgroupLocator, CgroupVersion};
+use super::files::Files;
 use crate::api::v1;
 
 /// The container every tree holds.
@@ -420,4 +421,9 @@ fn write_v2(dir: &Path, scale: u64) {
     for (name, content) in files {
         fs::write(dir.join(name), content).unwrap();
     }
+}
+
+/// Runs `read` over files opened and closed as read, as without kept files.
+pub fn unkept<R>(read: impl FnOnce(&mut Files<'_>) -> R) -> R {
+    read(&mut Files::unkept(&mut Vec::new()))
 }

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use super::cgroup::{Cgroup, CgroupVersion};
-use super::files::{read_limit, read_u64, KeyedFile};
+use super::files::Files;
 use super::StatsError;
 use crate::api::v1;
 
@@ -85,58 +85,77 @@ fn value(value: u64) -> v1::UInt64Value {
 }
 
 /// Reads the cgroup's memory figures.
-pub fn read(cgroup: &Cgroup) -> Result<MemoryFigures, StatsError> {
+pub fn read(cgroup: &Cgroup, files: &mut Files<'_>) -> Result<MemoryFigures, StatsError> {
     let dir = cgroup.memory_dir();
     match cgroup.version() {
-        CgroupVersion::V1 => read_v1(dir),
-        CgroupVersion::V2 => read_v2(dir),
+        CgroupVersion::V1 => read_v1(dir, files),
+        CgroupVersion::V2 => read_v2(dir, files),
     }
 }
 
-fn read_v1(dir: &Path) -> Result<MemoryFigures, StatsError> {
-    let usage_bytes = read_u64(&dir.join("memory.usage_in_bytes"))?;
-    let stat = KeyedFile::read(&dir.join("memory.stat"))?;
-    let inactive_file = stat.require_first_of(&["total_inactive_file", "inactive_file"])?;
-    let limit = read_u64(&dir.join("memory.limit_in_bytes"))?;
-    let swap = stat
-        .first_of(&["total_swap", "swap"])?
-        .map(|usage_bytes| SwapFigures {
-            usage_bytes,
-            limit_bytes: None,
-        });
+fn read_v1(dir: &Path, files: &mut Files<'_>) -> Result<MemoryFigures, StatsError> {
+    let usage_bytes = files.u64(dir, "memory.usage_in_bytes")?;
+    // The limit is read into the buffer that holds `memory.stat`, so the
+    // optional keys are looked up first and their errors raised after the
+    // limit's, in the order a reading has always failed in.
+    let (inactive_file, optional) = {
+        let stat = files.keyed(dir, "memory.stat")?;
+        let inactive_file = stat.require_first_of(&["total_inactive_file", "inactive_file"])?;
+        let optional = [
+            ["total_swap", "swap"],
+            ["total_rss", "rss"],
+            ["total_pgfault", "pgfault"],
+            ["total_pgmajfault", "pgmajfault"],
+        ]
+        .map(|keys| stat.first_of(&keys));
+        (inactive_file, optional)
+    };
+    let limit = files.u64(dir, "memory.limit_in_bytes")?;
+    let [swap, rss_bytes, page_faults, major_page_faults] = optional;
+    let swap = swap?.map(|usage_bytes| SwapFigures {
+        usage_bytes,
+        limit_bytes: None,
+    });
     Ok(MemoryFigures {
         usage_bytes,
         working_set_bytes: usage_bytes.saturating_sub(inactive_file),
-        rss_bytes: stat.first_of(&["total_rss", "rss"])?,
-        page_faults: stat.first_of(&["total_pgfault", "pgfault"])?,
-        major_page_faults: stat.first_of(&["total_pgmajfault", "pgmajfault"])?,
+        rss_bytes: rss_bytes?,
+        page_faults: page_faults?,
+        major_page_faults: major_page_faults?,
         limit_bytes: Some(limit).filter(|&l| l < V1_UNLIMITED_FLOOR),
         swap,
     })
 }
 
-fn read_v2(dir: &Path) -> Result<MemoryFigures, StatsError> {
-    let usage_bytes = read_u64(&dir.join("memory.current"))?;
-    let stat = KeyedFile::read(&dir.join("memory.stat"))?;
-    let inactive_file = stat.require("inactive_file")?;
+fn read_v2(dir: &Path, files: &mut Files<'_>) -> Result<MemoryFigures, StatsError> {
+    let usage_bytes = files.u64(dir, "memory.current")?;
+    let (inactive_file, rss_bytes, page_faults, major_page_faults) = {
+        let stat = files.keyed(dir, "memory.stat")?;
+        (
+            stat.require("inactive_file")?,
+            stat.get("anon")?,
+            stat.get("pgfault")?,
+            stat.get("pgmajfault")?,
+        )
+    };
     Ok(MemoryFigures {
         usage_bytes,
         working_set_bytes: usage_bytes.saturating_sub(inactive_file),
-        rss_bytes: stat.get("anon")?,
-        page_faults: stat.get("pgfault")?,
-        major_page_faults: stat.get("pgmajfault")?,
+        rss_bytes,
+        page_faults,
+        major_page_faults,
         // The root cgroup has no memory.max: nothing limits it.
-        limit_bytes: absent_as_none(read_limit(&dir.join("memory.max")))?.flatten(),
-        swap: read_swap_v2(dir)?,
+        limit_bytes: absent_as_none(files.limit(dir, "memory.max"))?.flatten(),
+        swap: read_swap_v2(dir, files)?,
     })
 }
 
 /// Swap files exist only when the kernel accounts swap.
-fn read_swap_v2(dir: &Path) -> Result<Option<SwapFigures>, StatsError> {
-    let Some(usage_bytes) = absent_as_none(read_u64(&dir.join("memory.swap.current")))? else {
+fn read_swap_v2(dir: &Path, files: &mut Files<'_>) -> Result<Option<SwapFigures>, StatsError> {
+    let Some(usage_bytes) = absent_as_none(files.u64(dir, "memory.swap.current"))? else {
         return Ok(None);
     };
-    let limit_bytes = absent_as_none(read_limit(&dir.join("memory.swap.max")))?.flatten();
+    let limit_bytes = absent_as_none(files.limit(dir, "memory.swap.max"))?.flatten();
     Ok(Some(SwapFigures {
         usage_bytes,
         limit_bytes,
@@ -164,7 +183,10 @@ mod tests {
     #[test]
     fn fixtures_read_as_the_kubelet_defines_them() {
         for (version, driver) in fixture::LAYOUTS {
-            let figures = read(&Tree::new(version, driver).container_cgroup()).unwrap();
+            let figures = fixture::unkept(|files| {
+                read(&Tree::new(version, driver).container_cgroup(), files)
+            })
+            .unwrap();
             let expected = match version {
                 // Copied from a busybox container holding 50 MB in /dev/shm.
                 CgroupVersion::V1 => MemoryFigures {
@@ -207,7 +229,7 @@ mod tests {
             };
             tree.write_container(usage, "4096\n");
             tree.write_container("memory.stat", stat);
-            let figures = read(&tree.container_cgroup()).unwrap();
+            let figures = fixture::unkept(|files| read(&tree.container_cgroup(), files)).unwrap();
             assert_eq!(figures.working_set_bytes, 0, "{version:?}");
             assert_eq!(figures.rss_bytes, None, "{version:?}");
         }
@@ -217,7 +239,7 @@ mod tests {
     fn available_is_the_limit_minus_the_working_set() {
         let tree = Tree::new(CgroupVersion::V1, SYSTEMD);
         tree.write_container("memory.limit_in_bytes", "104857600\n");
-        let figures = read(&tree.container_cgroup()).unwrap();
+        let figures = fixture::unkept(|files| read(&tree.container_cgroup(), files)).unwrap();
         assert_eq!(figures.limit_bytes, Some(104_857_600));
         assert_eq!(figures.available_bytes(), Some(104_857_600 - 50_741_248));
         let cri = figures.to_cri(7);
@@ -228,7 +250,9 @@ mod tests {
         // Over the limit (usage counts pages charged just before reclaim).
         tree.write_container("memory.limit_in_bytes", "4096\n");
         assert_eq!(
-            read(&tree.container_cgroup()).unwrap().available_bytes(),
+            fixture::unkept(|files| read(&tree.container_cgroup(), files))
+                .unwrap()
+                .available_bytes(),
             Some(0)
         );
     }
@@ -238,14 +262,16 @@ mod tests {
         let tree = Tree::new(CgroupVersion::V1, CGROUPFS);
         for unlimited in ["9223372036854771712\n", "9223372036854710272\n"] {
             tree.write_container("memory.limit_in_bytes", unlimited);
-            let figures = read(&tree.container_cgroup()).unwrap();
+            let figures = fixture::unkept(|files| read(&tree.container_cgroup(), files)).unwrap();
             assert_eq!(figures.limit_bytes, None, "{unlimited}");
             assert_eq!(figures.to_cri(1).available_bytes, None);
         }
         let tree = Tree::new(CgroupVersion::V2, SYSTEMD);
         tree.write_container("memory.max", "max\n");
         assert_eq!(
-            read(&tree.container_cgroup()).unwrap().available_bytes(),
+            fixture::unkept(|files| read(&tree.container_cgroup(), files))
+                .unwrap()
+                .available_bytes(),
             None
         );
     }
@@ -254,36 +280,49 @@ mod tests {
     fn swap_is_reported_only_where_accounted() {
         let tree = Tree::new(CgroupVersion::V2, CGROUPFS);
         tree.write_container("memory.swap.max", "1048576\n");
-        let swap = read(&tree.container_cgroup()).unwrap().swap.unwrap();
+        let swap = fixture::unkept(|files| read(&tree.container_cgroup(), files))
+            .unwrap()
+            .swap
+            .unwrap();
         let cri = swap.to_cri(3);
         assert_eq!(cri.swap_usage_bytes.unwrap().value, 8192);
         assert_eq!(cri.swap_available_bytes.unwrap().value, 1_048_576 - 8192);
         tree.remove_container("memory.swap.current");
-        assert_eq!(read(&tree.container_cgroup()).unwrap().swap, None);
+        assert_eq!(
+            fixture::unkept(|files| read(&tree.container_cgroup(), files))
+                .unwrap()
+                .swap,
+            None
+        );
 
         let tree = Tree::new(CgroupVersion::V1, CGROUPFS);
         tree.write_container(
             "memory.stat",
             "total_inactive_file 0\ntotal_rss 1\ntotal_pgfault 2\ntotal_pgmajfault 3\n",
         );
-        assert_eq!(read(&tree.container_cgroup()).unwrap().swap, None);
+        assert_eq!(
+            fixture::unkept(|files| read(&tree.container_cgroup(), files))
+                .unwrap()
+                .swap,
+            None
+        );
     }
 
     #[test]
     fn odd_memory_files_are_errors_not_guesses() {
         let tree = Tree::new(CgroupVersion::V2, CGROUPFS);
         tree.write_container("memory.stat", "anon 1\n");
-        let err = read(&tree.container_cgroup()).unwrap_err();
+        let err = fixture::unkept(|files| read(&tree.container_cgroup(), files)).unwrap_err();
         assert!(err.to_string().contains("no inactive_file line"), "{err}");
         tree.write_container("memory.stat", "inactive_file lots\n");
         assert!(matches!(
-            read(&tree.container_cgroup()),
+            fixture::unkept(|files| read(&tree.container_cgroup(), files)),
             Err(StatsError::Parse { .. })
         ));
         tree.write_container("memory.stat", "inactive_file 0\n");
         tree.write_container("memory.max", "unlimited\n");
         assert!(matches!(
-            read(&tree.container_cgroup()),
+            fixture::unkept(|files| read(&tree.container_cgroup(), files)),
             Err(StatsError::Parse { .. })
         ));
     }
@@ -293,6 +332,8 @@ mod tests {
         let tree = Tree::new(CgroupVersion::V1, CGROUPFS);
         let cgroup = tree.container_cgroup();
         std::fs::remove_dir_all(cgroup.memory_dir()).unwrap();
-        assert!(read(&cgroup).unwrap_err().is_gone());
+        assert!(fixture::unkept(|files| read(&cgroup, files))
+            .unwrap_err()
+            .is_gone());
     }
 }

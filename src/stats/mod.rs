@@ -15,14 +15,16 @@
 //!
 //! Map: `cgroup` finds a container's or pod's cgroup directories; `cpu`,
 //! `memory`, `process` and `psi` read them; `network` reads a pod's
-//! interface counters; `layer` measures writable layers; `mountinfo`
-//! parses the mount table both find mounts in; [`read_usage`] puts one
-//! cgroup's figures together.
+//! interface counters; all of them read through `files`, which bounds
+//! every read, into handles `kept` open between calls; `layer` measures
+//! writable layers; `mountinfo` parses the mount table both find mounts
+//! in; [`read_usage`] puts one cgroup's figures together.
 
 pub mod cgroup;
 pub mod cpu;
 mod error;
 pub mod files;
+pub mod kept;
 pub mod layer;
 pub mod memory;
 pub mod mountinfo;
@@ -38,6 +40,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use cgroup::{Cgroup, CgroupLocator, CgroupVersion};
 pub use cpu::CpuSampler;
 pub use error::StatsError;
+pub use files::Files;
+pub use kept::KeptFiles;
 pub use layer::{LayerLimits, LayerLocation, LayerSizes, LayerUsage};
 
 use crate::api::v1;
@@ -57,40 +61,44 @@ pub struct CgroupUsage {
     pub process: v1::ProcessUsage,
 }
 
-/// Reads `cgroup` at `timestamp_ns` (see [`unix_nanos`]); `key` names the
-/// subject in `sampler`, which turns successive CPU readings into a rate.
-/// Pressure figures are best-effort: a pressure file that cannot be read
-/// is logged and left out rather than failing the reading.
+/// Reads `cgroup` through `files` at `timestamp_ns` (see [`unix_nanos`]);
+/// `key` names the subject in `sampler`, which turns successive CPU
+/// readings into a rate. Pressure figures are best-effort: a pressure file
+/// that cannot be read is logged and left out rather than failing the
+/// reading.
 pub fn read_usage(
     cgroup: &Cgroup,
+    files: &mut Files<'_>,
     sampler: &CpuSampler,
     key: &str,
     timestamp_ns: i64,
 ) -> Result<CgroupUsage, StatsError> {
-    let usage_ns = cpu::usage_ns(cgroup)?;
+    let usage_ns = cpu::usage_ns(cgroup, files)?;
     let nano_cores = sampler.observe(key, timestamp_ns, usage_ns);
-    let memory = memory::read(cgroup)?;
-    let processes = process::count(cgroup)?;
-    let pressure = |resource| {
-        psi::read(cgroup, resource).unwrap_or_else(|err| {
+    let memory = memory::read(cgroup, files)?;
+    let processes = process::count(cgroup, files)?;
+    let mut pressure = |resource| {
+        psi::read(cgroup, resource, files).unwrap_or_else(|err| {
             log::debug!("pressure of {key}: {err}");
             None
         })
     };
+    let (cpu_psi, memory_psi) = (pressure(Resource::Cpu), pressure(Resource::Memory));
+    let io_psi = pressure(Resource::Io);
     let value = |value| Some(v1::UInt64Value { value });
     Ok(CgroupUsage {
         cpu: v1::CpuUsage {
             timestamp: timestamp_ns,
             usage_core_nano_seconds: value(usage_ns),
             usage_nano_cores: nano_cores.and_then(value),
-            psi: pressure(Resource::Cpu),
+            psi: cpu_psi,
         },
         memory: v1::MemoryUsage {
-            psi: pressure(Resource::Memory),
+            psi: memory_psi,
             ..memory.to_cri(timestamp_ns)
         },
         swap: memory.swap.map(|swap| swap.to_cri(timestamp_ns)),
-        io: pressure(Resource::Io).map(|psi| v1::IoUsage {
+        io: io_psi.map(|psi| v1::IoUsage {
             timestamp: timestamp_ns,
             psi: Some(psi),
         }),
@@ -112,13 +120,22 @@ mod tests {
 
     const T0: i64 = 1_700_000_000_000_000_000;
 
+    fn read(
+        cgroup: &Cgroup,
+        sampler: &CpuSampler,
+        key: &str,
+        at: i64,
+    ) -> Result<CgroupUsage, StatsError> {
+        fixture::unkept(|files| read_usage(cgroup, files, sampler, key, at))
+    }
+
     #[test]
     fn a_cgroup_reads_whole_and_the_second_reading_has_a_rate() {
         for (version, driver) in LAYOUTS {
             let tree = Tree::new(version, driver);
             let cgroup = tree.container_cgroup();
             let sampler = CpuSampler::new();
-            let first = read_usage(&cgroup, &sampler, "c1", T0).unwrap();
+            let first = read(&cgroup, &sampler, "c1", T0).unwrap();
             assert_eq!(first.cpu.timestamp, T0);
             assert!(first.cpu.usage_core_nano_seconds.unwrap().value > 271_000_000);
             assert_eq!(first.cpu.usage_nano_cores, None);
@@ -135,7 +152,7 @@ mod tests {
                     &format!("usage_usec {}\nuser_usec 1\nsystem_usec 1\n", later / 1000),
                 ),
             }
-            let second = read_usage(&cgroup, &sampler, "c1", T0 + 2_000_000_000).unwrap();
+            let second = read(&cgroup, &sampler, "c1", T0 + 2_000_000_000).unwrap();
             let rate = second.cpu.usage_nano_cores.unwrap().value;
             assert_eq!(rate, 500_000_000, "{version:?} {driver:?}");
         }
@@ -143,7 +160,7 @@ mod tests {
 
     #[test]
     fn v2_adds_pressure_and_swap_and_v1_leaves_pressure_out() {
-        let v2 = read_usage(
+        let v2 = read(
             &Tree::new(CgroupVersion::V2, v1::CgroupDriver::Systemd).container_cgroup(),
             &CpuSampler::new(),
             "c1",
@@ -155,7 +172,7 @@ mod tests {
         assert_eq!(v2.io.unwrap().timestamp, T0);
         assert_eq!(v2.swap.unwrap().swap_usage_bytes.unwrap().value, 8192);
 
-        let v1_usage = read_usage(
+        let v1_usage = read(
             &Tree::new(CgroupVersion::V1, v1::CgroupDriver::Cgroupfs).container_cgroup(),
             &CpuSampler::new(),
             "c1",
@@ -170,7 +187,7 @@ mod tests {
     fn an_odd_pressure_file_leaves_pressure_out_only() {
         let tree = Tree::new(CgroupVersion::V2, v1::CgroupDriver::Cgroupfs);
         tree.write_container("cpu.pressure", "some avg10=oops\n");
-        let usage = read_usage(&tree.container_cgroup(), &CpuSampler::new(), "c1", T0).unwrap();
+        let usage = read(&tree.container_cgroup(), &CpuSampler::new(), "c1", T0).unwrap();
         assert_eq!(usage.cpu.psi, None);
         assert!(usage.memory.psi.is_some());
     }
@@ -181,8 +198,8 @@ mod tests {
             let tree = Tree::new(version, driver);
             let pod = tree.locator().pod(tree.parent()).unwrap().unwrap();
             let sampler = CpuSampler::new();
-            let pod_usage = read_usage(&pod, &sampler, "pod", T0).unwrap();
-            let container = read_usage(&tree.container_cgroup(), &sampler, "c1", T0).unwrap();
+            let pod_usage = read(&pod, &sampler, "pod", T0).unwrap();
+            let container = read(&tree.container_cgroup(), &sampler, "c1", T0).unwrap();
             let total = |u: &CgroupUsage| u.cpu.usage_core_nano_seconds.unwrap().value;
             assert!(
                 total(&pod_usage) >= total(&container),
@@ -200,7 +217,7 @@ mod tests {
         let tree = Tree::new(CgroupVersion::V2, v1::CgroupDriver::Systemd);
         let cgroup = tree.container_cgroup();
         std::fs::remove_dir_all(cgroup.cpu_dir()).unwrap();
-        let err = read_usage(&cgroup, &CpuSampler::new(), "c1", T0).unwrap_err();
+        let err = read(&cgroup, &CpuSampler::new(), "c1", T0).unwrap_err();
         assert!(err.is_gone(), "{err}");
     }
 

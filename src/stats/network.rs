@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::files::{parse_error, read_bounded};
+use super::files::{parse_error, Files};
 use super::StatsError;
 use crate::api::v1;
 
@@ -22,10 +22,11 @@ const LOOPBACK: &str = "lo";
 /// Counters per line: eight receive, eight transmit.
 const COUNTERS_PER_LINE: usize = 16;
 
-/// Cumulative counters of one interface.
+/// Cumulative counters of one interface, named in the text they were
+/// parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InterfaceCounters {
-    pub name: String,
+pub struct InterfaceCounters<'a> {
+    pub name: &'a str,
     pub rx_bytes: u64,
     pub rx_packets: u64,
     pub rx_errors: u64,
@@ -36,11 +37,11 @@ pub struct InterfaceCounters {
     pub tx_dropped: u64,
 }
 
-impl InterfaceCounters {
+impl InterfaceCounters<'_> {
     fn to_cri(&self) -> v1::NetworkInterfaceUsage {
         let value = |value| Some(v1::UInt64Value { value });
         v1::NetworkInterfaceUsage {
-            name: self.name.clone(),
+            name: self.name.to_owned(),
             rx_bytes: value(self.rx_bytes),
             rx_errors: value(self.rx_errors),
             tx_bytes: value(self.tx_bytes),
@@ -49,23 +50,34 @@ impl InterfaceCounters {
     }
 }
 
-/// Reads `<proc_root>/<pid>/net/dev`.
-pub fn read(proc_root: &Path, pid: u32) -> Result<Vec<InterfaceCounters>, StatsError> {
-    let path = proc_root.join(pid.to_string()).join("net/dev");
-    let text = read_bounded(&path, NET_DEV_MAX)?;
-    parse(&path, &text)
+/// The CRI message of `<proc_root>/<pid>/net/dev` (see [`to_cri`]).
+pub fn read(
+    proc_root: &Path,
+    pid: u32,
+    files: &mut Files<'_>,
+    timestamp_ns: i64,
+) -> Result<v1::NetworkUsage, StatsError> {
+    let dir = proc_root.join(pid.to_string()).join("net");
+    let text = files.text(&dir, "dev", NET_DEV_MAX)?;
+    let interfaces = parse(&dir, "dev", text)?;
+    Ok(to_cri(&interfaces, DEFAULT_INTERFACE, timestamp_ns))
 }
 
 /// Parses the text of a `net/dev` file: two header lines (the only ones
 /// with `|`), then `name: 16 counters` per interface. A large counter can
 /// run into the colon, so lines are split at the colon, not at spaces.
-pub fn parse(path: &Path, text: &str) -> Result<Vec<InterfaceCounters>, StatsError> {
+/// `dir` and `file_name` name the file in errors.
+pub fn parse<'a>(
+    dir: &Path,
+    file_name: &str,
+    text: &'a str,
+) -> Result<Vec<InterfaceCounters<'a>>, StatsError> {
     let mut interfaces = Vec::new();
     for line in text.lines() {
         if line.contains('|') || line.trim().is_empty() {
             continue;
         }
-        let bad = |why: &str| parse_error(path, format!("line {line:?}: {why}"));
+        let bad = |why: &str| parse_error(&dir.join(file_name), format!("line {line:?}: {why}"));
         let (name, counters) = line.split_once(':').ok_or_else(|| bad("no colon"))?;
         let name = name.trim();
         if name.is_empty() {
@@ -80,7 +92,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<InterfaceCounters>, StatsErr
                 .map_err(|_| bad("a counter is not a number"))?;
         }
         interfaces.push(InterfaceCounters {
-            name: name.to_owned(),
+            name,
             rx_bytes: values[0],
             rx_packets: values[1],
             rx_errors: values[2],
@@ -133,13 +145,13 @@ net1:123456789012 99999 0 0 0 0 0 0   42 1 0 0 0 0 0 0
 
     #[test]
     fn every_interface_is_parsed_whatever_the_spacing() {
-        let interfaces = parse(Path::new("net/dev"), NET_DEV).unwrap();
-        let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+        let interfaces = parse(Path::new("net"), "dev", NET_DEV).unwrap();
+        let names: Vec<&str> = interfaces.iter().map(|i| i.name).collect();
         assert_eq!(names, ["lo", "eth0", "net1"]);
         assert_eq!(
             interfaces[1],
             InterfaceCounters {
-                name: "eth0".into(),
+                name: "eth0",
                 rx_bytes: 736,
                 rx_packets: 8,
                 rx_errors: 1,
@@ -156,7 +168,7 @@ net1:123456789012 99999 0 0 0 0 0 0   42 1 0 0 0 0 0 0
 
     #[test]
     fn eth0_is_the_default_and_loopback_is_left_out() {
-        let interfaces = parse(Path::new("net/dev"), NET_DEV).unwrap();
+        let interfaces = parse(Path::new("net"), "dev", NET_DEV).unwrap();
         let usage = to_cri(&interfaces, DEFAULT_INTERFACE, 5);
         assert_eq!(usage.timestamp, 5);
         let default = usage.default_interface.unwrap();
@@ -171,7 +183,7 @@ net1:123456789012 99999 0 0 0 0 0 0   42 1 0 0 0 0 0 0
 
     #[test]
     fn a_pod_without_eth0_has_no_default_interface() {
-        let interfaces = parse(Path::new("net/dev"), NET_DEV).unwrap();
+        let interfaces = parse(Path::new("net"), "dev", NET_DEV).unwrap();
         let usage = to_cri(&interfaces[..1], DEFAULT_INTERFACE, 1);
         assert_eq!(usage.default_interface, None);
         assert!(usage.interfaces.is_empty());
@@ -185,7 +197,7 @@ net1:123456789012 99999 0 0 0 0 0 0   42 1 0 0 0 0 0 0
             ": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16",
             "eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 -16",
         ] {
-            let err = parse(Path::new("net/dev"), odd).unwrap_err();
+            let err = parse(Path::new("net"), "dev", odd).unwrap_err();
             assert!(matches!(err, StatsError::Parse { .. }), "{odd}: {err}");
         }
     }
@@ -195,7 +207,12 @@ net1:123456789012 99999 0 0 0 0 0 0   42 1 0 0 0 0 0 0
         let proc_root = tempfile::tempdir().unwrap();
         fs::create_dir_all(proc_root.path().join("4242/net")).unwrap();
         fs::write(proc_root.path().join("4242/net/dev"), NET_DEV).unwrap();
-        assert_eq!(read(proc_root.path(), 4242).unwrap().len(), 3);
-        assert!(read(proc_root.path(), 4243).unwrap_err().is_gone());
+        let mut buf = Vec::new();
+        let mut files = Files::unkept(&mut buf);
+        let usage = read(proc_root.path(), 4242, &mut files, 5).unwrap();
+        assert_eq!(usage.interfaces.len(), 1);
+        assert_eq!(usage.default_interface.unwrap().name, "eth0");
+        let err = read(proc_root.path(), 4243, &mut files, 5).unwrap_err();
+        assert!(err.is_gone());
     }
 }

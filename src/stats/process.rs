@@ -6,7 +6,7 @@
 //! reads those two files and nothing else.
 
 use super::cgroup::Cgroup;
-use super::files::{parse_error, read_bounded, read_u64};
+use super::files::{parse_error, Files};
 use super::StatsError;
 use crate::api::v1;
 
@@ -15,17 +15,17 @@ use crate::api::v1;
 pub const CGROUP_PROCS_MAX: u64 = 1 << 20;
 
 /// The number of tasks in the cgroup.
-pub fn count(cgroup: &Cgroup) -> Result<u64, StatsError> {
+pub fn count(cgroup: &Cgroup, files: &mut Files<'_>) -> Result<u64, StatsError> {
     let dir = cgroup.pids_dir();
-    match read_u64(&dir.join("pids.current")) {
+    match files.u64(dir, "pids.current") {
         Err(err) if err.is_gone() => {}
         result => return result,
     }
-    let path = dir.join("cgroup.procs");
-    let text = read_bounded(&path, CGROUP_PROCS_MAX)?;
+    let text = files.text(dir, "cgroup.procs", CGROUP_PROCS_MAX)?;
     let mut processes: u64 = 0;
     for line in text.lines().filter(|l| !l.is_empty()) {
         if line.parse::<u32>().is_err() {
+            let path = dir.join("cgroup.procs");
             return Err(parse_error(&path, format!("{line:?} is not a pid")));
         }
         processes = processes.saturating_add(1);
@@ -52,7 +52,7 @@ mod tests {
         for (version, driver) in fixture::LAYOUTS {
             let tree = Tree::new(version, driver);
             assert_eq!(
-                count(&tree.container_cgroup()).unwrap(),
+                fixture::unkept(|files| count(&tree.container_cgroup(), files)).unwrap(),
                 3,
                 "{version:?} {driver:?}"
             );
@@ -65,15 +65,18 @@ mod tests {
             let tree = Tree::new(version, driver);
             tree.remove_container("pids.current");
             assert_eq!(
-                count(&tree.container_cgroup()).unwrap(),
+                fixture::unkept(|files| count(&tree.container_cgroup(), files)).unwrap(),
                 2,
                 "{version:?} {driver:?}"
             );
             tree.write_container("cgroup.procs", "");
-            assert_eq!(count(&tree.container_cgroup()).unwrap(), 0);
+            assert_eq!(
+                fixture::unkept(|files| count(&tree.container_cgroup(), files)).unwrap(),
+                0
+            );
             tree.write_container("cgroup.procs", "12\nnot-a-pid\n");
             assert!(matches!(
-                count(&tree.container_cgroup()),
+                fixture::unkept(|files| count(&tree.container_cgroup(), files)),
                 Err(StatsError::Parse { .. })
             ));
         }

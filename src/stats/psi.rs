@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 
 use super::cgroup::{Cgroup, CgroupVersion};
-use super::files::{parse_error, read_bounded, KEYED_FILE_MAX};
+use super::files::{parse_error, Files, KEYED_FILE_MAX};
 use super::StatsError;
 use crate::api::v1;
 
@@ -35,7 +35,11 @@ impl Resource {
 
 /// The cgroup's pressure on `resource`, or `None` where the kernel keeps
 /// none.
-pub fn read(cgroup: &Cgroup, resource: Resource) -> Result<Option<v1::PsiStats>, StatsError> {
+pub fn read(
+    cgroup: &Cgroup,
+    resource: Resource,
+    files: &mut Files<'_>,
+) -> Result<Option<v1::PsiStats>, StatsError> {
     if cgroup.version() == CgroupVersion::V1 {
         return Ok(None);
     }
@@ -43,9 +47,8 @@ pub fn read(cgroup: &Cgroup, resource: Resource) -> Result<Option<v1::PsiStats>,
         Resource::Memory => cgroup.memory_dir(),
         Resource::Cpu | Resource::Io => cgroup.cpu_dir(),
     };
-    let path = dir.join(resource.file());
-    match read_bounded(&path, KEYED_FILE_MAX) {
-        Ok(text) => parse(&path, &text).map(Some),
+    match files.text(dir, resource.file(), KEYED_FILE_MAX) {
+        Ok(text) => parse(dir, resource.file(), text).map(Some),
         Err(StatsError::Read { source, .. }) if not_kept(&source) => Ok(None),
         Err(err) => Err(err),
     }
@@ -58,8 +61,9 @@ fn not_kept(err: &io::Error) -> bool {
 }
 
 /// Parses a pressure file: `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`
-/// and the same for `full` (absent for CPU on kernels before 5.13).
-pub fn parse(path: &Path, text: &str) -> Result<v1::PsiStats, StatsError> {
+/// and the same for `full` (absent for CPU on kernels before 5.13), from
+/// the file `name` in `dir`.
+pub fn parse(dir: &Path, name: &str, text: &str) -> Result<v1::PsiStats, StatsError> {
     let mut stats = v1::PsiStats::default();
     for line in text.lines() {
         let Some((kind, fields)) = line.split_once(' ') else {
@@ -70,47 +74,49 @@ pub fn parse(path: &Path, text: &str) -> Result<v1::PsiStats, StatsError> {
             "full" => &mut stats.full,
             _ => continue,
         };
-        *slot = Some(parse_line(path, line, fields)?);
+        *slot = Some(parse_line(fields).ok_or_else(|| {
+            parse_error(
+                &dir.join(name),
+                format!("line {line:?} is not a pressure line"),
+            )
+        })?);
     }
     Ok(stats)
 }
 
-fn parse_line(path: &Path, line: &str, fields: &str) -> Result<v1::PsiData, StatsError> {
-    let bad = || parse_error(path, format!("line {line:?} is not a pressure line"));
+/// The figures of one line, `None` when it is not a pressure line.
+fn parse_line(fields: &str) -> Option<v1::PsiData> {
     let (mut avg10, mut avg60, mut avg300, mut total) = (None, None, None, None);
     for field in fields.split_ascii_whitespace() {
-        let (key, value) = field.split_once('=').ok_or_else(bad)?;
+        let (key, value) = field.split_once('=')?;
         let average = || value.parse::<f64>().ok().filter(|v| v.is_finite());
         match key {
-            "avg10" => avg10 = Some(average().ok_or_else(bad)?),
-            "avg60" => avg60 = Some(average().ok_or_else(bad)?),
-            "avg300" => avg300 = Some(average().ok_or_else(bad)?),
-            "total" => total = Some(value.parse::<u64>().map_err(|_| bad())?),
+            "avg10" => avg10 = Some(average()?),
+            "avg60" => avg60 = Some(average()?),
+            "avg300" => avg300 = Some(average()?),
+            "total" => total = Some(value.parse::<u64>().ok()?),
             _ => {}
         }
     }
-    match (avg10, avg60, avg300, total) {
-        (Some(avg10), Some(avg60), Some(avg300), Some(total_us)) => Ok(v1::PsiData {
-            total: total_us.saturating_mul(1000),
-            avg10,
-            avg60,
-            avg300,
-        }),
-        _ => Err(bad()),
-    }
+    Some(v1::PsiData {
+        total: total?.saturating_mul(1000),
+        avg10: avg10?,
+        avg60: avg60?,
+        avg300: avg300?,
+    })
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::stats::fixture::Tree;
+    use crate::stats::fixture::{unkept, Tree};
 
     #[test]
     fn pressure_lines_are_parsed_with_totals_in_nanoseconds() {
         let text = "some avg10=1.50 avg60=0.25 avg300=0.00 total=123456\n\
                     full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n";
-        let stats = parse(Path::new("memory.pressure"), text).unwrap();
+        let stats = parse(Path::new(""), "memory.pressure", text).unwrap();
         let some = stats.some.unwrap();
         assert_eq!(some.total, 123_456_000);
         assert_eq!((some.avg10, some.avg60, some.avg300), (1.5, 0.25, 0.0));
@@ -120,7 +126,8 @@ mod tests {
     #[test]
     fn a_cpu_file_without_full_has_only_some() {
         let stats = parse(
-            Path::new("cpu.pressure"),
+            Path::new(""),
+            "cpu.pressure",
             "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
         )
         .unwrap();
@@ -136,29 +143,31 @@ mod tests {
             "full avg10=NaN avg60=0.00 avg300=0.00 total=0",
             "some total",
         ] {
-            assert!(parse(Path::new("io.pressure"), odd).is_err(), "{odd}");
+            assert!(parse(Path::new(""), "io.pressure", odd).is_err(), "{odd}");
         }
     }
 
     #[test]
     fn v2_fixtures_have_pressure_and_v1_has_none() {
         let v2 = Tree::new(CgroupVersion::V2, v1::CgroupDriver::Systemd);
-        let cpu = read(&v2.container_cgroup(), Resource::Cpu)
+        let cpu = unkept(|files| read(&v2.container_cgroup(), Resource::Cpu, files))
             .unwrap()
             .unwrap();
         assert_eq!(cpu.some.unwrap().total, 3_521_000);
-        assert!(read(&v2.container_cgroup(), Resource::Io)
-            .unwrap()
-            .is_some());
+        assert!(
+            unkept(|files| read(&v2.container_cgroup(), Resource::Io, files))
+                .unwrap()
+                .is_some()
+        );
         v2.remove_container("memory.pressure");
         assert_eq!(
-            read(&v2.container_cgroup(), Resource::Memory).unwrap(),
+            unkept(|files| read(&v2.container_cgroup(), Resource::Memory, files)).unwrap(),
             None
         );
 
         let v1_tree = Tree::new(CgroupVersion::V1, v1::CgroupDriver::Cgroupfs);
         assert_eq!(
-            read(&v1_tree.container_cgroup(), Resource::Cpu).unwrap(),
+            unkept(|files| read(&v1_tree.container_cgroup(), Resource::Cpu, files)).unwrap(),
             None
         );
     }
