@@ -6,12 +6,12 @@
 //! file. Keyed files are searched per key, so keys a newer kernel adds, or
 //! malformed lines other than the one asked for, do not matter.
 
+use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::kept::SubjectFiles;
 use super::StatsError;
 
 /// A one-number file (`cpuacct.usage`, `memory.max`, `pids.current`): a
@@ -82,12 +82,23 @@ fn read_whole(file: &File, limit: u64, buf: &mut Vec<u8>) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Open files a reading may read through and hand the files it opens to:
+/// a subject's kept files (`kept::SubjectFiles`).
+pub trait FileKeeper: fmt::Debug {
+    /// The open file `dir/name`, if kept.
+    fn get(&self, dir: &Path, name: &'static str) -> Option<&File>;
+    /// Takes `file`, just opened as `dir/name`.
+    fn keep(&mut self, dir: &Path, name: &'static str, file: File);
+    /// Closes `dir/name`, if kept.
+    fn close(&mut self, dir: &Path, name: &'static str);
+}
+
 /// Where one subject's readings read files: through the files its
-/// [`SubjectFiles`] keeps open when it has them, opening (and keeping, while
-/// there is room) the others; into one buffer reused for every file.
+/// [`FileKeeper`] keeps open when it has them, opening (and handing it)
+/// the others; into one buffer reused for every file.
 #[derive(Debug)]
 pub struct Files<'a> {
-    kept: Option<&'a mut SubjectFiles>,
+    kept: Option<&'a mut dyn FileKeeper>,
     buf: &'a mut Vec<u8>,
 }
 
@@ -97,7 +108,7 @@ impl<'a> Files<'a> {
         Files { kept: None, buf }
     }
 
-    pub(super) fn kept(kept: &'a mut SubjectFiles, buf: &'a mut Vec<u8>) -> Files<'a> {
+    pub(super) fn kept(kept: &'a mut dyn FileKeeper, buf: &'a mut Vec<u8>) -> Files<'a> {
         Files {
             kept: Some(kept),
             buf,

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::files::Files;
+use super::files::{FileKeeper, Files};
 
 /// Most files kept open at once. Each costs about 4 KiB of kernel memory
 /// once read (the seq file's page-sized buffer, kept until the close, and
@@ -89,7 +89,7 @@ impl KeptFiles {
         let mut buf = self.shared.take_buffer();
         let result = {
             let mut kept = subject.lock().unwrap_or_else(PoisonError::into_inner);
-            read(&mut Files::kept(&mut kept, &mut buf))
+            read(&mut Files::kept(&mut *kept, &mut buf))
         };
         self.shared.give_buffer(buf);
         result
@@ -172,15 +172,14 @@ struct KeptFile {
     file: File,
 }
 
-impl SubjectFiles {
-    /// The open file `dir/name`, if kept.
-    pub(super) fn get(&self, dir: &Path, name: &'static str) -> Option<&File> {
+impl FileKeeper for SubjectFiles {
+    fn get(&self, dir: &Path, name: &'static str) -> Option<&File> {
         self.position(dir, name).map(|at| &self.files[at].file)
     }
 
-    /// Keeps `file`, just opened as `dir/name`, if the cap leaves room;
-    /// otherwise it closes when dropped here.
-    pub(super) fn keep(&mut self, dir: &Path, name: &'static str, file: File) {
+    /// Keeps `file` if the cap leaves room; otherwise it closes when
+    /// dropped here.
+    fn keep(&mut self, dir: &Path, name: &'static str, file: File) {
         let open = &self.shared.open;
         // A subject's cgroup that moved (a restarted container found in
         // another place) leaves the old directory's files behind.
@@ -206,14 +205,15 @@ impl SubjectFiles {
         self.files.push(KeptFile { dir, name, file });
     }
 
-    /// Closes `dir/name`, if kept.
-    pub(super) fn close(&mut self, dir: &Path, name: &'static str) {
+    fn close(&mut self, dir: &Path, name: &'static str) {
         if let Some(at) = self.position(dir, name) {
             self.files.swap_remove(at);
             self.shared.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
 
+impl SubjectFiles {
     fn position(&self, dir: &Path, name: &'static str) -> Option<usize> {
         self.files
             .iter()
