@@ -816,7 +816,7 @@ async fn measure_containers(bench: &PodBench<'_>, created: &mut Created) -> Resu
         let start = Instant::now();
         let raw: ContainerSummary = bench
             .docker
-            .post_json("/containers/create", &body)
+            .post_json("/containers/create", &body.to_json())
             .map_err(docker_error)?;
         raw_create_times.push(start.elapsed());
         created.raw.push(raw.id.clone());
@@ -1280,7 +1280,7 @@ fn create_and_start_raw(
 ) -> Result<String, XtaskError> {
     let container: ContainerSummary = bench
         .docker
-        .post_json("/containers/create", body)
+        .post_json("/containers/create", &body.to_json())
         .map_err(docker_error)?;
     created.raw.push(container.id.clone());
     bench
