@@ -26,7 +26,9 @@ use std::sync::OnceLock;
 use dockshim::api::v1::CgroupDriver;
 use dockshim::stats::cgroup::{container_cgroup_path, parent_cgroup_path};
 use dockshim::stats::mountinfo::{overlay_upper_dir, unescape_octal, MountLine};
-use dockshim::stats::{network, psi, read_usage, Cgroup, CgroupLocator, CgroupVersion, CpuSampler};
+use dockshim::stats::{
+    network, psi, read_usage, Cgroup, CgroupLocator, CgroupVersion, CpuSampler, Files,
+};
 use dockshim_fuzz::{scratch_dir, Cursor};
 
 const ID: &str = "16e2248315155803f1cc49c952999bdb5e78695829c353806a689151509ec951";
@@ -79,8 +81,8 @@ fn texts(cursor: &mut Cursor<'_>) {
         }
     }
     let _ = overlay_upper_dir(&mountinfo, Path::new("/var/lib/docker/overlay2/abc/merged"));
-    let _ = network::parse(Path::new("/proc/1/net/dev"), &text(cursor));
-    let _ = psi::parse(Path::new("cpu.pressure"), &text(cursor));
+    let _ = network::parse(Path::new("/proc/1/net"), "dev", &text(cursor));
+    let _ = psi::parse(Path::new("/sys/fs/cgroup"), "cpu.pressure", &text(cursor));
     let parent = text(cursor);
     let id = text(cursor);
     for driver in [CgroupDriver::Cgroupfs, CgroupDriver::Systemd] {
@@ -159,8 +161,15 @@ fn tree(cursor: &mut Cursor<'_>) {
         Cgroup::unified(dir.clone()),
         Cgroup::per_controller(dir.clone(), dir.clone(), dir.clone()),
     ] {
-        let _ = read_usage(&cgroup, &sampler, ID, 1);
-        let _ = read_usage(&cgroup, &sampler, ID, 2_000_000_001);
+        let mut buf = Vec::new();
+        let _ = read_usage(&cgroup, &mut Files::unkept(&mut buf), &sampler, ID, 1);
+        let _ = read_usage(
+            &cgroup,
+            &mut Files::unkept(&mut buf),
+            &sampler,
+            ID,
+            2_000_000_001,
+        );
     }
     let Ok(locator) = CgroupLocator::discover(&proc_root, driver, version) else {
         return;
@@ -178,7 +187,13 @@ fn tree(cursor: &mut Cursor<'_>) {
                 dir.display()
             );
         }
-        let _ = read_usage(&cgroup, &sampler, ID, 3_000_000_002);
+        let _ = read_usage(
+            &cgroup,
+            &mut Files::unkept(&mut Vec::new()),
+            &sampler,
+            ID,
+            3_000_000_002,
+        );
     }
 }
 
