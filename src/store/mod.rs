@@ -131,6 +131,13 @@ impl Store {
     }
 }
 
+/// Adds `id` to the ascending list `ids`. Listings are kept in order as
+/// they are read, so that no sort is compiled for them.
+fn insert_in_order(ids: &mut Vec<String>, id: String) {
+    let at = ids.partition_point(|known| *known < id);
+    ids.insert(at, id);
+}
+
 fn read_small(path: &Path) -> io::Result<String> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
