@@ -378,11 +378,13 @@ impl RuntimeService for Runtime {
         request: v1::StreamPodSandboxesRequest,
         sink: &mut Sink<'_, v1::StreamPodSandboxesResponse>,
     ) -> Result<(), Status> {
-        let sandboxes = self.sandboxes.list_pod_sandbox(request.filter.as_ref())?;
-        for batch in sandboxes.chunks(STREAM_BATCH) {
+        let mut sandboxes = self.sandboxes.list_pod_sandbox(request.filter.as_ref())?;
+        while !sandboxes.is_empty() {
+            let rest = sandboxes.split_off(sandboxes.len().min(STREAM_BATCH));
             sink.send(&v1::StreamPodSandboxesResponse {
-                pod_sandboxes: batch.to_vec(),
+                pod_sandboxes: sandboxes,
             })?;
+            sandboxes = rest;
         }
         Ok(())
     }
@@ -452,11 +454,11 @@ impl RuntimeService for Runtime {
         request: v1::StreamContainersRequest,
         sink: &mut Sink<'_, v1::StreamContainersResponse>,
     ) -> Result<(), Status> {
-        let containers = self.containers.list_containers(request.filter.as_ref())?;
-        for batch in containers.chunks(STREAM_BATCH) {
-            sink.send(&v1::StreamContainersResponse {
-                containers: batch.to_vec(),
-            })?;
+        let mut containers = self.containers.list_containers(request.filter.as_ref())?;
+        while !containers.is_empty() {
+            let rest = containers.split_off(containers.len().min(STREAM_BATCH));
+            sink.send(&v1::StreamContainersResponse { containers })?;
+            containers = rest;
         }
         Ok(())
     }
@@ -571,11 +573,13 @@ impl RuntimeService for Runtime {
         request: v1::StreamContainerStatsRequest,
         sink: &mut Sink<'_, v1::StreamContainerStatsResponse>,
     ) -> Result<(), Status> {
-        let stats = self.stats.list_container_stats(request.filter.as_ref())?;
-        for batch in stats.chunks(STREAM_BATCH) {
+        let mut stats = self.stats.list_container_stats(request.filter.as_ref())?;
+        while !stats.is_empty() {
+            let rest = stats.split_off(stats.len().min(STREAM_BATCH));
             sink.send(&v1::StreamContainerStatsResponse {
-                container_stats: batch.to_vec(),
+                container_stats: stats,
             })?;
+            stats = rest;
         }
         Ok(())
     }
@@ -604,11 +608,13 @@ impl RuntimeService for Runtime {
         request: v1::StreamPodSandboxStatsRequest,
         sink: &mut Sink<'_, v1::StreamPodSandboxStatsResponse>,
     ) -> Result<(), Status> {
-        let stats = self.stats.list_pod_sandbox_stats(request.filter.as_ref())?;
-        for batch in stats.chunks(STREAM_BATCH) {
+        let mut stats = self.stats.list_pod_sandbox_stats(request.filter.as_ref())?;
+        while !stats.is_empty() {
+            let rest = stats.split_off(stats.len().min(STREAM_BATCH));
             sink.send(&v1::StreamPodSandboxStatsResponse {
-                pod_sandbox_stats: batch.to_vec(),
+                pod_sandbox_stats: stats,
             })?;
+            stats = rest;
         }
         Ok(())
     }
