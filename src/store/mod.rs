@@ -187,6 +187,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_listing_is_in_order_whatever_order_the_names_come_in() {
+        let mut ids = Vec::new();
+        for id in ["c", "a", "d", "b", "a0"] {
+            insert_in_order(&mut ids, id.to_owned());
+        }
+        assert_eq!(ids, ["a", "a0", "b", "c", "d"]);
+    }
+
+    #[test]
     fn pod_cidr_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
