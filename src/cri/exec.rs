@@ -30,7 +30,7 @@
 //! time and namespace the scan saw, and signalled through it, so a PID
 //! reused between the scan and the signal is never signalled.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
@@ -584,15 +584,15 @@ fn tree_of(root: i32, table: &[ProcStat]) -> Vec<ProcStat> {
         children.entry(stat.ppid).or_default().push(stat);
     }
     let mut tree: Vec<ProcStat> = table.iter().filter(|s| s.pid == root).copied().collect();
-    // Extended, not collected: collecting into a BTreeSet builds a sort
-    // for each call site.
-    let mut seen = BTreeSet::new();
-    seen.extend(tree.iter().map(|s| s.pid));
+    // Sorted, searched by bisection: a set type would bring its own code
+    // for a list this short.
+    let mut seen: Vec<i32> = tree.iter().map(|s| s.pid).collect();
     let mut next = 0;
     while let Some(parent) = tree.get(next).map(|s| s.pid) {
         next += 1;
         for child in children.get(&parent).into_iter().flatten() {
-            if seen.insert(child.pid) {
+            if let Err(at) = seen.binary_search(&child.pid) {
+                seen.insert(at, child.pid);
                 tree.push(**child);
             }
         }
@@ -662,13 +662,17 @@ fn kill_tree(
     pid_ns: (u64, u64),
 ) -> Result<usize, ExecError> {
     let own = i32::try_from(std::process::id()).unwrap_or(0);
-    let mut held: BTreeMap<i32, (u64, Pinned)> = BTreeMap::new();
+    // By PID, ascending: a sorted Vec rather than a map, since a tree
+    // holds a handful of processes.
+    let mut held: Vec<(i32, u64, Pinned)> = Vec::new();
     for _ in 0..MAX_STOP_ROUNDS {
         let table = scan_proc(host)?;
         let mut stopped_any = false;
         for stat in tree_of(root, &table) {
-            if held.contains_key(&stat.pid)
-                || stat.is_dead()
+            let Err(at) = held.binary_search_by_key(&stat.pid, |&(pid, ..)| pid) else {
+                continue;
+            };
+            if stat.is_dead()
                 || [init, 1, own].contains(&stat.pid)
                 || host.pid_namespace(stat.pid) != Some(pid_ns)
             {
@@ -678,24 +682,24 @@ fn kill_tree(
                 continue;
             };
             pinned.signal(Signal::SIGSTOP)?;
-            held.insert(stat.pid, (stat.start_time, pinned));
+            held.insert(at, (stat.pid, stat.start_time, pinned));
             stopped_any = true;
         }
         if !stopped_any {
             break;
         }
     }
-    for (_, pinned) in held.values() {
+    for (_, _, pinned) in &held {
         pinned.signal(Signal::SIGKILL)?;
     }
     let until = Instant::now() + KILL_VERIFY_TIMEOUT;
     loop {
         let survivors: Vec<i32> = held
             .iter()
-            .filter(|&(&pid, &(start, _))| {
+            .filter(|&&(pid, start, _)| {
                 read_stat(host, pid).is_some_and(|s| s.start_time == start && !s.is_dead())
             })
-            .map(|(&pid, _)| pid)
+            .map(|&(pid, ..)| pid)
             .collect();
         if survivors.is_empty() {
             return Ok(held.len());

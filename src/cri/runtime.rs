@@ -24,16 +24,17 @@
 //! runtime give together.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::Value;
 
 use crate::api::services::{RuntimeService, Sink};
 use crate::api::v1;
 use crate::cri::container::ContainerService;
 use crate::cri::events::EventStreams;
+use crate::cri::info::object;
 use crate::cri::metrics;
 use crate::cri::sandbox::SandboxService;
 use crate::cri::stats::StatsService;
@@ -156,7 +157,7 @@ impl Runtime {
 
     /// RuntimeReady, pinging dockerd unless an answer younger than
     /// `freshness` vouches for it.
-    fn runtime_condition(&self, freshness: Duration) -> (v1::RuntimeCondition, serde_json::Value) {
+    fn runtime_condition(&self, freshness: Duration) -> (v1::RuntimeCondition, Value) {
         let index = self.containers.index();
         let result = if self.docker.api_version().is_some() && index.dockerd_alive_within(freshness)
         {
@@ -167,15 +168,24 @@ impl Runtime {
                 .and_then(|()| self.docker.ensure_negotiated())
                 .inspect(|()| index.heard_from_dockerd())
         };
-        let api_version = self.docker.api_version().map(|v| v.to_string());
+        let endpoint = Value::from(self.settings.docker_endpoint.as_str());
         let (docker, info) = match result {
-            Ok(()) => (
-                condition(RUNTIME_READY, true, "", ""),
-                json!({ "ready": true, "endpoint": self.settings.docker_endpoint, "apiVersion": api_version }),
-            ),
+            Ok(()) => {
+                let api_version = self.docker.api_version().map(|v| v.to_string());
+                let info = object(vec![
+                    ("ready", Value::from(true)),
+                    ("endpoint", endpoint),
+                    ("apiVersion", Value::from(api_version)),
+                ]);
+                (condition(RUNTIME_READY, true, "", ""), info)
+            }
             Err(err) => {
                 let message = format!("docker daemon is not answering: {err}");
-                let info = json!({ "ready": false, "endpoint": self.settings.docker_endpoint, "error": message });
+                let info = object(vec![
+                    ("ready", Value::from(false)),
+                    ("endpoint", endpoint),
+                    ("error", Value::from(message.as_str())),
+                ]);
                 (
                     condition(RUNTIME_READY, false, "DockerDaemonNotReady", &message),
                     info,
@@ -185,16 +195,20 @@ impl Runtime {
         (with_dead_threads(docker, &self.supervisor.deaths()), info)
     }
 
-    fn network_condition(&self) -> (v1::RuntimeCondition, serde_json::Value) {
+    fn network_condition(&self) -> (v1::RuntimeCondition, Value) {
         let sandbox = &self.sandboxes.settings;
         if sandbox.network_plugin == NetworkPlugin::None {
-            return (
-                condition(NETWORK_READY, true, "", ""),
-                json!({ "plugin": "none", "note": "only host-network pods are supported" }),
-            );
+            let info = object(vec![
+                ("plugin", Value::from("none")),
+                ("note", Value::from("only host-network pods are supported")),
+            ]);
+            return (condition(NETWORK_READY, true, "", ""), info);
         }
         let not_ready = |message: String| {
-            let info = json!({ "plugin": "cni", "error": message });
+            let info = object(vec![
+                ("plugin", Value::from("cni")),
+                ("error", Value::from(message.as_str())),
+            ]);
             (
                 condition(NETWORK_READY, false, "NetworkPluginNotReady", &message),
                 info,
@@ -208,43 +222,52 @@ impl Runtime {
                 network.origin
             )),
             Ok(network) => {
-                let plugins: Vec<&str> = network
+                let plugins = network
                     .plugins
                     .iter()
-                    .map(|p| p.plugin_type.as_str())
+                    .map(|p| Value::from(p.plugin_type.as_str()))
                     .collect();
-                let info = json!({
-                    "plugin": "cni",
-                    "source": network.origin.to_string(),
-                    "file": network.origin.file(),
-                    "name": network.name,
-                    "cniVersion": network.cni_version,
-                    "plugins": plugins,
-                });
+                let info = object(vec![
+                    ("plugin", Value::from("cni")),
+                    ("source", Value::from(network.origin.to_string())),
+                    ("file", Value::from(network.origin.file().map(path_text))),
+                    ("name", Value::from(network.name.as_str())),
+                    ("cniVersion", Value::from(network.cni_version.as_str())),
+                    ("plugins", Value::Array(plugins)),
+                ]);
                 (condition(NETWORK_READY, true, "", ""), info)
             }
         }
     }
 
-    fn verbose_info(
-        &self,
-        docker: serde_json::Value,
-        cni: serde_json::Value,
-    ) -> HashMap<String, String> {
+    fn verbose_info(&self, docker: Value, cni: Value) -> HashMap<String, String> {
         let sandbox = &self.sandboxes.settings;
-        let config = json!({
-            "sandboxImage": sandbox.image,
-            "networkPlugin": sandbox.network_plugin.as_str(),
-            "cniConfDir": self.settings.cni_conf_dir,
-            "cniBinDirs": sandbox.cni.bin_dirs,
-            "rootDirectory": sandbox.root_directory,
-            "runtimeRequestTimeoutSeconds": self.settings.runtime_request_timeout.as_secs_f64(),
-        });
+        let bin_dirs = sandbox
+            .cni
+            .bin_dirs
+            .iter()
+            .map(|dir| path_text(dir))
+            .collect();
+        let timeout = self.settings.runtime_request_timeout.as_secs_f64();
+        let config = object(vec![
+            ("sandboxImage", Value::from(sandbox.image.as_str())),
+            (
+                "networkPlugin",
+                Value::from(sandbox.network_plugin.as_str()),
+            ),
+            ("cniConfDir", path_text(&self.settings.cni_conf_dir)),
+            ("cniBinDirs", Value::Array(bin_dirs)),
+            ("rootDirectory", path_text(&sandbox.root_directory)),
+            ("runtimeRequestTimeoutSeconds", Value::from(timeout)),
+        ]);
         HashMap::from([
             ("config".to_owned(), config.to_string()),
             ("docker".to_owned(), docker.to_string()),
             ("cniConfig".to_owned(), cni.to_string()),
-            ("podCIDR".to_owned(), json!(self.pod_cidr()).to_string()),
+            (
+                "podCIDR".to_owned(),
+                Value::from(self.pod_cidr()).to_string(),
+            ),
         ])
     }
 }
@@ -355,11 +378,13 @@ impl RuntimeService for Runtime {
         request: v1::StreamPodSandboxesRequest,
         sink: &mut Sink<'_, v1::StreamPodSandboxesResponse>,
     ) -> Result<(), Status> {
-        let sandboxes = self.sandboxes.list_pod_sandbox(request.filter.as_ref())?;
-        for batch in sandboxes.chunks(STREAM_BATCH) {
+        let mut sandboxes = self.sandboxes.list_pod_sandbox(request.filter.as_ref())?;
+        while !sandboxes.is_empty() {
+            let rest = sandboxes.split_off(sandboxes.len().min(STREAM_BATCH));
             sink.send(&v1::StreamPodSandboxesResponse {
-                pod_sandboxes: batch.to_vec(),
+                pod_sandboxes: sandboxes,
             })?;
+            sandboxes = rest;
         }
         Ok(())
     }
@@ -429,11 +454,11 @@ impl RuntimeService for Runtime {
         request: v1::StreamContainersRequest,
         sink: &mut Sink<'_, v1::StreamContainersResponse>,
     ) -> Result<(), Status> {
-        let containers = self.containers.list_containers(request.filter.as_ref())?;
-        for batch in containers.chunks(STREAM_BATCH) {
-            sink.send(&v1::StreamContainersResponse {
-                containers: batch.to_vec(),
-            })?;
+        let mut containers = self.containers.list_containers(request.filter.as_ref())?;
+        while !containers.is_empty() {
+            let rest = containers.split_off(containers.len().min(STREAM_BATCH));
+            sink.send(&v1::StreamContainersResponse { containers })?;
+            containers = rest;
         }
         Ok(())
     }
@@ -548,11 +573,13 @@ impl RuntimeService for Runtime {
         request: v1::StreamContainerStatsRequest,
         sink: &mut Sink<'_, v1::StreamContainerStatsResponse>,
     ) -> Result<(), Status> {
-        let stats = self.stats.list_container_stats(request.filter.as_ref())?;
-        for batch in stats.chunks(STREAM_BATCH) {
+        let mut stats = self.stats.list_container_stats(request.filter.as_ref())?;
+        while !stats.is_empty() {
+            let rest = stats.split_off(stats.len().min(STREAM_BATCH));
             sink.send(&v1::StreamContainerStatsResponse {
-                container_stats: batch.to_vec(),
+                container_stats: stats,
             })?;
+            stats = rest;
         }
         Ok(())
     }
@@ -581,11 +608,13 @@ impl RuntimeService for Runtime {
         request: v1::StreamPodSandboxStatsRequest,
         sink: &mut Sink<'_, v1::StreamPodSandboxStatsResponse>,
     ) -> Result<(), Status> {
-        let stats = self.stats.list_pod_sandbox_stats(request.filter.as_ref())?;
-        for batch in stats.chunks(STREAM_BATCH) {
+        let mut stats = self.stats.list_pod_sandbox_stats(request.filter.as_ref())?;
+        while !stats.is_empty() {
+            let rest = stats.split_off(stats.len().min(STREAM_BATCH));
             sink.send(&v1::StreamPodSandboxStatsResponse {
-                pod_sandbox_stats: batch.to_vec(),
+                pod_sandbox_stats: stats,
             })?;
+            stats = rest;
         }
         Ok(())
     }
@@ -722,17 +751,25 @@ fn runtime_handlers(engine: Option<&Engine>) -> Vec<v1::RuntimeHandler> {
 
 /// Status's verbose `runtimes`: dockerd's default runtime and each
 /// runtime's executable or shim; `null` while the engine is unknown.
-fn runtimes_info(engine: Option<&Engine>) -> serde_json::Value {
+fn runtimes_info(engine: Option<&Engine>) -> Value {
     match engine {
         Some(engine) => {
             let mut runtimes = serde_json::Map::new();
             for (name, runtime) in &engine.runtimes {
-                runtimes.insert(name.clone(), json!(runtime.path));
+                runtimes.insert(name.clone(), Value::from(runtime.path.as_str()));
             }
-            json!({ "default": engine.default_runtime, "runtimes": runtimes })
+            object(vec![
+                ("default", Value::from(engine.default_runtime.as_str())),
+                ("runtimes", Value::Object(runtimes)),
+            ])
         }
-        None => serde_json::Value::Null,
+        None => Value::Null,
     }
+}
+
+/// A path as Status's verbose JSON writes it.
+fn path_text(path: &Path) -> Value {
+    Value::from(path.to_string_lossy())
 }
 
 /// RuntimeReady as dockerd's answer left it, made false by any thread
@@ -772,6 +809,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::cri::testing;
     use crate::docker::fake::{refused, FakeDocker};
@@ -790,13 +829,13 @@ mod tests {
 
     /// A runtime whose dockerd endpoint does not exist, with an empty CNI
     /// configuration directory.
-    fn runtime(dir: &std::path::Path, network_plugin: NetworkPlugin) -> Runtime {
+    fn runtime(dir: &Path, network_plugin: NetworkPlugin) -> Runtime {
         supervised_runtime(dir, network_plugin, Supervisor::new())
     }
 
     /// As [`runtime`], reporting the thread deaths `supervisor` keeps.
     fn supervised_runtime(
-        dir: &std::path::Path,
+        dir: &Path,
         network_plugin: NetworkPlugin,
         supervisor: Supervisor,
     ) -> Runtime {
@@ -846,7 +885,7 @@ mod tests {
     }
 
     /// A runtime over the fake `docker`, its index warm, without CNI.
-    fn runtime_over(dir: &std::path::Path, docker: &Arc<FakeDocker>) -> Runtime {
+    fn runtime_over(dir: &Path, docker: &Arc<FakeDocker>) -> Runtime {
         let config = testing::config(dir);
         let settings = RuntimeSettings {
             docker_endpoint: format!("unix://{}/no-docker.sock", dir.display()),
@@ -1036,10 +1075,10 @@ mod tests {
             conditions(&response)[1],
             (NETWORK_READY.to_owned(), true, String::new())
         );
-        let cni: serde_json::Value = serde_json::from_str(&response.info["cniConfig"]).unwrap();
+        let cni: Value = serde_json::from_str(&response.info["cniConfig"]).unwrap();
         assert_eq!(cni["source"], "built-in default (subnet 10.86.0.0/16)");
         assert_eq!(cni["name"], "dockshim0");
-        assert_eq!(cni["file"], serde_json::Value::Null);
+        assert_eq!(cni["file"], Value::Null);
     }
 
     #[test]
@@ -1142,7 +1181,7 @@ mod tests {
                 "runtimes": {"kata": "io.containerd.kata.v2", "runc": "runc"}
             })
         );
-        assert_eq!(runtimes_info(None), serde_json::Value::Null);
+        assert_eq!(runtimes_info(None), Value::Null);
     }
 
     #[test]
@@ -1153,7 +1192,7 @@ mod tests {
             .unwrap();
         for key in ["config", "docker", "cniConfig", "podCIDR", "runtimes"] {
             let value = response.info.get(key).unwrap();
-            serde_json::from_str::<serde_json::Value>(value).unwrap();
+            serde_json::from_str::<Value>(value).unwrap();
         }
     }
 
@@ -1227,9 +1266,7 @@ mod tests {
 
     /// A runtime whose own calls and sandbox calls go to a fake dockerd,
     /// with the index the sandbox calls read.
-    fn faked_with_index(
-        dir: &std::path::Path,
-    ) -> (Arc<FakeDocker>, Arc<crate::index::Index>, Runtime) {
+    fn faked_with_index(dir: &Path) -> (Arc<FakeDocker>, Arc<crate::index::Index>, Runtime) {
         let docker = testing::docker();
         let mut runtime = runtime(dir, NetworkPlugin::None);
         let index = testing::index(&docker);
@@ -1239,7 +1276,7 @@ mod tests {
         (docker, index, runtime)
     }
 
-    fn faked(dir: &std::path::Path) -> (Arc<FakeDocker>, Runtime) {
+    fn faked(dir: &Path) -> (Arc<FakeDocker>, Runtime) {
         let (docker, _, runtime) = faked_with_index(dir);
         (docker, runtime)
     }
@@ -1454,7 +1491,7 @@ mod tests {
     }
 
     /// A runtime over a fake dockerd holding `pods` sandboxes.
-    fn with_sandboxes(dir: &std::path::Path, pods: usize) -> Runtime {
+    fn with_sandboxes(dir: &Path, pods: usize) -> Runtime {
         let (docker, index, runtime) = faked_with_index(dir);
         for pod in 0..pods {
             testing::add_container(
@@ -1508,9 +1545,7 @@ mod tests {
     }
 
     /// A runtime whose container calls also go to the fake dockerd.
-    fn faked_containers(
-        dir: &std::path::Path,
-    ) -> (Arc<FakeDocker>, Arc<crate::index::Index>, Runtime) {
+    fn faked_containers(dir: &Path) -> (Arc<FakeDocker>, Arc<crate::index::Index>, Runtime) {
         let (docker, index, mut runtime) = faked_with_index(dir);
         runtime.containers = testing::containers(
             &docker,

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{state_dir, write_atomic, CheckpointError, WiderMode};
+use super::{insert_in_order, state_dir, write_atomic, CheckpointError, WiderMode};
 use crate::codec::json::{unless_empty, Fields, FromJson, OrderedObject};
 
 /// The directory under the root directory that holds checkpoints.
@@ -403,10 +403,9 @@ impl CheckpointStore {
                 continue;
             }
             if validate_id(&name).is_ok() {
-                ids.push(name);
+                insert_in_order(&mut ids, name);
             }
         }
-        ids.sort();
         Ok(ids)
     }
 

@@ -131,6 +131,13 @@ impl Store {
     }
 }
 
+/// Adds `id` to the ascending list `ids`. Listings are kept in order as
+/// they are read, so that no sort is compiled for them.
+fn insert_in_order(ids: &mut Vec<String>, id: String) {
+    let at = ids.partition_point(|known| *known < id);
+    ids.insert(at, id);
+}
+
 fn read_small(path: &Path) -> io::Result<String> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
@@ -178,6 +185,15 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_is_in_order_whatever_order_the_names_come_in() {
+        let mut ids = Vec::new();
+        for id in ["c", "a", "d", "b", "a0"] {
+            insert_in_order(&mut ids, id.to_owned());
+        }
+        assert_eq!(ids, ["a", "a0", "b", "c", "d"]);
+    }
 
     #[test]
     fn pod_cidr_survives_a_reopen() {

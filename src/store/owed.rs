@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::checkpoint::{validate_id, PortMapping};
-use super::{read_small, state_dir, write_atomic, OwedTeardownError, WiderMode};
+use super::{insert_in_order, read_small, state_dir, write_atomic, OwedTeardownError, WiderMode};
 use crate::codec::json::{self, Fields, FromJson, OrderedObject};
 
 /// The directory under the root directory that holds the records.
@@ -154,10 +154,9 @@ impl OwedTeardowns {
                 && entry.file_type().is_ok_and(|t| t.is_file())
                 && validate_id(&name).is_ok()
             {
-                ids.push(name);
+                insert_in_order(&mut ids, name);
             }
         }
-        ids.sort();
         Ok(ids)
     }
 

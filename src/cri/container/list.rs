@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use serde_json::Value;
 
 use super::error::ContainerError;
 use super::service::ContainerService;
 use super::{container_status, StatusImage};
 use crate::api::v1;
 use crate::cri::error::NamingError;
+use crate::cri::info::object;
 use crate::host::Host;
 use crate::index::{ContainerFilter, CriState, Entry};
 
@@ -65,13 +66,16 @@ impl ContainerService {
                 .inspect_container_json(&entry.id)
                 .map_err(|err| ContainerError::docker("inspect the container", err))?
                 .ok_or_else(|| ContainerError::NotFound { id: id.to_owned() })?;
-            let info = json!({
-                "pid": entry.pid,
-                "sandboxID": entry.sandbox_id,
-                "image": entry.image,
-                "config": inspect.get("Config"),
-                "hostConfig": inspect.get("HostConfig"),
-            });
+            let info = object(vec![
+                ("pid", Value::from(entry.pid)),
+                ("sandboxID", Value::from(entry.sandbox_id.as_str())),
+                ("image", Value::from(entry.image.as_str())),
+                ("config", Value::from(inspect.get("Config").cloned())),
+                (
+                    "hostConfig",
+                    Value::from(inspect.get("HostConfig").cloned()),
+                ),
+            ]);
             HashMap::from([("info".to_owned(), info.to_string())])
         } else {
             HashMap::new()

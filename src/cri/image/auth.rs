@@ -108,7 +108,8 @@ impl RegistryAuth {
     /// `text` with every secret, and every encoding of one this module
     /// produced or received, replaced by `<redacted>`.
     pub fn redact(&self, text: &str) -> String {
-        let mut secrets: Vec<&str> = [
+        let header = self.header();
+        let candidates = [
             self.password.as_str(),
             self.identity_token.as_str(),
             self.registry_token.as_str(),
@@ -116,14 +117,15 @@ impl RegistryAuth {
         .into_iter()
         .chain(self.aliases.iter().map(String::as_str))
         .filter(|secret| !secret.is_empty())
-        .collect();
-        let header = self.header();
-        if let Some(header) = &header {
-            secrets.push(header);
-        }
+        .chain(header.as_deref());
         // Longest first, so a secret inside another one's encoding cannot
-        // leave part of the longer one behind.
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        // leave part of the longer one behind; each goes after those at
+        // least as long, so secrets of one length keep their order.
+        let mut secrets: Vec<&str> = Vec::new();
+        for secret in candidates {
+            let at = secrets.partition_point(|longer| longer.len() >= secret.len());
+            secrets.insert(at, secret);
+        }
         secrets.into_iter().fold(text.to_owned(), |text, secret| {
             text.replace(secret, REDACTED)
         })

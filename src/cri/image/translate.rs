@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use serde_json::Value;
 
 use crate::api::v1;
+use crate::cri::info::object;
 use crate::docker::ImageInspect;
 
 /// The verbose ImageStatus key holding the image's JSON description.
@@ -66,29 +67,33 @@ pub fn cri_image(facts: ImageFacts<'_>) -> v1::Image {
 /// description and configuration, in the OCI image configuration's field
 /// names.
 pub fn verbose_info(image: &ImageInspect) -> HashMap<String, String> {
-    let description = json!({
-        "id": image.id,
-        "repoTags": image.repo_tags,
-        "repoDigests": image.repo_digests,
-        "size": image.size,
-        "imageSpec": {
-            "created": image.created,
-            "author": image.author,
-            "architecture": image.architecture,
-            "os": image.os,
-            "config": image.config.to_json(),
-            "rootfs": {
-                "type": image.root_fs.kind,
-                "diff_ids": image.root_fs.layers,
-            },
-        },
-    });
+    let rootfs = object(vec![
+        ("type", Value::from(image.root_fs.kind.as_str())),
+        ("diff_ids", Value::from(image.root_fs.layers.as_slice())),
+    ]);
+    let spec = object(vec![
+        ("created", Value::from(image.created.as_str())),
+        ("author", Value::from(image.author.as_str())),
+        ("architecture", Value::from(image.architecture.as_str())),
+        ("os", Value::from(image.os.as_str())),
+        ("config", image.config.to_json()),
+        ("rootfs", rootfs),
+    ]);
+    let description = object(vec![
+        ("id", Value::from(image.id.as_str())),
+        ("repoTags", Value::from(image.repo_tags.as_slice())),
+        ("repoDigests", Value::from(image.repo_digests.as_slice())),
+        ("size", Value::from(image.size)),
+        ("imageSpec", spec),
+    ]);
     HashMap::from([(VERBOSE_INFO_KEY.to_owned(), description.to_string())])
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::docker::{ImageConfig, RootFs};
 
@@ -166,7 +171,7 @@ mod tests {
             ..ImageInspect::default()
         };
         let info = verbose_info(&image);
-        let parsed: serde_json::Value = serde_json::from_str(&info[VERBOSE_INFO_KEY]).unwrap();
+        let parsed: Value = serde_json::from_str(&info[VERBOSE_INFO_KEY]).unwrap();
         assert_eq!(parsed["id"], "sha256:1");
         assert_eq!(parsed["repoTags"], json!(["app:v1"]));
         assert_eq!(parsed["imageSpec"]["config"]["User"], "nobody");

@@ -18,9 +18,7 @@
 //! again on the next call, since a second change that soon may leave the
 //! mtime as it was.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::ops::Bound;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +29,7 @@ use super::status::{
 };
 use crate::api::v1;
 use crate::index::{Entry, SandboxFilter};
+use crate::store::PodSandboxCheckpoint;
 
 /// How coarse a directory's mtime may be: the kernel stamps it from a
 /// clock that moves in ticks, and some filesystems keep whole seconds.
@@ -61,7 +60,7 @@ impl SandboxService {
                     created_at: entry.created_ns,
                     labels: labels_of(entry),
                     annotations: annotations_of(entry),
-                    runtime_handler: runtime_handler_of(listed.by_id.get(&entry.id)),
+                    runtime_handler: runtime_handler_of(listed.get(&entry.id)),
                 })
             })
             .collect();
@@ -87,9 +86,15 @@ impl SandboxService {
         let listing_started = SystemTime::now();
         let ids = self.checkpoints.list()?;
         let count = ids.len();
-        let mut by_id = BTreeMap::new();
+        // Both listings are in ID order: the old one is walked alongside.
+        let mut old = std::mem::take(&mut listed.by_id).into_iter().peekable();
+        let mut by_id = Vec::with_capacity(count);
         for id in ids {
-            let checkpoint = listed.by_id.remove(&id).or_else(|| self.checkpoint_of(&id));
+            while old.next_if(|(old_id, _)| *old_id < id).is_some() {}
+            let checkpoint = match old.next_if(|(old_id, _)| *old_id == id) {
+                Some((_, checkpoint)) => Some(checkpoint),
+                None => self.checkpoint_of(&id),
+            };
             by_id.extend(checkpoint.map(|checkpoint| (id, checkpoint)));
         }
         // A checkpoint that could not be read is tried again next time.
@@ -105,6 +110,14 @@ impl SandboxService {
 }
 
 impl ListedCheckpoints {
+    fn get(&self, id: &str) -> Option<&PodSandboxCheckpoint> {
+        let at = self
+            .by_id
+            .binary_search_by(|(known, _)| known.as_str().cmp(id))
+            .ok()?;
+        self.by_id.get(at).map(|(_, checkpoint)| checkpoint)
+    }
+
     /// NOTREADY items for the checkpoints under `prefix` whose sandbox is
     /// not in `known`, index entries in ID order.
     fn only_in_checkpoints<'a>(
@@ -112,8 +125,10 @@ impl ListedCheckpoints {
         prefix: &'a str,
         known: &'a [Arc<Entry>],
     ) -> impl Iterator<Item = v1::PodSandbox> + 'a {
+        let start = self.by_id.partition_point(|(id, _)| id.as_str() < prefix);
         self.by_id
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .iter()
+            .skip(start)
             .take_while(move |(id, _)| id.starts_with(prefix))
             .filter(|(id, _)| {
                 known

@@ -206,9 +206,9 @@ impl SandboxService {
             .docker
             .info()
             .map_err(|err| SandboxError::docker("read dockerd's runtimes", err))?;
-        let mut names: Vec<String> = info.runtimes.into_keys().collect();
-        names.sort();
-        Ok(names)
+        let mut names: Vec<&str> = info.runtimes.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        Ok(names.into_iter().map(str::to_owned).collect())
     }
 
     fn run_planned(&self, ctx: &CallContext, plan: &Plan) -> Result<String, SandboxError> {

@@ -8,7 +8,7 @@
 //! `list`; retrying owed teardowns lives in `owed`. This module starts no threads: the index it is given has
 //! already started its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -84,7 +84,8 @@ pub(super) struct ListedCheckpoints {
     /// The checkpoint directory's mtime when it was listed, while the
     /// listing can be trusted until that changes.
     pub(super) settled: Option<SystemTime>,
-    pub(super) by_id: BTreeMap<String, PodSandboxCheckpoint>,
+    /// In ID order, as the store lists them.
+    pub(super) by_id: Vec<(String, PodSandboxCheckpoint)>,
 }
 
 /// What the pod sandbox calls work with.

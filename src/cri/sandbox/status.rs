@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use serde_json::Value;
 
 use super::error::SandboxError;
 use super::sandbox_namespace_options;
 use super::service::SandboxService;
 use crate::api::v1;
+use crate::cri::info::object;
 use crate::cri::naming;
 use crate::index::Entry;
 use crate::store::{CheckpointError, PodSandboxCheckpoint};
@@ -92,15 +93,18 @@ impl SandboxService {
             runtime_handler: runtime_handler_of(checkpoint.as_ref()),
         };
         let info = if verbose {
-            verbose_info(json!({
-                "id": entry.id,
-                "name": entry.name,
-                "pid": entry.pid,
-                "image": entry.image,
-                "imageId": entry.image_id,
-                "networkMode": entry.network_mode,
-                "checkpoint": checkpoint.as_ref().map(checkpoint_json),
-            }))
+            verbose_info(object(vec![
+                ("id", Value::from(entry.id.as_str())),
+                ("name", Value::from(entry.name.as_str())),
+                ("pid", Value::from(entry.pid)),
+                ("image", Value::from(entry.image.as_str())),
+                ("imageId", Value::from(entry.image_id.as_str())),
+                ("networkMode", Value::from(entry.network_mode.as_str())),
+                (
+                    "checkpoint",
+                    Value::from(checkpoint.as_ref().map(checkpoint_json)),
+                ),
+            ]))
         } else {
             Info::new()
         };
@@ -143,10 +147,10 @@ impl SandboxService {
             runtime_handler: runtime_handler_of(Some(&checkpoint)),
         };
         let info = if verbose {
-            verbose_info(json!({
-                "id": id,
-                "checkpoint": checkpoint_json(&checkpoint),
-            }))
+            verbose_info(object(vec![
+                ("id", Value::from(id)),
+                ("checkpoint", checkpoint_json(&checkpoint)),
+            ]))
         } else {
             Info::new()
         };
@@ -170,17 +174,21 @@ impl SandboxService {
 /// PodSandboxStatusResponse's `info` map.
 type Info = HashMap<String, String>;
 
-fn verbose_info(info: serde_json::Value) -> Info {
+fn verbose_info(info: Value) -> Info {
     HashMap::from([("info".to_owned(), info.to_string())])
 }
 
-fn checkpoint_json(checkpoint: &PodSandboxCheckpoint) -> serde_json::Value {
-    json!({
-        "name": checkpoint.name,
-        "namespace": checkpoint.namespace,
-        "data": checkpoint.data.to_json().into_value(),
-        "network": checkpoint.dockshim.as_ref().map(|network| network.to_json().into_value()),
-    })
+fn checkpoint_json(checkpoint: &PodSandboxCheckpoint) -> Value {
+    let network = checkpoint.dockshim.as_ref();
+    object(vec![
+        ("name", Value::from(checkpoint.name.as_str())),
+        ("namespace", Value::from(checkpoint.namespace.as_str())),
+        ("data", checkpoint.data.to_json().into_value()),
+        (
+            "network",
+            Value::from(network.map(|network| network.to_json().into_value())),
+        ),
+    ])
 }
 
 /// The pod IPs CNI ADD reported, while the checkpoint says the network is
@@ -287,7 +295,7 @@ mod tests {
         Status::from(err).code
     }
 
-    fn info(response: &v1::PodSandboxStatusResponse) -> serde_json::Value {
+    fn info(response: &v1::PodSandboxStatusResponse) -> Value {
         serde_json::from_str(&response.info["info"]).unwrap()
     }
 
@@ -366,7 +374,7 @@ mod tests {
         let status = response.status.clone().unwrap();
         assert_eq!(status.state, v1::PodSandboxState::SandboxReady as i32);
         assert_eq!(status.runtime_handler, "");
-        assert_eq!(info(&response)["checkpoint"], serde_json::Value::Null);
+        assert_eq!(info(&response)["checkpoint"], Value::Null);
     }
 
     #[test]

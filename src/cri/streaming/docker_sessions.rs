@@ -107,7 +107,7 @@ impl DockerSessions {
                 hijacked,
                 options.tty,
                 &mut remote,
-                |height, width| docker.resize_exec(exec, height, width),
+                Box::new(|height, width| docker.resize_exec(exec, height, width)),
             );
             let status = if remote.hangup().is_hung_up() {
                 log::info!("exec {exec} in container {container}: the client went away");
@@ -190,9 +190,13 @@ impl DockerSessions {
         };
         let docker = &*self.docker;
         thread::scope(|scope| {
-            let copied = relay(scope, hijacked, raw, &mut remote, |height, width| {
-                docker.resize_container(container, height, width)
-            });
+            let copied = relay(
+                scope,
+                hijacked,
+                raw,
+                &mut remote,
+                Box::new(|height, width| docker.resize_container(container, height, width)),
+            );
             let status = if remote.hangup().is_hung_up() {
                 log::debug!("attach to container {container}: the client went away");
                 None
@@ -271,6 +275,10 @@ impl Sessions for DockerSessions {
     }
 }
 
+/// Resizes the session's terminal to a height and width. Boxed, so that
+/// exec and attach share one copy of the relay.
+type Resize<'a> = dyn Fn(u16, u16) -> Result<(), DockerError> + Send + 'a;
+
 /// Connects the client's streams to a hijacked dockerd connection until
 /// dockerd's output ends (or the client goes, which shuts dockerd's
 /// connection down). `raw`: the output is a TTY's, not multiplexed.
@@ -281,7 +289,7 @@ fn relay<'scope>(
     hijacked: Hijacked,
     raw: bool,
     remote: &mut RemoteCommand,
-    resize: impl Fn(u16, u16) -> Result<(), DockerError> + Send + 'scope,
+    resize: Box<Resize<'scope>>,
 ) -> Result<(), DockerSessionError> {
     let (socket, early) = hijacked.into_parts();
     let clone = || {
@@ -313,7 +321,7 @@ fn relay<'scope>(
             spawn_scoped_named(
                 scope,
                 "session-resize".to_owned(),
-                Box::new(move || apply_sizes(sizes, resize)),
+                Box::new(move || apply_sizes(sizes, &*resize)),
             )
             .map_err(DockerSessionError::Thread)?;
         }
@@ -338,7 +346,7 @@ fn copy_stdin(mut stdin: PipeReader, mut docker: Hijacked) {
 
 /// Applies each terminal size the client sends, skipping empty ones, which
 /// dockerd cannot apply.
-fn apply_sizes(sizes: ResizeEvents, resize: impl Fn(u16, u16) -> Result<(), DockerError>) {
+fn apply_sizes(sizes: ResizeEvents, resize: &Resize<'_>) {
     for size in sizes {
         if size.width == 0 || size.height == 0 {
             continue;
@@ -537,7 +545,7 @@ mod tests {
             br#"{"Width":0,"Height":24}"#,
             br#"{"Width":100,"Height":30}"#,
         ]);
-        apply_sizes(sizes, |height, width| {
+        apply_sizes(sizes, &|height, width| {
             let mut failures = failures_left.lock().unwrap();
             if *failures > 0 {
                 *failures -= 1;
@@ -556,7 +564,7 @@ mod tests {
     fn a_size_that_keeps_failing_is_given_up_and_the_next_is_applied() {
         let calls = Mutex::new(Vec::new());
         let sizes = resize_events(&[br#"{"Width":1,"Height":1}{"Width":2,"Height":2}"#]);
-        apply_sizes(sizes, |height, width| {
+        apply_sizes(sizes, &|height, width| {
             calls.lock().unwrap().push((width, height));
             if width == 1 {
                 Err(DockerError::Api {
