@@ -140,28 +140,26 @@ impl Engine {
                 driver: info.driver.clone(),
             }
         };
-        let runtimes = info
-            .runtimes
-            .iter()
-            .map(|(name, runtime)| {
-                let path = if runtime.path.is_empty() {
-                    runtime.runtime_type.clone()
-                } else {
-                    runtime.path.clone()
-                };
-                let mount_options = runtime
-                    .status
-                    .get(RUNTIME_FEATURES_KEY)
-                    .and_then(|document| mount_options(document).ok());
-                (
-                    name.clone(),
-                    EngineRuntime {
-                        path,
-                        mount_options,
-                    },
-                )
-            })
-            .collect();
+        // Built by insert: collecting into a BTreeMap compiles a sort.
+        let mut runtimes = BTreeMap::new();
+        for (name, runtime) in &info.runtimes {
+            let path = if runtime.path.is_empty() {
+                runtime.runtime_type.clone()
+            } else {
+                runtime.path.clone()
+            };
+            let mount_options = runtime
+                .status
+                .get(RUNTIME_FEATURES_KEY)
+                .and_then(|document| mount_options(document).ok());
+            runtimes.insert(
+                name.clone(),
+                EngineRuntime {
+                    path,
+                    mount_options,
+                },
+            );
+        }
         Engine {
             version: info.server_version.clone(),
             api_version,
