@@ -155,15 +155,18 @@ pub fn load_default(conf_dir: &Path, bin_dirs: &[PathBuf]) -> Result<CniNetwork,
         dir: conf_dir.to_path_buf(),
         source,
     })?;
-    let mut candidates: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension()
-                .and_then(|ext| ext.to_str())
-                .is_some_and(|ext| CONFIG_EXTENSIONS.contains(&ext))
-        })
-        .collect();
-    candidates.sort();
+    // Kept in order by insert: a sort of paths would compile its own copy.
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for path in entries.filter_map(|entry| entry.ok().map(|e| e.path())) {
+        let is_config = path
+            .extension()
+            .and_then(|ext| ext.to_str())
+            .is_some_and(|ext| CONFIG_EXTENSIONS.contains(&ext));
+        if is_config {
+            let at = candidates.partition_point(|known| *known < path);
+            candidates.insert(at, path);
+        }
+    }
 
     let mut skipped = Vec::new();
     for file in candidates {
