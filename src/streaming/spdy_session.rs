@@ -466,13 +466,15 @@ impl SpdyOutbound {
     fn finish(&self) {
         let mut state = self.lock();
         state.refusing = true;
-        let mut open: Vec<StreamId> = state
+        // Ascending by insert: a sort of stream ids would compile its own copy.
+        let mut open: Vec<StreamId> = Vec::new();
+        for (id, _) in state
             .streams
             .iter()
             .filter(|(_, s)| !s.local_closed && !s.reset)
-            .map(|(id, _)| *id)
-            .collect();
-        open.sort_unstable();
+        {
+            open.insert(open.partition_point(|known| known < id), *id);
+        }
         for stream in open {
             if state.write(|w| w.write_data(stream, true, &[])).is_err() {
                 return;
