@@ -146,7 +146,7 @@ impl ProcessExec {
         pid: Pid,
         events: &mpsc::Sender<Event>,
     ) -> io::Result<()> {
-        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+        let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(io::Error::other("the child's pipes are missing"));
@@ -165,14 +165,20 @@ impl ProcessExec {
         spawn_named(
             "cni-stdout".to_owned(),
             Box::new(move || {
-                let _ = tx.send(Event::Stdout(read_capped(stdout, MAX_PLUGIN_STDOUT_BYTES)));
+                let _ = tx.send(Event::Stdout(read_capped(
+                    &mut stdout,
+                    MAX_PLUGIN_STDOUT_BYTES,
+                )));
             }),
         )?;
         let tx = events.clone();
         spawn_named(
             "cni-stderr".to_owned(),
             Box::new(move || {
-                let _ = tx.send(Event::Stderr(read_capped(stderr, MAX_PLUGIN_STDERR_BYTES)));
+                let _ = tx.send(Event::Stderr(read_capped(
+                    &mut stderr,
+                    MAX_PLUGIN_STDERR_BYTES,
+                )));
             }),
         )?;
         let tx = events.clone();
@@ -285,12 +291,13 @@ fn kill_group(pid: Pid, child: &mut Child) {
     }
 }
 
-/// Reads `pipe` to its end, keeping the first `limit` bytes.
-fn read_capped(mut pipe: impl Read, limit: usize) -> io::Result<Captured> {
+/// Reads `pipe` to its end, keeping the first `limit` bytes. One body for
+/// both pipes: `dyn` rather than generic.
+fn read_capped(pipe: &mut dyn Read, limit: usize) -> io::Result<Captured> {
     let mut bytes = Vec::new();
-    (&mut pipe).take(limit as u64).read_to_end(&mut bytes)?;
+    pipe.take(limit as u64).read_to_end(&mut bytes)?;
     // Drain the rest so the plugin never blocks on a full pipe.
-    let extra = io::copy(&mut pipe, &mut io::sink())?;
+    let extra = io::copy(pipe, &mut io::sink())?;
     Ok(Captured {
         bytes,
         truncated: extra > 0,
