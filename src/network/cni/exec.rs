@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::{CniCommand, CniError};
 use crate::codec::json::{self, Fields, FromJson};
+use crate::mailbox::{self, Sender};
 use crate::network::cni_config::find_plugin;
 use crate::supervisor::spawn_named;
 
@@ -95,7 +96,7 @@ impl ProcessExec {
         let pid = i32::try_from(child.id())
             .map(Pid::from_raw)
             .map_err(|_| io_error("track", io::Error::other("process ID out of range")))?;
-        let (events, received) = mpsc::channel();
+        let (events, received) = mailbox::channel();
         let spawned = self.spawn_helpers(child, call, pid, &events);
         drop(events);
         if let Err(source) = spawned {
@@ -144,7 +145,7 @@ impl ProcessExec {
         child: &mut Child,
         call: &PluginCall<'_>,
         pid: Pid,
-        events: &mpsc::Sender<Event>,
+        events: &Sender<Event>,
     ) -> io::Result<()> {
         let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
