@@ -46,7 +46,8 @@
 //! (base64, zlib, SHA-1, the HTTP/1.1 request head); `stats` reads cgroup
 //! and `/proc` figures; `host` answers the handlers' reads of the node
 //! (mounts, swap, per-process files); `metrics` counts calls for the Prometheus endpoint;
-//! `supervisor` starts the background threads and keeps their deaths;
+//! `supervisor` starts the background threads and keeps their deaths, and
+//! `mailbox` carries their messages;
 //! `pidfd` pins the processes whose `/proc` files are opened; `failpoint`
 //! names the crash points the tests arm (empty unless built with the
 //! `failpoints` feature); `cli` and `logger` start the process.
@@ -62,6 +63,7 @@ pub mod host;
 pub mod index;
 pub mod logger;
 pub mod logs;
+pub mod mailbox;
 pub mod metrics;
 pub mod network;
 pub mod pidfd;

@@ -96,19 +96,24 @@ pub(crate) fn duration(text: &str) -> Result<Duration, Invalid> {
 /// A duration as [`duration`] reads it back exactly: `0`, or each unit from
 /// hours down to nanoseconds that is not zero, as in `1h2m3s4ms`.
 pub(crate) fn format_duration(duration: Duration) -> String {
-    const UNITS: [(&str, u128); 6] = [
-        ("h", 3_600_000_000_000),
+    // Hours from the whole seconds and the rest of the hour in nanoseconds:
+    // both fit a u64, so no 128-bit formatting is linked.
+    const UNITS: [(&str, u64); 5] = [
         ("m", 60_000_000_000),
         ("s", 1_000_000_000),
         ("ms", 1_000_000),
         ("us", 1_000),
         ("ns", 1),
     ];
-    let mut nanos = duration.as_nanos();
-    if nanos == 0 {
+    let hours = duration.as_secs() / 3600;
+    let mut nanos = duration.as_secs() % 3600 * 1_000_000_000 + u64::from(duration.subsec_nanos());
+    if hours == 0 && nanos == 0 {
         return "0".to_owned();
     }
     let mut text = String::new();
+    if hours > 0 {
+        text.push_str(&format!("{hours}h"));
+    }
     for (unit, unit_nanos) in UNITS {
         let count = nanos / unit_nanos;
         if count > 0 {
@@ -448,6 +453,14 @@ mod tests {
             assert_eq!(format_duration(value), text);
             assert_eq!(duration(text), Ok(value), "{text}");
         }
+    }
+
+    #[test]
+    fn the_longest_duration_is_written_in_hours() {
+        assert_eq!(
+            format_duration(Duration::MAX),
+            "5124095576030431h15s999ms999us999ns"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub fn error(message: impl fmt::Display) -> serde_json::Error {
 }
 
 /// The error for `value` where `expected` was wanted, without the value.
+#[cold]
 fn invalid_type(value: &Value, expected: &str) -> serde_json::Error {
     let found = match value {
         Value::Null => "null",
@@ -82,19 +83,18 @@ impl<'a> Fields<'a> {
 
     /// `key` read as a `T`; `None` when it is missing or `null`.
     pub fn opt<T: FromJson>(&self, key: &str) -> Option<T> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => None,
-            Some(value) => self.keep(read(key, value)),
-        }
+        self.read(key, self.present(key)?)
     }
 
     /// `key` read as a `T`, which must be present.
     pub fn required<T: FromJson + Default>(&self, key: &str) -> T {
-        let value = match self.map.get(key) {
-            Some(value) => read(key, value),
-            None => Err(error(format!("missing field `{key}`"))),
-        };
-        self.keep(value).unwrap_or_default()
+        match self.map.get(key) {
+            Some(value) => self.read(key, value).unwrap_or_default(),
+            None => {
+                self.keep(error(format!("missing field `{key}`")));
+                T::default()
+            }
+        }
     }
 
     /// `value`, the struct the fields were read into, unless a field
@@ -106,22 +106,40 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn keep<T>(&self, result: Result<T, serde_json::Error>) -> Option<T> {
-        match result {
+    // The lookup and the error paths are not generic, so each field type
+    // compiles only its own decoder call.
+
+    #[inline(never)]
+    fn present(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|value| !value.is_null())
+    }
+
+    fn read<T: FromJson>(&self, key: &str, value: &Value) -> Option<T> {
+        match T::from_json(value) {
             Ok(value) => Some(value),
             Err(err) => {
-                let first = self.error.take().unwrap_or(err);
-                self.error.set(Some(first));
+                self.keep(in_field(key, err));
                 None
             }
         }
+    }
+
+    #[cold]
+    fn keep(&self, err: serde_json::Error) {
+        let first = self.error.take().unwrap_or(err);
+        self.error.set(Some(first));
     }
 }
 
 /// Names the field in an error from inside it, so a nested error reads as
 /// a path: `State: Pid: invalid type: ...`.
 fn read<T: FromJson>(key: &str, value: &Value) -> Result<T, serde_json::Error> {
-    T::from_json(value).map_err(|err| error(format!("{key}: {err}")))
+    T::from_json(value).map_err(|err| in_field(key, err))
+}
+
+#[cold]
+fn in_field(key: &str, err: serde_json::Error) -> serde_json::Error {
+    error(format!("{key}: {err}"))
 }
 
 impl FromJson for Value {
@@ -190,12 +208,16 @@ impl FromJson for IpAddr {
 
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
-        value
+        // A loop rather than collecting into a Result, whose adapter
+        // compiles larger for each item type.
+        let items = value
             .as_array()
-            .ok_or_else(|| invalid_type(value, "an array"))?
-            .iter()
-            .map(T::from_json)
-            .collect()
+            .ok_or_else(|| invalid_type(value, "an array"))?;
+        let mut read = Vec::with_capacity(items.len());
+        for item in items {
+            read.push(T::from_json(item)?);
+        }
+        Ok(read)
     }
 }
 

@@ -426,9 +426,12 @@ impl DeviceRequest {
 }
 
 fn string_map(map: &BTreeMap<String, String>) -> Value {
-    map.iter()
-        .map(|(key, value)| (key.clone(), Value::from(value.as_str())))
-        .collect()
+    // Built by insert: collecting into a `Map` compiles a sort.
+    let mut object = Map::new();
+    for (key, value) in map {
+        object.insert(key.clone(), value.as_str().into());
+    }
+    Value::Object(object)
 }
 
 fn list<T>(items: &[T], to_json: fn(&T) -> Value) -> Value {

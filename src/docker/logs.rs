@@ -241,7 +241,12 @@ impl AsRawFd for LogStream {
 /// before the epoch are clamped to it.
 fn unix_nanos_text(nanos: i128) -> String {
     let nanos = nanos.max(0);
-    format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
+    // Written as u64 seconds and u32 nanoseconds, so no 128-bit formatting
+    // is linked: times come from four-digit years, whose seconds fit a u64
+    // many times over.
+    let seconds = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    let fraction = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
+    format!("{seconds}.{fraction:09}")
 }
 
 fn logs_api_error(status: u16, body: &[u8]) -> DockerError {

@@ -30,7 +30,7 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -42,6 +42,7 @@ use super::path::{open_log_file, remove_log_file, LogFile};
 use super::resume::find_resume_point;
 use super::LogError;
 use crate::docker::{DockerClient, LogRead, LogStream, LogsSince};
+use crate::mailbox::{self, Receiver, Sender};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// The I/O thread's name, as `/proc/self/task/*/comm` shows it.
@@ -195,7 +196,7 @@ impl LogManager {
         let Some((commands, waker)) = io else {
             return Ok(());
         };
-        let (done, wait) = mpsc::channel();
+        let (done, wait) = mailbox::channel();
         send(
             &commands,
             &waker,
@@ -228,7 +229,7 @@ impl LogManager {
             )
         };
         let file = open_log_file(&path)?;
-        let (done, wait) = mpsc::channel();
+        let (done, wait) = mailbox::channel();
         send(
             &commands,
             &waker,
@@ -344,7 +345,7 @@ fn send(commands: &Sender<Command>, waker: &Waker, command: Command) -> Result<(
         .map_err(|err| LogError::IoThread(format!("cannot wake it: {err}")))
 }
 
-fn await_reply<T>(wait: &Receiver<T>) -> Result<T, LogError> {
+fn await_reply<T: 'static>(wait: &Receiver<T>) -> Result<T, LogError> {
     wait.recv_timeout(COMMAND_TIMEOUT)
         .map_err(|_| LogError::IoThread(format!("no answer within {}s", COMMAND_TIMEOUT.as_secs())))
 }
@@ -353,7 +354,7 @@ fn spawn_io_thread(state: Arc<Mutex<State>>, docker: DockerClient) -> Result<IoT
     let thread_error = |err: io::Error| LogError::IoThread(format!("cannot start it: {err}"));
     let poll = Poll::new().map_err(thread_error)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN).map_err(thread_error)?);
-    let (commands, receiver) = mpsc::channel();
+    let (commands, receiver) = mailbox::channel();
     let mut writer = Writer {
         poll,
         commands: receiver,
@@ -635,7 +636,7 @@ fn spawn_catch_up_thread(
     state: Arc<Mutex<State>>,
     docker: DockerClient,
 ) -> io::Result<Sender<Follower>> {
-    let (queue, followers) = mpsc::channel::<Follower>();
+    let (queue, followers) = mailbox::channel::<Follower>();
     supervisor::spawn(CATCH_UP_DUTY, move || {
         // Ends when the I/O thread, the only sender, is gone.
         for follower in followers {

@@ -155,15 +155,18 @@ pub fn load_default(conf_dir: &Path, bin_dirs: &[PathBuf]) -> Result<CniNetwork,
         dir: conf_dir.to_path_buf(),
         source,
     })?;
-    let mut candidates: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension()
-                .and_then(|ext| ext.to_str())
-                .is_some_and(|ext| CONFIG_EXTENSIONS.contains(&ext))
-        })
-        .collect();
-    candidates.sort();
+    // Kept in order by insert: a sort of paths would compile its own copy.
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for path in entries.filter_map(|entry| entry.ok().map(|e| e.path())) {
+        let is_config = path
+            .extension()
+            .and_then(|ext| ext.to_str())
+            .is_some_and(|ext| CONFIG_EXTENSIONS.contains(&ext));
+        if is_config {
+            let at = candidates.partition_point(|known| *known < path);
+            candidates.insert(at, path);
+        }
+    }
 
     let mut skipped = Vec::new();
     for file in candidates {
@@ -186,7 +189,9 @@ fn load_file(file: &Path) -> Result<CniNetwork, String> {
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(format!("larger than {MAX_CONFIG_BYTES} bytes"));
     }
-    let config: Value = serde_json::from_str(&text).map_err(|err| format!("not JSON: {err}"))?;
+    // From bytes, as every JSON read is: one parser is compiled, not two.
+    let config: Value =
+        serde_json::from_slice(text.as_bytes()).map_err(|err| format!("not JSON: {err}"))?;
     parse(NetworkOrigin::File(file.to_path_buf()), config)
 }
 

@@ -14,7 +14,6 @@
 //! reset with CANCEL, as the gRPC protocol asks for an incomplete payload.
 //! A call never blocks and never runs a handler itself.
 
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use super::workers::{Lane, WorkerPool};
 use crate::grpc::{
     response_headers, trailers, trailers_only, CallContext, Handler, Method, Status, UnaryRequest,
 };
+use crate::mailbox::Sender;
 
 /// Largest DATA frame a streamed reply is cut into: the HTTP/2 default
 /// frame size, which every peer accepts. Small messages are coalesced up to

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -32,6 +31,7 @@ use super::dispatch::Reply;
 use super::executor::{Progress, Socket, Task};
 use super::workers::WorkerPool;
 use crate::grpc::{check_request, Method, Status};
+use crate::mailbox::{self, Receiver};
 
 /// Flow-control window per stream: a whole typical message fits, so a
 /// request rarely waits for a WINDOW_UPDATE.
@@ -135,7 +135,7 @@ impl<S: Send + Sync + 'static> Connection<S> {
             .max_header_list_size(MAX_HEADER_LIST_BYTES)
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .handshake(socket);
-        let (replies_tx, replies) = mpsc::channel();
+        let (replies_tx, replies) = mailbox::channel();
         Connection {
             http2: Http2::Handshaking {
                 handshake,

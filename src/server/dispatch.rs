@@ -13,7 +13,6 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Instant;
@@ -25,6 +24,7 @@ use crate::grpc::{
     message_prefix, put_message, CallContext, Code, MessageSink, Status, StreamFn, UnaryFn,
     PREFIX_BYTES,
 };
+use crate::mailbox::Sender;
 use crate::metrics;
 
 /// Bytes a streaming handler may have waiting in its outbox before `send`
@@ -354,7 +354,6 @@ mod tests {
     use super::*;
     use crate::grpc::{Code, MAX_MESSAGE_BYTES};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::mpsc;
     use std::task::Wake;
     use std::time::Duration;
 
@@ -389,7 +388,7 @@ mod tests {
     }
 
     fn run_unary(handler: UnaryFn<Services>, request: &'static [u8]) -> (Reply, usize) {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::mailbox::channel();
         let (waker, wakes) = waker();
         let job = unary_job(
             Arc::new(Services),
@@ -426,7 +425,7 @@ mod tests {
 
     #[test]
     fn dropped_responder_answers_internal() {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::mailbox::channel();
         let (waker, _) = waker();
         drop(Responder::new(3, tx, waker));
         let reply = rx.try_recv().unwrap();

@@ -60,7 +60,6 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, Scope};
 use std::time::{Duration, Instant};
@@ -78,6 +77,7 @@ use super::spdy_session::{
 use super::websocket;
 use super::ws_session::{WsOutbound, WsSession};
 use super::{PortForwardError, SpdySessionError};
+use crate::mailbox;
 use crate::supervisor;
 
 /// The SPDY subprotocol of port forwarding; the kubelet accepts no other.
@@ -594,7 +594,7 @@ fn copy_both_ways(
     let mut uploaded = Ok(());
     let outcome = &mut uploaded;
     let downloaded = thread::scope(|scope| {
-        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mailbox::channel::<()>();
         let upload_thread = supervisor::spawn_scoped_named(
             scope,
             UPLOAD_THREAD_NAME.to_owned(),
@@ -956,6 +956,7 @@ mod tests {
     use crate::streaming::spdy::{Frame, SpdyReader, SpdyWriter, SynStream};
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
+    use std::sync::mpsc;
     use tungstenite::client::IntoClientRequest;
     use tungstenite::{Bytes, Message};
 

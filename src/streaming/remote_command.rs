@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::de::IgnoredAny;
+use serde_json::Value;
 
 use super::channel::{
     parse_resize, ChannelCodec, StatusFormat, StreamId, StreamStatus, TerminalSize,
@@ -111,8 +111,9 @@ impl ResizeEvents {
     /// The first complete JSON value in the buffer and its length; `None`
     /// when the buffer holds only part of one.
     fn next_value(&self) -> Result<Option<usize>, ChannelError> {
-        let mut values =
-            serde_json::Deserializer::from_slice(&self.buffer).into_iter::<IgnoredAny>();
+        // Read as `Value`, which the resize parser reads anyway, so no
+        // second JSON skipper is compiled.
+        let mut values = serde_json::Deserializer::from_slice(&self.buffer).into_iter::<Value>();
         match values.next() {
             Some(Ok(_)) => Ok(Some(values.byte_offset())),
             Some(Err(err)) if err.is_eof() => Ok(None),

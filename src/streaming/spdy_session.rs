@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,6 +39,7 @@ use super::spdy::{
     StreamId, SynStream, INITIAL_WINDOW_SIZE,
 };
 use super::{SpdyError, SpdySessionError};
+use crate::mailbox::{self, Receiver, Sender};
 use crate::supervisor;
 
 /// How long a client has to open the streams a session needs, as the
@@ -229,8 +230,8 @@ impl SpdySession {
             SpdyWriter::new(clone()?),
             activity.clone(),
         ));
-        let (streams_tx, streams_rx) = mpsc::channel();
-        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let (streams_tx, streams_rx) = mailbox::channel();
+        let (done_tx, done_rx) = mailbox::channel::<()>();
         let hangup = Hangup::new();
         let reader = FrameReader {
             frames: SpdyReader::new(IdleReader::new(leftover, clone()?, idle_timeout, activity)),
@@ -466,13 +467,15 @@ impl SpdyOutbound {
     fn finish(&self) {
         let mut state = self.lock();
         state.refusing = true;
-        let mut open: Vec<StreamId> = state
+        // Ascending by insert: a sort of stream ids would compile its own copy.
+        let mut open: Vec<StreamId> = Vec::new();
+        for (id, _) in state
             .streams
             .iter()
             .filter(|(_, s)| !s.local_closed && !s.reset)
-            .map(|(id, _)| *id)
-            .collect();
-        open.sort_unstable();
+        {
+            open.insert(open.partition_point(|known| known < id), *id);
+        }
         for stream in open {
             if state.write(|w| w.write_data(stream, true, &[])).is_err() {
                 return;

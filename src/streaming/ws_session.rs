@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,6 +27,7 @@ use super::session::Handoff;
 use super::session_io::{pipe, Activity, Hangup, IdleReader, PipeReader, PipeWriter};
 use super::websocket::{self, CloseCode, Incoming, WsReader, WsWriter};
 use super::{ChannelError, WebSocketError, WsSessionError};
+use crate::mailbox::{self, Receiver};
 use crate::supervisor;
 
 /// Bytes queued per channel for a consumer that has not read them yet; a
@@ -130,7 +130,7 @@ impl WsSession {
             hangup: hangup.clone(),
             conn: clone()?,
         };
-        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mailbox::channel::<()>();
         let handle = supervisor::spawn_named(
             "ws-reader".to_owned(),
             Box::new(move || {

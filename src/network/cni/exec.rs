@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::{CniCommand, CniError};
 use crate::codec::json::{self, Fields, FromJson};
+use crate::mailbox::{self, Sender};
 use crate::network::cni_config::find_plugin;
 use crate::supervisor::spawn_named;
 
@@ -95,7 +96,7 @@ impl ProcessExec {
         let pid = i32::try_from(child.id())
             .map(Pid::from_raw)
             .map_err(|_| io_error("track", io::Error::other("process ID out of range")))?;
-        let (events, received) = mpsc::channel();
+        let (events, received) = mailbox::channel();
         let spawned = self.spawn_helpers(child, call, pid, &events);
         drop(events);
         if let Err(source) = spawned {
@@ -144,9 +145,9 @@ impl ProcessExec {
         child: &mut Child,
         call: &PluginCall<'_>,
         pid: Pid,
-        events: &mpsc::Sender<Event>,
+        events: &Sender<Event>,
     ) -> io::Result<()> {
-        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+        let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(io::Error::other("the child's pipes are missing"));
@@ -165,14 +166,20 @@ impl ProcessExec {
         spawn_named(
             "cni-stdout".to_owned(),
             Box::new(move || {
-                let _ = tx.send(Event::Stdout(read_capped(stdout, MAX_PLUGIN_STDOUT_BYTES)));
+                let _ = tx.send(Event::Stdout(read_capped(
+                    &mut stdout,
+                    MAX_PLUGIN_STDOUT_BYTES,
+                )));
             }),
         )?;
         let tx = events.clone();
         spawn_named(
             "cni-stderr".to_owned(),
             Box::new(move || {
-                let _ = tx.send(Event::Stderr(read_capped(stderr, MAX_PLUGIN_STDERR_BYTES)));
+                let _ = tx.send(Event::Stderr(read_capped(
+                    &mut stderr,
+                    MAX_PLUGIN_STDERR_BYTES,
+                )));
             }),
         )?;
         let tx = events.clone();
@@ -285,12 +292,13 @@ fn kill_group(pid: Pid, child: &mut Child) {
     }
 }
 
-/// Reads `pipe` to its end, keeping the first `limit` bytes.
-fn read_capped(mut pipe: impl Read, limit: usize) -> io::Result<Captured> {
+/// Reads `pipe` to its end, keeping the first `limit` bytes. One body for
+/// both pipes: `dyn` rather than generic.
+fn read_capped(pipe: &mut dyn Read, limit: usize) -> io::Result<Captured> {
     let mut bytes = Vec::new();
-    (&mut pipe).take(limit as u64).read_to_end(&mut bytes)?;
+    pipe.take(limit as u64).read_to_end(&mut bytes)?;
     // Drain the rest so the plugin never blocks on a full pipe.
-    let extra = io::copy(&mut pipe, &mut io::sink())?;
+    let extra = io::copy(pipe, &mut io::sink())?;
     Ok(Captured {
         bytes,
         truncated: extra > 0,
