@@ -42,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("failpoint", &[]),
     ("pidfd", &[]),
     ("supervisor", &[]),
+    ("mailbox", &[]),
     // The generated CRI API: messages, and service traits over grpc.
     ("api", &["grpc"]),
     // The registry the server and the Docker client record into, and its
@@ -56,12 +57,19 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("host", &["pidfd", "stats"]),
     (
         "network",
-        &["codec", "failpoint", "pidfd", "store", "supervisor"],
+        &[
+            "codec",
+            "failpoint",
+            "mailbox",
+            "pidfd",
+            "store",
+            "supervisor",
+        ],
     ),
     ("index", &["codec", "docker", "supervisor"]),
-    ("logs", &["docker", "supervisor"]),
+    ("logs", &["docker", "mailbox", "supervisor"]),
     // The streaming protocols; their dockerd backend is cri's.
-    ("streaming", &["codec", "supervisor"]),
+    ("streaming", &["codec", "mailbox", "supervisor"]),
     (
         "cri",
         &[
@@ -83,7 +91,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // The CRI-agnostic gRPC server: it carries `api`'s method table, handed
     // to it by main, and never reaches the handlers.
-    ("server", &["grpc", "metrics", "supervisor"]),
+    ("server", &["grpc", "mailbox", "metrics", "supervisor"]),
     // The command line, read by main only; the settings it parses are the
     // types of the layers that read them.
     ("cli", &["cri", "network"]),
