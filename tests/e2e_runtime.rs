@@ -150,8 +150,9 @@ fn assert_settled(answers: &[(Duration, bool)], expected: bool) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runtime_ready_follows_dockerd_going_away_and_coming_back_within_two_seconds() {
+/// A dockshim whose dockerd is reached through a proxy the test controls,
+/// reporting RuntimeReady; the dockshim stops when its handle is dropped.
+async fn ready_behind_proxy() -> (DockerProxy, Dockshim, CriClient) {
     let proxy = DockerProxy::start();
     let dockshim = Dockshim::start_with(Options {
         docker_socket: proxy.socket().to_owned(),
@@ -159,6 +160,12 @@ async fn runtime_ready_follows_dockerd_going_away_and_coming_back_within_two_sec
     });
     let client = dockshim.client().await;
     assert!(ready(&client, "RuntimeReady").await.0, "not ready at start");
+    (proxy, dockshim, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_ready_follows_dockerd_going_away_and_coming_back_within_two_seconds() {
+    let (proxy, _dockshim, client) = ready_behind_proxy().await;
 
     proxy.kill();
     let answers = watch_runtime_ready(&client, Instant::now()).await;
@@ -171,13 +178,7 @@ async fn runtime_ready_follows_dockerd_going_away_and_coming_back_within_two_sec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_ready_turns_false_when_dockerd_hangs_with_its_event_stream_open() {
-    let proxy = DockerProxy::start();
-    let dockshim = Dockshim::start_with(Options {
-        docker_socket: proxy.socket().to_owned(),
-        ..Options::default()
-    });
-    let client = dockshim.client().await;
-    assert!(ready(&client, "RuntimeReady").await.0, "not ready at start");
+    let (proxy, _dockshim, client) = ready_behind_proxy().await;
 
     // Every request from now on is held; the event stream stays open.
     proxy.delay("/", HUNG_FOR);
