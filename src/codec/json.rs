@@ -258,6 +258,18 @@ pub fn object_of<'a>(
     object
 }
 
+/// The object of `fields`, every one of them set: the documents of the
+/// verbose status calls. Built by insert, as `json!` would serialize every
+/// field through serde with an error path of its own; the keys come out
+/// sorted, so the text does not depend on the order the fields are given in.
+pub fn object(fields: Vec<(&str, Value)>) -> Value {
+    let mut object = Map::new();
+    for (key, value) in fields {
+        object.insert(key.to_owned(), value);
+    }
+    Value::Object(object)
+}
+
 /// `value`, unless it is `""`, `[]`, `{}`, `false` or `null`.
 pub fn unless_empty(value: impl Into<Value>) -> Option<Value> {
     let value = value.into();
@@ -360,6 +372,23 @@ impl OrderedObject {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_object_reads_as_the_json_literal_of_its_fields() {
+        let built = object(vec![
+            ("ready", Value::from(true)),
+            ("endpoint", Value::from("unix:///run/docker.sock")),
+            ("apiVersion", Value::from(None::<String>)),
+            ("plugins", Value::from(vec!["bridge", "portmap"])),
+        ]);
+        let literal = json!({
+            "ready": true,
+            "endpoint": "unix:///run/docker.sock",
+            "apiVersion": null,
+            "plugins": ["bridge", "portmap"],
+        });
+        assert_eq!(built.to_string(), literal.to_string());
+    }
 
     #[derive(Debug, Default, PartialEq)]
     struct Sample {

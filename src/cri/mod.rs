@@ -16,7 +16,6 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod image;
-pub mod info;
 pub mod labels;
 pub mod metrics;
 pub mod naming;

@@ -32,9 +32,9 @@ use serde_json::Value;
 
 use crate::api::services::{RuntimeService, Sink};
 use crate::api::v1;
+use crate::codec::json::object;
 use crate::cri::container::ContainerService;
 use crate::cri::events::EventStreams;
-use crate::cri::info::object;
 use crate::cri::metrics;
 use crate::cri::sandbox::SandboxService;
 use crate::cri::stats::StatsService;

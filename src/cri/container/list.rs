@@ -10,8 +10,8 @@ use super::error::ContainerError;
 use super::service::ContainerService;
 use super::{container_status, StatusImage};
 use crate::api::v1;
+use crate::codec::json::object;
 use crate::cri::error::NamingError;
-use crate::cri::info::object;
 use crate::host::Host;
 use crate::index::{ContainerFilter, CriState, Entry};
 

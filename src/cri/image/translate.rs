@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::api::v1;
-use crate::cri::info::object;
+use crate::codec::json::object;
 use crate::docker::ImageInspect;
 
 /// The verbose ImageStatus key holding the image's JSON description.

@@ -13,7 +13,7 @@ use super::error::SandboxError;
 use super::sandbox_namespace_options;
 use super::service::SandboxService;
 use crate::api::v1;
-use crate::cri::info::object;
+use crate::codec::json::object;
 use crate::cri::naming;
 use crate::index::Entry;
 use crate::store::{CheckpointError, PodSandboxCheckpoint};
