@@ -328,6 +328,17 @@ impl Index {
         self.write().subscribers.subscribe(capacity)
     }
 
+    /// A number that moves whenever an entry is added, changed or
+    /// removed; `None` while the index is cold, when a query may first
+    /// have to catch up. What was built from the index's answers still
+    /// holds while this reads the same.
+    pub fn generation(&self) -> Option<u64> {
+        if !self.is_warm() {
+            return None;
+        }
+        Some(self.read().generation)
+    }
+
     /// Sandboxes plus containers held.
     pub fn len(&self) -> usize {
         self.read().len()

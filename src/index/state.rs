@@ -82,6 +82,8 @@ pub(super) struct State {
     pub(super) filled: bool,
     /// Subscribers cut off for lagging, ever.
     pub(super) lagged_subscribers: u64,
+    /// Moves on every change to what the entries say.
+    pub(super) generation: u64,
 }
 
 impl State {
@@ -138,6 +140,7 @@ impl State {
             },
         );
         if old.as_ref().is_none_or(|slot| *slot.entry != *new) {
+            self.generation += 1;
             self.publish(old.map(|slot| slot.entry).as_ref(), Some(&new), now_ns);
         }
         true
@@ -168,6 +171,7 @@ impl State {
         }
         match self.entries.remove(id) {
             Some(old) => {
+                self.generation += 1;
                 self.publish(Some(&old.entry), None, now_ns);
                 true
             }

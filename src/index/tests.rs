@@ -102,6 +102,25 @@ fn warm_queries_make_no_docker_calls() {
 }
 
 #[test]
+fn the_generation_moves_with_every_change_and_is_withheld_while_cold() {
+    let fake = FakeDocker::default();
+    pod(&fake);
+    let index = warm(&fake);
+    let first = index.generation().unwrap();
+    // Inspecting again what has not changed changes nothing.
+    index.refresh("c1").unwrap();
+    assert_eq!(index.generation(), Some(first));
+    fake.create("c2", "container", "s1");
+    eventually("c2 created", || index.generation() > Some(first));
+    let created = index.generation().unwrap();
+    fake.remove("c2");
+    eventually("c2 removed", || index.generation() > Some(created));
+    fake.set_down(true);
+    eventually("cold", || !index.is_warm());
+    assert_eq!(index.generation(), None);
+}
+
+#[test]
 fn events_keep_entries_current_and_subscribers_see_each_step_in_order() {
     let fake = FakeDocker::default();
     pod(&fake);
