@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::v1;
-use crate::grpc::{CallContext, Handler, MessageSink, Method, Status};
+use crate::grpc::{Answer, CallContext, Handler, MessageSink, Method, Status};
 
 /// What the server dispatches to: one implementation per CRI service.
 pub struct Services {
@@ -98,7 +98,7 @@ pub trait RuntimeService: Send + Sync + 'static {
         &self,
         ctx: &CallContext,
         request: v1::ListPodSandboxRequest,
-    ) -> Result<v1::ListPodSandboxResponse, Status> {
+    ) -> Result<Answer<v1::ListPodSandboxResponse>, Status> {
         let _ = (ctx, request);
         Err(Status::unimplemented(
             "runtime.v1.RuntimeService/ListPodSandbox is not implemented by dockshim yet",
@@ -171,7 +171,7 @@ pub trait RuntimeService: Send + Sync + 'static {
         &self,
         ctx: &CallContext,
         request: v1::ListContainersRequest,
-    ) -> Result<v1::ListContainersResponse, Status> {
+    ) -> Result<Answer<v1::ListContainersResponse>, Status> {
         let _ = (ctx, request);
         Err(Status::unimplemented(
             "runtime.v1.RuntimeService/ListContainers is not implemented by dockshim yet",
@@ -753,7 +753,7 @@ fn runtime_version(
 ) -> Result<(), Status> {
     let request: v1::VersionRequest = decode("runtime.v1.VersionRequest", request)?;
     let response = services.runtime.version(ctx, request)?;
-    encode_reply("runtime.v1.VersionResponse", &response, reply)
+    encode_reply("runtime.v1.VersionResponse", response, reply)
 }
 
 fn runtime_run_pod_sandbox(
@@ -764,7 +764,7 @@ fn runtime_run_pod_sandbox(
 ) -> Result<(), Status> {
     let request: v1::RunPodSandboxRequest = decode("runtime.v1.RunPodSandboxRequest", request)?;
     let response = services.runtime.run_pod_sandbox(ctx, request)?;
-    encode_reply("runtime.v1.RunPodSandboxResponse", &response, reply)
+    encode_reply("runtime.v1.RunPodSandboxResponse", response, reply)
 }
 
 fn runtime_stop_pod_sandbox(
@@ -775,7 +775,7 @@ fn runtime_stop_pod_sandbox(
 ) -> Result<(), Status> {
     let request: v1::StopPodSandboxRequest = decode("runtime.v1.StopPodSandboxRequest", request)?;
     let response = services.runtime.stop_pod_sandbox(ctx, request)?;
-    encode_reply("runtime.v1.StopPodSandboxResponse", &response, reply)
+    encode_reply("runtime.v1.StopPodSandboxResponse", response, reply)
 }
 
 fn runtime_remove_pod_sandbox(
@@ -787,7 +787,7 @@ fn runtime_remove_pod_sandbox(
     let request: v1::RemovePodSandboxRequest =
         decode("runtime.v1.RemovePodSandboxRequest", request)?;
     let response = services.runtime.remove_pod_sandbox(ctx, request)?;
-    encode_reply("runtime.v1.RemovePodSandboxResponse", &response, reply)
+    encode_reply("runtime.v1.RemovePodSandboxResponse", response, reply)
 }
 
 fn runtime_pod_sandbox_status(
@@ -799,7 +799,7 @@ fn runtime_pod_sandbox_status(
     let request: v1::PodSandboxStatusRequest =
         decode("runtime.v1.PodSandboxStatusRequest", request)?;
     let response = services.runtime.pod_sandbox_status(ctx, request)?;
-    encode_reply("runtime.v1.PodSandboxStatusResponse", &response, reply)
+    encode_reply("runtime.v1.PodSandboxStatusResponse", response, reply)
 }
 
 fn runtime_list_pod_sandbox(
@@ -810,7 +810,7 @@ fn runtime_list_pod_sandbox(
 ) -> Result<(), Status> {
     let request: v1::ListPodSandboxRequest = decode("runtime.v1.ListPodSandboxRequest", request)?;
     let response = services.runtime.list_pod_sandbox(ctx, request)?;
-    encode_reply("runtime.v1.ListPodSandboxResponse", &response, reply)
+    encode_answer("runtime.v1.ListPodSandboxResponse", response, reply)
 }
 
 fn runtime_stream_pod_sandboxes(
@@ -834,7 +834,7 @@ fn runtime_create_container(
 ) -> Result<(), Status> {
     let request: v1::CreateContainerRequest = decode("runtime.v1.CreateContainerRequest", request)?;
     let response = services.runtime.create_container(ctx, request)?;
-    encode_reply("runtime.v1.CreateContainerResponse", &response, reply)
+    encode_reply("runtime.v1.CreateContainerResponse", response, reply)
 }
 
 fn runtime_start_container(
@@ -845,7 +845,7 @@ fn runtime_start_container(
 ) -> Result<(), Status> {
     let request: v1::StartContainerRequest = decode("runtime.v1.StartContainerRequest", request)?;
     let response = services.runtime.start_container(ctx, request)?;
-    encode_reply("runtime.v1.StartContainerResponse", &response, reply)
+    encode_reply("runtime.v1.StartContainerResponse", response, reply)
 }
 
 fn runtime_stop_container(
@@ -856,7 +856,7 @@ fn runtime_stop_container(
 ) -> Result<(), Status> {
     let request: v1::StopContainerRequest = decode("runtime.v1.StopContainerRequest", request)?;
     let response = services.runtime.stop_container(ctx, request)?;
-    encode_reply("runtime.v1.StopContainerResponse", &response, reply)
+    encode_reply("runtime.v1.StopContainerResponse", response, reply)
 }
 
 fn runtime_remove_container(
@@ -867,7 +867,7 @@ fn runtime_remove_container(
 ) -> Result<(), Status> {
     let request: v1::RemoveContainerRequest = decode("runtime.v1.RemoveContainerRequest", request)?;
     let response = services.runtime.remove_container(ctx, request)?;
-    encode_reply("runtime.v1.RemoveContainerResponse", &response, reply)
+    encode_reply("runtime.v1.RemoveContainerResponse", response, reply)
 }
 
 fn runtime_list_containers(
@@ -878,7 +878,7 @@ fn runtime_list_containers(
 ) -> Result<(), Status> {
     let request: v1::ListContainersRequest = decode("runtime.v1.ListContainersRequest", request)?;
     let response = services.runtime.list_containers(ctx, request)?;
-    encode_reply("runtime.v1.ListContainersResponse", &response, reply)
+    encode_answer("runtime.v1.ListContainersResponse", response, reply)
 }
 
 fn runtime_stream_containers(
@@ -902,7 +902,7 @@ fn runtime_container_status(
 ) -> Result<(), Status> {
     let request: v1::ContainerStatusRequest = decode("runtime.v1.ContainerStatusRequest", request)?;
     let response = services.runtime.container_status(ctx, request)?;
-    encode_reply("runtime.v1.ContainerStatusResponse", &response, reply)
+    encode_reply("runtime.v1.ContainerStatusResponse", response, reply)
 }
 
 fn runtime_update_container_resources(
@@ -916,7 +916,7 @@ fn runtime_update_container_resources(
     let response = services.runtime.update_container_resources(ctx, request)?;
     encode_reply(
         "runtime.v1.UpdateContainerResourcesResponse",
-        &response,
+        response,
         reply,
     )
 }
@@ -930,7 +930,7 @@ fn runtime_reopen_container_log(
     let request: v1::ReopenContainerLogRequest =
         decode("runtime.v1.ReopenContainerLogRequest", request)?;
     let response = services.runtime.reopen_container_log(ctx, request)?;
-    encode_reply("runtime.v1.ReopenContainerLogResponse", &response, reply)
+    encode_reply("runtime.v1.ReopenContainerLogResponse", response, reply)
 }
 
 fn runtime_exec_sync(
@@ -941,7 +941,7 @@ fn runtime_exec_sync(
 ) -> Result<(), Status> {
     let request: v1::ExecSyncRequest = decode("runtime.v1.ExecSyncRequest", request)?;
     let response = services.runtime.exec_sync(ctx, request)?;
-    encode_reply("runtime.v1.ExecSyncResponse", &response, reply)
+    encode_reply("runtime.v1.ExecSyncResponse", response, reply)
 }
 
 fn runtime_exec(
@@ -952,7 +952,7 @@ fn runtime_exec(
 ) -> Result<(), Status> {
     let request: v1::ExecRequest = decode("runtime.v1.ExecRequest", request)?;
     let response = services.runtime.exec(ctx, request)?;
-    encode_reply("runtime.v1.ExecResponse", &response, reply)
+    encode_reply("runtime.v1.ExecResponse", response, reply)
 }
 
 fn runtime_attach(
@@ -963,7 +963,7 @@ fn runtime_attach(
 ) -> Result<(), Status> {
     let request: v1::AttachRequest = decode("runtime.v1.AttachRequest", request)?;
     let response = services.runtime.attach(ctx, request)?;
-    encode_reply("runtime.v1.AttachResponse", &response, reply)
+    encode_reply("runtime.v1.AttachResponse", response, reply)
 }
 
 fn runtime_port_forward(
@@ -974,7 +974,7 @@ fn runtime_port_forward(
 ) -> Result<(), Status> {
     let request: v1::PortForwardRequest = decode("runtime.v1.PortForwardRequest", request)?;
     let response = services.runtime.port_forward(ctx, request)?;
-    encode_reply("runtime.v1.PortForwardResponse", &response, reply)
+    encode_reply("runtime.v1.PortForwardResponse", response, reply)
 }
 
 fn runtime_container_stats(
@@ -985,7 +985,7 @@ fn runtime_container_stats(
 ) -> Result<(), Status> {
     let request: v1::ContainerStatsRequest = decode("runtime.v1.ContainerStatsRequest", request)?;
     let response = services.runtime.container_stats(ctx, request)?;
-    encode_reply("runtime.v1.ContainerStatsResponse", &response, reply)
+    encode_reply("runtime.v1.ContainerStatsResponse", response, reply)
 }
 
 fn runtime_list_container_stats(
@@ -997,7 +997,7 @@ fn runtime_list_container_stats(
     let request: v1::ListContainerStatsRequest =
         decode("runtime.v1.ListContainerStatsRequest", request)?;
     let response = services.runtime.list_container_stats(ctx, request)?;
-    encode_reply("runtime.v1.ListContainerStatsResponse", &response, reply)
+    encode_reply("runtime.v1.ListContainerStatsResponse", response, reply)
 }
 
 fn runtime_stream_container_stats(
@@ -1021,7 +1021,7 @@ fn runtime_pod_sandbox_stats(
 ) -> Result<(), Status> {
     let request: v1::PodSandboxStatsRequest = decode("runtime.v1.PodSandboxStatsRequest", request)?;
     let response = services.runtime.pod_sandbox_stats(ctx, request)?;
-    encode_reply("runtime.v1.PodSandboxStatsResponse", &response, reply)
+    encode_reply("runtime.v1.PodSandboxStatsResponse", response, reply)
 }
 
 fn runtime_list_pod_sandbox_stats(
@@ -1033,7 +1033,7 @@ fn runtime_list_pod_sandbox_stats(
     let request: v1::ListPodSandboxStatsRequest =
         decode("runtime.v1.ListPodSandboxStatsRequest", request)?;
     let response = services.runtime.list_pod_sandbox_stats(ctx, request)?;
-    encode_reply("runtime.v1.ListPodSandboxStatsResponse", &response, reply)
+    encode_reply("runtime.v1.ListPodSandboxStatsResponse", response, reply)
 }
 
 fn runtime_stream_pod_sandbox_stats(
@@ -1058,7 +1058,7 @@ fn runtime_update_runtime_config(
     let request: v1::UpdateRuntimeConfigRequest =
         decode("runtime.v1.UpdateRuntimeConfigRequest", request)?;
     let response = services.runtime.update_runtime_config(ctx, request)?;
-    encode_reply("runtime.v1.UpdateRuntimeConfigResponse", &response, reply)
+    encode_reply("runtime.v1.UpdateRuntimeConfigResponse", response, reply)
 }
 
 fn runtime_status(
@@ -1069,7 +1069,7 @@ fn runtime_status(
 ) -> Result<(), Status> {
     let request: v1::StatusRequest = decode("runtime.v1.StatusRequest", request)?;
     let response = services.runtime.status(ctx, request)?;
-    encode_reply("runtime.v1.StatusResponse", &response, reply)
+    encode_reply("runtime.v1.StatusResponse", response, reply)
 }
 
 fn runtime_checkpoint_container(
@@ -1081,7 +1081,7 @@ fn runtime_checkpoint_container(
     let request: v1::CheckpointContainerRequest =
         decode("runtime.v1.CheckpointContainerRequest", request)?;
     let response = services.runtime.checkpoint_container(ctx, request)?;
-    encode_reply("runtime.v1.CheckpointContainerResponse", &response, reply)
+    encode_reply("runtime.v1.CheckpointContainerResponse", response, reply)
 }
 
 fn runtime_get_container_events(
@@ -1105,7 +1105,7 @@ fn runtime_list_metric_descriptors(
     let request: v1::ListMetricDescriptorsRequest =
         decode("runtime.v1.ListMetricDescriptorsRequest", request)?;
     let response = services.runtime.list_metric_descriptors(ctx, request)?;
-    encode_reply("runtime.v1.ListMetricDescriptorsResponse", &response, reply)
+    encode_reply("runtime.v1.ListMetricDescriptorsResponse", response, reply)
 }
 
 fn runtime_list_pod_sandbox_metrics(
@@ -1117,7 +1117,7 @@ fn runtime_list_pod_sandbox_metrics(
     let request: v1::ListPodSandboxMetricsRequest =
         decode("runtime.v1.ListPodSandboxMetricsRequest", request)?;
     let response = services.runtime.list_pod_sandbox_metrics(ctx, request)?;
-    encode_reply("runtime.v1.ListPodSandboxMetricsResponse", &response, reply)
+    encode_reply("runtime.v1.ListPodSandboxMetricsResponse", response, reply)
 }
 
 fn runtime_stream_pod_sandbox_metrics(
@@ -1141,7 +1141,7 @@ fn runtime_runtime_config(
 ) -> Result<(), Status> {
     let request: v1::RuntimeConfigRequest = decode("runtime.v1.RuntimeConfigRequest", request)?;
     let response = services.runtime.runtime_config(ctx, request)?;
-    encode_reply("runtime.v1.RuntimeConfigResponse", &response, reply)
+    encode_reply("runtime.v1.RuntimeConfigResponse", response, reply)
 }
 
 fn runtime_update_pod_sandbox_resources(
@@ -1157,7 +1157,7 @@ fn runtime_update_pod_sandbox_resources(
         .update_pod_sandbox_resources(ctx, request)?;
     encode_reply(
         "runtime.v1.UpdatePodSandboxResourcesResponse",
-        &response,
+        response,
         reply,
     )
 }
@@ -1170,7 +1170,7 @@ fn image_list_images(
 ) -> Result<(), Status> {
     let request: v1::ListImagesRequest = decode("runtime.v1.ListImagesRequest", request)?;
     let response = services.image.list_images(ctx, request)?;
-    encode_reply("runtime.v1.ListImagesResponse", &response, reply)
+    encode_reply("runtime.v1.ListImagesResponse", response, reply)
 }
 
 fn image_stream_images(
@@ -1193,7 +1193,7 @@ fn image_image_status(
 ) -> Result<(), Status> {
     let request: v1::ImageStatusRequest = decode("runtime.v1.ImageStatusRequest", request)?;
     let response = services.image.image_status(ctx, request)?;
-    encode_reply("runtime.v1.ImageStatusResponse", &response, reply)
+    encode_reply("runtime.v1.ImageStatusResponse", response, reply)
 }
 
 fn image_pull_image(
@@ -1204,7 +1204,7 @@ fn image_pull_image(
 ) -> Result<(), Status> {
     let request: v1::PullImageRequest = decode("runtime.v1.PullImageRequest", request)?;
     let response = services.image.pull_image(ctx, request)?;
-    encode_reply("runtime.v1.PullImageResponse", &response, reply)
+    encode_reply("runtime.v1.PullImageResponse", response, reply)
 }
 
 fn image_remove_image(
@@ -1215,7 +1215,7 @@ fn image_remove_image(
 ) -> Result<(), Status> {
     let request: v1::RemoveImageRequest = decode("runtime.v1.RemoveImageRequest", request)?;
     let response = services.image.remove_image(ctx, request)?;
-    encode_reply("runtime.v1.RemoveImageResponse", &response, reply)
+    encode_reply("runtime.v1.RemoveImageResponse", response, reply)
 }
 
 fn image_image_fs_info(
@@ -1226,7 +1226,7 @@ fn image_image_fs_info(
 ) -> Result<(), Status> {
     let request: v1::ImageFsInfoRequest = decode("runtime.v1.ImageFsInfoRequest", request)?;
     let response = services.image.image_fs_info(ctx, request)?;
-    encode_reply("runtime.v1.ImageFsInfoResponse", &response, reply)
+    encode_reply("runtime.v1.ImageFsInfoResponse", response, reply)
 }
 
 /// Decodes a request body; a malformed one is the client's error.
@@ -1238,7 +1238,7 @@ fn decode<M: prost::Message + Default>(name: &str, request: &[u8]) -> Result<M, 
 /// Appends the encoded reply to `reply`.
 fn encode_reply<M: prost::Message>(
     name: &str,
-    message: &M,
+    message: M,
     reply: &mut BytesMut,
 ) -> Result<(), Status> {
     reply.reserve(message.encoded_len());
@@ -1247,4 +1247,19 @@ fn encode_reply<M: prost::Message>(
     message
         .encode(reply)
         .map_err(|err| Status::internal(format!("cannot encode {name}: {err}")))
+}
+
+/// Appends the answer to `reply`, encoding it unless it already is.
+fn encode_answer<M: prost::Message>(
+    name: &str,
+    answer: Answer<M>,
+    reply: &mut BytesMut,
+) -> Result<(), Status> {
+    match answer {
+        Answer::Message(message) => encode_reply(name, message, reply),
+        Answer::Encoded(bytes) => {
+            reply.extend_from_slice(&bytes);
+            Ok(())
+        }
+    }
 }

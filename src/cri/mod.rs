@@ -11,6 +11,7 @@
 //! the kubelet is decided here (`error`, or the handler that meets them).
 //! Each folder keeps its error types in its own `error.rs`.
 
+pub mod answers;
 pub mod container;
 pub mod error;
 pub mod events;

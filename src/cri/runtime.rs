@@ -42,7 +42,7 @@ use crate::cri::streaming::{
     validate_attach, validate_exec, validate_port_forward, StreamRequestError,
 };
 use crate::docker::{DockerApi, Engine};
-use crate::grpc::{CallContext, Status};
+use crate::grpc::{Answer, CallContext, Status};
 use crate::network::default_network::validate_pod_cidrs;
 use crate::network::NetworkPlugin;
 use crate::store::Store;
@@ -367,9 +367,11 @@ impl RuntimeService for Runtime {
         &self,
         _ctx: &CallContext,
         request: v1::ListPodSandboxRequest,
-    ) -> Result<v1::ListPodSandboxResponse, Status> {
-        let items = self.sandboxes.list_pod_sandbox(request.filter.as_ref())?;
-        Ok(v1::ListPodSandboxResponse { items })
+    ) -> Result<Answer<v1::ListPodSandboxResponse>, Status> {
+        let answer = self
+            .sandboxes
+            .list_pod_sandbox_answer(request.filter.as_ref())?;
+        Ok(Answer::Encoded(answer))
     }
 
     fn stream_pod_sandboxes(
@@ -443,9 +445,11 @@ impl RuntimeService for Runtime {
         &self,
         _ctx: &CallContext,
         request: v1::ListContainersRequest,
-    ) -> Result<v1::ListContainersResponse, Status> {
-        let containers = self.containers.list_containers(request.filter.as_ref())?;
-        Ok(v1::ListContainersResponse { containers })
+    ) -> Result<Answer<v1::ListContainersResponse>, Status> {
+        let answer = self
+            .containers
+            .list_containers_answer(request.filter.as_ref())?;
+        Ok(Answer::Encoded(answer))
     }
 
     fn stream_containers(

@@ -1,4 +1,5 @@
-//! What a handler knows about the call it serves, and how a server-streaming
+//! What a handler knows about the call it serves, how a unary handler may
+//! answer with a reply it encoded earlier, and how a server-streaming
 //! handler sends messages.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,23 @@ impl CallContext {
     /// Marks the call cancelled; used by the connection that owns it.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A unary reply: a message to encode, or the encoding of one made
+/// earlier. A handler asked the same question many times over can keep
+/// its encoded answer while what it was built from stays the same, and
+/// answer with a copy of the bytes instead of building and encoding again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer<M> {
+    Message(M),
+    /// The bare protobuf encoding of an `M`.
+    Encoded(bytes::Bytes),
+}
+
+impl<M> From<M> for Answer<M> {
+    fn from(message: M) -> Answer<M> {
+        Answer::Message(message)
     }
 }
 

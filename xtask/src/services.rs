@@ -3,6 +3,10 @@
 //! a private dispatcher per rpc, and the sorted `METHODS` table the server
 //! binary-searches. Only unary and server-streaming rpcs exist in the CRI;
 //! any other shape is refused rather than silently mis-generated.
+//!
+//! The rpcs in [`ANSWERED_ENCODED`] return an `Answer`, which may carry a
+//! reply encoded earlier: the kubelet asks them every second, and a
+//! runtime can keep their encoded answers while nothing changed.
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
@@ -17,6 +21,9 @@ const MESSAGES_MODULE: &str = "v1";
 /// to find comments in `SourceCodeInfo` paths.
 const FILE_SERVICE_FIELD: i32 = 6;
 const SERVICE_METHOD_FIELD: i32 = 2;
+/// Unary rpcs whose trait method returns `Answer<Reply>` instead of the
+/// reply message, by proto name.
+const ANSWERED_ENCODED: &[&str] = &["ListContainers", "ListPodSandbox"];
 
 /// One service as it appears in the generated code.
 struct ServiceSpec {
@@ -42,6 +49,8 @@ struct RpcSpec {
     input: String,
     output: String,
     server_streaming: bool,
+    /// Listed in [`ANSWERED_ENCODED`].
+    answered_encoded: bool,
     doc: Vec<String>,
 }
 
@@ -88,6 +97,7 @@ fn collect(file: &FileDescriptorProto) -> Result<Vec<ServiceSpec>, XtaskError> {
                 input: message_type(method.input_type())?,
                 output: message_type(method.output_type())?,
                 server_streaming: method.server_streaming(),
+                answered_encoded: ANSWERED_ENCODED.contains(&method.name()),
                 doc: comment(file, &method_path),
             });
         }
@@ -222,6 +232,12 @@ fn render_trait(out: &mut String, service: &ServiceSpec) {
                 "()".to_string(),
                 ", sink",
             )
+        } else if rpc.answered_encoded {
+            (
+                String::new(),
+                format!("Answer<{MESSAGES_MODULE}::{}>", rpc.output),
+                "",
+            )
         } else {
             (
                 String::new(),
@@ -271,8 +287,13 @@ fn render_dispatcher(out: &mut String, service: &ServiceSpec, rpc: &RpcSpec) {
             "    let response = services.{}.{}(ctx, request)?;\n",
             service.field, rpc.method
         ));
+        let encode = if rpc.answered_encoded {
+            "encode_answer"
+        } else {
+            "encode_reply"
+        };
         out.push_str(&format!(
-            "    encode_reply(\"{PACKAGE}.{}\", &response, reply)\n",
+            "    {encode}(\"{PACKAGE}.{}\", response, reply)\n",
             rpc.output
         ));
     }
@@ -295,7 +316,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::v1;
-use crate::grpc::{CallContext, Handler, MessageSink, Method, Status};
+use crate::grpc::{Answer, CallContext, Handler, MessageSink, Method, Status};
 
 "#;
 
@@ -350,10 +371,21 @@ fn decode<M: prost::Message + Default>(name: &str, request: &[u8]) -> Result<M, 
 }
 
 /// Appends the encoded reply to `reply`.
-fn encode_reply<M: prost::Message>(name: &str, message: &M, reply: &mut BytesMut) -> Result<(), Status> {
+fn encode_reply<M: prost::Message>(name: &str, message: M, reply: &mut BytesMut) -> Result<(), Status> {
     reply.reserve(message.encoded_len());
     // BytesMut grows as needed, so prost's only error (buffer too small)
     // cannot happen; it is mapped rather than unwrapped all the same.
     message.encode(reply).map_err(|err| Status::internal(format!("cannot encode {name}: {err}")))
+}
+
+/// Appends the answer to `reply`, encoding it unless it already is.
+fn encode_answer<M: prost::Message>(name: &str, answer: Answer<M>, reply: &mut BytesMut) -> Result<(), Status> {
+    match answer {
+        Answer::Message(message) => encode_reply(name, message, reply),
+        Answer::Encoded(bytes) => {
+            reply.extend_from_slice(&bytes);
+            Ok(())
+        }
+    }
 }
 "#;

@@ -1,9 +1,12 @@
 //! ListContainers and ContainerStatus, answered from the state index; the
 //! names of a container's image come from a short-lived cache
-//! (`image_names`), so a warm call makes no Docker call.
+//! (`image_names`), so a warm call makes no Docker call. ListContainers'
+//! encoded answers are kept while the index does not change
+//! (`crate::cri::answers`).
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use super::error::ContainerError;
@@ -16,6 +19,19 @@ use crate::host::Host;
 use crate::index::{ContainerFilter, CriState, Entry};
 
 impl ContainerService {
+    /// ListContainers' answer, encoded: the one kept for this filter while
+    /// the index has not changed since it was built.
+    pub fn list_containers_answer(
+        &self,
+        filter: Option<&v1::ContainerFilter>,
+    ) -> Result<Bytes, ContainerError> {
+        let generation = self.index.generation();
+        self.answers.answer(filter, generation, || {
+            let containers = self.list_containers(filter)?;
+            Ok(v1::ListContainersResponse { containers })
+        })
+    }
+
     /// ListContainers.
     pub fn list_containers(
         &self,
@@ -169,6 +185,31 @@ mod tests {
         use crate::docker::DockerApi;
         use crate::grpc::{Code, Status};
         use crate::host::RecordingHost;
+
+        fn listed(answer: &bytes::Bytes) -> Vec<crate::api::v1::Container> {
+            let response: crate::api::v1::ListContainersResponse =
+                prost::Message::decode(answer.clone()).unwrap();
+            response.containers
+        }
+
+        #[test]
+        fn a_repeated_list_is_the_kept_answer_until_a_container_changes() {
+            let setup = ContainerSetup::new();
+            let id = setup.container();
+            let first = setup.service.list_containers_answer(None).unwrap();
+            let again = setup.service.list_containers_answer(None).unwrap();
+            assert_eq!(again.as_ptr(), first.as_ptr());
+            assert_eq!(listed(&first)[0].state, 0, "created");
+
+            setup.docker.start_container(&id).unwrap();
+            setup.index.refresh(&id).unwrap();
+            let after = setup.service.list_containers_answer(None).unwrap();
+            assert_eq!(listed(&after)[0].state, 1, "running");
+            let decoded = crate::api::v1::ListContainersResponse {
+                containers: setup.service.list_containers(None).unwrap(),
+            };
+            assert_eq!(listed(&after), decoded.containers);
+        }
 
         #[test]
         fn verbose_status_of_a_container_dockerd_lost_is_not_found() {

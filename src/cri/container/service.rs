@@ -18,6 +18,8 @@ use std::time::Duration;
 use super::image_names::ImageNamesCache;
 use super::keeper::LogKeeper;
 use super::{ContainerError, HostMounts, HostPropagation};
+use crate::api::v1;
+use crate::cri::answers::EncodedAnswers;
 use crate::docker::{DockerApi, Engine, DEFAULT_REQUEST_TIMEOUT};
 use crate::host::Host;
 use crate::index::Index;
@@ -37,6 +39,8 @@ pub struct ContainerService {
     /// Held by RemoveContainer and by the log keeper while it resumes a
     /// log, so a container being removed is never followed again.
     pub(super) log_lock: Arc<Mutex<()>>,
+    /// ListContainers' encoded answers, by filter and index generation.
+    pub(super) answers: EncodedAnswers<v1::ContainerFilter, u64>,
 }
 
 impl fmt::Debug for ContainerService {
@@ -70,6 +74,7 @@ impl ContainerService {
             request_timeout,
             image_names: ImageNamesCache::default(),
             log_lock: Arc::new(Mutex::new(())),
+            answers: EncodedAnswers::default(),
         }
     }
 

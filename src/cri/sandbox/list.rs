@@ -17,10 +17,15 @@
 //! taken within [`MTIME_SETTLE`] of the directory's last change is listed
 //! again on the next call, since a second change that soon may leave the
 //! mtime as it was.
+//!
+//! The encoded answers are kept while neither the index nor the checkpoint
+//! listing has changed (`crate::cri::answers`).
 
 use std::fs;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
 
 use super::error::SandboxError;
 use super::service::{lock, ListedCheckpoints, SandboxService};
@@ -36,10 +41,36 @@ use crate::store::PodSandboxCheckpoint;
 const MTIME_SETTLE: Duration = Duration::from_secs(1);
 
 impl SandboxService {
+    /// ListPodSandbox's answer, encoded: the one kept for this filter while
+    /// neither the index nor the checkpoints have changed since it was
+    /// built.
+    pub fn list_pod_sandbox_answer(
+        &self,
+        filter: Option<&v1::PodSandboxFilter>,
+    ) -> Result<Bytes, SandboxError> {
+        let index_generation = self.index.generation();
+        let listed = self.listed_checkpoints()?;
+        let generation = index_generation.map(|index| (index, listed.generation));
+        self.answers.answer(filter, generation, || {
+            let items = self.sandboxes(filter, &listed)?;
+            Ok(v1::ListPodSandboxResponse { items })
+        })
+    }
+
     /// ListPodSandbox with the CRI `filter`.
     pub fn list_pod_sandbox(
         &self,
         filter: Option<&v1::PodSandboxFilter>,
+    ) -> Result<Vec<v1::PodSandbox>, SandboxError> {
+        let listed = self.listed_checkpoints()?;
+        self.sandboxes(filter, &listed)
+    }
+
+    /// The sandboxes matching `filter`, given the checkpoints as listed.
+    fn sandboxes(
+        &self,
+        filter: Option<&v1::PodSandboxFilter>,
+        listed: &ListedCheckpoints,
     ) -> Result<Vec<v1::PodSandbox>, SandboxError> {
         let filter = sandbox_filter(filter);
         // Every sandbox under the prefix: those the filter leaves out are
@@ -48,7 +79,6 @@ impl SandboxService {
             id_prefix: filter.id_prefix.clone(),
             ..SandboxFilter::default()
         })?;
-        let listed = self.listed_checkpoints()?;
         let mut items: Vec<v1::PodSandbox> = known
             .iter()
             .filter(|entry| filter.matches(entry))
@@ -104,7 +134,12 @@ impl SandboxService {
                     .duration_since(*modified)
                     .is_ok_and(|age| age >= MTIME_SETTLE)
         });
-        *listed = ListedCheckpoints { settled, by_id };
+        let generation = listed.generation + 1;
+        *listed = ListedCheckpoints {
+            settled,
+            by_id,
+            generation,
+        };
         Ok(listed)
     }
 }
@@ -412,6 +447,54 @@ mod handler_tests {
             .set_modified(first_change)
             .unwrap();
         assert_eq!(list(&setup, None).len(), 2);
+    }
+
+    /// (ID, NOTREADY) of each sandbox in an encoded answer.
+    fn answered(answer: &Bytes) -> Vec<(String, bool)> {
+        let response: v1::ListPodSandboxResponse = prost::Message::decode(answer.clone()).unwrap();
+        let not_ready = v1::PodSandboxState::SandboxNotready as i32;
+        let mut items: Vec<_> = response
+            .items
+            .into_iter()
+            .map(|item| (item.id, item.state == not_ready))
+            .collect();
+        items.sort();
+        items
+    }
+
+    #[test]
+    fn the_kept_answer_is_given_until_the_index_or_the_checkpoints_change() {
+        let setup = SandboxSetup::new();
+        let sandbox = running_sandbox(&setup, "k8s_POD_web_prod_uid-web_0");
+        store(&setup)
+            .save(&sandbox, &checkpoint("web", ""))
+            .unwrap();
+        let dir = store(&setup).dir().to_path_buf();
+        changed_ago(&dir, Duration::from_secs(30));
+        let first = setup.service.list_pod_sandbox_answer(None).unwrap();
+        let again = setup.service.list_pod_sandbox_answer(None).unwrap();
+        assert_eq!(again.as_ptr(), first.as_ptr());
+        assert_eq!(answered(&first), [(sandbox.clone(), false)]);
+
+        let elsewhere = CheckpointStore::open(dir.parent().unwrap()).unwrap();
+        elsewhere.save("gone", &checkpoint("db", "")).unwrap();
+        changed_ago(&dir, Duration::from_secs(20));
+        let with_gone = setup.service.list_pod_sandbox_answer(None).unwrap();
+        let expected = [(sandbox.clone(), false), ("gone".to_owned(), true)];
+        assert_eq!(answered(&with_gone), expected);
+        let again = setup.service.list_pod_sandbox_answer(None).unwrap();
+        assert_eq!(again.as_ptr(), with_gone.as_ptr());
+
+        setup
+            .docker
+            .stop_container(&sandbox, Duration::ZERO, None)
+            .unwrap();
+        setup.index.refresh(&sandbox).unwrap();
+        let stopped = setup.service.list_pod_sandbox_answer(None).unwrap();
+        assert_eq!(
+            answered(&stopped),
+            [(sandbox, true), ("gone".to_owned(), true)]
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ use std::time::SystemTime;
 
 use super::SandboxError;
 use crate::api::services::ImageService;
+use crate::api::v1;
+use crate::cri::answers::EncodedAnswers;
 use crate::docker::{DockerApi, Engine};
 use crate::grpc::Status;
 use crate::host::{Host, Node};
@@ -86,6 +88,8 @@ pub(super) struct ListedCheckpoints {
     pub(super) settled: Option<SystemTime>,
     /// In ID order, as the store lists them.
     pub(super) by_id: Vec<(String, PodSandboxCheckpoint)>,
+    /// Moves every time the directory is listed again.
+    pub(super) generation: u64,
 }
 
 /// What the pod sandbox calls work with.
@@ -107,6 +111,9 @@ pub struct SandboxService {
     pub(super) teardown: Mutex<()>,
     /// What ListPodSandbox has read of the checkpoints (see `list`).
     pub(super) listed: Mutex<ListedCheckpoints>,
+    /// ListPodSandbox's encoded answers, by filter and the generations of
+    /// the index and of the checkpoint listing.
+    pub(super) answers: EncodedAnswers<v1::PodSandboxFilter, (u64, u64)>,
 }
 
 impl fmt::Debug for SandboxService {
@@ -140,6 +147,7 @@ impl SandboxService {
             in_flight: Mutex::new(HashMap::new()),
             teardown: Mutex::new(()),
             listed: Mutex::default(),
+            answers: EncodedAnswers::default(),
         })
     }
 
