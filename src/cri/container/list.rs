@@ -192,6 +192,9 @@ mod tests {
             response.containers
         }
 
+        const CREATED: i32 = crate::api::v1::ContainerState::ContainerCreated as i32;
+        const RUNNING: i32 = crate::api::v1::ContainerState::ContainerRunning as i32;
+
         #[test]
         fn a_repeated_list_is_the_kept_answer_until_a_container_changes() {
             let setup = ContainerSetup::new();
@@ -199,16 +202,13 @@ mod tests {
             let first = setup.service.list_containers_answer(None).unwrap();
             let again = setup.service.list_containers_answer(None).unwrap();
             assert_eq!(again.as_ptr(), first.as_ptr());
-            assert_eq!(listed(&first)[0].state, 0, "created");
+            assert_eq!(listed(&first)[0].state, CREATED);
 
             setup.docker.start_container(&id).unwrap();
             setup.index.refresh(&id).unwrap();
             let after = setup.service.list_containers_answer(None).unwrap();
-            assert_eq!(listed(&after)[0].state, 1, "running");
-            let decoded = crate::api::v1::ListContainersResponse {
-                containers: setup.service.list_containers(None).unwrap(),
-            };
-            assert_eq!(listed(&after), decoded.containers);
+            assert_eq!(listed(&after)[0].state, RUNNING);
+            assert_eq!(listed(&after), setup.service.list_containers(None).unwrap());
         }
 
         #[test]
