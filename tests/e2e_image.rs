@@ -25,10 +25,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::client::CriClient;
 use common::fixture::{Dockshim, Options};
 use common::pod::World;
+use common::proxy::DockerProxy;
 use common::stub_server::{RegistryConnection, StubServer};
 use dockshim::api::v1 as cri;
 use tonic::Code;
 
+/// How long a change dockerd announces may take to show in ListImages.
+const EVENT_LAG: Duration = Duration::from_secs(10);
+/// How long a test may wait for a quiet moment on a dockerd other tests
+/// change images on.
+const QUIET_WAIT: Duration = Duration::from_secs(30);
 /// How long a registry process may take to answer after start.
 const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// The progress deadline the stalled-pull test runs dockshim with.
@@ -823,6 +829,108 @@ async fn list_filters_by_reference_name_and_id() {
     assert!(ids(&everything).contains(&image.id));
     let (code, _) = code_and_message(client.list_images(Some("Not/Valid")).await);
     assert_eq!(code, Code::InvalidArgument);
+}
+
+/// A dockshim that reaches dockerd through a proxy counting its calls.
+fn behind_proxy() -> (DockerProxy, Dockshim) {
+    let proxy = DockerProxy::start();
+    let dockshim = Dockshim::start_with(Options {
+        docker_socket: proxy.socket().to_owned(),
+        ..Options::default()
+    });
+    (proxy, dockshim)
+}
+
+/// Lists until `calls` ListImages in a row make no Docker call: images
+/// other tests pull or remove meanwhile make dockshim list again.
+async fn warm_lists(proxy: &DockerProxy, client: &CriClient, calls: usize) -> bool {
+    common::eventually(QUIET_WAIT, || async {
+        let before = proxy.requests_to("");
+        for _ in 0..calls {
+            client.list_images(None).await.expect("ListImages");
+        }
+        proxy.requests_to("") == before
+    })
+    .await
+}
+
+/// A tag of this run's that names no registry image: `test_run_id` as far
+/// as a tag may carry it.
+fn run_tag() -> String {
+    let run: String = common::test_run_id()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(100)
+        .collect();
+    format!("{}/dockshim-e2e/listing-{}:run-{run}", registry(), nonce())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_list_images_makes_no_docker_call() {
+    let (proxy, dockshim) = behind_proxy();
+    let client = dockshim.client().await;
+    let cold = proxy.requests_to("/images/json");
+    client.list_images(None).await.unwrap();
+    assert_eq!(proxy.requests_to("/images/json"), cold + 1);
+
+    assert!(
+        warm_lists(&proxy, &client, 20).await,
+        "no 20 ListImages in a row without a Docker call within {QUIET_WAIT:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_tagged_and_untagged_behind_dockshims_back_show_within_seconds() {
+    let (proxy, dockshim) = behind_proxy();
+    let client = dockshim.client().await;
+    let busybox_id = docker_image_id(&busybox_image());
+    assert!(
+        warm_lists(&proxy, &client, 2).await,
+        "ListImages never warm"
+    );
+    let tag = run_tag();
+    let tags_of_busybox = || async {
+        let shown = listed(&client, &busybox_id).await;
+        shown.expect("busybox listed").repo_tags
+    };
+
+    let local = LocalTag::new(&busybox_image(), &tag);
+    let shown = common::eventually(EVENT_LAG, || async {
+        tags_of_busybox().await.contains(&tag)
+    });
+    assert!(shown.await, "{tag} not listed within {EVENT_LAG:?}");
+
+    drop(local);
+    assert!(!docker_has_image(&tag));
+    let gone = common::eventually(EVENT_LAG, || async {
+        !tags_of_busybox().await.contains(&tag)
+    });
+    assert!(gone.await, "{tag} still listed after {EVENT_LAG:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_or_removal_shows_in_the_very_next_list() {
+    let image = PushedImage::push("listing", &["v1"]);
+    let (proxy, dockshim) = behind_proxy();
+    let client = dockshim.client().await;
+    assert!(
+        warm_lists(&proxy, &client, 2).await,
+        "ListImages never warm"
+    );
+
+    client.pull_image(&image.tag("v1"), None).await.unwrap();
+    let shown = listed(&client, &image.id).await;
+    assert_eq!(
+        shown.expect("pulled image listed").repo_tags,
+        [image.tag("v1")]
+    );
+
+    assert!(
+        warm_lists(&proxy, &client, 2).await,
+        "ListImages never warm"
+    );
+    client.remove_image(&image.tag("v1")).await.unwrap();
+    assert!(listed(&client, &image.id).await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

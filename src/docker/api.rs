@@ -10,19 +10,26 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::exec::ExecCreated;
 use super::request::check_path_id;
 use super::{
     path_with_query, ApiVersion, ContainerCreate, ContainerInspect, ContainerSummary, Created,
-    DockerClient, DockerError, Engine, ExecCreate, ExecInspect, ExecStart, Hijacked, HistoryItem,
-    ImageInspect, ImageSummary, Info, PullProgress, Resources, Updated, Version,
+    DockerClient, DockerError, Engine, Event, ExecCreate, ExecInspect, ExecStart, Hijacked,
+    HistoryItem, ImageInspect, ImageSummary, Info, PullProgress, Resources, Updated, Version,
 };
 use crate::codec::json;
 
 /// A pull's progress messages; see [`DockerClient::pull`].
 pub type PullStream = Box<dyn Iterator<Item = Result<PullProgress, DockerError>> + Send>;
+
+/// An event stream; see [`DockerApi::image_events`].
+pub type EventStream = Box<dyn Iterator<Item = Result<Event, DockerError>> + Send>;
+
+/// The events filter of [`DockerApi::image_events`]: image events carry no
+/// container label, so they need a stream of their own.
+const IMAGE_EVENTS_FILTER: &str = r#"{"type":["image"]}"#;
 
 /// How a create by name ended when dockerd did not fail.
 #[derive(Debug)]
@@ -99,6 +106,10 @@ pub trait DockerApi: Send + Sync + fmt::Debug {
     fn image_history(&self, id: &str) -> Result<Option<Vec<HistoryItem>>, DockerError>;
     /// `DELETE /images/{name}`, without force: one reference, or the image.
     fn remove_image(&self, name: &str) -> Result<Removed, DockerError>;
+    /// `GET /events?since=..&filters={"type":["image"]}`: image events from
+    /// `since` on, forever. The stream yields a timeout error after `idle`
+    /// without an event and stays usable.
+    fn image_events(&self, since: SystemTime, idle: Duration) -> Result<EventStream, DockerError>;
     /// [`DockerClient::pull`], whose stream yields a timeout error after
     /// `idle` without a message and stays usable.
     fn pull_image(
@@ -271,6 +282,12 @@ impl DockerApi for DockerClient {
 
     fn remove_image(&self, name: &str) -> Result<Removed, DockerError> {
         removed(self.delete(&format!("/images/{name}")))
+    }
+
+    fn image_events(&self, since: SystemTime, idle: Duration) -> Result<EventStream, DockerError> {
+        let mut stream = self.events(Some(since), Some(IMAGE_EVENTS_FILTER))?;
+        stream.set_idle_timeout(Some(idle));
+        Ok(Box::new(stream))
     }
 
     fn pull_image(

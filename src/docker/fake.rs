@@ -3,18 +3,21 @@
 //! every call from them the way dockerd 20.10 does, unless a test scripted
 //! a failure for that call; every call is recorded as `name argument`.
 //! Exec'd processes write what [`FakeDocker::set_exec_output`] scripted
-//! and end at once, or never end ([`FakeDocker::hang_execs`]).
+//! and end at once, or never end ([`FakeDocker::hang_execs`]). Image
+//! events are only those a test sends ([`FakeDocker::send_image_event`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::{
     ApiVersion, ContainerCreate, ContainerInspect, ContainerSummary, CreateOutcome, Created,
-    DockerApi, DockerError, Engine, ExecCreate, ExecInspect, Hijacked, HistoryItem, ImageInspect,
-    ImageSummary, Info, PullProgress, PullStream, Removed, Resources, Stopped, Version,
+    DockerApi, DockerError, Engine, Event, EventStream, ExecCreate, ExecInspect, Hijacked,
+    HistoryItem, ImageInspect, ImageSummary, Info, PullProgress, PullStream, Removed, Resources,
+    Stopped, Version,
 };
 
 /// The API version the fake speaks.
@@ -38,6 +41,8 @@ struct FakeState {
     create_warnings: Vec<String>,
     update_warnings: Vec<String>,
     execs: ExecScript,
+    /// One sender per open image event stream.
+    image_events: Vec<mpsc::Sender<Event>>,
     calls: Vec<String>,
     created: u32,
 }
@@ -160,6 +165,24 @@ impl FakeDocker {
     /// dockerd reports running, and its stream stays open.
     pub fn hang_execs(&self, pid: i32) {
         self.lock().execs.hung_pid = Some(pid);
+    }
+
+    /// Sends an image event with `action` down every open image event
+    /// stream.
+    pub fn send_image_event(&self, action: &str) {
+        let event = Event {
+            kind: "image".to_owned(),
+            action: action.to_owned(),
+            ..Event::default()
+        };
+        self.lock()
+            .image_events
+            .retain(|stream| stream.send(event.clone()).is_ok());
+    }
+
+    /// Ends every open image event stream, as a dockerd going away does.
+    pub fn end_image_events(&self) {
+        self.lock().image_events.clear();
     }
 
     /// A container as dockerd holds it now, without recording a call.
@@ -376,6 +399,22 @@ impl DockerApi for FakeDocker {
             state.images.retain(|_, other| other.id != image.id);
         }
         Ok(Removed::Removed)
+    }
+
+    fn image_events(&self, _since: SystemTime, idle: Duration) -> Result<EventStream, DockerError> {
+        let mut state = self.enter("image_events", "")?;
+        let (sender, events) = mpsc::channel();
+        state.image_events.push(sender);
+        Ok(Box::new(std::iter::from_fn(move || {
+            match events.recv_timeout(idle) {
+                Ok(event) => Some(Ok(event)),
+                Err(RecvTimeoutError::Timeout) => Some(Err(DockerError::Timeout {
+                    what: "waiting for an event",
+                    after: idle,
+                })),
+                Err(RecvTimeoutError::Disconnected) => None,
+            }
+        })))
     }
 
     fn pull_image(

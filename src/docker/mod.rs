@@ -34,7 +34,7 @@ mod response;
 mod stream;
 mod types;
 
-pub use api::{CreateOutcome, DockerApi, PullStream, Removed, Stopped};
+pub use api::{CreateOutcome, DockerApi, EventStream, PullStream, Removed, Stopped};
 pub use api_version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 pub use client::{DockerClient, DEFAULT_REQUEST_TIMEOUT};
 pub use containers::{

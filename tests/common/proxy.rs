@@ -1,6 +1,6 @@
 //! `DockerProxy`: a unix socket that forwards every connection byte for byte
 //! to dockerd, on plain threads, so a test can slow down chosen Docker API
-//! calls or make dockerd vanish while dockshim is running.
+//! calls, count them, or make dockerd vanish while dockshim is running.
 //!
 //! Requests are recognised by their HTTP/1.1 request line within each read;
 //! that is enough for the small requests dockshim sends, and a delay only
@@ -28,6 +28,8 @@ struct Shared {
     /// Requests whose path contains the `String` are held back this long.
     delays: Mutex<Vec<(String, Duration)>>,
     delayed_requests: AtomicUsize,
+    /// The target of every request so far, oldest first.
+    requests: Mutex<Vec<String>>,
     /// Both ends of every connection, so `kill` can cut them.
     connections: Mutex<Vec<UnixStream>>,
     /// Bumped by `kill`; a connection started in an older epoch stops waiting.
@@ -86,6 +88,13 @@ impl DockerProxy {
     /// How many requests have matched a delay so far.
     pub fn delayed_requests(&self) -> usize {
         self.shared.delayed_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many requests so far had a target containing `path_part`; every
+    /// request with `""`.
+    pub fn requests_to(&self, path_part: &str) -> usize {
+        let requests = self.shared.requests.lock().unwrap();
+        requests.iter().filter(|r| r.contains(path_part)).count()
     }
 
     /// Waits until at least `count` requests have matched a delay; returns
@@ -186,6 +195,9 @@ fn copy(mut from: UnixStream, mut to: UnixStream, delays: Option<(&Shared, u64)>
             Ok(n) => n,
         };
         if let Some((shared, epoch)) = delays {
+            let mut requests = shared.requests.lock().unwrap();
+            requests.extend(request_paths(&buffer[..n]).map(str::to_owned));
+            drop(requests);
             hold_back(shared, epoch, &buffer[..n]);
         }
         if to.write_all(&buffer[..n]).is_err() {

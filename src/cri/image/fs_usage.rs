@@ -20,7 +20,9 @@
 //!
 //! This module walks no directory tree and never measures on a CRI call:
 //! calls read the last figures; a pull or removal asks for a refresh. The
-//! thread stops when its [`Refresher`] is dropped.
+//! image list comes from the [`ImageListing`] ListImages reads, so a
+//! refresh while no image changed makes no `GET /images/json`. The thread
+//! stops when its [`Refresher`] is dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -31,6 +33,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::listing::ImageListing;
 use super::FsUsageError;
 use crate::docker::{DockerApi, DockerError, HistoryItem, ImageSummary, StorageDirs};
 use crate::supervisor::{self, Duty, Ended, OnDeath};
@@ -146,10 +149,14 @@ impl Refresher {
 }
 
 /// Starts the measuring thread, which publishes into `usage`.
-pub fn spawn(docker: Arc<dyn DockerApi>, usage: Arc<FsUsage>) -> io::Result<Refresher> {
+pub fn spawn(
+    docker: Arc<dyn DockerApi>,
+    listing: Arc<ImageListing>,
+    usage: Arc<FsUsage>,
+) -> io::Result<Refresher> {
     let (pokes, poked) = mpsc::channel();
     supervisor::spawn(DUTY, move || {
-        let mut measurer = Measurer::new(docker);
+        let mut measurer = Measurer::new(docker, listing);
         let mut last_logged_error = None;
         loop {
             let result = measurer.measure().map_err(|err| err.to_string());
@@ -176,15 +183,17 @@ pub fn spawn(docker: Arc<dyn DockerApi>, usage: Arc<FsUsage>) -> io::Result<Refr
 /// container sizes were last computed.
 struct Measurer {
     docker: Arc<dyn DockerApi>,
+    listing: Arc<ImageListing>,
     dirs: Option<StorageDirs>,
     images: HashMap<String, ImageLayers>,
     containers: Option<(Instant, u64)>,
 }
 
 impl Measurer {
-    fn new(docker: Arc<dyn DockerApi>) -> Measurer {
+    fn new(docker: Arc<dyn DockerApi>, listing: Arc<ImageListing>) -> Measurer {
         Measurer {
             docker,
+            listing,
             dirs: None,
             images: HashMap::new(),
             containers: None,
@@ -234,10 +243,10 @@ impl Measurer {
     }
 
     fn image_bytes(&mut self) -> Result<u64, FsUsageError> {
-        let summaries = self.docker.list_images()?;
+        let summaries = self.listing.list()?;
         let present: HashSet<&str> = summaries.iter().map(|s| s.id.as_str()).collect();
         self.images.retain(|id, _| present.contains(id.as_str()));
-        for summary in &summaries {
+        for summary in summaries.iter() {
             if self.images.contains_key(&summary.id) {
                 continue;
             }
@@ -479,6 +488,20 @@ mod tests {
             content_bytes(&dir.path().join("none"), MAX_BLOBS).unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn a_refresh_while_no_image_changed_lists_no_images() {
+        let docker = crate::cri::testing::docker();
+        let api = Arc::clone(&docker) as Arc<dyn DockerApi>;
+        let listing = Arc::new(ImageListing::new(Arc::clone(&api)));
+        listing.list().unwrap();
+        assert!(listing.wait_followed(Duration::from_secs(10)));
+        let mut measurer = Measurer::new(api, listing);
+        let bytes = measurer.image_bytes().unwrap();
+        let calls = docker.calls().len();
+        assert_eq!(measurer.image_bytes().unwrap(), bytes);
+        assert_eq!(docker.calls().len(), calls, "{:?}", docker.calls());
     }
 
     #[test]

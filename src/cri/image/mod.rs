@@ -4,9 +4,10 @@
 //! Handlers here decide; the pure parts live beside them: `reference`
 //! (names, IDs, normalisation and matching), `auth` (credentials, the
 //! `X-Registry-Auth` header, redaction), `translate` (Docker JSON to CRI
-//! messages), `pull` (progress deadline and error codes) and `fs_usage`
-//! (the cached ImageFsInfo figures and the one thread that refreshes
-//! them). Registry secrets never reach a log or an error message.
+//! messages), `pull` (progress deadline and error codes), `listing` (the
+//! image list kept while dockerd's image events say nothing changed) and
+//! `fs_usage` (the cached ImageFsInfo figures and the one thread that
+//! refreshes them). Registry secrets never reach a log or an error message.
 //!
 //! Identity: an image's CRI `id` is Docker's image ID (`sha256:` and the
 //! configuration digest under a graph driver, the manifest or index
@@ -20,6 +21,7 @@
 mod auth;
 mod error;
 mod fs_usage;
+mod listing;
 mod pull;
 mod reference;
 mod translate;
@@ -40,6 +42,7 @@ use crate::cri::sandbox::SandboxConfigError;
 use crate::docker::{DockerApi, ImageInspect};
 use crate::grpc::{CallContext, Code, Status};
 use fs_usage::{FsUsage, Refresher};
+use listing::ImageListing;
 use translate::{cri_image, verbose_info, ImageFacts};
 
 /// How long ImageFsInfo waits for the very first measurement (right after
@@ -74,6 +77,8 @@ pub struct Images {
     /// so an entry never goes stale; ListImages drops the IDs it no longer
     /// sees.
     users: Mutex<HashMap<String, String>>,
+    /// dockerd's image list, shared with the measuring thread.
+    listing: Arc<ImageListing>,
     fs_usage: Arc<FsUsage>,
     /// The measuring thread's handle, once the first ImageFsInfo call has
     /// started it: threads must be started from threads that already block
@@ -95,6 +100,7 @@ impl Images {
             }
         };
         Images {
+            listing: Arc::new(ImageListing::new(Arc::clone(&docker))),
             docker,
             sandbox_image,
             pull_progress_deadline: settings.pull_progress_deadline,
@@ -109,17 +115,21 @@ impl Images {
     fn ensure_measuring(&self) -> Result<(), ImageError> {
         let mut refresher = lock(&self.refresher);
         if refresher.is_none() {
-            let spawned = fs_usage::spawn(Arc::clone(&self.docker), Arc::clone(&self.fs_usage))
-                .map_err(|err| {
-                    ImageError::NotMeasured(format!("cannot start its thread: {err}"))
-                })?;
+            let spawned = fs_usage::spawn(
+                Arc::clone(&self.docker),
+                Arc::clone(&self.listing),
+                Arc::clone(&self.fs_usage),
+            )
+            .map_err(|err| ImageError::NotMeasured(format!("cannot start its thread: {err}")))?;
             *refresher = Some(spawned);
         }
         Ok(())
     }
 
-    /// Asks for fresh figures after the store changed, if anyone reads them.
+    /// Drops the kept image list and asks for fresh figures, if anyone
+    /// reads them, after the store changed.
     fn store_changed(&self) {
+        self.listing.invalidate();
         if let Some(refresher) = lock(&self.refresher).as_ref() {
             refresher.poke();
         }
@@ -200,9 +210,9 @@ impl Images {
             _ => None,
         };
         self.docker.ensure_negotiated()?;
-        let summaries = self.docker.list_images()?;
+        let summaries = self.listing.list()?;
         let mut images = Vec::with_capacity(summaries.len());
-        for summary in &summaries {
+        for summary in summaries.iter() {
             let wanted = filter.as_ref().is_none_or(|f| {
                 f.filter_matches(&summary.id, &summary.repo_tags, &summary.repo_digests)
             });
@@ -738,6 +748,50 @@ mod handler_tests {
             .list_images(&ctx(), v1::ListImagesRequest::default())
             .unwrap();
         assert_eq!(all.images.len(), 2);
+    }
+
+    fn listed_ids(images: &Images) -> Vec<String> {
+        let listed = images.list_images(&ctx(), v1::ListImagesRequest::default());
+        listed.unwrap().images.into_iter().map(|i| i.id).collect()
+    }
+
+    /// Images whose list is kept: the stream is up and a list was made.
+    fn warm(docker: &Arc<FakeDocker>) -> Images {
+        let images = images(docker);
+        listed_ids(&images);
+        assert!(images.listing.wait_followed(Duration::from_secs(10)));
+        listed_ids(&images);
+        images
+    }
+
+    #[test]
+    fn a_warm_list_makes_no_docker_call() {
+        let docker = testing::docker();
+        let images = warm(&docker);
+        let calls = docker.calls().len();
+        assert_eq!(listed_ids(&images).len(), 2);
+        assert_eq!(docker.calls().len(), calls + 1, "{:?}", docker.calls());
+        assert_eq!(docker.calls().last().unwrap(), "ensure_negotiated ");
+    }
+
+    #[test]
+    fn an_image_pulled_shows_in_the_next_list() {
+        let docker = testing::docker();
+        let images = warm(&docker);
+        // dockerd's event for it has not arrived.
+        docker.add_image(testing::image('c', &[APP]));
+        let id = pull(&images, APP).unwrap();
+        assert!(listed_ids(&images).contains(&id));
+    }
+
+    #[test]
+    fn an_image_removed_is_gone_from_the_next_list() {
+        let docker = testing::docker();
+        let images = warm(&docker);
+        let id = testing::image('b', &[]).id;
+        assert!(listed_ids(&images).contains(&id));
+        remove(&images, BUSYBOX_IMAGE).unwrap();
+        assert!(!listed_ids(&images).contains(&id));
     }
 
     #[test]
