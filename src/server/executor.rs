@@ -11,8 +11,15 @@
 //! socket is registered with this thread's `mio::Poll`, and every readiness
 //! event re-polls the one task that owns the socket. This module must not
 //! be used to run more than one future per socket.
+//!
+//! After a read found nothing, further reads answer `Pending` without a
+//! syscall until the executor sees the socket readable again: h2 reads on
+//! every poll, and most polls follow a worker's wake, not new bytes. The
+//! socket is watched for writability only once a write would have blocked:
+//! otherwise every reply the client reads would wake the thread again.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +28,7 @@ use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use mio::net::UnixStream;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -78,6 +86,16 @@ impl Wake for ThreadWake {
 pub(super) struct Executor {
     poll: mio::Poll,
     wake: Arc<ThreadWake>,
+    /// Whether a read may find bytes: cleared by the [`Socket`] when a read
+    /// would block, set by every readable event. Shared only by this
+    /// thread's executor and socket.
+    readable: Arc<AtomicBool>,
+    /// Set by the [`Socket`] when a write would block; the executor then
+    /// watches the socket for writability from its next wait on.
+    write_blocked: Arc<AtomicBool>,
+    /// The socket, to watch it for writability too once a write blocked.
+    fd: RawFd,
+    watching_writes: bool,
 }
 
 impl Executor {
@@ -87,7 +105,7 @@ impl Executor {
     pub(super) fn new(socket: &mut UnixStream) -> io::Result<Executor> {
         let poll = mio::Poll::new()?;
         poll.registry()
-            .register(socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+            .register(socket, SOCKET, Interest::READABLE)?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         Ok(Executor {
             poll,
@@ -96,7 +114,20 @@ impl Executor {
                 waker,
                 owner: thread::current().id(),
             }),
+            readable: Arc::new(AtomicBool::new(true)),
+            write_blocked: Arc::new(AtomicBool::new(false)),
+            fd: socket.as_raw_fd(),
+            watching_writes: false,
         })
+    }
+
+    /// The task's view of the socket registered in [`Executor::new`].
+    pub(super) fn socket(&self, stream: UnixStream) -> Socket {
+        Socket {
+            stream,
+            readable: Arc::clone(&self.readable),
+            write_blocked: Arc::clone(&self.write_blocked),
+        }
     }
 
     pub(super) fn waker(&self) -> Waker {
@@ -117,23 +148,52 @@ impl Executor {
             if self.wake.woken.load(Ordering::SeqCst) {
                 continue;
             }
+            if !self.watching_writes && self.write_blocked.load(Ordering::Relaxed) {
+                // Re-arming reports a socket that is writable already.
+                self.poll.registry().reregister(
+                    &mut SourceFd(&self.fd),
+                    SOCKET,
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                self.watching_writes = true;
+            }
             let timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
             }
+            let readable = events.iter().any(|event| {
+                event.token() == SOCKET
+                    && (event.is_readable() || event.is_read_closed() || event.is_error())
+            });
+            if readable {
+                self.readable.store(true, Ordering::Relaxed);
+            }
         }
     }
 }
 
-/// The connection's socket as h2 sees it.
+/// The connection's socket as h2 sees it; made by [`Executor::socket`].
 #[derive(Debug)]
-pub(super) struct Socket(UnixStream);
+pub(super) struct Socket {
+    stream: UnixStream,
+    readable: Arc<AtomicBool>,
+    write_blocked: Arc<AtomicBool>,
+}
 
 impl Socket {
-    pub(super) fn new(stream: UnixStream) -> Socket {
-        Socket(stream)
+    /// Runs a write, noting one that would block (see [`Executor`]).
+    fn write_with(
+        &mut self,
+        mut write: impl FnMut(&mut UnixStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let stream = &mut self.stream;
+        let written = nonblocking(|| write(stream));
+        if written.is_pending() {
+            self.write_blocked.store(true, Ordering::Relaxed);
+        }
+        written
     }
 }
 
@@ -157,8 +217,15 @@ impl AsyncRead for Socket {
         _cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let stream = &mut self.get_mut().0;
+        let socket = self.get_mut();
+        if !socket.readable.load(Ordering::Relaxed) {
+            return Poll::Pending;
+        }
+        let stream = &mut socket.stream;
         let read = nonblocking(|| stream.read(buf.initialize_unfilled()));
+        if read.is_pending() {
+            socket.readable.store(false, Ordering::Relaxed);
+        }
         read.map_ok(|n| buf.advance(n))
     }
 }
@@ -169,8 +236,7 @@ impl AsyncWrite for Socket {
         _cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let stream = &mut self.get_mut().0;
-        nonblocking(|| stream.write(data))
+        self.get_mut().write_with(|stream| stream.write(data))
     }
 
     fn poll_write_vectored(
@@ -178,8 +244,8 @@ impl AsyncWrite for Socket {
         _cx: &mut Context<'_>,
         data: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let stream = &mut self.get_mut().0;
-        nonblocking(|| stream.write_vectored(data))
+        self.get_mut()
+            .write_with(|stream| stream.write_vectored(data))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -192,7 +258,7 @@ impl AsyncWrite for Socket {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.0.shutdown(std::net::Shutdown::Write) {
+        match self.stream.shutdown(std::net::Shutdown::Write) {
             Err(err) if err.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(err)),
             _ => Poll::Ready(Ok(())),
         }
@@ -298,6 +364,118 @@ mod tests {
                 _ => Progress::Waiting(Some(Instant::now() + Duration::from_secs(30))),
             }
         }
+    }
+
+    /// Reads through the socket adapter until a byte comes.
+    struct ReadThroughSocket(Socket);
+
+    impl Task for ReadThroughSocket {
+        fn poll(&mut self, cx: &mut Context<'_>) -> Progress {
+            let mut byte = [0u8; 1];
+            let mut buf = ReadBuf::new(&mut byte);
+            match Pin::new(&mut self.0).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == 1 => Progress::Done,
+                _ => Progress::Waiting(Some(Instant::now() + Duration::from_secs(30))),
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_that_would_block_asks_the_kernel_again_only_after_a_readable_event() {
+        let (mut ours, mut peer) = UnixStream::pair().unwrap();
+        let executor = Executor::new(&mut ours).unwrap();
+        let mut socket = executor.socket(ours);
+        let waker = executor.waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut byte = [0u8; 1];
+        let mut read = |socket: &mut Socket| {
+            let mut buf = ReadBuf::new(&mut byte);
+            let polled = Pin::new(socket).poll_read(&mut cx, &mut buf);
+            polled.map(|result| result.map(|()| buf.filled().len()))
+        };
+        assert!(read(&mut socket).is_pending());
+        peer.write_all(b"x").unwrap();
+        // The byte is there, but no readable event has been seen since.
+        assert!(read(&mut socket).is_pending());
+        executor.readable.store(true, Ordering::Relaxed);
+        assert!(matches!(read(&mut socket), Poll::Ready(Ok(1))));
+    }
+
+    #[test]
+    fn bytes_arriving_after_a_read_found_nothing_are_read_on_their_event() {
+        let (mut ours, mut peer) = UnixStream::pair().unwrap();
+        let mut executor = Executor::new(&mut ours).unwrap();
+        let mut task = ReadThroughSocket(executor.socket(ours));
+        let writer = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            peer.write_all(b"x").unwrap();
+            peer
+        });
+        let started = Instant::now();
+        executor.run(&mut task).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "woke by timeout, not readiness"
+        );
+        writer.join().unwrap();
+    }
+
+    /// Writes `left` bytes through the socket adapter.
+    struct WriteThroughSocket {
+        socket: Socket,
+        left: usize,
+    }
+
+    impl Task for WriteThroughSocket {
+        fn poll(&mut self, cx: &mut Context<'_>) -> Progress {
+            let chunk = [0u8; 64 * 1024];
+            while self.left > 0 {
+                let size = self.left.min(chunk.len());
+                match Pin::new(&mut self.socket).poll_write(cx, &chunk[..size]) {
+                    Poll::Ready(Ok(written)) => self.left -= written,
+                    Poll::Ready(Err(err)) => panic!("write failed: {err}"),
+                    Poll::Pending => {
+                        return Progress::Waiting(Some(Instant::now() + Duration::from_secs(30)))
+                    }
+                }
+            }
+            Progress::Done
+        }
+    }
+
+    #[test]
+    fn a_write_that_would_block_goes_on_when_the_peer_drains_the_socket() {
+        let (mut ours, mut peer) = UnixStream::pair().unwrap();
+        let mut executor = Executor::new(&mut ours).unwrap();
+        let total = 8 * 1024 * 1024;
+        let mut task = WriteThroughSocket {
+            socket: executor.socket(ours),
+            left: total,
+        };
+        let reader = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            let mut drained = 0;
+            let mut buf = vec![0u8; 64 * 1024];
+            while drained < total {
+                match peer.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => drained += n,
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(err) => panic!("read failed: {err}"),
+                }
+            }
+            drained
+        });
+        let started = Instant::now();
+        executor.run(&mut task).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "woke by timeout, not writability"
+        );
+        assert!(executor.watching_writes);
+        assert_eq!(reader.join().unwrap(), total);
     }
 
     #[test]

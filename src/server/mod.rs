@@ -41,7 +41,7 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::grpc::Method;
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 use connection::{Connection, ConnectionConfig, Shared};
-use executor::{Executor, Socket};
+use executor::Executor;
 use listener::{bind_endpoint, Bound, Endpoint, SocketClaim};
 use systemd::Notifier;
 use workers::{WorkerPool, QUICK_WORKERS};
@@ -302,7 +302,7 @@ fn serve_connection<S: Send + Sync + 'static>(
         shared: &shared,
         id,
     };
-    let mut connection = Connection::new(Socket::new(stream), waker, config);
+    let mut connection = Connection::new(executor.socket(stream), waker, config);
     if let Err(err) = executor.run(&mut connection) {
         log::error!("connection {id}: {err}");
     }
