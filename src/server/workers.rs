@@ -136,6 +136,25 @@ impl PoolState {
         }
     }
 
+    /// Which kinds of idle worker to wake, one each, after a job was queued
+    /// in `lane`: (regular, reserved). A quick job wakes a reserved worker
+    /// if one is idle, and a regular one too while the quick jobs queued
+    /// outnumber the idle reserved workers. A worker stays counted idle
+    /// until it wakes and takes a job, so each wake finds a waiter of its
+    /// own, and none is sent to a kind with no one waiting: a worker that
+    /// is not idle looks at the queues before it waits again.
+    fn to_wake(&self, lane: Lane) -> (bool, bool) {
+        let regular_idle = self.workers.idle > 0;
+        match lane {
+            Lane::Regular => (regular_idle, false),
+            Lane::Quick => {
+                let reserved = self.reserved.idle > 0;
+                let overflow = self.quick.len() > self.reserved.idle;
+                (regular_idle && overflow, reserved)
+            }
+        }
+    }
+
     /// The worker to start after a job was queued in `lane`, if one is
     /// needed and allowed.
     fn worker_to_start(
@@ -243,11 +262,12 @@ impl WorkerPool {
                 Err(err) => log::warn!("cannot start another worker thread: {err}"),
             }
         }
+        let (wake_regular, wake_reserved) = state.to_wake(lane);
         drop(state);
-        self.shared.job_ready.notify_one();
-        if lane == Lane::Quick {
-            // Either kind may take it; the one that finds the queue empty
-            // waits again.
+        if wake_regular {
+            self.shared.job_ready.notify_one();
+        }
+        if wake_reserved {
             self.shared.quick_job_ready.notify_one();
         }
         Ok(())
@@ -311,6 +331,41 @@ mod tests {
     use std::sync::mpsc;
     use std::thread;
     use std::time::Instant;
+
+    /// A pool state with these idle workers and `quick` quick jobs queued.
+    fn idle(regular: usize, reserved: usize, quick: usize) -> PoolState {
+        let job = || -> Job { Box::new(|_| {}) };
+        PoolState {
+            regular: VecDeque::new(),
+            quick: (0..quick).map(|_| job()).collect(),
+            workers: Crew {
+                idle: regular,
+                total: regular,
+                started: 0,
+            },
+            reserved: Crew {
+                idle: reserved,
+                total: reserved,
+                started: 0,
+            },
+            closing: false,
+        }
+    }
+
+    #[test]
+    fn a_job_wakes_one_idle_worker_that_may_take_it_and_no_kind_without_one() {
+        assert_eq!(idle(1, 1, 1).to_wake(Lane::Quick), (false, true));
+        assert_eq!(idle(1, 0, 1).to_wake(Lane::Quick), (true, false));
+        assert_eq!(idle(0, 0, 1).to_wake(Lane::Quick), (false, false));
+        assert_eq!(idle(1, 1, 0).to_wake(Lane::Regular), (true, false));
+        assert_eq!(idle(0, 1, 0).to_wake(Lane::Regular), (false, false));
+    }
+
+    #[test]
+    fn quick_jobs_beyond_the_idle_reserved_workers_wake_a_regular_one_too() {
+        assert_eq!(idle(1, 1, 2).to_wake(Lane::Quick), (true, true));
+        assert_eq!(idle(1, 2, 2).to_wake(Lane::Quick), (false, true));
+    }
 
     fn wait_until(mut condition: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
