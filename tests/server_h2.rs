@@ -23,6 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Default)]
 struct Services {
+    /// The threads that answered `/test.Svc/Kept` calls, in turn.
+    kept_answered_on: std::sync::Mutex<Vec<String>>,
     sleep_started: AtomicUsize,
     sleep_cancelled: AtomicUsize,
     forever_sent: AtomicUsize,
@@ -58,6 +60,35 @@ fn sleep(
 
 fn panic(_: &Services, _: &CallContext, _: &[u8], _: &mut BytesMut) -> Result<(), Status> {
     panic!("boom")
+}
+
+fn answered_on(services: &Services) {
+    let name = std::thread::current().name().unwrap_or_default().to_owned();
+    services.kept_answered_on.lock().unwrap().push(name);
+}
+
+/// Has the reply to `hand` at hand, panics at `panic`, and leaves anything
+/// else to [`kept_by_worker`].
+fn kept_at_hand(services: &Services, request: &[u8]) -> Option<Bytes> {
+    match request {
+        b"hand" => {
+            answered_on(services);
+            Some(Bytes::from_static(b"at hand"))
+        }
+        b"panic" => panic!("boom at hand"),
+        _ => None,
+    }
+}
+
+fn kept_by_worker(
+    services: &Services,
+    _: &CallContext,
+    _: &[u8],
+    reply: &mut BytesMut,
+) -> Result<(), Status> {
+    answered_on(services);
+    reply.extend_from_slice(b"from a worker");
+    Ok(())
 }
 
 /// Streams as many messages as the request says, each holding its index.
@@ -106,6 +137,10 @@ static METHODS: &[Method<Services>] = &[
     Method {
         path: "/test.Svc/Forever",
         handler: Handler::ServerStreaming(forever),
+    },
+    Method {
+        path: "/test.Svc/Kept",
+        handler: Handler::UnaryAtHand(kept_by_worker, kept_at_hand),
     },
     Method {
         path: "/test.Svc/Panic",
@@ -353,6 +388,36 @@ async fn panicking_handler_answers_internal_and_the_connection_keeps_serving() {
     assert_eq!(answer.grpc_status(), Some("13"));
     assert_eq!(answer.grpc_message(), Some("handler panicked: boom"));
     assert!(answer.trailers.is_none(), "errors go out Trailers-Only");
+    assert_echo_works(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_at_hand_is_sent_by_the_connection_thread_and_any_other_by_a_worker() {
+    let server = TestServer::start();
+    let client = connect(&server.path).await;
+    let at_hand = unary(&client, "/test.Svc/Kept", b"hand").await;
+    assert_eq!(at_hand.grpc_status(), Some("0"));
+    assert_eq!(at_hand.messages, [&b"at hand"[..]]);
+    let by_worker = unary(&client, "/test.Svc/Kept", b"other").await;
+    assert_eq!(by_worker.grpc_status(), Some("0"));
+    assert_eq!(by_worker.messages, [&b"from a worker"[..]]);
+    let threads = server.services.kept_answered_on.lock().unwrap().clone();
+    assert_eq!(threads.len(), 2, "{threads:?}");
+    assert!(threads[0].starts_with("conn-"), "{threads:?}");
+    assert!(threads[1].starts_with("worker-"), "{threads:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_looking_for_a_reply_at_hand_answers_internal_and_the_connection_keeps_serving(
+) {
+    let server = TestServer::start();
+    let client = connect(&server.path).await;
+    let answer = unary(&client, "/test.Svc/Kept", b"panic").await;
+    assert_eq!(answer.grpc_status(), Some("13"));
+    assert_eq!(
+        answer.grpc_message(),
+        Some("handler panicked: boom at hand")
+    );
     assert_echo_works(&client).await;
 }
 

@@ -12,7 +12,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::v1;
 use crate::grpc::{Answer, CallContext, Handler, MessageSink, Method, Status};
@@ -105,6 +105,15 @@ pub trait RuntimeService: Send + Sync + 'static {
         ))
     }
 
+    /// The encoded reply to `request` if it is at hand without waiting on
+    /// anything: asked on the connection's thread before the call goes to a
+    /// worker, so it must never block. `None` sends the call to
+    /// [`RuntimeService::list_pod_sandbox`].
+    fn list_pod_sandbox_at_hand(&self, request: &v1::ListPodSandboxRequest) -> Option<Bytes> {
+        let _ = request;
+        None
+    }
+
     /// Lists sandboxes as a stream of batches, each sandbox sent exactly once.
     fn stream_pod_sandboxes(
         &self,
@@ -176,6 +185,15 @@ pub trait RuntimeService: Send + Sync + 'static {
         Err(Status::unimplemented(
             "runtime.v1.RuntimeService/ListContainers is not implemented by dockshim yet",
         ))
+    }
+
+    /// The encoded reply to `request` if it is at hand without waiting on
+    /// anything: asked on the connection's thread before the call goes to a
+    /// worker, so it must never block. `None` sends the call to
+    /// [`RuntimeService::list_containers`].
+    fn list_containers_at_hand(&self, request: &v1::ListContainersRequest) -> Option<Bytes> {
+        let _ = request;
+        None
     }
 
     /// Lists containers as a stream of batches, each container sent exactly once.
@@ -641,7 +659,7 @@ pub static METHODS: &[Method<Services>] = &[
     },
     Method {
         path: "/runtime.v1.RuntimeService/ListContainers",
-        handler: Handler::Unary(runtime_list_containers),
+        handler: Handler::UnaryAtHand(runtime_list_containers, runtime_list_containers_at_hand),
     },
     Method {
         path: "/runtime.v1.RuntimeService/ListMetricDescriptors",
@@ -649,7 +667,7 @@ pub static METHODS: &[Method<Services>] = &[
     },
     Method {
         path: "/runtime.v1.RuntimeService/ListPodSandbox",
-        handler: Handler::Unary(runtime_list_pod_sandbox),
+        handler: Handler::UnaryAtHand(runtime_list_pod_sandbox, runtime_list_pod_sandbox_at_hand),
     },
     Method {
         path: "/runtime.v1.RuntimeService/ListPodSandboxMetrics",
@@ -813,6 +831,13 @@ fn runtime_list_pod_sandbox(
     encode_answer("runtime.v1.ListPodSandboxResponse", response, reply)
 }
 
+fn runtime_list_pod_sandbox_at_hand(services: &Services, request: &[u8]) -> Option<Bytes> {
+    // A request that does not decode is the worker's to refuse.
+    let request: v1::ListPodSandboxRequest =
+        decode("runtime.v1.ListPodSandboxRequest", request).ok()?;
+    services.runtime.list_pod_sandbox_at_hand(&request)
+}
+
 fn runtime_stream_pod_sandboxes(
     services: &Services,
     ctx: &CallContext,
@@ -879,6 +904,13 @@ fn runtime_list_containers(
     let request: v1::ListContainersRequest = decode("runtime.v1.ListContainersRequest", request)?;
     let response = services.runtime.list_containers(ctx, request)?;
     encode_answer("runtime.v1.ListContainersResponse", response, reply)
+}
+
+fn runtime_list_containers_at_hand(services: &Services, request: &[u8]) -> Option<Bytes> {
+    // A request that does not decode is the worker's to refuse.
+    let request: v1::ListContainersRequest =
+        decode("runtime.v1.ListContainersRequest", request).ok()?;
+    services.runtime.list_containers_at_hand(&request)
 }
 
 fn runtime_stream_containers(

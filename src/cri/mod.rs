@@ -80,7 +80,7 @@ mod tests {
         for path in QUICK_METHODS {
             let method = lookup(METHODS, path).unwrap_or_else(|| panic!("{path} is not served"));
             assert!(
-                matches!(method.handler, Handler::Unary(_)),
+                matches!(method.handler, Handler::Unary(_) | Handler::UnaryAtHand(..)),
                 "{path} streams"
             );
         }

@@ -70,6 +70,12 @@ pub trait MessageSink: Send {
 /// `reply` (the bare protobuf message; the server adds the gRPC prefix).
 pub type UnaryFn<S> = fn(&S, &CallContext, &[u8], &mut bytes::BytesMut) -> Result<(), Status>;
 
+/// The encoded reply to `request` (the bare protobuf message) if the
+/// service has it at hand without waiting on anything, else `None`. It runs
+/// on the connection's own thread, so it must never block: no I/O beyond a
+/// local `stat`, no lock it cannot take at once.
+pub type AtHandFn<S> = fn(&S, &[u8]) -> Option<bytes::Bytes>;
+
 /// A server-streaming handler: decodes `request` and sends replies through
 /// the sink until it returns.
 pub type StreamFn<S> = fn(&S, &CallContext, &[u8], &mut dyn MessageSink) -> Result<(), Status>;
@@ -78,6 +84,10 @@ pub type StreamFn<S> = fn(&S, &CallContext, &[u8], &mut dyn MessageSink) -> Resu
 #[derive(Debug)]
 pub enum Handler<S: 'static> {
     Unary(UnaryFn<S>),
+    /// A unary call whose reply may be at hand: the connection's thread
+    /// asks the [`AtHandFn`] first, and sends the call to a worker only
+    /// when it answers `None`.
+    UnaryAtHand(UnaryFn<S>, AtHandFn<S>),
     ServerStreaming(StreamFn<S>),
 }
 

@@ -11,7 +11,9 @@ mod percent;
 mod status;
 mod timeout;
 
-pub use call::{lookup, Answer, CallContext, Handler, MessageSink, Method, StreamFn, UnaryFn};
+pub use call::{
+    lookup, Answer, AtHandFn, CallContext, Handler, MessageSink, Method, StreamFn, UnaryFn,
+};
 pub use framing::{
     message_prefix, put_message, MessageReader, UnaryRequest, MAX_MESSAGE_BYTES, PREFIX_BYTES,
 };

@@ -22,7 +22,9 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 
-use super::dispatch::{stream_job, unary_job, Outbox, Reply, Responder, StreamProducer};
+use super::dispatch::{
+    at_hand_reply, stream_job, unary_job, Outbox, Reply, Responder, StreamProducer,
+};
 use super::workers::{Lane, WorkerPool};
 use crate::grpc::{
     response_headers, trailers, trailers_only, CallContext, Handler, Method, Status, UnaryRequest,
@@ -272,10 +274,18 @@ impl<S: Send + Sync + 'static> Call<S> {
         env: &CallEnv<S>,
         now: Instant,
     ) -> Step {
+        if let Handler::UnaryAtHand(_, at_hand) = self.method.handler {
+            if let Some(reply) =
+                at_hand_reply(self.method.path, at_hand, env.services.as_ref(), &message)
+            {
+                self.finish(reply.map(Some));
+                return Step::Over;
+            }
+        }
         let services = Arc::clone(&env.services);
         let context = self.context.clone();
         let job = match self.method.handler {
-            Handler::Unary(handler) => {
+            Handler::Unary(handler) | Handler::UnaryAtHand(handler, _) => {
                 let responder = Responder::new(self.id, env.replies.clone(), env.waker.clone());
                 self.phase = Phase::Running { reply: None };
                 unary_job(services, handler, context, message, responder)
@@ -447,8 +457,10 @@ impl<S: Send + Sync + 'static> Call<S> {
 /// when listed.
 fn lane<S>(method: &Method<S>, quick_methods: &[&str]) -> Lane {
     match method.handler {
-        Handler::Unary(_) if quick_methods.contains(&method.path) => Lane::Quick,
-        Handler::Unary(_) | Handler::ServerStreaming(_) => Lane::Regular,
+        Handler::Unary(_) | Handler::UnaryAtHand(..) if quick_methods.contains(&method.path) => {
+            Lane::Quick
+        }
+        Handler::Unary(_) | Handler::UnaryAtHand(..) | Handler::ServerStreaming(_) => Lane::Regular,
     }
 }
 

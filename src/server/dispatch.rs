@@ -1,5 +1,6 @@
 //! Running a handler on a worker thread and getting its answer back to the
-//! connection thread that owns the call.
+//! connection thread that owns the call, or taking a reply the service has
+//! at hand on the connection thread itself.
 //!
 //! A unary reply travels as one framed message through the connection's
 //! reply channel, followed by a wake. A server-streaming handler writes
@@ -21,8 +22,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::workers::Job;
 use crate::grpc::{
-    message_prefix, put_message, CallContext, Code, MessageSink, Status, StreamFn, UnaryFn,
-    PREFIX_BYTES,
+    message_prefix, put_message, AtHandFn, CallContext, Code, MessageSink, Status, StreamFn,
+    UnaryFn, PREFIX_BYTES,
 };
 use crate::mailbox::Sender;
 use crate::metrics;
@@ -110,6 +111,29 @@ pub(super) fn unary_job<S: Send + Sync + 'static>(
     })
 }
 
+/// The framed reply `at_hand` has for `request`, or `None` when the call
+/// must go to a worker. Runs on the connection thread; a panic answers the
+/// call `INTERNAL` as it would on a worker, and the call is counted as
+/// there.
+pub(super) fn at_hand_reply<S>(
+    method: &str,
+    at_hand: AtHandFn<S>,
+    services: &S,
+    request: &[u8],
+) -> Option<Result<Bytes, Status>> {
+    let started = Instant::now();
+    let outcome = match catch_unwind(AssertUnwindSafe(|| at_hand(services, request))) {
+        Ok(None) => return None,
+        Ok(Some(body)) => {
+            let mut framed = BytesMut::new();
+            put_message(&mut framed, &body).map(|()| framed.freeze())
+        }
+        Err(panic) => Err(panic_status(method, panic.as_ref())),
+    };
+    record(method, outcome.as_ref().err(), started);
+    Some(outcome)
+}
+
 /// Lets `encode` write the reply body into `buffer` right after room for
 /// the 5-byte prefix, then fills the prefix in: no copy when the body fits
 /// the buffer's spare capacity.
@@ -162,8 +186,8 @@ pub(super) fn stream_job<S: Send + Sync + 'static>(
     })
 }
 
-/// The handler's outcome is known only here, on the worker, so this is
-/// where calls are counted. The registry is process-wide rather than an
+/// The handler's outcome is known only here, on the worker or in
+/// [`at_hand_reply`], so this is where calls are counted. The registry is process-wide rather than an
 /// option of the server: the server stays generic over its services and
 /// every test server records nothing unless a registry is installed.
 fn record(method: &str, error: Option<&Status>, started: Instant) {

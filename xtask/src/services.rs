@@ -6,7 +6,9 @@
 //!
 //! The rpcs in [`ANSWERED_ENCODED`] return an `Answer`, which may carry a
 //! reply encoded earlier: the kubelet asks them every second, and a
-//! runtime can keep their encoded answers while nothing changed.
+//! runtime can keep their encoded answers while nothing changed. Each also
+//! has an `_at_hand` trait method, asked first on the connection's thread,
+//! that gives such a kept answer when it has one without waiting.
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
@@ -193,14 +195,16 @@ fn render(services: &[ServiceSpec]) -> String {
     );
     out.push_str("pub static METHODS: &[Method<Services>] = &[\n");
     for rpc in rows {
-        let kind = if rpc.server_streaming {
-            "ServerStreaming"
+        let handler = if rpc.server_streaming {
+            format!("ServerStreaming({})", rpc.dispatcher)
+        } else if rpc.answered_encoded {
+            format!("UnaryAtHand({0}, {0}_at_hand)", rpc.dispatcher)
         } else {
-            "Unary"
+            format!("Unary({})", rpc.dispatcher)
         };
         out.push_str(&format!(
-            "    Method {{ path: \"{}\", handler: Handler::{kind}({}) }},\n",
-            rpc.path, rpc.dispatcher
+            "    Method {{ path: \"{}\", handler: Handler::{handler} }},\n",
+            rpc.path
         ));
     }
     out.push_str("];\n\n");
@@ -255,6 +259,17 @@ fn render_trait(out: &mut String, service: &ServiceSpec) {
             rpc.full_name
         ));
         out.push_str("    }\n\n");
+        if rpc.answered_encoded {
+            out.push_str(&format!(
+                "    /// The encoded reply to `request` if it is at hand without waiting on\n    /// anything: asked on the connection's thread before the call goes to a\n    /// worker, so it must never block. `None` sends the call to\n    /// [`{0}::{1}`].\n",
+                service.name, rpc.method
+            ));
+            out.push_str(&format!(
+                "    fn {}_at_hand(&self, request: &{MESSAGES_MODULE}::{}) -> Option<Bytes> {{\n",
+                rpc.method, rpc.input
+            ));
+            out.push_str("        let _ = request;\n        None\n    }\n\n");
+        }
     }
     out.push_str("}\n\n");
 }
@@ -298,6 +313,21 @@ fn render_dispatcher(out: &mut String, service: &ServiceSpec, rpc: &RpcSpec) {
         ));
     }
     out.push_str("}\n\n");
+    if rpc.answered_encoded {
+        out.push_str(&format!(
+            "fn {}_at_hand(services: &Services, request: &[u8]) -> Option<Bytes> {{\n",
+            rpc.dispatcher
+        ));
+        out.push_str("    // A request that does not decode is the worker's to refuse.\n");
+        out.push_str(&format!(
+            "    let request: {MESSAGES_MODULE}::{} = decode(\"{input_name}\", request).ok()?;\n",
+            rpc.input
+        ));
+        out.push_str(&format!(
+            "    services.{}.{}_at_hand(&request)\n}}\n\n",
+            service.field, rpc.method
+        ));
+    }
 }
 
 const PREAMBLE: &str = r#"
@@ -313,7 +343,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::v1;
 use crate::grpc::{Answer, CallContext, Handler, MessageSink, Method, Status};
