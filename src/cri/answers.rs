@@ -12,7 +12,10 @@
 //! their answers are built every time and not kept.
 //!
 //! At most [`KEPT_ANSWERS`] answers are kept per list, the least recently
-//! used going first; the kubelet asks each list with two filters.
+//! used going first; the kubelet asks each list with two filters. A kept
+//! answer can also be taken by a caller that must not wait
+//! ([`EncodedAnswers::at_hand`]): the server's connection thread, which
+//! then answers without handing the call to a worker.
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -72,15 +75,15 @@ impl<F: PartialEq + Clone, G: PartialEq + Copy> EncodedAnswers<F, G> {
         Ok(bytes)
     }
 
+    /// The kept answer to `filter` built at `generation`, unless another
+    /// caller is using the answers this very moment.
+    pub fn at_hand(&self, filter: Option<&F>, generation: G) -> Option<Bytes> {
+        let mut kept = self.kept.try_lock().ok()?;
+        take(&mut kept, filter, generation)
+    }
+
     fn kept(&self, filter: Option<&F>, generation: G) -> Option<Bytes> {
-        let mut kept = lock(&self.kept);
-        let at = kept
-            .iter()
-            .position(|kept| kept.filter.as_ref() == filter && kept.generation == generation)?;
-        let hit = kept.remove(at);
-        let bytes = hit.bytes.clone();
-        kept.push(hit);
-        Some(bytes)
+        take(&mut lock(&self.kept), filter, generation)
     }
 
     fn keep(&self, filter: Option<&F>, generation: G, bytes: Bytes) {
@@ -95,6 +98,22 @@ impl<F: PartialEq + Clone, G: PartialEq + Copy> EncodedAnswers<F, G> {
             bytes,
         });
     }
+}
+
+/// The answer in `kept` to `filter` built at `generation`, now the most
+/// recently used.
+fn take<F: PartialEq, G: PartialEq>(
+    kept: &mut Vec<Kept<F, G>>,
+    filter: Option<&F>,
+    generation: G,
+) -> Option<Bytes> {
+    let at = kept
+        .iter()
+        .position(|kept| kept.filter.as_ref() == filter && kept.generation == generation)?;
+    let hit = kept.remove(at);
+    let bytes = hit.bytes.clone();
+    kept.push(hit);
+    Some(bytes)
 }
 
 /// The kept answers are whole values at every step, so a panic elsewhere
@@ -196,6 +215,20 @@ mod tests {
         assert_eq!(builds.get(), built);
         ask(&answers, "b", Some(1), &builds);
         assert_eq!(builds.get(), built + 1);
+    }
+
+    #[test]
+    fn an_answer_at_hand_is_the_kept_one_of_that_generation_unless_the_answers_are_busy() {
+        let answers = EncodedAnswers::default();
+        let builds = Cell::new(0);
+        assert_eq!(answers.at_hand(Some(&"all"), 1), None);
+        let kept = ask(&answers, "all", Some(1), &builds);
+        assert_eq!(answers.at_hand(Some(&"all"), 1), Some(kept));
+        assert_eq!(answers.at_hand(Some(&"all"), 2), None);
+        assert_eq!(answers.at_hand(None, 1), None);
+        let busy = lock(&answers.kept);
+        assert_eq!(answers.at_hand(Some(&"all"), 1), None);
+        drop(busy);
     }
 
     #[test]

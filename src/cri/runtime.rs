@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::api::services::{RuntimeService, Sink};
@@ -374,6 +375,11 @@ impl RuntimeService for Runtime {
         Ok(Answer::Encoded(answer))
     }
 
+    fn list_pod_sandbox_at_hand(&self, request: &v1::ListPodSandboxRequest) -> Option<Bytes> {
+        self.sandboxes
+            .list_pod_sandbox_at_hand(request.filter.as_ref())
+    }
+
     fn stream_pod_sandboxes(
         &self,
         _ctx: &CallContext,
@@ -450,6 +456,11 @@ impl RuntimeService for Runtime {
             .containers
             .list_containers_answer(request.filter.as_ref())?;
         Ok(Answer::Encoded(answer))
+    }
+
+    fn list_containers_at_hand(&self, request: &v1::ListContainersRequest) -> Option<Bytes> {
+        self.containers
+            .list_containers_at_hand(request.filter.as_ref())
     }
 
     fn stream_containers(

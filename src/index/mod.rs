@@ -339,6 +339,15 @@ impl Index {
         Some(self.read().generation)
     }
 
+    /// [`Index::generation`] for a caller that must not wait: `None` also
+    /// while an entry is being changed.
+    pub fn generation_at_hand(&self) -> Option<u64> {
+        if !self.is_warm() {
+            return None;
+        }
+        self.state.try_read().ok().map(|state| state.generation)
+    }
+
     /// Sandboxes plus containers held.
     pub fn len(&self) -> usize {
         self.read().len()

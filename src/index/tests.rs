@@ -107,6 +107,7 @@ fn the_generation_moves_with_every_change_and_is_withheld_while_cold() {
     pod(&fake);
     let index = warm(&fake);
     let first = index.generation().unwrap();
+    assert_eq!(index.generation_at_hand(), Some(first));
     // Inspecting again what has not changed changes nothing.
     index.refresh("c1").unwrap();
     assert_eq!(index.generation(), Some(first));
@@ -118,6 +119,7 @@ fn the_generation_moves_with_every_change_and_is_withheld_while_cold() {
     fake.set_down(true);
     eventually("cold", || !index.is_warm());
     assert_eq!(index.generation(), None);
+    assert_eq!(index.generation_at_hand(), None);
 }
 
 #[test]

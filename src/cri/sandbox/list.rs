@@ -57,6 +57,20 @@ impl SandboxService {
         })
     }
 
+    /// The kept ListPodSandbox answer for this filter, if neither the index
+    /// nor the checkpoint directory has changed since it was built and
+    /// nothing else holds them this moment: for a caller that must not
+    /// wait. It costs one `stat` of the checkpoint directory.
+    pub fn list_pod_sandbox_at_hand(&self, filter: Option<&v1::PodSandboxFilter>) -> Option<Bytes> {
+        let index_generation = self.index.generation_at_hand()?;
+        let listed = self.listed.try_lock().ok()?;
+        if !self.still_listed(&listed) {
+            return None;
+        }
+        self.answers
+            .at_hand(filter, (index_generation, listed.generation))
+    }
+
     /// ListPodSandbox with the CRI `filter`.
     pub fn list_pod_sandbox(
         &self,
@@ -106,13 +120,11 @@ impl SandboxService {
     /// when its mtime moved or the last listing was not to be trusted.
     fn listed_checkpoints(&self) -> Result<MutexGuard<'_, ListedCheckpoints>, SandboxError> {
         let mut listed = lock(&self.listed);
-        // A directory that cannot be read is reported by the listing.
-        let modified = fs::metadata(self.checkpoints.dir())
-            .and_then(|meta| meta.modified())
-            .ok();
-        if modified.is_some() && listed.settled == modified {
+        if self.still_listed(&listed) {
             return Ok(listed);
         }
+        // A directory that cannot be read is reported by the listing.
+        let modified = self.checkpoints_modified();
         let listing_started = SystemTime::now();
         let ids = self.checkpoints.list()?;
         let count = ids.len();
@@ -141,6 +153,20 @@ impl SandboxService {
             generation,
         };
         Ok(listed)
+    }
+}
+
+impl SandboxService {
+    /// Whether `listed` is still what the checkpoint directory holds.
+    fn still_listed(&self, listed: &ListedCheckpoints) -> bool {
+        let modified = self.checkpoints_modified();
+        modified.is_some() && listed.settled == modified
+    }
+
+    fn checkpoints_modified(&self) -> Option<SystemTime> {
+        fs::metadata(self.checkpoints.dir())
+            .and_then(|meta| meta.modified())
+            .ok()
     }
 }
 
@@ -484,6 +510,11 @@ mod handler_tests {
         assert_eq!(answered(&with_gone), expected);
         let again = setup.service.list_pod_sandbox_answer(None).unwrap();
         assert_eq!(again.as_ptr(), with_gone.as_ptr());
+        let at_hand = setup.service.list_pod_sandbox_at_hand(None).unwrap();
+        assert_eq!(at_hand.as_ptr(), with_gone.as_ptr());
+        changed_ago(&dir, Duration::from_secs(10));
+        assert_eq!(setup.service.list_pod_sandbox_at_hand(None), None);
+        setup.service.list_pod_sandbox_answer(None).unwrap();
 
         setup
             .docker
