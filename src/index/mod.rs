@@ -94,6 +94,18 @@ pub struct IndexConfig {
     pub backoff_max: Duration,
 }
 
+impl IndexConfig {
+    /// The delay before the next attempt to follow a stream: the initial
+    /// one after a first failure, doubled after each further failure,
+    /// capped.
+    pub fn next_backoff(&self, previous: Option<Duration>) -> Duration {
+        match previous {
+            None => self.backoff_initial,
+            Some(previous) => (previous * 2).min(self.backoff_max),
+        }
+    }
+}
+
 impl Default for IndexConfig {
     fn default() -> IndexConfig {
         IndexConfig {

@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use log::{debug, info, warn};
 
@@ -81,7 +81,7 @@ fn run(index: &Weak<Index>) {
                     warn!("state index: cannot follow dockerd's events: {err}; retrying");
                 }
                 failing = true;
-                delay = Some(next_delay(&strong.config, delay));
+                delay = Some(strong.config.next_backoff(delay));
                 continue;
             }
         };
@@ -143,15 +143,6 @@ fn follow(index: &Weak<Index>, mut feed: Box<dyn EventFeed>) -> Stop {
     }
 }
 
-/// The delay before the next attempt: the initial one after a first
-/// failure, doubled after each further failure, capped.
-fn next_delay(config: &IndexConfig, previous: Option<Duration>) -> Duration {
-    match previous {
-        None => config.backoff_initial,
-        Some(previous) => (previous * 2).min(config.backoff_max),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,7 +153,7 @@ mod tests {
         let mut delay = None;
         let delays: Vec<u128> = (0..8)
             .map(|_| {
-                delay = Some(next_delay(&config, delay));
+                delay = Some(config.next_backoff(delay));
                 delay.map_or(0, |d| d.as_millis())
             })
             .collect();

@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::docker::{DockerApi, DockerError, ImageSummary};
-use crate::index::{BACKOFF_INITIAL, BACKOFF_MAX, IDLE_TICK};
+use crate::index::IndexConfig;
 use crate::supervisor::{self, Duty, Ended, OnDeath};
 
 /// Without the thread no list is trusted (see [`Unfollowed`]), so its
@@ -181,6 +181,8 @@ impl Drop for Unfollowed<'_> {
 /// lost stream, back off and subscribe again. It holds the kept list only
 /// weakly and ends within an idle tick once its [`ImageListing`] is gone.
 fn follow(docker: &dyn DockerApi, kept: &Weak<Kept>) -> Ended {
+    // The state index's timing: the same dockerd, the same stream.
+    let timing = IndexConfig::default();
     let mut delay = None;
     loop {
         if let Some(delay) = delay {
@@ -191,11 +193,11 @@ fn follow(docker: &dyn DockerApi, kept: &Weak<Kept>) -> Ended {
         }
         // From before the request: dockerd may answer before it has
         // subscribed, and replays what happened since.
-        let events = match docker.image_events(SystemTime::now(), IDLE_TICK) {
+        let events = match docker.image_events(SystemTime::now(), timing.idle_tick) {
             Ok(events) => events,
             Err(err) => {
                 log::debug!("image events: cannot follow dockerd's stream: {err}");
-                delay = Some(delay.map_or(BACKOFF_INITIAL, |d| (d * 2).min(BACKOFF_MAX)));
+                delay = Some(timing.next_backoff(delay));
                 continue;
             }
         };
@@ -220,7 +222,7 @@ fn follow(docker: &dyn DockerApi, kept: &Weak<Kept>) -> Ended {
             }
         }
         log::warn!("image events: lost dockerd's stream ({why}); listing on every use");
-        delay = Some(BACKOFF_INITIAL);
+        delay = Some(timing.backoff_initial);
     }
 }
 
